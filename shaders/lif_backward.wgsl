@@ -1,0 +1,64 @@
+// lif_backward: BPTT through multi-step LIF in reverse time, one dispatch (spec section 2).
+//
+// Bindings:
+//   0 uniform params    : LifParams (same struct as lif_forward)
+//   1 storage read      : membrane     [T, N] f32  h[t] saved by lif_forward
+//   2 storage read      : grad_spikes  [T, N] f32  dL/ds[t] from the layer above
+//   3 storage rw        : grad_current [T, N] f32  dL/dI[t] (written)
+// Dispatch: one invocation per neuron, workgroups of 64, folded 1-D (ceil(N / 64) groups).
+//
+// With gh = dL/dh[t+1] carried backwards and sg(h) = max(0, g - |h - v_th|) / g^2:
+//   hard: gs[t] = dL/ds[t] - lambda * h[t] * gh        (term dropped when detach_reset)
+//         gh'   = gs[t] * sg(h[t]) + lambda * (1 - s[t]) * gh
+//   soft: gs[t] = dL/ds[t] - lambda * v_th * gh        (term dropped when detach_reset)
+//         gh'   = gs[t] * sg(h[t]) + lambda * gh
+//   dL/dI[t] = gh'
+
+struct LifParams {
+    timesteps: u32,
+    neurons: u32,
+    soft_reset: u32,
+    detach_reset: u32,
+    decay: f32,
+    v_th: f32,
+    surrogate_width: f32,
+    _pad: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: LifParams;
+@group(0) @binding(1) var<storage, read> membrane: array<f32>;
+@group(0) @binding(2) var<storage, read> grad_spikes: array<f32>;
+@group(0) @binding(3) var<storage, read_write> grad_current: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let n = (wid.x + wid.y * nwg.x) * 64u + lid;
+    if (n >= params.neurons) {
+        return;
+    }
+    let g = params.surrogate_width;
+    var gh = 0.0; // dL/dh[t+1]
+    for (var k = 0u; k < params.timesteps; k++) {
+        let t = params.timesteps - 1u - k;
+        let i = t * params.neurons + n;
+        let h = membrane[i];
+        let s = select(0.0, 1.0, h >= params.v_th);
+        var gs = grad_spikes[i];
+        var carry: f32;
+        if (params.soft_reset == 1u) {
+            if (params.detach_reset == 0u) {
+                gs -= params.decay * params.v_th * gh;
+            }
+            carry = params.decay * gh;
+        } else {
+            if (params.detach_reset == 0u) {
+                gs -= params.decay * h * gh;
+            }
+            carry = params.decay * (1.0 - s) * gh;
+        }
+        let surrogate = max(0.0, g - abs(h - params.v_th)) / (g * g);
+        gh = gs * surrogate + carry;
+        grad_current[i] = gh;
+    }
+}

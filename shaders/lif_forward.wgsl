@@ -1,0 +1,52 @@
+// lif_forward: multi-step LIF neurons, the whole time loop in one dispatch (spec section 2).
+//
+// Bindings:
+//   0 uniform params : LifParams
+//   1 storage read   : current  [T, N] f32   input current I[t] (N = B*C*H*W, time-major)
+//   2 storage rw     : spikes   [T, N] f32   s[t] in {0, 1}
+//   3 storage rw     : membrane [T, N] f32   h[t] (charged potential, saved for the backward)
+// Dispatch: one invocation per neuron, workgroups of 64, folded 1-D (ceil(N / 64) groups).
+//
+//   hard: h[t] = lambda * u[t-1] * (1 - s[t-1]) + I[t]
+//   soft: h[t] = lambda * (u[t-1] - v_th * s[t-1]) + I[t]
+//   s[t] = (h[t] >= v_th),  u[t] = h[t],  u[0] = s[0] = 0
+
+struct LifParams {
+    timesteps: u32,
+    neurons: u32,
+    soft_reset: u32,     // 0 = hard, 1 = soft
+    detach_reset: u32,   // forward ignores it; kept so both passes share one struct
+    decay: f32,          // lambda
+    v_th: f32,
+    surrogate_width: f32,
+    _pad: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: LifParams;
+@group(0) @binding(1) var<storage, read> current: array<f32>;
+@group(0) @binding(2) var<storage, read_write> spikes: array<f32>;
+@group(0) @binding(3) var<storage, read_write> membrane: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let n = (wid.x + wid.y * nwg.x) * 64u + lid;
+    if (n >= params.neurons) {
+        return;
+    }
+    var u = 0.0;
+    var s = 0.0;
+    for (var t = 0u; t < params.timesteps; t++) {
+        let i = t * params.neurons + n;
+        var h: f32;
+        if (params.soft_reset == 1u) {
+            h = params.decay * (u - params.v_th * s) + current[i];
+        } else {
+            h = params.decay * u * (1.0 - s) + current[i];
+        }
+        s = select(0.0, 1.0, h >= params.v_th);
+        u = h;
+        spikes[i] = s;
+        membrane[i] = h;
+    }
+}

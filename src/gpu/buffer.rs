@@ -1,0 +1,180 @@
+//! Typed storage buffers: upload, and readback that never requires blocking.
+//!
+//! [`GpuBuffer::read_back`] records a copy into a staging buffer and starts `map_async`; the
+//! returned [`Readback`] is either polled each UI frame ([`Readback::try_take`]), awaited
+//! ([`Readback::wait`], web and async code), or finished with [`Readback::block`] (native CLI
+//! and tests, which drive `device.poll`).
+
+use std::marker::PhantomData;
+
+use bytemuck::Pod;
+use futures_channel::oneshot;
+use wgpu::util::DeviceExt;
+
+use super::{limits, GpuContext, GpuError};
+
+/// A storage buffer of `len` elements of `T` (a 4-byte-multiple plain type).
+pub struct GpuBuffer<T: Pod> {
+    buffer: wgpu::Buffer,
+    len: usize,
+    _element: PhantomData<T>,
+}
+
+const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+impl<T: Pod> GpuBuffer<T> {
+    fn byte_size(len: usize) -> Result<u64, GpuError> {
+        let elem = std::mem::size_of::<T>() as u64;
+        debug_assert!(elem % 4 == 0, "GPU element types are 4-byte multiples");
+        let bytes = (len as u64).checked_mul(elem).ok_or(GpuError::LimitExceeded {
+            limit: "max_buffer_size",
+            requested: u64::MAX,
+            max: limits::MAX_BUFFER_BYTES,
+        })?;
+        limits::check_storage_bytes(bytes)?;
+        // Zero-sized bindings are invalid; keep a 4-element minimum.
+        Ok(bytes.max(16))
+    }
+
+    /// A zero-filled buffer.
+    pub fn zeros(ctx: &GpuContext, len: usize, label: &str) -> Result<Self, GpuError> {
+        let size = Self::byte_size(len)?;
+        let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: USAGE,
+            mapped_at_creation: false,
+        });
+        Ok(Self { buffer, len, _element: PhantomData })
+    }
+
+    /// A buffer initialised from `data`.
+    pub fn from_slice(ctx: &GpuContext, data: &[T], label: &str) -> Result<Self, GpuError> {
+        if data.len() * std::mem::size_of::<T>() < 16 {
+            let buf = Self::zeros(ctx, data.len(), label)?;
+            buf.write(ctx, data)?;
+            return Ok(buf);
+        }
+        Self::byte_size(data.len())?;
+        let buffer = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::cast_slice(data),
+            usage: USAGE,
+        });
+        Ok(Self { buffer, len: data.len(), _element: PhantomData })
+    }
+
+    /// Overwrites the start of the buffer with `data` (queued; visible to later submissions).
+    pub fn write(&self, ctx: &GpuContext, data: &[T]) -> Result<(), GpuError> {
+        if data.len() > self.len {
+            return Err(GpuError::shape(
+                "GpuBuffer::write",
+                format!("{} elements into a buffer of {}", data.len(), self.len),
+            ));
+        }
+        if !data.is_empty() {
+            ctx.queue.write_buffer(&self.buffer, 0, bytemuck::cast_slice(data));
+        }
+        Ok(())
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the buffer holds no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The underlying wgpu buffer (for binding).
+    pub fn raw(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+
+    /// Fails with a shape error unless the buffer holds exactly `expected` elements.
+    pub fn expect_len(&self, kernel: &'static str, name: &str, expected: usize) -> Result<(), GpuError> {
+        if self.len != expected {
+            return Err(GpuError::shape(kernel, format!("`{name}` has {} elements, expected {expected}", self.len)));
+        }
+        Ok(())
+    }
+
+    /// Copies the buffer to a staging buffer and starts mapping it. Never blocks.
+    pub fn read_back(&self, ctx: &GpuContext) -> Readback<T> {
+        let bytes = (self.len * std::mem::size_of::<T>()) as u64;
+        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback staging"),
+            size: bytes.max(16),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = ctx.encoder("readback");
+        if bytes > 0 {
+            encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, bytes);
+        }
+        ctx.submit(encoder);
+        let (sender, receiver) = oneshot::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |result| {
+            // The receiver may be gone if the caller dropped the readback; nothing to do then.
+            let _ = sender.send(result);
+        });
+        Readback { staging, len: self.len, receiver, _element: PhantomData }
+    }
+
+    /// Reads the whole buffer, blocking on the device (native CLI, tests, benchmarks).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_blocking(&self, ctx: &GpuContext) -> Result<Vec<T>, GpuError> {
+        self.read_back(ctx).block(ctx)
+    }
+}
+
+/// A readback in flight.
+pub struct Readback<T: Pod> {
+    staging: wgpu::Buffer,
+    len: usize,
+    receiver: oneshot::Receiver<Result<(), wgpu::BufferAsyncError>>,
+    _element: PhantomData<T>,
+}
+
+impl<T: Pod> Readback<T> {
+    fn finish(&self, mapped: Result<(), wgpu::BufferAsyncError>) -> Result<Vec<T>, GpuError> {
+        mapped.map_err(|e| GpuError::Readback(e.to_string()))?;
+        let bytes = self.len * std::mem::size_of::<T>();
+        let data = {
+            let view = self.staging.get_mapped_range(..).map_err(|e| GpuError::Readback(e.to_string()))?;
+            bytemuck::cast_slice::<u8, T>(&view[..bytes]).to_vec()
+        };
+        self.staging.unmap();
+        Ok(data)
+    }
+
+    /// Non-blocking: `Some` once the data has arrived (check again on a later frame).
+    pub fn try_take(&mut self) -> Option<Result<Vec<T>, GpuError>> {
+        match self.receiver.try_recv() {
+            Ok(Some(mapped)) => Some(self.finish(mapped)),
+            Ok(None) => None,
+            Err(_) => Some(Err(GpuError::Readback("device dropped the map callback".into()))),
+        }
+    }
+
+    /// Awaits the data (the browser's event loop drives the callback).
+    pub async fn wait(mut self) -> Result<Vec<T>, GpuError> {
+        let receiver = std::mem::replace(&mut self.receiver, oneshot::channel().1);
+        let mapped = receiver.await.map_err(|_| GpuError::Readback("device dropped the map callback".into()))?;
+        self.finish(mapped)
+    }
+
+    /// Polls the device until the data is there (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn block(mut self, ctx: &GpuContext) -> Result<Vec<T>, GpuError> {
+        ctx.wait_idle()?;
+        match self.try_take() {
+            Some(result) => result,
+            None => Err(GpuError::Readback("map callback did not fire after device poll".into())),
+        }
+    }
+}

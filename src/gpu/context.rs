@@ -1,0 +1,256 @@
+//! Device acquisition and the shared GPU state every kernel needs.
+//!
+//! Acquisition is split from the work (as in wgpu's examples): [`GpuContext::new`] finds an
+//! adapter and opens a device; [`GpuContext::from_device`] wraps a device someone else opened
+//! (eframe's renderer), so tests, CLI and UI all drive kernels through the same type.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+use super::dispatch::Workgroups;
+use super::{limits, GpuError};
+
+/// Which GEMM-like kernel family suits this adapter (see `environment.md` for the numbers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelVariant {
+    /// No shared memory; each invocation keeps an 8x8 register tile. Best on CPU rasterisers
+    /// (lavapipe, SwiftShader), where barriers and scattered loads are expensive.
+    RegisterBlocked,
+    /// Workgroup shared-memory tiles with barriers. Best on real GPUs.
+    SharedTiled,
+}
+
+impl KernelVariant {
+    /// Picks the variant for an adapter; `BITSPIKE_KERNELS=register|tiled` overrides.
+    pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Ok(forced) = std::env::var("BITSPIKE_KERNELS") {
+            match forced.as_str() {
+                "register" => return KernelVariant::RegisterBlocked,
+                "tiled" => return KernelVariant::SharedTiled,
+                other => log::warn!("ignoring BITSPIKE_KERNELS={other} (use register|tiled)"),
+            }
+        }
+        if info.device_type == wgpu::DeviceType::Cpu {
+            KernelVariant::RegisterBlocked
+        } else {
+            KernelVariant::SharedTiled
+        }
+    }
+}
+
+/// A device, its queue, and everything created once per device (the pipeline cache).
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter_info: wgpu::AdapterInfo,
+    /// Limits the device was opened with (at least the WebGPU defaults).
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+    /// GEMM-like kernel family chosen for this adapter.
+    pub variant: KernelVariant,
+    pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
+}
+
+impl GpuContext {
+    /// Finds an adapter (respecting `WGPU_BACKEND` and friends) and opens a device with the
+    /// WebGPU default limits. Async so the same code runs in the browser.
+    pub async fn new() -> Result<Self, GpuError> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
+        let info = adapter.get_info();
+        let downlevel = adapter.get_downlevel_capabilities();
+        if !downlevel.flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS) {
+            return Err(GpuError::NoCompute { name: info.name.clone(), backend: info.backend.to_string() });
+        }
+        let adapter_limits = adapter.limits();
+        let wanted = limits::required_limits();
+        if let Err(reason) = limits_fit(&wanted, &adapter_limits) {
+            return Err(GpuError::RequestDevice(format!(
+                "adapter '{}' offers less than the WebGPU defaults: {reason}",
+                info.name
+            )));
+        }
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("bitspike"),
+                required_features: wgpu::Features::empty(),
+                required_limits: wanted.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| GpuError::RequestDevice(e.to_string()))?;
+        Ok(Self::from_device(device, queue, info))
+    }
+
+    /// Blocking [`GpuContext::new`] for the CLI, tests and benchmarks (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new_blocking() -> Result<Self, GpuError> {
+        pollster::block_on(Self::new())
+    }
+
+    /// Wraps a device opened elsewhere (e.g. eframe's `wgpu_render_state`).
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, adapter_info: wgpu::AdapterInfo) -> Self {
+        let variant = KernelVariant::for_adapter(&adapter_info);
+        Self {
+            limits: device.limits(),
+            features: device.features(),
+            device,
+            queue,
+            adapter_info,
+            variant,
+            pipelines: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// One line for logs and `bitspike info`: adapter name, backend, device type, variant.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {:?}, driver {} {}), kernels: {:?}",
+            self.adapter_info.name,
+            self.adapter_info.backend,
+            self.adapter_info.device_type,
+            self.adapter_info.driver,
+            self.adapter_info.driver_info,
+            self.variant
+        )
+    }
+
+    /// Returns the cached compute pipeline for `key`, compiling `source` on first use.
+    ///
+    /// `key` must identify the source and constants uniquely (kernel name plus variant).
+    /// Compilation errors are caught with an error scope and returned as [`GpuError::Shader`].
+    pub fn pipeline(
+        &self,
+        key: &str,
+        source: &str,
+        constants: &[(&str, f64)],
+    ) -> Result<Arc<wgpu::ComputePipeline>, GpuError> {
+        let mut cache = self.pipelines.lock().map_err(|_| GpuError::Shader {
+            kernel: key.to_string(),
+            message: "pipeline cache poisoned by an earlier panic".into(),
+        })?;
+        if let Some(p) = cache.get(key) {
+            return Ok(p.clone());
+        }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(key),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(key),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: wgpu::PipelineCompilationOptions { constants, ..Default::default() },
+            cache: None,
+        });
+        // wgpu-core resolves error scopes synchronously; on the web the result may arrive
+        // later, in which case the device's uncaptured-error handler reports it.
+        if let Some(Some(error)) = poll_once(scope.pop()) {
+            return Err(GpuError::Shader { kernel: key.to_string(), message: error.to_string() });
+        }
+        let pipeline = Arc::new(pipeline);
+        cache.insert(key.to_string(), pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// Number of distinct pipelines compiled so far.
+    pub fn cached_pipelines(&self) -> usize {
+        self.pipelines.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    /// Records one compute dispatch: binding 0 is the uniform `params`, bindings 1.. are
+    /// `storage` in order (the convention every kernel in `shaders/` follows).
+    pub fn dispatch(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        pipeline: &wgpu::ComputePipeline,
+        label: &str,
+        params: &[u8],
+        storage: &[&wgpu::Buffer],
+        workgroups: Workgroups,
+    ) -> Result<(), GpuError> {
+        let [x, y, z] = workgroups.counts()?;
+        if x == 0 || y == 0 || z == 0 {
+            return Ok(());
+        }
+        limits::check(
+            "max_storage_buffers_per_shader_stage",
+            storage.len() as u64,
+            limits::MAX_STORAGE_BUFFERS_PER_STAGE as u64,
+        )?;
+        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: params,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let mut entries = Vec::with_capacity(storage.len() + 1);
+        entries.push(wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() });
+        for (i, buffer) in storage.iter().enumerate() {
+            limits::check_storage_bytes(buffer.size())?;
+            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: buffer.as_entire_binding() });
+        }
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(x, y, z);
+        Ok(())
+    }
+
+    /// A fresh command encoder.
+    pub fn encoder(&self, label: &str) -> wgpu::CommandEncoder {
+        self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
+    }
+
+    /// Submits an encoder.
+    pub fn submit(&self, encoder: wgpu::CommandEncoder) -> wgpu::SubmissionIndex {
+        self.queue.submit(Some(encoder.finish()))
+    }
+
+    /// Blocks until all submitted work is done (native CLI, tests and benchmarks only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn wait_idle(&self) -> Result<(), GpuError> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| GpuError::Readback(e.to_string()))
+    }
+}
+
+/// Polls a future exactly once with a no-op waker.
+fn poll_once<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// Says which of the limits we need the adapter does not reach.
+fn limits_fit(wanted: &wgpu::Limits, adapter: &wgpu::Limits) -> Result<(), String> {
+    let mut missing = Vec::new();
+    wanted.check_limits_with_fail_fn(adapter, false, |name, want, have| {
+        missing.push(format!("{name}: need {want}, adapter has {have}"));
+    });
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(missing.join("; "))
+    }
+}

@@ -1,0 +1,13 @@
+//! The GPU runtime: device acquisition, typed buffers, the pipeline cache, dispatch geometry and
+//! device limits. Kernels (`crate::kernels`) are built on these and nothing else.
+
+mod buffer;
+mod context;
+mod dispatch;
+mod error;
+pub mod limits;
+
+pub use buffer::{GpuBuffer, Readback};
+pub use context::{GpuContext, KernelVariant};
+pub use dispatch::Workgroups;
+pub use error::GpuError;

@@ -1,0 +1,146 @@
+//! Multi-step LIF neuron: `lif_forward` and `lif_backward` (`shaders/lif_*.wgsl`).
+
+use std::sync::Arc;
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::gpu::{GpuBuffer, GpuContext, GpuError, Workgroups};
+
+/// Reset rule after a spike (spec section 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ResetMode {
+    /// `h[t] = lambda * u[t-1] * (1 - s[t-1]) + I[t]` (default).
+    #[default]
+    Hard,
+    /// `h[t] = lambda * (u[t-1] - V_th * s[t-1]) + I[t]`.
+    Soft,
+}
+
+/// LIF neuron parameters (spec section 2; defaults are the group's).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LifConfig {
+    /// Membrane decay `lambda`.
+    pub decay: f32,
+    /// Firing threshold `V_th`.
+    pub v_th: f32,
+    pub reset: ResetMode,
+    /// When true no gradient flows through the reset term.
+    pub detach_reset: bool,
+    /// Width `g` of the triangle surrogate `max(0, g - |h - V_th|) / g^2`.
+    pub surrogate_width: f32,
+}
+
+impl Default for LifConfig {
+    fn default() -> Self {
+        Self { decay: 0.5, v_th: 1.0, reset: ResetMode::Hard, detach_reset: false, surrogate_width: 1.0 }
+    }
+}
+
+/// Mirrors `struct LifParams` in `shaders/lif_forward.wgsl` and `shaders/lif_backward.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct LifParams {
+    pub timesteps: u32,
+    pub neurons: u32,
+    pub soft_reset: u32,
+    pub detach_reset: u32,
+    pub decay: f32,
+    pub v_th: f32,
+    pub surrogate_width: f32,
+    pub _pad: f32,
+}
+const _: () = assert!(std::mem::size_of::<LifParams>() == 32);
+
+impl LifParams {
+    pub fn new(config: &LifConfig, timesteps: usize, neurons: usize) -> Self {
+        Self {
+            timesteps: timesteps as u32,
+            neurons: neurons as u32,
+            soft_reset: (config.reset == ResetMode::Soft) as u32,
+            detach_reset: config.detach_reset as u32,
+            decay: config.decay,
+            v_th: config.v_th,
+            surrogate_width: config.surrogate_width,
+            _pad: 0.0,
+        }
+    }
+
+    fn check(&self, kernel: &'static str, buffers: &[(&str, usize)]) -> Result<(), GpuError> {
+        let expected = self.timesteps as usize * self.neurons as usize;
+        for (name, len) in buffers {
+            if *len != expected {
+                return Err(GpuError::shape(kernel, format!("`{name}` has {len} elements, expected T*N = {expected}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+const WORKGROUP: u32 = 64;
+
+/// `lif_forward`: current `[T, N]` -> spikes `[T, N]`, membrane `h[t]` `[T, N]`.
+pub struct LifForward {
+    pipeline: Arc<wgpu::ComputePipeline>,
+}
+
+impl LifForward {
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        let pipeline = ctx.pipeline("lif_forward", include_str!("../../shaders/lif_forward.wgsl"), &[])?;
+        Ok(Self { pipeline })
+    }
+
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &LifParams,
+        current: &GpuBuffer<f32>,
+        spikes: &GpuBuffer<f32>,
+        membrane: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        params.check("lif_forward", &[("current", current.len()), ("spikes", spikes.len()), ("membrane", membrane.len())])?;
+        ctx.dispatch(
+            encoder,
+            &self.pipeline,
+            "lif_forward",
+            bytemuck::bytes_of(params),
+            &[current.raw(), spikes.raw(), membrane.raw()],
+            Workgroups::for_items(params.neurons as u64, WORKGROUP),
+        )
+    }
+}
+
+/// `lif_backward`: membrane `[T, N]`, dL/ds `[T, N]` -> dL/dI `[T, N]`.
+pub struct LifBackward {
+    pipeline: Arc<wgpu::ComputePipeline>,
+}
+
+impl LifBackward {
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        let pipeline = ctx.pipeline("lif_backward", include_str!("../../shaders/lif_backward.wgsl"), &[])?;
+        Ok(Self { pipeline })
+    }
+
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &LifParams,
+        membrane: &GpuBuffer<f32>,
+        grad_spikes: &GpuBuffer<f32>,
+        grad_current: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        params.check(
+            "lif_backward",
+            &[("membrane", membrane.len()), ("grad_spikes", grad_spikes.len()), ("grad_current", grad_current.len())],
+        )?;
+        ctx.dispatch(
+            encoder,
+            &self.pipeline,
+            "lif_backward",
+            bytemuck::bytes_of(params),
+            &[membrane.raw(), grad_spikes.raw(), grad_current.raw()],
+            Workgroups::for_items(params.neurons as u64, WORKGROUP),
+        )
+    }
+}

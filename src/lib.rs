@@ -1,0 +1,15 @@
+//! bitspike: Binary Spiking Neural Networks with the Adaptive Gradient Modulation Mechanism
+//! (AGMM, Liang et al., AAAI 2025), trained in WGSL compute shaders driven through wgpu.
+//!
+//! Layers of the crate, bottom up:
+//! - [`gpu`]: device acquisition, typed buffers, pipeline cache, dispatch geometry, limits.
+//! - [`kernels`]: one struct per WGSL kernel in `shaders/`, each recording dispatches.
+//! - [`cpu`]: a CPU mirror for every kernel (same name, same argument order), used by tests
+//!   and for bisecting a broken kernel.
+
+pub mod cpu;
+pub mod gpu;
+pub mod kernels;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod bench;
