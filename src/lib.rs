@@ -6,8 +6,10 @@
 //! - [`kernels`]: one struct per WGSL kernel in `shaders/`, each recording dispatches.
 //! - [`cpu`]: a CPU mirror for every kernel (same name, same argument order), used by tests
 //!   and for bisecting a broken kernel.
+//! - [`data`]: data-set loaders (IDX, CIFAR) and the embedded MNIST-10k.
 
 pub mod cpu;
+pub mod data;
 pub mod gpu;
 pub mod kernels;
 
