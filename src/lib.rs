@@ -6,12 +6,14 @@
 //! - [`kernels`]: one struct per WGSL kernel in `shaders/`, each recording dispatches.
 //! - [`cpu`]: a CPU mirror for every kernel (same name, same argument order), used by tests
 //!   and for bisecting a broken kernel.
+//! - [`model`]: model configs (presets as data), shape inference, summary.
 //! - [`data`]: data-set loaders (IDX, CIFAR) and the embedded MNIST-10k.
 
 pub mod cpu;
 pub mod data;
 pub mod gpu;
 pub mod kernels;
+pub mod model;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;

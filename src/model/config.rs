@@ -1,0 +1,313 @@
+//! Model configuration as data (spec section 7): a model is a list of layer specs plus neuron,
+//! AGMM, encoding and loss settings. Presets are constructors returning a config, never code
+//! paths; a JSON file with the same fields defines any other model.
+
+use serde::{Deserialize, Serialize};
+
+/// Reset rule of the LIF neuron (spec section 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Reset {
+    #[default]
+    Hard,
+    Soft,
+}
+
+/// LIF neuron parameters (spec section 2). Defaults: lambda 0.5, V_th 1.0, hard reset,
+/// gradient through the reset, triangle surrogate width 1.0.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NeuronConfig {
+    pub decay: f32,
+    pub v_th: f32,
+    pub reset: Reset,
+    pub detach_reset: bool,
+    pub surrogate_width: f32,
+}
+
+impl Default for NeuronConfig {
+    fn default() -> Self {
+        Self { decay: 0.5, v_th: 1.0, reset: Reset::Hard, detach_reset: false, surrogate_width: 1.0 }
+    }
+}
+
+/// AGMM mode (spec section 4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AgmmModeConfig {
+    /// `Y = sigmoid(E) * X` with the exact gradient through E (default).
+    #[default]
+    Full,
+    /// E treated as a constant in the backward: pure adaptive gradient scaling.
+    Detached,
+    /// Identity: the plain BSNN baseline.
+    Off,
+}
+
+/// AGMM settings: mode and the running-expectation factor `alpha[t]`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgmmSettings {
+    pub mode: AgmmModeConfig,
+    /// `None` (default): `alpha[t] = 1/t`, E is the running mean. `Some(a)`: constant EMA factor.
+    pub alpha: Option<f32>,
+}
+
+/// How static images become input currents (spec section 6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// The normalised image at every timestep; the first FP conv is the encoder (default).
+    #[default]
+    Direct,
+    /// Bernoulli spikes with probability = pixel intensity in [0, 1], fresh each timestep.
+    Poisson,
+}
+
+/// Readout loss (spec section 6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LossConfig {
+    /// `(1/T) sum_t CE(o[t], y)` (default).
+    #[default]
+    MeanOverTime,
+    /// `CE(mean_t o[t], y)`.
+    MeanLogits,
+}
+
+/// Pooling flavour used by `pool` layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolKind {
+    /// Max pooling (a logical OR on spikes, keeping binary layers' inputs binary). Default.
+    #[default]
+    Max,
+    Avg,
+}
+
+/// Shortcut added before the LIF of a conv unit (Bi-Real style, spec section 7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Shortcut {
+    #[default]
+    None,
+    /// Add the unit's input (same shape).
+    Identity,
+    /// AvgPool 2 + binary 1x1 conv + BN of the unit's input (stride-2 units, channel change).
+    Downsample,
+}
+
+/// One layer (or conv unit) of a model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LayerConfig {
+    /// Conv unit: conv -> BN -> [AGMM if binary] -> [+ shortcut] -> LIF.
+    Conv {
+        out_channels: usize,
+        #[serde(default = "three")]
+        kernel: usize,
+        #[serde(default = "one")]
+        stride: usize,
+        #[serde(default = "one")]
+        padding: usize,
+        /// Binary (+-gamma) weights; false = full precision (the encoder).
+        binary: bool,
+        #[serde(default)]
+        shortcut: Shortcut,
+    },
+    /// Pooling of size x size with stride = size, kind from the model's `pooling`.
+    Pool { size: usize },
+    /// Average over the whole feature map (resnet19, vgg11 heads).
+    GlobalAvgPool,
+    /// Fully connected readout applied at every timestep (flattens its input).
+    Linear {
+        out_features: usize,
+        #[serde(default)]
+        binary: bool,
+        #[serde(default = "yes")]
+        bias: bool,
+    },
+}
+
+fn one() -> usize {
+    1
+}
+fn three() -> usize {
+    3
+}
+fn yes() -> bool {
+    true
+}
+
+/// A whole model: input geometry, timesteps, neuron/AGMM/encoding/loss settings, layers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub name: String,
+    /// Input `[channels, height, width]`.
+    pub input: [usize; 3],
+    pub classes: usize,
+    /// Timesteps T.
+    pub timesteps: usize,
+    #[serde(default)]
+    pub neuron: NeuronConfig,
+    #[serde(default)]
+    pub agmm: AgmmSettings,
+    #[serde(default)]
+    pub encoding: Encoding,
+    #[serde(default)]
+    pub loss: LossConfig,
+    #[serde(default)]
+    pub pooling: PoolKind,
+    /// Per-channel normalisation `(x/255 - mean) / std` applied to input images.
+    pub normalize_mean: Vec<f32>,
+    pub normalize_std: Vec<f32>,
+    pub layers: Vec<LayerConfig>,
+}
+
+/// Names of the built-in presets.
+pub const PRESETS: &[&str] = &["mnist", "resnet19", "vgg11"];
+
+impl ModelConfig {
+    /// A preset by name (`mnist`, `resnet19`, `vgg11`).
+    pub fn preset(name: &str) -> Option<Self> {
+        match name {
+            "mnist" => Some(Self::mnist()),
+            "resnet19" => Some(Self::resnet19(10)),
+            "vgg11" => Some(Self::vgg11(10)),
+            _ => None,
+        }
+    }
+
+    /// `mnist` (spec 7): FPConv 1->32 + BN + LIF; MaxPool 2; BConv 32->64 + BN + AGMM + LIF;
+    /// MaxPool 2; BConv 64->64 + BN + AGMM + LIF; flatten; FP Linear 64*7*7 -> 10. T = 4.
+    pub fn mnist() -> Self {
+        let conv = |out_channels, binary| LayerConfig::Conv {
+            out_channels,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            binary,
+            shortcut: Shortcut::None,
+        };
+        Self {
+            name: "mnist".into(),
+            input: [1, 28, 28],
+            classes: 10,
+            timesteps: 4,
+            neuron: NeuronConfig::default(),
+            agmm: AgmmSettings::default(),
+            encoding: Encoding::Direct,
+            loss: LossConfig::MeanOverTime,
+            pooling: PoolKind::Max,
+            normalize_mean: vec![0.1307],
+            normalize_std: vec![0.3081],
+            layers: vec![
+                conv(32, false),
+                LayerConfig::Pool { size: 2 },
+                conv(64, true),
+                LayerConfig::Pool { size: 2 },
+                conv(64, true),
+                LayerConfig::Linear { out_features: 10, binary: false, bias: true },
+            ],
+        }
+    }
+
+    /// `resnet19` for CIFAR (spec 7): FPConv 3->128 stem, basic blocks [3, 3, 2] at 128/256/512
+    /// (stride 2 at stages 2 and 3), every binary conv with its own Bi-Real shortcut (identity,
+    /// or AvgPool 2 + binary 1x1 conv + BN where the shape changes), global average pool,
+    /// FP Linear. T = 2.
+    pub fn resnet19(classes: usize) -> Self {
+        let mut layers = vec![LayerConfig::Conv {
+            out_channels: 128,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            binary: false,
+            shortcut: Shortcut::None,
+        }];
+        for (stage, (&blocks, &channels)) in [3usize, 3, 2].iter().zip(&[128usize, 256, 512]).enumerate() {
+            for block in 0..blocks {
+                for conv in 0..2 {
+                    let downsample = stage > 0 && block == 0 && conv == 0;
+                    layers.push(LayerConfig::Conv {
+                        out_channels: channels,
+                        kernel: 3,
+                        stride: if downsample { 2 } else { 1 },
+                        padding: 1,
+                        binary: true,
+                        shortcut: if downsample { Shortcut::Downsample } else { Shortcut::Identity },
+                    });
+                }
+            }
+        }
+        layers.push(LayerConfig::GlobalAvgPool);
+        layers.push(LayerConfig::Linear { out_features: classes, binary: false, bias: true });
+        Self {
+            name: "resnet19".into(),
+            input: [3, 32, 32],
+            classes,
+            timesteps: 2,
+            neuron: NeuronConfig::default(),
+            agmm: AgmmSettings::default(),
+            encoding: Encoding::Direct,
+            loss: LossConfig::MeanOverTime,
+            pooling: PoolKind::Avg,
+            normalize_mean: vec![0.4914, 0.4822, 0.4465],
+            normalize_std: vec![0.2470, 0.2435, 0.2616],
+            layers,
+        }
+    }
+
+    /// `vgg11` for event data (spec 7): 64C3-128C3-AP2-256C3-256C3-AP2-512C3-512C3-AP2-
+    /// 512C3-512C3-GAP-FC, T = 10, 2 polarity channels at 48x48.
+    pub fn vgg11(classes: usize) -> Self {
+        let conv = |out_channels, binary| LayerConfig::Conv {
+            out_channels,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            binary,
+            shortcut: Shortcut::None,
+        };
+        let pool = LayerConfig::Pool { size: 2 };
+        Self {
+            name: "vgg11".into(),
+            input: [2, 48, 48],
+            classes,
+            timesteps: 10,
+            neuron: NeuronConfig::default(),
+            agmm: AgmmSettings::default(),
+            encoding: Encoding::Direct,
+            loss: LossConfig::MeanOverTime,
+            pooling: PoolKind::Avg,
+            normalize_mean: vec![0.0, 0.0],
+            normalize_std: vec![1.0, 1.0],
+            layers: vec![
+                conv(64, false),
+                conv(128, true),
+                pool.clone(),
+                conv(256, true),
+                conv(256, true),
+                pool.clone(),
+                conv(512, true),
+                conv(512, true),
+                pool,
+                conv(512, true),
+                conv(512, true),
+                LayerConfig::GlobalAvgPool,
+                LayerConfig::Linear { out_features: classes, binary: false, bias: true },
+            ],
+        }
+    }
+
+    /// Parses a JSON model config.
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// Pretty JSON (the format `from_json` reads).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
