@@ -2,10 +2,12 @@
 //! embedded MNIST-10k default. Loaders validate every header against the bytes actually present
 //! before allocating, and report malformed input as a [`DataError`] naming the file.
 
+mod batch;
 mod cifar;
 mod embedded;
 mod idx;
 
+pub use batch::{epoch_order, make_batch, HostBatch, InputSpec};
 pub use cifar::{load_cifar, CifarKind};
 pub use embedded::{embedded_mnist10k, EmbeddedSplit};
 pub use idx::{decode_idx_images, decode_idx_labels, load_idx_pair};
