@@ -7,8 +7,10 @@
 //! - [`cpu`]: a CPU mirror for every kernel (same name, same argument order), used by tests
 //!   and for bisecting a broken kernel.
 //! - [`model`]: model configs (presets as data), shape inference, summary.
+//! - [`checkpoint`]: safetensors checkpoints (PyTorch names/layouts), atomic writes.
 //! - [`data`]: data-set loaders (IDX, CIFAR) and the embedded MNIST-10k.
 
+pub mod checkpoint;
 pub mod cpu;
 pub mod data;
 pub mod gpu;

@@ -1,0 +1,137 @@
+//! Checkpoints as safetensors: PyTorch layouts and names (conv `[out, in, kh, kw]`, linear
+//! `[out, in]`, BN `weight/bias/running_mean/running_var`), latent f32 weights, optimizer state
+//! under `optim.*`, and the full run configuration in the metadata. Files are written
+//! atomically (temporary file in the same directory, then rename), so a crash never leaves a
+//! half-written checkpoint where a good one was.
+
+use std::collections::{BTreeMap, HashMap};
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use thiserror::Error;
+
+/// What can go wrong reading, writing or matching a checkpoint.
+#[derive(Debug, Error)]
+pub enum CheckpointError {
+    #[error("{file}: cannot read or write: {source}")]
+    Io { file: String, source: std::io::Error },
+    #[error("{file}: not a valid safetensors file: {message}")]
+    Format { file: String, message: String },
+    #[error("{file}: tensor `{name}` has dtype {dtype}, expected F32")]
+    Dtype { file: String, name: String, dtype: String },
+    #[error("checkpoint does not fit this model: first mismatch at tensor `{name}`: {problem}")]
+    Mismatch { name: String, problem: String },
+    #[error("{file}: metadata key `{key}` is missing or malformed")]
+    Metadata { file: String, key: String },
+}
+
+/// One f32 tensor with its PyTorch-style name and shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// Tensors plus string metadata (config JSON, epoch, step, seed...).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Checkpoint {
+    pub tensors: Vec<NamedTensor>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl Checkpoint {
+    /// Serialises to safetensors bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, CheckpointError> {
+        let fmt = |e: safetensors::SafeTensorError| CheckpointError::Format { file: "<memory>".into(), message: e.to_string() };
+        let mut views = Vec::with_capacity(self.tensors.len());
+        for t in &self.tensors {
+            let bytes: &[u8] = bytemuck::cast_slice(&t.data);
+            views.push((t.name.clone(), TensorView::new(Dtype::F32, t.shape.clone(), bytes).map_err(fmt)?));
+        }
+        let meta: HashMap<String, String> = self.metadata.clone().into_iter().collect();
+        safetensors::serialize(views, Some(meta)).map_err(fmt)
+    }
+
+    /// Parses safetensors bytes (`file` names the source in errors). Tensors keep file order
+    /// sorted by name; use [`Checkpoint::get`] to look one up.
+    pub fn from_bytes(file: &str, bytes: &[u8]) -> Result<Self, CheckpointError> {
+        let fmt = |e: safetensors::SafeTensorError| CheckpointError::Format { file: file.into(), message: e.to_string() };
+        let st = SafeTensors::deserialize(bytes).map_err(fmt)?;
+        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(fmt)?;
+        let mut tensors = Vec::new();
+        for (name, view) in st.tensors() {
+            if view.dtype() != Dtype::F32 {
+                return Err(CheckpointError::Dtype { file: file.into(), name, dtype: format!("{:?}", view.dtype()) });
+            }
+            // safetensors data may be unaligned: copy via from_le_bytes, not a cast.
+            let data = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            tensors.push(NamedTensor { name, shape: view.shape().to_vec(), data });
+        }
+        tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        let metadata = meta.metadata().clone().unwrap_or_default().into_iter().collect();
+        Ok(Self { tensors, metadata })
+    }
+
+    /// The tensor called `name`.
+    pub fn get(&self, name: &str) -> Option<&NamedTensor> {
+        self.tensors.iter().find(|t| t.name == name)
+    }
+
+    /// Checks that every expected `(name, shape)` is present with that shape and nothing else
+    /// is; the error names the first mismatching tensor.
+    pub fn check_fits(&self, expected: &[(String, Vec<usize>)]) -> Result<(), CheckpointError> {
+        for (name, shape) in expected {
+            match self.get(name) {
+                None => return Err(CheckpointError::Mismatch { name: name.clone(), problem: "missing from the checkpoint".into() }),
+                Some(t) if &t.shape != shape => {
+                    return Err(CheckpointError::Mismatch {
+                        name: name.clone(),
+                        problem: format!("shape {:?} in the checkpoint, {:?} in the model", t.shape, shape),
+                    })
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(extra) = self.tensors.iter().find(|t| !expected.iter().any(|(n, _)| n == &t.name)) {
+            return Err(CheckpointError::Mismatch { name: extra.name.clone(), problem: "not part of this model".into() });
+        }
+        Ok(())
+    }
+
+    /// A metadata value parsed as `T`.
+    pub fn meta<T: std::str::FromStr>(&self, file: &str, key: &str) -> Result<T, CheckpointError> {
+        self.metadata
+            .get(key)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| CheckpointError::Metadata { file: file.into(), key: key.into() })
+    }
+
+    /// Writes atomically: a temporary file next to `path`, flushed, then renamed over it.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn save(&self, path: &std::path::Path) -> Result<(), CheckpointError> {
+        use std::io::Write;
+        let io = |source| CheckpointError::Io { file: path.display().to_string(), source };
+        let bytes = self.to_bytes()?;
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "checkpoint".into());
+        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let result = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result.map_err(io)
+    }
+
+    /// Reads a checkpoint file.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load(path: &std::path::Path) -> Result<Self, CheckpointError> {
+        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io { file: path.display().to_string(), source })?;
+        Self::from_bytes(&path.display().to_string(), &bytes)
+    }
+}
