@@ -13,11 +13,18 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum CheckpointError {
     #[error("{file}: cannot read or write: {source}")]
-    Io { file: String, source: std::io::Error },
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
     #[error("{file}: not a valid safetensors file: {message}")]
     Format { file: String, message: String },
     #[error("{file}: tensor `{name}` has dtype {dtype}, expected F32")]
-    Dtype { file: String, name: String, dtype: String },
+    Dtype {
+        file: String,
+        name: String,
+        dtype: String,
+    },
     #[error("checkpoint does not fit this model: first mismatch at tensor `{name}`: {problem}")]
     Mismatch { name: String, problem: String },
     #[error("{file}: metadata key `{key}` is missing or malformed")]
@@ -42,11 +49,17 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// Serialises to safetensors bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, CheckpointError> {
-        let fmt = |e: safetensors::SafeTensorError| CheckpointError::Format { file: "<memory>".into(), message: e.to_string() };
+        let fmt = |e: safetensors::SafeTensorError| CheckpointError::Format {
+            file: "<memory>".into(),
+            message: e.to_string(),
+        };
         let mut views = Vec::with_capacity(self.tensors.len());
         for t in &self.tensors {
             let bytes: &[u8] = bytemuck::cast_slice(&t.data);
-            views.push((t.name.clone(), TensorView::new(Dtype::F32, t.shape.clone(), bytes).map_err(fmt)?));
+            views.push((
+                t.name.clone(),
+                TensorView::new(Dtype::F32, t.shape.clone(), bytes).map_err(fmt)?,
+            ));
         }
         let meta: HashMap<String, String> = self.metadata.clone().into_iter().collect();
         safetensors::serialize(views, Some(meta)).map_err(fmt)
@@ -55,20 +68,40 @@ impl Checkpoint {
     /// Parses safetensors bytes (`file` names the source in errors). Tensors keep file order
     /// sorted by name; use [`Checkpoint::get`] to look one up.
     pub fn from_bytes(file: &str, bytes: &[u8]) -> Result<Self, CheckpointError> {
-        let fmt = |e: safetensors::SafeTensorError| CheckpointError::Format { file: file.into(), message: e.to_string() };
+        let fmt = |e: safetensors::SafeTensorError| CheckpointError::Format {
+            file: file.into(),
+            message: e.to_string(),
+        };
         let st = SafeTensors::deserialize(bytes).map_err(fmt)?;
         let (_, meta) = SafeTensors::read_metadata(bytes).map_err(fmt)?;
         let mut tensors = Vec::new();
         for (name, view) in st.tensors() {
             if view.dtype() != Dtype::F32 {
-                return Err(CheckpointError::Dtype { file: file.into(), name, dtype: format!("{:?}", view.dtype()) });
+                return Err(CheckpointError::Dtype {
+                    file: file.into(),
+                    name,
+                    dtype: format!("{:?}", view.dtype()),
+                });
             }
             // safetensors data may be unaligned: copy via from_le_bytes, not a cast.
-            let data = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-            tensors.push(NamedTensor { name, shape: view.shape().to_vec(), data });
+            let data = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            tensors.push(NamedTensor {
+                name,
+                shape: view.shape().to_vec(),
+                data,
+            });
         }
         tensors.sort_by(|a, b| a.name.cmp(&b.name));
-        let metadata = meta.metadata().clone().unwrap_or_default().into_iter().collect();
+        let metadata = meta
+            .metadata()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         Ok(Self { tensors, metadata })
     }
 
@@ -82,18 +115,33 @@ impl Checkpoint {
     pub fn check_fits(&self, expected: &[(String, Vec<usize>)]) -> Result<(), CheckpointError> {
         for (name, shape) in expected {
             match self.get(name) {
-                None => return Err(CheckpointError::Mismatch { name: name.clone(), problem: "missing from the checkpoint".into() }),
+                None => {
+                    return Err(CheckpointError::Mismatch {
+                        name: name.clone(),
+                        problem: "missing from the checkpoint".into(),
+                    })
+                }
                 Some(t) if &t.shape != shape => {
                     return Err(CheckpointError::Mismatch {
                         name: name.clone(),
-                        problem: format!("shape {:?} in the checkpoint, {:?} in the model", t.shape, shape),
+                        problem: format!(
+                            "shape {:?} in the checkpoint, {:?} in the model",
+                            t.shape, shape
+                        ),
                     })
                 }
                 Some(_) => {}
             }
         }
-        if let Some(extra) = self.tensors.iter().find(|t| !expected.iter().any(|(n, _)| n == &t.name)) {
-            return Err(CheckpointError::Mismatch { name: extra.name.clone(), problem: "not part of this model".into() });
+        if let Some(extra) = self
+            .tensors
+            .iter()
+            .find(|t| !expected.iter().any(|(n, _)| n == &t.name))
+        {
+            return Err(CheckpointError::Mismatch {
+                name: extra.name.clone(),
+                problem: "not part of this model".into(),
+            });
         }
         Ok(())
     }
@@ -103,18 +151,30 @@ impl Checkpoint {
         self.metadata
             .get(key)
             .and_then(|v| v.parse().ok())
-            .ok_or_else(|| CheckpointError::Metadata { file: file.into(), key: key.into() })
+            .ok_or_else(|| CheckpointError::Metadata {
+                file: file.into(),
+                key: key.into(),
+            })
     }
 
     /// Writes atomically: a temporary file next to `path`, flushed, then renamed over it.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn save(&self, path: &std::path::Path) -> Result<(), CheckpointError> {
         use std::io::Write;
-        let io = |source| CheckpointError::Io { file: path.display().to_string(), source };
+        let io = |source| CheckpointError::Io {
+            file: path.display().to_string(),
+            source,
+        };
         let bytes = self.to_bytes()?;
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
         std::fs::create_dir_all(dir).map_err(io)?;
-        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "checkpoint".into());
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| "checkpoint".into());
         let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
         let result = (|| {
             let mut f = std::fs::File::create(&tmp)?;
@@ -131,7 +191,10 @@ impl Checkpoint {
     /// Reads a checkpoint file.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load(path: &std::path::Path) -> Result<Self, CheckpointError> {
-        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io { file: path.display().to_string(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+            file: path.display().to_string(),
+            source,
+        })?;
         Self::from_bytes(&path.display().to_string(), &bytes)
     }
 }

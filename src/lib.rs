@@ -8,6 +8,8 @@
 //!   and for bisecting a broken kernel.
 //! - [`model`]: model configs (presets as data), shape inference, summary.
 //! - [`checkpoint`]: safetensors checkpoints (PyTorch names/layouts), atomic writes.
+//! - [`snn`]: the BSNN on the GPU: parameters, forward/backward/optimizer recording, metrics.
+//! - [`train`]: the trainer (epochs, schedule, evaluation, metrics records).
 //! - [`data`]: data-set loaders (IDX, CIFAR) and the embedded MNIST-10k.
 
 pub mod checkpoint;
@@ -16,6 +18,8 @@ pub mod data;
 pub mod gpu;
 pub mod kernels;
 pub mod model;
+pub mod snn;
+pub mod train;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;

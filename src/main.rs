@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use bitspike::gpu::GpuContext;
 
 #[derive(Parser)]
-#[command(name = "bitspike", version, about = "Binary Spiking Neural Networks with AGMM on wgpu")]
+#[command(
+    name = "bitspike",
+    version,
+    about = "Binary Spiking Neural Networks with AGMM on wgpu"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,12 +41,27 @@ fn main() -> anyhow::Result<()> {
             println!("features: {:?}", ctx.features);
             let l = &ctx.limits;
             println!("limits (requested WebGPU defaults):");
-            println!("  max_storage_buffer_binding_size    {}", l.max_storage_buffer_binding_size);
+            println!(
+                "  max_storage_buffer_binding_size    {}",
+                l.max_storage_buffer_binding_size
+            );
             println!("  max_buffer_size                    {}", l.max_buffer_size);
-            println!("  max_storage_buffers_per_shader_stage {}", l.max_storage_buffers_per_shader_stage);
-            println!("  max_compute_invocations_per_workgroup {}", l.max_compute_invocations_per_workgroup);
-            println!("  max_compute_workgroup_storage_size {}", l.max_compute_workgroup_storage_size);
-            println!("  max_compute_workgroups_per_dimension {}", l.max_compute_workgroups_per_dimension);
+            println!(
+                "  max_storage_buffers_per_shader_stage {}",
+                l.max_storage_buffers_per_shader_stage
+            );
+            println!(
+                "  max_compute_invocations_per_workgroup {}",
+                l.max_compute_invocations_per_workgroup
+            );
+            println!(
+                "  max_compute_workgroup_storage_size {}",
+                l.max_compute_workgroup_storage_size
+            );
+            println!(
+                "  max_compute_workgroups_per_dimension {}",
+                l.max_compute_workgroups_per_dimension
+            );
         }
         Command::Bench { reps, filter } => {
             let ctx = GpuContext::new_blocking().context("opening the GPU")?;

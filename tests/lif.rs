@@ -12,9 +12,21 @@ fn configs() -> Vec<LifConfig> {
     let base = LifConfig::default();
     vec![
         base,
-        LifConfig { reset: ResetMode::Soft, ..base },
-        LifConfig { detach_reset: true, ..base },
-        LifConfig { reset: ResetMode::Soft, detach_reset: true, decay: 0.9, v_th: 0.7, surrogate_width: 0.5 },
+        LifConfig {
+            reset: ResetMode::Soft,
+            ..base
+        },
+        LifConfig {
+            detach_reset: true,
+            ..base
+        },
+        LifConfig {
+            reset: ResetMode::Soft,
+            detach_reset: true,
+            decay: 0.9,
+            v_th: 0.7,
+            surrogate_width: 0.5,
+        },
     ]
 }
 
@@ -38,8 +50,18 @@ fn lif_forward_matches_cpu_reference() {
                 fwd.dispatch(&ctx, &mut enc, &params, &cur, &s, &h).unwrap();
                 ctx.submit(enc);
                 let tag = format!("lif_forward {config:?} T={t} N={n}");
-                assert_exact(&format!("{tag} spikes"), &s.read_blocking(&ctx).unwrap(), &want_s);
-                assert_close(&format!("{tag} membrane"), &h.read_blocking(&ctx).unwrap(), &want_h, 1e-6, 1e-6);
+                assert_exact(
+                    &format!("{tag} spikes"),
+                    &s.read_blocking(&ctx).unwrap(),
+                    &want_s,
+                );
+                assert_close(
+                    &format!("{tag} membrane"),
+                    &h.read_blocking(&ctx).unwrap(),
+                    &want_h,
+                    1e-6,
+                    1e-6,
+                );
             }
         }
     }
@@ -65,7 +87,8 @@ fn lif_backward_matches_cpu_reference() {
                 let gs = GpuBuffer::from_slice(&ctx, &grad_s, "gs").unwrap();
                 let gi = GpuBuffer::<f32>::zeros(&ctx, t * n, "gi").unwrap();
                 let mut enc = ctx.encoder("test");
-                bwd.dispatch(&ctx, &mut enc, &params, &hb, &gs, &gi).unwrap();
+                bwd.dispatch(&ctx, &mut enc, &params, &hb, &gs, &gi)
+                    .unwrap();
                 ctx.submit(enc);
                 let tag = format!("lif_backward {config:?} T={t} N={n}");
                 assert_close(&tag, &gi.read_blocking(&ctx).unwrap(), &want, 1e-5, 1e-5);
@@ -92,7 +115,11 @@ fn lif_backward_equals_surrogate_chain_rule() {
         cpu::lif::lif_forward(&params, &current, &mut s, &mut h);
         let mut reverse = vec![0.0; t_len];
         cpu::lif::lif_backward(&params, &h, &upstream, &mut reverse);
-        let (lam, vth, g) = (config.decay as f64, config.v_th as f64, config.surrogate_width as f64);
+        let (lam, vth, g) = (
+            config.decay as f64,
+            config.v_th as f64,
+            config.surrogate_width as f64,
+        );
         for k in 0..t_len {
             // tangent: d/dI[k]
             let (mut u, mut du, mut sp, mut dsp) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
@@ -101,8 +128,14 @@ fn lif_backward_equals_surrogate_chain_rule() {
                 let di = if t == k { 1.0 } else { 0.0 };
                 let dsp_r = if config.detach_reset { 0.0 } else { dsp };
                 let (hh, dh) = match config.reset {
-                    ResetMode::Hard => (lam * u * (1.0 - sp) + current[t] as f64, lam * (du * (1.0 - sp) - u * dsp_r) + di),
-                    ResetMode::Soft => (lam * (u - vth * sp) + current[t] as f64, lam * (du - vth * dsp_r) + di),
+                    ResetMode::Hard => (
+                        lam * u * (1.0 - sp) + current[t] as f64,
+                        lam * (du * (1.0 - sp) - u * dsp_r) + di,
+                    ),
+                    ResetMode::Soft => (
+                        lam * (u - vth * sp) + current[t] as f64,
+                        lam * (du - vth * dsp_r) + di,
+                    ),
                 };
                 let surrogate = (g - (hh - vth).abs()).max(0.0) / (g * g);
                 sp = if hh >= vth { 1.0 } else { 0.0 };
@@ -112,8 +145,14 @@ fn lif_backward_equals_surrogate_chain_rule() {
                 vjp += upstream[t] as f64 * dsp;
             }
             let got = reverse[k] as f64;
-            println!("{:?} dL/dI[{k}]: reverse {got:.6} forward-mode {vjp:.6}", config.reset);
-            assert!((got - vjp).abs() <= 1e-5 + 1e-4 * vjp.abs(), "k={k}: {got} vs {vjp}");
+            println!(
+                "{:?} dL/dI[{k}]: reverse {got:.6} forward-mode {vjp:.6}",
+                config.reset
+            );
+            assert!(
+                (got - vjp).abs() <= 1e-5 + 1e-4 * vjp.abs(),
+                "k={k}: {got} vs {vjp}"
+            );
         }
     }
 }

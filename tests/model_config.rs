@@ -52,7 +52,14 @@ fn config_round_trips_through_json() {
     let c = ModelConfig::from_json(minimal).unwrap();
     assert_eq!(c.neuron, NeuronConfig::default());
     assert_eq!(c.agmm.mode, AgmmModeConfig::Full);
-    assert!(matches!(c.layers[1], LayerConfig::Linear { bias: true, binary: false, .. }));
+    assert!(matches!(
+        c.layers[1],
+        LayerConfig::Linear {
+            bias: true,
+            binary: false,
+            ..
+        }
+    ));
     let unknown = minimal.replace("\"timesteps\"", "\"timestepz\"");
     let e = ModelConfig::from_json(&unknown).unwrap_err().to_string();
     println!("{e}");
@@ -70,7 +77,14 @@ fn inconsistent_configs_are_refused_with_the_layer_named() {
     c.classes = 12;
     assert!(plan(&c).unwrap_err().to_string().contains("12 classes"));
     let mut c = ModelConfig::mnist();
-    c.layers[0] = LayerConfig::Conv { out_channels: 32, kernel: 3, stride: 1, padding: 1, binary: false, shortcut: Shortcut::Identity };
+    c.layers[0] = LayerConfig::Conv {
+        out_channels: 32,
+        kernel: 3,
+        stride: 1,
+        padding: 1,
+        binary: false,
+        shortcut: Shortcut::Identity,
+    };
     let e = plan(&c).unwrap_err().to_string();
     println!("{e}");
     assert!(e.contains("layer 0 (conv): identity shortcut"));
@@ -90,9 +104,15 @@ fn mnist_summary_counts_params_bits_and_operations() {
     assert_eq!(s.size_bytes_fp32(), ((binary + fp) * 4) as f64);
     assert_eq!(s.size_bytes_binary(), (binary + 32 * fp) as f64 / 8.0);
     assert_eq!(s.rows[0].ops, 288 * 784 * 4);
-    assert!(!s.rows[0].spike_input, "direct encoding: the encoder conv does MACs");
+    assert!(
+        !s.rows[0].spike_input,
+        "direct encoding: the encoder conv does MACs"
+    );
     assert!(s.rows[2].spike_input && s.rows[2].ops == 18_432 * 196 * 4);
     let (acs, macs, _) = s.energy_joules(Some(&[1.0, 1.0, 0.5, 1.0, 0.25, 0.1]));
     assert_eq!(macs, (288 * 784 * 4) as f64);
-    assert_eq!(acs, 18_432.0 * 196.0 * 4.0 * 0.5 + 36_864.0 * 49.0 * 4.0 * 0.25 + 31_360.0 * 4.0 * 0.1);
+    assert_eq!(
+        acs,
+        18_432.0 * 196.0 * 4.0 * 0.5 + 36_864.0 * 49.0 * 4.0 * 0.25 + 31_360.0 * 4.0 * 0.1
+    );
 }

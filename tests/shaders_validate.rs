@@ -17,7 +17,11 @@ fn every_shader_validates_for_webgpu() {
     let mut failures = Vec::new();
     for path in &paths {
         let source = std::fs::read_to_string(path).expect("readable shader");
-        let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
         let module = match naga::front::wgsl::parse_str(&source) {
             Ok(m) => m,
             Err(e) => {
@@ -31,16 +35,30 @@ fn every_shader_validates_for_webgpu() {
             Ok(_) => println!("ok   {name}"),
             Err(e) => failures.push(format!("{name}: {}", e.emit_to_string(&source))),
         }
-        if !module.entry_points.iter().any(|ep| ep.name == "main" && ep.stage == naga::ShaderStage::Compute) {
+        if !module
+            .entry_points
+            .iter()
+            .any(|ep| ep.name == "main" && ep.stage == naga::ShaderStage::Compute)
+        {
             failures.push(format!("{name}: no `@compute fn main` entry point"));
         }
         for ep in &module.entry_points {
             let [x, y, z] = ep.workgroup_size;
             if x * y * z > 256 {
-                failures.push(format!("{name}: workgroup {x}x{y}x{z} exceeds WebGPU's 256 invocations"));
+                failures.push(format!(
+                    "{name}: workgroup {x}x{y}x{z} exceeds WebGPU's 256 invocations"
+                ));
             }
         }
     }
-    println!("validated {} shaders, {} failures", paths.len(), failures.len());
-    assert!(failures.is_empty(), "shader failures:\n{}", failures.join("\n\n"));
+    println!(
+        "validated {} shaders, {} failures",
+        paths.len(),
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "shader failures:\n{}",
+        failures.join("\n\n")
+    );
 }

@@ -7,7 +7,9 @@ use crate::kernels::lif::{LifBackward, LifConfig, LifForward, LifParams};
 pub fn rows(ctx: &GpuContext, reps: usize) -> Result<Vec<BenchRow>, GpuError> {
     let (t, n) = (4usize, 64 * 32 * 28 * 28);
     let params = LifParams::new(&LifConfig::default(), t, n);
-    let current: Vec<f32> = (0..t * n).map(|i| ((i * 7919) % 1000) as f32 / 400.0).collect();
+    let current: Vec<f32> = (0..t * n)
+        .map(|i| ((i * 7919) % 1000) as f32 / 400.0)
+        .collect();
     let current = GpuBuffer::from_slice(ctx, &current, "current")?;
     let spikes = GpuBuffer::<f32>::zeros(ctx, t * n, "spikes")?;
     let membrane = GpuBuffer::<f32>::zeros(ctx, t * n, "membrane")?;
@@ -20,14 +22,18 @@ pub fn rows(ctx: &GpuContext, reps: usize) -> Result<Vec<BenchRow>, GpuError> {
         BenchRow {
             kernel: "lif_forward".into(),
             shape: shape.clone(),
-            seconds: time_gpu(ctx, reps, |e| fwd.dispatch(ctx, e, &params, &current, &spikes, &membrane))?,
+            seconds: time_gpu(ctx, reps, |e| {
+                fwd.dispatch(ctx, e, &params, &current, &spikes, &membrane)
+            })?,
             flops: None,
             bytes: Some(bytes),
         },
         BenchRow {
             kernel: "lif_backward".into(),
             shape,
-            seconds: time_gpu(ctx, reps, |e| bwd.dispatch(ctx, e, &params, &membrane, &spikes, &grad))?,
+            seconds: time_gpu(ctx, reps, |e| {
+                bwd.dispatch(ctx, e, &params, &membrane, &spikes, &grad)
+            })?,
             flops: None,
             bytes: Some(bytes),
         },

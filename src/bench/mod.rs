@@ -57,7 +57,8 @@ pub fn time_gpu(
 
 /// Formats rows as a Markdown table (the README embeds it as printed).
 pub fn format_table(rows: &[BenchRow]) -> String {
-    let mut out = String::from("| kernel | shape | median ms | GFLOP/s | GB/s |\n|---|---|---:|---:|---:|\n");
+    let mut out =
+        String::from("| kernel | shape | median ms | GFLOP/s | GB/s |\n|---|---|---:|---:|---:|\n");
     for r in rows {
         let f = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into());
         out.push_str(&format!(
@@ -75,7 +76,11 @@ pub fn format_table(rows: &[BenchRow]) -> String {
 mod lif;
 
 /// Runs every benchmark family whose kernel name contains `filter` (all when `None`).
-pub fn run_all(ctx: &GpuContext, reps: usize, filter: Option<&str>) -> Result<Vec<BenchRow>, GpuError> {
+pub fn run_all(
+    ctx: &GpuContext,
+    reps: usize,
+    filter: Option<&str>,
+) -> Result<Vec<BenchRow>, GpuError> {
     type Family = fn(&GpuContext, usize) -> Result<Vec<BenchRow>, GpuError>;
     let families: &[(&str, Family)] = &[("lif", lif::rows)];
     let mut rows = Vec::new();

@@ -1,1 +1,158 @@
-//! (being written)
+//! CPU mirrors of the conv kernels: `im2col` / `col2im` (same indexing as the shaders) and the
+//! conv passes written as direct loops (not im2col), so they are an independent reference for
+//! `crate::kernels::conv::Conv2d`.
+
+use crate::kernels::conv::{ConvShape, Im2colParams};
+
+/// Input pixel `(iy, ix)` read by output `(oy, ox)` through tap `(ky, kx)`, if inside the image.
+fn source(shape: &ConvShape, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
+    let iy = (oy * shape.stride + ky).checked_sub(shape.padding)?;
+    let ix = (ox * shape.stride + kx).checked_sub(shape.padding)?;
+    (iy < shape.height && ix < shape.width).then_some((iy, ix))
+}
+
+fn shape_of(p: &Im2colParams) -> ConvShape {
+    ConvShape {
+        batch: p.samples as usize,
+        in_channels: p.channels as usize,
+        out_channels: 1,
+        height: p.height as usize,
+        width: p.width as usize,
+        kernel_h: p.kernel_h as usize,
+        kernel_w: p.kernel_w as usize,
+        stride: p.stride as usize,
+        padding: p.pad as usize,
+    }
+}
+
+/// Mirror of `shaders/im2col.wgsl`.
+pub fn im2col(params: &Im2colParams, image: &[f32], cols: &mut [f32]) {
+    let s = shape_of(params);
+    let (oh, ow) = (params.out_h as usize, params.out_w as usize);
+    let mut i = 0;
+    for n in 0..s.batch {
+        for c in 0..s.in_channels {
+            for ky in 0..s.kernel_h {
+                for kx in 0..s.kernel_w {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            cols[i] = match source(&s, oy, ox, ky, kx) {
+                                Some((iy, ix)) => {
+                                    image[params.image_offset as usize
+                                        + ((n * s.in_channels + c) * s.height + iy) * s.width
+                                        + ix]
+                                }
+                                None => 0.0,
+                            };
+                            i += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Mirror of `shaders/col2im.wgsl` (written as the scatter adjoint of [`im2col`]).
+pub fn col2im(params: &Im2colParams, cols: &[f32], image: &mut [f32]) {
+    let s = shape_of(params);
+    let (oh, ow) = (params.out_h as usize, params.out_w as usize);
+    let off = params.image_offset as usize;
+    let len = s.batch * s.in_channels * s.height * s.width;
+    image[off..off + len].iter_mut().for_each(|v| *v = 0.0);
+    let mut i = 0;
+    for n in 0..s.batch {
+        for c in 0..s.in_channels {
+            for ky in 0..s.kernel_h {
+                for kx in 0..s.kernel_w {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            if let Some((iy, ix)) = source(&s, oy, ox, ky, kx) {
+                                image[off
+                                    + ((n * s.in_channels + c) * s.height + iy) * s.width
+                                    + ix] += cols[i];
+                            }
+                            i += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Visits every (sample, out channel, out pixel, in channel, tap) with its input pixel:
+/// `f(output index, input index, weight index)`.
+fn for_each_tap(shape: &ConvShape, mut f: impl FnMut(usize, usize, usize)) {
+    let s = shape;
+    let (oh, ow) = (s.out_h(), s.out_w());
+    for n in 0..s.batch {
+        for co in 0..s.out_channels {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let o = ((n * s.out_channels + co) * oh + oy) * ow + ox;
+                    for ci in 0..s.in_channels {
+                        for ky in 0..s.kernel_h {
+                            for kx in 0..s.kernel_w {
+                                if let Some((iy, ix)) = source(s, oy, ox, ky, kx) {
+                                    let i =
+                                        ((n * s.in_channels + ci) * s.height + iy) * s.width + ix;
+                                    let w = ((co * s.in_channels + ci) * s.kernel_h + ky)
+                                        * s.kernel_w
+                                        + kx;
+                                    f(o, i, w);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Mirror of `Conv2d::forward` (direct loops, f64 accumulation; no scratch needed).
+pub fn conv2d_forward(shape: &ConvShape, input: &[f32], weight: &[f32], output: &mut [f32]) {
+    let mut acc = vec![0.0f64; shape.output_len()];
+    for_each_tap(shape, |o, i, w| {
+        acc[o] += input[i] as f64 * weight[w] as f64
+    });
+    output
+        .iter_mut()
+        .zip(&acc)
+        .for_each(|(y, &a)| *y = a as f32);
+}
+
+/// Mirror of `Conv2d::backward_input`: `grad_input` overwritten.
+pub fn conv2d_backward_input(
+    shape: &ConvShape,
+    grad_output: &[f32],
+    weight: &[f32],
+    grad_input: &mut [f32],
+) {
+    let mut acc = vec![0.0f64; shape.input_len()];
+    for_each_tap(shape, |o, i, w| {
+        acc[i] += grad_output[o] as f64 * weight[w] as f64
+    });
+    grad_input
+        .iter_mut()
+        .zip(&acc)
+        .for_each(|(g, &a)| *g = a as f32);
+}
+
+/// Mirror of `Conv2d::backward_weight`: `grad_weight` overwritten.
+pub fn conv2d_backward_weight(
+    shape: &ConvShape,
+    input: &[f32],
+    grad_output: &[f32],
+    grad_weight: &mut [f32],
+) {
+    let mut acc = vec![0.0f64; shape.weight_len()];
+    for_each_tap(shape, |o, i, w| {
+        acc[w] += grad_output[o] as f64 * input[i] as f64
+    });
+    grad_weight
+        .iter_mut()
+        .zip(&acc)
+        .for_each(|(g, &a)| *g = a as f32);
+}

@@ -28,7 +28,12 @@ pub fn lif_surrogate(h: f32, v_th: f32, width: f32) -> f32 {
 }
 
 /// Mirror of `shaders/lif_backward.wgsl`.
-pub fn lif_backward(params: &LifParams, membrane: &[f32], grad_spikes: &[f32], grad_current: &mut [f32]) {
+pub fn lif_backward(
+    params: &LifParams,
+    membrane: &[f32],
+    grad_spikes: &[f32],
+    grad_current: &mut [f32],
+) {
     let (t_len, n_len) = (params.timesteps as usize, params.neurons as usize);
     for n in 0..n_len {
         let mut gh = 0.0f32;

@@ -25,7 +25,8 @@ pub struct InputSpec {
 pub fn epoch_order(len: usize, seed: u64, epoch: usize, shuffle: bool) -> Vec<usize> {
     let mut order: Vec<usize> = (0..len).collect();
     if shuffle {
-        let mut rng = SmallRng::seed_from_u64(seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng =
+            SmallRng::seed_from_u64(seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         order.shuffle(&mut rng);
     }
     order
@@ -52,7 +53,11 @@ pub fn make_batch(data: &Dataset, indices: &[usize], spec: &InputSpec, rng_seed:
     for (bi, &idx) in indices.iter().enumerate() {
         let img = data.image(idx);
         let (dy, dx, flip) = if spec.augment {
-            (rng.random_range(0..9) as isize - 4, rng.random_range(0..9) as isize - 4, rng.random_bool(0.5))
+            (
+                rng.random_range(0..9) as isize - 4,
+                rng.random_range(0..9) as isize - 4,
+                rng.random_bool(0.5),
+            )
         } else {
             (0, 0, false)
         };
@@ -81,11 +86,19 @@ pub fn make_batch(data: &Dataset, indices: &[usize], spec: &InputSpec, rng_seed:
         match spec.encoding {
             Encoding::Direct => input.extend_from_slice(&frame),
             Encoding::Poisson => {
-                input.extend(intensity.iter().map(|&p| if rng.random::<f32>() < p { 1.0 } else { 0.0 }))
+                input.extend(
+                    intensity
+                        .iter()
+                        .map(|&p| if rng.random::<f32>() < p { 1.0 } else { 0.0 }),
+                )
             }
         }
     }
-    HostBatch { input, labels: indices.iter().map(|&i| data.labels[i] as u32).collect(), batch: b }
+    HostBatch {
+        input,
+        labels: indices.iter().map(|&i| data.labels[i] as u32).collect(),
+        batch: b,
+    }
 }
 
 #[cfg(test)]
@@ -93,7 +106,14 @@ mod tests {
     use super::*;
 
     fn tiny() -> Dataset {
-        Dataset { images: (0..2 * 16).map(|i| (i * 8) as u8).collect(), labels: vec![1, 2], channels: 1, height: 4, width: 4, classes: 3 }
+        Dataset {
+            images: (0..2 * 16).map(|i| (i * 8) as u8).collect(),
+            labels: vec![1, 2],
+            channels: 1,
+            height: 4,
+            width: 4,
+            classes: 3,
+        }
     }
 
     #[test]
@@ -109,7 +129,13 @@ mod tests {
 
     #[test]
     fn direct_encoding_repeats_the_normalised_image_each_timestep() {
-        let spec = InputSpec { timesteps: 3, encoding: Encoding::Direct, mean: vec![0.5], std: vec![0.25], augment: false };
+        let spec = InputSpec {
+            timesteps: 3,
+            encoding: Encoding::Direct,
+            mean: vec![0.5],
+            std: vec![0.25],
+            augment: false,
+        };
         let b = make_batch(&tiny(), &[1, 0], &spec, 0);
         assert_eq!(b.labels, vec![2, 1]);
         assert_eq!(b.input.len(), 3 * 2 * 16);
@@ -120,8 +146,21 @@ mod tests {
 
     #[test]
     fn poisson_spikes_are_binary_and_follow_intensity() {
-        let data = Dataset { images: vec![0, 255, 128, 128], labels: vec![0], channels: 1, height: 2, width: 2, classes: 1 };
-        let spec = InputSpec { timesteps: 2000, encoding: Encoding::Poisson, mean: vec![0.0], std: vec![1.0], augment: false };
+        let data = Dataset {
+            images: vec![0, 255, 128, 128],
+            labels: vec![0],
+            channels: 1,
+            height: 2,
+            width: 2,
+            classes: 1,
+        };
+        let spec = InputSpec {
+            timesteps: 2000,
+            encoding: Encoding::Poisson,
+            mean: vec![0.0],
+            std: vec![1.0],
+            augment: false,
+        };
         let b = make_batch(&data, &[0], &spec, 3);
         assert!(b.input.iter().all(|&v| v == 0.0 || v == 1.0));
         let rate = |p: usize| (0..2000).map(|t| b.input[t * 4 + p]).sum::<f32>() / 2000.0;
@@ -133,14 +172,36 @@ mod tests {
 
     #[test]
     fn augmentation_crops_and_flips_deterministically() {
-        let spec = InputSpec { timesteps: 1, encoding: Encoding::Direct, mean: vec![0.0], std: vec![1.0], augment: true };
+        let spec = InputSpec {
+            timesteps: 1,
+            encoding: Encoding::Direct,
+            mean: vec![0.0],
+            std: vec![1.0],
+            augment: true,
+        };
         let a = make_batch(&tiny(), &[0, 1], &spec, 11);
         assert_eq!(a, make_batch(&tiny(), &[0, 1], &spec, 11));
-        let plain = make_batch(&tiny(), &[0, 1], &InputSpec { augment: false, ..spec.clone() }, 11);
+        let plain = make_batch(
+            &tiny(),
+            &[0, 1],
+            &InputSpec {
+                augment: false,
+                ..spec.clone()
+            },
+            11,
+        );
         let differs = (0..40).any(|s| make_batch(&tiny(), &[0, 1], &spec, s).input != plain.input);
         assert!(differs, "augmentation never changed the image");
         // Pixel values are preserved or zero-padded, never invented.
-        let allowed: Vec<f32> = tiny().images.iter().map(|&p| p as f32 / 255.0).chain([0.0]).collect();
-        assert!(a.input.iter().all(|v| allowed.iter().any(|a| (a - v).abs() < 1e-6)));
+        let allowed: Vec<f32> = tiny()
+            .images
+            .iter()
+            .map(|&p| p as f32 / 255.0)
+            .chain([0.0])
+            .collect();
+        assert!(a
+            .input
+            .iter()
+            .all(|v| allowed.iter().any(|a| (a - v).abs() < 1e-6)));
     }
 }

@@ -33,7 +33,9 @@ impl CifarKind {
 /// Decodes and concatenates CIFAR binary files given as `(file name, bytes)`.
 pub fn load_cifar(kind: CifarKind, files: &[(String, Vec<u8>)]) -> Result<Dataset, DataError> {
     if files.is_empty() {
-        return Err(DataError::Missing(format!("{kind:?}: no batch files given")));
+        return Err(DataError::Missing(format!(
+            "{kind:?}: no batch files given"
+        )));
     }
     let record = kind.label_bytes() + IMAGE_BYTES;
     let classes = kind.classes();
@@ -46,17 +48,33 @@ pub fn load_cifar(kind: CifarKind, files: &[(String, Vec<u8>)]) -> Result<Datase
                 file: file.clone(),
                 size: bytes.len() as u64,
                 record: record as u64,
-                what: if kind == CifarKind::Cifar10 { "CIFAR-10: 1 label + 3072 pixels" } else { "CIFAR-100: 2 labels + 3072 pixels" },
+                what: if kind == CifarKind::Cifar10 {
+                    "CIFAR-10: 1 label + 3072 pixels"
+                } else {
+                    "CIFAR-100: 2 labels + 3072 pixels"
+                },
             });
         }
         for (index, rec) in bytes.chunks_exact(record).enumerate() {
             let label = rec[kind.label_bytes() - 1];
             if label as usize >= classes {
-                return Err(DataError::BadLabel { file: file.clone(), index, label, classes });
+                return Err(DataError::BadLabel {
+                    file: file.clone(),
+                    index,
+                    label,
+                    classes,
+                });
             }
             labels.push(label);
             images.extend_from_slice(&rec[kind.label_bytes()..]);
         }
     }
-    Ok(Dataset { images, labels, channels: 3, height: 32, width: 32, classes })
+    Ok(Dataset {
+        images,
+        labels,
+        channels: 3,
+        height: 32,
+        width: 32,
+        classes,
+    })
 }

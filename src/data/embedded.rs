@@ -3,10 +3,14 @@
 
 use super::{load_idx_pair, DataError, Dataset};
 
-const TRAIN_IMAGES: &[u8] = include_bytes!("../../assets/mnist10k/mnist10k-train-images-idx3-ubyte.gz");
-const TRAIN_LABELS: &[u8] = include_bytes!("../../assets/mnist10k/mnist10k-train-labels-idx1-ubyte.gz");
-const TEST_IMAGES: &[u8] = include_bytes!("../../assets/mnist10k/mnist10k-test-images-idx3-ubyte.gz");
-const TEST_LABELS: &[u8] = include_bytes!("../../assets/mnist10k/mnist10k-test-labels-idx1-ubyte.gz");
+const TRAIN_IMAGES: &[u8] =
+    include_bytes!("../../assets/mnist10k/mnist10k-train-images-idx3-ubyte.gz");
+const TRAIN_LABELS: &[u8] =
+    include_bytes!("../../assets/mnist10k/mnist10k-train-labels-idx1-ubyte.gz");
+const TEST_IMAGES: &[u8] =
+    include_bytes!("../../assets/mnist10k/mnist10k-test-images-idx3-ubyte.gz");
+const TEST_LABELS: &[u8] =
+    include_bytes!("../../assets/mnist10k/mnist10k-test-labels-idx1-ubyte.gz");
 
 /// Which part of the embedded set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

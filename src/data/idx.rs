@@ -10,35 +10,70 @@ fn be_u32(bytes: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
 }
 
-fn header(file: &str, bytes: &[u8], magic: u32, dims: usize, what: &'static str) -> Result<Vec<u64>, DataError> {
+fn header(
+    file: &str,
+    bytes: &[u8],
+    magic: u32,
+    dims: usize,
+    what: &'static str,
+) -> Result<Vec<u64>, DataError> {
     let header_len = 4 + 4 * dims;
     // The magic first: a swapped or foreign file should say so, not "truncated".
     if bytes.len() >= 4 && be_u32(bytes, 0) != magic {
-        return Err(DataError::WrongMagic { file: file.into(), found: be_u32(bytes, 0), expected: magic, what });
+        return Err(DataError::WrongMagic {
+            file: file.into(),
+            found: be_u32(bytes, 0),
+            expected: magic,
+            what,
+        });
     }
     if bytes.len() < header_len {
-        return Err(DataError::Truncated { file: file.into(), expected: header_len as u64, found: bytes.len() as u64 });
+        return Err(DataError::Truncated {
+            file: file.into(),
+            expected: header_len as u64,
+            found: bytes.len() as u64,
+        });
     }
     let dims: Vec<u64> = (0..dims).map(|d| be_u32(bytes, 4 + 4 * d) as u64).collect();
     // Validate the promised size against the bytes present before anything is allocated.
     let expected = dims.iter().product::<u64>();
     let found = (bytes.len() - header_len) as u64;
     if found < expected {
-        return Err(DataError::Truncated { file: file.into(), expected, found });
+        return Err(DataError::Truncated {
+            file: file.into(),
+            expected,
+            found,
+        });
     }
     if found > expected {
-        return Err(DataError::TrailingBytes { file: file.into(), expected, found: found - expected });
+        return Err(DataError::TrailingBytes {
+            file: file.into(),
+            expected,
+            found: found - expected,
+        });
     }
     Ok(dims)
 }
 
 /// Decodes an IDX image file (raw or gzip). Returns `(count, rows, cols, pixels)`.
-pub fn decode_idx_images(file: &str, bytes: &[u8]) -> Result<(usize, usize, usize, Vec<u8>), DataError> {
+pub fn decode_idx_images(
+    file: &str,
+    bytes: &[u8],
+) -> Result<(usize, usize, usize, Vec<u8>), DataError> {
     let bytes = maybe_gunzip(file, bytes)?;
-    let dims = header(file, &bytes, IMAGES_MAGIC, 3, "IDX images: u8, 3 dimensions")?;
+    let dims = header(
+        file,
+        &bytes,
+        IMAGES_MAGIC,
+        3,
+        "IDX images: u8, 3 dimensions",
+    )?;
     let (count, rows, cols) = (dims[0] as usize, dims[1] as usize, dims[2] as usize);
     if rows == 0 || cols == 0 || rows > 4096 || cols > 4096 {
-        return Err(DataError::BadDimensions { file: file.into(), message: format!("{rows}x{cols} images") });
+        return Err(DataError::BadDimensions {
+            file: file.into(),
+            message: format!("{rows}x{cols} images"),
+        });
     }
     Ok((count, rows, cols, bytes[16..].to_vec()))
 }
@@ -69,8 +104,24 @@ pub fn load_idx_pair(
             labels: labels.len(),
         });
     }
-    if let Some((index, &label)) = labels.iter().enumerate().find(|(_, &l)| l as usize >= classes) {
-        return Err(DataError::BadLabel { file: labels_file.into(), index, label, classes });
+    if let Some((index, &label)) = labels
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| l as usize >= classes)
+    {
+        return Err(DataError::BadLabel {
+            file: labels_file.into(),
+            index,
+            label,
+            classes,
+        });
     }
-    Ok(Dataset { images: pixels, labels, channels: 1, height: rows, width: cols, classes })
+    Ok(Dataset {
+        images: pixels,
+        labels,
+        channels: 1,
+        height: rows,
+        width: cols,
+        classes,
+    })
 }

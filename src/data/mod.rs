@@ -21,23 +21,54 @@ pub const MAX_DECOMPRESSED_BYTES: u64 = 2 << 30;
 #[derive(Debug, Error)]
 pub enum DataError {
     #[error("{file}: cannot read: {source}")]
-    Io { file: String, source: std::io::Error },
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
     #[error("{file}: not a valid gzip stream: {message}")]
     Gzip { file: String, message: String },
     #[error("{file}: wrong magic number 0x{found:08x}, expected 0x{expected:08x} ({what})")]
-    WrongMagic { file: String, found: u32, expected: u32, what: &'static str },
+    WrongMagic {
+        file: String,
+        found: u32,
+        expected: u32,
+        what: &'static str,
+    },
     #[error("{file}: truncated: header promises {expected} bytes of data, file has {found}")]
-    Truncated { file: String, expected: u64, found: u64 },
+    Truncated {
+        file: String,
+        expected: u64,
+        found: u64,
+    },
     #[error("{file}: {found} trailing bytes after the {expected} bytes the header describes")]
-    TrailingBytes { file: String, expected: u64, found: u64 },
+    TrailingBytes {
+        file: String,
+        expected: u64,
+        found: u64,
+    },
     #[error("{file}: bad dimensions: {message}")]
     BadDimensions { file: String, message: String },
     #[error("images ({images_file}: {images}) and labels ({labels_file}: {labels}) disagree on the sample count")]
-    CountMismatch { images_file: String, images: usize, labels_file: String, labels: usize },
+    CountMismatch {
+        images_file: String,
+        images: usize,
+        labels_file: String,
+        labels: usize,
+    },
     #[error("{file}: label {label} at sample {index} is outside 0..{classes}")]
-    BadLabel { file: String, index: usize, label: u8, classes: usize },
+    BadLabel {
+        file: String,
+        index: usize,
+        label: u8,
+        classes: usize,
+    },
     #[error("{file}: size {size} bytes is not a whole number of {record}-byte records ({what})")]
-    RecordSize { file: String, size: u64, record: u64, what: &'static str },
+    RecordSize {
+        file: String,
+        size: u64,
+        record: u64,
+        what: &'static str,
+    },
     #[error("no data files found: {0}")]
     Missing(String),
 }
@@ -93,7 +124,10 @@ pub fn maybe_gunzip(file: &str, bytes: &[u8]) -> Result<Vec<u8>, DataError> {
         flate2::read::MultiGzDecoder::new(bytes)
             .take(MAX_DECOMPRESSED_BYTES + 1)
             .read_to_end(&mut out)
-            .map_err(|e| DataError::Gzip { file: file.to_string(), message: e.to_string() })?;
+            .map_err(|e| DataError::Gzip {
+                file: file.to_string(),
+                message: e.to_string(),
+            })?;
         if out.len() as u64 > MAX_DECOMPRESSED_BYTES {
             return Err(DataError::Gzip {
                 file: file.to_string(),
@@ -109,5 +143,8 @@ pub fn maybe_gunzip(file: &str, bytes: &[u8]) -> Result<Vec<u8>, DataError> {
 /// Reads a whole file (native only; the web passes bytes from a file picker).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, DataError> {
-    std::fs::read(path).map_err(|source| DataError::Io { file: path.display().to_string(), source })
+    std::fs::read(path).map_err(|source| DataError::Io {
+        file: path.display().to_string(),
+        source,
+    })
 }

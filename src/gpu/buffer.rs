@@ -27,12 +27,17 @@ const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
 impl<T: Pod> GpuBuffer<T> {
     fn byte_size(len: usize) -> Result<u64, GpuError> {
         let elem = std::mem::size_of::<T>() as u64;
-        debug_assert!(elem % 4 == 0, "GPU element types are 4-byte multiples");
-        let bytes = (len as u64).checked_mul(elem).ok_or(GpuError::LimitExceeded {
-            limit: "max_buffer_size",
-            requested: u64::MAX,
-            max: limits::MAX_BUFFER_BYTES,
-        })?;
+        debug_assert!(
+            elem.is_multiple_of(4),
+            "GPU element types are 4-byte multiples"
+        );
+        let bytes = (len as u64)
+            .checked_mul(elem)
+            .ok_or(GpuError::LimitExceeded {
+                limit: "max_buffer_size",
+                requested: u64::MAX,
+                max: limits::MAX_BUFFER_BYTES,
+            })?;
         limits::check_storage_bytes(bytes)?;
         // Zero-sized bindings are invalid; keep a 4-element minimum.
         Ok(bytes.max(16))
@@ -47,23 +52,33 @@ impl<T: Pod> GpuBuffer<T> {
             usage: USAGE,
             mapped_at_creation: false,
         });
-        Ok(Self { buffer, len, _element: PhantomData })
+        Ok(Self {
+            buffer,
+            len,
+            _element: PhantomData,
+        })
     }
 
     /// A buffer initialised from `data`.
     pub fn from_slice(ctx: &GpuContext, data: &[T], label: &str) -> Result<Self, GpuError> {
-        if data.len() * std::mem::size_of::<T>() < 16 {
+        if std::mem::size_of_val(data) < 16 {
             let buf = Self::zeros(ctx, data.len(), label)?;
             buf.write(ctx, data)?;
             return Ok(buf);
         }
         Self::byte_size(data.len())?;
-        let buffer = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytemuck::cast_slice(data),
-            usage: USAGE,
-        });
-        Ok(Self { buffer, len: data.len(), _element: PhantomData })
+        let buffer = ctx
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::cast_slice(data),
+                usage: USAGE,
+            });
+        Ok(Self {
+            buffer,
+            len: data.len(),
+            _element: PhantomData,
+        })
     }
 
     /// Overwrites the start of the buffer with `data` (queued; visible to later submissions).
@@ -75,7 +90,8 @@ impl<T: Pod> GpuBuffer<T> {
             ));
         }
         if !data.is_empty() {
-            ctx.queue.write_buffer(&self.buffer, 0, bytemuck::cast_slice(data));
+            ctx.queue
+                .write_buffer(&self.buffer, 0, bytemuck::cast_slice(data));
         }
         Ok(())
     }
@@ -96,9 +112,17 @@ impl<T: Pod> GpuBuffer<T> {
     }
 
     /// Fails with a shape error unless the buffer holds exactly `expected` elements.
-    pub fn expect_len(&self, kernel: &'static str, name: &str, expected: usize) -> Result<(), GpuError> {
+    pub fn expect_len(
+        &self,
+        kernel: &'static str,
+        name: &str,
+        expected: usize,
+    ) -> Result<(), GpuError> {
         if self.len != expected {
-            return Err(GpuError::shape(kernel, format!("`{name}` has {} elements, expected {expected}", self.len)));
+            return Err(GpuError::shape(
+                kernel,
+                format!("`{name}` has {} elements, expected {expected}", self.len),
+            ));
         }
         Ok(())
     }
@@ -122,7 +146,12 @@ impl<T: Pod> GpuBuffer<T> {
             // The receiver may be gone if the caller dropped the readback; nothing to do then.
             let _ = sender.send(result);
         });
-        Readback { staging, len: self.len, receiver, _element: PhantomData }
+        Readback {
+            staging,
+            len: self.len,
+            receiver,
+            _element: PhantomData,
+        }
     }
 
     /// Reads the whole buffer, blocking on the device (native CLI, tests, benchmarks).
@@ -145,7 +174,10 @@ impl<T: Pod> Readback<T> {
         mapped.map_err(|e| GpuError::Readback(e.to_string()))?;
         let bytes = self.len * std::mem::size_of::<T>();
         let data = {
-            let view = self.staging.get_mapped_range(..).map_err(|e| GpuError::Readback(e.to_string()))?;
+            let view = self
+                .staging
+                .get_mapped_range(..)
+                .map_err(|e| GpuError::Readback(e.to_string()))?;
             bytemuck::cast_slice::<u8, T>(&view[..bytes]).to_vec()
         };
         self.staging.unmap();
@@ -157,14 +189,18 @@ impl<T: Pod> Readback<T> {
         match self.receiver.try_recv() {
             Ok(Some(mapped)) => Some(self.finish(mapped)),
             Ok(None) => None,
-            Err(_) => Some(Err(GpuError::Readback("device dropped the map callback".into()))),
+            Err(_) => Some(Err(GpuError::Readback(
+                "device dropped the map callback".into(),
+            ))),
         }
     }
 
     /// Awaits the data (the browser's event loop drives the callback).
     pub async fn wait(mut self) -> Result<Vec<T>, GpuError> {
         let receiver = std::mem::replace(&mut self.receiver, oneshot::channel().1);
-        let mapped = receiver.await.map_err(|_| GpuError::Readback("device dropped the map callback".into()))?;
+        let mapped = receiver
+            .await
+            .map_err(|_| GpuError::Readback("device dropped the map callback".into()))?;
         self.finish(mapped)
     }
 
@@ -174,7 +210,9 @@ impl<T: Pod> Readback<T> {
         ctx.wait_idle()?;
         match self.try_take() {
             Some(result) => result,
-            None => Err(GpuError::Readback("map callback did not fire after device poll".into())),
+            None => Err(GpuError::Readback(
+                "map callback did not fire after device poll".into(),
+            )),
         }
     }
 }

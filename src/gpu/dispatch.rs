@@ -28,7 +28,11 @@ impl Workgroups {
             Workgroups::Linear(n) => {
                 let x = n.min(max);
                 let y = n.div_ceil(x);
-                limits::check("max_compute_workgroups_per_dimension (y of a folded 1-D dispatch)", y, max)?;
+                limits::check(
+                    "max_compute_workgroups_per_dimension (y of a folded 1-D dispatch)",
+                    y,
+                    max,
+                )?;
                 Ok([x as u32, y as u32, 1])
             }
             Workgroups::Grid(g) => {

@@ -23,7 +23,11 @@ pub enum GpuError {
     RequestDevice(String),
     /// A requested size exceeds one of the limits in [`crate::gpu::limits`].
     #[error("{limit} exceeded: requested {requested}, maximum {max} (over by {})", requested - max)]
-    LimitExceeded { limit: &'static str, requested: u64, max: u64 },
+    LimitExceeded {
+        limit: &'static str,
+        requested: u64,
+        max: u64,
+    },
     /// A WGSL shader failed to compile or a pipeline failed validation.
     #[error("shader '{kernel}' failed to compile: {message}")]
     Shader { kernel: String, message: String },
@@ -32,12 +36,18 @@ pub enum GpuError {
     Readback(String),
     /// Kernel arguments disagree with each other (wrong buffer length for the given shape).
     #[error("{kernel}: {message}")]
-    Shape { kernel: &'static str, message: String },
+    Shape {
+        kernel: &'static str,
+        message: String,
+    },
 }
 
 impl GpuError {
     /// Shape error helper: `GpuError::shape("lif_forward", format!(..))`.
     pub fn shape(kernel: &'static str, message: impl Into<String>) -> Self {
-        GpuError::Shape { kernel, message: message.into() }
+        GpuError::Shape {
+            kernel,
+            message: message.into(),
+        }
     }
 }

@@ -35,7 +35,11 @@ pub fn required_limits() -> wgpu::Limits {
 /// Errors unless `requested <= max`.
 pub fn check(limit: &'static str, requested: u64, max: u64) -> Result<(), GpuError> {
     if requested > max {
-        Err(GpuError::LimitExceeded { limit, requested, max })
+        Err(GpuError::LimitExceeded {
+            limit,
+            requested,
+            max,
+        })
     } else {
         Ok(())
     }
@@ -44,7 +48,11 @@ pub fn check(limit: &'static str, requested: u64, max: u64) -> Result<(), GpuErr
 /// Checks that a storage binding of `bytes` fits one binding and one buffer.
 pub fn check_storage_bytes(bytes: u64) -> Result<(), GpuError> {
     check("max_buffer_size", bytes, MAX_BUFFER_BYTES)?;
-    check("max_storage_buffer_binding_size", bytes, MAX_STORAGE_BINDING_BYTES)
+    check(
+        "max_storage_buffer_binding_size",
+        bytes,
+        MAX_STORAGE_BINDING_BYTES,
+    )
 }
 
 #[cfg(test)]

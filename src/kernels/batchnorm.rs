@@ -1,1 +1,598 @@
-//! (being written)
+//! Batch norm over `[N, C, HW]` with statistics per channel (spec section 5): the kernels
+//! `batchnorm_stats`, `batchnorm_apply`, `batchnorm_backward_reduce`,
+//! `batchnorm_backward_input` (`shaders/batchnorm_*.wgsl`) and the composite [`BatchNorm`]
+//! (train forward, eval forward, backward) built from them.
+//!
+//! Time is folded into the batch (`N = T*B`), so the statistics cover `M = N*H*W` values per
+//! channel. Semantics follow PyTorch's `BatchNorm2d`: the biased variance normalises, the
+//! unbiased one (`M / (M - 1)`) enters the running variance, and training with `M = 1` is an
+//! error.
+
+use std::sync::Arc;
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::gpu::{GpuBuffer, GpuContext, GpuError, Workgroups};
+
+/// Batch-norm hyper-parameters (spec section 5 defaults).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchNormConfig {
+    /// Weight of the new batch statistic in the running averages.
+    pub momentum: f32,
+    /// Added to the variance before the square root.
+    pub eps: f32,
+}
+
+impl Default for BatchNormConfig {
+    fn default() -> Self {
+        Self {
+            momentum: 0.1,
+            eps: 1e-5,
+        }
+    }
+}
+
+/// The `[N, C, HW]` shape a batch norm sees (`N = T*B`, `HW = H*W`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchNormShape {
+    pub samples: usize,
+    pub channels: usize,
+    pub spatial: usize,
+}
+
+impl BatchNormShape {
+    /// Shape `[samples, channels, spatial]`.
+    pub fn new(samples: usize, channels: usize, spatial: usize) -> Self {
+        Self {
+            samples,
+            channels,
+            spatial,
+        }
+    }
+
+    /// Number of activations, `N*C*HW`.
+    pub fn elements(&self) -> usize {
+        self.samples * self.channels * self.spatial
+    }
+
+    /// Values per channel the statistics run over, `M = N*HW`.
+    pub fn per_channel(&self) -> usize {
+        self.samples * self.spatial
+    }
+}
+
+/// Mirrors `struct BatchNormParams` in every `shaders/batchnorm_*.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct BatchNormParams {
+    /// `N = T*B`.
+    pub samples: u32,
+    /// `C`.
+    pub channels: u32,
+    /// `HW = H*W`.
+    pub spatial: u32,
+    /// `batchnorm_apply` only: 1 when its `scale` buffer holds a variance (eval mode), 0 when it
+    /// holds an inverse standard deviation.
+    pub from_variance: u32,
+    pub eps: f32,
+    pub momentum: f32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+}
+const _: () = assert!(std::mem::size_of::<BatchNormParams>() == 32);
+
+impl BatchNormParams {
+    /// Params for `shape`; `from_variance` selects eval-mode statistics in `batchnorm_apply`.
+    pub fn new(config: &BatchNormConfig, shape: BatchNormShape, from_variance: bool) -> Self {
+        Self {
+            samples: shape.samples as u32,
+            channels: shape.channels as u32,
+            spatial: shape.spatial as u32,
+            from_variance: from_variance as u32,
+            eps: config.eps,
+            momentum: config.momentum,
+            _pad0: 0,
+            _pad1: 0,
+        }
+    }
+
+    /// The shape these params describe.
+    pub fn shape(&self) -> BatchNormShape {
+        BatchNormShape::new(
+            self.samples as usize,
+            self.channels as usize,
+            self.spatial as usize,
+        )
+    }
+
+    /// Checks activation-sized and channel-sized buffers against the shape; the shader indexes
+    /// in u32, so the element count must fit one.
+    fn check(
+        &self,
+        kernel: &'static str,
+        activations: &[(&str, usize)],
+        per_channel: &[(&str, usize)],
+    ) -> Result<(), GpuError> {
+        let shape = self.shape();
+        let elements = (shape.samples as u64) * (shape.channels as u64) * (shape.spatial as u64);
+        if elements > u32::MAX as u64 {
+            return Err(GpuError::shape(
+                kernel,
+                format!("N*C*HW = {elements} does not fit u32 indexing"),
+            ));
+        }
+        if self.from_variance > 1 {
+            return Err(GpuError::shape(
+                kernel,
+                format!("from_variance must be 0 or 1, got {}", self.from_variance),
+            ));
+        }
+        for (name, len) in activations {
+            if *len != shape.elements() {
+                return Err(GpuError::shape(
+                    kernel,
+                    format!(
+                        "`{name}` has {len} elements, expected N*C*HW = {}*{}*{} = {}",
+                        shape.samples,
+                        shape.channels,
+                        shape.spatial,
+                        shape.elements()
+                    ),
+                ));
+            }
+        }
+        for (name, len) in per_channel {
+            if *len != shape.channels {
+                return Err(GpuError::shape(
+                    kernel,
+                    format!(
+                        "`{name}` has {len} elements, expected C = {}",
+                        shape.channels
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Training needs at least two values per channel: the unbiased variance divides by M - 1.
+    fn check_trainable(&self, kernel: &'static str) -> Result<(), GpuError> {
+        let m = self.shape().per_channel();
+        if m < 2 {
+            return Err(GpuError::shape(
+                kernel,
+                format!(
+                    "training-mode batch norm needs more than one value per channel, got M = N*HW = {m} \
+                     (PyTorch raises the same error)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Elements one workgroup of `batchnorm_apply` / `batchnorm_backward_input` covers (256
+/// invocations x 8 elements).
+const ELEMENTS_PER_WORKGROUP: u32 = 256 * 8;
+
+/// `batchnorm_stats`: x `[N, C, HW]` -> batch mean and invstd `[C]`; updates the running mean
+/// and (unbiased) running variance `[C]` in place.
+pub struct BatchNormStats {
+    pipeline: Arc<wgpu::ComputePipeline>,
+}
+
+impl BatchNormStats {
+    /// Compiles (or fetches from the cache) the pipeline.
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        let pipeline = ctx.pipeline(
+            "batchnorm_stats",
+            include_str!("../../shaders/batchnorm_stats.wgsl"),
+            &[],
+        )?;
+        Ok(Self { pipeline })
+    }
+
+    /// Records the dispatch; fails with a shape error for M = N*HW < 2.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &BatchNormParams,
+        x: &GpuBuffer<f32>,
+        save_mean: &GpuBuffer<f32>,
+        save_invstd: &GpuBuffer<f32>,
+        running_mean: &GpuBuffer<f32>,
+        running_var: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        const K: &str = "batchnorm_stats";
+        params.check(
+            K,
+            &[("x", x.len())],
+            &[
+                ("save_mean", save_mean.len()),
+                ("save_invstd", save_invstd.len()),
+                ("running_mean", running_mean.len()),
+                ("running_var", running_var.len()),
+            ],
+        )?;
+        params.check_trainable(K)?;
+        ctx.dispatch(
+            encoder,
+            &self.pipeline,
+            K,
+            bytemuck::bytes_of(params),
+            &[
+                x.raw(),
+                save_mean.raw(),
+                save_invstd.raw(),
+                running_mean.raw(),
+                running_var.raw(),
+            ],
+            Workgroups::Linear(params.channels as u64),
+        )
+    }
+}
+
+/// `batchnorm_apply`: `y = (x - mean) * invstd * weight + bias`, per channel. With
+/// `params.from_variance == 1` the `scale` buffer is a variance (eval mode: pass running_var).
+pub struct BatchNormApply {
+    pipeline: Arc<wgpu::ComputePipeline>,
+}
+
+impl BatchNormApply {
+    /// Compiles (or fetches from the cache) the pipeline.
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        let pipeline = ctx.pipeline(
+            "batchnorm_apply",
+            include_str!("../../shaders/batchnorm_apply.wgsl"),
+            &[],
+        )?;
+        Ok(Self { pipeline })
+    }
+
+    /// Records the dispatch. `mean`/`scale` are the batch mean/invstd (train) or
+    /// running_mean/running_var (eval, `from_variance = 1`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &BatchNormParams,
+        x: &GpuBuffer<f32>,
+        mean: &GpuBuffer<f32>,
+        scale: &GpuBuffer<f32>,
+        weight: &GpuBuffer<f32>,
+        bias: &GpuBuffer<f32>,
+        y: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        const K: &str = "batchnorm_apply";
+        params.check(
+            K,
+            &[("x", x.len()), ("y", y.len())],
+            &[
+                ("mean", mean.len()),
+                ("scale", scale.len()),
+                ("weight", weight.len()),
+                ("bias", bias.len()),
+            ],
+        )?;
+        ctx.dispatch(
+            encoder,
+            &self.pipeline,
+            K,
+            bytemuck::bytes_of(params),
+            &[
+                x.raw(),
+                mean.raw(),
+                scale.raw(),
+                weight.raw(),
+                bias.raw(),
+                y.raw(),
+            ],
+            Workgroups::for_items(params.shape().elements() as u64, ELEMENTS_PER_WORKGROUP),
+        )
+    }
+}
+
+/// `batchnorm_backward_reduce`: per channel `grad_bias = sum dy`, `grad_weight = sum dy * xhat`
+/// (both overwritten).
+pub struct BatchNormBackwardReduce {
+    pipeline: Arc<wgpu::ComputePipeline>,
+}
+
+impl BatchNormBackwardReduce {
+    /// Compiles (or fetches from the cache) the pipeline.
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        let pipeline = ctx.pipeline(
+            "batchnorm_backward_reduce",
+            include_str!("../../shaders/batchnorm_backward_reduce.wgsl"),
+            &[],
+        )?;
+        Ok(Self { pipeline })
+    }
+
+    /// Records the dispatch.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &BatchNormParams,
+        x: &GpuBuffer<f32>,
+        grad_y: &GpuBuffer<f32>,
+        save_mean: &GpuBuffer<f32>,
+        save_invstd: &GpuBuffer<f32>,
+        grad_weight: &GpuBuffer<f32>,
+        grad_bias: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        const K: &str = "batchnorm_backward_reduce";
+        params.check(
+            K,
+            &[("x", x.len()), ("grad_y", grad_y.len())],
+            &[
+                ("save_mean", save_mean.len()),
+                ("save_invstd", save_invstd.len()),
+                ("grad_weight", grad_weight.len()),
+                ("grad_bias", grad_bias.len()),
+            ],
+        )?;
+        ctx.dispatch(
+            encoder,
+            &self.pipeline,
+            K,
+            bytemuck::bytes_of(params),
+            &[
+                x.raw(),
+                grad_y.raw(),
+                save_mean.raw(),
+                save_invstd.raw(),
+                grad_weight.raw(),
+                grad_bias.raw(),
+            ],
+            Workgroups::Linear(params.channels as u64),
+        )
+    }
+}
+
+/// `batchnorm_backward_input`:
+/// `dx = weight * invstd / M * (M * dy - grad_bias - xhat * grad_weight)`.
+pub struct BatchNormBackwardInput {
+    pipeline: Arc<wgpu::ComputePipeline>,
+}
+
+impl BatchNormBackwardInput {
+    /// Compiles (or fetches from the cache) the pipeline.
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        let pipeline = ctx.pipeline(
+            "batchnorm_backward_input",
+            include_str!("../../shaders/batchnorm_backward_input.wgsl"),
+            &[],
+        )?;
+        Ok(Self { pipeline })
+    }
+
+    /// Records the dispatch (`grad_weight`/`grad_bias` from [`BatchNormBackwardReduce`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &BatchNormParams,
+        x: &GpuBuffer<f32>,
+        grad_y: &GpuBuffer<f32>,
+        save_mean: &GpuBuffer<f32>,
+        save_invstd: &GpuBuffer<f32>,
+        weight: &GpuBuffer<f32>,
+        grad_weight: &GpuBuffer<f32>,
+        grad_bias: &GpuBuffer<f32>,
+        grad_x: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        const K: &str = "batchnorm_backward_input";
+        params.check(
+            K,
+            &[
+                ("x", x.len()),
+                ("grad_y", grad_y.len()),
+                ("grad_x", grad_x.len()),
+            ],
+            &[
+                ("save_mean", save_mean.len()),
+                ("save_invstd", save_invstd.len()),
+                ("weight", weight.len()),
+                ("grad_weight", grad_weight.len()),
+                ("grad_bias", grad_bias.len()),
+            ],
+        )?;
+        ctx.dispatch(
+            encoder,
+            &self.pipeline,
+            K,
+            bytemuck::bytes_of(params),
+            &[
+                x.raw(),
+                grad_y.raw(),
+                save_mean.raw(),
+                save_invstd.raw(),
+                weight.raw(),
+                grad_weight.raw(),
+                grad_bias.raw(),
+                grad_x.raw(),
+            ],
+            Workgroups::for_items(params.shape().elements() as u64, ELEMENTS_PER_WORKGROUP),
+        )
+    }
+}
+
+/// The learned and running state of one batch-norm layer, all `[C]`.
+pub struct BatchNormState<'a> {
+    /// Affine gamma.
+    pub weight: &'a GpuBuffer<f32>,
+    /// Affine beta.
+    pub bias: &'a GpuBuffer<f32>,
+    /// Running mean (updated in place by [`BatchNorm::forward_train`]).
+    pub running_mean: &'a GpuBuffer<f32>,
+    /// Running (unbiased) variance (updated in place by [`BatchNorm::forward_train`]).
+    pub running_var: &'a GpuBuffer<f32>,
+}
+
+/// Batch statistics saved by the train forward for the backward, both `[C]`.
+pub struct BatchNormSaved<'a> {
+    pub mean: &'a GpuBuffer<f32>,
+    pub invstd: &'a GpuBuffer<f32>,
+}
+
+/// One batch-norm layer's kernels and hyper-parameters: train forward (2 dispatches), eval
+/// forward (1) and backward (2).
+pub struct BatchNorm {
+    pub config: BatchNormConfig,
+    stats: BatchNormStats,
+    apply: BatchNormApply,
+    reduce: BatchNormBackwardReduce,
+    input: BatchNormBackwardInput,
+}
+
+impl BatchNorm {
+    /// Compiles (or fetches) the four pipelines.
+    pub fn new(ctx: &GpuContext, config: BatchNormConfig) -> Result<Self, GpuError> {
+        Ok(Self {
+            config,
+            stats: BatchNormStats::new(ctx)?,
+            apply: BatchNormApply::new(ctx)?,
+            reduce: BatchNormBackwardReduce::new(ctx)?,
+            input: BatchNormBackwardInput::new(ctx)?,
+        })
+    }
+
+    /// Training forward: batch statistics into `saved`, running statistics updated, `y` written.
+    /// Fails with a shape error when `M = N*HW < 2`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_train(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        shape: BatchNormShape,
+        x: &GpuBuffer<f32>,
+        state: &BatchNormState,
+        saved: &BatchNormSaved,
+        y: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        let params = BatchNormParams::new(&self.config, shape, false);
+        // Validate both dispatches before recording either, so an error leaves the encoder clean.
+        params.check(
+            "BatchNorm::forward_train",
+            &[("x", x.len()), ("y", y.len())],
+            &[
+                ("weight", state.weight.len()),
+                ("bias", state.bias.len()),
+                ("running_mean", state.running_mean.len()),
+                ("running_var", state.running_var.len()),
+                ("saved.mean", saved.mean.len()),
+                ("saved.invstd", saved.invstd.len()),
+            ],
+        )?;
+        self.stats.dispatch(
+            ctx,
+            encoder,
+            &params,
+            x,
+            saved.mean,
+            saved.invstd,
+            state.running_mean,
+            state.running_var,
+        )?;
+        self.apply.dispatch(
+            ctx,
+            encoder,
+            &params,
+            x,
+            saved.mean,
+            saved.invstd,
+            state.weight,
+            state.bias,
+            y,
+        )
+    }
+
+    /// Eval forward with the running statistics.
+    pub fn forward_eval(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        shape: BatchNormShape,
+        x: &GpuBuffer<f32>,
+        state: &BatchNormState,
+        y: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        let params = BatchNormParams::new(&self.config, shape, true);
+        self.apply.dispatch(
+            ctx,
+            encoder,
+            &params,
+            x,
+            state.running_mean,
+            state.running_var,
+            state.weight,
+            state.bias,
+            y,
+        )
+    }
+
+    /// Training-mode backward: writes (does not accumulate) `grad_weight`, `grad_bias` `[C]` and
+    /// `grad_x` `[N, C, HW]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        shape: BatchNormShape,
+        x: &GpuBuffer<f32>,
+        grad_y: &GpuBuffer<f32>,
+        saved: &BatchNormSaved,
+        weight: &GpuBuffer<f32>,
+        grad_weight: &GpuBuffer<f32>,
+        grad_bias: &GpuBuffer<f32>,
+        grad_x: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        let params = BatchNormParams::new(&self.config, shape, false);
+        params.check(
+            "BatchNorm::backward",
+            &[
+                ("x", x.len()),
+                ("grad_y", grad_y.len()),
+                ("grad_x", grad_x.len()),
+            ],
+            &[
+                ("saved.mean", saved.mean.len()),
+                ("saved.invstd", saved.invstd.len()),
+                ("weight", weight.len()),
+                ("grad_weight", grad_weight.len()),
+                ("grad_bias", grad_bias.len()),
+            ],
+        )?;
+        self.reduce.dispatch(
+            ctx,
+            encoder,
+            &params,
+            x,
+            grad_y,
+            saved.mean,
+            saved.invstd,
+            grad_weight,
+            grad_bias,
+        )?;
+        self.input.dispatch(
+            ctx,
+            encoder,
+            &params,
+            x,
+            grad_y,
+            saved.mean,
+            saved.invstd,
+            weight,
+            grad_weight,
+            grad_bias,
+            grad_x,
+        )
+    }
+}

@@ -1,1 +1,220 @@
-//! (being written)
+//! Sign-flip counting (spec section 1): `pack_signs` (sign bits of a tensor, 32 per `u32`) and
+//! `sign_flip_count` (XOR popcount of two packed snapshots into a per-layer counter),
+//! `shaders/pack_signs.wgsl`, `shaders/sign_flip_count.wgsl`.
+//!
+//! Per epoch, for each binary layer `l` with latent weights `W_l`:
+//! 1. `PackSigns` `W_l` into `current_l`;
+//! 2. `SignFlipCount::dispatch(.., snapshot_l, current_l, counts, slot = l)`;
+//! 3. `SignFlipCount::snapshot(current_l -> snapshot_l)` for the next epoch.
+//!
+//! All layers share one `counts` buffer (one `u32` slot per binary layer), read back once per
+//! epoch and cleared with [`SignFlipCount::reset_counts`]. The flip ratio of layer `l` is
+//! `pi = counts[l] / numel(W_l)` ([`flip_ratio`]).
+
+use std::sync::Arc;
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::gpu::{GpuBuffer, GpuContext, GpuError, Workgroups};
+
+const WORKGROUP: u32 = 64;
+/// Words XORed per `sign_flip_count` workgroup (64 invocations x 4 words).
+const FLIP_WORDS_PER_GROUP: u64 = 256;
+
+/// Number of `u32` words that hold the sign bits of `numel` values.
+pub fn packed_words(numel: usize) -> usize {
+    numel.div_ceil(32)
+}
+
+/// Flip ratio `pi = flips / numel` of a layer (spec section 1); 0 for an empty layer.
+pub fn flip_ratio(flips: u32, numel: usize) -> f64 {
+    if numel == 0 {
+        0.0
+    } else {
+        flips as f64 / numel as f64
+    }
+}
+
+/// Mirrors `struct PackSignsParams` in `shaders/pack_signs.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct PackSignsParams {
+    pub numel: u32,
+    pub words: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+}
+const _: () = assert!(std::mem::size_of::<PackSignsParams>() == 16);
+
+impl PackSignsParams {
+    /// Params for a tensor of `numel` values.
+    pub fn new(numel: usize) -> Self {
+        Self {
+            numel: numel as u32,
+            words: packed_words(numel) as u32,
+            _pad0: 0,
+            _pad1: 0,
+        }
+    }
+}
+
+/// `pack_signs`: values `[numel]` f32 -> packed `[ceil(numel/32)]` u32; bit `i` of word `j` is
+/// set iff `values[32j + i] >= 0` (sign(0) = +1); unused bits of the last word are zero.
+pub struct PackSigns {
+    pipeline: Arc<wgpu::ComputePipeline>,
+}
+
+impl PackSigns {
+    /// Compiles (or fetches from the cache) the pipeline.
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        let pipeline = ctx.pipeline(
+            "pack_signs",
+            include_str!("../../shaders/pack_signs.wgsl"),
+            &[],
+        )?;
+        Ok(Self { pipeline })
+    }
+
+    /// Records the dispatch: one invocation per output word.
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &PackSignsParams,
+        values: &GpuBuffer<f32>,
+        packed: &GpuBuffer<u32>,
+    ) -> Result<(), GpuError> {
+        const KERNEL: &str = "pack_signs";
+        if params.words as usize != packed_words(params.numel as usize) {
+            return Err(GpuError::shape(
+                KERNEL,
+                format!(
+                    "words = {} but numel {} needs {}",
+                    params.words,
+                    params.numel,
+                    packed_words(params.numel as usize)
+                ),
+            ));
+        }
+        values.expect_len(KERNEL, "values", params.numel as usize)?;
+        packed.expect_len(KERNEL, "packed", params.words as usize)?;
+        ctx.dispatch(
+            encoder,
+            &self.pipeline,
+            KERNEL,
+            bytemuck::bytes_of(params),
+            &[values.raw(), packed.raw()],
+            Workgroups::for_items(params.words as u64, WORKGROUP),
+        )
+    }
+}
+
+/// Mirrors `struct FlipParams` in `shaders/sign_flip_count.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct FlipParams {
+    /// Packed words of the layer (`ceil(numel / 32)`).
+    pub words: u32,
+    /// Index of the layer's counter in the shared `counts` buffer.
+    pub slot: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+}
+const _: () = assert!(std::mem::size_of::<FlipParams>() == 16);
+
+impl FlipParams {
+    /// Params for a layer of `numel` weights counted into `counts[slot]`.
+    pub fn new(numel: usize, slot: usize) -> Self {
+        Self {
+            words: packed_words(numel) as u32,
+            slot: slot as u32,
+            _pad0: 0,
+            _pad1: 0,
+        }
+    }
+}
+
+/// `sign_flip_count`: `counts[slot] += popcount(snapshot ^ current)` over one layer's packed
+/// signs (both `[words]` u32). `counts` is `[layers]` u32, shared by all binary layers.
+pub struct SignFlipCount {
+    pipeline: Arc<wgpu::ComputePipeline>,
+}
+
+impl SignFlipCount {
+    /// Compiles (or fetches from the cache) the pipeline.
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        let pipeline = ctx.pipeline(
+            "sign_flip_count",
+            include_str!("../../shaders/sign_flip_count.wgsl"),
+            &[],
+        )?;
+        Ok(Self { pipeline })
+    }
+
+    /// Records the count: adds the number of differing sign bits to `counts[params.slot]`.
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &FlipParams,
+        snapshot: &GpuBuffer<u32>,
+        current: &GpuBuffer<u32>,
+        counts: &GpuBuffer<u32>,
+    ) -> Result<(), GpuError> {
+        const KERNEL: &str = "sign_flip_count";
+        snapshot.expect_len(KERNEL, "snapshot", params.words as usize)?;
+        current.expect_len(KERNEL, "current", params.words as usize)?;
+        if params.slot as usize >= counts.len() {
+            return Err(GpuError::shape(
+                KERNEL,
+                format!(
+                    "slot {} outside `counts` of {} slots",
+                    params.slot,
+                    counts.len()
+                ),
+            ));
+        }
+        ctx.dispatch(
+            encoder,
+            &self.pipeline,
+            KERNEL,
+            bytemuck::bytes_of(params),
+            &[snapshot.raw(), current.raw(), counts.raw()],
+            Workgroups::Linear((params.words as u64).div_ceil(FLIP_WORDS_PER_GROUP)),
+        )
+    }
+
+    /// Records `snapshot <- current` (a buffer copy) to start the next counting period.
+    pub fn snapshot(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        current: &GpuBuffer<u32>,
+        snapshot: &GpuBuffer<u32>,
+    ) -> Result<(), GpuError> {
+        if current.len() != snapshot.len() {
+            return Err(GpuError::shape(
+                "sign_flip_count",
+                format!(
+                    "snapshot of {} words from a buffer of {}",
+                    snapshot.len(),
+                    current.len()
+                ),
+            ));
+        }
+        if !current.is_empty() {
+            encoder.copy_buffer_to_buffer(
+                current.raw(),
+                0,
+                snapshot.raw(),
+                0,
+                (current.len() * 4) as u64,
+            );
+        }
+        Ok(())
+    }
+
+    /// Records zeroing of every slot of `counts` (after the per-epoch readback).
+    pub fn reset_counts(&self, encoder: &mut wgpu::CommandEncoder, counts: &GpuBuffer<u32>) {
+        encoder.clear_buffer(counts.raw(), 0, None);
+    }
+}

@@ -32,7 +32,13 @@ pub struct LifConfig {
 
 impl Default for LifConfig {
     fn default() -> Self {
-        Self { decay: 0.5, v_th: 1.0, reset: ResetMode::Hard, detach_reset: false, surrogate_width: 1.0 }
+        Self {
+            decay: 0.5,
+            v_th: 1.0,
+            reset: ResetMode::Hard,
+            detach_reset: false,
+            surrogate_width: 1.0,
+        }
     }
 }
 
@@ -69,7 +75,10 @@ impl LifParams {
         let expected = self.timesteps as usize * self.neurons as usize;
         for (name, len) in buffers {
             if *len != expected {
-                return Err(GpuError::shape(kernel, format!("`{name}` has {len} elements, expected T*N = {expected}")));
+                return Err(GpuError::shape(
+                    kernel,
+                    format!("`{name}` has {len} elements, expected T*N = {expected}"),
+                ));
             }
         }
         Ok(())
@@ -85,7 +94,11 @@ pub struct LifForward {
 
 impl LifForward {
     pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline("lif_forward", include_str!("../../shaders/lif_forward.wgsl"), &[])?;
+        let pipeline = ctx.pipeline(
+            "lif_forward",
+            include_str!("../../shaders/lif_forward.wgsl"),
+            &[],
+        )?;
         Ok(Self { pipeline })
     }
 
@@ -98,7 +111,14 @@ impl LifForward {
         spikes: &GpuBuffer<f32>,
         membrane: &GpuBuffer<f32>,
     ) -> Result<(), GpuError> {
-        params.check("lif_forward", &[("current", current.len()), ("spikes", spikes.len()), ("membrane", membrane.len())])?;
+        params.check(
+            "lif_forward",
+            &[
+                ("current", current.len()),
+                ("spikes", spikes.len()),
+                ("membrane", membrane.len()),
+            ],
+        )?;
         ctx.dispatch(
             encoder,
             &self.pipeline,
@@ -117,7 +137,11 @@ pub struct LifBackward {
 
 impl LifBackward {
     pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline("lif_backward", include_str!("../../shaders/lif_backward.wgsl"), &[])?;
+        let pipeline = ctx.pipeline(
+            "lif_backward",
+            include_str!("../../shaders/lif_backward.wgsl"),
+            &[],
+        )?;
         Ok(Self { pipeline })
     }
 
@@ -132,7 +156,11 @@ impl LifBackward {
     ) -> Result<(), GpuError> {
         params.check(
             "lif_backward",
-            &[("membrane", membrane.len()), ("grad_spikes", grad_spikes.len()), ("grad_current", grad_current.len())],
+            &[
+                ("membrane", membrane.len()),
+                ("grad_spikes", grad_spikes.len()),
+                ("grad_current", grad_current.len()),
+            ],
         )?;
         ctx.dispatch(
             encoder,

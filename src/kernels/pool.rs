@@ -1,1 +1,473 @@
-//! (being written)
+//! 2-D pooling on `[N, C, H, W]` without padding: `maxpool_forward`, `maxpool_backward`,
+//! `avgpool_forward`, `avgpool_backward` (`shaders/*pool_*.wgsl`) and the layer structs
+//! [`MaxPool2d`] and [`AvgPool2d`].
+//!
+//! Both backwards are gathers (one invocation per input element, no atomics), correct for
+//! overlapping windows too. Max pooling keeps PyTorch's tie rule (first maximum in row-major
+//! window order), so spike inputs give exact 0/1 outputs (a logical OR of the window).
+
+use std::sync::Arc;
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::gpu::{GpuBuffer, GpuContext, GpuError, Workgroups};
+
+/// A pooling window: kernel and stride per axis, no padding, floor output size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolWindow {
+    pub kernel_h: usize,
+    pub kernel_w: usize,
+    pub stride_h: usize,
+    pub stride_w: usize,
+}
+
+impl PoolWindow {
+    /// A `kernel x kernel` window moved by `stride` on both axes.
+    pub fn square(kernel: usize, stride: usize) -> Self {
+        Self {
+            kernel_h: kernel,
+            kernel_w: kernel,
+            stride_h: stride,
+            stride_w: stride,
+        }
+    }
+
+    /// Global pooling over an `h x w` plane (one output per plane; resnet19's global average).
+    pub fn global(h: usize, w: usize) -> Self {
+        Self {
+            kernel_h: h,
+            kernel_w: w,
+            stride_h: h,
+            stride_w: w,
+        }
+    }
+}
+
+impl Default for PoolWindow {
+    /// 2x2, stride 2 (the `mnist` preset's pooling).
+    fn default() -> Self {
+        Self::square(2, 2)
+    }
+}
+
+/// Mirrors `struct PoolParams` in every `shaders/*pool_*.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct PoolParams {
+    /// `N*C` planes (`N = T*B`).
+    pub planes: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub kernel_h: u32,
+    pub kernel_w: u32,
+    pub stride_h: u32,
+    pub stride_w: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
+}
+const _: () = assert!(std::mem::size_of::<PoolParams>() == 48);
+
+impl PoolParams {
+    /// Params for pooling `planes` planes of `in_h x in_w` with `window`; the output size is
+    /// `(in - kernel) / stride + 1` (floor). Fails when the window does not fit or a kernel or
+    /// stride is zero.
+    pub fn new(
+        planes: usize,
+        in_h: usize,
+        in_w: usize,
+        window: PoolWindow,
+    ) -> Result<Self, GpuError> {
+        let PoolWindow {
+            kernel_h,
+            kernel_w,
+            stride_h,
+            stride_w,
+        } = window;
+        if kernel_h == 0 || kernel_w == 0 || stride_h == 0 || stride_w == 0 {
+            return Err(GpuError::shape(
+                "PoolParams",
+                format!("kernel and stride must be >= 1, got {window:?}"),
+            ));
+        }
+        if in_h < kernel_h || in_w < kernel_w {
+            return Err(GpuError::shape(
+                "PoolParams",
+                format!("a {kernel_h}x{kernel_w} window does not fit a {in_h}x{in_w} input (no padding)"),
+            ));
+        }
+        let elements = planes as u64 * in_h as u64 * in_w as u64;
+        if elements > u32::MAX as u64 {
+            return Err(GpuError::shape(
+                "PoolParams",
+                format!("N*C*H*W = {elements} does not fit u32 indexing"),
+            ));
+        }
+        Ok(Self {
+            planes: planes as u32,
+            in_h: in_h as u32,
+            in_w: in_w as u32,
+            out_h: ((in_h - kernel_h) / stride_h + 1) as u32,
+            out_w: ((in_w - kernel_w) / stride_w + 1) as u32,
+            kernel_h: kernel_h as u32,
+            kernel_w: kernel_w as u32,
+            stride_h: stride_h as u32,
+            stride_w: stride_w as u32,
+            _pad0: 0,
+            _pad1: 0,
+            _pad2: 0,
+        })
+    }
+
+    /// Input elements, `planes * in_h * in_w`.
+    pub fn input_len(&self) -> usize {
+        self.planes as usize * self.in_h as usize * self.in_w as usize
+    }
+
+    /// Output elements, `planes * out_h * out_w`.
+    pub fn output_len(&self) -> usize {
+        self.planes as usize * self.out_h as usize * self.out_w as usize
+    }
+
+    /// Re-validates params (they are plain data and may have been built by hand) and the
+    /// buffer lengths.
+    fn check(
+        &self,
+        kernel: &'static str,
+        inputs: &[(&str, usize)],
+        outputs: &[(&str, usize)],
+    ) -> Result<(), GpuError> {
+        let window = PoolWindow {
+            kernel_h: self.kernel_h as usize,
+            kernel_w: self.kernel_w as usize,
+            stride_h: self.stride_h as usize,
+            stride_w: self.stride_w as usize,
+        };
+        let expected = PoolParams::new(
+            self.planes as usize,
+            self.in_h as usize,
+            self.in_w as usize,
+            window,
+        )
+        .map_err(|e| GpuError::shape(kernel, e.to_string()))?;
+        if (expected.out_h, expected.out_w) != (self.out_h, self.out_w) {
+            return Err(GpuError::shape(
+                kernel,
+                format!(
+                    "output {}x{} inconsistent with input {}x{} and {window:?} (expected {}x{})",
+                    self.out_h, self.out_w, self.in_h, self.in_w, expected.out_h, expected.out_w
+                ),
+            ));
+        }
+        for (names, expected, what) in [
+            (inputs, self.input_len(), "N*C*in_h*in_w"),
+            (outputs, self.output_len(), "N*C*out_h*out_w"),
+        ] {
+            for (name, len) in names {
+                if *len != expected {
+                    return Err(GpuError::shape(
+                        kernel,
+                        format!("`{name}` has {len} elements, expected {what} = {expected}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Invocations per workgroup of every pooling kernel.
+const WORKGROUP: u32 = 256;
+
+/// `maxpool_forward`: input `[P, H, W]` -> output `[P, oH, oW]` and argmax `[P, oH, oW]` (u32
+/// index `ih * W + iw` within the input plane, as PyTorch's `indices`).
+pub struct MaxPoolForward {
+    pipeline: Arc<wgpu::ComputePipeline>,
+}
+
+impl MaxPoolForward {
+    /// Compiles (or fetches from the cache) the pipeline.
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        let pipeline = ctx.pipeline(
+            "maxpool_forward",
+            include_str!("../../shaders/maxpool_forward.wgsl"),
+            &[],
+        )?;
+        Ok(Self { pipeline })
+    }
+
+    /// Records the dispatch.
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &PoolParams,
+        input: &GpuBuffer<f32>,
+        output: &GpuBuffer<f32>,
+        argmax: &GpuBuffer<u32>,
+    ) -> Result<(), GpuError> {
+        const K: &str = "maxpool_forward";
+        params.check(
+            K,
+            &[("input", input.len())],
+            &[("output", output.len()), ("argmax", argmax.len())],
+        )?;
+        ctx.dispatch(
+            encoder,
+            &self.pipeline,
+            K,
+            bytemuck::bytes_of(params),
+            &[input.raw(), output.raw(), argmax.raw()],
+            Workgroups::for_items(params.output_len() as u64, WORKGROUP),
+        )
+    }
+}
+
+/// `maxpool_backward`: argmax and dL/doutput `[P, oH, oW]` -> dL/dinput `[P, H, W]` (gather).
+pub struct MaxPoolBackward {
+    pipeline: Arc<wgpu::ComputePipeline>,
+}
+
+impl MaxPoolBackward {
+    /// Compiles (or fetches from the cache) the pipeline.
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        let pipeline = ctx.pipeline(
+            "maxpool_backward",
+            include_str!("../../shaders/maxpool_backward.wgsl"),
+            &[],
+        )?;
+        Ok(Self { pipeline })
+    }
+
+    /// Records the dispatch; `grad_input` is overwritten.
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &PoolParams,
+        argmax: &GpuBuffer<u32>,
+        grad_output: &GpuBuffer<f32>,
+        grad_input: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        const K: &str = "maxpool_backward";
+        params.check(
+            K,
+            &[("grad_input", grad_input.len())],
+            &[("argmax", argmax.len()), ("grad_output", grad_output.len())],
+        )?;
+        ctx.dispatch(
+            encoder,
+            &self.pipeline,
+            K,
+            bytemuck::bytes_of(params),
+            &[argmax.raw(), grad_output.raw(), grad_input.raw()],
+            Workgroups::for_items(params.input_len() as u64, WORKGROUP),
+        )
+    }
+}
+
+/// `avgpool_forward`: input `[P, H, W]` -> output `[P, oH, oW]`, the mean of each window.
+pub struct AvgPoolForward {
+    pipeline: Arc<wgpu::ComputePipeline>,
+}
+
+impl AvgPoolForward {
+    /// Compiles (or fetches from the cache) the pipeline.
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        let pipeline = ctx.pipeline(
+            "avgpool_forward",
+            include_str!("../../shaders/avgpool_forward.wgsl"),
+            &[],
+        )?;
+        Ok(Self { pipeline })
+    }
+
+    /// Records the dispatch.
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &PoolParams,
+        input: &GpuBuffer<f32>,
+        output: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        const K: &str = "avgpool_forward";
+        params.check(K, &[("input", input.len())], &[("output", output.len())])?;
+        ctx.dispatch(
+            encoder,
+            &self.pipeline,
+            K,
+            bytemuck::bytes_of(params),
+            &[input.raw(), output.raw()],
+            Workgroups::for_items(params.output_len() as u64, WORKGROUP),
+        )
+    }
+}
+
+/// `avgpool_backward`: dL/doutput `[P, oH, oW]` -> dL/dinput `[P, H, W]` (gather).
+pub struct AvgPoolBackward {
+    pipeline: Arc<wgpu::ComputePipeline>,
+}
+
+impl AvgPoolBackward {
+    /// Compiles (or fetches from the cache) the pipeline.
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        let pipeline = ctx.pipeline(
+            "avgpool_backward",
+            include_str!("../../shaders/avgpool_backward.wgsl"),
+            &[],
+        )?;
+        Ok(Self { pipeline })
+    }
+
+    /// Records the dispatch; `grad_input` is overwritten.
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &PoolParams,
+        grad_output: &GpuBuffer<f32>,
+        grad_input: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        const K: &str = "avgpool_backward";
+        params.check(
+            K,
+            &[("grad_input", grad_input.len())],
+            &[("grad_output", grad_output.len())],
+        )?;
+        ctx.dispatch(
+            encoder,
+            &self.pipeline,
+            K,
+            bytemuck::bytes_of(params),
+            &[grad_output.raw(), grad_input.raw()],
+            Workgroups::for_items(params.input_len() as u64, WORKGROUP),
+        )
+    }
+}
+
+/// A max-pooling layer on `[N, C, H, W]` (`N = T*B`): forward saves the argmax, backward
+/// routes each output gradient to it.
+pub struct MaxPool2d {
+    pub window: PoolWindow,
+    forward: MaxPoolForward,
+    backward: MaxPoolBackward,
+}
+
+impl MaxPool2d {
+    /// Compiles (or fetches) both pipelines.
+    pub fn new(ctx: &GpuContext, window: PoolWindow) -> Result<Self, GpuError> {
+        Ok(Self {
+            window,
+            forward: MaxPoolForward::new(ctx)?,
+            backward: MaxPoolBackward::new(ctx)?,
+        })
+    }
+
+    /// Params for an `[n, c, h, w]` input.
+    pub fn params(&self, n: usize, c: usize, h: usize, w: usize) -> Result<PoolParams, GpuError> {
+        PoolParams::new(n * c, h, w, self.window)
+    }
+
+    /// `[n, c, h, w]` input -> `[n, c, oh, ow]` output and argmax.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        shape: [usize; 4],
+        input: &GpuBuffer<f32>,
+        output: &GpuBuffer<f32>,
+        argmax: &GpuBuffer<u32>,
+    ) -> Result<(), GpuError> {
+        let [n, c, h, w] = shape;
+        self.forward.dispatch(
+            ctx,
+            encoder,
+            &self.params(n, c, h, w)?,
+            input,
+            output,
+            argmax,
+        )
+    }
+
+    /// Gradient w.r.t. the `[n, c, h, w]` input (overwritten).
+    pub fn backward(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        shape: [usize; 4],
+        argmax: &GpuBuffer<u32>,
+        grad_output: &GpuBuffer<f32>,
+        grad_input: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        let [n, c, h, w] = shape;
+        self.backward.dispatch(
+            ctx,
+            encoder,
+            &self.params(n, c, h, w)?,
+            argmax,
+            grad_output,
+            grad_input,
+        )
+    }
+}
+
+/// An average-pooling layer on `[N, C, H, W]`; [`PoolWindow::global`] gives global average
+/// pooling.
+pub struct AvgPool2d {
+    pub window: PoolWindow,
+    forward: AvgPoolForward,
+    backward: AvgPoolBackward,
+}
+
+impl AvgPool2d {
+    /// Compiles (or fetches) both pipelines.
+    pub fn new(ctx: &GpuContext, window: PoolWindow) -> Result<Self, GpuError> {
+        Ok(Self {
+            window,
+            forward: AvgPoolForward::new(ctx)?,
+            backward: AvgPoolBackward::new(ctx)?,
+        })
+    }
+
+    /// Params for an `[n, c, h, w]` input.
+    pub fn params(&self, n: usize, c: usize, h: usize, w: usize) -> Result<PoolParams, GpuError> {
+        PoolParams::new(n * c, h, w, self.window)
+    }
+
+    /// `[n, c, h, w]` input -> `[n, c, oh, ow]` output.
+    pub fn forward(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        shape: [usize; 4],
+        input: &GpuBuffer<f32>,
+        output: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        let [n, c, h, w] = shape;
+        self.forward
+            .dispatch(ctx, encoder, &self.params(n, c, h, w)?, input, output)
+    }
+
+    /// Gradient w.r.t. the `[n, c, h, w]` input (overwritten).
+    pub fn backward(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        shape: [usize; 4],
+        grad_output: &GpuBuffer<f32>,
+        grad_input: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        let [n, c, h, w] = shape;
+        self.backward.dispatch(
+            ctx,
+            encoder,
+            &self.params(n, c, h, w)?,
+            grad_output,
+            grad_input,
+        )
+    }
+}

@@ -1,1 +1,411 @@
-//! (being written)
+//! Bit-packed inference of binary layers on spike inputs (spec section 3): `pack_spikes`,
+//! `pack_weights` and `binary_conv_popcount` (`shaders/<name>.wgsl`).
+//!
+//! Inputs to binary layers are spikes in {0, 1} and weights are `±gamma`, so
+//! `sum_{ci,kh,kw} s * W_b = gamma[co] * (2 * popcount(s AND w_pos) - popcount(s))` over packed
+//! bits, the same integer count the float path computes. Use:
+//! 1. `BinarizeForward` on the latent weights gives `gamma` (`crate::kernels::binarize`);
+//! 2. [`PackWeights`] packs the signs of the latent weights `[C_out, kH, kW, ceil(C_in/32)]`;
+//! 3. [`PackSpikes`] packs the input spikes `[N, H, W, ceil(C_in/32)]`;
+//! 4. [`BinaryConvPopcount`] writes `[N, C_out, OH, OW]` f32.
+//!
+//! Linear layers (`[N_out, N_in]` weights, `[N, N_in]` spikes) are the 1x1 case: use
+//! [`popcount_linear_shape`] (`H = W = kH = kW = 1`, stride 1, no padding); the flat `[N, N_in]`
+//! spike tensor is already `[N, N_in, 1, 1]` and the output `[N, N_out, 1, 1]` is `[N, N_out]`.
+
+use std::sync::Arc;
+
+use bytemuck::{Pod, Zeroable};
+
+use super::conv::ConvShape;
+use crate::gpu::{GpuBuffer, GpuContext, GpuError, Workgroups};
+
+const WORKGROUP: u32 = 64;
+/// Output channels per `binary_conv_popcount` workgroup (each invocation keeps 16 counters).
+pub const POPCOUNT_CHANNEL_BLOCK: usize = 16;
+
+/// Words of packed channel bits per pixel: `ceil(channels / 32)`.
+pub fn channel_words(channels: usize) -> usize {
+    channels.div_ceil(32)
+}
+
+/// The 1x1 `ConvShape` that runs a binary linear layer `[N_out, N_in]` on `batch` samples.
+pub fn popcount_linear_shape(batch: usize, n_in: usize, n_out: usize) -> ConvShape {
+    ConvShape::new(batch, n_in, n_out, 1, 1, 1, 1, 0)
+}
+
+fn check_u32(kernel: &'static str, what: &str, len: usize) -> Result<(), GpuError> {
+    if len > u32::MAX as usize {
+        return Err(GpuError::shape(
+            kernel,
+            format!("{what} = {len} overflows u32 indexing"),
+        ));
+    }
+    Ok(())
+}
+
+/// Mirrors `struct PackSpikesParams` in `shaders/pack_spikes.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct PackSpikesParams {
+    pub batch: u32,
+    pub channels: u32,
+    pub height: u32,
+    pub width: u32,
+    /// `ceil(channels / 32)`.
+    pub words: u32,
+    /// `batch * height * width * words`.
+    pub total_words: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+}
+const _: () = assert!(std::mem::size_of::<PackSpikesParams>() == 32);
+
+impl PackSpikesParams {
+    /// Params for spikes `[batch, channels, height, width]`.
+    pub fn new(batch: usize, channels: usize, height: usize, width: usize) -> Self {
+        let words = channel_words(channels);
+        Self {
+            batch: batch as u32,
+            channels: channels as u32,
+            height: height as u32,
+            width: width as u32,
+            words: words as u32,
+            total_words: (batch * height * width * words) as u32,
+            _pad0: 0,
+            _pad1: 0,
+        }
+    }
+
+    /// The packed input of the conv `shape`.
+    pub fn for_conv(shape: &ConvShape) -> Self {
+        Self::new(shape.batch, shape.in_channels, shape.height, shape.width)
+    }
+
+    /// Elements of the float spike tensor.
+    pub fn spikes_len(&self) -> usize {
+        self.batch as usize * self.channels as usize * self.height as usize * self.width as usize
+    }
+
+    fn check(&self, kernel: &'static str) -> Result<(), GpuError> {
+        let words = channel_words(self.channels as usize);
+        check_u32(
+            kernel,
+            "spikes",
+            self.batch as usize
+                * self.channels as usize
+                * self.height as usize
+                * self.width as usize,
+        )?;
+        let total = self.batch as usize * self.height as usize * self.width as usize * words;
+        if self.words as usize != words || self.total_words as usize != total {
+            return Err(GpuError::shape(
+                kernel,
+                format!("inconsistent params {self:?} (words {words}, total {total})"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `pack_spikes`: spikes `[N, C, H, W]` f32 in {0, 1} -> `[N, H, W, ceil(C/32)]` u32 channel
+/// bits (bit set iff the spike is nonzero; bits past `C` zero).
+pub struct PackSpikes {
+    pipeline: Arc<wgpu::ComputePipeline>,
+}
+
+impl PackSpikes {
+    /// Compiles (or fetches from the cache) the pipeline.
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        let pipeline = ctx.pipeline(
+            "pack_spikes",
+            include_str!("../../shaders/pack_spikes.wgsl"),
+            &[],
+        )?;
+        Ok(Self { pipeline })
+    }
+
+    /// Records the dispatch: one invocation per output word.
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &PackSpikesParams,
+        spikes: &GpuBuffer<f32>,
+        packed: &GpuBuffer<u32>,
+    ) -> Result<(), GpuError> {
+        const KERNEL: &str = "pack_spikes";
+        params.check(KERNEL)?;
+        spikes.expect_len(KERNEL, "spikes", params.spikes_len())?;
+        packed.expect_len(KERNEL, "packed", params.total_words as usize)?;
+        ctx.dispatch(
+            encoder,
+            &self.pipeline,
+            KERNEL,
+            bytemuck::bytes_of(params),
+            &[spikes.raw(), packed.raw()],
+            Workgroups::for_items(params.total_words as u64, WORKGROUP),
+        )
+    }
+}
+
+/// Mirrors `struct PackWeightsParams` in `shaders/pack_weights.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct PackWeightsParams {
+    pub out_channels: u32,
+    pub in_channels: u32,
+    pub kernel_h: u32,
+    pub kernel_w: u32,
+    /// `ceil(in_channels / 32)`.
+    pub words: u32,
+    /// `out_channels * kernel_h * kernel_w * words`.
+    pub total_words: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+}
+const _: () = assert!(std::mem::size_of::<PackWeightsParams>() == 32);
+
+impl PackWeightsParams {
+    /// Params for weights `[out_channels, in_channels, kernel_h, kernel_w]`.
+    pub fn new(out_channels: usize, in_channels: usize, kernel_h: usize, kernel_w: usize) -> Self {
+        let words = channel_words(in_channels);
+        Self {
+            out_channels: out_channels as u32,
+            in_channels: in_channels as u32,
+            kernel_h: kernel_h as u32,
+            kernel_w: kernel_w as u32,
+            words: words as u32,
+            total_words: (out_channels * kernel_h * kernel_w * words) as u32,
+            _pad0: 0,
+            _pad1: 0,
+        }
+    }
+
+    /// The packed weights of the conv `shape`.
+    pub fn for_conv(shape: &ConvShape) -> Self {
+        Self::new(
+            shape.out_channels,
+            shape.in_channels,
+            shape.kernel_h,
+            shape.kernel_w,
+        )
+    }
+
+    /// Elements of the float weight tensor.
+    pub fn weights_len(&self) -> usize {
+        self.out_channels as usize
+            * self.in_channels as usize
+            * self.kernel_h as usize
+            * self.kernel_w as usize
+    }
+
+    fn check(&self, kernel: &'static str) -> Result<(), GpuError> {
+        let words = channel_words(self.in_channels as usize);
+        check_u32(kernel, "weights", self.weights_len())?;
+        let total =
+            self.out_channels as usize * self.kernel_h as usize * self.kernel_w as usize * words;
+        if self.words as usize != words || self.total_words as usize != total {
+            return Err(GpuError::shape(
+                kernel,
+                format!("inconsistent params {self:?} (words {words}, total {total})"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `pack_weights`: weights `[C_out, C_in, kH, kW]` f32 -> sign bits `[C_out, kH, kW,
+/// ceil(C_in/32)]` u32 (bit set iff `W >= 0`; bits past `C_in` zero).
+pub struct PackWeights {
+    pipeline: Arc<wgpu::ComputePipeline>,
+}
+
+impl PackWeights {
+    /// Compiles (or fetches from the cache) the pipeline.
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        let pipeline = ctx.pipeline(
+            "pack_weights",
+            include_str!("../../shaders/pack_weights.wgsl"),
+            &[],
+        )?;
+        Ok(Self { pipeline })
+    }
+
+    /// Records the dispatch: one invocation per output word.
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &PackWeightsParams,
+        weights: &GpuBuffer<f32>,
+        packed: &GpuBuffer<u32>,
+    ) -> Result<(), GpuError> {
+        const KERNEL: &str = "pack_weights";
+        params.check(KERNEL)?;
+        weights.expect_len(KERNEL, "weights", params.weights_len())?;
+        packed.expect_len(KERNEL, "packed", params.total_words as usize)?;
+        ctx.dispatch(
+            encoder,
+            &self.pipeline,
+            KERNEL,
+            bytemuck::bytes_of(params),
+            &[weights.raw(), packed.raw()],
+            Workgroups::for_items(params.total_words as u64, WORKGROUP),
+        )
+    }
+}
+
+/// Mirrors `struct PopcountConvParams` in `shaders/binary_conv_popcount.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct PopcountConvParams {
+    pub batch: u32,
+    pub in_channels: u32,
+    pub height: u32,
+    pub width: u32,
+    pub out_channels: u32,
+    pub kernel_h: u32,
+    pub kernel_w: u32,
+    pub stride: u32,
+    pub padding: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    /// `ceil(in_channels / 32)`.
+    pub words: u32,
+    /// `batch * out_h * out_w`.
+    pub pixels: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
+}
+const _: () = assert!(std::mem::size_of::<PopcountConvParams>() == 64);
+
+impl PopcountConvParams {
+    /// Params for the binary conv `shape` (validated at dispatch).
+    pub fn new(shape: &ConvShape) -> Self {
+        Self {
+            batch: shape.batch as u32,
+            in_channels: shape.in_channels as u32,
+            height: shape.height as u32,
+            width: shape.width as u32,
+            out_channels: shape.out_channels as u32,
+            kernel_h: shape.kernel_h as u32,
+            kernel_w: shape.kernel_w as u32,
+            stride: shape.stride as u32,
+            padding: shape.padding as u32,
+            out_h: shape.out_h() as u32,
+            out_w: shape.out_w() as u32,
+            words: channel_words(shape.in_channels) as u32,
+            pixels: (shape.batch * shape.out_h() * shape.out_w()) as u32,
+            _pad0: 0,
+            _pad1: 0,
+            _pad2: 0,
+        }
+    }
+
+    /// The conv geometry these params describe.
+    pub fn shape(&self) -> ConvShape {
+        ConvShape {
+            batch: self.batch as usize,
+            in_channels: self.in_channels as usize,
+            out_channels: self.out_channels as usize,
+            height: self.height as usize,
+            width: self.width as usize,
+            kernel_h: self.kernel_h as usize,
+            kernel_w: self.kernel_w as usize,
+            stride: self.stride as usize,
+            padding: self.padding as usize,
+        }
+    }
+
+    /// Elements of the packed input `[N, H, W, words]`.
+    pub fn packed_spikes_len(&self) -> usize {
+        self.batch as usize * self.height as usize * self.width as usize * self.words as usize
+    }
+
+    /// Elements of the packed weights `[C_out, kH, kW, words]`.
+    pub fn packed_weights_len(&self) -> usize {
+        self.out_channels as usize
+            * self.kernel_h as usize
+            * self.kernel_w as usize
+            * self.words as usize
+    }
+
+    /// Elements of the output `[N, C_out, OH, OW]`.
+    pub fn output_len(&self) -> usize {
+        self.pixels as usize * self.out_channels as usize
+    }
+
+    fn check(&self, kernel: &'static str) -> Result<(), GpuError> {
+        let shape = self.shape();
+        shape.validate(kernel)?;
+        if *self != Self::new(&shape) {
+            return Err(GpuError::shape(
+                kernel,
+                format!("derived fields inconsistent with the shape in {self:?}"),
+            ));
+        }
+        check_u32(
+            kernel,
+            "output",
+            shape.batch * shape.out_channels * shape.out_h() * shape.out_w(),
+        )?;
+        check_u32(
+            kernel,
+            "packed spikes",
+            shape.batch * shape.height * shape.width * self.words as usize,
+        )?;
+        Ok(())
+    }
+}
+
+/// `binary_conv_popcount`: packed spikes `[N, H, W, words]`, packed weights
+/// `[C_out, kH, kW, words]`, gamma `[C_out]` -> output `[N, C_out, OH, OW]` f32 with
+/// `out = gamma[co] * (2 * popcount(s & w) - popcount(s))` summed over valid taps.
+pub struct BinaryConvPopcount {
+    pipeline: Arc<wgpu::ComputePipeline>,
+}
+
+impl BinaryConvPopcount {
+    /// Compiles (or fetches from the cache) the pipeline.
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        let pipeline = ctx.pipeline(
+            "binary_conv_popcount",
+            include_str!("../../shaders/binary_conv_popcount.wgsl"),
+            &[],
+        )?;
+        Ok(Self { pipeline })
+    }
+
+    /// Records the dispatch: workgroups of 64 output pixels x 16 output channels.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &PopcountConvParams,
+        spikes: &GpuBuffer<u32>,
+        weights: &GpuBuffer<u32>,
+        gamma: &GpuBuffer<f32>,
+        output: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        const KERNEL: &str = "binary_conv_popcount";
+        params.check(KERNEL)?;
+        spikes.expect_len(KERNEL, "spikes (packed)", params.packed_spikes_len())?;
+        weights.expect_len(KERNEL, "weights (packed)", params.packed_weights_len())?;
+        gamma.expect_len(KERNEL, "gamma", params.out_channels as usize)?;
+        output.expect_len(KERNEL, "output", params.output_len())?;
+        // Pixel groups fold into x and z; y indexes the block of 16 output channels.
+        let [x, z, _] = Workgroups::for_items(params.pixels as u64, WORKGROUP).counts()?;
+        let blocks = (params.out_channels as usize).div_ceil(POPCOUNT_CHANNEL_BLOCK) as u32;
+        ctx.dispatch(
+            encoder,
+            &self.pipeline,
+            KERNEL,
+            bytemuck::bytes_of(params),
+            &[spikes.raw(), weights.raw(), gamma.raw(), output.raw()],
+            Workgroups::Grid([x, blocks, z]),
+        )
+    }
+}

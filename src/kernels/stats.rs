@@ -1,1 +1,171 @@
-//! (being written)
+//! Statistics reductions for per-layer metrics (spec section 4: firing rate per spiking layer,
+//! gradient mean/variance per binary layer): `moments_partial` and `moments_final`
+//! (`shaders/moments_*.wgsl`), wrapped in one [`Moments`].
+//!
+//! One epoch's summary of every layer lives in one `[3 * slots]` f32 buffer of
+//! `[sum, sum_sq, count]` triples, filled with `accumulate = true` after each slot's first use
+//! and read back once: `mean = sum / count`, `var = sum_sq / count - mean^2` ([`summarize`]).
+//! All sums are f32; `count` is exact up to 2^24 elements per slot and then rounds (relative
+//! error about 6e-8 per addition, harmless for these metrics).
+
+use std::sync::Arc;
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::gpu::{GpuBuffer, GpuContext, GpuError, Workgroups};
+
+/// Elements reduced by one `moments_partial` workgroup.
+pub const MOMENTS_CHUNK: usize = 4096;
+/// Invocations per workgroup of both kernels (the CPU mirrors follow the same order).
+pub const MOMENTS_WORKGROUP: usize = 64;
+
+/// Mirrors `struct MomentsPartialParams` in `shaders/moments_partial.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct MomentsPartialParams {
+    pub len: u32,
+    pub chunk: u32,
+    /// `ceil(len / chunk)`: workgroups, and `[sum, sum_sq]` pairs written.
+    pub groups: u32,
+    pub _pad0: u32,
+}
+const _: () = assert!(std::mem::size_of::<MomentsPartialParams>() == 16);
+
+impl MomentsPartialParams {
+    /// Params for an input of `len` elements.
+    pub fn new(len: usize) -> Self {
+        Self {
+            len: len as u32,
+            chunk: MOMENTS_CHUNK as u32,
+            groups: len.div_ceil(MOMENTS_CHUNK) as u32,
+            _pad0: 0,
+        }
+    }
+}
+
+/// Mirrors `struct MomentsFinalParams` in `shaders/moments_final.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct MomentsFinalParams {
+    /// Partial pairs to reduce.
+    pub groups: u32,
+    /// Elements of the original input (the `count` written).
+    pub len: u32,
+    /// Triple index in the summary buffer.
+    pub slot: u32,
+    /// 1: add to the slot's current values; 0: overwrite.
+    pub accumulate: u32,
+}
+const _: () = assert!(std::mem::size_of::<MomentsFinalParams>() == 16);
+
+impl MomentsFinalParams {
+    /// Params to reduce the partials of an input of `len` elements into `summary[3*slot..]`.
+    pub fn new(len: usize, slot: usize, accumulate: bool) -> Self {
+        Self {
+            groups: len.div_ceil(MOMENTS_CHUNK) as u32,
+            len: len as u32,
+            slot: slot as u32,
+            accumulate: accumulate as u32,
+        }
+    }
+}
+
+/// `[sum, sum_sq, count]` of one slot turned into `(mean, population variance, count)`.
+pub fn summarize(triple: &[f32]) -> (f64, f64, f64) {
+    let (sum, sq, count) = (triple[0] as f64, triple[1] as f64, triple[2] as f64);
+    if count == 0.0 {
+        return (0.0, 0.0, 0.0);
+    }
+    let mean = sum / count;
+    (mean, (sq / count - mean * mean).max(0.0), count)
+}
+
+/// `moments_partial` + `moments_final`: `[sum, sum_sq, count]` of an f32 buffer into one slot
+/// of a shared summary buffer.
+pub struct Moments {
+    partial: Arc<wgpu::ComputePipeline>,
+    last: Arc<wgpu::ComputePipeline>,
+}
+
+impl Moments {
+    /// Compiles (or fetches from the cache) both pipelines.
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        let partial = ctx.pipeline(
+            "moments_partial",
+            include_str!("../../shaders/moments_partial.wgsl"),
+            &[],
+        )?;
+        let last = ctx.pipeline(
+            "moments_final",
+            include_str!("../../shaders/moments_final.wgsl"),
+            &[],
+        )?;
+        Ok(Self { partial, last })
+    }
+
+    /// Elements the `partials_scratch` buffer needs for an input of `len` elements
+    /// (two per chunk of [`MOMENTS_CHUNK`]); a larger scratch buffer is fine.
+    pub fn partials_len(len: usize) -> usize {
+        2 * len.div_ceil(MOMENTS_CHUNK)
+    }
+
+    /// Records both passes: `summary[3*slot .. 3*slot+3] (+)= [sum, sum_sq, len]` of `input`.
+    /// `summary` is `[3 * slots]` f32; `partials_scratch` at least [`Moments::partials_len`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        input: &GpuBuffer<f32>,
+        partials_scratch: &GpuBuffer<f32>,
+        summary: &GpuBuffer<f32>,
+        slot: usize,
+        accumulate: bool,
+    ) -> Result<(), GpuError> {
+        const KERNEL: &str = "moments";
+        let len = input.len();
+        if len > u32::MAX as usize {
+            return Err(GpuError::shape(
+                KERNEL,
+                format!("input of {len} elements overflows u32 indexing"),
+            ));
+        }
+        if partials_scratch.len() < Self::partials_len(len) {
+            return Err(GpuError::shape(
+                KERNEL,
+                format!(
+                    "`partials_scratch` has {} elements, needs {}",
+                    partials_scratch.len(),
+                    Self::partials_len(len)
+                ),
+            ));
+        }
+        if 3 * slot + 3 > summary.len() {
+            return Err(GpuError::shape(
+                KERNEL,
+                format!(
+                    "slot {slot} outside `summary` of {} elements (3 per slot)",
+                    summary.len()
+                ),
+            ));
+        }
+        let first = MomentsPartialParams::new(len);
+        ctx.dispatch(
+            encoder,
+            &self.partial,
+            "moments_partial",
+            bytemuck::bytes_of(&first),
+            &[input.raw(), partials_scratch.raw()],
+            Workgroups::Linear(first.groups as u64),
+        )?;
+        let second = MomentsFinalParams::new(len, slot, accumulate);
+        ctx.dispatch(
+            encoder,
+            &self.last,
+            "moments_final",
+            bytemuck::bytes_of(&second),
+            &[partials_scratch.raw(), summary.raw()],
+            Workgroups::Linear(1),
+        )
+    }
+}

@@ -27,7 +27,13 @@ pub struct NeuronConfig {
 
 impl Default for NeuronConfig {
     fn default() -> Self {
-        Self { decay: 0.5, v_th: 1.0, reset: Reset::Hard, detach_reset: false, surrogate_width: 1.0 }
+        Self {
+            decay: 0.5,
+            v_th: 1.0,
+            reset: Reset::Hard,
+            detach_reset: false,
+            surrogate_width: 1.0,
+        }
     }
 }
 
@@ -208,7 +214,11 @@ impl ModelConfig {
                 conv(64, true),
                 LayerConfig::Pool { size: 2 },
                 conv(64, true),
-                LayerConfig::Linear { out_features: 10, binary: false, bias: true },
+                LayerConfig::Linear {
+                    out_features: 10,
+                    binary: false,
+                    bias: true,
+                },
             ],
         }
     }
@@ -226,7 +236,9 @@ impl ModelConfig {
             binary: false,
             shortcut: Shortcut::None,
         }];
-        for (stage, (&blocks, &channels)) in [3usize, 3, 2].iter().zip(&[128usize, 256, 512]).enumerate() {
+        for (stage, (&blocks, &channels)) in
+            [3usize, 3, 2].iter().zip(&[128usize, 256, 512]).enumerate()
+        {
             for block in 0..blocks {
                 for conv in 0..2 {
                     let downsample = stage > 0 && block == 0 && conv == 0;
@@ -236,13 +248,21 @@ impl ModelConfig {
                         stride: if downsample { 2 } else { 1 },
                         padding: 1,
                         binary: true,
-                        shortcut: if downsample { Shortcut::Downsample } else { Shortcut::Identity },
+                        shortcut: if downsample {
+                            Shortcut::Downsample
+                        } else {
+                            Shortcut::Identity
+                        },
                     });
                 }
             }
         }
         layers.push(LayerConfig::GlobalAvgPool);
-        layers.push(LayerConfig::Linear { out_features: classes, binary: false, bias: true });
+        layers.push(LayerConfig::Linear {
+            out_features: classes,
+            binary: false,
+            bias: true,
+        });
         Self {
             name: "resnet19".into(),
             input: [3, 32, 32],
@@ -296,7 +316,11 @@ impl ModelConfig {
                 conv(512, true),
                 conv(512, true),
                 LayerConfig::GlobalAvgPool,
-                LayerConfig::Linear { out_features: classes, binary: false, bias: true },
+                LayerConfig::Linear {
+                    out_features: classes,
+                    binary: false,
+                    bias: true,
+                },
             ],
         }
     }

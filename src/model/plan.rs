@@ -9,7 +9,11 @@ use super::config::{LayerConfig, ModelConfig, Shortcut};
 #[derive(Debug, Error, PartialEq)]
 pub enum ModelError {
     #[error("layer {index} ({kind}): {message}")]
-    Layer { index: usize, kind: &'static str, message: String },
+    Layer {
+        index: usize,
+        kind: &'static str,
+        message: String,
+    },
     #[error("model: {0}")]
     Model(String),
 }
@@ -45,7 +49,10 @@ fn kind_of(layer: &LayerConfig) -> &'static str {
 pub fn plan(config: &ModelConfig) -> Result<Vec<PlannedLayer>, ModelError> {
     let [c0, h0, w0] = config.input;
     if c0 == 0 || h0 == 0 || w0 == 0 {
-        return Err(ModelError::Model(format!("input shape {:?} has a zero dimension", config.input)));
+        return Err(ModelError::Model(format!(
+            "input shape {:?} has a zero dimension",
+            config.input
+        )));
     }
     if config.timesteps == 0 {
         return Err(ModelError::Model("timesteps must be at least 1".into()));
@@ -57,26 +64,45 @@ pub fn plan(config: &ModelConfig) -> Result<Vec<PlannedLayer>, ModelError> {
             config.normalize_std.len()
         )));
     }
-    if config.normalize_std.iter().any(|&s| !(s > 0.0)) {
-        return Err(ModelError::Model("normalize_std entries must be positive".into()));
+    if config.normalize_std.iter().any(|&s| s.is_nan() || s <= 0.0) {
+        return Err(ModelError::Model(
+            "normalize_std entries must be positive".into(),
+        ));
     }
     let mut shape = config.input;
     let mut layers = Vec::with_capacity(config.layers.len());
     let (mut convs, mut linears) = (0, 0);
     for (index, layer) in config.layers.iter().enumerate() {
         let kind = kind_of(layer);
-        let err = |message: String| ModelError::Layer { index, kind, message };
+        let err = |message: String| ModelError::Layer {
+            index,
+            kind,
+            message,
+        };
         let [c, h, w] = shape;
         if linears > 0 {
-            return Err(err("only the final layer may follow a linear readout".into()));
+            return Err(err(
+                "only the final layer may follow a linear readout".into()
+            ));
         }
         let (output, name) = match layer {
-            LayerConfig::Conv { out_channels, kernel, stride, padding, shortcut, .. } => {
+            LayerConfig::Conv {
+                out_channels,
+                kernel,
+                stride,
+                padding,
+                shortcut,
+                ..
+            } => {
                 if *out_channels == 0 || *kernel == 0 || *stride == 0 {
-                    return Err(err("out_channels, kernel and stride must be positive".into()));
+                    return Err(err(
+                        "out_channels, kernel and stride must be positive".into()
+                    ));
                 }
                 if h + 2 * padding < *kernel || w + 2 * padding < *kernel {
-                    return Err(err(format!("kernel {kernel} larger than the padded {h}x{w} input")));
+                    return Err(err(format!(
+                        "kernel {kernel} larger than the padded {h}x{w} input"
+                    )));
                 }
                 let ho = (h + 2 * padding - kernel) / stride + 1;
                 let wo = (w + 2 * padding - kernel) / stride + 1;
@@ -108,14 +134,29 @@ pub fn plan(config: &ModelConfig) -> Result<Vec<PlannedLayer>, ModelError> {
                 ([*out_features, 1, 1], "fc".to_string())
             }
         };
-        layers.push(PlannedLayer { index, name, config: layer.clone(), input: shape, output });
+        layers.push(PlannedLayer {
+            index,
+            name,
+            config: layer.clone(),
+            input: shape,
+            output,
+        });
         shape = output;
     }
     match layers.last() {
-        Some(l) if matches!(l.config, LayerConfig::Linear { .. }) && l.output[0] == config.classes => Ok(layers),
-        Some(l) if matches!(l.config, LayerConfig::Linear { .. }) => {
-            Err(ModelError::Model(format!("readout has {} outputs but the model has {} classes", l.output[0], config.classes)))
+        Some(l)
+            if matches!(l.config, LayerConfig::Linear { .. }) && l.output[0] == config.classes =>
+        {
+            Ok(layers)
         }
-        _ => Err(ModelError::Model("the last layer must be a linear readout".into())),
+        Some(l) if matches!(l.config, LayerConfig::Linear { .. }) => {
+            Err(ModelError::Model(format!(
+                "readout has {} outputs but the model has {} classes",
+                l.output[0], config.classes
+            )))
+        }
+        _ => Err(ModelError::Model(
+            "the last layer must be a linear readout".into(),
+        )),
     }
 }

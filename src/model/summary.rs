@@ -54,7 +54,12 @@ impl Summary {
             let [ci, _, _] = l.input;
             let [co, ho, wo] = l.output;
             let row = match &l.config {
-                LayerConfig::Conv { kernel, binary, shortcut, .. } => {
+                LayerConfig::Conv {
+                    kernel,
+                    binary,
+                    shortcut,
+                    ..
+                } => {
                     let weights = (co * ci * kernel * kernel) as u64;
                     let mut ops = weights * (ho * wo) as u64 * t;
                     let mut bin = if *binary { weights } else { 0 };
@@ -79,7 +84,8 @@ impl Summary {
                     row
                 }
                 LayerConfig::Pool { .. } | LayerConfig::GlobalAvgPool => {
-                    let avg = matches!(l.config, LayerConfig::GlobalAvgPool) || config.pooling == PoolKind::Avg;
+                    let avg = matches!(l.config, LayerConfig::GlobalAvgPool)
+                        || config.pooling == PoolKind::Avg;
                     let row = SummaryRow {
                         name: l.name.clone(),
                         kind: l.kind(),
@@ -103,7 +109,8 @@ impl Summary {
                         binary: *binary,
                         output: l.output,
                         binary_params: if *binary { weights } else { 0 },
-                        fp_params: if *binary { 0 } else { weights } + if *bias { co as u64 } else { 0 },
+                        fp_params: if *binary { 0 } else { weights }
+                            + if *bias { co as u64 } else { 0 },
                         ops: weights * t,
                         spike_input: spikes,
                     }
@@ -111,7 +118,10 @@ impl Summary {
             };
             rows.push(row);
         }
-        Ok(Self { rows, timesteps: config.timesteps })
+        Ok(Self {
+            rows,
+            timesteps: config.timesteps,
+        })
     }
 
     /// Model size in bytes with binary weights at 1 bit and everything else at 32 bits.
@@ -143,12 +153,24 @@ impl Summary {
     pub fn to_markdown(&self, input_rates: Option<&[f64]>) -> String {
         let mut s = String::from("| layer | kind | weights | output | params | bits | ops/sample (T steps) |\n|---|---|---|---|---:|---:|---:|\n");
         for r in &self.rows {
-            let op = if r.ops == 0 { "-".to_string() } else if r.spike_input { format!("{} AC", r.ops) } else { format!("{} MAC", r.ops) };
+            let op = if r.ops == 0 {
+                "-".to_string()
+            } else if r.spike_input {
+                format!("{} AC", r.ops)
+            } else {
+                format!("{} MAC", r.ops)
+            };
             s.push_str(&format!(
                 "| {} | {} | {} | {}x{}x{} | {} | {} | {} |\n",
                 r.name,
                 r.kind,
-                if r.params() == 0 { "-" } else if r.binary { "binary" } else { "fp32" },
+                if r.params() == 0 {
+                    "-"
+                } else if r.binary {
+                    "binary"
+                } else {
+                    "fp32"
+                },
                 r.output[0],
                 r.output[1],
                 r.output[2],

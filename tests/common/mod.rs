@@ -11,7 +11,9 @@ use rand::{Rng, SeedableRng};
 pub fn gpu() -> Option<GpuContext> {
     match GpuContext::new_blocking() {
         Ok(ctx) => Some(ctx),
-        Err(e) if std::env::var_os("CI").is_some() => panic!("CI is set but no usable GPU adapter: {e}"),
+        Err(e) if std::env::var_os("CI").is_some() => {
+            panic!("CI is set but no usable GPU adapter: {e}")
+        }
         Err(e) => {
             eprintln!("SKIPPED (no GPU adapter; set CI=1 to make this fatal): {e}");
             None
@@ -35,13 +37,21 @@ pub fn uniform(rng: &mut SmallRng, len: usize, lo: f32, hi: f32) -> Vec<f32> {
 
 /// Spikes in {0, 1} with firing probability `p`.
 pub fn spikes(rng: &mut SmallRng, len: usize, p: f64) -> Vec<f32> {
-    (0..len).map(|_| if rng.random_bool(p) { 1.0 } else { 0.0 }).collect()
+    (0..len)
+        .map(|_| if rng.random_bool(p) { 1.0 } else { 0.0 })
+        .collect()
 }
 
 /// Asserts `|got - want| <= abs + rel * |want|` element-wise; prints a one-line summary and the
 /// first few mismatches (index, got, expected).
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], rel: f32, abs: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length {} vs expected {}", got.len(), want.len());
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: length {} vs expected {}",
+        got.len(),
+        want.len()
+    );
     let mut worst = 0.0f32;
     let mut bad = Vec::new();
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
@@ -60,15 +70,29 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], rel: f32, abs: f32) {
         for (i, g, w) in bad.iter().take(8) {
             println!("  [{i}] got {g} expected {w}");
         }
-        panic!("{what}: {} of {} values outside tolerance", bad.len(), got.len());
+        panic!(
+            "{what}: {} of {} values outside tolerance",
+            bad.len(),
+            got.len()
+        );
     }
 }
 
 /// Asserts bit-exact equality (spikes, signs, counts); prints a summary and first mismatches.
 pub fn assert_exact<T: PartialEq + std::fmt::Debug>(what: &str, got: &[T], want: &[T]) {
-    assert_eq!(got.len(), want.len(), "{what}: length {} vs expected {}", got.len(), want.len());
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: length {} vs expected {}",
+        got.len(),
+        want.len()
+    );
     let bad: Vec<usize> = (0..got.len()).filter(|&i| got[i] != want[i]).collect();
-    println!("{what}: compared {} values exactly, {} differ", got.len(), bad.len());
+    println!(
+        "{what}: compared {} values exactly, {} differ",
+        got.len(),
+        bad.len()
+    );
     if !bad.is_empty() {
         for &i in bad.iter().take(8) {
             println!("  [{i}] got {:?} expected {:?}", got[i], want[i]);
@@ -78,7 +102,12 @@ pub fn assert_exact<T: PartialEq + std::fmt::Debug>(what: &str, got: &[T], want:
 }
 
 /// Central finite difference of a scalar f64 function at `x[i]`.
-pub fn finite_difference(x: &mut [f64], i: usize, eps: f64, f: &mut dyn FnMut(&[f64]) -> f64) -> f64 {
+pub fn finite_difference(
+    x: &mut [f64],
+    i: usize,
+    eps: f64,
+    f: &mut dyn FnMut(&[f64]) -> f64,
+) -> f64 {
     let orig = x[i];
     x[i] = orig + eps;
     let plus = f(x);

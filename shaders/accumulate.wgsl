@@ -1,0 +1,30 @@
+// accumulate: dst += src element-wise (in-place gradient accumulation, e.g. summing the
+// shortcut and main-path gradients). A separate kernel from residual_add because one dispatch
+// cannot bind the same buffer both read-only and read-write.
+//
+// Bindings:
+//   0 uniform params : ElementwiseParams (same struct as residual_add.wgsl)
+//   1 storage read   : src [len] f32
+//   2 storage rw     : dst [len] f32 (read and overwritten with dst + src)
+// Dispatch: one invocation per element, workgroups of 256, folded 1-D (ceil(len / 256)).
+
+struct ElementwiseParams {
+    len: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: ElementwiseParams;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+    if (i >= params.len) {
+        return;
+    }
+    dst[i] = dst[i] + src[i];
+}

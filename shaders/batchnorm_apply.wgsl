@@ -1,0 +1,77 @@
+// batchnorm_apply: y = (x - mean[c]) * invstd[c] * weight[c] + bias[c] (spec section 5).
+// Train mode passes the batch statistics from batchnorm_stats; eval mode passes the running
+// statistics with `from_variance = 1`, and the kernel derives invstd = 1 / sqrt(var + eps).
+//
+// Bindings:
+//   0 uniform params : BatchNormParams (same struct as batchnorm_stats.wgsl)
+//   1 storage read   : x        [N, C, HW] f32 (N = T*B, time folded into batch)
+//   2 storage read   : mean     [C] f32   batch mean (train) or running_mean (eval)
+//   3 storage read   : scale    [C] f32   invstd (from_variance = 0) or running_var (= 1)
+//   4 storage read   : weight   [C] f32   affine gamma
+//   5 storage read   : bias     [C] f32   affine beta
+//   6 storage rw     : y        [N, C, HW] f32 (written)
+// Dispatch: workgroups of 256, each covering 2048 consecutive elements (8 per invocation,
+// 256 apart, so neighbouring invocations touch neighbouring values), folded 1-D
+// (ceil(N*C*HW / 2048) groups).
+
+struct BatchNormParams {
+    samples: u32,
+    channels: u32,
+    spatial: u32,
+    from_variance: u32,  // 1: `scale` holds a variance (eval mode)
+    eps: f32,
+    momentum: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: BatchNormParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> mean: array<f32>;
+@group(0) @binding(3) var<storage, read> scale: array<f32>;
+@group(0) @binding(4) var<storage, read> weight: array<f32>;
+@group(0) @binding(5) var<storage, read> bias: array<f32>;
+@group(0) @binding(6) var<storage, read_write> y: array<f32>;
+
+const WG: u32 = 256u;
+const ITEMS: u32 = 8u;  // elements per invocation, 256 apart
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let total = params.samples * params.channels * params.spatial;
+    let start = (wid.x + wid.y * nwg.x) * (WG * ITEMS) + lid;
+    if (start >= total) {
+        return;
+    }
+    let hw = params.spatial;
+    let ch = params.channels;
+    // Channel of element i is (i / HW) % C. Divide once per invocation, then step by 256
+    // elements: p advances by 256 % HW and c by (256 / HW) % C, each with one carry.
+    let row = start / hw;
+    var p = start - row * hw;
+    var c = row % ch;
+    let dn = WG / hw;
+    let dp = WG - dn * hw;
+    let dc = dn % ch;
+    for (var k = 0u; k < ITEMS; k++) {
+        let i = start + k * WG;
+        if (i >= total) {
+            break;
+        }
+        var invstd = scale[c];
+        if (params.from_variance == 1u) {
+            invstd = 1.0 / sqrt(invstd + params.eps);
+        }
+        y[i] = (x[i] - mean[c]) * (invstd * weight[c]) + bias[c];
+        p += dp;
+        c += dc;
+        if (p >= hw) {
+            p -= hw;
+            c += 1u;
+        }
+        if (c >= ch) {
+            c -= ch;
+        }
+    }
+}

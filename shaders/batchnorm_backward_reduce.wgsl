@@ -1,0 +1,82 @@
+// batchnorm_backward_reduce: per-channel gradient sums of training-mode batch norm
+// (spec section 5). Overwrites its outputs (no accumulation): batchnorm_backward_input needs
+// exactly this batch's sums.
+//
+// Bindings:
+//   0 uniform params      : BatchNormParams (same struct as batchnorm_stats.wgsl)
+//   1 storage read        : x           [N, C, HW] f32 forward input
+//   2 storage read        : grad_y      [N, C, HW] f32 dL/dy
+//   3 storage read        : save_mean   [C] f32 from batchnorm_stats
+//   4 storage read        : save_invstd [C] f32 from batchnorm_stats
+//   5 storage rw          : grad_weight [C] f32 = sum dy * xhat (written)
+//   6 storage rw          : grad_bias   [C] f32 = sum dy (written)
+// Dispatch: one workgroup of 256 per channel, folded 1-D (C groups); strided loop over the
+// channel's M = N*HW values, then a shared-memory tree reduction.
+
+struct BatchNormParams {
+    samples: u32,
+    channels: u32,
+    spatial: u32,
+    from_variance: u32,
+    eps: f32,
+    momentum: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: BatchNormParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> grad_y: array<f32>;
+@group(0) @binding(3) var<storage, read> save_mean: array<f32>;
+@group(0) @binding(4) var<storage, read> save_invstd: array<f32>;
+@group(0) @binding(5) var<storage, read_write> grad_weight: array<f32>;
+@group(0) @binding(6) var<storage, read_write> grad_bias: array<f32>;
+
+const WG: u32 = 256u;
+var<workgroup> part_dy: array<f32, 256>;
+var<workgroup> part_dyx: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let c = wid.x + wid.y * nwg.x;
+    if (c >= params.channels) {
+        return;
+    }
+    let hw = params.spatial;
+    let m = params.samples * hw;
+    let mean = save_mean[c];
+    // (n, p) walk without a division per element, as in batchnorm_stats.
+    let dn = WG / hw;
+    let dp = WG % hw;
+    var n = lid / hw;
+    var p = lid % hw;
+    var s_dy = 0.0;
+    var s_dyx = 0.0;
+    for (var i = lid; i < m; i += WG) {
+        let j = (n * params.channels + c) * hw + p;
+        let g = grad_y[j];
+        s_dy += g;
+        s_dyx += g * (x[j] - mean);
+        p += dp;
+        n += dn;
+        if (p >= hw) {
+            p -= hw;
+            n += 1u;
+        }
+    }
+    part_dy[lid] = s_dy;
+    part_dyx[lid] = s_dyx;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
+        if (lid < stride) {
+            part_dy[lid] += part_dy[lid + stride];
+            part_dyx[lid] += part_dyx[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        grad_bias[c] = part_dy[0];
+        grad_weight[c] = part_dyx[0] * save_invstd[c];
+    }
+}

@@ -1,0 +1,119 @@
+// binary_conv_popcount: bit-packed forward of a binary conv (or linear) layer on {0,1} spikes
+// (spec section 3): out[n, co, y, x] = gamma[co] * sum over valid taps (kh, kw) and words of
+// (2 * popcount(s & w) - popcount(s)), i.e. exactly sum_{ci,kh,kw} s * sign(W) times gamma.
+// Zero padding contributes nothing (the tap is skipped). Linear layers: H = W = kH = kW = 1.
+//
+// Bindings:
+//   0 uniform params : PopcountConvParams
+//   1 storage read   : spikes  [N, H, W, words] u32         pack_spikes output, words = ceil(C_in/32)
+//   2 storage read   : weights [C_out, kH, kW, words] u32   pack_weights output (bit = W >= 0)
+//   3 storage read   : gamma   [C_out] f32                  binarize_forward scales
+//   4 storage rw     : output  [N, C_out, OH, OW] f32       N = T*B (time-major)
+// Dispatch: grid (x, ceil(C_out / 16), z) with x * z >= ceil(N * OH * OW / 64): each
+// workgroup holds 64 output pixels (flat pixel group wid.x + wid.z * nwg.x) and one block of 16
+// output channels (wid.y). Each invocation computes 16 channels of one pixel, reusing each
+// loaded input word 16 times. Weight addresses depend only on the workgroup id and loop
+// counters, so the compiler sees them as uniform (scalar loads on CPU rasterisers); spike
+// loads are per pixel and neighbouring invocations hold neighbouring x.
+
+struct PopcountConvParams {
+    batch: u32,
+    in_channels: u32,
+    height: u32,
+    width: u32,
+    out_channels: u32,
+    kernel_h: u32,
+    kernel_w: u32,
+    stride: u32,
+    padding: u32,
+    out_h: u32,
+    out_w: u32,
+    words: u32,          // ceil(in_channels / 32)
+    pixels: u32,         // batch * out_h * out_w
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: PopcountConvParams;
+@group(0) @binding(1) var<storage, read> spikes: array<u32>;
+@group(0) @binding(2) var<storage, read> weights: array<u32>;
+@group(0) @binding(3) var<storage, read> gamma: array<f32>;
+@group(0) @binding(4) var<storage, read_write> output: array<f32>;
+
+fn store4(co: u32, out_base: u32, plane: u32, acc: vec4<u32>, ones: u32) {
+    let counts = vec4<i32>(acc) * 2 - vec4<i32>(i32(ones));
+    for (var j = 0u; j < 4u; j++) {
+        let c = co + j;
+        if (c < params.out_channels) {
+            output[out_base + c * plane] = gamma[c] * f32(counts[j]);
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let p = (wid.x + wid.z * nwg.x) * 64u + lid;
+    if (p >= params.pixels) {
+        return;
+    }
+    let ox = p % params.out_w;
+    let rest = p / params.out_w;
+    let oy = rest % params.out_h;
+    let n = rest / params.out_h;
+
+    let words = params.words;
+    let row_len = params.kernel_h * params.kernel_w * words;
+    // Rows of the 16 channels of this block; the tail block repeats the last row (its results
+    // are not stored) so the inner loop stays branch-free.
+    let co0 = wid.y * 16u;
+    let last = params.out_channels - 1u;
+    let lane = vec4<u32>(0u, 1u, 2u, 3u);
+    let r0 = min(vec4<u32>(co0) + lane, vec4<u32>(last)) * row_len;
+    let r1 = min(vec4<u32>(co0 + 4u) + lane, vec4<u32>(last)) * row_len;
+    let r2 = min(vec4<u32>(co0 + 8u) + lane, vec4<u32>(last)) * row_len;
+    let r3 = min(vec4<u32>(co0 + 12u) + lane, vec4<u32>(last)) * row_len;
+
+    var acc0 = vec4<u32>(0u);
+    var acc1 = vec4<u32>(0u);
+    var acc2 = vec4<u32>(0u);
+    var acc3 = vec4<u32>(0u);
+    var ones = 0u;
+    let y0 = i32(oy * params.stride) - i32(params.padding);
+    let x0 = i32(ox * params.stride) - i32(params.padding);
+    for (var kh = 0u; kh < params.kernel_h; kh++) {
+        let iy = y0 + i32(kh);
+        if (iy < 0 || iy >= i32(params.height)) {
+            continue;
+        }
+        for (var kw = 0u; kw < params.kernel_w; kw++) {
+            let ix = x0 + i32(kw);
+            if (ix < 0 || ix >= i32(params.width)) {
+                continue;
+            }
+            let src = ((n * params.height + u32(iy)) * params.width + u32(ix)) * words;
+            let tap = (kh * params.kernel_w + kw) * words;
+            for (var wd = 0u; wd < words; wd++) {
+                let s = spikes[src + wd];
+                ones += countOneBits(s);
+                let sv = vec4<u32>(s);
+                let o = tap + wd;
+                acc0 += countOneBits(sv & vec4<u32>(weights[r0.x + o], weights[r0.y + o],
+                                                    weights[r0.z + o], weights[r0.w + o]));
+                acc1 += countOneBits(sv & vec4<u32>(weights[r1.x + o], weights[r1.y + o],
+                                                    weights[r1.z + o], weights[r1.w + o]));
+                acc2 += countOneBits(sv & vec4<u32>(weights[r2.x + o], weights[r2.y + o],
+                                                    weights[r2.z + o], weights[r2.w + o]));
+                acc3 += countOneBits(sv & vec4<u32>(weights[r3.x + o], weights[r3.y + o],
+                                                    weights[r3.z + o], weights[r3.w + o]));
+            }
+        }
+    }
+    let plane = params.out_h * params.out_w;
+    let out_base = n * params.out_channels * plane + oy * params.out_w + ox;
+    store4(co0, out_base, plane, acc0, ones);
+    store4(co0 + 4u, out_base, plane, acc1, ones);
+    store4(co0 + 8u, out_base, plane, acc2, ones);
+    store4(co0 + 12u, out_base, plane, acc3, ones);
+}

@@ -1,0 +1,51 @@
+// pack_spikes: binary activations [N, C, H, W] f32 -> channel bits [N, H, W, ceil(C / 32)] u32,
+// the input of binary_conv_popcount (spec section 3).
+//
+// Bindings:
+//   0 uniform params : PackSpikesParams
+//   1 storage read   : spikes [N, C, H, W] f32             N = T*B (time-major), values in {0, 1}
+//   2 storage rw     : packed [N, H, W, words] u32          words = ceil(C / 32); bit i of word j
+//                                                           at (n, y, x) is spikes[n, 32j + i, y, x]
+//                                                           != 0; bits past C are zero
+// Dispatch: one invocation per output word, workgroups of 64, folded 1-D
+// (ceil(N * H * W * words / 64)). Invocations are ordered (n, word, y, x) with x fastest so that
+// neighbouring invocations read neighbouring floats; the 32 channel reads of one word are
+// H*W apart.
+
+struct PackSpikesParams {
+    batch: u32,
+    channels: u32,
+    height: u32,
+    width: u32,
+    words: u32,          // ceil(channels / 32)
+    total_words: u32,    // batch * height * width * words
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: PackSpikesParams;
+@group(0) @binding(1) var<storage, read> spikes: array<f32>;
+@group(0) @binding(2) var<storage, read_write> packed: array<u32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let g = (wid.x + wid.y * nwg.x) * 64u + lid;
+    if (g >= params.total_words) {
+        return;
+    }
+    let plane = params.height * params.width;
+    let pix = g % plane;
+    let rest = g / plane;
+    let word = rest % params.words;
+    let n = rest / params.words;
+    let c0 = word * 32u;
+    let count = min(32u, params.channels - c0);
+    var src = (n * params.channels + c0) * plane + pix;
+    var bits = 0u;
+    for (var i = 0u; i < count; i++) {
+        bits |= select(0u, 1u << i, spikes[src] != 0.0);
+        src += plane;
+    }
+    packed[(n * plane + pix) * params.words + word] = bits;
+}

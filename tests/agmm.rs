@@ -1,0 +1,279 @@
+//! `agmm_forward` / `agmm_backward` against their CPU mirrors, the `full` backward against
+//! central finite differences of an independent f64 forward, and the `detached` / `off` modes
+//! against their closed forms.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+mod common;
+
+use bitspike::cpu;
+use bitspike::gpu::{GpuBuffer, GpuContext};
+use bitspike::kernels::agmm::{
+    AgmmAlpha, AgmmBackward, AgmmConfig, AgmmForward, AgmmMode, AgmmParams,
+};
+use common::*;
+
+const TIMESTEPS: [usize; 4] = [1, 2, 4, 7];
+
+fn configs() -> Vec<AgmmConfig> {
+    let mut out = Vec::new();
+    for mode in [AgmmMode::Full, AgmmMode::Detached, AgmmMode::Off] {
+        for alpha in [AgmmAlpha::RunningMean, AgmmAlpha::Constant(0.3)] {
+            out.push(AgmmConfig { mode, alpha });
+        }
+    }
+    out
+}
+
+/// Runs both kernels on the GPU: returns (y, e, grad_x).
+fn run_gpu(
+    ctx: &GpuContext,
+    params: &AgmmParams,
+    x: &[f32],
+    grad_y: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let len = x.len();
+    let xb = GpuBuffer::from_slice(ctx, x, "x").unwrap();
+    let gy = GpuBuffer::from_slice(ctx, grad_y, "grad_y").unwrap();
+    let y = GpuBuffer::<f32>::zeros(ctx, len, "y").unwrap();
+    let e = GpuBuffer::<f32>::zeros(ctx, len, "e").unwrap();
+    let gx = GpuBuffer::<f32>::zeros(ctx, len, "grad_x").unwrap();
+    let mut enc = ctx.encoder("test");
+    AgmmForward::new(ctx)
+        .unwrap()
+        .dispatch(ctx, &mut enc, params, &xb, &y, &e)
+        .unwrap();
+    AgmmBackward::new(ctx)
+        .unwrap()
+        .dispatch(ctx, &mut enc, params, &xb, &e, &gy, &gx)
+        .unwrap();
+    ctx.submit(enc);
+    (
+        y.read_blocking(ctx).unwrap(),
+        e.read_blocking(ctx).unwrap(),
+        gx.read_blocking(ctx).unwrap(),
+    )
+}
+
+#[test]
+fn agmm_forward_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let mut r = rng(11);
+    for config in configs() {
+        for &t in &TIMESTEPS {
+            for n in awkward_sizes(64, 10_007) {
+                let params = AgmmParams::new(&config, t, n);
+                let x = uniform(&mut r, t * n, -3.0, 3.0);
+                let (mut want_y, mut want_e) = (vec![0.0; t * n], vec![0.0; t * n]);
+                cpu::agmm::agmm_forward(&params, &x, &mut want_y, &mut want_e);
+                let (y, e, _) = run_gpu(&ctx, &params, &x, &x);
+                let tag = format!("agmm_forward {config:?} T={t} N={n}");
+                assert_close(&format!("{tag} y"), &y, &want_y, 1e-5, 1e-6);
+                assert_close(&format!("{tag} e"), &e, &want_e, 1e-5, 1e-6);
+            }
+        }
+    }
+}
+
+#[test]
+fn agmm_backward_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let mut r = rng(12);
+    for config in configs() {
+        for &t in &TIMESTEPS {
+            for n in awkward_sizes(64, 10_007) {
+                let params = AgmmParams::new(&config, t, n);
+                let x = uniform(&mut r, t * n, -3.0, 3.0);
+                let grad_y = uniform(&mut r, t * n, -1.0, 1.0);
+                let (mut y, mut e) = (vec![0.0; t * n], vec![0.0; t * n]);
+                cpu::agmm::agmm_forward(&params, &x, &mut y, &mut e);
+                let mut want = vec![0.0; t * n];
+                cpu::agmm::agmm_backward(&params, &x, &e, &grad_y, &mut want);
+                let (_, _, got) = run_gpu(&ctx, &params, &x, &grad_y);
+                assert_close(
+                    &format!("agmm_backward {config:?} T={t} N={n}"),
+                    &got,
+                    &want,
+                    1e-5,
+                    1e-6,
+                );
+            }
+        }
+    }
+}
+
+/// Independent f64 forward of the spec's equations, written from the spec, not the mirror.
+fn forward_f64(t_len: usize, n_len: usize, alpha: AgmmAlpha, x: &[f64]) -> Vec<f64> {
+    let mut y = vec![0.0; x.len()];
+    for n in 0..n_len {
+        let mut e = 0.0;
+        for t in 1..=t_len {
+            let a = match alpha {
+                AgmmAlpha::RunningMean => 1.0 / t as f64,
+                AgmmAlpha::Constant(c) => c as f64,
+            };
+            let i = (t - 1) * n_len + n;
+            e = (1.0 - a) * e + a * x[i];
+            y[i] = x[i] / (1.0 + (-e).exp());
+        }
+    }
+    y
+}
+
+/// `full` mode: dL/dX from the GPU (and the CPU mirror) equals the central finite difference of
+/// the f64 forward under a random linear loss `L = sum w * Y`.
+#[test]
+fn agmm_backward_full_matches_finite_differences() {
+    let ctx = gpu();
+    let mut r = rng(13);
+    for alpha in [AgmmAlpha::RunningMean, AgmmAlpha::Constant(0.3)] {
+        for &t in &TIMESTEPS {
+            let n = 5;
+            let config = AgmmConfig {
+                mode: AgmmMode::Full,
+                alpha,
+            };
+            let params = AgmmParams::new(&config, t, n);
+            let x = uniform(&mut r, t * n, -3.0, 3.0);
+            let w = uniform(&mut r, t * n, -1.0, 1.0);
+            let mut x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+            let w64: Vec<f64> = w.iter().map(|&v| v as f64).collect();
+            let mut loss = |xs: &[f64]| {
+                forward_f64(t, n, alpha, xs)
+                    .iter()
+                    .zip(&w64)
+                    .map(|(y, w)| y * w)
+                    .sum::<f64>()
+            };
+            let fd: Vec<f32> = (0..t * n)
+                .map(|i| finite_difference(&mut x64, i, 1e-5, &mut loss) as f32)
+                .collect();
+            let (mut y, mut e) = (vec![0.0; t * n], vec![0.0; t * n]);
+            cpu::agmm::agmm_forward(&params, &x, &mut y, &mut e);
+            let mut cpu_grad = vec![0.0; t * n];
+            cpu::agmm::agmm_backward(&params, &x, &e, &w, &mut cpu_grad);
+            let tag = format!("agmm_backward full {alpha:?} T={t} N={n}");
+            assert_close(
+                &format!("{tag} cpu vs finite differences"),
+                &cpu_grad,
+                &fd,
+                1e-5,
+                1e-6,
+            );
+            if let Some(ctx) = &ctx {
+                let (_, _, gpu_grad) = run_gpu(ctx, &params, &x, &w);
+                assert_close(
+                    &format!("{tag} gpu vs finite differences"),
+                    &gpu_grad,
+                    &fd,
+                    1e-5,
+                    1e-6,
+                );
+            }
+        }
+    }
+}
+
+/// `detached`: dL/dX = sigmoid(E) * G (E from the f64 forward); `off`: exact identity both ways.
+/// The `full` gradient always differs from the detached one (even at T = 1, where E = X), so the
+/// test would catch a mode switch that is ignored.
+#[test]
+fn agmm_detached_and_off_follow_their_formulas() {
+    let Some(ctx) = gpu() else { return };
+    let mut r = rng(14);
+    for &t in &TIMESTEPS {
+        for n in [1usize, 65, 1000] {
+            let x = uniform(&mut r, t * n, -3.0, 3.0);
+            let g = uniform(&mut r, t * n, -1.0, 1.0);
+            // detached
+            let params = AgmmParams::new(
+                &AgmmConfig {
+                    mode: AgmmMode::Detached,
+                    ..Default::default()
+                },
+                t,
+                n,
+            );
+            let (_, _, got) = run_gpu(&ctx, &params, &x, &g);
+            let mut want = vec![0.0f32; t * n];
+            for j in 0..n {
+                let mut e = 0.0f64;
+                for s in 1..=t {
+                    let i = (s - 1) * n + j;
+                    e += (x[i] as f64 - e) / s as f64;
+                    want[i] = (g[i] as f64 / (1.0 + (-e).exp())) as f32;
+                }
+            }
+            assert_close(
+                &format!("agmm_backward detached T={t} N={n} vs q*G"),
+                &got,
+                &want,
+                1e-5,
+                1e-6,
+            );
+            let (_, _, full) =
+                run_gpu(&ctx, &AgmmParams::new(&AgmmConfig::default(), t, n), &x, &g);
+            let differ = full
+                .iter()
+                .zip(&got)
+                .filter(|(a, b)| (*a - *b).abs() > 1e-4)
+                .count();
+            println!(
+                "full vs detached T={t} N={n}: {differ} of {} gradients differ",
+                t * n
+            );
+            assert!(differ > 0, "full must include the gradient through E");
+            // off
+            let params = AgmmParams::new(
+                &AgmmConfig {
+                    mode: AgmmMode::Off,
+                    ..Default::default()
+                },
+                t,
+                n,
+            );
+            let (y, _, gx) = run_gpu(&ctx, &params, &x, &g);
+            assert_exact(&format!("agmm_forward off T={t} N={n} is identity"), &y, &x);
+            assert_exact(
+                &format!("agmm_backward off T={t} N={n} is identity"),
+                &gx,
+                &g,
+            );
+        }
+    }
+}
+
+#[test]
+fn agmm_rejects_mismatched_buffers() {
+    let Some(ctx) = gpu() else { return };
+    let params = AgmmParams::new(&AgmmConfig::default(), 4, 10);
+    let x = GpuBuffer::<f32>::zeros(&ctx, 40, "x").unwrap();
+    let short = GpuBuffer::<f32>::zeros(&ctx, 39, "short").unwrap();
+    let mut enc = ctx.encoder("test");
+    let err = AgmmForward::new(&ctx)
+        .unwrap()
+        .dispatch(&ctx, &mut enc, &params, &x, &short, &x)
+        .unwrap_err();
+    println!("{err}");
+    assert!(err
+        .to_string()
+        .contains("`y` has 39 elements, expected T*N = 40"));
+    let err = AgmmBackward::new(&ctx)
+        .unwrap()
+        .dispatch(&ctx, &mut enc, &params, &x, &x, &x, &short)
+        .unwrap_err();
+    println!("{err}");
+    assert!(err.to_string().contains("grad_x"));
+    let bad = AgmmParams::new(
+        &AgmmConfig {
+            alpha: AgmmAlpha::Constant(1.5),
+            ..Default::default()
+        },
+        4,
+        10,
+    );
+    assert!(AgmmForward::new(&ctx)
+        .unwrap()
+        .dispatch(&ctx, &mut enc, &bad, &x, &x, &x)
+        .is_err());
+}

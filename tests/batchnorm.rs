@@ -1,0 +1,576 @@
+//! Batch norm (`batchnorm_stats`, `batchnorm_apply`, `batchnorm_backward_reduce`,
+//! `batchnorm_backward_input`, composed by `BatchNorm`) against the f64 CPU mirrors over
+//! awkward shapes, the backward against central finite differences of an independent f64
+//! train-mode forward, and PyTorch's refusal to train with one value per channel.
+
+// Shared helpers below panic on GPU errors like the #[test] fns do (clippy.toml allows
+// unwrap in tests but not in helper fns of integration-test crates).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use bitspike::cpu;
+use bitspike::gpu::{GpuBuffer, GpuContext, GpuError};
+use bitspike::kernels::batchnorm::{
+    BatchNorm, BatchNormConfig, BatchNormParams, BatchNormSaved, BatchNormShape, BatchNormState,
+    BatchNormStats,
+};
+use common::*;
+
+const CHANNELS: [usize; 3] = [1, 3, 64];
+const SAMPLES: [usize; 3] = [1, 2, 5];
+const SPATIAL: [usize; 6] = [1, 49, 255, 256, 257, 784];
+
+/// Every shape of the sweep, plus one larger `mnist`-like layer.
+fn shapes() -> Vec<BatchNormShape> {
+    let mut out = Vec::new();
+    for &c in &CHANNELS {
+        for &n in &SAMPLES {
+            for &hw in &SPATIAL {
+                out.push(BatchNormShape::new(n, c, hw));
+            }
+        }
+    }
+    out.push(BatchNormShape::new(64, 8, 784));
+    out
+}
+
+/// A layer's parameters and running statistics on host and device.
+struct Layer {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    running_mean: Vec<f32>,
+    running_var: Vec<f32>,
+}
+
+impl Layer {
+    fn random(r: &mut rand::rngs::SmallRng, c: usize) -> Self {
+        Self {
+            weight: uniform(r, c, 0.5, 1.5),
+            bias: uniform(r, c, -0.5, 0.5),
+            running_mean: uniform(r, c, -0.2, 0.2),
+            running_var: uniform(r, c, 0.5, 2.0),
+        }
+    }
+}
+
+/// Inputs with a per-channel offset and scale, so mean and variance differ by channel and the
+/// mean is large against the spread (exercises the shifted sums in `batchnorm_stats`).
+fn activations(r: &mut rand::rngs::SmallRng, shape: BatchNormShape) -> Vec<f32> {
+    let offsets = uniform(r, shape.channels, -3.0, 3.0);
+    let scales = uniform(r, shape.channels, 0.1, 2.0);
+    let raw = uniform(r, shape.elements(), -1.0, 1.0);
+    raw.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let c = (i / shape.spatial) % shape.channels;
+            offsets[c] + scales[c] * v
+        })
+        .collect()
+}
+
+struct TrainOut {
+    y: Vec<f32>,
+    mean: Vec<f32>,
+    invstd: Vec<f32>,
+    running_mean: Vec<f32>,
+    running_var: Vec<f32>,
+}
+
+fn gpu_train(
+    ctx: &GpuContext,
+    bn: &BatchNorm,
+    shape: BatchNormShape,
+    x: &[f32],
+    layer: &Layer,
+) -> TrainOut {
+    let c = shape.channels;
+    let xb = GpuBuffer::from_slice(ctx, x, "x").unwrap();
+    let w = GpuBuffer::from_slice(ctx, &layer.weight, "weight").unwrap();
+    let b = GpuBuffer::from_slice(ctx, &layer.bias, "bias").unwrap();
+    let rm = GpuBuffer::from_slice(ctx, &layer.running_mean, "running_mean").unwrap();
+    let rv = GpuBuffer::from_slice(ctx, &layer.running_var, "running_var").unwrap();
+    let mean = GpuBuffer::<f32>::zeros(ctx, c, "mean").unwrap();
+    let invstd = GpuBuffer::<f32>::zeros(ctx, c, "invstd").unwrap();
+    let y = GpuBuffer::<f32>::zeros(ctx, shape.elements(), "y").unwrap();
+    let state = BatchNormState {
+        weight: &w,
+        bias: &b,
+        running_mean: &rm,
+        running_var: &rv,
+    };
+    let saved = BatchNormSaved {
+        mean: &mean,
+        invstd: &invstd,
+    };
+    let mut enc = ctx.encoder("test");
+    bn.forward_train(ctx, &mut enc, shape, &xb, &state, &saved, &y)
+        .unwrap();
+    ctx.submit(enc);
+    TrainOut {
+        y: y.read_blocking(ctx).unwrap(),
+        mean: mean.read_blocking(ctx).unwrap(),
+        invstd: invstd.read_blocking(ctx).unwrap(),
+        running_mean: rm.read_blocking(ctx).unwrap(),
+        running_var: rv.read_blocking(ctx).unwrap(),
+    }
+}
+
+fn cpu_train(
+    config: &BatchNormConfig,
+    shape: BatchNormShape,
+    x: &[f32],
+    layer: &Layer,
+) -> TrainOut {
+    let params = BatchNormParams::new(config, shape, false);
+    let c = shape.channels;
+    let mut out = TrainOut {
+        y: vec![0.0; shape.elements()],
+        mean: vec![0.0; c],
+        invstd: vec![0.0; c],
+        running_mean: layer.running_mean.clone(),
+        running_var: layer.running_var.clone(),
+    };
+    cpu::batchnorm::batchnorm_stats(
+        &params,
+        x,
+        &mut out.mean,
+        &mut out.invstd,
+        &mut out.running_mean,
+        &mut out.running_var,
+    );
+    cpu::batchnorm::batchnorm_apply(
+        &params,
+        x,
+        &out.mean,
+        &out.invstd,
+        &layer.weight,
+        &layer.bias,
+        &mut out.y,
+    );
+    out
+}
+
+#[test]
+fn batchnorm_forward_train_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let config = BatchNormConfig::default();
+    let bn = BatchNorm::new(&ctx, config).unwrap();
+    let mut r = rng(11);
+    let mut compared = 0;
+    for shape in shapes() {
+        if shape.per_channel() < 2 {
+            continue; // rejected in training; see batchnorm_train_rejects_one_value_per_channel
+        }
+        let x = activations(&mut r, shape);
+        let layer = Layer::random(&mut r, shape.channels);
+        let got = gpu_train(&ctx, &bn, shape, &x, &layer);
+        let want = cpu_train(&config, shape, &x, &layer);
+        let tag = format!("batchnorm train {shape:?}");
+        assert_close(
+            &format!("{tag} save_mean"),
+            &got.mean,
+            &want.mean,
+            1e-5,
+            1e-5,
+        );
+        assert_close(
+            &format!("{tag} save_invstd"),
+            &got.invstd,
+            &want.invstd,
+            1e-4,
+            1e-5,
+        );
+        assert_close(
+            &format!("{tag} running_mean"),
+            &got.running_mean,
+            &want.running_mean,
+            1e-5,
+            1e-5,
+        );
+        assert_close(
+            &format!("{tag} running_var"),
+            &got.running_var,
+            &want.running_var,
+            1e-5,
+            1e-5,
+        );
+        assert_close(&format!("{tag} y"), &got.y, &want.y, 1e-4, 1e-4);
+        compared += 1;
+    }
+    assert!(compared >= 50, "only {compared} shapes compared");
+}
+
+/// The running variance must use the unbiased estimate (M / (M - 1)) and the saved invstd the
+/// biased one; pinned on a hand-checkable case, M = 2 values {1, 3}: mean 2, biased var 1,
+/// unbiased var 2.
+#[test]
+fn batchnorm_stats_uses_biased_and_unbiased_variance_like_pytorch() {
+    let Some(ctx) = gpu() else { return };
+    let config = BatchNormConfig {
+        momentum: 0.1,
+        eps: 1e-5,
+    };
+    let bn = BatchNorm::new(&ctx, config).unwrap();
+    let layer = Layer {
+        weight: vec![1.0],
+        bias: vec![0.0],
+        running_mean: vec![0.0],
+        running_var: vec![1.0],
+    };
+    let got = gpu_train(&ctx, &bn, BatchNormShape::new(2, 1, 1), &[1.0, 3.0], &layer);
+    let invstd = 1.0 / (1.0f32 + 1e-5).sqrt();
+    assert_close("mean", &got.mean, &[2.0], 0.0, 1e-6);
+    assert_close("invstd (biased var 1)", &got.invstd, &[invstd], 1e-6, 0.0);
+    assert_close(
+        "running_mean = 0.9*0 + 0.1*2",
+        &got.running_mean,
+        &[0.2],
+        1e-6,
+        0.0,
+    );
+    assert_close(
+        "running_var = 0.9*1 + 0.1*2 (unbiased)",
+        &got.running_var,
+        &[1.1],
+        1e-6,
+        0.0,
+    );
+    assert_close("y", &got.y, &[-invstd, invstd], 1e-6, 0.0);
+}
+
+#[test]
+fn batchnorm_forward_eval_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let config = BatchNormConfig::default();
+    let bn = BatchNorm::new(&ctx, config).unwrap();
+    let mut r = rng(12);
+    for shape in shapes() {
+        let x = activations(&mut r, shape);
+        let layer = Layer::random(&mut r, shape.channels);
+        let params = BatchNormParams::new(&config, shape, true);
+        let mut want = vec![0.0; shape.elements()];
+        cpu::batchnorm::batchnorm_apply(
+            &params,
+            &x,
+            &layer.running_mean,
+            &layer.running_var,
+            &layer.weight,
+            &layer.bias,
+            &mut want,
+        );
+        let xb = GpuBuffer::from_slice(&ctx, &x, "x").unwrap();
+        let w = GpuBuffer::from_slice(&ctx, &layer.weight, "weight").unwrap();
+        let b = GpuBuffer::from_slice(&ctx, &layer.bias, "bias").unwrap();
+        let rm = GpuBuffer::from_slice(&ctx, &layer.running_mean, "running_mean").unwrap();
+        let rv = GpuBuffer::from_slice(&ctx, &layer.running_var, "running_var").unwrap();
+        let y = GpuBuffer::<f32>::zeros(&ctx, shape.elements(), "y").unwrap();
+        let state = BatchNormState {
+            weight: &w,
+            bias: &b,
+            running_mean: &rm,
+            running_var: &rv,
+        };
+        let mut enc = ctx.encoder("test");
+        bn.forward_eval(&ctx, &mut enc, shape, &xb, &state, &y)
+            .unwrap();
+        ctx.submit(enc);
+        let tag = format!("batchnorm eval {shape:?}");
+        assert_close(
+            &format!("{tag} y"),
+            &y.read_blocking(&ctx).unwrap(),
+            &want,
+            1e-5,
+            1e-5,
+        );
+        // Eval mode must leave the running statistics alone.
+        assert_exact(
+            &format!("{tag} running_mean untouched"),
+            &rm.read_blocking(&ctx).unwrap(),
+            &layer.running_mean,
+        );
+        assert_exact(
+            &format!("{tag} running_var untouched"),
+            &rv.read_blocking(&ctx).unwrap(),
+            &layer.running_var,
+        );
+    }
+}
+
+/// GPU backward: (grad_x, grad_weight, grad_bias).
+#[allow(clippy::too_many_arguments)]
+fn gpu_backward(
+    ctx: &GpuContext,
+    bn: &BatchNorm,
+    shape: BatchNormShape,
+    x: &[f32],
+    grad_y: &[f32],
+    mean: &[f32],
+    invstd: &[f32],
+    weight: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let c = shape.channels;
+    let xb = GpuBuffer::from_slice(ctx, x, "x").unwrap();
+    let gy = GpuBuffer::from_slice(ctx, grad_y, "grad_y").unwrap();
+    let mb = GpuBuffer::from_slice(ctx, mean, "mean").unwrap();
+    let ib = GpuBuffer::from_slice(ctx, invstd, "invstd").unwrap();
+    let w = GpuBuffer::from_slice(ctx, weight, "weight").unwrap();
+    // Filled with garbage: the backward must overwrite, not accumulate.
+    let gw = GpuBuffer::from_slice(ctx, &vec![7.0f32; c], "grad_weight").unwrap();
+    let gb = GpuBuffer::from_slice(ctx, &vec![7.0f32; c], "grad_bias").unwrap();
+    let gx = GpuBuffer::from_slice(ctx, &vec![7.0f32; shape.elements()], "grad_x").unwrap();
+    let saved = BatchNormSaved {
+        mean: &mb,
+        invstd: &ib,
+    };
+    let mut enc = ctx.encoder("test");
+    bn.backward(ctx, &mut enc, shape, &xb, &gy, &saved, &w, &gw, &gb, &gx)
+        .unwrap();
+    ctx.submit(enc);
+    (
+        gx.read_blocking(ctx).unwrap(),
+        gw.read_blocking(ctx).unwrap(),
+        gb.read_blocking(ctx).unwrap(),
+    )
+}
+
+#[test]
+fn batchnorm_backward_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let config = BatchNormConfig::default();
+    let bn = BatchNorm::new(&ctx, config).unwrap();
+    let mut r = rng(13);
+    for shape in shapes() {
+        if shape.per_channel() < 2 {
+            continue;
+        }
+        let c = shape.channels;
+        let x = activations(&mut r, shape);
+        let grad_y = uniform(&mut r, shape.elements(), -1.0, 1.0);
+        let layer = Layer::random(&mut r, c);
+        let fwd = cpu_train(&config, shape, &x, &layer);
+        let params = BatchNormParams::new(&config, shape, false);
+        let (mut want_gw, mut want_gb) = (vec![0.0; c], vec![0.0; c]);
+        let mut want_gx = vec![0.0; shape.elements()];
+        cpu::batchnorm::batchnorm_backward_reduce(
+            &params,
+            &x,
+            &grad_y,
+            &fwd.mean,
+            &fwd.invstd,
+            &mut want_gw,
+            &mut want_gb,
+        );
+        cpu::batchnorm::batchnorm_backward_input(
+            &params,
+            &x,
+            &grad_y,
+            &fwd.mean,
+            &fwd.invstd,
+            &layer.weight,
+            &want_gw,
+            &want_gb,
+            &mut want_gx,
+        );
+        let (gx, gw, gb) = gpu_backward(
+            &ctx,
+            &bn,
+            shape,
+            &x,
+            &grad_y,
+            &fwd.mean,
+            &fwd.invstd,
+            &layer.weight,
+        );
+        let tag = format!("batchnorm backward {shape:?}");
+        // Sums over M values in f32: absolute error grows like sqrt(M) * eps * |terms|.
+        let sum_abs = 2e-6 * (shape.per_channel() as f32).sqrt();
+        assert_close(&format!("{tag} grad_bias"), &gb, &want_gb, 1e-5, sum_abs);
+        assert_close(&format!("{tag} grad_weight"), &gw, &want_gw, 1e-5, sum_abs);
+        assert_close(&format!("{tag} grad_x"), &gx, &want_gx, 1e-4, 2e-5);
+    }
+}
+
+/// Independent f64 train-mode forward and loss `L = sum_i r_i * y_i`.
+fn loss_f64(shape: BatchNormShape, eps: f64, x: &[f64], w: &[f64], b: &[f64], r: &[f64]) -> f64 {
+    let (n, c, hw) = (shape.samples, shape.channels, shape.spatial);
+    let m = (n * hw) as f64;
+    let mut loss = 0.0;
+    for ch in 0..c {
+        let idx: Vec<usize> = (0..n)
+            .flat_map(|s| (0..hw).map(move |p| (s * c + ch) * hw + p))
+            .collect();
+        let mean = idx.iter().map(|&i| x[i]).sum::<f64>() / m;
+        let var = idx.iter().map(|&i| (x[i] - mean).powi(2)).sum::<f64>() / m;
+        for &i in &idx {
+            loss += r[i] * ((x[i] - mean) / (var + eps).sqrt() * w[ch] + b[ch]);
+        }
+    }
+    loss
+}
+
+#[test]
+fn batchnorm_backward_matches_finite_differences() {
+    let Some(ctx) = gpu() else { return };
+    let config = BatchNormConfig::default();
+    let bn = BatchNorm::new(&ctx, config).unwrap();
+    let mut r = rng(14);
+    for shape in [
+        BatchNormShape::new(2, 3, 5),
+        BatchNormShape::new(1, 2, 7),
+        BatchNormShape::new(3, 1, 1),
+    ] {
+        let c = shape.channels;
+        let x = activations(&mut r, shape);
+        let grad_y = uniform(&mut r, shape.elements(), -1.0, 1.0);
+        let layer = Layer::random(&mut r, c);
+        let fwd = cpu_train(&config, shape, &x, &layer);
+        let (gx, gw, gb) = gpu_backward(
+            &ctx,
+            &bn,
+            shape,
+            &x,
+            &grad_y,
+            &fwd.mean,
+            &fwd.invstd,
+            &layer.weight,
+        );
+        let f64s = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
+        let (mut x64, mut w64, mut b64, r64) = (
+            f64s(&x),
+            f64s(&layer.weight),
+            f64s(&layer.bias),
+            f64s(&grad_y),
+        );
+        let eps = config.eps as f64;
+        let h = 1e-5;
+        let mut fd_x = Vec::new();
+        for i in 0..x64.len() {
+            let (w_, b_) = (w64.clone(), b64.clone());
+            fd_x.push(finite_difference(&mut x64, i, h, &mut |xv| {
+                loss_f64(shape, eps, xv, &w_, &b_, &r64)
+            }) as f32);
+        }
+        let mut fd_w = Vec::new();
+        let mut fd_b = Vec::new();
+        for ch in 0..c {
+            let (xc, bc) = (x64.clone(), b64.clone());
+            fd_w.push(finite_difference(&mut w64, ch, h, &mut |wv| {
+                loss_f64(shape, eps, &xc, wv, &bc, &r64)
+            }) as f32);
+            let (xc, wc) = (x64.clone(), w64.clone());
+            fd_b.push(finite_difference(&mut b64, ch, h, &mut |bv| {
+                loss_f64(shape, eps, &xc, &wc, bv, &r64)
+            }) as f32);
+        }
+        let tag = format!("batchnorm backward vs finite differences {shape:?}");
+        assert_close(&format!("{tag} grad_x"), &gx, &fd_x, 1e-3, 1e-4);
+        assert_close(&format!("{tag} grad_weight"), &gw, &fd_w, 1e-3, 1e-4);
+        assert_close(&format!("{tag} grad_bias"), &gb, &fd_b, 1e-3, 1e-4);
+        // A wrong backward that ignores the mean/variance paths would give weight*invstd*dy.
+        let naive: Vec<f32> = (0..x.len())
+            .map(|i| {
+                layer.weight[(i / shape.spatial) % c]
+                    * fwd.invstd[(i / shape.spatial) % c]
+                    * grad_y[i]
+            })
+            .collect();
+        let differs = naive.iter().zip(&fd_x).any(|(a, b)| (a - b).abs() > 1e-2);
+        assert!(
+            differs,
+            "{tag}: test cannot tell the full gradient from the naive one"
+        );
+    }
+}
+
+#[test]
+fn batchnorm_train_rejects_one_value_per_channel() {
+    let Some(ctx) = gpu() else { return };
+    let bn = BatchNorm::new(&ctx, BatchNormConfig::default()).unwrap();
+    let shape = BatchNormShape::new(1, 3, 1);
+    let buf = |len: usize| GpuBuffer::<f32>::zeros(&ctx, len, "buf").unwrap();
+    let (x, y, w, b, rm, rv, mean, invstd) = (
+        buf(3),
+        buf(3),
+        buf(3),
+        buf(3),
+        buf(3),
+        buf(3),
+        buf(3),
+        buf(3),
+    );
+    let state = BatchNormState {
+        weight: &w,
+        bias: &b,
+        running_mean: &rm,
+        running_var: &rv,
+    };
+    let saved = BatchNormSaved {
+        mean: &mean,
+        invstd: &invstd,
+    };
+    let mut enc = ctx.encoder("test");
+    let err = bn
+        .forward_train(&ctx, &mut enc, shape, &x, &state, &saved, &y)
+        .unwrap_err();
+    println!("forward_train with M = 1: {err}");
+    assert!(matches!(err, GpuError::Shape { .. }) && err.to_string().contains("M = N*HW = 1"));
+    let stats = BatchNormStats::new(&ctx).unwrap();
+    let params = BatchNormParams::new(&BatchNormConfig::default(), shape, false);
+    let err = stats
+        .dispatch(&ctx, &mut enc, &params, &x, &mean, &invstd, &rm, &rv)
+        .unwrap_err();
+    println!("batchnorm_stats with M = 1: {err}");
+    assert!(matches!(err, GpuError::Shape { .. }));
+    // Eval mode is fine with a single value.
+    bn.forward_eval(&ctx, &mut enc, shape, &x, &state, &y)
+        .unwrap();
+    ctx.submit(enc);
+}
+
+#[test]
+fn batchnorm_rejects_mismatched_buffers() {
+    let Some(ctx) = gpu() else { return };
+    let bn = BatchNorm::new(&ctx, BatchNormConfig::default()).unwrap();
+    let shape = BatchNormShape::new(2, 3, 4);
+    let buf = |len: usize| GpuBuffer::<f32>::zeros(&ctx, len, "buf").unwrap();
+    let (x, y, short_y) = (buf(24), buf(24), buf(23));
+    let (w, b, rm, rv, mean, invstd, wrong_c) =
+        (buf(3), buf(3), buf(3), buf(3), buf(3), buf(3), buf(4));
+    let saved = BatchNormSaved {
+        mean: &mean,
+        invstd: &invstd,
+    };
+    let mut enc = ctx.encoder("test");
+    let state = BatchNormState {
+        weight: &w,
+        bias: &b,
+        running_mean: &rm,
+        running_var: &rv,
+    };
+    let err = bn
+        .forward_train(&ctx, &mut enc, shape, &x, &state, &saved, &short_y)
+        .unwrap_err();
+    println!("{err}");
+    assert!(err
+        .to_string()
+        .contains("`y` has 23 elements, expected N*C*HW = 2*3*4 = 24"));
+    let bad_state = BatchNormState {
+        weight: &wrong_c,
+        bias: &b,
+        running_mean: &rm,
+        running_var: &rv,
+    };
+    let err = bn
+        .forward_eval(&ctx, &mut enc, shape, &x, &bad_state, &y)
+        .unwrap_err();
+    println!("{err}");
+    assert!(err
+        .to_string()
+        .contains("`weight` has 4 elements, expected C = 3"));
+    let err = bn
+        .backward(&ctx, &mut enc, shape, &x, &y, &saved, &w, &w, &wrong_c, &y)
+        .unwrap_err();
+    println!("{err}");
+    assert!(err.to_string().contains("`grad_bias` has 4 elements"));
+}

@@ -1,0 +1,238 @@
+//! `binarize_forward` / `binarize_backward` against their CPU mirrors, the spec's formulas
+//! (section 3) computed independently in f64, and central finite differences.
+
+mod common;
+
+use bitspike::cpu;
+use bitspike::gpu::GpuBuffer;
+use bitspike::kernels::binarize::{BinarizeBackward, BinarizeForward, BinarizeParams};
+use common::*;
+
+/// Runs `binarize_forward` on the GPU: returns (W_b, gamma).
+fn gpu_forward(
+    ctx: &bitspike::gpu::GpuContext,
+    params: &BinarizeParams,
+    latent: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let fwd = BinarizeForward::new(ctx).unwrap();
+    let w = GpuBuffer::from_slice(ctx, latent, "latent").unwrap();
+    let wb = GpuBuffer::<f32>::zeros(ctx, params.numel(), "wb").unwrap();
+    let gamma = GpuBuffer::<f32>::zeros(ctx, params.out_channels as usize, "gamma").unwrap();
+    let mut enc = ctx.encoder("test");
+    fwd.dispatch(ctx, &mut enc, params, &w, &wb, &gamma)
+        .unwrap();
+    ctx.submit(enc);
+    (
+        wb.read_blocking(ctx).unwrap(),
+        gamma.read_blocking(ctx).unwrap(),
+    )
+}
+
+#[test]
+fn binarize_forward_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let mut r = rng(11);
+    for &c_out in &[1usize, 3, 64] {
+        for k in awkward_sizes(64, 4_801) {
+            let params = BinarizeParams::new(c_out, k);
+            let mut latent = uniform(&mut r, c_out * k, -1.5, 1.5);
+            // exact zeros of both signs must binarize to +gamma
+            latent[0] = 0.0;
+            if latent.len() > 1 {
+                latent[1] = -0.0;
+            }
+            let (mut want_wb, mut want_g) = (vec![0.0; c_out * k], vec![0.0; c_out]);
+            cpu::binarize::binarize_forward(&params, &latent, &mut want_wb, &mut want_g);
+            let (wb, g) = gpu_forward(&ctx, &params, &latent);
+            let tag = format!("binarize_forward C_out={c_out} K={k}");
+            assert_close(&format!("{tag} gamma"), &g, &want_g, 1e-6, 1e-7);
+            assert_close(&format!("{tag} W_b"), &wb, &want_wb, 1e-6, 1e-7);
+            // signs bit-exact: +1 exactly where W >= 0 (including -0.0)
+            let got_sign: Vec<bool> = wb.iter().map(|&v| v.is_sign_positive()).collect();
+            let want_sign: Vec<bool> = latent.iter().map(|&v| v >= 0.0).collect();
+            assert_exact(&format!("{tag} signs"), &got_sign, &want_sign);
+        }
+    }
+}
+
+/// gamma and W_b from the spec's formula in f64, independent of the mirror's summation order.
+#[test]
+fn binarize_forward_equals_spec_formula() {
+    let Some(ctx) = gpu() else { return };
+    let mut r = rng(12);
+    let (c_out, k) = (5usize, 300usize);
+    let params = BinarizeParams::new(c_out, k);
+    let latent = uniform(&mut r, c_out * k, -2.0, 2.0);
+    let (wb, g) = gpu_forward(&ctx, &params, &latent);
+    let mut want_g = vec![0.0f32; c_out];
+    let mut want_wb = vec![0.0f32; c_out * k];
+    for c in 0..c_out {
+        let row = &latent[c * k..(c + 1) * k];
+        let gamma = row.iter().map(|&w| (w as f64).abs()).sum::<f64>() / k as f64;
+        want_g[c] = gamma as f32;
+        for (i, &w) in row.iter().enumerate() {
+            want_wb[c * k + i] = (if w >= 0.0 { gamma } else { -gamma }) as f32;
+        }
+    }
+    assert_close("gamma vs mean|W| (f64)", &g, &want_g, 1e-6, 0.0);
+    assert_close("W_b vs gamma*sign(W) (f64)", &wb, &want_wb, 1e-6, 0.0);
+}
+
+/// All-zero rows: gamma = 0 and W_b = +0 (sign(0) = +1 scaled by 0), no NaN.
+#[test]
+fn binarize_forward_zero_row_gives_zero_gamma() {
+    let Some(ctx) = gpu() else { return };
+    let params = BinarizeParams::new(2, 3);
+    let latent = [0.0, -0.0, 0.0, 1.0, -2.0, 0.0];
+    let (wb, g) = gpu_forward(&ctx, &params, &latent);
+    assert_exact("gamma", &g, &[0.0, 1.0]);
+    assert_exact("W_b", &wb, &[0.0, 0.0, 0.0, 1.0, -1.0, 1.0]);
+}
+
+#[test]
+fn binarize_backward_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let bwd = BinarizeBackward::new(&ctx).unwrap();
+    let mut r = rng(13);
+    for &c_out in &[1usize, 7] {
+        for k in awkward_sizes(64, 10_007) {
+            let params = BinarizeParams::new(c_out, k);
+            let mut latent = uniform(&mut r, c_out * k, -2.0, 2.0);
+            // the clip boundary |W| = 1 passes the gradient (<= 1)
+            latent[0] = 1.0;
+            if latent.len() > 1 {
+                latent[1] = -1.0;
+            }
+            let gamma = uniform(&mut r, c_out, 0.1, 1.0);
+            let grad_wb = uniform(&mut r, c_out * k, -1.0, 1.0);
+            let mut want = vec![0.0; c_out * k];
+            cpu::binarize::binarize_backward(&params, &latent, &gamma, &grad_wb, &mut want);
+            let w = GpuBuffer::from_slice(&ctx, &latent, "latent").unwrap();
+            let gb = GpuBuffer::from_slice(&ctx, &gamma, "gamma").unwrap();
+            let gwb = GpuBuffer::from_slice(&ctx, &grad_wb, "grad_wb").unwrap();
+            let gw = GpuBuffer::<f32>::zeros(&ctx, c_out * k, "grad_latent").unwrap();
+            let mut enc = ctx.encoder("test");
+            bwd.dispatch(&ctx, &mut enc, &params, &w, &gb, &gwb, &gw)
+                .unwrap();
+            ctx.submit(enc);
+            let got = gw.read_blocking(&ctx).unwrap();
+            // one multiply per element: bit-exact
+            assert_exact(
+                &format!("binarize_backward C_out={c_out} K={k}"),
+                &got,
+                &want,
+            );
+        }
+    }
+}
+
+/// The clipped STE written straight from the spec, in f64: dL/dW = gamma_c * dL/dW_b * 1{|W| <= 1}.
+#[test]
+fn binarize_backward_equals_spec_ste() {
+    let Some(ctx) = gpu() else { return };
+    let bwd = BinarizeBackward::new(&ctx).unwrap();
+    let mut r = rng(14);
+    let (c_out, k) = (4usize, 257usize);
+    let params = BinarizeParams::new(c_out, k);
+    let latent = uniform(&mut r, c_out * k, -3.0, 3.0);
+    let grad_wb = uniform(&mut r, c_out * k, -1.0, 1.0);
+    let (_, gamma) = gpu_forward(&ctx, &params, &latent);
+    let w = GpuBuffer::from_slice(&ctx, &latent, "latent").unwrap();
+    let gb = GpuBuffer::from_slice(&ctx, &gamma, "gamma").unwrap();
+    let gwb = GpuBuffer::from_slice(&ctx, &grad_wb, "grad_wb").unwrap();
+    let gw = GpuBuffer::<f32>::zeros(&ctx, c_out * k, "grad_latent").unwrap();
+    let mut enc = ctx.encoder("test");
+    bwd.dispatch(&ctx, &mut enc, &params, &w, &gb, &gwb, &gw)
+        .unwrap();
+    ctx.submit(enc);
+    let got = gw.read_blocking(&ctx).unwrap();
+    let mut want = vec![0.0f32; c_out * k];
+    let mut passed = 0;
+    for c in 0..c_out {
+        let gamma_c = latent[c * k..(c + 1) * k]
+            .iter()
+            .map(|&v| (v as f64).abs())
+            .sum::<f64>()
+            / k as f64;
+        for i in c * k..(c + 1) * k {
+            if (latent[i] as f64).abs() <= 1.0 {
+                want[i] = (gamma_c * grad_wb[i] as f64) as f32;
+                passed += 1;
+            }
+        }
+    }
+    println!("{passed} of {} weights inside the clip |W| <= 1", c_out * k);
+    assert!(
+        passed > 0 && passed < c_out * k,
+        "test data must exercise both sides of the clip"
+    );
+    assert_close(
+        "binarize_backward vs spec STE (f64)",
+        &got,
+        &want,
+        1e-6,
+        1e-7,
+    );
+}
+
+/// The clipped STE is the exact gradient of the proxy `gamma_c * clip(W, -1, 1)` with gamma
+/// held constant (detached). Central differences of that proxy, in f64, away from the kinks.
+#[test]
+fn binarize_backward_matches_finite_differences() {
+    let mut r = rng(15);
+    let (c_out, k) = (3usize, 20usize);
+    let params = BinarizeParams::new(c_out, k);
+    let latent: Vec<f32> = uniform(&mut r, c_out * k, -2.0, 2.0)
+        .into_iter()
+        .map(|v| {
+            if (v.abs() - 1.0).abs() < 0.01 {
+                v * 0.9
+            } else {
+                v
+            }
+        })
+        .collect();
+    let upstream = uniform(&mut r, c_out * k, -1.0, 1.0);
+    let (mut wb, mut gamma) = (vec![0.0; c_out * k], vec![0.0; c_out]);
+    cpu::binarize::binarize_forward(&params, &latent, &mut wb, &mut gamma);
+    let mut analytic = vec![0.0; c_out * k];
+    cpu::binarize::binarize_backward(&params, &latent, &gamma, &upstream, &mut analytic);
+    let gamma64: Vec<f64> = gamma.iter().map(|&g| g as f64).collect();
+    let mut proxy = |w: &[f64]| -> f64 {
+        w.iter()
+            .enumerate()
+            .map(|(i, &v)| upstream[i] as f64 * gamma64[i / k] * v.clamp(-1.0, 1.0))
+            .sum()
+    };
+    let mut x: Vec<f64> = latent.iter().map(|&v| v as f64).collect();
+    let numeric: Vec<f32> = (0..c_out * k)
+        .map(|i| finite_difference(&mut x, i, 1e-4, &mut proxy) as f32)
+        .collect();
+    assert_close(
+        "binarize_backward vs finite differences of gamma*clip(W)",
+        &analytic,
+        &numeric,
+        1e-4,
+        1e-6,
+    );
+}
+
+#[test]
+fn binarize_rejects_bad_shapes() {
+    let Some(ctx) = gpu() else { return };
+    let fwd = BinarizeForward::new(&ctx).unwrap();
+    let params = BinarizeParams::new(4, 10);
+    let w = GpuBuffer::<f32>::zeros(&ctx, 40, "w").unwrap();
+    let wb = GpuBuffer::<f32>::zeros(&ctx, 40, "wb").unwrap();
+    let short = GpuBuffer::<f32>::zeros(&ctx, 3, "gamma").unwrap();
+    let mut enc = ctx.encoder("test");
+    let err = fwd
+        .dispatch(&ctx, &mut enc, &params, &w, &wb, &short)
+        .unwrap_err();
+    println!("{err}");
+    assert!(err.to_string().contains("gamma"));
+    let err = fwd
+        .dispatch(&ctx, &mut enc, &BinarizeParams::new(4, 0), &w, &wb, &short)
+        .unwrap_err();
+    println!("{err}");
+}

@@ -1,0 +1,338 @@
+//! im2col / col2im and the composite Conv2d (forward, backward input, backward weight) against
+//! the direct-loop CPU mirrors, the gradients also against central finite differences of an f64
+//! forward, and batch chunking with a scratch smaller than the batch.
+
+// Tests fail by panicking; unwrap is the clearest way to say "this must succeed".
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use bitspike::cpu;
+use bitspike::gpu::{GpuBuffer, GpuContext, GpuError, KernelVariant};
+use bitspike::kernels::conv::{Col2im, Conv2d, ConvShape, Im2col};
+use common::*;
+
+const VARIANTS: [KernelVariant; 2] = [KernelVariant::RegisterBlocked, KernelVariant::SharedTiled];
+
+/// (batch, C_in, C_out, H, W, kernel, stride, padding): 3x3 pad 1 stride 1, 3x3 stride 2,
+/// 1x1 stride 2, C_in = 1, odd sizes, N = 1, and one mnist-like layer.
+fn shapes() -> Vec<ConvShape> {
+    [
+        (2, 3, 5, 8, 8, 3, 1, 1),
+        (3, 4, 6, 9, 7, 3, 2, 1),
+        (2, 5, 7, 9, 9, 1, 2, 0),
+        (3, 1, 8, 11, 13, 3, 1, 1),
+        (1, 6, 9, 5, 5, 3, 1, 1),
+        (1, 2, 3, 7, 5, 3, 2, 0),
+        (4, 32, 64, 14, 14, 3, 1, 1),
+    ]
+    .into_iter()
+    .map(|(n, ci, co, h, w, k, s, p)| ConvShape::new(n, ci, co, h, w, k, s, p))
+    .collect()
+}
+
+fn upload(ctx: &GpuContext, data: &[f32], label: &str) -> GpuBuffer<f32> {
+    GpuBuffer::from_slice(ctx, data, label).unwrap()
+}
+
+/// (output, grad_input, grad_weight).
+type Passes = (Vec<f32>, Vec<f32>, Vec<f32>);
+
+/// Runs forward, backward_input and backward_weight on the GPU with a cols scratch of `scratch`
+/// elements; returns (output, grad_input, grad_weight).
+fn run_gpu(
+    ctx: &GpuContext,
+    conv: &Conv2d,
+    shape: &ConvShape,
+    scratch: usize,
+    input: &[f32],
+    weight: &[f32],
+    grad_output: &[f32],
+) -> Result<Passes, GpuError> {
+    let x = upload(ctx, input, "input");
+    let w = upload(ctx, weight, "weight");
+    let gy = upload(ctx, grad_output, "grad_output");
+    let cols = GpuBuffer::<f32>::zeros(ctx, scratch, "cols")?;
+    let y = GpuBuffer::<f32>::zeros(ctx, shape.output_len(), "output")?;
+    let gx = GpuBuffer::<f32>::zeros(ctx, shape.input_len(), "grad_input")?;
+    // Pre-filled: backward_weight must overwrite, not accumulate onto stale values.
+    let gw = upload(ctx, &vec![7.0; shape.weight_len()], "grad_weight");
+    let mut enc = ctx.encoder("test");
+    conv.forward(ctx, &mut enc, shape, &x, &w, &cols, &y)?;
+    conv.backward_input(ctx, &mut enc, shape, &gy, &w, &cols, &gx)?;
+    conv.backward_weight(ctx, &mut enc, shape, &x, &gy, &cols, &gw)?;
+    ctx.submit(enc);
+    Ok((
+        y.read_blocking(ctx)?,
+        gx.read_blocking(ctx)?,
+        gw.read_blocking(ctx)?,
+    ))
+}
+
+/// Which passes [`check_against_cpu`] compares.
+#[derive(Clone, Copy, PartialEq)]
+enum Pass {
+    Forward,
+    Input,
+    Weight,
+    All,
+}
+
+fn check_against_cpu(
+    ctx: &GpuContext,
+    conv: &Conv2d,
+    shape: &ConvShape,
+    scratch: usize,
+    seed: u64,
+    tag: &str,
+    pass: Pass,
+) {
+    let mut r = rng(seed);
+    let input = uniform(&mut r, shape.input_len(), -1.0, 1.0);
+    let weight = uniform(&mut r, shape.weight_len(), -1.0, 1.0);
+    let grad_output = uniform(&mut r, shape.output_len(), -1.0, 1.0);
+    let (y, gx, gw) = run_gpu(ctx, conv, shape, scratch, &input, &weight, &grad_output).unwrap();
+    let mut want_y = vec![0.0; shape.output_len()];
+    let mut want_gx = vec![0.0; shape.input_len()];
+    let mut want_gw = vec![0.0; shape.weight_len()];
+    cpu::conv::conv2d_forward(shape, &input, &weight, &mut want_y);
+    cpu::conv::conv2d_backward_input(shape, &grad_output, &weight, &mut want_gx);
+    cpu::conv::conv2d_backward_weight(shape, &input, &grad_output, &mut want_gw);
+    let s = shape;
+    let desc = format!(
+        "{tag} N={} C_in={} C_out={} {}x{} k={} s={} p={}",
+        s.batch, s.in_channels, s.out_channels, s.height, s.width, s.kernel_h, s.stride, s.padding
+    );
+    // Sums of up to C_in*9 (forward, backward input) or N*H_out*W_out (weight) products in f32.
+    if matches!(pass, Pass::Forward | Pass::All) {
+        assert_close(&format!("conv2d_forward {desc}"), &y, &want_y, 1e-4, 1e-4);
+    }
+    if matches!(pass, Pass::Input | Pass::All) {
+        assert_close(
+            &format!("conv2d_backward_input {desc}"),
+            &gx,
+            &want_gx,
+            1e-4,
+            1e-4,
+        );
+    }
+    if matches!(pass, Pass::Weight | Pass::All) {
+        assert_close(
+            &format!("conv2d_backward_weight {desc}"),
+            &gw,
+            &want_gw,
+            1e-4,
+            5e-4,
+        );
+    }
+}
+
+#[test]
+fn im2col_and_col2im_match_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let (im2col, col2im) = (Im2col::new(&ctx).unwrap(), Col2im::new(&ctx).unwrap());
+    let mut r = rng(1);
+    for shape in shapes() {
+        // Chunk view: the last sample only (nonzero image offset), and the whole batch.
+        for (first, samples) in [(shape.batch - 1, 1), (0, shape.batch)] {
+            let image = uniform(&mut r, shape.input_len(), -1.0, 1.0);
+            let p = shape.im2col_params(first, samples, false);
+            let mut want = vec![0.0; samples * shape.cols_per_sample()];
+            cpu::conv::im2col(&p, &image, &mut want);
+            let img = upload(&ctx, &image, "image");
+            let cols = GpuBuffer::<f32>::zeros(&ctx, want.len(), "cols").unwrap();
+            let mut enc = ctx.encoder("test");
+            im2col.dispatch(&ctx, &mut enc, &p, &img, &cols).unwrap();
+            ctx.submit(enc);
+            assert_exact(
+                &format!("im2col {shape:?} first={first}"),
+                &cols.read_blocking(&ctx).unwrap(),
+                &want,
+            );
+
+            let dcols = uniform(&mut r, want.len(), -1.0, 1.0);
+            let p = shape.im2col_params(first, samples, true);
+            // Elements outside the chunk must keep their value.
+            let mut want_img = vec![3.0; shape.input_len()];
+            cpu::conv::col2im(&p, &dcols, &mut want_img);
+            let dc = upload(&ctx, &dcols, "dcols");
+            let gimg = upload(&ctx, &vec![3.0; shape.input_len()], "dimage");
+            let mut enc = ctx.encoder("test");
+            col2im.dispatch(&ctx, &mut enc, &p, &dc, &gimg).unwrap();
+            ctx.submit(enc);
+            let got = gimg.read_blocking(&ctx).unwrap();
+            assert_close(
+                &format!("col2im {shape:?} first={first}"),
+                &got,
+                &want_img,
+                1e-6,
+                1e-6,
+            );
+        }
+    }
+}
+
+fn check_pass(pass: Pass) {
+    let Some(ctx) = gpu() else { return };
+    for variant in VARIANTS {
+        let conv = Conv2d::with_variant(&ctx, variant).unwrap();
+        for (i, shape) in shapes().iter().enumerate() {
+            let scratch = Conv2d::cols_scratch_len(shape).unwrap();
+            check_against_cpu(
+                &ctx,
+                &conv,
+                shape,
+                scratch,
+                10 + i as u64,
+                &format!("{variant:?}"),
+                pass,
+            );
+        }
+    }
+}
+
+#[test]
+fn conv2d_forward_matches_cpu_reference() {
+    check_pass(Pass::Forward);
+}
+
+#[test]
+fn conv2d_backward_input_matches_cpu_reference() {
+    check_pass(Pass::Input);
+}
+
+#[test]
+fn conv2d_backward_weight_matches_cpu_reference() {
+    check_pass(Pass::Weight);
+}
+
+#[test]
+fn conv2d_chunks_the_batch_when_the_scratch_is_small() {
+    let Some(ctx) = gpu() else { return };
+    let conv = Conv2d::new(&ctx).unwrap();
+    for (i, shape) in shapes().iter().enumerate().filter(|(_, s)| s.batch > 1) {
+        // Two samples per chunk (and a remainder), plus a scratch of one sample and a bit.
+        for scratch in [2 * shape.cols_per_sample(), shape.cols_per_sample() + 5] {
+            check_against_cpu(
+                &ctx,
+                &conv,
+                shape,
+                scratch,
+                100 + i as u64,
+                "chunked",
+                Pass::All,
+            );
+        }
+    }
+    let shape = shapes()[0];
+    let small = GpuBuffer::<f32>::zeros(&ctx, shape.cols_per_sample() - 1, "cols").unwrap();
+    let x = GpuBuffer::<f32>::zeros(&ctx, shape.input_len(), "x").unwrap();
+    let w = GpuBuffer::<f32>::zeros(&ctx, shape.weight_len(), "w").unwrap();
+    let y = GpuBuffer::<f32>::zeros(&ctx, shape.output_len(), "y").unwrap();
+    let err = conv
+        .forward(&ctx, &mut ctx.encoder("t"), &shape, &x, &w, &small, &y)
+        .unwrap_err();
+    println!("{err}");
+    assert!(err.to_string().contains("cols scratch"));
+    let huge = ConvShape::new(1, 2048, 8, 128, 128, 3, 1, 1);
+    let err = Conv2d::cols_scratch_len(&huge).unwrap_err();
+    println!("{err}");
+    assert!(err.to_string().contains("max_storage_buffer_binding_size"));
+    let big = ConvShape::new(64, 128, 128, 32, 32, 3, 1, 1);
+    let len = Conv2d::cols_scratch_len(&big).unwrap();
+    println!(
+        "scratch for {big:?}: {len} elements = {} samples",
+        len / big.cols_per_sample()
+    );
+    assert!(len * 4 <= 128 << 20 && len < big.batch * big.cols_per_sample());
+}
+
+/// Independent f64 conv forward, for finite differences.
+fn conv_f64(s: &ConvShape, x: &[f64], w: &[f64]) -> Vec<f64> {
+    let (oh, ow) = (s.out_h(), s.out_w());
+    let mut y = vec![0.0; s.output_len()];
+    for n in 0..s.batch {
+        for co in 0..s.out_channels {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = 0.0;
+                    for ci in 0..s.in_channels {
+                        for ky in 0..s.kernel_h {
+                            for kx in 0..s.kernel_w {
+                                let iy = (oy * s.stride + ky) as isize - s.padding as isize;
+                                let ix = (ox * s.stride + kx) as isize - s.padding as isize;
+                                if iy < 0
+                                    || ix < 0
+                                    || iy >= s.height as isize
+                                    || ix >= s.width as isize
+                                {
+                                    continue;
+                                }
+                                let xi = ((n * s.in_channels + ci) * s.height + iy as usize)
+                                    * s.width
+                                    + ix as usize;
+                                let wi =
+                                    ((co * s.in_channels + ci) * s.kernel_h + ky) * s.kernel_w + kx;
+                                acc += x[xi] * w[wi];
+                            }
+                        }
+                    }
+                    y[((n * s.out_channels + co) * oh + oy) * ow + ox] = acc;
+                }
+            }
+        }
+    }
+    y
+}
+
+#[test]
+fn conv2d_backward_matches_finite_differences() {
+    // L = sum(y * g): dL/dx and dL/dW from the GPU backward vs central differences in f64.
+    let Some(ctx) = gpu() else { return };
+    let mut r = rng(5);
+    for variant in VARIANTS {
+        let conv = Conv2d::with_variant(&ctx, variant).unwrap();
+        for shape in shapes()
+            .into_iter()
+            .filter(|s| s.input_len() < 1000 && s.weight_len() < 1000)
+        {
+            let input = uniform(&mut r, shape.input_len(), -1.0, 1.0);
+            let weight = uniform(&mut r, shape.weight_len(), -1.0, 1.0);
+            let g = uniform(&mut r, shape.output_len(), -1.0, 1.0);
+            let scratch = Conv2d::cols_scratch_len(&shape).unwrap();
+            let (_, gx, gw) = run_gpu(&ctx, &conv, &shape, scratch, &input, &weight, &g).unwrap();
+            let g64: Vec<f64> = g.iter().map(|&v| v as f64).collect();
+            let loss = |y: Vec<f64>| y.iter().zip(&g64).map(|(a, b)| a * b).sum::<f64>();
+            let mut x64: Vec<f64> = input.iter().map(|&v| v as f64).collect();
+            let mut w64: Vec<f64> = weight.iter().map(|&v| v as f64).collect();
+            let fd_x: Vec<f32> = (0..x64.len())
+                .map(|i| {
+                    let w = w64.clone();
+                    finite_difference(&mut x64, i, 1e-3, &mut |x| loss(conv_f64(&shape, x, &w)))
+                        as f32
+                })
+                .collect();
+            let fd_w: Vec<f32> = (0..w64.len())
+                .map(|i| {
+                    let x = x64.clone();
+                    finite_difference(&mut w64, i, 1e-3, &mut |w| loss(conv_f64(&shape, &x, w)))
+                        as f32
+                })
+                .collect();
+            assert_close(
+                &format!("conv2d_backward_input vs FD {variant:?} {shape:?}"),
+                &gx,
+                &fd_x,
+                1e-4,
+                1e-4,
+            );
+            assert_close(
+                &format!("conv2d_backward_weight vs FD {variant:?} {shape:?}"),
+                &gw,
+                &fd_w,
+                1e-4,
+                1e-4,
+            );
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Batched GEMM, both variants (register-blocked and shared-tiled, constructed explicitly
+//! whatever the adapter), against the f64-accumulating CPU mirror over awkward sizes, all four
+//! transpose combinations, batch strides (including shared A), offsets, accumulate and
+//! reduce_batch.
+
+// Tests fail by panicking; unwrap is the clearest way to say "this must succeed".
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use bitspike::cpu;
+use bitspike::gpu::{GpuBuffer, GpuContext, KernelVariant};
+use bitspike::kernels::gemm::{Gemm, GemmShape};
+use common::*;
+
+const VARIANTS: [KernelVariant; 2] = [KernelVariant::RegisterBlocked, KernelVariant::SharedTiled];
+const TRANSPOSES: [(bool, bool); 4] = [(false, false), (true, false), (false, true), (true, true)];
+
+/// Runs one GEMM on the GPU and the CPU from the same random inputs (C pre-filled with random
+/// values so that accumulate and overwrite are both visible) and compares.
+fn check(ctx: &GpuContext, gemm: &Gemm, shape: &GemmShape, seed: u64) {
+    let mut r = rng(seed);
+    let [la, lb, lc] = shape.required_lens();
+    let a = uniform(&mut r, la, -1.0, 1.0);
+    let b = uniform(&mut r, lb, -1.0, 1.0);
+    let c0 = uniform(&mut r, lc, -1.0, 1.0);
+    let mut want = c0.clone();
+    cpu::gemm::gemm(shape, &a, &b, &mut want);
+    let ga = GpuBuffer::from_slice(ctx, &a, "a").unwrap();
+    let gb = GpuBuffer::from_slice(ctx, &b, "b").unwrap();
+    let gc = GpuBuffer::from_slice(ctx, &c0, "c").unwrap();
+    let mut enc = ctx.encoder("test");
+    gemm.dispatch(ctx, &mut enc, shape, &ga, &gb, &gc).unwrap();
+    ctx.submit(enc);
+    let got = gc.read_blocking(ctx).unwrap();
+    let terms = (shape.k * if shape.reduce_batch { shape.batch } else { 1 }) as f32;
+    // f32 accumulation of `terms` products of magnitude <= 1: error grows like sqrt(terms) ulps.
+    let abs = 1e-6 * terms.sqrt().max(1.0) * 4.0;
+    assert_close(
+        &format!(
+            "gemm {:?} b={} m={} n={} k={} tA={} tB={} acc={} reduce={}",
+            gemm.variant(),
+            shape.batch,
+            shape.m,
+            shape.n,
+            shape.k,
+            shape.trans_a,
+            shape.trans_b,
+            shape.accumulate,
+            shape.reduce_batch
+        ),
+        &got,
+        &want,
+        1e-5,
+        abs,
+    );
+}
+
+#[test]
+fn gemm_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let sizes = [1usize, 7, 8, 9, 63, 64, 65, 130];
+    let mut triples = Vec::new();
+    for &s in &sizes {
+        triples.push((s, 9, 7));
+        triples.push((7, s, 9));
+        triples.push((9, 7, s));
+    }
+    triples.extend([
+        (63, 65, 130),
+        (65, 64, 63),
+        (130, 1, 65),
+        (64, 64, 64),
+        (301, 290, 307),
+    ]);
+    let mut seed = 0;
+    for variant in VARIANTS {
+        let gemm = Gemm::with_variant(&ctx, variant).unwrap();
+        for (ta, tb) in TRANSPOSES {
+            for &(m, n, k) in &triples {
+                seed += 1;
+                check(
+                    &ctx,
+                    &gemm,
+                    &GemmShape::new(m, n, k).transpose(ta, tb),
+                    seed,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn gemm_batched_accumulate_and_reduce_match_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let mut seed = 1000;
+    for variant in VARIANTS {
+        let gemm = Gemm::with_variant(&ctx, variant).unwrap();
+        for (ta, tb) in TRANSPOSES {
+            for &(m, n, k) in &[(9usize, 65usize, 7usize), (65, 7, 66), (1, 130, 9)] {
+                for &(accumulate, reduce) in
+                    &[(false, false), (true, false), (false, true), (true, true)]
+                {
+                    seed += 1;
+                    let batch = 3;
+                    // Shared A (stride 0, like conv weights), padded strides and offsets elsewhere.
+                    let shape = GemmShape::new(m, n, k)
+                        .transpose(ta, tb)
+                        .batched(batch, 0, k * n + 5, m * n + 3)
+                        .offsets(2, 11, 1)
+                        .accumulate(accumulate)
+                        .reduce_batch(reduce);
+                    check(&ctx, &gemm, &shape, seed);
+                    // And with every operand strided.
+                    seed += 1;
+                    let shape = GemmShape::new(m, n, k)
+                        .transpose(ta, tb)
+                        .batched(batch, m * k, k * n, m * n)
+                        .accumulate(accumulate)
+                        .reduce_batch(reduce);
+                    check(&ctx, &gemm, &shape, seed);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn gemm_rejects_short_buffers() {
+    let Some(ctx) = gpu() else { return };
+    let gemm = Gemm::new(&ctx).unwrap();
+    let a = GpuBuffer::<f32>::zeros(&ctx, 6, "a").unwrap();
+    let b = GpuBuffer::<f32>::zeros(&ctx, 6, "b").unwrap();
+    let c = GpuBuffer::<f32>::zeros(&ctx, 3, "c").unwrap();
+    let mut enc = ctx.encoder("test");
+    let err = gemm
+        .dispatch(&ctx, &mut enc, &GemmShape::new(2, 2, 3), &a, &b, &c)
+        .unwrap_err();
+    println!("{err}");
+    assert!(err.to_string().contains("`c` has 3 elements"));
+}

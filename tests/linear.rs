@@ -1,0 +1,254 @@
+//! Linear layer (forward with and without bias, backward input, backward weight + bias) and the
+//! bias kernels against the CPU mirrors, both GEMM variants, and the gradients against central
+//! finite differences of an f64 forward.
+
+// Tests fail by panicking; unwrap is the clearest way to say "this must succeed".
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use bitspike::cpu;
+use bitspike::gpu::{GpuBuffer, GpuContext, KernelVariant};
+use bitspike::kernels::linear::{BiasAdd, BiasGrad, Linear, LinearShape};
+use common::*;
+
+const VARIANTS: [KernelVariant; 2] = [KernelVariant::RegisterBlocked, KernelVariant::SharedTiled];
+
+/// (batch, in, out): awkward edges around the 64 block and the mnist classifier (256, 3136, 10).
+fn shapes() -> Vec<LinearShape> {
+    [
+        (1, 1, 1),
+        (7, 63, 10),
+        (64, 65, 9),
+        (65, 130, 64),
+        (256, 3136, 10),
+    ]
+    .into_iter()
+    .map(|(n, i, o)| LinearShape::new(n, i, o))
+    .collect()
+}
+
+struct Outputs {
+    y: Vec<f32>,
+    y_no_bias: Vec<f32>,
+    grad_x: Vec<f32>,
+    grad_w: Vec<f32>,
+    grad_b: Vec<f32>,
+}
+
+fn run_gpu(
+    ctx: &GpuContext,
+    linear: &Linear,
+    s: &LinearShape,
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    gy: &[f32],
+) -> Outputs {
+    let up = |d: &[f32], l: &str| GpuBuffer::from_slice(ctx, d, l).unwrap();
+    let (xb, wb, bb, gyb) = (up(x, "x"), up(w, "w"), up(b, "b"), up(gy, "gy"));
+    // Stale values in every output: each pass must overwrite.
+    let y = up(&vec![5.0; s.output_len()], "y");
+    let y2 = up(&vec![5.0; s.output_len()], "y2");
+    let gx = up(&vec![5.0; s.input_len()], "gx");
+    let gw = up(&vec![5.0; s.weight_len()], "gw");
+    let gb = up(&vec![5.0; s.out_features], "gb");
+    let mut enc = ctx.encoder("test");
+    linear
+        .forward(ctx, &mut enc, s, &xb, &wb, Some(&bb), &y)
+        .unwrap();
+    linear
+        .forward(ctx, &mut enc, s, &xb, &wb, None, &y2)
+        .unwrap();
+    linear
+        .backward_input(ctx, &mut enc, s, &gyb, &wb, &gx)
+        .unwrap();
+    linear
+        .backward_weight(ctx, &mut enc, s, &xb, &gyb, &gw, Some(&gb))
+        .unwrap();
+    ctx.submit(enc);
+    let read = |g: &GpuBuffer<f32>| g.read_blocking(ctx).unwrap();
+    Outputs {
+        y: read(&y),
+        y_no_bias: read(&y2),
+        grad_x: read(&gx),
+        grad_w: read(&gw),
+        grad_b: read(&gb),
+    }
+}
+
+#[test]
+fn linear_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let mut r = rng(1);
+    for variant in VARIANTS {
+        let linear = Linear::with_variant(&ctx, variant).unwrap();
+        for s in shapes() {
+            let x = uniform(&mut r, s.input_len(), -1.0, 1.0);
+            let w = uniform(&mut r, s.weight_len(), -1.0, 1.0);
+            let b = uniform(&mut r, s.out_features, -1.0, 1.0);
+            let gy = uniform(&mut r, s.output_len(), -1.0, 1.0);
+            let got = run_gpu(&ctx, &linear, &s, &x, &w, &b, &gy);
+            let mut y = vec![0.0; s.output_len()];
+            let mut y2 = vec![0.0; s.output_len()];
+            let mut gx = vec![0.0; s.input_len()];
+            let mut gw = vec![0.0; s.weight_len()];
+            let mut gb = vec![0.0; s.out_features];
+            cpu::linear::linear_forward(&s, &x, &w, Some(&b), &mut y);
+            cpu::linear::linear_forward(&s, &x, &w, None, &mut y2);
+            cpu::linear::linear_backward_input(&s, &gy, &w, &mut gx);
+            cpu::linear::linear_backward_weight(&s, &x, &gy, &mut gw, Some(&mut gb));
+            let tag = format!("{variant:?} {s:?}");
+            // Sums of up to 3136 products of magnitude <= 1 in f32.
+            assert_close(&format!("linear_forward {tag}"), &got.y, &y, 1e-4, 2e-4);
+            assert_close(
+                &format!("linear_forward (no bias) {tag}"),
+                &got.y_no_bias,
+                &y2,
+                1e-4,
+                2e-4,
+            );
+            assert_close(
+                &format!("linear_backward_input {tag}"),
+                &got.grad_x,
+                &gx,
+                1e-4,
+                1e-4,
+            );
+            assert_close(
+                &format!("linear_backward_weight {tag}"),
+                &got.grad_w,
+                &gw,
+                1e-4,
+                1e-4,
+            );
+            assert_close(
+                &format!("linear_backward_weight bias {tag}"),
+                &got.grad_b,
+                &gb,
+                1e-4,
+                1e-4,
+            );
+        }
+    }
+}
+
+#[test]
+fn bias_add_and_bias_grad_match_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let (add, grad) = (BiasAdd::new(&ctx).unwrap(), BiasGrad::new(&ctx).unwrap());
+    let mut r = rng(2);
+    for (rows, cols) in [(1, 1), (3, 63), (256, 64), (5, 65), (1000, 300)] {
+        let s = LinearShape::new(rows, 1, cols);
+        let p = s.bias_params();
+        let bias = uniform(&mut r, cols, -1.0, 1.0);
+        let y0 = uniform(&mut r, rows * cols, -1.0, 1.0);
+        let mut want_y = y0.clone();
+        cpu::linear::bias_add(&p, &bias, &mut want_y);
+        let mut want_g = vec![0.0; cols];
+        cpu::linear::bias_grad(&p, &y0, &mut want_g);
+        let bb = GpuBuffer::from_slice(&ctx, &bias, "bias").unwrap();
+        let yb = GpuBuffer::from_slice(&ctx, &y0, "y").unwrap();
+        let y_orig = GpuBuffer::from_slice(&ctx, &y0, "y0").unwrap();
+        let gb = GpuBuffer::<f32>::zeros(&ctx, cols, "gb").unwrap();
+        let mut enc = ctx.encoder("test");
+        add.dispatch(&ctx, &mut enc, &p, &bb, &yb).unwrap();
+        grad.dispatch(&ctx, &mut enc, &p, &y_orig, &gb).unwrap();
+        ctx.submit(enc);
+        assert_close(
+            &format!("bias_add {rows}x{cols}"),
+            &yb.read_blocking(&ctx).unwrap(),
+            &want_y,
+            1e-6,
+            1e-6,
+        );
+        assert_close(
+            &format!("bias_grad {rows}x{cols}"),
+            &gb.read_blocking(&ctx).unwrap(),
+            &want_g,
+            1e-5,
+            1e-4,
+        );
+    }
+}
+
+/// Independent f64 forward.
+fn linear_f64(s: &LinearShape, x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
+    let mut y = vec![0.0; s.output_len()];
+    for r in 0..s.batch {
+        for o in 0..s.out_features {
+            y[r * s.out_features + o] = b[o]
+                + (0..s.in_features)
+                    .map(|i| x[r * s.in_features + i] * w[o * s.in_features + i])
+                    .sum::<f64>();
+        }
+    }
+    y
+}
+
+#[test]
+fn linear_backward_matches_finite_differences() {
+    // L = sum(y * g): dL/dx, dL/dW, dL/db from the GPU vs central differences in f64.
+    let Some(ctx) = gpu() else { return };
+    let mut r = rng(3);
+    for variant in VARIANTS {
+        let linear = Linear::with_variant(&ctx, variant).unwrap();
+        for s in [
+            LinearShape::new(3, 7, 5),
+            LinearShape::new(9, 65, 2),
+            LinearShape::new(1, 4, 66),
+        ] {
+            let x = uniform(&mut r, s.input_len(), -1.0, 1.0);
+            let w = uniform(&mut r, s.weight_len(), -1.0, 1.0);
+            let b = uniform(&mut r, s.out_features, -1.0, 1.0);
+            let g = uniform(&mut r, s.output_len(), -1.0, 1.0);
+            let got = run_gpu(&ctx, &linear, &s, &x, &w, &b, &g);
+            let f = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
+            let (mut x64, mut w64, mut b64, g64) = (f(&x), f(&w), f(&b), f(&g));
+            let loss = |y: Vec<f64>| y.iter().zip(&g64).map(|(a, b)| a * b).sum::<f64>();
+            let fd_x: Vec<f32> = (0..x64.len())
+                .map(|i| {
+                    let (w, b) = (w64.clone(), b64.clone());
+                    finite_difference(&mut x64, i, 1e-3, &mut |x| loss(linear_f64(&s, x, &w, &b)))
+                        as f32
+                })
+                .collect();
+            let fd_w: Vec<f32> = (0..w64.len())
+                .map(|i| {
+                    let (x, b) = (x64.clone(), b64.clone());
+                    finite_difference(&mut w64, i, 1e-3, &mut |w| loss(linear_f64(&s, &x, w, &b)))
+                        as f32
+                })
+                .collect();
+            let fd_b: Vec<f32> = (0..b64.len())
+                .map(|i| {
+                    let (x, w) = (x64.clone(), w64.clone());
+                    finite_difference(&mut b64, i, 1e-3, &mut |b| loss(linear_f64(&s, &x, &w, b)))
+                        as f32
+                })
+                .collect();
+            let tag = format!("{variant:?} {s:?}");
+            assert_close(
+                &format!("linear_backward_input vs FD {tag}"),
+                &got.grad_x,
+                &fd_x,
+                1e-4,
+                1e-4,
+            );
+            assert_close(
+                &format!("linear_backward_weight vs FD {tag}"),
+                &got.grad_w,
+                &fd_w,
+                1e-4,
+                1e-4,
+            );
+            assert_close(
+                &format!("linear bias grad vs FD {tag}"),
+                &got.grad_b,
+                &fd_b,
+                1e-4,
+                1e-4,
+            );
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! Bit-packed binary conv/linear on spikes (spec section 3): `pack_spikes`, `pack_weights` and
+//! `binary_conv_popcount` against their CPU mirrors, and the popcount forward against an
+//! independent float conv `sum s * gamma * sign(W)`: bit-exact integer counts with gamma = 1.
+
+mod common;
+
+use bitspike::cpu;
+use bitspike::gpu::{GpuBuffer, GpuContext};
+use bitspike::kernels::conv::ConvShape;
+use bitspike::kernels::popcount::{
+    popcount_linear_shape, BinaryConvPopcount, PackSpikes, PackSpikesParams, PackWeights,
+    PackWeightsParams, PopcountConvParams,
+};
+use common::*;
+
+/// The float path, written independently: direct conv of spikes with `gamma[co] * sign(W)`,
+/// accumulated in f32 in (ci, kh, kw) order (exact for small integer sums when gamma = 1).
+fn float_binary_conv(s: &ConvShape, spikes: &[f32], weights: &[f32], gamma: &[f32]) -> Vec<f32> {
+    let (oh, ow) = (s.out_h(), s.out_w());
+    let mut out = vec![0.0f32; s.output_len()];
+    for n in 0..s.batch {
+        for co in 0..s.out_channels {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = 0.0f32;
+                    for ci in 0..s.in_channels {
+                        for kh in 0..s.kernel_h {
+                            for kw in 0..s.kernel_w {
+                                let iy = (oy * s.stride + kh) as isize - s.padding as isize;
+                                let ix = (ox * s.stride + kw) as isize - s.padding as isize;
+                                if iy < 0
+                                    || ix < 0
+                                    || iy >= s.height as isize
+                                    || ix >= s.width as isize
+                                {
+                                    continue;
+                                }
+                                let x = spikes[((n * s.in_channels + ci) * s.height + iy as usize)
+                                    * s.width
+                                    + ix as usize];
+                                let w = weights[((co * s.in_channels + ci) * s.kernel_h + kh)
+                                    * s.kernel_w
+                                    + kw];
+                                let wb = if w >= 0.0 { gamma[co] } else { -gamma[co] };
+                                acc += x * wb;
+                            }
+                        }
+                    }
+                    out[((n * s.out_channels + co) * oh + oy) * ow + ox] = acc;
+                }
+            }
+        }
+    }
+    out
+}
+
+struct Packed {
+    spikes: GpuBuffer<u32>,
+    weights: GpuBuffer<u32>,
+}
+
+fn gpu_pack(ctx: &GpuContext, shape: &ConvShape, spikes: &[f32], weights: &[f32]) -> Packed {
+    let ps = PackSpikes::new(ctx).unwrap();
+    let pw = PackWeights::new(ctx).unwrap();
+    let sp = PackSpikesParams::for_conv(shape);
+    let wp = PackWeightsParams::for_conv(shape);
+    let s = GpuBuffer::from_slice(ctx, spikes, "spikes").unwrap();
+    let w = GpuBuffer::from_slice(ctx, weights, "weights").unwrap();
+    let packed = Packed {
+        spikes: GpuBuffer::zeros(ctx, sp.total_words as usize, "packed spikes").unwrap(),
+        weights: GpuBuffer::zeros(ctx, wp.total_words as usize, "packed weights").unwrap(),
+    };
+    let mut enc = ctx.encoder("pack");
+    ps.dispatch(ctx, &mut enc, &sp, &s, &packed.spikes).unwrap();
+    pw.dispatch(ctx, &mut enc, &wp, &w, &packed.weights)
+        .unwrap();
+    ctx.submit(enc);
+    packed
+}
+
+fn gpu_conv(ctx: &GpuContext, shape: &ConvShape, packed: &Packed, gamma: &[f32]) -> Vec<f32> {
+    let conv = BinaryConvPopcount::new(ctx).unwrap();
+    let params = PopcountConvParams::new(shape);
+    let g = GpuBuffer::from_slice(ctx, gamma, "gamma").unwrap();
+    let out = GpuBuffer::<f32>::zeros(ctx, params.output_len(), "output").unwrap();
+    let mut enc = ctx.encoder("conv");
+    conv.dispatch(
+        ctx,
+        &mut enc,
+        &params,
+        &packed.spikes,
+        &packed.weights,
+        &g,
+        &out,
+    )
+    .unwrap();
+    ctx.submit(enc);
+    out.read_blocking(ctx).unwrap()
+}
+
+/// Awkward C_in (word edges), C_out (16-channel block edges), sizes, strides and paddings.
+fn shapes() -> Vec<ConvShape> {
+    let c_ins = [1usize, 31, 32, 33, 64, 65];
+    let c_outs = [1usize, 17, 64, 5, 16, 33];
+    let mut out = Vec::new();
+    for (i, &c_in) in c_ins.iter().enumerate() {
+        let c_out = c_outs[i];
+        out.push(ConvShape::new(2, c_in, c_out, 7, 9, 3, 1, 1));
+        out.push(ConvShape::new(3, c_in, c_outs[(i + 2) % 6], 8, 5, 3, 2, 1));
+        out.push(ConvShape::new(1, c_in, c_outs[(i + 4) % 6], 5, 5, 1, 2, 0));
+    }
+    out.push(ConvShape::new(2, 32, 64, 14, 14, 3, 1, 1)); // mnist conv2
+    out.push(ConvShape::new(2, 64, 64, 7, 7, 3, 1, 1)); // mnist conv3
+    out.push(ConvShape::new(1, 3, 4, 1, 1, 3, 1, 1)); // 1x1 image, only the centre tap valid
+    out.push(ConvShape::new(2, 40, 3, 6, 6, 5, 1, 0)); // no padding, 5x5
+    out
+}
+
+#[test]
+fn pack_spikes_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let ps = PackSpikes::new(&ctx).unwrap();
+    let mut r = rng(41);
+    for &(n, c, h, w) in &[
+        (1usize, 1usize, 1usize, 1usize),
+        (2, 31, 3, 5),
+        (3, 32, 4, 4),
+        (2, 33, 5, 3),
+        (1, 65, 2, 7),
+        (4, 64, 7, 7),
+    ] {
+        let params = PackSpikesParams::new(n, c, h, w);
+        let x = spikes(&mut r, params.spikes_len(), 0.3);
+        let mut want = vec![0u32; params.total_words as usize];
+        cpu::popcount::pack_spikes(&params, &x, &mut want);
+        let xb = GpuBuffer::from_slice(&ctx, &x, "spikes").unwrap();
+        let p = GpuBuffer::<u32>::zeros(&ctx, want.len(), "packed").unwrap();
+        let mut enc = ctx.encoder("test");
+        ps.dispatch(&ctx, &mut enc, &params, &xb, &p).unwrap();
+        ctx.submit(enc);
+        // bit definition, independently: bit (c % 32) of word c / 32 at (n, y, x)
+        let words = params.words as usize;
+        for (i, &v) in x.iter().enumerate() {
+            let (pix, ch, nn) = (i % (h * w), (i / (h * w)) % c, i / (c * h * w));
+            let bit = (want[(nn * h * w + pix) * words + ch / 32] >> (ch % 32)) & 1;
+            assert_eq!(bit == 1, v == 1.0);
+        }
+        assert_exact(
+            &format!("pack_spikes [{n}, {c}, {h}, {w}]"),
+            &p.read_blocking(&ctx).unwrap(),
+            &want,
+        );
+    }
+}
+
+#[test]
+fn pack_weights_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let pw = PackWeights::new(&ctx).unwrap();
+    let mut r = rng(42);
+    for &(co, ci, k) in &[
+        (1usize, 1usize, 1usize),
+        (3, 31, 3),
+        (17, 32, 3),
+        (2, 33, 1),
+        (64, 65, 3),
+        (5, 64, 7),
+    ] {
+        let params = PackWeightsParams::new(co, ci, k, k);
+        let mut w = uniform(&mut r, params.weights_len(), -1.0, 1.0);
+        w[0] = -0.0;
+        let mut want = vec![0u32; params.total_words as usize];
+        cpu::popcount::pack_weights(&params, &w, &mut want);
+        let wb = GpuBuffer::from_slice(&ctx, &w, "weights").unwrap();
+        let p = GpuBuffer::<u32>::zeros(&ctx, want.len(), "packed").unwrap();
+        let mut enc = ctx.encoder("test");
+        pw.dispatch(&ctx, &mut enc, &params, &wb, &p).unwrap();
+        ctx.submit(enc);
+        assert_eq!(want[0] & 1, 1, "-0.0 packs as +1");
+        assert_exact(
+            &format!("pack_weights [{co}, {ci}, {k}, {k}]"),
+            &p.read_blocking(&ctx).unwrap(),
+            &want,
+        );
+    }
+}
+
+/// gamma = 1: the popcount forward must give exactly the float path's integer sums.
+#[test]
+fn binary_conv_popcount_equals_float_path_exactly() {
+    let Some(ctx) = gpu() else { return };
+    let mut r = rng(43);
+    for shape in shapes() {
+        let x = spikes(&mut r, shape.input_len(), 0.35);
+        let mut w = uniform(&mut r, shape.weight_len(), -1.0, 1.0);
+        w[0] = 0.0; // sign(0) = +1 on both paths
+        let ones = vec![1.0f32; shape.out_channels];
+        let want = float_binary_conv(&shape, &x, &w, &ones);
+        let packed = gpu_pack(&ctx, &shape, &x, &w);
+        let got = gpu_conv(&ctx, &shape, &packed, &ones);
+        assert_exact(
+            &format!("popcount vs float, gamma=1, {shape:?}"),
+            &got,
+            &want,
+        );
+    }
+}
+
+#[test]
+fn binary_conv_popcount_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let mut r = rng(44);
+    for shape in shapes() {
+        let x = spikes(&mut r, shape.input_len(), 0.2);
+        let w = uniform(&mut r, shape.weight_len(), -1.0, 1.0);
+        let gamma = uniform(&mut r, shape.out_channels, 0.05, 1.5);
+        let packed = gpu_pack(&ctx, &shape, &x, &w);
+        let params = PopcountConvParams::new(&shape);
+        let (sp, wp) = (
+            PackSpikesParams::for_conv(&shape),
+            PackWeightsParams::for_conv(&shape),
+        );
+        let mut ps = vec![0u32; sp.total_words as usize];
+        let mut pw = vec![0u32; wp.total_words as usize];
+        cpu::popcount::pack_spikes(&sp, &x, &mut ps);
+        cpu::popcount::pack_weights(&wp, &w, &mut pw);
+        let mut want = vec![0.0f32; params.output_len()];
+        cpu::popcount::binary_conv_popcount(&params, &ps, &pw, &gamma, &mut want);
+        let got = gpu_conv(&ctx, &shape, &packed, &gamma);
+        // both compute gamma * (exact integer): one rounding, bit-exact
+        assert_exact(
+            &format!("binary_conv_popcount vs CPU mirror {shape:?}"),
+            &got,
+            &want,
+        );
+        // the float path rounds at every add of +-gamma: relative tolerance on the sum of |terms|
+        let float = float_binary_conv(&shape, &x, &w, &gamma);
+        let taps = (shape.in_channels * shape.kernel_h * shape.kernel_w) as f32;
+        let max_g = gamma.iter().cloned().fold(0.0, f32::max);
+        assert_close(
+            &format!("popcount vs float path {shape:?}"),
+            &got,
+            &float,
+            1e-6,
+            taps * max_g * 1e-6,
+        );
+    }
+}
+
+/// A binary linear layer is the 1x1 conv on a 1x1 image: [N, N_in] spikes, [N_out, N_in] weights.
+#[test]
+fn binary_linear_popcount_equals_float_path() {
+    let Some(ctx) = gpu() else { return };
+    let mut r = rng(45);
+    for &(batch, n_in, n_out) in &[
+        (1usize, 1usize, 1usize),
+        (5, 100, 10),
+        (3, 3136, 17),
+        (2, 64, 64),
+    ] {
+        let shape = popcount_linear_shape(batch, n_in, n_out);
+        let x = spikes(&mut r, batch * n_in, 0.3);
+        let w = uniform(&mut r, n_out * n_in, -1.0, 1.0);
+        let ones = vec![1.0; n_out];
+        let mut want = vec![0.0f32; batch * n_out];
+        for b in 0..batch {
+            for o in 0..n_out {
+                want[b * n_out + o] = (0..n_in)
+                    .map(|i| x[b * n_in + i] * if w[o * n_in + i] >= 0.0 { 1.0 } else { -1.0 })
+                    .sum();
+            }
+        }
+        let packed = gpu_pack(&ctx, &shape, &x, &w);
+        let got = gpu_conv(&ctx, &shape, &packed, &ones);
+        assert_exact(
+            &format!("binary linear N={batch} {n_in}->{n_out}"),
+            &got,
+            &want,
+        );
+    }
+}
+
+#[test]
+fn binary_conv_popcount_rejects_bad_shapes() {
+    let Some(ctx) = gpu() else { return };
+    let conv = BinaryConvPopcount::new(&ctx).unwrap();
+    let shape = ConvShape::new(2, 33, 4, 5, 5, 3, 1, 1);
+    let params = PopcountConvParams::new(&shape);
+    let s = GpuBuffer::<u32>::zeros(&ctx, params.packed_spikes_len(), "s").unwrap();
+    let w = GpuBuffer::<u32>::zeros(&ctx, params.packed_weights_len() - 1, "w").unwrap();
+    let g = GpuBuffer::<f32>::zeros(&ctx, 4, "g").unwrap();
+    let o = GpuBuffer::<f32>::zeros(&ctx, params.output_len(), "o").unwrap();
+    let mut enc = ctx.encoder("test");
+    let err = conv
+        .dispatch(&ctx, &mut enc, &params, &s, &w, &g, &o)
+        .unwrap_err();
+    println!("{err}");
+    assert!(err.to_string().contains("weights"));
+    let mut bad = params;
+    bad.words = 1;
+    let err = conv
+        .dispatch(&ctx, &mut enc, &bad, &s, &w, &g, &o)
+        .unwrap_err();
+    println!("{err}");
+    let zero_stride = PopcountConvParams::new(&ConvShape::new(2, 33, 4, 5, 5, 3, 0, 1));
+    assert!(conv
+        .dispatch(&ctx, &mut enc, &zero_stride, &s, &w, &g, &o)
+        .is_err());
+}
