@@ -1,23 +1,158 @@
-//! The `bitspike` command line (native). Subcommands: `info`, `bench`.
+//! The `bitspike` command line (native): `train`, `eval`, `summary`, `info`, `bench`.
 
-use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use bitspike::checkpoint::Checkpoint;
+use bitspike::data::{self, CifarKind, Dataset, EmbeddedSplit};
 use bitspike::gpu::GpuContext;
+use bitspike::model::summary::Summary;
+use bitspike::model::{AgmmModeConfig, LossConfig, ModelConfig, PRESETS};
+use bitspike::train::{EpochRecord, OptimizerKind, TrainConfig, Trainer};
 
 #[derive(Parser)]
-#[command(
-    name = "bitspike",
-    version,
-    about = "Binary Spiking Neural Networks with AGMM on wgpu"
-)]
+#[command(name = "bitspike", version, about = "Binary Spiking Neural Networks with AGMM on wgpu")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DatasetKind {
+    /// The embedded MNIST-10k (8,000 train / 2,000 test), no download needed.
+    Mnist10k,
+    /// IDX files (MNIST and look-alikes, raw or .gz) in --data DIR.
+    Idx,
+    /// CIFAR-10 binary batches (data_batch_*.bin, test_batch.bin) in --data DIR.
+    Cifar10,
+    /// CIFAR-100 binary files (train.bin, test.bin) in --data DIR.
+    Cifar100,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum AgmmArg {
+    Full,
+    Detached,
+    Off,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum OptimizerArg {
+    Sgd,
+    Adam,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LossArg {
+    MeanOverTime,
+    MeanLogits,
+}
+
+#[derive(clap::Args, Debug)]
+struct DataArgs {
+    /// Which data set.
+    #[arg(long, value_enum, default_value = "mnist10k")]
+    dataset: DatasetKind,
+    /// Directory with the data set's files (for idx / cifar10 / cifar100).
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+struct ModelArgs {
+    /// Built-in model preset: mnist, resnet19, vgg11.
+    #[arg(long, default_value = "mnist")]
+    preset: String,
+    /// Model config file (JSON), overrides --preset.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Train a BSNN (default: the mnist preset on the embedded MNIST-10k).
+    Train {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long, default_value_t = 5)]
+        epochs: usize,
+        /// Stop after this many optimizer steps in total.
+        #[arg(long)]
+        steps: Option<usize>,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Timesteps T (overrides the model's).
+        #[arg(short = 'T', long)]
+        timesteps: Option<usize>,
+        #[arg(long, value_enum, default_value = "adam")]
+        optimizer: OptimizerArg,
+        /// Peak learning rate (default: 1e-3 for Adam, 0.1 for SGD).
+        #[arg(long)]
+        lr: Option<f32>,
+        #[arg(long, default_value_t = 0.9)]
+        momentum: f32,
+        /// Weight decay on conv/linear weights (default: 0 for Adam, 1e-4 for SGD).
+        #[arg(long)]
+        weight_decay: Option<f32>,
+        /// AGMM mode (overrides the model's).
+        #[arg(long, value_enum)]
+        agmm: Option<AgmmArg>,
+        /// Loss (overrides the model's).
+        #[arg(long, value_enum)]
+        loss: Option<LossArg>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output directory for metrics.jsonl and last.safetensors.
+        #[arg(long, default_value = "runs/latest")]
+        out: PathBuf,
+        /// Start from this checkpoint (weights, optimizer state, step, epoch).
+        #[arg(long)]
+        init: Option<PathBuf>,
+        /// Keep file order (no shuffling).
+        #[arg(long)]
+        no_shuffle: bool,
+        /// Disable CIFAR augmentation (crop + flip).
+        #[arg(long)]
+        no_augment: bool,
+        /// Also save the final checkpoint here.
+        #[arg(long)]
+        save: Option<PathBuf>,
+        /// Use only the first N training samples (after loading).
+        #[arg(long)]
+        limit_train: Option<usize>,
+        /// Use only the first N test samples.
+        #[arg(long)]
+        limit_test: Option<usize>,
+    },
+    /// Evaluate a checkpoint; optionally dump mean-over-time logits as .npy.
+    Eval {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+        /// Only the first N test samples.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Write logits (mean over t of o[t]) as float32 [N, classes] to this .npy file.
+        #[arg(long)]
+        dump_logits: Option<PathBuf>,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+    },
+    /// Per-layer parameters, bits, MACs/ACs, model size and energy estimate.
+    Summary {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Summarise the model stored in this checkpoint (uses its measured firing rates).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
     /// Print the adapter, backend, limits and features bitspike runs on.
     Info,
     /// Time every kernel at the `mnist` preset's shapes (B=64, T=4) and square GEMMs.
@@ -31,44 +166,388 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let cli = Cli::parse();
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Info => {
-            let ctx = GpuContext::new_blocking().context("opening the GPU")?;
-            println!("adapter:  {}", ctx.describe());
-            println!("features: {:?}", ctx.features);
-            let l = &ctx.limits;
-            println!("limits (requested WebGPU defaults):");
-            println!(
-                "  max_storage_buffer_binding_size    {}",
-                l.max_storage_buffer_binding_size
-            );
-            println!("  max_buffer_size                    {}", l.max_buffer_size);
-            println!(
-                "  max_storage_buffers_per_shader_stage {}",
-                l.max_storage_buffers_per_shader_stage
-            );
-            println!(
-                "  max_compute_invocations_per_workgroup {}",
-                l.max_compute_invocations_per_workgroup
-            );
-            println!(
-                "  max_compute_workgroup_storage_size {}",
-                l.max_compute_workgroup_storage_size
-            );
-            println!(
-                "  max_compute_workgroups_per_dimension {}",
-                l.max_compute_workgroups_per_dimension
-            );
-        }
+        Command::Info => info(),
         Command::Bench { reps, filter } => {
-            let ctx = GpuContext::new_blocking().context("opening the GPU")?;
+            let ctx = open_gpu()?;
             println!("adapter: {}", ctx.describe());
             let rows = bitspike::bench::run_all(&ctx, reps.max(1), filter.as_deref())?;
             println!("{}", bitspike::bench::format_table(&rows));
+            Ok(())
+        }
+        Command::Summary { model, checkpoint } => summary(&model, checkpoint.as_deref()),
+        Command::Eval { checkpoint, data, limit, dump_logits, batch } => {
+            eval(&checkpoint, &data, limit, dump_logits.as_deref(), batch)
+        }
+        Command::Train {
+            data,
+            model,
+            epochs,
+            steps,
+            batch,
+            timesteps,
+            optimizer,
+            lr,
+            momentum,
+            weight_decay,
+            agmm,
+            loss,
+            seed,
+            out,
+            init,
+            no_shuffle,
+            no_augment,
+            save,
+            limit_train,
+            limit_test,
+        } => {
+            let mut config = load_model(&model)?;
+            if let Some(t) = timesteps {
+                config.timesteps = t;
+            }
+            if let Some(a) = agmm {
+                config.agmm.mode = match a {
+                    AgmmArg::Full => AgmmModeConfig::Full,
+                    AgmmArg::Detached => AgmmModeConfig::Detached,
+                    AgmmArg::Off => AgmmModeConfig::Off,
+                };
+            }
+            if let Some(l) = loss {
+                config.loss = match l {
+                    LossArg::MeanOverTime => LossConfig::MeanOverTime,
+                    LossArg::MeanLogits => LossConfig::MeanLogits,
+                };
+            }
+            let (opt, default_lr, default_wd) = match optimizer {
+                OptimizerArg::Adam => (OptimizerKind::Adam, 1e-3, 0.0),
+                OptimizerArg::Sgd => (OptimizerKind::Sgd, 0.1, 1e-4),
+            };
+            let train_config = TrainConfig {
+                epochs,
+                max_steps: steps,
+                batch,
+                optimizer: opt,
+                lr: lr.unwrap_or(default_lr),
+                momentum,
+                weight_decay: weight_decay.unwrap_or(default_wd),
+                cosine: true,
+                seed,
+                shuffle: !no_shuffle,
+                augment: !no_augment && matches!(data.dataset, DatasetKind::Cifar10 | DatasetKind::Cifar100),
+                log_every: 5,
+            };
+            let (mut train_set, mut test_set) = load_data(&data)?;
+            if let Some(n) = limit_train {
+                train_set = train_set.truncated(n);
+            }
+            if let Some(n) = limit_test {
+                test_set = test_set.truncated(n);
+            }
+            train(config, train_config, &train_set, &test_set, &out, init.as_deref(), save.as_deref())
         }
     }
+}
+
+fn open_gpu() -> anyhow::Result<GpuContext> {
+    GpuContext::new_blocking().context("opening the GPU")
+}
+
+fn info() -> anyhow::Result<()> {
+    let ctx = open_gpu()?;
+    println!("adapter:  {}", ctx.describe());
+    println!("features: {:?}", ctx.features);
+    let l = &ctx.limits;
+    println!("limits (requested: the WebGPU defaults):");
+    for (name, value) in [
+        ("max_storage_buffer_binding_size", l.max_storage_buffer_binding_size as u64),
+        ("max_buffer_size", l.max_buffer_size),
+        ("max_storage_buffers_per_shader_stage", l.max_storage_buffers_per_shader_stage as u64),
+        ("max_compute_invocations_per_workgroup", l.max_compute_invocations_per_workgroup as u64),
+        ("max_compute_workgroup_storage_size", l.max_compute_workgroup_storage_size as u64),
+        ("max_compute_workgroups_per_dimension", l.max_compute_workgroups_per_dimension as u64),
+    ] {
+        println!("  {name:<40} {value}");
+    }
+    Ok(())
+}
+
+fn load_model(args: &ModelArgs) -> anyhow::Result<ModelConfig> {
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        return ModelConfig::from_json(&text).with_context(|| format!("parsing model config {}", path.display()));
+    }
+    ModelConfig::preset(&args.preset)
+        .with_context(|| format!("unknown preset '{}' (available: {})", args.preset, PRESETS.join(", ")))
+}
+
+/// Finds the first file in `dir` whose name contains all of `parts`.
+fn find_file(dir: &Path, parts: &[&str]) -> anyhow::Result<PathBuf> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading directory {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .find(|p| {
+            let n = p.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+            parts.iter().all(|part| n.contains(part))
+        })
+        .with_context(|| format!("no file matching {parts:?} in {}", dir.display()))
+}
+
+fn load_data(args: &DataArgs) -> anyhow::Result<(Dataset, Dataset)> {
+    let need_dir = || args.data.clone().context("--data DIR is required for this --dataset");
+    let read = |p: &Path| -> anyhow::Result<(String, Vec<u8>)> { Ok((p.display().to_string(), data::read_file(p)?)) };
+    Ok(match args.dataset {
+        DatasetKind::Mnist10k => {
+            (data::embedded_mnist10k(EmbeddedSplit::Train)?, data::embedded_mnist10k(EmbeddedSplit::Test)?)
+        }
+        DatasetKind::Idx => {
+            let dir = need_dir()?;
+            let load = |img: &[&str], lab: &[&str]| -> anyhow::Result<Dataset> {
+                let (ni, bi) = read(&find_file(&dir, img)?)?;
+                let (nl, bl) = read(&find_file(&dir, lab)?)?;
+                let classes = 1 + *bl.iter().skip(8).max().unwrap_or(&9) as usize;
+                Ok(data::load_idx_pair(&ni, &bi, &nl, &bl, classes.max(10))?)
+            };
+            let train = load(&["train", "images"], &["train", "labels"])?;
+            let test = load(&["t10k", "images"], &["t10k", "labels"]).or_else(|_| load(&["test", "images"], &["test", "labels"]))?;
+            (train, test)
+        }
+        DatasetKind::Cifar10 | DatasetKind::Cifar100 => {
+            let dir = need_dir()?;
+            let (kind, train_parts, test_parts): (CifarKind, Vec<&str>, &str) = match args.dataset {
+                DatasetKind::Cifar10 => (CifarKind::Cifar10, vec!["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5"], "test_batch"),
+                _ => (CifarKind::Cifar100, vec!["train.bin"], "test.bin"),
+            };
+            let mut train_files = Vec::new();
+            for part in train_parts {
+                if let Ok(p) = find_file(&dir, &[part]) {
+                    train_files.push(read(&p)?);
+                }
+            }
+            let test_files = vec![read(&find_file(&dir, &[test_parts])?)?];
+            (data::load_cifar(kind, &train_files)?, data::load_cifar(kind, &test_files)?)
+        }
+    })
+}
+
+fn write_jsonl(path: &Path, record: &EpochRecord) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    writeln!(f, "{}", serde_json::to_string(record)?)?;
+    Ok(())
+}
+
+fn train(
+    model: ModelConfig,
+    config: TrainConfig,
+    train_set: &Dataset,
+    test_set: &Dataset,
+    out: &Path,
+    init: Option<&Path>,
+    save: Option<&Path>,
+) -> anyhow::Result<()> {
+    let ctx = open_gpu()?;
+    eprintln!("adapter: {}", ctx.describe());
+    eprintln!(
+        "model {} (T = {}, AGMM {:?}), {} train / {} test samples, batch {}, {:?} lr {}, seed {}",
+        model.name,
+        model.timesteps,
+        model.agmm.mode,
+        train_set.len(),
+        test_set.len(),
+        config.batch,
+        config.optimizer,
+        config.lr,
+        config.seed
+    );
+    let mut trainer = Trainer::new(&ctx, &model, config.clone(), train_set.len())?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let metrics_path = out.join("metrics.jsonl");
+    if let Some(path) = init {
+        let ck = Checkpoint::load(path)?;
+        trainer.restore(&ctx, &ck).with_context(|| format!("loading {}", path.display()))?;
+        eprintln!("resumed from {} at epoch {}, step {}", path.display(), trainer.epoch, trainer.net.step);
+    } else if metrics_path.exists() {
+        std::fs::remove_file(&metrics_path)?;
+    }
+    let last = out.join("last.safetensors");
+    let mut records = Vec::new();
+    while !trainer.finished() {
+        let bar = ProgressBar::new((train_set.len() / config.batch.max(1)) as u64);
+        bar.set_style(
+            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{}/{}", trainer.epoch + 1, config.epochs));
+        let record = trainer.run_epoch(&ctx, train_set, test_set, &mut |p| {
+            bar.set_position(p.step_in_epoch as u64);
+            bar.set_message(format!(
+                "step {} loss {:.4} acc {:.2}% {:.1} samples/s",
+                p.global_step,
+                p.loss,
+                100.0 * p.accuracy,
+                p.samples_per_second
+            ));
+        });
+        bar.finish_and_clear();
+        let record = record?;
+        write_jsonl(&metrics_path, &record)?;
+        let mut ck = trainer.checkpoint(&ctx)?;
+        ck.metadata.insert("firing_rates".into(), serde_json::to_string(&record.firing_rate)?);
+        ck.save(&last)?;
+        println!(
+            "epoch {:>3}  train loss {:.4} acc {:6.2}%  test loss {:.4} acc {:6.2}%  flips {:.4}%  {:.1} samples/s  {:.1}s",
+            record.epoch,
+            record.train_loss,
+            100.0 * record.train_accuracy,
+            record.test_loss,
+            100.0 * record.test_accuracy,
+            100.0 * record.flip_ratio_total,
+            record.samples_per_second,
+            record.epoch_seconds
+        );
+        records.push(record);
+    }
+    if let Some(path) = save {
+        std::fs::copy(&last, path).with_context(|| format!("saving {}", path.display()))?;
+    }
+    print_summary_table(&records);
+    println!("metrics: {}  checkpoint: {}", metrics_path.display(), last.display());
+    Ok(())
+}
+
+fn print_summary_table(records: &[EpochRecord]) {
+    let Some(last) = records.last() else { return };
+    println!("\n| epoch | train loss | train acc | test loss | test acc | flip ratio | samples/s | s/epoch |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in records {
+        println!(
+            "| {} | {:.4} | {:.2}% | {:.4} | {:.2}% | {:.4}% | {:.1} | {:.1} |",
+            r.epoch,
+            r.train_loss,
+            100.0 * r.train_accuracy,
+            r.test_loss,
+            100.0 * r.test_accuracy,
+            100.0 * r.flip_ratio_total,
+            r.samples_per_second,
+            r.epoch_seconds
+        );
+    }
+    println!("\nlast epoch per layer:");
+    for (name, rate) in &last.firing_rate {
+        println!("  {name:<8} firing rate {rate:.4}");
+    }
+    for ((name, flip), (_, mean, var)) in last.flip_ratio.iter().zip(&last.grad_stats) {
+        println!("  {name:<8} flip ratio {:.4}%  grad mean {mean:.3e} var {var:.3e}", 100.0 * flip);
+    }
+}
+
+fn model_from_checkpoint(path: &Path, ck: &Checkpoint) -> anyhow::Result<ModelConfig> {
+    let text = ck
+        .metadata
+        .get("model_config")
+        .with_context(|| format!("{}: no model_config in the checkpoint metadata", path.display()))?;
+    ModelConfig::from_json(text).with_context(|| format!("{}: malformed model_config", path.display()))
+}
+
+fn eval(path: &Path, data_args: &DataArgs, limit: Option<usize>, dump: Option<&Path>, batch: usize) -> anyhow::Result<()> {
+    let ck = Checkpoint::load(path)?;
+    let model = model_from_checkpoint(path, &ck)?;
+    let (_, mut test) = load_data(data_args)?;
+    if let Some(n) = limit {
+        test = test.truncated(n);
+    }
+    if test.is_empty() {
+        bail!("no test samples to evaluate");
+    }
+    let ctx = open_gpu()?;
+    let config = TrainConfig { batch, ..TrainConfig::default() };
+    let mut trainer = Trainer::new(&ctx, &model, config, test.len())?;
+    trainer.restore(&ctx, &ck).with_context(|| format!("loading {}", path.display()))?;
+    trainer.net.reset_metrics(&ctx)?;
+    let start = std::time::Instant::now();
+    let mut logits = Vec::new();
+    trainer.evaluate(&ctx, &test, dump.is_some().then_some(&mut logits))?;
+    let m = trainer.net.read_metrics(&ctx)?;
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{} samples: accuracy {:.2}% ({} correct), loss {:.4}, {:.1} samples/s",
+        m.eval.samples,
+        100.0 * m.eval.accuracy(),
+        m.eval.correct,
+        m.eval.mean_loss(),
+        test.len() as f64 / secs
+    );
+    if let Some(out) = dump {
+        write_npy_f32(out, &logits, &[test.len(), model.classes])?;
+        println!("logits [{}, {}] written to {}", test.len(), model.classes, out.display());
+    }
+    Ok(())
+}
+
+/// Writes a float32 little-endian C-order NumPy `.npy` (format 1.0).
+fn write_npy_f32(path: &Path, data: &[f32], shape: &[usize]) -> anyhow::Result<()> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape_text = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
+    // Pad so that magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = Vec::with_capacity(10 + header.len() + 4 * data.len());
+    bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for v in data {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+fn summary(args: &ModelArgs, checkpoint: Option<&Path>) -> anyhow::Result<()> {
+    let (model, rates) = match checkpoint {
+        Some(path) => {
+            let ck = Checkpoint::load(path)?;
+            let rates: Option<Vec<(String, f64)>> =
+                ck.metadata.get("firing_rates").and_then(|t| serde_json::from_str(t).ok());
+            (model_from_checkpoint(path, &ck)?, rates)
+        }
+        None => (load_model(args)?, None),
+    };
+    let s = Summary::new(&model)?;
+    // The spikes entering row i are the outputs of row i-1 (measured per layer during training).
+    let input_rates: Option<Vec<f64>> = rates.map(|rates| {
+        s.rows
+            .iter()
+            .enumerate()
+            .map(|(i, _)| {
+                if i == 0 {
+                    1.0
+                } else {
+                    let prev = &s.rows[i - 1].name;
+                    rates.iter().find(|(n, _)| n == prev).map(|(_, r)| *r).unwrap_or(1.0)
+                }
+            })
+            .collect()
+    });
+    println!("model {} (T = {}, input {:?}, {} classes)\n", model.name, model.timesteps, model.input, model.classes);
+    print!("{}", s.to_markdown(input_rates.as_deref()));
     Ok(())
 }

@@ -73,7 +73,11 @@ pub fn format_table(rows: &[BenchRow]) -> String {
     out
 }
 
+mod agmm_loss_optim;
+mod binary;
+mod gemm;
 mod lif;
+mod norm_pool;
 
 /// Runs every benchmark family whose kernel name contains `filter` (all when `None`).
 pub fn run_all(
@@ -82,7 +86,13 @@ pub fn run_all(
     filter: Option<&str>,
 ) -> Result<Vec<BenchRow>, GpuError> {
     type Family = fn(&GpuContext, usize) -> Result<Vec<BenchRow>, GpuError>;
-    let families: &[(&str, Family)] = &[("lif", lif::rows)];
+    let families: &[(&str, Family)] = &[
+        ("gemm conv linear", gemm::rows),
+        ("binarize pack popcount flip moments", binary::rows),
+        ("batchnorm maxpool residual", norm_pool::rows),
+        ("lif", lif::rows),
+        ("agmm cross_entropy sgd adam", agmm_loss_optim::rows),
+    ];
     let mut rows = Vec::new();
     for (name, family) in families {
         if filter.is_none_or(|f| name.contains(f) || f.contains(name)) {

@@ -25,7 +25,7 @@ pub fn pack_spikes(params: &PackSpikesParams, spikes: &[f32], packed: &mut [u32]
 }
 
 /// Mirror of `shaders/pack_weights.wgsl`: `[C_out, C_in, kH, kW]` f32 ->
-/// `[C_out, kH, kW, words]` sign bits (`W >= 0`).
+/// `[kH, kW, words, C_out_pad]` sign bits (`W >= 0`).
 pub fn pack_weights(params: &PackWeightsParams, weights: &[f32], packed: &mut [u32]) {
     let (co_len, ci_len, taps, words) = (
         params.out_channels as usize,
@@ -33,12 +33,13 @@ pub fn pack_weights(params: &PackWeightsParams, weights: &[f32], packed: &mut [u
         params.kernel_h as usize * params.kernel_w as usize,
         params.words as usize,
     );
+    let pad = params.out_pad as usize;
     packed[..params.total_words as usize].fill(0);
     for co in 0..co_len {
         for ci in 0..ci_len {
             for tap in 0..taps {
                 if weights[(co * ci_len + ci) * taps + tap] >= 0.0 {
-                    packed[(co * taps + tap) * words + ci / 32] |= 1 << (ci % 32);
+                    packed[(tap * words + ci / 32) * pad + co] |= 1 << (ci % 32);
                 }
             }
         }
@@ -55,7 +56,12 @@ pub fn binary_conv_popcount(
     output: &mut [f32],
 ) {
     let s = params.shape();
-    let (oh, ow, words) = (s.out_h(), s.out_w(), params.words as usize);
+    let (oh, ow, words, pad) = (
+        s.out_h(),
+        s.out_w(),
+        params.words as usize,
+        params.out_pad as usize,
+    );
     for n in 0..s.batch {
         for co in 0..s.out_channels {
             for oy in 0..oh {
@@ -73,9 +79,9 @@ pub fn binary_conv_popcount(
                             }
                             let src =
                                 ((n * s.height + iy as usize) * s.width + ix as usize) * words;
-                            let tap = ((co * s.kernel_h + kh) * s.kernel_w + kw) * words;
+                            let tap = (kh * s.kernel_w + kw) * words;
                             for wd in 0..words {
-                                let (sw, ww) = (spikes[src + wd], weights[tap + wd]);
+                                let (sw, ww) = (spikes[src + wd], weights[(tap + wd) * pad + co]);
                                 count += 2 * (sw & ww).count_ones() as i64 - sw.count_ones() as i64;
                             }
                         }

@@ -4,16 +4,15 @@
 use crate::kernels::stats::{MomentsFinalParams, MomentsPartialParams, MOMENTS_WORKGROUP};
 
 /// 64 strided partial pairs of `pairs`, then the GPU's pairwise tree.
-fn reduce_like_gpu(pairs: impl Fn(usize) -> Option<(f32, f32)>, len: usize) -> (f32, f32) {
+fn reduce_like_gpu(pairs: impl Fn(usize) -> (f32, f32), len: usize) -> (f32, f32) {
     let mut sums = [0.0f32; MOMENTS_WORKGROUP];
     let mut squares = [0.0f32; MOMENTS_WORKGROUP];
     for lid in 0..MOMENTS_WORKGROUP {
         let mut i = lid;
         while i < len {
-            if let Some((s, q)) = pairs(i) {
-                sums[lid] += s;
-                squares[lid] += q;
-            }
+            let (s, q) = pairs(i);
+            sums[lid] += s;
+            squares[lid] += q;
             i += MOMENTS_WORKGROUP;
         }
     }
@@ -35,7 +34,7 @@ pub fn moments_partial(params: &MomentsPartialParams, input: &[f32], partials: &
         let start = g * chunk;
         let end = len.min(start + chunk);
         let (s, q) = reduce_like_gpu(
-            |i| Some((input[start + i], input[start + i] * input[start + i])),
+            |i| (input[start + i], input[start + i] * input[start + i]),
             end - start,
         );
         partials[2 * g] = s;
@@ -46,7 +45,7 @@ pub fn moments_partial(params: &MomentsPartialParams, input: &[f32], partials: &
 /// Mirror of `shaders/moments_final.wgsl`: `summary[3*slot..] (+)= [sum, sum_sq, len]`.
 pub fn moments_final(params: &MomentsFinalParams, partials: &[f32], summary: &mut [f32]) {
     let (s, q) = reduce_like_gpu(
-        |g| Some((partials[2 * g], partials[2 * g + 1])),
+        |g| (partials[2 * g], partials[2 * g + 1]),
         params.groups as usize,
     );
     let o = 3 * params.slot as usize;

@@ -5,7 +5,9 @@
 //! `sum_{ci,kh,kw} s * W_b = gamma[co] * (2 * popcount(s AND w_pos) - popcount(s))` over packed
 //! bits, the same integer count the float path computes. Use:
 //! 1. `BinarizeForward` on the latent weights gives `gamma` (`crate::kernels::binarize`);
-//! 2. [`PackWeights`] packs the signs of the latent weights `[C_out, kH, kW, ceil(C_in/32)]`;
+//! 2. [`PackWeights`] packs the signs of the latent weights `[kH, kW, ceil(C_in/32), C_out_pad]`
+//!    (output channel fastest, padded to a multiple of 16, so the popcount kernel loads four
+//!    channels' words with one `vec4<u32>` load);
 //! 3. [`PackSpikes`] packs the input spikes `[N, H, W, ceil(C_in/32)]`;
 //! 4. [`BinaryConvPopcount`] writes `[N, C_out, OH, OW]` f32.
 //!
@@ -23,6 +25,11 @@ use crate::gpu::{GpuBuffer, GpuContext, GpuError, Workgroups};
 const WORKGROUP: u32 = 64;
 /// Output channels per `binary_conv_popcount` workgroup (each invocation keeps 16 counters).
 pub const POPCOUNT_CHANNEL_BLOCK: usize = 16;
+
+/// `out_channels` rounded up to [`POPCOUNT_CHANNEL_BLOCK`]: the fastest dimension of packed weights.
+pub fn padded_out_channels(out_channels: usize) -> usize {
+    out_channels.div_ceil(POPCOUNT_CHANNEL_BLOCK) * POPCOUNT_CHANNEL_BLOCK
+}
 
 /// Words of packed channel bits per pixel: `ceil(channels / 32)`.
 pub fn channel_words(channels: usize) -> usize {
@@ -159,9 +166,10 @@ pub struct PackWeightsParams {
     pub kernel_w: u32,
     /// `ceil(in_channels / 32)`.
     pub words: u32,
-    /// `out_channels * kernel_h * kernel_w * words`.
+    /// `kernel_h * kernel_w * words * out_pad`.
     pub total_words: u32,
-    pub _pad0: u32,
+    /// `out_channels` rounded up to 16 ([`padded_out_channels`]).
+    pub out_pad: u32,
     pub _pad1: u32,
 }
 const _: () = assert!(std::mem::size_of::<PackWeightsParams>() == 32);
@@ -176,8 +184,8 @@ impl PackWeightsParams {
             kernel_h: kernel_h as u32,
             kernel_w: kernel_w as u32,
             words: words as u32,
-            total_words: (out_channels * kernel_h * kernel_w * words) as u32,
-            _pad0: 0,
+            total_words: (kernel_h * kernel_w * words * padded_out_channels(out_channels)) as u32,
+            out_pad: padded_out_channels(out_channels) as u32,
             _pad1: 0,
         }
     }
@@ -203,9 +211,12 @@ impl PackWeightsParams {
     fn check(&self, kernel: &'static str) -> Result<(), GpuError> {
         let words = channel_words(self.in_channels as usize);
         check_u32(kernel, "weights", self.weights_len())?;
-        let total =
-            self.out_channels as usize * self.kernel_h as usize * self.kernel_w as usize * words;
-        if self.words as usize != words || self.total_words as usize != total {
+        let pad = padded_out_channels(self.out_channels as usize);
+        let total = pad * self.kernel_h as usize * self.kernel_w as usize * words;
+        if self.words as usize != words
+            || self.total_words as usize != total
+            || self.out_pad as usize != pad
+        {
             return Err(GpuError::shape(
                 kernel,
                 format!("inconsistent params {self:?} (words {words}, total {total})"),
@@ -215,8 +226,8 @@ impl PackWeightsParams {
     }
 }
 
-/// `pack_weights`: weights `[C_out, C_in, kH, kW]` f32 -> sign bits `[C_out, kH, kW,
-/// ceil(C_in/32)]` u32 (bit set iff `W >= 0`; bits past `C_in` zero).
+/// `pack_weights`: weights `[C_out, C_in, kH, kW]` f32 -> sign bits `[kH, kW, ceil(C_in/32),
+/// C_out_pad]` u32 (bit set iff `W >= 0`; bits past `C_in` and channels past `C_out` zero).
 pub struct PackWeights {
     pipeline: Arc<wgpu::ComputePipeline>,
 }
@@ -275,7 +286,8 @@ pub struct PopcountConvParams {
     pub words: u32,
     /// `batch * out_h * out_w`.
     pub pixels: u32,
-    pub _pad0: u32,
+    /// `out_channels` rounded up to 16 ([`padded_out_channels`]).
+    pub out_pad: u32,
     pub _pad1: u32,
     pub _pad2: u32,
 }
@@ -298,7 +310,7 @@ impl PopcountConvParams {
             out_w: shape.out_w() as u32,
             words: channel_words(shape.in_channels) as u32,
             pixels: (shape.batch * shape.out_h() * shape.out_w()) as u32,
-            _pad0: 0,
+            out_pad: padded_out_channels(shape.out_channels) as u32,
             _pad1: 0,
             _pad2: 0,
         }
@@ -324,9 +336,9 @@ impl PopcountConvParams {
         self.batch as usize * self.height as usize * self.width as usize * self.words as usize
     }
 
-    /// Elements of the packed weights `[C_out, kH, kW, words]`.
+    /// Elements of the packed weights `[kH, kW, words, C_out_pad]`.
     pub fn packed_weights_len(&self) -> usize {
-        self.out_channels as usize
+        self.out_pad as usize
             * self.kernel_h as usize
             * self.kernel_w as usize
             * self.words as usize
@@ -361,7 +373,7 @@ impl PopcountConvParams {
 }
 
 /// `binary_conv_popcount`: packed spikes `[N, H, W, words]`, packed weights
-/// `[C_out, kH, kW, words]`, gamma `[C_out]` -> output `[N, C_out, OH, OW]` f32 with
+/// `[kH, kW, words, C_out_pad]`, gamma `[C_out]` -> output `[N, C_out, OH, OW]` f32 with
 /// `out = gamma[co] * (2 * popcount(s & w) - popcount(s))` summed over valid taps.
 pub struct BinaryConvPopcount {
     pipeline: Arc<wgpu::ComputePipeline>,

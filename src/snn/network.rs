@@ -27,6 +27,9 @@ use crate::kernels::linear::{Linear, LinearShape};
 use crate::kernels::loss::{CrossEntropy, LossKind, LossParams, LossSummary};
 use crate::kernels::optim::{AdamConfig, AdamParams, AdamStep, SgdConfig, SgdParams, SgdStep};
 use crate::kernels::pool::{AvgPool2d, MaxPool2d, PoolWindow};
+use crate::kernels::popcount::{
+    BinaryConvPopcount, PackSpikes, PackSpikesParams, PackWeights, PackWeightsParams, PopcountConvParams,
+};
 use crate::kernels::stats::Moments;
 use crate::model::{
     plan, AgmmModeConfig, LayerConfig, LossConfig, ModelConfig, ModelError, PoolKind, Reset,
@@ -72,6 +75,9 @@ struct Kernels {
     pack_signs: PackSigns,
     flips: SignFlipCount,
     moments: Moments,
+    pack_spikes: PackSpikes,
+    pack_weights: PackWeights,
+    popcount: BinaryConvPopcount,
 }
 
 impl Kernels {
@@ -94,6 +100,9 @@ impl Kernels {
             pack_signs: PackSigns::new(ctx)?,
             flips: SignFlipCount::new(ctx)?,
             moments: Moments::new(ctx)?,
+            pack_spikes: PackSpikes::new(ctx)?,
+            pack_weights: PackWeights::new(ctx)?,
+            popcount: BinaryConvPopcount::new(ctx)?,
         })
     }
 }
@@ -248,6 +257,9 @@ pub struct ConvUnit {
     pub shortcut: Shortcut,
     pub downsample: Option<Downsample>,
     pub lif: LifConfig,
+    /// Binary weights on binary (spike) input: the forward runs as bit-packed popcount, which
+    /// gives the same integer counts as the float path at a fraction of the cost.
+    pub popcount: Option<GpuBuffer<u32>>,
     /// Metrics slot of this layer's firing rate.
     pub rate_slot: usize,
 }
@@ -255,6 +267,8 @@ pub struct ConvUnit {
 /// A pooling layer (max, average or global average).
 pub struct PoolLayer {
     pub name: String,
+    /// Metrics slot of the output's mean (the firing rate after max pooling of spikes).
+    pub rate_slot: usize,
     pub input: [usize; 3],
     pub output: [usize; 3],
     pub max: Option<MaxPool2d>,
@@ -271,6 +285,7 @@ pub struct LinearLayer {
 }
 
 /// One layer of the network.
+#[allow(clippy::large_enum_variant)] // a handful per network, never moved in hot paths
 pub enum Layer {
     Conv(ConvUnit),
     Pool(PoolLayer),
@@ -329,6 +344,8 @@ struct ConvWs {
     g_bn_out: Option<GpuBuffer<f32>>,
     g_conv_out: GpuBuffer<f32>,
     down: Option<DownWs>,
+    /// Input spikes packed 32 channels per word (popcount forward).
+    packed_input: Option<GpuBuffer<u32>>,
 }
 
 struct DownWs {
@@ -446,6 +463,8 @@ impl Network {
         let mut rng = SmallRng::seed_from_u64(seed);
         let mut slots = Slots::default();
         let mut layers = Vec::with_capacity(planned.len());
+        // Whether the current layer's input is spikes in {0, 1}.
+        let mut spike_input = config.encoding == crate::model::Encoding::Poisson;
         for l in &planned {
             let layer = match &l.config {
                 LayerConfig::Conv {
@@ -463,6 +482,14 @@ impl Network {
                     };
                     let weight =
                         Weight::new(ctx, &l.name, shape, init, *binary, &mut rng, &mut slots)?;
+                    let popcount = if *binary && spike_input {
+                        let len = PackWeightsParams::new(*out_channels, ci, *kernel, *kernel)
+                            .total_words as usize;
+                        Some(GpuBuffer::zeros(ctx, len, "packed weights")?)
+                    } else {
+                        None
+                    };
+                    spike_input = true;
                     let downsample = if *shortcut == Shortcut::Downsample {
                         let name = format!("{}.shortcut", l.name);
                         let init = Init::KaimingNormalFanOut {
@@ -497,10 +524,13 @@ impl Network {
                         shortcut: *shortcut,
                         downsample,
                         lif: lif_config(config),
+                        popcount,
                         rate_slot: slots.take_moment(&l.name, MomentKind::FiringRate),
                     })
                 }
                 LayerConfig::Pool { size } => {
+                    // Max pooling of spikes is an OR: still spikes. Averaging is not.
+                    spike_input &= config.pooling == PoolKind::Max;
                     let window = PoolWindow::square(*size, *size);
                     let (max, avg) = match config.pooling {
                         PoolKind::Max => (Some(MaxPool2d::new(ctx, window)?), None),
@@ -508,6 +538,7 @@ impl Network {
                     };
                     Layer::Pool(PoolLayer {
                         name: l.name.clone(),
+                        rate_slot: slots.take_moment(&l.name, MomentKind::FiringRate),
                         input: l.input,
                         output: l.output,
                         max,
@@ -515,9 +546,11 @@ impl Network {
                     })
                 }
                 LayerConfig::GlobalAvgPool => {
+                    spike_input = false;
                     let window = PoolWindow::global(l.input[1], l.input[2]);
                     Layer::Pool(PoolLayer {
                         name: l.name.clone(),
+                        rate_slot: slots.take_moment(&l.name, MomentKind::FiringRate),
                         input: l.input,
                         output: l.output,
                         max: None,
@@ -661,7 +694,13 @@ impl Network {
         let mut grads = Vec::new();
         let mut layers = Vec::new();
         let mut cols_len = 1usize;
-        let mut moment_max = 1usize;
+        // Moments run over layer outputs (firing rates) and weight gradients.
+        let mut moment_max = self
+            .weights()
+            .iter()
+            .map(|w| w.param.len())
+            .max()
+            .unwrap_or(1);
         for layer in &self.layers {
             let [c, h, w] = layer.output();
             let len = n * c * h * w;
@@ -697,8 +736,17 @@ impl Network {
                         }
                         None => None,
                     };
+                    let packed_input = match u.popcount {
+                        Some(_) => Some(GpuBuffer::zeros(
+                            ctx,
+                            PopcountConvParams::new(&shape).packed_spikes_len(),
+                            "packed spikes",
+                        )?),
+                        None => None,
+                    };
                     LayerWs::Conv(Box::new(ConvWs {
                         shape,
+                        packed_input,
                         conv_out: z("conv out")?,
                         bn_out: z("bn out")?,
                         mean: GpuBuffer::zeros(ctx, c, "mean")?,
@@ -819,6 +867,17 @@ impl Network {
                             )
                         }
                     }
+                    if train {
+                        k.moments.dispatch(
+                            ctx,
+                            enc,
+                            output,
+                            &ws.moment_partials,
+                            &self.moment_summary,
+                            p.rate_slot,
+                            true,
+                        )?;
+                    }
                 }
                 (Layer::Linear(l), LayerWs::Linear) => {
                     if let Some(b) = &l.weight.binary {
@@ -896,15 +955,37 @@ impl Network {
                 &b.gamma,
             )?;
         }
-        k.conv.forward(
-            ctx,
-            enc,
-            &cw.shape,
-            input,
-            u.weight.effective(),
-            ws_cols(self, batch)?,
-            &cw.conv_out,
-        )?;
+        match (&u.popcount, &cw.packed_input, &u.weight.binary) {
+            (Some(packed_w), Some(packed_s), Some(b)) => {
+                k.pack_weights.dispatch(
+                    ctx,
+                    enc,
+                    &PackWeightsParams::for_conv(&cw.shape),
+                    &u.weight.param.value,
+                    packed_w,
+                )?;
+                k.pack_spikes
+                    .dispatch(ctx, enc, &PackSpikesParams::for_conv(&cw.shape), input, packed_s)?;
+                k.popcount.dispatch(
+                    ctx,
+                    enc,
+                    &PopcountConvParams::new(&cw.shape),
+                    packed_s,
+                    packed_w,
+                    &b.gamma,
+                    &cw.conv_out,
+                )?;
+            }
+            _ => k.conv.forward(
+                ctx,
+                enc,
+                &cw.shape,
+                input,
+                u.weight.effective(),
+                ws_cols(self, batch)?,
+                &cw.conv_out,
+            )?,
+        }
         let saved = BatchNormSaved {
             mean: &cw.mean,
             invstd: &cw.invstd,
@@ -1043,7 +1124,7 @@ impl Network {
                         l.weight.grad_target(),
                         l.bias.as_ref().map(|b| &b.grad),
                     )?;
-                    self.straight_through(ctx, enc, &l.weight)?;
+                    self.straight_through(ctx, enc, &l.weight, &ws.moment_partials)?;
                     if let Some(g_in) = g_input {
                         k.linear.backward_input(
                             ctx,
@@ -1146,7 +1227,7 @@ impl Network {
             cols,
             u.weight.grad_target(),
         )?;
-        self.straight_through(ctx, enc, &u.weight)?;
+        self.straight_through(ctx, enc, &u.weight, &self.ws(batch)?.moment_partials)?;
         let Some(g_in) = g_input else { return Ok(()) };
         k.conv.backward_input(
             ctx,
@@ -1190,7 +1271,7 @@ impl Network {
                     cols,
                     d.weight.grad_target(),
                 )?;
-                self.straight_through(ctx, enc, &d.weight)?;
+                self.straight_through(ctx, enc, &d.weight, &self.ws(batch)?.moment_partials)?;
                 k.conv.backward_input(
                     ctx,
                     enc,
@@ -1216,6 +1297,7 @@ impl Network {
         ctx: &GpuContext,
         enc: &mut wgpu::CommandEncoder,
         weight: &Weight,
+        partials: &GpuBuffer<f32>,
     ) -> Result<(), NetworkError> {
         let Some(b) = &weight.binary else {
             return Ok(());
@@ -1230,12 +1312,6 @@ impl Network {
             &b.grad_b,
             &weight.param.grad,
         )?;
-        let partials = &self
-            .workspaces
-            .values()
-            .next()
-            .ok_or_else(|| NetworkError::Batch("no workspace".into()))?
-            .moment_partials;
         k.moments.dispatch(
             ctx,
             enc,

@@ -57,7 +57,8 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], rel: f32, abs: f32) {
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let err = (g - w).abs();
         worst = worst.max(err);
-        if !(err <= abs + rel * w.abs()) {
+        // NaN must fail: written so a NaN error lands in `bad`.
+        if err.is_nan() || err > abs + rel * w.abs() {
             bad.push((i, g, w));
         }
     }
