@@ -6,15 +6,18 @@
 // Bindings:
 //   0 uniform params : PopcountConvParams
 //   1 storage read   : spikes  [N, H, W, words] u32         pack_spikes output, words = ceil(C_in/32)
-//   2 storage read   : weights [C_out, kH, kW, words] u32   pack_weights output (bit = W >= 0)
+//   2 storage read   : weights [kH, kW, words, C_out_pad] u32  pack_weights output (bit = W >= 0),
+//                                                           read as vec4<u32>; C_out_pad =
+//                                                           C_out rounded up to 16, zero-filled
 //   3 storage read   : gamma   [C_out] f32                  binarize_forward scales
 //   4 storage rw     : output  [N, C_out, OH, OW] f32       N = T*B (time-major)
 // Dispatch: grid (x, ceil(C_out / 16), z) with x * z >= ceil(N * OH * OW / 64): each
 // workgroup holds 64 output pixels (flat pixel group wid.x + wid.z * nwg.x) and one block of 16
 // output channels (wid.y). Each invocation computes 16 channels of one pixel, reusing each
-// loaded input word 16 times. Weight addresses depend only on the workgroup id and loop
-// counters, so the compiler sees them as uniform (scalar loads on CPU rasterisers); spike
-// loads are per pixel and neighbouring invocations hold neighbouring x.
+// loaded input word 16 times. The 16 channels' weight words of one (tap, word) are contiguous,
+// so they arrive in four vec4 loads (on lavapipe per-lane scalar loads of the weights cost
+// 3x the whole popcount arithmetic). Spike loads are per pixel and neighbouring invocations
+// hold neighbouring x.
 
 struct PopcountConvParams {
     batch: u32,
@@ -30,14 +33,14 @@ struct PopcountConvParams {
     out_w: u32,
     words: u32,          // ceil(in_channels / 32)
     pixels: u32,         // batch * out_h * out_w
-    _pad0: u32,
+    out_pad: u32,        // out_channels rounded up to 16
     _pad1: u32,
     _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: PopcountConvParams;
 @group(0) @binding(1) var<storage, read> spikes: array<u32>;
-@group(0) @binding(2) var<storage, read> weights: array<u32>;
+@group(0) @binding(2) var<storage, read> weights: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> gamma: array<f32>;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>;
 
@@ -64,16 +67,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let n = rest / params.out_h;
 
     let words = params.words;
-    let row_len = params.kernel_h * params.kernel_w * words;
-    // Rows of the 16 channels of this block; the tail block repeats the last row (its results
-    // are not stored) so the inner loop stays branch-free.
     let co0 = wid.y * 16u;
-    let last = params.out_channels - 1u;
-    let lane = vec4<u32>(0u, 1u, 2u, 3u);
-    let r0 = min(vec4<u32>(co0) + lane, vec4<u32>(last)) * row_len;
-    let r1 = min(vec4<u32>(co0 + 4u) + lane, vec4<u32>(last)) * row_len;
-    let r2 = min(vec4<u32>(co0 + 8u) + lane, vec4<u32>(last)) * row_len;
-    let r3 = min(vec4<u32>(co0 + 12u) + lane, vec4<u32>(last)) * row_len;
+    // vec4 index of this block's first 4 channels at (tap, word) = 0; each further
+    // (tap, word) step moves out_pad / 4 vec4s.
+    let block = co0 / 4u;
+    let step = params.out_pad / 4u;
 
     var acc0 = vec4<u32>(0u);
     var acc1 = vec4<u32>(0u);
@@ -98,15 +96,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 let s = spikes[src + wd];
                 ones += countOneBits(s);
                 let sv = vec4<u32>(s);
-                let o = tap + wd;
-                acc0 += countOneBits(sv & vec4<u32>(weights[r0.x + o], weights[r0.y + o],
-                                                    weights[r0.z + o], weights[r0.w + o]));
-                acc1 += countOneBits(sv & vec4<u32>(weights[r1.x + o], weights[r1.y + o],
-                                                    weights[r1.z + o], weights[r1.w + o]));
-                acc2 += countOneBits(sv & vec4<u32>(weights[r2.x + o], weights[r2.y + o],
-                                                    weights[r2.z + o], weights[r2.w + o]));
-                acc3 += countOneBits(sv & vec4<u32>(weights[r3.x + o], weights[r3.y + o],
-                                                    weights[r3.z + o], weights[r3.w + o]));
+                let o = (tap + wd) * step + block;
+                acc0 += countOneBits(sv & weights[o]);
+                acc1 += countOneBits(sv & weights[o + 1u]);
+                acc2 += countOneBits(sv & weights[o + 2u]);
+                acc3 += countOneBits(sv & weights[o + 3u]);
             }
         }
     }

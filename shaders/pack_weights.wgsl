@@ -1,15 +1,19 @@
 // pack_weights: sign bits of conv/linear weights [C_out, C_in, kH, kW] f32 -> packed
-// [C_out, kH, kW, ceil(C_in / 32)] u32, the weight operand of binary_conv_popcount
-// (spec section 3). Linear weights [N_out, N_in] are the kH = kW = 1 case.
+// [kH, kW, ceil(C_in / 32), C_out_pad] u32, the weight operand of binary_conv_popcount
+// (spec section 3), output channel fastest so that binary_conv_popcount fetches 4 channels per
+// vec4 load. C_out_pad = C_out rounded up to 16; the padding channels are zero words.
+// Linear weights [N_out, N_in] are the kH = kW = 1 case.
 //
 // Bindings:
 //   0 uniform params : PackWeightsParams
 //   1 storage read   : weights [C_out, C_in, kH, kW] f32   latent (or binarized) weights
-//   2 storage rw     : packed  [C_out, kH, kW, words] u32  words = ceil(C_in / 32); bit i of word
-//                                                          j is set iff W[co, 32j + i, kh, kw] >= 0
-//                                                          (sign(0) = +1); bits past C_in are zero
+//   2 storage rw     : packed  [kH, kW, words, C_out_pad] u32  words = ceil(C_in / 32); bit i of
+//                                                          word (kh, kw, j, co) is set iff
+//                                                          W[co, 32j + i, kh, kw] >= 0 (sign(0) =
+//                                                          +1); bits past C_in and channels past
+//                                                          C_out are zero
 // Dispatch: one invocation per output word, workgroups of 64, folded 1-D
-// (ceil(C_out * kH * kW * words / 64)).
+// (ceil(kH * kW * words * C_out_pad / 64)).
 
 struct PackWeightsParams {
     out_channels: u32,
@@ -17,8 +21,8 @@ struct PackWeightsParams {
     kernel_h: u32,
     kernel_w: u32,
     words: u32,          // ceil(in_channels / 32)
-    total_words: u32,    // out_channels * kernel_h * kernel_w * words
-    _pad0: u32,
+    total_words: u32,    // kernel_h * kernel_w * words * out_pad
+    out_pad: u32,        // out_channels rounded up to 16
     _pad1: u32,
 }
 
@@ -34,10 +38,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         return;
     }
     let taps = params.kernel_h * params.kernel_w;
-    let word = g % params.words;
-    let rest = g / params.words;
-    let tap = rest % taps;
-    let co = rest / taps;
+    let co = g % params.out_pad;
+    let rest = g / params.out_pad;
+    let word = rest % params.words;
+    let tap = rest / params.words;
+    if (co >= params.out_channels) {
+        packed[g] = 0u;
+        return;
+    }
     let c0 = word * 32u;
     let count = min(32u, params.in_channels - c0);
     var src = (co * params.in_channels + c0) * taps + tap;

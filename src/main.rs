@@ -15,7 +15,11 @@ use bitspike::model::{AgmmModeConfig, LossConfig, ModelConfig, PRESETS};
 use bitspike::train::{EpochRecord, OptimizerKind, TrainConfig, Trainer};
 
 #[derive(Parser)]
-#[command(name = "bitspike", version, about = "Binary Spiking Neural Networks with AGMM on wgpu")]
+#[command(
+    name = "bitspike",
+    version,
+    about = "Binary Spiking Neural Networks with AGMM on wgpu"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -185,9 +189,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Summary { model, checkpoint } => summary(&model, checkpoint.as_deref()),
-        Command::Eval { checkpoint, data, limit, dump_logits, batch } => {
-            eval(&checkpoint, &data, limit, dump_logits.as_deref(), batch)
-        }
+        Command::Eval {
+            checkpoint,
+            data,
+            limit,
+            dump_logits,
+            batch,
+        } => eval(&checkpoint, &data, limit, dump_logits.as_deref(), batch),
         Command::Train {
             data,
             model,
@@ -242,7 +250,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cosine: true,
                 seed,
                 shuffle: !no_shuffle,
-                augment: !no_augment && matches!(data.dataset, DatasetKind::Cifar10 | DatasetKind::Cifar100),
+                augment: !no_augment
+                    && matches!(data.dataset, DatasetKind::Cifar10 | DatasetKind::Cifar100),
                 log_every: 5,
             };
             let (mut train_set, mut test_set) = load_data(&data)?;
@@ -252,7 +261,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(n) = limit_test {
                 test_set = test_set.truncated(n);
             }
-            train(config, train_config, &train_set, &test_set, &out, init.as_deref(), save.as_deref())
+            train(
+                config,
+                train_config,
+                &train_set,
+                &test_set,
+                &out,
+                init.as_deref(),
+                save.as_deref(),
+            )
         }
     }
 }
@@ -268,12 +285,27 @@ fn info() -> anyhow::Result<()> {
     let l = &ctx.limits;
     println!("limits (requested: the WebGPU defaults):");
     for (name, value) in [
-        ("max_storage_buffer_binding_size", l.max_storage_buffer_binding_size as u64),
+        (
+            "max_storage_buffer_binding_size",
+            l.max_storage_buffer_binding_size as u64,
+        ),
         ("max_buffer_size", l.max_buffer_size),
-        ("max_storage_buffers_per_shader_stage", l.max_storage_buffers_per_shader_stage as u64),
-        ("max_compute_invocations_per_workgroup", l.max_compute_invocations_per_workgroup as u64),
-        ("max_compute_workgroup_storage_size", l.max_compute_workgroup_storage_size as u64),
-        ("max_compute_workgroups_per_dimension", l.max_compute_workgroups_per_dimension as u64),
+        (
+            "max_storage_buffers_per_shader_stage",
+            l.max_storage_buffers_per_shader_stage as u64,
+        ),
+        (
+            "max_compute_invocations_per_workgroup",
+            l.max_compute_invocations_per_workgroup as u64,
+        ),
+        (
+            "max_compute_workgroup_storage_size",
+            l.max_compute_workgroup_storage_size as u64,
+        ),
+        (
+            "max_compute_workgroups_per_dimension",
+            l.max_compute_workgroups_per_dimension as u64,
+        ),
     ] {
         println!("  {name:<40} {value}");
     }
@@ -282,11 +314,18 @@ fn info() -> anyhow::Result<()> {
 
 fn load_model(args: &ModelArgs) -> anyhow::Result<ModelConfig> {
     if let Some(path) = &args.config {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        return ModelConfig::from_json(&text).with_context(|| format!("parsing model config {}", path.display()));
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        return ModelConfig::from_json(&text)
+            .with_context(|| format!("parsing model config {}", path.display()));
     }
-    ModelConfig::preset(&args.preset)
-        .with_context(|| format!("unknown preset '{}' (available: {})", args.preset, PRESETS.join(", ")))
+    ModelConfig::preset(&args.preset).with_context(|| {
+        format!(
+            "unknown preset '{}' (available: {})",
+            args.preset,
+            PRESETS.join(", ")
+        )
+    })
 }
 
 /// Finds the first file in `dir` whose name contains all of `parts`.
@@ -299,19 +338,29 @@ fn find_file(dir: &Path, parts: &[&str]) -> anyhow::Result<PathBuf> {
     names
         .into_iter()
         .find(|p| {
-            let n = p.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+            let n = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_lowercase())
+                .unwrap_or_default();
             parts.iter().all(|part| n.contains(part))
         })
         .with_context(|| format!("no file matching {parts:?} in {}", dir.display()))
 }
 
 fn load_data(args: &DataArgs) -> anyhow::Result<(Dataset, Dataset)> {
-    let need_dir = || args.data.clone().context("--data DIR is required for this --dataset");
-    let read = |p: &Path| -> anyhow::Result<(String, Vec<u8>)> { Ok((p.display().to_string(), data::read_file(p)?)) };
+    let need_dir = || {
+        args.data
+            .clone()
+            .context("--data DIR is required for this --dataset")
+    };
+    let read = |p: &Path| -> anyhow::Result<(String, Vec<u8>)> {
+        Ok((p.display().to_string(), data::read_file(p)?))
+    };
     Ok(match args.dataset {
-        DatasetKind::Mnist10k => {
-            (data::embedded_mnist10k(EmbeddedSplit::Train)?, data::embedded_mnist10k(EmbeddedSplit::Test)?)
-        }
+        DatasetKind::Mnist10k => (
+            data::embedded_mnist10k(EmbeddedSplit::Train)?,
+            data::embedded_mnist10k(EmbeddedSplit::Test)?,
+        ),
         DatasetKind::Idx => {
             let dir = need_dir()?;
             let load = |img: &[&str], lab: &[&str]| -> anyhow::Result<Dataset> {
@@ -321,13 +370,24 @@ fn load_data(args: &DataArgs) -> anyhow::Result<(Dataset, Dataset)> {
                 Ok(data::load_idx_pair(&ni, &bi, &nl, &bl, classes.max(10))?)
             };
             let train = load(&["train", "images"], &["train", "labels"])?;
-            let test = load(&["t10k", "images"], &["t10k", "labels"]).or_else(|_| load(&["test", "images"], &["test", "labels"]))?;
+            let test = load(&["t10k", "images"], &["t10k", "labels"])
+                .or_else(|_| load(&["test", "images"], &["test", "labels"]))?;
             (train, test)
         }
         DatasetKind::Cifar10 | DatasetKind::Cifar100 => {
             let dir = need_dir()?;
             let (kind, train_parts, test_parts): (CifarKind, Vec<&str>, &str) = match args.dataset {
-                DatasetKind::Cifar10 => (CifarKind::Cifar10, vec!["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5"], "test_batch"),
+                DatasetKind::Cifar10 => (
+                    CifarKind::Cifar10,
+                    vec![
+                        "data_batch_1",
+                        "data_batch_2",
+                        "data_batch_3",
+                        "data_batch_4",
+                        "data_batch_5",
+                    ],
+                    "test_batch",
+                ),
                 _ => (CifarKind::Cifar100, vec!["train.bin"], "test.bin"),
             };
             let mut train_files = Vec::new();
@@ -337,7 +397,10 @@ fn load_data(args: &DataArgs) -> anyhow::Result<(Dataset, Dataset)> {
                 }
             }
             let test_files = vec![read(&find_file(&dir, &[test_parts])?)?];
-            (data::load_cifar(kind, &train_files)?, data::load_cifar(kind, &test_files)?)
+            (
+                data::load_cifar(kind, &train_files)?,
+                data::load_cifar(kind, &test_files)?,
+            )
         }
     })
 }
@@ -380,8 +443,15 @@ fn train(
     let metrics_path = out.join("metrics.jsonl");
     if let Some(path) = init {
         let ck = Checkpoint::load(path)?;
-        trainer.restore(&ctx, &ck).with_context(|| format!("loading {}", path.display()))?;
-        eprintln!("resumed from {} at epoch {}, step {}", path.display(), trainer.epoch, trainer.net.step);
+        trainer
+            .restore(&ctx, &ck)
+            .with_context(|| format!("loading {}", path.display()))?;
+        eprintln!(
+            "resumed from {} at epoch {}, step {}",
+            path.display(),
+            trainer.epoch,
+            trainer.net.step
+        );
     } else if metrics_path.exists() {
         std::fs::remove_file(&metrics_path)?;
     }
@@ -409,7 +479,10 @@ fn train(
         let record = record?;
         write_jsonl(&metrics_path, &record)?;
         let mut ck = trainer.checkpoint(&ctx)?;
-        ck.metadata.insert("firing_rates".into(), serde_json::to_string(&record.firing_rate)?);
+        ck.metadata.insert(
+            "firing_rates".into(),
+            serde_json::to_string(&record.firing_rate)?,
+        );
         ck.save(&last)?;
         println!(
             "epoch {:>3}  train loss {:.4} acc {:6.2}%  test loss {:.4} acc {:6.2}%  flips {:.4}%  {:.1} samples/s  {:.1}s",
@@ -428,7 +501,11 @@ fn train(
         std::fs::copy(&last, path).with_context(|| format!("saving {}", path.display()))?;
     }
     print_summary_table(&records);
-    println!("metrics: {}  checkpoint: {}", metrics_path.display(), last.display());
+    println!(
+        "metrics: {}  checkpoint: {}",
+        metrics_path.display(),
+        last.display()
+    );
     Ok(())
 }
 
@@ -454,19 +531,31 @@ fn print_summary_table(records: &[EpochRecord]) {
         println!("  {name:<8} firing rate {rate:.4}");
     }
     for ((name, flip), (_, mean, var)) in last.flip_ratio.iter().zip(&last.grad_stats) {
-        println!("  {name:<8} flip ratio {:.4}%  grad mean {mean:.3e} var {var:.3e}", 100.0 * flip);
+        println!(
+            "  {name:<8} flip ratio {:.4}%  grad mean {mean:.3e} var {var:.3e}",
+            100.0 * flip
+        );
     }
 }
 
 fn model_from_checkpoint(path: &Path, ck: &Checkpoint) -> anyhow::Result<ModelConfig> {
-    let text = ck
-        .metadata
-        .get("model_config")
-        .with_context(|| format!("{}: no model_config in the checkpoint metadata", path.display()))?;
-    ModelConfig::from_json(text).with_context(|| format!("{}: malformed model_config", path.display()))
+    let text = ck.metadata.get("model_config").with_context(|| {
+        format!(
+            "{}: no model_config in the checkpoint metadata",
+            path.display()
+        )
+    })?;
+    ModelConfig::from_json(text)
+        .with_context(|| format!("{}: malformed model_config", path.display()))
 }
 
-fn eval(path: &Path, data_args: &DataArgs, limit: Option<usize>, dump: Option<&Path>, batch: usize) -> anyhow::Result<()> {
+fn eval(
+    path: &Path,
+    data_args: &DataArgs,
+    limit: Option<usize>,
+    dump: Option<&Path>,
+    batch: usize,
+) -> anyhow::Result<()> {
     let ck = Checkpoint::load(path)?;
     let model = model_from_checkpoint(path, &ck)?;
     let (_, mut test) = load_data(data_args)?;
@@ -477,9 +566,14 @@ fn eval(path: &Path, data_args: &DataArgs, limit: Option<usize>, dump: Option<&P
         bail!("no test samples to evaluate");
     }
     let ctx = open_gpu()?;
-    let config = TrainConfig { batch, ..TrainConfig::default() };
+    let config = TrainConfig {
+        batch,
+        ..TrainConfig::default()
+    };
     let mut trainer = Trainer::new(&ctx, &model, config, test.len())?;
-    trainer.restore(&ctx, &ck).with_context(|| format!("loading {}", path.display()))?;
+    trainer
+        .restore(&ctx, &ck)
+        .with_context(|| format!("loading {}", path.display()))?;
     trainer.net.reset_metrics(&ctx)?;
     let start = std::time::Instant::now();
     let mut logits = Vec::new();
@@ -496,7 +590,12 @@ fn eval(path: &Path, data_args: &DataArgs, limit: Option<usize>, dump: Option<&P
     );
     if let Some(out) = dump {
         write_npy_f32(out, &logits, &[test.len(), model.classes])?;
-        println!("logits [{}, {}] written to {}", test.len(), model.classes, out.display());
+        println!(
+            "logits [{}, {}] written to {}",
+            test.len(),
+            model.classes,
+            out.display()
+        );
     }
     Ok(())
 }
@@ -504,7 +603,11 @@ fn eval(path: &Path, data_args: &DataArgs, limit: Option<usize>, dump: Option<&P
 /// Writes a float32 little-endian C-order NumPy `.npy` (format 1.0).
 fn write_npy_f32(path: &Path, data: &[f32], shape: &[usize]) -> anyhow::Result<()> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape_text = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let shape_text = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
     // Pad so that magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64.
     while (10 + header.len() + 1) % 64 != 0 {
@@ -525,8 +628,10 @@ fn summary(args: &ModelArgs, checkpoint: Option<&Path>) -> anyhow::Result<()> {
     let (model, rates) = match checkpoint {
         Some(path) => {
             let ck = Checkpoint::load(path)?;
-            let rates: Option<Vec<(String, f64)>> =
-                ck.metadata.get("firing_rates").and_then(|t| serde_json::from_str(t).ok());
+            let rates: Option<Vec<(String, f64)>> = ck
+                .metadata
+                .get("firing_rates")
+                .and_then(|t| serde_json::from_str(t).ok());
             (model_from_checkpoint(path, &ck)?, rates)
         }
         None => (load_model(args)?, None),
@@ -542,12 +647,19 @@ fn summary(args: &ModelArgs, checkpoint: Option<&Path>) -> anyhow::Result<()> {
                     1.0
                 } else {
                     let prev = &s.rows[i - 1].name;
-                    rates.iter().find(|(n, _)| n == prev).map(|(_, r)| *r).unwrap_or(1.0)
+                    rates
+                        .iter()
+                        .find(|(n, _)| n == prev)
+                        .map(|(_, r)| *r)
+                        .unwrap_or(1.0)
                 }
             })
             .collect()
     });
-    println!("model {} (T = {}, input {:?}, {} classes)\n", model.name, model.timesteps, model.input, model.classes);
+    println!(
+        "model {} (T = {}, input {:?}, {} classes)\n",
+        model.name, model.timesteps, model.input, model.classes
+    );
     print!("{}", s.to_markdown(input_rates.as_deref()));
     Ok(())
 }

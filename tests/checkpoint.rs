@@ -1,6 +1,8 @@
 //! Checkpoints: round trip with metadata, atomic save, refusal of a checkpoint from another
 //! model naming the first mismatching tensor, and corrupt files as clear errors.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use bitspike::checkpoint::{Checkpoint, NamedTensor};
 
 fn sample() -> Checkpoint {

@@ -1,9 +1,11 @@
-//! One full training step of a small BSNN on the GPU (FP conv + BN + LIF, max pool, binary conv
-//! + BN + AGMM + LIF, FP linear, cross-entropy; backward; SGD with momentum and weight decay)
-//! equals the CPU mirrors composed the same way: logits, loss, every gradient, every updated
-//! parameter and the BN running statistics. The binary conv runs as bit-packed popcount on the
-//! GPU and as a float conv with `gamma * sign(W)` on the CPU, so this also pins the two paths
-//! together.
+//! One full training step of a small BSNN on the GPU equals the CPU mirrors composed the same
+//! way. The net: FP conv, BN, LIF; max pool; binary conv, BN, AGMM, LIF; FP linear; cross
+//! entropy; backward; SGD with momentum and weight decay. Compared: logits, loss, every
+//! gradient, every updated parameter and the BN running statistics. The binary conv runs as
+//! bit-packed popcount on the GPU and as a float conv with `gamma * sign(W)` on the CPU, so this
+//! also pins the two paths together.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -44,7 +46,11 @@ fn tiny_model() -> ModelConfig {
         conv(4, false),
         LayerConfig::Pool { size: 2 },
         conv(6, true),
-        LayerConfig::Linear { out_features: 3, binary: false, bias: true },
+        LayerConfig::Linear {
+            out_features: 3,
+            binary: false,
+            bias: true,
+        },
     ];
     m
 }
@@ -61,7 +67,11 @@ struct CpuBn {
 impl CpuBn {
     fn new(n: usize, c: usize, hw: usize, rm: &[f32], rv: &[f32]) -> Self {
         Self {
-            params: BatchNormParams::new(&BatchNormConfig::default(), BatchNormShape::new(n, c, hw), false),
+            params: BatchNormParams::new(
+                &BatchNormConfig::default(),
+                BatchNormShape::new(n, c, hw),
+                false,
+            ),
             mean: vec![0.0; c],
             invstd: vec![0.0; c],
             running_mean: rm.to_vec(),
@@ -86,8 +96,26 @@ impl CpuBn {
     fn backward(&self, x: &[f32], gy: &[f32], w: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let c = w.len();
         let (mut gw, mut gb, mut gx) = (vec![0.0; c], vec![0.0; c], vec![0.0; x.len()]);
-        cpu::batchnorm::batchnorm_backward_reduce(&self.params, x, gy, &self.mean, &self.invstd, &mut gw, &mut gb);
-        cpu::batchnorm::batchnorm_backward_input(&self.params, x, gy, &self.mean, &self.invstd, w, &gw, &gb, &mut gx);
+        cpu::batchnorm::batchnorm_backward_reduce(
+            &self.params,
+            x,
+            gy,
+            &self.mean,
+            &self.invstd,
+            &mut gw,
+            &mut gb,
+        );
+        cpu::batchnorm::batchnorm_backward_input(
+            &self.params,
+            x,
+            gy,
+            &self.mean,
+            &self.invstd,
+            w,
+            &gw,
+            &gb,
+            &mut gx,
+        );
         (gw, gb, gx)
     }
 }
@@ -98,18 +126,30 @@ fn training_step_on_gpu_equals_composed_cpu_mirrors() {
     let model = tiny_model();
     let mut net = Network::new(&ctx, &model, 5).unwrap();
     let before = net.to_checkpoint(&ctx, false).unwrap();
-    let p = |name: &str| before.get(name).unwrap_or_else(|| panic!("{name}")).data.clone();
+    let p = |name: &str| {
+        before
+            .get(name)
+            .unwrap_or_else(|| panic!("{name}"))
+            .data
+            .clone()
+    };
 
     let mut r = rng(9);
     let frame = uniform(&mut r, B * 64, -1.0, 3.0);
     let input: Vec<f32> = (0..T).flat_map(|_| frame.clone()).collect(); // direct encoding
     let labels = vec![2u32, 0];
     net.upload(&ctx, &input, &labels).unwrap();
-    let sgd = SgdConfig { lr: 0.05, momentum: 0.9, weight_decay: 1e-2, nesterov: false };
+    let sgd = SgdConfig {
+        lr: 0.05,
+        momentum: 0.9,
+        weight_decay: 1e-2,
+        nesterov: false,
+    };
     let mut enc = ctx.encoder("step");
     net.record_forward(&ctx, &mut enc, B, true).unwrap();
     net.record_backward(&ctx, &mut enc, B).unwrap();
-    net.record_optimizer(&ctx, &mut enc, &Optimizer::Sgd(sgd), sgd.lr).unwrap();
+    net.record_optimizer(&ctx, &mut enc, &Optimizer::Sgd(sgd), sgd.lr)
+        .unwrap();
     ctx.submit(enc);
 
     // ---- CPU: the same step composed from the mirrors ----
@@ -119,9 +159,18 @@ fn training_step_on_gpu_equals_composed_cpu_mirrors() {
     let s1 = ConvShape::new(n, 1, 4, 8, 8, 3, 1, 1);
     let mut c1 = vec![0.0; n * 4 * 64];
     cpu::conv::conv2d_forward(&s1, &input, &p("conv1.weight"), &mut c1);
-    let mut bn1 = CpuBn::new(n, 4, 64, &p("conv1.bn.running_mean"), &p("conv1.bn.running_var"));
+    let mut bn1 = CpuBn::new(
+        n,
+        4,
+        64,
+        &p("conv1.bn.running_mean"),
+        &p("conv1.bn.running_var"),
+    );
     let b1 = bn1.forward(&c1, &p("conv1.bn.weight"), &p("conv1.bn.bias"));
-    let lif1 = LifParams { neurons: (B * 4 * 64) as u32, ..lif };
+    let lif1 = LifParams {
+        neurons: (B * 4 * 64) as u32,
+        ..lif
+    };
     let (mut sp1, mut h1) = (vec![0.0; b1.len()], vec![0.0; b1.len()]);
     cpu::lif::lif_forward(&lif1, &b1, &mut sp1, &mut h1);
     // max pool 2 -> 4x4
@@ -135,12 +184,21 @@ fn training_step_on_gpu_equals_composed_cpu_mirrors() {
     let s2 = ConvShape::new(n, 4, 6, 4, 4, 3, 1, 1);
     let mut c2 = vec![0.0; n * 6 * 16];
     cpu::conv::conv2d_forward(&s2, &pooled, &wb2, &mut c2);
-    let mut bn2 = CpuBn::new(n, 6, 16, &p("conv2.bn.running_mean"), &p("conv2.bn.running_var"));
+    let mut bn2 = CpuBn::new(
+        n,
+        6,
+        16,
+        &p("conv2.bn.running_mean"),
+        &p("conv2.bn.running_var"),
+    );
     let b2 = bn2.forward(&c2, &p("conv2.bn.weight"), &p("conv2.bn.bias"));
     let agmm = AgmmParams::new(&AgmmConfig::default(), T, B * 6 * 16);
     let (mut g2, mut e2) = (vec![0.0; b2.len()], vec![0.0; b2.len()]);
     cpu::agmm::agmm_forward(&agmm, &b2, &mut g2, &mut e2);
-    let lif2 = LifParams { neurons: (B * 6 * 16) as u32, ..lif };
+    let lif2 = LifParams {
+        neurons: (B * 6 * 16) as u32,
+        ..lif
+    };
     let (mut sp2, mut h2) = (vec![0.0; g2.len()], vec![0.0; g2.len()]);
     cpu::lif::lif_forward(&lif2, &g2, &mut sp2, &mut h2);
     // fc 96 -> 3 at every timestep
@@ -148,8 +206,16 @@ fn training_step_on_gpu_equals_composed_cpu_mirrors() {
     let mut logits = vec![0.0; n * 3];
     cpu::linear::linear_forward(&fc, &sp2, &p("fc.weight"), Some(&p("fc.bias")), &mut logits);
     let loss = LossParams::new(LossKind::MeanOverTime, T, B, 3);
-    let (mut g_logits, mut sample_loss, mut summary) = (vec![0.0; n * 3], vec![0.0; B], vec![LossSummary::default()]);
-    cpu::loss::cross_entropy(&loss, &logits, &labels, &mut g_logits, &mut sample_loss, &mut summary);
+    let (mut g_logits, mut sample_loss, mut summary) =
+        (vec![0.0; n * 3], vec![0.0; B], vec![LossSummary::default()]);
+    cpu::loss::cross_entropy(
+        &loss,
+        &logits,
+        &labels,
+        &mut g_logits,
+        &mut sample_loss,
+        &mut summary,
+    );
 
     // backward
     let (mut g_fc_w, mut g_fc_b, mut g_sp2) = (vec![0.0; 288], vec![0.0; 3], vec![0.0; sp2.len()]);
@@ -175,12 +241,33 @@ fn training_step_on_gpu_equals_composed_cpu_mirrors() {
     cpu::conv::conv2d_backward_weight(&s1, &input, &g_c1, &mut g_w1);
 
     // ---- compare ----
-    assert_exact("conv1 spikes", &net.layer_output(B, 0).unwrap().read_blocking(&ctx).unwrap(), &sp1);
-    assert_exact("pool spikes", &net.layer_output(B, 1).unwrap().read_blocking(&ctx).unwrap(), &pooled);
-    assert_exact("conv2 spikes", &net.layer_output(B, 2).unwrap().read_blocking(&ctx).unwrap(), &sp2);
+    assert_exact(
+        "conv1 spikes",
+        &net.layer_output(B, 0).unwrap().read_blocking(&ctx).unwrap(),
+        &sp1,
+    );
+    assert_exact(
+        "pool spikes",
+        &net.layer_output(B, 1).unwrap().read_blocking(&ctx).unwrap(),
+        &pooled,
+    );
+    assert_exact(
+        "conv2 spikes",
+        &net.layer_output(B, 2).unwrap().read_blocking(&ctx).unwrap(),
+        &sp2,
+    );
     println!("firing: conv1 {:.3}, conv2 {:.3}", mean(&sp1), mean(&sp2));
-    assert!(mean(&sp1) > 0.02 && mean(&sp2) > 0.02, "network must actually spike for the test to mean anything");
-    assert_close("logits", &net.logits(B).unwrap().read_blocking(&ctx).unwrap(), &logits, 1e-4, 1e-5);
+    assert!(
+        mean(&sp1) > 0.02 && mean(&sp2) > 0.02,
+        "network must actually spike for the test to mean anything"
+    );
+    assert_close(
+        "logits",
+        &net.logits(B).unwrap().read_blocking(&ctx).unwrap(),
+        &logits,
+        1e-4,
+        1e-5,
+    );
     let m = net.read_metrics(&ctx).unwrap();
     println!("loss GPU {} CPU {}", m.train.loss_sum, summary[0].loss_sum);
     assert!((m.train.loss_sum - summary[0].loss_sum).abs() < 1e-4);
@@ -199,15 +286,30 @@ fn training_step_on_gpu_equals_composed_cpu_mirrors() {
     for (name, want) in &grads {
         let got = net.param(name).unwrap().grad.read_blocking(&ctx).unwrap();
         let scale = want.iter().fold(0.0f32, |a, v| a.max(v.abs()));
-        assert_close(&format!("grad {name}"), &got, want, 1e-3, 1e-4 * scale.max(1e-3));
+        assert_close(
+            &format!("grad {name}"),
+            &got,
+            want,
+            1e-3,
+            1e-4 * scale.max(1e-3),
+        );
     }
 
     // SGD with momentum (fresh buffers) and weight decay on conv/linear weights only.
     for (name, grad) in &grads {
         let mut w = p(name);
         let mut mom = vec![0.0; w.len()];
-        let decay = if name.ends_with(".weight") && !name.contains(".bn.") { sgd.weight_decay } else { 0.0 };
-        cpu::optim::sgd_step(&SgdParams::new(&sgd, w.len(), sgd.lr, decay), &mut w, grad, &mut mom);
+        let decay = if name.ends_with(".weight") && !name.contains(".bn.") {
+            sgd.weight_decay
+        } else {
+            0.0
+        };
+        cpu::optim::sgd_step(
+            &SgdParams::new(&sgd, w.len(), sgd.lr, decay),
+            &mut w,
+            grad,
+            &mut mom,
+        );
         let got = net.param(name).unwrap().value.read_blocking(&ctx).unwrap();
         assert_close(&format!("updated {name}"), &got, &w, 1e-4, 1e-5);
     }

@@ -1,6 +1,8 @@
 //! `lif_forward` / `lif_backward` against their CPU mirrors, and the backward against the
 //! spec's surrogate-gradient formula (forward-mode differentiation of an independent f64 LIF).
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 mod common;
 
 use bitspike::cpu;
@@ -120,7 +122,7 @@ fn lif_backward_equals_surrogate_chain_rule() {
             config.v_th as f64,
             config.surrogate_width as f64,
         );
-        for k in 0..t_len {
+        for (k, &reverse_k) in reverse.iter().enumerate() {
             // tangent: d/dI[k]
             let (mut u, mut du, mut sp, mut dsp) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
             let mut vjp = 0.0;
@@ -144,7 +146,7 @@ fn lif_backward_equals_surrogate_chain_rule() {
                 du = dh;
                 vjp += upstream[t] as f64 * dsp;
             }
-            let got = reverse[k] as f64;
+            let got = reverse_k as f64;
             println!(
                 "{:?} dL/dI[{k}]: reverse {got:.6} forward-mode {vjp:.6}",
                 config.reset

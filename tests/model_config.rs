@@ -1,6 +1,8 @@
 //! Model configs: presets resolve to the spec's shapes, JSON round-trips, bad configs are
 //! refused with a message naming the layer, and the summary counts what the spec describes.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use bitspike::model::summary::Summary;
 use bitspike::model::*;
 

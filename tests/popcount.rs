@@ -2,6 +2,9 @@
 //! `binary_conv_popcount` against their CPU mirrors, and the popcount forward against an
 //! independent float conv `sum s * gamma * sign(W)`: bit-exact integer counts with gamma = 1.
 
+// Helpers outside #[test] fns unwrap too: a failed GPU call is a test failure.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use bitspike::cpu;
@@ -172,7 +175,7 @@ fn pack_weights_matches_cpu_reference() {
         let mut want = vec![0u32; params.total_words as usize];
         cpu::popcount::pack_weights(&params, &w, &mut want);
         let wb = GpuBuffer::from_slice(&ctx, &w, "weights").unwrap();
-        let p = GpuBuffer::<u32>::zeros(&ctx, want.len(), "packed").unwrap();
+        let p = GpuBuffer::from_slice(&ctx, &vec![u32::MAX; want.len()], "packed").unwrap(); // every word must be written
         let mut enc = ctx.encoder("test");
         pw.dispatch(&ctx, &mut enc, &params, &wb, &p).unwrap();
         ctx.submit(enc);

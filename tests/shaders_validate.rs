@@ -2,6 +2,8 @@
 //! set (no subgroups, no f16, no push constants), so a shader the browser would reject fails
 //! here first. All failures are reported at once.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
 #[test]

@@ -1,5 +1,8 @@
 //! `Moments` (`moments_partial` + `moments_final`) against the CPU mirrors and an f64 sum.
 
+// Helpers outside #[test] fns unwrap too: a failed GPU call is a test failure.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use bitspike::cpu;

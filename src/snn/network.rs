@@ -28,7 +28,8 @@ use crate::kernels::loss::{CrossEntropy, LossKind, LossParams, LossSummary};
 use crate::kernels::optim::{AdamConfig, AdamParams, AdamStep, SgdConfig, SgdParams, SgdStep};
 use crate::kernels::pool::{AvgPool2d, MaxPool2d, PoolWindow};
 use crate::kernels::popcount::{
-    BinaryConvPopcount, PackSpikes, PackSpikesParams, PackWeights, PackWeightsParams, PopcountConvParams,
+    BinaryConvPopcount, PackSpikes, PackSpikesParams, PackWeights, PackWeightsParams,
+    PopcountConvParams,
 };
 use crate::kernels::stats::Moments;
 use crate::model::{
@@ -964,8 +965,13 @@ impl Network {
                     &u.weight.param.value,
                     packed_w,
                 )?;
-                k.pack_spikes
-                    .dispatch(ctx, enc, &PackSpikesParams::for_conv(&cw.shape), input, packed_s)?;
+                k.pack_spikes.dispatch(
+                    ctx,
+                    enc,
+                    &PackSpikesParams::for_conv(&cw.shape),
+                    input,
+                    packed_s,
+                )?;
                 k.popcount.dispatch(
                     ctx,
                     enc,

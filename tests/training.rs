@@ -1,0 +1,256 @@
+//! The trainer end to end on a slice of the embedded MNIST: a short seeded run whose loss falls,
+//! determinism, resume == uninterrupted, eval logits in data order, divergence detection, and
+//! the CLI's train / eval / summary commands.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use bitspike::checkpoint::Checkpoint;
+use bitspike::data::{embedded_mnist10k, Dataset, EmbeddedSplit};
+use bitspike::model::ModelConfig;
+use bitspike::train::{EpochRecord, TrainConfig, Trainer};
+use common::*;
+
+fn data(n_train: usize, n_test: usize) -> (Dataset, Dataset) {
+    (
+        embedded_mnist10k(EmbeddedSplit::Train)
+            .unwrap()
+            .truncated(n_train),
+        embedded_mnist10k(EmbeddedSplit::Test)
+            .unwrap()
+            .truncated(n_test),
+    )
+}
+
+fn config(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch: 16,
+        lr: 2e-3,
+        log_every: 1000,
+        ..TrainConfig::default()
+    }
+}
+
+/// Metrics without wall-clock fields, for exact comparisons.
+fn timeless(mut r: EpochRecord) -> EpochRecord {
+    r.samples_per_second = 0.0;
+    r.epoch_seconds = 0.0;
+    r.eval_seconds = 0.0;
+    r
+}
+
+fn run(
+    ctx: &bitspike::gpu::GpuContext,
+    epochs: usize,
+    train: &Dataset,
+    test: &Dataset,
+) -> (Trainer, Vec<EpochRecord>) {
+    let mut trainer =
+        Trainer::new(ctx, &ModelConfig::mnist(), config(epochs), train.len()).unwrap();
+    let mut records = Vec::new();
+    while !trainer.finished() {
+        records.push(timeless(
+            trainer.run_epoch(ctx, train, test, &mut |_| {}).unwrap(),
+        ));
+    }
+    (trainer, records)
+}
+
+#[test]
+fn short_seeded_run_loss_falls_and_repeats_exactly() {
+    let Some(ctx) = gpu() else { return };
+    let (train, test) = data(96, 48);
+    let (_, a) = run(&ctx, 3, &train, &test);
+    for r in &a {
+        println!(
+            "epoch {} train loss {:.4} acc {:.3} test acc {:.3} flips {:.4} rates {:?}",
+            r.epoch,
+            r.train_loss,
+            r.train_accuracy,
+            r.test_accuracy,
+            r.flip_ratio_total,
+            r.firing_rate
+        );
+    }
+    assert!(
+        a[2].train_loss < a[0].train_loss * 0.9,
+        "loss did not fall: {} -> {}",
+        a[0].train_loss,
+        a[2].train_loss
+    );
+    assert!(a
+        .iter()
+        .all(|r| r.firing_rate.iter().all(|(_, f)| *f > 0.0 && *f < 1.0)));
+    assert!(
+        a[0].flip_ratio_total > 0.0,
+        "Adam steps must flip some signs"
+    );
+    let (_, b) = run(&ctx, 3, &train, &test);
+    assert_eq!(a, b, "same seed and config must give the same metrics");
+}
+
+#[test]
+fn resume_from_checkpoint_equals_uninterrupted_run() {
+    let Some(ctx) = gpu() else { return };
+    let (train, test) = data(64, 32);
+    let (straight, straight_records) = run(&ctx, 2, &train, &test);
+
+    let mut first = Trainer::new(&ctx, &ModelConfig::mnist(), config(2), train.len()).unwrap();
+    let r1 = timeless(first.run_epoch(&ctx, &train, &test, &mut |_| {}).unwrap());
+    let bytes = first.checkpoint(&ctx).unwrap().to_bytes().unwrap();
+    drop(first);
+    let ck = Checkpoint::from_bytes("resume.safetensors", &bytes).unwrap();
+    let mut resumed = Trainer::new(&ctx, &ModelConfig::mnist(), config(2), train.len()).unwrap();
+    resumed.restore(&ctx, &ck).unwrap();
+    assert_eq!((resumed.epoch, resumed.net.step), (1, 4));
+    let r2 = timeless(resumed.run_epoch(&ctx, &train, &test, &mut |_| {}).unwrap());
+    assert_eq!(vec![r1, r2], straight_records);
+    let a = straight.checkpoint(&ctx).unwrap();
+    let b = resumed.checkpoint(&ctx).unwrap();
+    for (x, y) in a.tensors.iter().zip(&b.tensors) {
+        assert_exact(&x.name, &x.data, &y.data);
+    }
+}
+
+#[test]
+fn checkpoint_from_another_model_is_refused() {
+    let Some(ctx) = gpu() else { return };
+    let (train, _) = data(16, 16);
+    let trainer = Trainer::new(&ctx, &ModelConfig::mnist(), config(1), train.len()).unwrap();
+    let ck = trainer.checkpoint(&ctx).unwrap();
+    let mut other = ModelConfig::mnist();
+    other.layers[2] = bitspike::model::LayerConfig::Conv {
+        out_channels: 48,
+        kernel: 3,
+        stride: 1,
+        padding: 1,
+        binary: true,
+        shortcut: bitspike::model::Shortcut::None,
+    };
+    let mut wrong = Trainer::new(&ctx, &other, config(1), train.len()).unwrap();
+    let e = wrong.restore(&ctx, &ck).unwrap_err().to_string();
+    println!("{e}");
+    assert!(e.contains("conv2.weight") && e.contains("[64, 32, 3, 3]"));
+}
+
+#[test]
+fn eval_logits_come_back_in_data_order_with_remainder_batches() {
+    let Some(ctx) = gpu() else { return };
+    let (train, test) = data(16, 37);
+    let mut trainer = Trainer::new(&ctx, &ModelConfig::mnist(), config(1), train.len()).unwrap();
+    let mut all = Vec::new();
+    trainer.evaluate(&ctx, &test, Some(&mut all)).unwrap();
+    assert_eq!(all.len(), 37 * 10, "[N, classes]");
+    assert_eq!(
+        trainer.net.workspace_batches(),
+        vec![5, 16],
+        "37 = 2 x 16 + 5"
+    );
+    // Eval-mode BN uses running statistics, so a sample's logits do not depend on its batch.
+    for i in [0usize, 17, 36] {
+        let one = test.clone().truncated(i + 1);
+        let single = Dataset {
+            images: one.image(i).to_vec(),
+            labels: vec![one.labels[i]],
+            ..one
+        };
+        let mut alone = Vec::new();
+        trainer.evaluate(&ctx, &single, Some(&mut alone)).unwrap();
+        assert_close(
+            &format!("sample {i} logits"),
+            &all[i * 10..(i + 1) * 10],
+            &alone,
+            1e-5,
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn diverging_training_stops_with_a_clear_error() {
+    let Some(ctx) = gpu() else { return };
+    let (train, test) = data(32, 16);
+    // The LIF threshold turns NaN into "no spike", so divergence shows up in the readout: an
+    // absurd learning rate drives the classifier weights and the logits to infinity.
+    let cfg = TrainConfig {
+        lr: 1e38,
+        log_every: 1,
+        ..config(1)
+    };
+    let mut trainer = Trainer::new(&ctx, &ModelConfig::mnist(), cfg, train.len()).unwrap();
+    let e = trainer
+        .run_epoch(&ctx, &train, &test, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    println!("{e}");
+    assert!(e.contains("diverged"));
+}
+
+#[test]
+fn cli_trains_evaluates_and_summarises() {
+    if gpu().is_none() {
+        return;
+    }
+    let exe = env!("CARGO_BIN_EXE_bitspike");
+    let dir = std::env::temp_dir().join(format!("bitspike-cli-{}", std::process::id()));
+    let out = dir.join("run");
+    let status = std::process::Command::new(exe)
+        .args([
+            "train",
+            "--steps",
+            "2",
+            "--batch",
+            "16",
+            "--limit-train",
+            "32",
+            "--limit-test",
+            "16",
+            "--out",
+        ])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 1);
+    let record: EpochRecord = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
+    assert_eq!(record.step, 2);
+    let npy = dir.join("logits.npy");
+    let output = std::process::Command::new(exe)
+        .args(["eval", "--limit", "21", "--batch", "8", "--checkpoint"])
+        .arg(out.join("last.safetensors"))
+        .arg("--dump-logits")
+        .arg(&npy)
+        .output()
+        .unwrap();
+    println!("{}", String::from_utf8_lossy(&output.stdout));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let bytes = std::fs::read(&npy).unwrap();
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+    println!("npy header: {header}");
+    assert!(header.contains("'shape': (21, 10)") && header.contains("'<f4'"));
+    assert_eq!(bytes.len(), 10 + header_len + 21 * 10 * 4);
+    assert_eq!((10 + header_len) % 64, 0);
+    let summary = std::process::Command::new(exe)
+        .args(["summary", "--checkpoint"])
+        .arg(out.join("last.safetensors"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&summary.stdout);
+    println!("{text}");
+    assert!(text.contains("measured firing rates") && text.contains("conv2"));
+    let bad = std::process::Command::new(exe)
+        .args(["eval", "--checkpoint", "/nonexistent.safetensors"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent.safetensors"));
+    std::fs::remove_dir_all(&dir).ok();
+}
