@@ -254,3 +254,96 @@ fn cli_trains_evaluates_and_summarises() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent.safetensors"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A resnet19-shaped model in miniature (FP stem, binary convs with identity and downsampling
+/// Bi-Real shortcuts, average pooling, global average pool, FP readout) trains on CIFAR-format
+/// bytes: the loss falls and gradients reach the shortcut convs.
+#[test]
+fn resnet_style_model_trains_on_cifar_format_data() {
+    use bitspike::data::{load_cifar, CifarKind};
+    use bitspike::model::{LayerConfig, PoolKind, Shortcut};
+    let Some(ctx) = gpu() else { return };
+    // 64 synthetic CIFAR-10 records whose class is readable from the red channel's brightness.
+    let mut r = rng(4);
+    let mut bytes = Vec::new();
+    for i in 0..64u8 {
+        let label = i % 4;
+        bytes.push(label);
+        let noise = uniform(&mut r, 3072, 0.0, 60.0);
+        bytes.extend(noise.iter().enumerate().map(|(k, n)| {
+            if k < 1024 {
+                label * 60 + *n as u8
+            } else {
+                *n as u8
+            }
+        }));
+    }
+    let data = load_cifar(CifarKind::Cifar10, &[("data_batch_1.bin".into(), bytes)]).unwrap();
+    let mut model = ModelConfig::resnet19(10);
+    model.input = [3, 32, 32];
+    model.pooling = PoolKind::Avg;
+    let conv = |out_channels, stride, shortcut| LayerConfig::Conv {
+        out_channels,
+        kernel: 3,
+        stride,
+        padding: 1,
+        binary: true,
+        shortcut,
+    };
+    model.layers = vec![
+        LayerConfig::Conv {
+            out_channels: 8,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            binary: false,
+            shortcut: Shortcut::None,
+        },
+        LayerConfig::Pool { size: 2 },
+        conv(8, 1, Shortcut::Identity),
+        conv(16, 2, Shortcut::Downsample),
+        LayerConfig::GlobalAvgPool,
+        LayerConfig::Linear {
+            out_features: 10,
+            binary: false,
+            bias: true,
+        },
+    ];
+    let cfg = TrainConfig {
+        epochs: 4,
+        batch: 16,
+        lr: 5e-3,
+        augment: true,
+        log_every: 1000,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(&ctx, &model, cfg, data.len()).unwrap();
+    let mut losses = Vec::new();
+    while !trainer.finished() {
+        let rec = trainer.run_epoch(&ctx, &data, &data, &mut |_| {}).unwrap();
+        println!(
+            "epoch {} loss {:.4} acc {:.3} flips {:?}",
+            rec.epoch, rec.train_loss, rec.train_accuracy, rec.flip_ratio
+        );
+        losses.push(rec.train_loss);
+    }
+    assert!(losses[3] < losses[0], "loss did not fall: {losses:?}");
+    let g = trainer
+        .net
+        .param("conv3.shortcut.weight")
+        .unwrap()
+        .grad
+        .read_blocking(&ctx)
+        .unwrap();
+    assert!(
+        g.iter().any(|v| *v != 0.0),
+        "no gradient reached the downsampling shortcut"
+    );
+    let names: Vec<String> = trainer
+        .net
+        .tensor_specs(false)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert!(names.contains(&"conv3.shortcut.bn.running_var".to_string()));
+}
