@@ -22,7 +22,7 @@ struct LifParams {
     decay: f32,
     v_th: f32,
     surrogate_width: f32,
-    _pad: f32,
+    broadcast_input: u32, // 1: the input is one [N] frame reused at every t (direct encoding)
 }
 
 @group(0) @binding(0) var<uniform> params: LifParams;

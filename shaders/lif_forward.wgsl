@@ -2,7 +2,8 @@
 //
 // Bindings:
 //   0 uniform params : LifParams
-//   1 storage read   : current  [T, N] f32   input current I[t] (N = B*C*H*W, time-major)
+//   1 storage read   : current  [T, N] f32   input current I[t] (N = B*C*H*W, time-major),
+//                                           or [N] when broadcast_input = 1 (same I at every t)
 //   2 storage rw     : spikes   [T, N] f32   s[t] in {0, 1}
 //   3 storage rw     : membrane [T, N] f32   h[t] (charged potential, saved for the backward)
 // Dispatch: one invocation per neuron, workgroups of 64, folded 1-D (ceil(N / 64) groups).
@@ -19,7 +20,7 @@ struct LifParams {
     decay: f32,          // lambda
     v_th: f32,
     surrogate_width: f32,
-    _pad: f32,
+    broadcast_input: u32, // 1: the input is one [N] frame reused at every t (direct encoding)
 }
 
 @group(0) @binding(0) var<uniform> params: LifParams;
@@ -40,9 +41,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         let i = t * params.neurons + n;
         var h: f32;
         if (params.soft_reset == 1u) {
-            h = params.decay * (u - params.v_th * s) + current[i];
+            h = params.decay * (u - params.v_th * s) + current[select(i, n, params.broadcast_input == 1u)];
         } else {
-            h = params.decay * u * (1.0 - s) + current[i];
+            h = params.decay * u * (1.0 - s) + current[select(i, n, params.broadcast_input == 1u)];
         }
         s = select(0.0, 1.0, h >= params.v_th);
         u = h;

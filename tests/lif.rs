@@ -158,3 +158,44 @@ fn lif_backward_equals_surrogate_chain_rule() {
         }
     }
 }
+
+/// `broadcast_input = 1` (direct encoding: one `[N]` frame for every t) gives exactly what the
+/// plain kernel gives on T copies of the frame, on the GPU and in the CPU mirror.
+#[test]
+fn lif_forward_broadcast_equals_repeated_input() {
+    let Some(ctx) = gpu() else { return };
+    let fwd = LifForward::new(&ctx).unwrap();
+    let mut r = rng(5);
+    for n in awkward_sizes(64, 4099) {
+        let t = 4;
+        let frame = uniform(&mut r, n, -0.5, 2.0);
+        let repeated: Vec<f32> = (0..t).flat_map(|_| frame.clone()).collect();
+        let plain = LifParams::new(&LifConfig::default(), t, n);
+        let broadcast = LifParams {
+            broadcast_input: 1,
+            ..plain
+        };
+        let (mut want_s, mut want_h) = (vec![0.0; t * n], vec![0.0; t * n]);
+        cpu::lif::lif_forward(&plain, &repeated, &mut want_s, &mut want_h);
+        let (mut cpu_s, mut cpu_h) = (vec![0.0; t * n], vec![0.0; t * n]);
+        cpu::lif::lif_forward(&broadcast, &frame, &mut cpu_s, &mut cpu_h);
+        assert_exact("cpu broadcast spikes", &cpu_s, &want_s);
+        let cur = GpuBuffer::from_slice(&ctx, &frame, "frame").unwrap();
+        let s = GpuBuffer::<f32>::zeros(&ctx, t * n, "s").unwrap();
+        let h = GpuBuffer::<f32>::zeros(&ctx, t * n, "h").unwrap();
+        let mut enc = ctx.encoder("test");
+        fwd.dispatch(&ctx, &mut enc, &broadcast, &cur, &s, &h)
+            .unwrap();
+        ctx.submit(enc);
+        assert_exact(
+            &format!("gpu broadcast spikes N={n}"),
+            &s.read_blocking(&ctx).unwrap(),
+            &want_s,
+        );
+        assert_exact(
+            &format!("gpu broadcast membrane N={n}"),
+            &h.read_blocking(&ctx).unwrap(),
+            &want_h,
+        );
+    }
+}

@@ -347,3 +347,24 @@ fn resnet_style_model_trains_on_cifar_format_data() {
         .collect();
     assert!(names.contains(&"conv3.shortcut.bn.running_var".to_string()));
 }
+
+/// The eval-mode single-frame encoder path (direct encoding: conv1 + BN once per sample, LIF
+/// reading that frame at every t) gives bit-identical logits to running all T copies.
+#[test]
+fn eval_single_frame_encoder_equals_full_time_batch() {
+    let Some(ctx) = gpu() else { return };
+    let (train, test) = data(32, 40);
+    let mut trainer = Trainer::new(&ctx, &ModelConfig::mnist(), config(1), train.len()).unwrap();
+    trainer.run_epoch(&ctx, &train, &test, &mut |_| {}).unwrap();
+    let mut fast = Vec::new();
+    trainer.evaluate(&ctx, &test, Some(&mut fast)).unwrap();
+    assert!(
+        trainer.net.uses_single_frame_encoder(8),
+        "the last (remainder) batch of 8 took the fast path"
+    );
+    trainer.net.set_frame_broadcast(false);
+    assert!(!trainer.net.uses_single_frame_encoder(8));
+    let mut full = Vec::new();
+    trainer.evaluate(&ctx, &test, Some(&mut full)).unwrap();
+    assert_exact("eval logits, single-frame vs T copies", &fast, &full);
+}

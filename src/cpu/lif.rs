@@ -9,10 +9,11 @@ pub fn lif_forward(params: &LifParams, current: &[f32], spikes: &mut [f32], memb
         let (mut u, mut s) = (0.0f32, 0.0f32);
         for t in 0..t_len {
             let i = t * n_len + n;
+            let input = current[if params.broadcast_input == 1 { n } else { i }];
             let h = if params.soft_reset == 1 {
-                params.decay * (u - params.v_th * s) + current[i]
+                params.decay * (u - params.v_th * s) + input
             } else {
-                params.decay * u * (1.0 - s) + current[i]
+                params.decay * u * (1.0 - s) + input
             };
             s = if h >= params.v_th { 1.0 } else { 0.0 };
             u = h;

@@ -53,7 +53,9 @@ pub struct LifParams {
     pub decay: f32,
     pub v_th: f32,
     pub surrogate_width: f32,
-    pub _pad: f32,
+    /// 1: `current` is a single `[N]` frame reused at every timestep (direct encoding, where
+    /// the encoder's output is the same at every t). Forward only.
+    pub broadcast_input: u32,
 }
 const _: () = assert!(std::mem::size_of::<LifParams>() == 32);
 
@@ -67,7 +69,7 @@ impl LifParams {
             decay: config.decay,
             v_th: config.v_th,
             surrogate_width: config.surrogate_width,
-            _pad: 0.0,
+            broadcast_input: 0,
         }
     }
 
@@ -111,13 +113,15 @@ impl LifForward {
         spikes: &GpuBuffer<f32>,
         membrane: &GpuBuffer<f32>,
     ) -> Result<(), GpuError> {
+        let expected_current = if params.broadcast_input == 1 {
+            params.neurons as usize
+        } else {
+            params.timesteps as usize * params.neurons as usize
+        };
+        current.expect_len("lif_forward", "current", expected_current)?;
         params.check(
             "lif_forward",
-            &[
-                ("current", current.len()),
-                ("spikes", spikes.len()),
-                ("membrane", membrane.len()),
-            ],
+            &[("spikes", spikes.len()), ("membrane", membrane.len())],
         )?;
         ctx.dispatch(
             encoder,

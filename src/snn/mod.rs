@@ -4,4 +4,6 @@
 pub mod network;
 pub mod param;
 
-pub use network::{EpochMetrics, Layer, Network, NetworkError, Optimizer};
+pub use network::{
+    EpochMetrics, Layer, MetricsReadback, MomentKind, Network, NetworkError, Optimizer, RawMetrics,
+};

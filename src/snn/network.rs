@@ -11,7 +11,7 @@ use rand::SeedableRng;
 
 use super::param::{Init, Param};
 use crate::checkpoint::{Checkpoint, NamedTensor};
-use crate::gpu::{GpuBuffer, GpuContext, GpuError};
+use crate::gpu::{GpuBuffer, GpuContext, GpuError, Readback};
 use crate::kernels::agmm::{
     AgmmAlpha, AgmmBackward, AgmmConfig, AgmmForward, AgmmMode, AgmmParams,
 };
@@ -294,6 +294,26 @@ pub enum Layer {
 }
 
 impl Layer {
+    /// The layer's name (`conv1`, `pool1`, `fc`, ...), as in checkpoints and metrics.
+    pub fn name(&self) -> &str {
+        match self {
+            Layer::Conv(c) => &c.name,
+            Layer::Pool(p) => &p.name,
+            Layer::Linear(l) => &l.name,
+        }
+    }
+
+    /// True for layers whose output is spikes (conv units and the pools after them); the
+    /// readout's output is logits.
+    pub fn is_spiking(&self) -> bool {
+        !matches!(self, Layer::Linear(_))
+    }
+
+    /// Output shape `[C, H, W]` per sample and timestep (`[classes, 1, 1]` for the readout).
+    pub fn output_shape(&self) -> [usize; 3] {
+        self.output()
+    }
+
     fn output(&self) -> [usize; 3] {
         match self {
             Layer::Conv(c) => c.output,
@@ -361,6 +381,14 @@ struct DownWs {
     g_input: GpuBuffer<f32>,
 }
 
+struct FrameWs {
+    input: GpuBuffer<f32>,
+    conv_out: GpuBuffer<f32>,
+    bn_out: GpuBuffer<f32>,
+    /// True when the uploaded batch really repeats one frame over time.
+    valid: std::cell::Cell<bool>,
+}
+
 enum LayerWs {
     Conv(Box<ConvWs>),
     Pool { argmax: Option<GpuBuffer<u32>> },
@@ -371,6 +399,10 @@ enum LayerWs {
 struct Workspace {
     batch: usize,
     input: GpuBuffer<f32>,
+    /// Direct encoding feeds the same frame at every timestep, so in eval mode the encoder conv
+    /// and its BN run once on `[B, ...]` and the LIF reads that frame at every t (4x less work
+    /// at T = 4, bit-identical results). `None` when the first layer cannot use it.
+    frame: Option<FrameWs>,
     labels: GpuBuffer<u32>,
     /// Output of each layer (`[T*B, C, H, W]`; logits `[T, B, classes]` for the readout).
     outputs: Vec<GpuBuffer<f32>>,
@@ -410,6 +442,50 @@ impl EpochMetrics {
     }
 }
 
+/// The raw summary buffers in flight from [`Network::read_metrics_async`].
+pub struct MetricsReadback {
+    loss: (Readback<LossSummary>, Option<Vec<LossSummary>>),
+    moments: (Readback<f32>, Option<Vec<f32>>),
+    flips: (Readback<u32>, Option<Vec<u32>>),
+}
+
+/// Raw summaries: the loss slots, the moment sums and the flip counts.
+pub type RawMetrics = (Vec<LossSummary>, Vec<f32>, Vec<u32>);
+
+impl MetricsReadback {
+    /// Non-blocking: `Some` once all three buffers have arrived. Turn the result into
+    /// [`EpochMetrics`] with [`Network::metrics_from`].
+    pub fn try_take(&mut self) -> Option<Result<RawMetrics, GpuError>> {
+        fn poll<T: bytemuck::Pod>(
+            slot: &mut (Readback<T>, Option<Vec<T>>),
+        ) -> Result<bool, GpuError> {
+            if slot.1.is_none() {
+                match slot.0.try_take() {
+                    Some(Ok(v)) => slot.1 = Some(v),
+                    Some(Err(e)) => return Err(e),
+                    None => return Ok(false),
+                }
+            }
+            Ok(true)
+        }
+        let ready = (|| -> Result<bool, GpuError> {
+            let a = poll(&mut self.loss)?;
+            let b = poll(&mut self.moments)?;
+            let c = poll(&mut self.flips)?;
+            Ok(a && b && c)
+        })();
+        match ready {
+            Err(e) => Some(Err(e)),
+            Ok(false) => None,
+            Ok(true) => Some(Ok((
+                self.loss.1.take().unwrap_or_default(),
+                self.moments.1.take().unwrap_or_default(),
+                self.flips.1.take().unwrap_or_default(),
+            ))),
+        }
+    }
+}
+
 /// Loss-summary slots.
 const TRAIN_SLOT: usize = 0;
 const EVAL_SLOT: usize = 1;
@@ -426,6 +502,8 @@ pub struct Network {
     slots: Slots,
     /// Optimizer steps taken (Adam's bias correction; the checkpoint's `step`).
     pub step: u64,
+    /// Use the single-frame encoder path in eval mode when possible (default on).
+    frame_broadcast: bool,
 }
 
 fn lif_config(config: &ModelConfig) -> LifConfig {
@@ -614,6 +692,7 @@ impl Network {
             flip_counts: GpuBuffer::zeros(ctx, slots.flips.len().max(1), "flip counts")?,
             slots,
             step: 0,
+            frame_broadcast: true,
         };
         let mut enc = ctx.encoder("sign snapshot");
         net.snapshot_signs(ctx, &mut enc)?;
@@ -690,6 +769,23 @@ impl Network {
         let n = t * batch;
         let [c0, h0, w0] = self.config.input;
         let input = GpuBuffer::zeros(ctx, n * c0 * h0 * w0, "input")?;
+        let frame = match self.layers.first() {
+            Some(Layer::Conv(u))
+                if self.config.encoding == crate::model::Encoding::Direct
+                    && u.agmm.is_none()
+                    && u.shortcut == Shortcut::None
+                    && u.popcount.is_none() =>
+            {
+                let out = batch * u.output.iter().product::<usize>();
+                Some(FrameWs {
+                    input: GpuBuffer::zeros(ctx, batch * c0 * h0 * w0, "frame input")?,
+                    conv_out: GpuBuffer::zeros(ctx, out, "frame conv out")?,
+                    bn_out: GpuBuffer::zeros(ctx, out, "frame bn out")?,
+                    valid: std::cell::Cell::new(false),
+                })
+            }
+            _ => None,
+        };
         let labels = GpuBuffer::zeros(ctx, batch, "labels")?;
         let mut outputs = Vec::new();
         let mut grads = Vec::new();
@@ -783,6 +879,7 @@ impl Network {
         let ws = Workspace {
             batch,
             input,
+            frame,
             labels,
             outputs,
             grads,
@@ -827,6 +924,14 @@ impl Network {
         }
         ws.input.write(ctx, input)?;
         ws.labels.write(ctx, labels)?;
+        if let Some(frame) = &ws.frame {
+            let per = frame.input.len();
+            let repeats = input.chunks_exact(per).all(|c| c == &input[..per]);
+            frame.valid.set(repeats);
+            if repeats {
+                frame.input.write(ctx, &input[..per])?;
+            }
+        }
         Ok(batch)
     }
 
@@ -852,9 +957,12 @@ impl Network {
             };
             let output = &ws.outputs[i];
             match (layer, &ws.layers[i]) {
-                (Layer::Conv(u), LayerWs::Conv(cw)) => {
-                    self.forward_conv(ctx, enc, u, cw, input, output, t, batch, train)?;
-                }
+                (Layer::Conv(u), LayerWs::Conv(cw)) => match (&ws.frame, i == 0 && !train) {
+                    (Some(frame), true) if frame.valid.get() && self.frame_broadcast => {
+                        self.forward_encoder_frame(ctx, enc, u, cw, frame, output, t, batch)?
+                    }
+                    _ => self.forward_conv(ctx, enc, u, cw, input, output, t, batch, train)?,
+                },
                 (Layer::Pool(p), LayerWs::Pool { argmax }) => {
                     let [c, h, w] = p.input;
                     match (&p.max, &p.avg, argmax) {
@@ -927,6 +1035,77 @@ impl Network {
             &self.loss_summary,
         )?;
         Ok(())
+    }
+
+    /// Eval-mode encoder conv on one frame per sample: conv and BN on `[B, ...]`, then the LIF
+    /// reads the same frame at every timestep (see [`Workspace::frame`]).
+    #[allow(clippy::too_many_arguments)]
+    fn forward_encoder_frame(
+        &self,
+        ctx: &GpuContext,
+        enc: &mut wgpu::CommandEncoder,
+        u: &ConvUnit,
+        cw: &ConvWs,
+        frame: &FrameWs,
+        spikes: &GpuBuffer<f32>,
+        t: usize,
+        batch: usize,
+    ) -> Result<(), NetworkError> {
+        let k = &self.kernels;
+        let [c, h, w] = u.output;
+        if let Some(b) = &u.weight.binary {
+            k.binarize_forward.dispatch(
+                ctx,
+                enc,
+                &u.weight.binarize_params(),
+                &u.weight.param.value,
+                &b.weight_b,
+                &b.gamma,
+            )?;
+        }
+        let shape = ConvShape { batch, ..cw.shape };
+        let cols = ws_cols(self, batch)?;
+        k.conv.forward(
+            ctx,
+            enc,
+            &shape,
+            &frame.input,
+            u.weight.effective(),
+            cols,
+            &frame.conv_out,
+        )?;
+        let bn_shape = BatchNormShape::new(batch, c, h * w);
+        k.bn.forward_eval(
+            ctx,
+            enc,
+            bn_shape,
+            &frame.conv_out,
+            &u.bn.state(),
+            &frame.bn_out,
+        )?;
+        let lif = LifParams {
+            broadcast_input: 1,
+            ..LifParams::new(&u.lif, t, batch * c * h * w)
+        };
+        k.lif_forward
+            .dispatch(ctx, enc, &lif, &frame.bn_out, spikes, &cw.membrane)?;
+        Ok(())
+    }
+
+    /// True when an eval forward at `batch` takes the single-frame encoder path for the batch
+    /// uploaded last.
+    pub fn uses_single_frame_encoder(&self, batch: usize) -> bool {
+        self.frame_broadcast
+            && self
+                .workspaces
+                .get(&batch)
+                .and_then(|ws| ws.frame.as_ref())
+                .is_some_and(|f| f.valid.get())
+    }
+
+    /// Turns the eval-mode single-frame encoder path on or off (tests compare both).
+    pub fn set_frame_broadcast(&mut self, enabled: bool) {
+        self.frame_broadcast = enabled;
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1432,6 +1611,32 @@ impl Network {
         self.flip_counts
             .write(ctx, &vec![0; self.flip_counts.len()])?;
         Ok(())
+    }
+
+    /// Zeroes only the eval loss summary, so an evaluation pass is not mixed with eval-mode
+    /// forwards recorded earlier in the epoch (e.g. the desktop app's single-sample probes).
+    pub fn reset_eval_summary(&self, ctx: &GpuContext) {
+        let offset = (EVAL_SLOT * std::mem::size_of::<LossSummary>()) as u64;
+        ctx.queue.write_buffer(
+            self.loss_summary.raw(),
+            offset,
+            bytemuck::bytes_of(&LossSummary::default()),
+        );
+    }
+
+    /// Starts a non-blocking readback of the epoch summaries (loss, moments, flip counts);
+    /// poll it with [`MetricsReadback::try_take`] on later frames.
+    pub fn read_metrics_async(&self, ctx: &GpuContext) -> MetricsReadback {
+        MetricsReadback {
+            loss: (self.loss_summary.read_back(ctx), None),
+            moments: (self.moment_summary.read_back(ctx), None),
+            flips: (self.flip_counts.read_back(ctx), None),
+        }
+    }
+
+    /// Names of the metric-summary moment slots and what each measures, in slot order.
+    pub fn moment_slots(&self) -> &[(String, MomentKind)] {
+        &self.slots.moments
     }
 
     /// Reads the epoch summaries (native; blocks on the device).

@@ -12,7 +12,7 @@ use crate::data::{epoch_order, make_batch, Dataset, InputSpec};
 use crate::gpu::GpuContext;
 use crate::kernels::optim::{AdamConfig, SgdConfig};
 use crate::model::ModelConfig;
-use crate::snn::{Network, NetworkError, Optimizer};
+use crate::snn::{EpochMetrics, Network, NetworkError, Optimizer};
 
 /// Optimizer choice in a run config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -101,6 +101,41 @@ pub struct EpochRecord {
     pub samples_per_second: f64,
     pub epoch_seconds: f64,
     pub eval_seconds: f64,
+}
+
+/// Wall-clock facts about an epoch that the GPU summaries do not hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct EpochTiming {
+    /// Learning rate of the epoch's last step.
+    pub lr: f32,
+    /// Training samples processed.
+    pub samples: usize,
+    pub train_seconds: f64,
+    pub eval_seconds: f64,
+}
+
+/// The record of epoch `epoch` (0-based) from its summaries.
+fn record_from(epoch: usize, step: u64, m: &EpochMetrics, timing: EpochTiming) -> EpochRecord {
+    EpochRecord {
+        epoch: epoch + 1,
+        step,
+        lr: timing.lr,
+        train_loss: m.train.mean_loss(),
+        train_accuracy: m.train.accuracy(),
+        test_loss: m.eval.mean_loss(),
+        test_accuracy: m.eval.accuracy(),
+        flip_ratio: m
+            .flips
+            .iter()
+            .map(|(n, f, t)| (n.clone(), *f as f64 / (*t).max(1) as f64))
+            .collect(),
+        flip_ratio_total: m.flip_ratio_total(),
+        firing_rate: m.firing_rates.clone(),
+        grad_stats: m.grad_stats.clone(),
+        samples_per_second: timing.samples as f64 / timing.train_seconds.max(1e-9),
+        epoch_seconds: timing.train_seconds,
+        eval_seconds: timing.eval_seconds,
+    }
 }
 
 /// Progress reported during an epoch.
@@ -204,6 +239,131 @@ impl Trainer {
     /// True once `max_steps` is reached.
     pub fn finished(&self) -> bool {
         self.net.step >= self.total_steps || self.epoch >= self.config.epochs
+    }
+
+    /// Optimizer steps in one epoch over `train_len` samples (drop-last batches).
+    pub fn steps_per_epoch(&self, train_len: usize) -> usize {
+        let batch = self.config.batch.min(train_len).max(1);
+        train_len / batch
+    }
+
+    /// Evaluation batches over `test_len` samples (the last one may be partial).
+    pub fn eval_batches(&self, test_len: usize) -> usize {
+        test_len.div_ceil(self.config.batch.max(1))
+    }
+
+    /// Optimizer steps in the whole run (epochs x steps, capped by `max_steps`).
+    pub fn total_steps(&self) -> u64 {
+        self.total_steps
+    }
+
+    /// Step-wise API, start of an epoch: zeroes the epoch summaries (queued, no wait).
+    /// Then call [`Trainer::record_train_step`] for each step, [`Trainer::record_flip_count`]
+    /// and [`Trainer::record_eval_batch`] for each eval batch, read the summaries with
+    /// [`Network::read_metrics_async`] and finish with [`Trainer::finish_epoch`]. Nothing here
+    /// waits for the GPU, so a UI can spread an epoch over many frames.
+    pub fn begin_epoch(&mut self, ctx: &GpuContext, train: &Dataset) -> Result<(), TrainError> {
+        self.check_data(train)?;
+        if train.is_empty() {
+            return Err(TrainError::Data("the training set is empty".into()));
+        }
+        self.net.reset_metrics(ctx)?;
+        Ok(())
+    }
+
+    /// Uploads batch `step_in_epoch` of the current epoch (same order and augmentation seed
+    /// as [`Trainer::run_epoch`]), records forward, backward and the optimizer step, and
+    /// submits without waiting. Returns the learning rate used.
+    pub fn record_train_step(
+        &mut self,
+        ctx: &GpuContext,
+        train: &Dataset,
+        step_in_epoch: usize,
+    ) -> Result<f32, TrainError> {
+        let batch = self.config.batch.min(train.len());
+        let steps = self.steps_per_epoch(train.len());
+        if batch == 0 || step_in_epoch >= steps {
+            return Err(TrainError::Data(format!(
+                "step {step_in_epoch} is outside the epoch's {steps} steps"
+            )));
+        }
+        // Recomputing the permutation per step costs a shuffle of the index list (8,000
+        // entries for MNIST-10k), negligible next to a GPU step, and keeps the trainer free of
+        // per-epoch state.
+        let order = epoch_order(
+            train.len(),
+            self.config.seed,
+            self.epoch,
+            self.config.shuffle,
+        );
+        let idx = &order[step_in_epoch * batch..(step_in_epoch + 1) * batch];
+        let seed = self.config.seed ^ (self.net.step + 1).wrapping_mul(0xA24B_AED4_963E_E407);
+        let host = make_batch(train, idx, &self.input_spec(true), seed);
+        self.net.upload(ctx, &host.input, &host.labels)?;
+        let lr = self.lr_at(self.net.step);
+        let optimizer = self.config.optimizer();
+        let mut enc = ctx.encoder("train step");
+        self.net.record_forward(ctx, &mut enc, batch, true)?;
+        self.net.record_backward(ctx, &mut enc, batch)?;
+        self.net.record_optimizer(ctx, &mut enc, &optimizer, lr)?;
+        ctx.submit(enc);
+        Ok(lr)
+    }
+
+    /// Records and submits the end-of-epoch sign-flip count (no wait), and zeroes the eval
+    /// summary so the evaluation that follows is not mixed with earlier eval-mode forwards.
+    pub fn record_flip_count(&mut self, ctx: &GpuContext) -> Result<(), TrainError> {
+        let mut enc = ctx.encoder("flip count");
+        self.net.record_flip_count(ctx, &mut enc)?;
+        ctx.submit(enc);
+        self.net.reset_eval_summary(ctx);
+        Ok(())
+    }
+
+    /// Uploads eval batch `index` of `test`, records an eval-mode forward (loss and accuracy
+    /// into the eval summary) and submits without waiting. Returns the batch size.
+    pub fn record_eval_batch(
+        &mut self,
+        ctx: &GpuContext,
+        test: &Dataset,
+        index: usize,
+    ) -> Result<usize, TrainError> {
+        self.check_data(test)?;
+        let batch = self.config.batch.max(1);
+        let first = index * batch;
+        if first >= test.len() {
+            return Err(TrainError::Data(format!(
+                "eval batch {index} starts past the {} test samples",
+                test.len()
+            )));
+        }
+        let idx: Vec<usize> = (first..(first + batch).min(test.len())).collect();
+        let host = make_batch(test, &idx, &self.input_spec(false), 0);
+        let b = self.net.upload(ctx, &host.input, &host.labels)?;
+        let mut enc = ctx.encoder("eval step");
+        self.net.record_forward(ctx, &mut enc, b, false)?;
+        ctx.submit(enc);
+        Ok(b)
+    }
+
+    /// Ends the epoch from summaries read back after the last eval batch: checks the loss is
+    /// finite, counts the epoch and builds its record. Timings come from the caller, which
+    /// knows how the epoch was spread over time.
+    pub fn finish_epoch(
+        &mut self,
+        metrics: &EpochMetrics,
+        timing: EpochTiming,
+    ) -> Result<EpochRecord, TrainError> {
+        let epoch = self.epoch;
+        if !metrics.train.mean_loss().is_finite() {
+            return Err(TrainError::NonFinite {
+                value: metrics.train.mean_loss(),
+                epoch,
+                step: self.net.step,
+            });
+        }
+        self.epoch += 1;
+        Ok(record_from(epoch, self.net.step, metrics, timing))
     }
 
     /// Trains one epoch (drop-last batches), evaluates on `test`, and returns the metrics.
