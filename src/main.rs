@@ -1,4 +1,5 @@
-//! The `bitspike` command line (native): `train`, `eval`, `summary`, `info`, `bench`.
+//! The `bitspike` command line (native): `gui` (the default), `train`, `eval`, `summary`,
+//! `info`, `bench`.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -21,8 +22,15 @@ use bitspike::train::{EpochRecord, OptimizerKind, TrainConfig, Trainer};
     about = "Binary Spiking Neural Networks with AGMM on wgpu"
 )]
 struct Cli {
+    /// What to do; without one, the desktop app opens.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ViewArg {
+    Training,
+    Spikes,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -78,6 +86,18 @@ struct ModelArgs {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Open the desktop app (the default): train and look inside the network.
+    Gui {
+        /// Train --after-steps steps, capture the window to this PNG and exit.
+        #[arg(long)]
+        screenshot: Option<PathBuf>,
+        /// The view to show (and capture).
+        #[arg(long, value_enum, default_value = "training")]
+        view: ViewArg,
+        /// Training steps before the screenshot.
+        #[arg(long, default_value_t = 20)]
+        after_steps: usize,
+    },
     /// Train a BSNN (default: the mnist preset on the embedded MNIST-10k).
     Train {
         #[command(flatten)]
@@ -179,7 +199,28 @@ fn main() {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+    let command = cli.command.unwrap_or(Command::Gui {
+        screenshot: None,
+        view: ViewArg::Training,
+        after_steps: 20,
+    });
+    match command {
+        Command::Gui {
+            screenshot,
+            view,
+            after_steps,
+        } => {
+            let view = match view {
+                ViewArg::Training => bitspike::app::View::Training,
+                ViewArg::Spikes => bitspike::app::View::Spikes,
+            };
+            bitspike::app::run(bitspike::app::AppOptions {
+                screenshot,
+                view,
+                after_steps,
+            })?;
+            Ok(())
+        }
         Command::Info => info(),
         Command::Bench { reps, filter } => {
             let ctx = open_gpu()?;

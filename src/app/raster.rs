@@ -1,0 +1,138 @@
+//! Turning read-back tensors into images: spike rasters, feature-map grids, input images.
+//! Everything is drawn as one texture per panel rather than thousands of shapes, so a layer
+//! with 25,000 neurons costs the same to draw as one with 100.
+
+use egui::{Color32, ColorImage};
+
+use crate::data::Dataset;
+
+/// Background of empty raster cells and grid gaps.
+const BACKGROUND: Color32 = Color32::from_rgb(16, 18, 24);
+/// Gap colour between feature maps in a grid.
+const GAP: Color32 = Color32::from_rgb(60, 64, 72);
+
+/// Colour for a spike density in [0, 1]: dark blue through orange to white.
+pub fn density_color(d: f32) -> Color32 {
+    let d = d.clamp(0.0, 1.0);
+    if d <= 0.0 {
+        return BACKGROUND;
+    }
+    let lerp = |a: u8, b: u8, t: f32| (a as f32 + (b as f32 - a as f32) * t).round() as u8;
+    if d < 0.5 {
+        let t = d * 2.0;
+        Color32::from_rgb(lerp(40, 240, t), lerp(60, 140, t), lerp(140, 40, t))
+    } else {
+        let t = (d - 0.5) * 2.0;
+        Color32::from_rgb(lerp(240, 255, t), lerp(140, 255, t), lerp(40, 220, t))
+    }
+}
+
+/// A spike raster of one sample: `spikes` is `[T, neurons]` (time-major, batch 1). One column
+/// per neuron, one row per timestep. Past `max_columns` neurons, each column shows the
+/// fraction of spiking neurons in a group of consecutive neurons (a density raster).
+pub fn raster_image(spikes: &[f32], timesteps: usize, max_columns: usize) -> ColorImage {
+    let neurons = spikes.len() / timesteps.max(1);
+    let columns = neurons.clamp(1, max_columns.max(1));
+    let group = neurons.div_ceil(columns).max(1);
+    let columns = neurons.div_ceil(group).max(1);
+    let mut pixels = vec![BACKGROUND; columns * timesteps.max(1)];
+    for t in 0..timesteps {
+        let row = &spikes[t * neurons..(t + 1) * neurons];
+        for (col, chunk) in row.chunks(group).enumerate() {
+            let fired = chunk.iter().filter(|&&s| s > 0.5).count();
+            // sqrt: sparse groups (a few spikes in 25 neurons) stay visible.
+            pixels[t * columns + col] = density_color((fired as f32 / chunk.len() as f32).sqrt());
+        }
+    }
+    ColorImage::new([columns, timesteps.max(1)], pixels)
+}
+
+/// The channels of one timestep's feature maps (`[C, H, W]`) tiled in a near-square grid with
+/// one-pixel gaps. Values are spikes (0/1) or any non-negative activation scaled by its max.
+pub fn feature_grid(values: &[f32], shape: [usize; 3]) -> ColorImage {
+    let [c, h, w] = shape;
+    let cols = (c as f64).sqrt().ceil().max(1.0) as usize;
+    let rows = c.div_ceil(cols).max(1);
+    let (width, height) = (cols * (w + 1) + 1, rows * (h + 1) + 1);
+    let mut pixels = vec![GAP; width * height];
+    let max = values.iter().copied().fold(0.0f32, f32::max).max(1e-6);
+    for ch in 0..c {
+        let (gx, gy) = ((ch % cols) * (w + 1) + 1, (ch / cols) * (h + 1) + 1);
+        for y in 0..h {
+            for x in 0..w {
+                let v = values.get((ch * h + y) * w + x).copied().unwrap_or(0.0);
+                pixels[(gy + y) * width + gx + x] = density_color(v / max);
+            }
+        }
+    }
+    ColorImage::new([width, height], pixels)
+}
+
+/// Spikes per timestep of a `[T, neurons]` tensor.
+pub fn spike_counts(spikes: &[f32], timesteps: usize) -> Vec<usize> {
+    let neurons = spikes.len() / timesteps.max(1);
+    (0..timesteps)
+        .map(|t| {
+            spikes[t * neurons..(t + 1) * neurons]
+                .iter()
+                .filter(|&&s| s > 0.5)
+                .count()
+        })
+        .collect()
+}
+
+/// Image `index` of `data` (grey or RGB, channel-major bytes) as a colour image.
+pub fn input_image(data: &Dataset, index: usize) -> ColorImage {
+    let (c, h, w) = (data.channels, data.height, data.width);
+    let bytes = data.image(index);
+    let plane = h * w;
+    let pixels = (0..plane)
+        .map(|i| {
+            if c >= 3 {
+                Color32::from_rgb(bytes[i], bytes[plane + i], bytes[2 * plane + i])
+            } else {
+                Color32::from_gray(bytes[i])
+            }
+        })
+        .collect();
+    ColorImage::new([w, h], pixels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raster_has_one_row_per_timestep_and_marks_spikes() {
+        // T = 2, 3 neurons: neuron 1 fires at t = 0, neuron 2 at t = 1.
+        let spikes = [0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
+        let img = raster_image(&spikes, 2, 100);
+        assert_eq!(img.size, [3, 2]);
+        assert_eq!(img.pixels[0], BACKGROUND);
+        assert_eq!(img.pixels[1], density_color(1.0));
+        assert_eq!(img.pixels[3 + 2], density_color(1.0));
+    }
+
+    #[test]
+    fn raster_groups_neurons_past_the_column_budget() {
+        let spikes = vec![1.0; 10];
+        let img = raster_image(&spikes, 1, 4);
+        // 10 neurons in groups of 3: 4 columns, all fully dense.
+        assert_eq!(img.size, [4, 1]);
+        assert!(img.pixels.iter().all(|&p| p == density_color(1.0)));
+    }
+
+    #[test]
+    fn grid_tiles_channels_with_gaps() {
+        let img = feature_grid(&[1.0; 4 * 2 * 2], [4, 2, 2]);
+        // 2 x 2 tiles of 2 x 2 pixels, one-pixel gaps around them.
+        assert_eq!(img.size, [7, 7]);
+        assert_eq!(img.pixels[0], GAP);
+        assert_eq!(img.pixels[7 + 1], density_color(1.0));
+    }
+
+    #[test]
+    fn counts_per_timestep() {
+        assert_eq!(spike_counts(&[1.0, 1.0, 0.0, 1.0], 2), vec![2, 1]);
+    }
+}
