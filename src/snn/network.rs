@@ -185,6 +185,26 @@ impl Weight {
         }
     }
 
+    /// Records `gamma * sign(W)` into `weight_b` (no-op for full-precision weights).
+    fn binarize(
+        &self,
+        k: &Kernels,
+        ctx: &GpuContext,
+        enc: &mut wgpu::CommandEncoder,
+    ) -> Result<(), GpuError> {
+        match &self.binary {
+            Some(b) => k.binarize_forward.dispatch(
+                ctx,
+                enc,
+                &self.binarize_params(),
+                &self.param.value,
+                &b.weight_b,
+                &b.gamma,
+            ),
+            None => Ok(()),
+        }
+    }
+
     fn binarize_params(&self) -> BinarizeParams {
         BinarizeParams::new(self.rows, self.cols)
     }
@@ -989,16 +1009,7 @@ impl Network {
                     }
                 }
                 (Layer::Linear(l), LayerWs::Linear) => {
-                    if let Some(b) = &l.weight.binary {
-                        k.binarize_forward.dispatch(
-                            ctx,
-                            enc,
-                            &l.weight.binarize_params(),
-                            &l.weight.param.value,
-                            &b.weight_b,
-                            &b.gamma,
-                        )?;
-                    }
+                    l.weight.binarize(k, ctx, enc)?;
                     let shape = LinearShape::new(n, l.in_features, l.out_features);
                     k.linear.forward(
                         ctx,
@@ -1053,16 +1064,7 @@ impl Network {
     ) -> Result<(), NetworkError> {
         let k = &self.kernels;
         let [c, h, w] = u.output;
-        if let Some(b) = &u.weight.binary {
-            k.binarize_forward.dispatch(
-                ctx,
-                enc,
-                &u.weight.binarize_params(),
-                &u.weight.param.value,
-                &b.weight_b,
-                &b.gamma,
-            )?;
-        }
+        u.weight.binarize(k, ctx, enc)?;
         let shape = ConvShape { batch, ..cw.shape };
         let cols = ws_cols(self, batch)?;
         k.conv.forward(
@@ -1125,16 +1127,7 @@ impl Network {
         let [c, h, w] = u.output;
         let n = t * batch;
         let bn_shape = BatchNormShape::new(n, c, h * w);
-        if let Some(b) = &u.weight.binary {
-            k.binarize_forward.dispatch(
-                ctx,
-                enc,
-                &u.weight.binarize_params(),
-                &u.weight.param.value,
-                &b.weight_b,
-                &b.gamma,
-            )?;
-        }
+        u.weight.binarize(k, ctx, enc)?;
         match (&u.popcount, &cw.packed_input, &u.weight.binary) {
             (Some(packed_w), Some(packed_s), Some(b)) => {
                 k.pack_weights.dispatch(
@@ -1212,16 +1205,7 @@ impl Network {
                 let [ci, hi, wi] = u.input;
                 d.pool
                     .forward(ctx, enc, [n, ci, hi, wi], input, &dw.pooled)?;
-                if let Some(b) = &d.weight.binary {
-                    k.binarize_forward.dispatch(
-                        ctx,
-                        enc,
-                        &d.weight.binarize_params(),
-                        &d.weight.param.value,
-                        &b.weight_b,
-                        &b.gamma,
-                    )?;
-                }
+                d.weight.binarize(k, ctx, enc)?;
                 k.conv.forward(
                     ctx,
                     enc,
