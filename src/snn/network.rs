@@ -10,7 +10,7 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use super::param::{Init, Param};
-use crate::checkpoint::{Checkpoint, NamedTensor};
+use crate::checkpoint::Checkpoint;
 use crate::gpu::{GpuBuffer, GpuContext, GpuError, Readback};
 use crate::kernels::agmm::{
     AgmmAlpha, AgmmBackward, AgmmConfig, AgmmForward, AgmmMode, AgmmParams,
@@ -1728,7 +1728,7 @@ impl Network {
             .into_iter()
             .zip(self.tensor_buffers(with_optimizer))
         {
-            ck.tensors.push(NamedTensor {
+            ck.tensors.push(crate::checkpoint::NamedTensor {
                 name,
                 shape,
                 data: buffer.read_blocking(ctx)?,
