@@ -31,6 +31,7 @@ struct Cli {
 enum ViewArg {
     Training,
     Spikes,
+    Model,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -213,6 +214,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let view = match view {
                 ViewArg::Training => bitspike::app::View::Training,
                 ViewArg::Spikes => bitspike::app::View::Spikes,
+                ViewArg::Model => bitspike::app::View::Model,
             };
             bitspike::app::run(bitspike::app::AppOptions {
                 screenshot,

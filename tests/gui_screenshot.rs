@@ -93,3 +93,10 @@ fn spikes_view_screenshot_shows_content() {
         check_content(&path);
     }
 }
+
+#[test]
+fn model_view_screenshot_shows_content() {
+    if let Some(path) = screenshot("model") {
+        check_content(&path);
+    }
+}

@@ -6,6 +6,7 @@
 //! [`session::MAX_IN_FLIGHT`] queued) and only collects readbacks that have already arrived:
 //! the UI thread never waits for the GPU.
 
+pub mod model_view;
 pub mod raster;
 pub mod screenshot;
 pub mod session;
@@ -31,6 +32,8 @@ pub enum View {
     #[default]
     Training,
     Spikes,
+    /// The model summary: layers, bits, operations, size, energy.
+    Model,
 }
 
 impl View {
@@ -39,6 +42,7 @@ impl View {
         match name {
             "training" => Some(View::Training),
             "spikes" => Some(View::Spikes),
+            "model" => Some(View::Model),
             _ => None,
         }
     }
@@ -356,6 +360,7 @@ impl eframe::App for BitspikeApp {
                 ui.separator();
                 ui.selectable_value(&mut self.view, View::Training, "Training");
                 ui.selectable_value(&mut self.view, View::Spikes, "Spikes");
+                ui.selectable_value(&mut self.view, View::Model, "Model");
                 ui.separator();
                 ui.add(
                     egui::ProgressBar::new(self.progress())
@@ -404,6 +409,7 @@ impl eframe::App for BitspikeApp {
         egui::CentralPanel::default().show(ui, |ui| match self.view {
             View::Training => training_view::show(ui, &self.history),
             View::Spikes => spikes_view::show(ui, &mut self.spikes, self.session.as_ref()),
+            View::Model => model_view::show(ui, self.setup.model(), &self.history),
         });
 
         self.drive_screenshot(&ctx);
