@@ -160,32 +160,7 @@ impl Checkpoint {
     /// Writes atomically: a temporary file next to `path`, flushed, then renamed over it.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn save(&self, path: &std::path::Path) -> Result<(), CheckpointError> {
-        use std::io::Write;
-        let io = |source| CheckpointError::Io {
-            file: path.display().to_string(),
-            source,
-        };
-        let bytes = self.to_bytes()?;
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_else(|| "checkpoint".into());
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let result = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result.map_err(io)
+        write_atomically(path, &self.to_bytes()?)
     }
 
     /// Reads a checkpoint file.
@@ -197,4 +172,35 @@ impl Checkpoint {
         })?;
         Self::from_bytes(&path.display().to_string(), &bytes)
     }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file next to it, flushed, then renamed over
+/// it, so a crash or a full disk never leaves a half-written checkpoint behind.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    use std::io::Write;
+    let io = |source| CheckpointError::Io {
+        file: path.display().to_string(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "checkpoint".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
 }

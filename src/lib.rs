@@ -11,7 +11,7 @@
 //! - [`snn`]: the BSNN on the GPU: parameters, forward/backward/optimizer recording, metrics.
 //! - [`train`]: the trainer (epochs, schedule, evaluation, metrics records).
 //! - [`data`]: data-set loaders (IDX, CIFAR) and the embedded MNIST-10k.
-//! - `app` (native only): the eframe desktop app behind `bitspike gui`.
+//! - [`app`]: the eframe app, in a desktop window (`bitspike gui`) and in the browser.
 
 pub mod checkpoint;
 pub mod cpu;
@@ -25,7 +25,4 @@ pub mod train;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 
-/// The desktop app. Native-only for now: eframe and its windowing stack stay out of the wasm32
-/// library build.
-#[cfg(not(target_arch = "wasm32"))]
 pub mod app;

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use bitspike::checkpoint::Checkpoint;
-use bitspike::data::{self, CifarKind, Dataset, EmbeddedSplit};
+use bitspike::data::{self, Dataset, EmbeddedSplit, FileSetKind};
 use bitspike::gpu::GpuContext;
 use bitspike::model::summary::Summary;
 use bitspike::model::{AgmmModeConfig, LossConfig, ModelConfig, PRESETS};
@@ -31,6 +31,8 @@ struct Cli {
 enum ViewArg {
     Training,
     Spikes,
+    Draw,
+    Weights,
     Model,
 }
 
@@ -214,12 +216,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let view = match view {
                 ViewArg::Training => bitspike::app::View::Training,
                 ViewArg::Spikes => bitspike::app::View::Spikes,
+                ViewArg::Draw => bitspike::app::View::Draw,
+                ViewArg::Weights => bitspike::app::View::Weights,
                 ViewArg::Model => bitspike::app::View::Model,
             };
             bitspike::app::run(bitspike::app::AppOptions {
                 screenshot,
                 view,
                 after_steps,
+                ..Default::default()
             })?;
             Ok(())
         }
@@ -371,80 +376,48 @@ fn load_model(args: &ModelArgs) -> anyhow::Result<ModelConfig> {
     })
 }
 
-/// Finds the first file in `dir` whose name contains all of `parts`.
-fn find_file(dir: &Path, parts: &[&str]) -> anyhow::Result<PathBuf> {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading directory {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    names.sort();
-    names
-        .into_iter()
-        .find(|p| {
-            let n = p
-                .file_name()
-                .map(|n| n.to_string_lossy().to_lowercase())
-                .unwrap_or_default();
-            parts.iter().all(|part| n.contains(part))
-        })
-        .with_context(|| format!("no file matching {parts:?} in {}", dir.display()))
-}
-
 fn load_data(args: &DataArgs) -> anyhow::Result<(Dataset, Dataset)> {
-    let need_dir = || {
-        args.data
-            .clone()
-            .context("--data DIR is required for this --dataset")
-    };
-    let read = |p: &Path| -> anyhow::Result<(String, Vec<u8>)> {
-        Ok((p.display().to_string(), data::read_file(p)?))
-    };
-    Ok(match args.dataset {
-        DatasetKind::Mnist10k => (
-            data::embedded_mnist10k(EmbeddedSplit::Train)?,
-            data::embedded_mnist10k(EmbeddedSplit::Test)?,
-        ),
-        DatasetKind::Idx => {
-            let dir = need_dir()?;
-            let load = |img: &[&str], lab: &[&str]| -> anyhow::Result<Dataset> {
-                let (ni, bi) = read(&find_file(&dir, img)?)?;
-                let (nl, bl) = read(&find_file(&dir, lab)?)?;
-                let classes = 1 + *bl.iter().skip(8).max().unwrap_or(&9) as usize;
-                Ok(data::load_idx_pair(&ni, &bi, &nl, &bl, classes.max(10))?)
-            };
-            let train = load(&["train", "images"], &["train", "labels"])?;
-            let test = load(&["t10k", "images"], &["t10k", "labels"])
-                .or_else(|_| load(&["test", "images"], &["test", "labels"]))?;
-            (train, test)
+    let kind = match args.dataset {
+        DatasetKind::Mnist10k => {
+            return Ok((
+                data::embedded_mnist10k(EmbeddedSplit::Train)?,
+                data::embedded_mnist10k(EmbeddedSplit::Test)?,
+            ))
         }
-        DatasetKind::Cifar10 | DatasetKind::Cifar100 => {
-            let dir = need_dir()?;
-            let (kind, train_parts, test_parts): (CifarKind, Vec<&str>, &str) = match args.dataset {
-                DatasetKind::Cifar10 => (
-                    CifarKind::Cifar10,
-                    vec![
-                        "data_batch_1",
-                        "data_batch_2",
-                        "data_batch_3",
-                        "data_batch_4",
-                        "data_batch_5",
-                    ],
-                    "test_batch",
-                ),
-                _ => (CifarKind::Cifar100, vec!["train.bin"], "test.bin"),
-            };
-            let mut train_files = Vec::new();
-            for part in train_parts {
-                if let Ok(p) = find_file(&dir, &[part]) {
-                    train_files.push(read(&p)?);
-                }
-            }
-            let test_files = vec![read(&find_file(&dir, &[test_parts])?)?];
-            (
-                data::load_cifar(kind, &train_files)?,
-                data::load_cifar(kind, &test_files)?,
-            )
+        DatasetKind::Idx => FileSetKind::Idx,
+        DatasetKind::Cifar10 => FileSetKind::Cifar10,
+        DatasetKind::Cifar100 => FileSetKind::Cifar100,
+    };
+    let dir = args
+        .data
+        .clone()
+        .context("--data DIR is required for this --dataset")?;
+    // Read only the files the loader can use (a data directory may hold archives too).
+    let wanted = [
+        "images",
+        "labels",
+        "data_batch",
+        "test_batch",
+        "train.bin",
+        "test.bin",
+    ];
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        if path.is_file() && wanted.iter().any(|w| name.contains(w)) {
+            files.push((path.display().to_string(), data::read_file(&path)?));
         }
+    }
+    data::datasets_from_files(kind, &files).with_context(|| {
+        format!(
+            "loading {kind:?} from {} (expects {})",
+            dir.display(),
+            data::expected_files(kind)
+        )
     })
 }
 

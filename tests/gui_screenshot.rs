@@ -100,3 +100,18 @@ fn model_view_screenshot_shows_content() {
         check_content(&path);
     }
 }
+
+#[test]
+fn draw_view_screenshot_shows_content() {
+    // The app draws a "7" itself in screenshot mode and waits for its prediction.
+    if let Some(path) = screenshot("draw") {
+        check_content(&path);
+    }
+}
+
+#[test]
+fn weights_view_screenshot_shows_content() {
+    if let Some(path) = screenshot("weights") {
+        check_content(&path);
+    }
+}

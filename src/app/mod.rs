@@ -1,30 +1,46 @@
-//! The desktop app (`bitspike gui`): an eframe window on the wgpu renderer whose device also
-//! runs the training kernels. Train and watch the curves ([`training_view`]), look at one
-//! sample's spikes layer by layer ([`spikes_view`]).
+//! The app, on the desktop (`bitspike gui`, eframe window) and in the browser (`index.html`,
+//! eframe web runner): one [`BitspikeApp`] whose wgpu device (eframe's) also runs the training
+//! kernels. Train and watch the curves ([`training_view`]), look at one sample's spikes layer
+//! by layer ([`spikes_view`]), draw a digit and watch the network classify it
+//! ([`draw_view`]), inspect binary weights ([`weights_view`]) and the model ([`model_view`]).
 //!
-//! Every frame does a bounded amount of GPU work (at most one submission, at most
-//! [`session::MAX_IN_FLIGHT`] queued) and only collects readbacks that have already arrived:
-//! the UI thread never waits for the GPU.
+//! Every frame does a bounded amount of GPU work (at most one training submission, at most
+//! [`session::MAX_IN_FLIGHT`] queued, plus small probes) and only collects readbacks that have
+//! already arrived: the UI thread never waits for the GPU. File dialogs run off the UI thread
+//! ([`files`]).
 
+pub mod draw_view;
+pub mod files;
+pub mod layers_panel;
 pub mod model_view;
+pub mod probe;
 pub mod raster;
 pub mod screenshot;
 pub mod session;
 pub mod setup;
 pub mod spikes_view;
 pub mod training_view;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
+pub mod weights_view;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crate::data::{embedded_mnist10k, Dataset, EmbeddedSplit};
-use crate::gpu::{limits, GpuContext};
+use crate::checkpoint::Checkpoint;
+use crate::data::{datasets_from_files, embedded_mnist10k, Dataset, EmbeddedSplit, NamedBytes};
+use crate::gpu::GpuContext;
+use crate::model::ModelConfig;
+use crate::snn::PendingCheckpoint;
 
+use draw_view::DrawState;
+use files::{FileDialogs, FileEvent, Purpose};
 use screenshot::{ScreenshotPlan, Stage};
 use session::{Phase, Session};
-use setup::{Action, RunState, Setup};
+use setup::{Action, PanelInfo, RunState, Setup};
 use spikes_view::SpikesState;
-use training_view::History;
+use training_view::{History, Reference};
+use weights_view::WeightsState;
 
 /// The views in the central panel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -32,31 +48,51 @@ pub enum View {
     #[default]
     Training,
     Spikes,
+    /// Draw a digit, see it classified and its spikes.
+    Draw,
+    /// Binary weights: sign maps, flips, latent histogram, gamma.
+    Weights,
     /// The model summary: layers, bits, operations, size, energy.
     Model,
 }
 
 impl View {
+    /// Every view, in tab order, with its name.
+    pub const ALL: [(View, &'static str); 5] = [
+        (View::Training, "training"),
+        (View::Spikes, "spikes"),
+        (View::Draw, "draw"),
+        (View::Weights, "weights"),
+        (View::Model, "model"),
+    ];
+
     /// Parses a `--view` value.
     pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "training" => Some(View::Training),
-            "spikes" => Some(View::Spikes),
-            "model" => Some(View::Model),
-            _ => None,
-        }
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(v, _)| *v)
+    }
+
+    /// The view's name (as `--view` takes it).
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(v, _)| *v == self)
+            .map_or("training", |(_, n)| n)
     }
 }
 
 /// How to start the app.
 #[derive(Clone, Debug, Default)]
 pub struct AppOptions {
-    /// Capture the window to this PNG and exit.
+    /// Capture the window to this PNG and exit (native).
     pub screenshot: Option<PathBuf>,
     /// The view to show first (and to capture).
     pub view: View,
-    /// Training steps before the capture.
+    /// Training steps before the capture (screenshot mode) or the step budget (`auto_start`).
     pub after_steps: usize,
+    /// Start training at once and stop after `after_steps` steps, then show `then_view`
+    /// (the browser test drives the page this way).
+    pub auto_start: bool,
+    pub then_view: Option<View>,
 }
 
 /// Errors that end the app.
@@ -71,23 +107,31 @@ pub enum AppError {
 /// Window size; fixed in screenshot mode so captures are comparable.
 pub const WINDOW_SIZE: [f32; 2] = [1280.0, 800.0];
 
-/// eframe options: the wgpu renderer, its device opened with the limits our kernels need
-/// (the WebGPU defaults: 8 storage buffers per stage, 128 MiB bindings, ...).
+/// The device descriptor eframe opens its device with: the limits our kernels need (the
+/// WebGPU defaults: 8 storage buffers per stage, 128 MiB bindings, ...), and large textures
+/// for big surfaces where the adapter has them.
+pub fn device_descriptor(adapter: &wgpu::Adapter) -> wgpu::DeviceDescriptor<'static> {
+    let max_texture = adapter.limits().max_texture_dimension_2d.min(8192);
+    wgpu::DeviceDescriptor {
+        label: Some("bitspike app device"),
+        required_limits: wgpu::Limits {
+            max_texture_dimension_2d: max_texture,
+            ..crate::gpu::limits::required_limits()
+        },
+        ..Default::default()
+    }
+}
+
+/// eframe options: the wgpu renderer with [`device_descriptor`].
+#[cfg(not(target_arch = "wasm32"))]
 pub fn native_options(options: &AppOptions) -> eframe::NativeOptions {
     use eframe::egui_wgpu::{WgpuConfiguration, WgpuSetup, WgpuSetupCreateNew};
     let mut create = WgpuSetupCreateNew::without_display_handle();
-    create.device_descriptor = Arc::new(|_adapter| eframe::wgpu::DeviceDescriptor {
-        label: Some("bitspike gui device"),
-        required_limits: eframe::wgpu::Limits {
-            // egui wants large textures for big (4k) surfaces; the rest is what compute needs.
-            max_texture_dimension_2d: 8192,
-            ..limits::required_limits()
-        },
-        ..Default::default()
-    });
+    create.device_descriptor = Arc::new(device_descriptor);
     let mut viewport = egui::ViewportBuilder::default()
         .with_title("bitspike")
-        .with_inner_size(WINDOW_SIZE);
+        .with_inner_size(WINDOW_SIZE)
+        .with_drag_and_drop(true);
     if options.screenshot.is_some() {
         viewport = viewport.with_resizable(false);
     }
@@ -103,6 +147,7 @@ pub fn native_options(options: &AppOptions) -> eframe::NativeOptions {
 }
 
 /// Opens the window and runs until it is closed (or the screenshot is written).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn run(options: AppOptions) -> Result<(), AppError> {
     let outcome: Arc<Mutex<Option<String>>> = Arc::default();
     let outcome_app = outcome.clone();
@@ -124,21 +169,35 @@ pub fn run(options: AppOptions) -> Result<(), AppError> {
 pub struct BitspikeApp {
     gpu: Option<Arc<GpuContext>>,
     data: Option<(Arc<Dataset>, Arc<Dataset>)>,
+    data_label: String,
     setup: Setup,
     session: Option<Session>,
     started: bool,
     history: History,
+    reference: Option<Reference>,
     spikes: SpikesState,
+    draw: DrawState,
+    weights: WeightsState,
     view: View,
+    files: FileDialogs,
+    saving: Option<PendingCheckpoint>,
     /// The last error, shown in the window until dismissed.
     error: Option<String>,
+    /// The last informational message (saved, loaded).
+    notice: Option<String>,
+    options: AppOptions,
+    /// Frames drawn; the network is built on frame 1 so frame 0 can show "compiling".
+    frames: u64,
+    /// Time to build the first network (all pipelines compiled), for the status line.
+    pub boot_seconds: Option<f64>,
     screenshot: Option<ScreenshotPlan>,
     /// Screenshot-mode failure reported to [`run`] after the window closes.
     outcome: Arc<Mutex<Option<String>>>,
 }
 
 impl BitspikeApp {
-    fn new(
+    /// Builds the app on eframe's creation context (shares its wgpu device).
+    pub fn new(
         cc: &eframe::CreationContext<'_>,
         options: AppOptions,
         outcome: Arc<Mutex<Option<String>>>,
@@ -146,17 +205,27 @@ impl BitspikeApp {
         let mut app = Self {
             gpu: None,
             data: None,
+            data_label: "embedded MNIST-10k (8,000 train / 2,000 test)".into(),
             setup: Setup::default(),
             session: None,
             started: false,
             history: History::default(),
+            reference: None,
             spikes: SpikesState::default(),
+            draw: DrawState::default(),
+            weights: WeightsState::default(),
             view: options.view,
+            files: FileDialogs::default(),
+            saving: None,
             error: None,
+            notice: None,
+            frames: 0,
+            boot_seconds: None,
             screenshot: options
                 .screenshot
                 .clone()
                 .map(|p| ScreenshotPlan::new(p, options.view, options.after_steps)),
+            options,
             outcome,
         };
         match &cc.wgpu_render_state {
@@ -166,7 +235,7 @@ impl BitspikeApp {
                     rs.queue.clone(),
                     rs.adapter.get_info(),
                 );
-                log::info!("bitspike gui on {}", gpu.describe());
+                log::info!("bitspike app on {}", gpu.describe());
                 app.gpu = Some(Arc::new(gpu));
             }
             None => app.error = Some("eframe did not start the wgpu renderer".into()),
@@ -178,11 +247,54 @@ impl BitspikeApp {
             (Ok(train), Ok(test)) => app.data = Some((Arc::new(train), Arc::new(test))),
             (Err(e), _) | (_, Err(e)) => app.error = Some(format!("embedded data: {e}")),
         }
-        app.rebuild();
-        if app.screenshot.is_some() && app.session.is_some() {
-            app.start();
-        }
         app
+    }
+
+    /// Frame 1: build the first network (compiles every pipeline), start scripted runs.
+    fn boot(&mut self) {
+        let started = web_time::Instant::now();
+        self.rebuild();
+        self.boot_seconds = Some(started.elapsed().as_secs_f64());
+        let scripted = self.screenshot.is_some() || self.options.auto_start;
+        if scripted && self.session.is_some() {
+            self.start();
+        }
+    }
+
+    /// A session for `model` on the current data and setup, or why not.
+    fn build_session(&self, model: &ModelConfig) -> Result<Session, String> {
+        let (Some(gpu), Some((train, test))) = (&self.gpu, &self.data) else {
+            return Err("no GPU device or no data".into());
+        };
+        let data_shape = [train.channels, train.height, train.width];
+        if model.input != data_shape {
+            return Err(format!(
+                "model '{}' takes input {:?} but the data is {:?}: choose a matching preset \
+                 (mnist for 1x28x28, resnet19 / vgg11 for 3x32x32) or other data",
+                model.name, model.input, data_shape
+            ));
+        }
+        if model.classes < train.classes {
+            return Err(format!(
+                "model '{}' has {} classes but the data has {}",
+                model.name, model.classes, train.classes
+            ));
+        }
+        let mut session = Session::new(
+            gpu,
+            model,
+            self.setup.train_config(),
+            train.clone(),
+            test.clone(),
+        )
+        .map_err(|e| format!("building the network: {e}"))?;
+        let limit = if self.screenshot.is_some() || self.options.auto_start {
+            Some(self.options.after_steps as u64)
+        } else {
+            None
+        };
+        session.step_limit = limit;
+        Ok(session)
     }
 
     /// Drops the run and builds an idle one from the setup.
@@ -190,28 +302,16 @@ impl BitspikeApp {
         self.session = None;
         self.started = false;
         self.history = History::default();
-        self.spikes = SpikesState::default();
-        let (Some(gpu), Some((train, test))) = (&self.gpu, &self.data) else {
-            return;
-        };
-        let built = self.setup.model().and_then(|model| {
-            Session::new(
-                gpu,
-                &model,
-                self.setup.train_config(),
-                train.clone(),
-                test.clone(),
-            )
-            .map_err(|e| e.to_string())
-        });
+        self.spikes.clear();
+        self.draw.network_changed();
+        self.weights.clear();
+        let built = self
+            .setup
+            .model()
+            .and_then(|model| self.build_session(&model));
         match built {
-            Ok(mut s) => {
-                if let Some(plan) = &self.screenshot {
-                    s.step_limit = Some(plan.after_steps as u64);
-                }
-                self.session = Some(s);
-            }
-            Err(e) => self.error = Some(format!("building the network: {e}")),
+            Ok(s) => self.session = Some(s),
+            Err(e) => self.error = Some(e),
         }
     }
 
@@ -233,12 +333,13 @@ impl BitspikeApp {
         }
     }
 
-    /// The frame's GPU work: session first, then the spikes probe. Errors stop the run and
-    /// are shown; nothing panics.
-    fn tick(&mut self) {
+    /// The frame's GPU work: session first, then the probes. Errors stop the run and are
+    /// shown; nothing panics.
+    fn tick(&mut self, ctx: &egui::Context) {
         let (Some(gpu), Some(session)) = (&self.gpu, &mut self.session) else {
             return;
         };
+        let step_before = session.trainer.net.step;
         if let Err(e) = session.tick(gpu, &mut self.history) {
             session.set_running(false);
             self.error = Some(format!("training stopped: {e}"));
@@ -246,11 +347,218 @@ impl BitspikeApp {
         if let Err(e) = self.spikes.tick(gpu, session) {
             self.error = Some(format!("spikes probe: {e}"));
         }
+        // A drawing is classified again with the newest weights every few steps.
+        if self.view == View::Draw && session.trainer.net.step >= step_before + 10 {
+            self.draw.network_changed();
+        }
+        if let Err(e) = self.draw.tick(gpu, session) {
+            self.error = Some(format!("draw probe: {e}"));
+        }
+        if self.view == View::Weights || self.weights.busy() {
+            if self.weights.step.is_none() {
+                self.weights.request();
+            }
+            if let Err(e) = self
+                .weights
+                .tick(ctx, gpu, session, self.history.epochs.len())
+            {
+                self.error = Some(format!("weights readback: {e}"));
+            }
+        }
+        if let Some(pending) = &mut self.saving {
+            if let Some(result) = pending.try_take() {
+                self.saving = None;
+                match result
+                    .map_err(|e| e.to_string())
+                    .and_then(|ck| ck.to_bytes().map_err(|e| e.to_string()))
+                {
+                    Ok(bytes) => {
+                        let name = format!(
+                            "bitspike-{}-step{}.safetensors",
+                            session.trainer.model.name, session.trainer.net.step
+                        );
+                        self.files.save(&name, bytes);
+                    }
+                    Err(e) => self.error = Some(format!("saving the checkpoint: {e}")),
+                }
+            }
+        }
+    }
+
+    /// Results of file dialogs and files dropped on the window.
+    fn handle_files(&mut self, ctx: &egui::Context) {
+        while let Some(event) = self.files.poll() {
+            match event {
+                FileEvent::Saved(s) => match s.message {
+                    Ok(m) => self.notice = Some(m),
+                    Err(e) => self.error = Some(e),
+                },
+                FileEvent::Picked(p) => {
+                    if let Some(e) = p.error {
+                        self.error = Some(e);
+                    } else if !p.files.is_empty() {
+                        self.open_files(p.purpose, p.files);
+                    }
+                }
+            }
+        }
+        let dropped = ctx.input(|i| i.raw.dropped_files.clone());
+        for file in dropped {
+            let name = file.path().display().to_string();
+            if name.ends_with(".safetensors") {
+                self.files.read_dropped(Purpose::Checkpoint, file);
+            } else if name.ends_with(".json") {
+                self.files.read_dropped(Purpose::ModelConfig, file);
+            } else {
+                self.error = Some(format!(
+                    "{name}: drop a .safetensors checkpoint or a .json model config \
+                     (data sets: the Data buttons)"
+                ));
+            }
+        }
+    }
+
+    /// Applies chosen files. Each step validates before anything is replaced, so a bad file
+    /// leaves the current data, model and run as they were.
+    fn open_files(&mut self, purpose: Purpose, files: Vec<NamedBytes>) {
+        match purpose {
+            Purpose::Dataset(kind) => match datasets_from_files(kind, &files) {
+                Ok((train, test)) => {
+                    self.data_label = format!(
+                        "{kind:?} files: {} train / {} test, {}x{}x{}",
+                        train.len(),
+                        test.len(),
+                        train.channels,
+                        train.height,
+                        train.width
+                    );
+                    if train.channels == 3 && self.setup.config.is_none() {
+                        self.setup.preset = "vgg11".into();
+                    }
+                    self.data = Some((Arc::new(train), Arc::new(test)));
+                    self.notice = Some(format!("loaded {}", self.data_label));
+                    self.rebuild();
+                }
+                Err(e) => self.error = Some(format!("data not loaded: {e}")),
+            },
+            Purpose::ModelConfig => {
+                let Some((name, bytes)) = files.into_iter().next() else {
+                    return;
+                };
+                let parsed = std::str::from_utf8(&bytes)
+                    .map_err(|e| e.to_string())
+                    .and_then(|text| ModelConfig::from_json(text).map_err(|e| e.to_string()))
+                    .and_then(|config| {
+                        crate::model::summary::Summary::new(&config)
+                            .map(|_| config)
+                            .map_err(|e| e.to_string())
+                    });
+                match parsed {
+                    Ok(config) => {
+                        self.setup.use_config(name.clone(), config);
+                        self.notice = Some(format!("model config {name} loaded"));
+                        self.rebuild();
+                    }
+                    Err(e) => self.error = Some(format!("{name}: not a valid model config: {e}")),
+                }
+            }
+            Purpose::Checkpoint => {
+                let Some((name, bytes)) = files.into_iter().next() else {
+                    return;
+                };
+                if let Err(e) = self.load_checkpoint(&name, &bytes) {
+                    self.error = Some(format!("checkpoint not loaded: {e}"));
+                }
+            }
+        }
+    }
+
+    /// Builds a session for the checkpoint's model, restores it, and only then replaces the
+    /// current run. The run is left paused at the checkpoint's step.
+    fn load_checkpoint(&mut self, name: &str, bytes: &[u8]) -> Result<(), String> {
+        let gpu = self.gpu.clone().ok_or("no GPU device")?;
+        let ck = Checkpoint::from_bytes(name, bytes).map_err(|e| e.to_string())?;
+        let model = match ck.metadata.get("model_config") {
+            Some(json) => ModelConfig::from_json(json)
+                .map_err(|e| format!("{name}: its model_config is invalid: {e}"))?,
+            None => self.setup.model()?,
+        };
+        let mut session = self.build_session(&model)?;
+        session
+            .trainer
+            .restore(&gpu, &ck)
+            .map_err(|e| format!("{name}: {e}"))?;
+        session.after_restore();
+        self.setup.use_config(name.to_string(), model);
+        self.session = Some(session);
+        self.started = true;
+        self.history = History::default();
+        self.spikes.clear();
+        self.draw.network_changed();
+        self.weights.clear();
+        self.notice = Some(format!("loaded {name}"));
+        Ok(())
+    }
+
+    fn apply(&mut self, action: Action) {
+        match action {
+            Action::Start => self.start(),
+            Action::Pause => {
+                if let Some(s) = &mut self.session {
+                    s.set_running(false);
+                }
+            }
+            Action::Resume => {
+                if let Some(s) = &mut self.session {
+                    s.set_running(true);
+                }
+            }
+            Action::Reset => self.rebuild(),
+            Action::UseEmbedded => {
+                match (
+                    embedded_mnist10k(EmbeddedSplit::Train),
+                    embedded_mnist10k(EmbeddedSplit::Test),
+                ) {
+                    (Ok(train), Ok(test)) => {
+                        self.data = Some((Arc::new(train), Arc::new(test)));
+                        self.data_label = "embedded MNIST-10k (8,000 train / 2,000 test)".into();
+                        if self.setup.config.is_none() {
+                            self.setup.preset = "mnist".into();
+                        }
+                        self.rebuild();
+                    }
+                    (Err(e), _) | (_, Err(e)) => self.error = Some(format!("embedded data: {e}")),
+                }
+            }
+            Action::LoadData(kind) => self.files.pick(Purpose::Dataset(kind)),
+            Action::LoadConfig => self.files.pick(Purpose::ModelConfig),
+            Action::UsePreset => {
+                self.setup.config = None;
+                self.rebuild();
+            }
+            Action::LoadCheckpoint => self.files.pick(Purpose::Checkpoint),
+            Action::SaveCheckpoint => match (&self.gpu, &self.session) {
+                (Some(gpu), Some(s)) => self.saving = Some(s.trainer.checkpoint_async(gpu)),
+                _ => self.error = Some("no network to save".into()),
+            },
+            Action::KeepReference => {
+                self.reference = Some(Reference {
+                    label: self.setup.label(),
+                    history: self.history.clone(),
+                });
+            }
+            Action::ClearReference => self.reference = None,
+            Action::None => {}
+        }
     }
 
     fn status_line(&self) -> String {
         let Some(s) = &self.session else {
-            return "no run".into();
+            return if self.frames < 2 {
+                "compiling GPU pipelines…".into()
+            } else {
+                "no run".into()
+            };
         };
         let (steps, evals) = s.epoch_shape();
         let epochs = s.trainer.config.epochs;
@@ -283,8 +591,17 @@ impl BitspikeApp {
         within.clamp(0.0, 1.0)
     }
 
+    /// True once a scripted run (screenshot, browser test) has taken its steps.
+    fn scripted_training_done(&self) -> bool {
+        self.session.as_ref().is_some_and(|s| {
+            (s.trainer.net.step >= self.options.after_steps as u64 || s.phase == Phase::Done)
+                && s.idle()
+        })
+    }
+
     /// Drives a `--screenshot` run one frame further.
     fn drive_screenshot(&mut self, ctx: &egui::Context) {
+        let trained = self.scripted_training_done();
         let Some(plan) = &mut self.screenshot else {
             return;
         };
@@ -297,25 +614,32 @@ impl BitspikeApp {
             self.fail_screenshot(ctx, &message);
             return;
         }
-        let Some(session) = &self.session else {
-            self.fail_screenshot(ctx, "no training session");
+        if self.session.is_none() {
+            if self.frames > 2 {
+                self.fail_screenshot(ctx, "no training session");
+            }
             return;
-        };
+        }
         match plan.stage {
             Stage::Training => {
-                let trained = session.trainer.net.step >= plan.after_steps as u64
-                    || session.phase == Phase::Done;
-                if trained && session.idle() {
-                    if plan.view == View::Spikes {
-                        self.spikes.request(0);
-                        plan.stage = Stage::Probing;
-                    } else {
-                        plan.stage = Stage::Settling(0);
+                if trained {
+                    match plan.view {
+                        View::Spikes => self.spikes.request(0),
+                        View::Draw => draw_view::draw_sample_seven(&mut self.draw),
+                        View::Weights => self.weights.request(),
+                        _ => {}
                     }
+                    plan.stage = Stage::Probing;
                 }
             }
             Stage::Probing => {
-                if !self.spikes.busy() && self.spikes.result.is_some() {
+                let ready = match plan.view {
+                    View::Spikes => !self.spikes.busy() && self.spikes.result.is_some(),
+                    View::Draw => !self.draw.busy() && self.draw.result.is_some(),
+                    View::Weights => !self.weights.busy() && self.weights.step.is_some(),
+                    _ => true,
+                };
+                if ready {
                     plan.stage = Stage::Settling(0);
                 }
             }
@@ -347,19 +671,57 @@ impl BitspikeApp {
         }
         ctx.send_viewport_cmd(egui::ViewportCommand::Close);
     }
+
+    /// The app's state as JSON, for the browser test and anyone scripting the page.
+    pub fn report(&self) -> serde_json::Value {
+        let session = self.session.as_ref();
+        let rect = self.draw.canvas_rect.filter(|_| self.view == View::Draw);
+        serde_json::json!({
+            "adapter": self.gpu.as_ref().map(|g| g.describe()),
+            "ready": session.is_some(),
+            "boot_seconds": self.boot_seconds,
+            "pipelines": self.gpu.as_ref().map(|g| g.cached_pipelines()),
+            "view": self.view.name(),
+            "step": session.map(|s| s.trainer.net.step),
+            "running": session.is_some_and(|s| s.running),
+            "idle": session.is_none_or(|s| s.idle()),
+            "losses": self.history.step_loss.iter().map(|p| p[1]).collect::<Vec<_>>(),
+            "samples_per_second": self.history.samples_per_second.last().map(|p| p[1]),
+            "draw_rect": rect.map(|r| [r.min.x, r.min.y, r.width(), r.height()]),
+            "draw_ink": self.draw.ink.iter().filter(|&&v| v > 0.0).count(),
+            "prediction": self.draw.result.as_ref().map(|r| r.prediction()),
+            "probabilities": self.draw.result.as_ref().map(|r| r.probabilities()),
+            "draw_layers": self.draw.result.as_ref().map(|r| r.layers.len()),
+            "error": self.error,
+        })
+    }
 }
 
 impl eframe::App for BitspikeApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        self.tick();
         let ctx = ui.ctx().clone();
+        self.frames += 1;
+        if self.frames == 2 {
+            self.boot();
+        }
+        self.tick(&ctx);
+        self.handle_files(&ctx);
+        if self.options.auto_start {
+            if let Some(view) = self.options.then_view {
+                if self.scripted_training_done() && self.view != view {
+                    self.view = view;
+                }
+            }
+        }
 
         egui::Panel::top("top bar").show(ui, |ui| {
-            ui.horizontal(|ui| {
+            ui.horizontal_wrapped(|ui| {
                 ui.heading("bitspike");
                 ui.separator();
                 ui.selectable_value(&mut self.view, View::Training, "Training");
                 ui.selectable_value(&mut self.view, View::Spikes, "Spikes");
+                ui.selectable_value(&mut self.view, View::Draw, "Draw");
+                ui.selectable_value(&mut self.view, View::Weights, "Weights");
                 ui.selectable_value(&mut self.view, View::Model, "Model");
                 ui.separator();
                 ui.add(
@@ -374,50 +736,70 @@ impl eframe::App for BitspikeApp {
             }
         });
 
-        if let Some(message) = self.error.clone() {
-            egui::Panel::bottom("error bar").show(ui, |ui| {
-                ui.horizontal(|ui| {
-                    ui.colored_label(egui::Color32::from_rgb(255, 110, 100), message);
-                    if ui.button("Dismiss").clicked() {
-                        self.error = None;
-                    }
-                });
+        if self.error.is_some() || self.notice.is_some() {
+            egui::Panel::bottom("message bar").show(ui, |ui| {
+                if let Some(message) = self.error.clone() {
+                    ui.horizontal(|ui| {
+                        ui.colored_label(egui::Color32::from_rgb(255, 110, 100), message);
+                        if ui.button("Dismiss").clicked() {
+                            self.error = None;
+                        }
+                    });
+                }
+                if let Some(message) = self.notice.clone() {
+                    ui.horizontal(|ui| {
+                        ui.label(message);
+                        if ui.small_button("x").clicked() {
+                            self.notice = None;
+                        }
+                    });
+                }
             });
         }
 
-        let state = self.run_state();
+        let info = PanelInfo {
+            state: self.run_state(),
+            data_label: &self.data_label,
+            has_reference: self.reference.as_ref().map(|r| r.label.as_str()),
+            busy: self.files.busy() || self.saving.is_some(),
+        };
         let action = egui::Panel::left("setup")
             .default_size(250.0)
-            .show(ui, |ui| setup::show(ui, &mut self.setup, state))
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical()
+                    .show(ui, |ui| setup::show(ui, &mut self.setup, info))
+                    .inner
+            })
             .inner;
-        match action {
-            Action::Start => self.start(),
-            Action::Pause => {
-                if let Some(s) = &mut self.session {
-                    s.set_running(false);
-                }
-            }
-            Action::Resume => {
-                if let Some(s) = &mut self.session {
-                    s.set_running(true);
-                }
-            }
-            Action::Reset => self.rebuild(),
-            Action::None => {}
-        }
+        self.apply(action);
 
-        egui::CentralPanel::default().show(ui, |ui| match self.view {
-            View::Training => training_view::show(ui, &self.history),
-            View::Spikes => spikes_view::show(ui, &mut self.spikes, self.session.as_ref()),
-            View::Model => model_view::show(ui, self.setup.model(), &self.history),
+        egui::CentralPanel::default().show(ui, |ui| {
+            if self.frames < 2 {
+                ui.heading("Compiling GPU pipelines…");
+                return;
+            }
+            match self.view {
+                View::Training => training_view::show(ui, &self.history, self.reference.as_ref()),
+                View::Spikes => spikes_view::show(ui, &mut self.spikes, self.session.as_ref()),
+                View::Draw => draw_view::show(ui, &mut self.draw, self.session.as_ref()),
+                View::Weights => weights_view::show(ui, &mut self.weights, self.session.as_ref()),
+                View::Model => model_view::show(ui, self.setup.model(), &self.history),
+            }
         });
 
         self.drive_screenshot(&ctx);
-        let busy = self
-            .session
-            .as_ref()
-            .is_some_and(|s| s.running || !s.idle())
+        #[cfg(target_arch = "wasm32")]
+        web::publish(self);
+        let busy = self.frames < 3
+            || self
+                .session
+                .as_ref()
+                .is_some_and(|s| s.running || !s.idle())
             || self.spikes.busy()
+            || self.draw.busy()
+            || self.weights.busy()
+            || self.files.busy()
+            || self.saving.is_some()
             || self.screenshot.is_some();
         if busy {
             // Keep ticking while work is queued; readbacks arrive without input events.

@@ -136,3 +136,131 @@ mod tests {
         assert_eq!(spike_counts(&[1.0, 1.0, 0.0, 1.0], 2), vec![2, 1]);
     }
 }
+
+/// Inverse of [`feature_grid`]'s layout: the neuron (`(c * H + y) * W + x`) under grid pixel
+/// `(px, py)`, or `None` on a gap or outside.
+pub fn grid_neuron(shape: [usize; 3], px: usize, py: usize) -> Option<usize> {
+    let [c, h, w] = shape;
+    let cols = (c as f64).sqrt().ceil().max(1.0) as usize;
+    let (tx, ty) = (px / (w + 1), py / (h + 1));
+    let (x, y) = (
+        (px % (w + 1)).checked_sub(1)?,
+        (py % (h + 1)).checked_sub(1)?,
+    );
+    let ch = ty * cols + tx;
+    (tx < cols && ch < c).then_some((ch * h + y) * w + x)
+}
+
+/// Grid pixel of `neuron` in [`feature_grid`]'s layout.
+pub fn grid_position(shape: [usize; 3], neuron: usize) -> Option<(usize, usize)> {
+    let [c, h, w] = shape;
+    if neuron >= c * h * w {
+        return None;
+    }
+    let cols = (c as f64).sqrt().ceil().max(1.0) as usize;
+    let (ch, y, x) = (neuron / (h * w), (neuron / w) % h, neuron % w);
+    Some(((ch % cols) * (w + 1) + 1 + x, (ch / cols) * (h + 1) + 1 + y))
+}
+
+/// Counts of `values` in `bins` equal bins over `[lo, hi]` (values outside are clamped in).
+pub fn histogram(values: impl Iterator<Item = f32>, lo: f32, hi: f32, bins: usize) -> Vec<usize> {
+    let bins = bins.max(1);
+    let mut counts = vec![0; bins];
+    let span = (hi - lo).max(f32::MIN_POSITIVE);
+    for v in values.filter(|v| v.is_finite()) {
+        let b = (((v - lo) / span) * bins as f32).floor();
+        counts[(b.max(0.0) as usize).min(bins - 1)] += 1;
+    }
+    counts
+}
+
+/// Grey image from raw bytes (`[h, w]`).
+pub fn gray_image(bytes: &[u8], width: usize, height: usize) -> ColorImage {
+    ColorImage::new(
+        [width, height],
+        bytes
+            .iter()
+            .take(width * height)
+            .map(|&b| Color32::from_gray(b))
+            .collect(),
+    )
+}
+
+/// Colour of a +1 weight in sign maps.
+pub const PLUS: Color32 = Color32::from_rgb(230, 120, 40);
+/// Colour of a -1 weight in sign maps.
+pub const MINUS: Color32 = Color32::from_rgb(40, 110, 220);
+
+/// Sign map of a `[rows, cols]` latent weight (`sign(0) = +1`, as the binarize kernel), and
+/// beside it which weights flipped against `snapshot` (packed signs, bit = 1 for >= 0). Flipped
+/// weights are white, the rest dark. Returns `(sign map, flip map, flipped count)`.
+pub fn sign_and_flip_maps(
+    latent: &[f32],
+    snapshot: &[u32],
+    rows: usize,
+    cols: usize,
+) -> (ColorImage, ColorImage, usize) {
+    let mut signs = Vec::with_capacity(rows * cols);
+    let mut flips = Vec::with_capacity(rows * cols);
+    let mut flipped = 0;
+    for (i, &v) in latent.iter().take(rows * cols).enumerate() {
+        let plus = v >= 0.0;
+        signs.push(if plus { PLUS } else { MINUS });
+        let before = snapshot
+            .get(i / 32)
+            .is_some_and(|w| (w >> (i % 32)) & 1 == 1);
+        if plus != before {
+            flipped += 1;
+            flips.push(Color32::WHITE);
+        } else {
+            flips.push(BACKGROUND);
+        }
+    }
+    (
+        ColorImage::new([cols, rows], signs),
+        ColorImage::new([cols, rows], flips),
+        flipped,
+    )
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    #[test]
+    fn grid_neuron_inverts_grid_position() {
+        let shape = [5, 3, 4];
+        for n in 0..60 {
+            let (x, y) = grid_position(shape, n).unwrap();
+            assert_eq!(grid_neuron(shape, x, y), Some(n), "neuron {n}");
+        }
+        // Gaps and the empty 6th tile are not neurons.
+        assert_eq!(grid_neuron(shape, 0, 0), None);
+        assert_eq!(grid_neuron(shape, 5, 5), None);
+        assert_eq!(grid_neuron(shape, 11, 5), None);
+    }
+
+    #[test]
+    fn histogram_clamps_into_edge_bins() {
+        let h = histogram(
+            [-1.0, 0.0, 0.49, 0.5, 1.0, 2.0, f32::NAN].into_iter(),
+            0.0,
+            1.0,
+            2,
+        );
+        assert_eq!(h, vec![3, 3]);
+    }
+
+    #[test]
+    fn flips_are_sign_changes_against_the_snapshot() {
+        // Snapshot: element 0 was +, element 1 was -, element 2 was +.
+        let snapshot = [0b101u32];
+        let (signs, flips, n) = sign_and_flip_maps(&[1.0, 0.5, -0.1], &snapshot, 1, 3);
+        assert_eq!(n, 2);
+        assert_eq!(signs.pixels, vec![PLUS, PLUS, MINUS]);
+        assert_eq!(
+            flips.pixels,
+            vec![BACKGROUND, Color32::WHITE, Color32::WHITE]
+        );
+    }
+}

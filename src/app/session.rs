@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use web_time::Instant;
 
 use crate::data::Dataset;
 use crate::gpu::GpuContext;
@@ -17,7 +17,7 @@ use crate::model::ModelConfig;
 use crate::snn::{MetricsReadback, MomentKind};
 use crate::train::{EpochRecord, EpochTiming, TrainConfig, TrainError, Trainer};
 
-use super::training_view::History;
+use super::training_view::{push_series, History};
 
 /// Submissions allowed in flight; more would make frames wait behind queued compute.
 pub const MAX_IN_FLIGHT: usize = 2;
@@ -104,6 +104,16 @@ impl Session {
         self.running = running && self.phase != Phase::Done;
         // The gap across a pause is not throughput.
         self.throughput = running.then(|| (Instant::now(), 0));
+    }
+
+    /// After a checkpoint was restored into this fresh session: continue with the next epoch
+    /// (or stay done when the checkpoint already finished the configured epochs).
+    pub fn after_restore(&mut self) {
+        self.phase = if self.trainer.finished() {
+            Phase::Done
+        } else {
+            Phase::Training { step: 0 }
+        };
     }
 
     /// Submissions not yet completed.
@@ -232,7 +242,7 @@ impl Session {
                 .zip(&self.last_moments)
                 .any(|(now, before)| now < before);
         for (slot, (name, kind)) in self.trainer.net.moment_slots().iter().enumerate() {
-            if *kind != MomentKind::FiringRate || 3 * slot + 2 >= moments.len() {
+            if 3 * slot + 2 >= moments.len() {
                 continue;
             }
             let before = |i: usize| {
@@ -242,10 +252,20 @@ impl Session {
                     self.last_moments[i] as f64
                 }
             };
-            let sum = moments[3 * slot] as f64 - before(3 * slot);
-            let count = moments[3 * slot + 2] as f64 - before(3 * slot + 2);
-            if count > 0.0 {
-                history.push_firing(name, [step, sum / count]);
+            // This step's part of the cumulative (sum, sum of squares, count).
+            let delta = |i: usize| moments[3 * slot + i] as f64 - before(3 * slot + i);
+            let (sum, sumsq, count) = (delta(0), delta(1), delta(2));
+            if count <= 0.0 {
+                continue;
+            }
+            let mean = sum / count;
+            match kind {
+                MomentKind::FiringRate => history.push_firing(name, [step, mean]),
+                MomentKind::Gradient => {
+                    let var = (sumsq / count - mean * mean).max(f64::MIN_POSITIVE);
+                    push_series(&mut history.grad_mean, name, [step, mean]);
+                    push_series(&mut history.grad_log_var, name, [step, var.log10()]);
+                }
             }
         }
         self.last_loss = now;

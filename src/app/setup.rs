@@ -1,7 +1,9 @@
-//! The setup panel: model preset, T, AGMM mode, optimizer and hyper-parameters, and the run
-//! controls (start, pause, reset). The settings become a [`ModelConfig`] and a
-//! [`TrainConfig`] when a run is (re)built.
+//! The setup panel: data set (embedded MNIST, IDX or CIFAR files), model (preset or config
+//! file), T, AGMM mode, optimizer and hyper-parameters, the run controls (start, pause, reset),
+//! checkpoints (load, save) and the reference run for overlays. The settings become a
+//! [`ModelConfig`] and a [`TrainConfig`] when a run is (re)built.
 
+use crate::data::FileSetKind;
 use crate::model::{AgmmModeConfig, ModelConfig, PRESETS};
 use crate::train::{OptimizerKind, TrainConfig};
 
@@ -10,6 +12,9 @@ use crate::train::{OptimizerKind, TrainConfig};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Setup {
     pub preset: String,
+    /// A model loaded from a config file or a checkpoint (`(source, config)`); replaces the
+    /// preset while set. T and the AGMM mode still come from the fields below.
+    pub config: Option<(String, ModelConfig)>,
     pub timesteps: usize,
     pub agmm: AgmmModeConfig,
     pub optimizer: OptimizerKind,
@@ -23,6 +28,7 @@ impl Default for Setup {
     fn default() -> Self {
         Self {
             preset: "mnist".into(),
+            config: None,
             timesteps: 4,
             agmm: AgmmModeConfig::Full,
             optimizer: OptimizerKind::Adam,
@@ -37,11 +43,30 @@ impl Default for Setup {
 impl Setup {
     /// The model config: the preset with this setup's T and AGMM mode.
     pub fn model(&self) -> Result<ModelConfig, String> {
-        let mut model = ModelConfig::preset(&self.preset)
-            .ok_or_else(|| format!("unknown preset '{}'", self.preset))?;
+        let mut model = match &self.config {
+            Some((_, config)) => config.clone(),
+            None => ModelConfig::preset(&self.preset)
+                .ok_or_else(|| format!("unknown preset '{}'", self.preset))?,
+        };
         model.timesteps = self.timesteps.max(1);
         model.agmm.mode = self.agmm;
         Ok(model)
+    }
+
+    /// Uses `config` (from `source`) as the model; its T and AGMM mode become the settings.
+    pub fn use_config(&mut self, source: String, config: ModelConfig) {
+        self.timesteps = config.timesteps;
+        self.agmm = config.agmm.mode;
+        self.config = Some((source, config));
+    }
+
+    /// A short description for overlay legends, e.g. "AGMM full, Adam 0.001, T=4".
+    pub fn label(&self) -> String {
+        format!(
+            "AGMM {:?}, {:?} {}, T={}",
+            self.agmm, self.optimizer, self.lr, self.timesteps
+        )
+        .to_lowercase()
     }
 
     /// The training config.
@@ -73,6 +98,28 @@ pub enum Action {
     Resume,
     /// Drop the run and build an idle one from the setup.
     Reset,
+    /// Back to the embedded MNIST-10k.
+    UseEmbedded,
+    /// Open a file dialog for a data set.
+    LoadData(FileSetKind),
+    /// Open a file dialog for a model config (JSON).
+    LoadConfig,
+    /// Forget a loaded config; back to the preset.
+    UsePreset,
+    LoadCheckpoint,
+    SaveCheckpoint,
+    /// Keep the current run's curves to overlay the next run on.
+    KeepReference,
+    ClearReference,
+}
+
+/// Facts the panel shows but does not own.
+pub struct PanelInfo<'a> {
+    pub state: RunState,
+    pub data_label: &'a str,
+    pub has_reference: Option<&'a str>,
+    /// A file dialog or checkpoint save is in progress.
+    pub busy: bool,
 }
 
 /// The run's state as the controls need it.
@@ -86,21 +133,69 @@ pub enum RunState {
 }
 
 /// Draws the panel; returns the requested action.
-pub fn show(ui: &mut egui::Ui, setup: &mut Setup, state: RunState) -> Action {
+pub fn show(ui: &mut egui::Ui, setup: &mut Setup, info: PanelInfo<'_>) -> Action {
+    let state = info.state;
     let editable = matches!(state, RunState::Fresh | RunState::Done);
+    let mut action = Action::None;
     ui.heading("Setup");
-    ui.label("Data: embedded MNIST-10k (8,000 train / 2,000 test)");
     ui.add_enabled_ui(editable, |ui| {
+        ui.label(egui::RichText::new("Data").strong());
+        ui.label(info.data_label);
+        ui.horizontal_wrapped(|ui| {
+            if ui.small_button("embedded MNIST").clicked() {
+                action = Action::UseEmbedded;
+            }
+            if ui
+                .small_button("IDX files…")
+                .on_hover_text(crate::data::expected_files(FileSetKind::Idx))
+                .clicked()
+            {
+                action = Action::LoadData(FileSetKind::Idx);
+            }
+            if ui
+                .small_button("CIFAR-10…")
+                .on_hover_text(crate::data::expected_files(FileSetKind::Cifar10))
+                .clicked()
+            {
+                action = Action::LoadData(FileSetKind::Cifar10);
+            }
+            if ui
+                .small_button("CIFAR-100…")
+                .on_hover_text(crate::data::expected_files(FileSetKind::Cifar100))
+                .clicked()
+            {
+                action = Action::LoadData(FileSetKind::Cifar100);
+            }
+        });
+        ui.separator();
         egui::Grid::new("setup grid").num_columns(2).show(ui, |ui| {
-            ui.label("Preset");
-            egui::ComboBox::from_id_salt("preset")
-                .selected_text(setup.preset.clone())
-                .show_ui(ui, |ui| {
-                    // Only presets whose input fits the embedded MNIST data.
-                    for p in PRESETS.iter().filter(|p| **p == "mnist") {
-                        ui.selectable_value(&mut setup.preset, p.to_string(), *p);
+            ui.label("Model");
+            ui.horizontal(|ui| {
+                match &setup.config {
+                    Some((source, _)) => {
+                        ui.label(short_name(source)).on_hover_text(source.as_str());
+                        if ui.small_button("preset").clicked() {
+                            action = Action::UsePreset;
+                        }
                     }
-                });
+                    None => {
+                        egui::ComboBox::from_id_salt("preset")
+                            .selected_text(setup.preset.clone())
+                            .show_ui(ui, |ui| {
+                                for p in PRESETS {
+                                    ui.selectable_value(&mut setup.preset, p.to_string(), *p);
+                                }
+                            });
+                    }
+                }
+                if ui
+                    .small_button("file…")
+                    .on_hover_text("load a model config (JSON)")
+                    .clicked()
+                {
+                    action = Action::LoadConfig;
+                }
+            });
             ui.end_row();
             ui.label("Timesteps T");
             ui.add(egui::DragValue::new(&mut setup.timesteps).range(1..=16));
@@ -148,7 +243,6 @@ pub fn show(ui: &mut egui::Ui, setup: &mut Setup, state: RunState) -> Action {
         });
     });
     ui.separator();
-    let mut action = Action::None;
     ui.horizontal(|ui| {
         match state {
             RunState::Fresh | RunState::Done => {
@@ -175,7 +269,52 @@ pub fn show(ui: &mut egui::Ui, setup: &mut Setup, state: RunState) -> Action {
             action = Action::Reset;
         }
     });
+    ui.separator();
+    ui.label(egui::RichText::new("Checkpoint").strong());
+    ui.horizontal(|ui| {
+        let idle = state != RunState::Running && !info.busy;
+        if ui
+            .add_enabled(idle, egui::Button::new("Load…"))
+            .on_hover_text("a .safetensors checkpoint (or drop one on the window)")
+            .clicked()
+        {
+            action = Action::LoadCheckpoint;
+        }
+        if ui
+            .add_enabled(!info.busy, egui::Button::new("Save…"))
+            .on_hover_text("weights, optimizer state and config as .safetensors")
+            .clicked()
+        {
+            action = Action::SaveCheckpoint;
+        }
+        if info.busy {
+            ui.spinner();
+        }
+    });
+    ui.separator();
+    ui.label(egui::RichText::new("Compare runs").strong());
+    match info.has_reference {
+        Some(label) => {
+            ui.label(format!("reference (dashed): {label}"));
+            if ui.small_button("clear reference").clicked() {
+                action = Action::ClearReference;
+            }
+        }
+        None => {
+            if ui
+                .small_button("keep this run as reference")
+                .on_hover_text("its curves stay, dashed, under the next run")
+                .clicked()
+            {
+                action = Action::KeepReference;
+            }
+        }
+    }
     action
+}
+
+fn short_name(path: &str) -> &str {
+    path.rsplit(['/', '\\']).next().unwrap_or(path)
 }
 
 #[cfg(test)]

@@ -1,34 +1,57 @@
-//! The training view: live curves (loss, accuracy, flip ratio, firing rate, throughput) from
-//! the per-step and per-epoch summaries the session collects.
+//! The training view: live curves (loss, accuracy, firing rate, sign-flip ratio, latent
+//! gradient mean and variance, throughput, epoch progress) from the per-step and per-epoch
+//! summaries the session collects. A finished or paused run can be kept as a reference and is
+//! then drawn under the next run (e.g. AGMM full vs off), dashed.
 
-use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
+use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints, PlotUi, Points};
 
 use crate::train::EpochRecord;
 
 /// Everything plotted, appended as readbacks arrive. x is the global optimizer step.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct History {
     pub step_loss: Vec<[f64; 2]>,
     pub step_accuracy: Vec<[f64; 2]>,
     pub samples_per_second: Vec<[f64; 2]>,
     /// `(layer, points)` firing rate per spiking layer, per step.
     pub firing: Vec<(String, Vec<[f64; 2]>)>,
+    /// `(layer, points)` mean of the latent-weight gradient per binary layer, per step.
+    pub grad_mean: Vec<(String, Vec<[f64; 2]>)>,
+    /// `(layer, points)` log10 of the latent-weight gradient variance, per step.
+    pub grad_log_var: Vec<(String, Vec<[f64; 2]>)>,
     pub epochs: Vec<EpochRecord>,
+}
+
+/// Appends `point` to the series named `layer` in `series`.
+pub fn push_series(series: &mut Vec<(String, Vec<[f64; 2]>)>, layer: &str, point: [f64; 2]) {
+    match series.iter_mut().find(|(name, _)| name == layer) {
+        Some((_, points)) => points.push(point),
+        None => series.push((layer.to_string(), vec![point])),
+    }
 }
 
 impl History {
     /// Appends a firing-rate point for `layer`.
     pub fn push_firing(&mut self, layer: &str, point: [f64; 2]) {
-        match self.firing.iter_mut().find(|(name, _)| name == layer) {
-            Some((_, points)) => points.push(point),
-            None => self.firing.push((layer.to_string(), vec![point])),
-        }
+        push_series(&mut self.firing, layer, point);
     }
 
     /// Epoch-end points `(step, value)` picked by `f`.
     fn epoch_points(&self, f: impl Fn(&EpochRecord) -> f64) -> Vec<[f64; 2]> {
         self.epochs.iter().map(|r| [r.step as f64, f(r)]).collect()
     }
+
+    /// True before the first readback.
+    pub fn is_empty(&self) -> bool {
+        self.step_loss.is_empty() && self.epochs.is_empty()
+    }
+}
+
+/// A run kept for comparison, with the label its curves get.
+#[derive(Clone)]
+pub struct Reference {
+    pub label: String,
+    pub history: History,
 }
 
 /// Exponential moving average, so a noisy per-batch curve shows its trend.
@@ -47,13 +70,7 @@ fn smoothed(points: &[[f64; 2]], alpha: f64) -> Vec<[f64; 2]> {
 }
 
 /// One plot with a legend, a fixed height and step on the x axis.
-fn plot(
-    ui: &mut egui::Ui,
-    id: &str,
-    title: &str,
-    height: f32,
-    add: impl FnOnce(&mut egui_plot::PlotUi<'_>),
-) {
+fn plot(ui: &mut egui::Ui, id: &str, title: &str, height: f32, add: impl FnOnce(&mut PlotUi<'_>)) {
     ui.label(egui::RichText::new(title).strong());
     Plot::new(id)
         .height(height)
@@ -63,104 +80,181 @@ fn plot(
         .show(ui, add);
 }
 
+/// The current run (`prefix` empty, solid) or the reference (`prefix` = its label, dashed).
+struct Run<'a> {
+    history: &'a History,
+    prefix: String,
+    style: LineStyle,
+}
+
+impl Run<'_> {
+    fn name(&self, what: &str) -> String {
+        if self.prefix.is_empty() {
+            what.to_string()
+        } else {
+            format!("{}: {what}", self.prefix)
+        }
+    }
+
+    fn line(&self, p: &mut PlotUi<'_>, what: &str, points: Vec<[f64; 2]>, width: f32) {
+        p.line(
+            Line::new(self.name(what), PlotPoints::from(points))
+                .width(width)
+                .style(self.style),
+        );
+    }
+
+    fn dots(&self, p: &mut PlotUi<'_>, what: &str, points: Vec<[f64; 2]>) {
+        p.points(Points::new(self.name(what), PlotPoints::from(points)).radius(4.0));
+    }
+
+    fn per_layer(&self, p: &mut PlotUi<'_>, series: &[(String, Vec<[f64; 2]>)], alpha: f64) {
+        for (name, points) in series {
+            self.line(p, name, smoothed(points, alpha), 1.5);
+        }
+    }
+}
+
 /// Draws the view.
-pub fn show(ui: &mut egui::Ui, history: &History) {
-    if history.step_loss.is_empty() && history.epochs.is_empty() {
+pub fn show(ui: &mut egui::Ui, history: &History, reference: Option<&Reference>) {
+    if history.is_empty() {
         ui.label("No data yet: press Start in the setup panel.");
     }
-    let height = ((ui.available_height() - 80.0) / 3.0).clamp(90.0, 260.0);
+    let mut runs = vec![Run {
+        history,
+        prefix: String::new(),
+        style: LineStyle::Solid,
+    }];
+    if let Some(r) = reference {
+        runs.push(Run {
+            history: &r.history,
+            prefix: r.label.clone(),
+            style: LineStyle::dashed_loose(),
+        });
+    }
+    let height = ((ui.available_height() - 110.0) / 4.0).clamp(80.0, 240.0);
     let half = (ui.available_width() - 16.0) / 2.0;
-    ui.horizontal(|ui| {
-        ui.vertical(|ui| {
-            ui.set_width(half);
-            plot(ui, "loss", "Loss", height, |p| {
-                p.line(
-                    Line::new("train (batch)", PlotPoints::from(history.step_loss.clone()))
-                        .width(1.0),
-                );
-                p.line(
-                    Line::new(
-                        "train (smoothed)",
-                        PlotPoints::from(smoothed(&history.step_loss, 0.1)),
-                    )
-                    .width(2.0),
-                );
-                p.points(
-                    Points::new(
-                        "test (epoch)",
-                        PlotPoints::from(history.epoch_points(|r| r.test_loss)),
-                    )
-                    .radius(4.0),
-                );
+    let pair = |ui: &mut egui::Ui,
+                left: &mut dyn FnMut(&mut egui::Ui),
+                right: &mut dyn FnMut(&mut egui::Ui)| {
+        ui.horizontal(|ui| {
+            ui.vertical(|ui| {
+                ui.set_width(half);
+                left(ui);
+            });
+            ui.vertical(|ui| {
+                ui.set_width(half);
+                right(ui);
             });
         });
-        ui.vertical(|ui| {
-            ui.set_width(half);
-            plot(ui, "accuracy", "Accuracy", height, |p| {
-                p.line(
-                    Line::new(
-                        "train (smoothed)",
-                        PlotPoints::from(smoothed(&history.step_accuracy, 0.1)),
-                    )
-                    .width(2.0),
-                );
-                p.points(
-                    Points::new(
-                        "train (epoch)",
-                        PlotPoints::from(history.epoch_points(|r| r.train_accuracy)),
-                    )
-                    .radius(4.0),
-                );
-                p.points(
-                    Points::new(
-                        "test (epoch)",
-                        PlotPoints::from(history.epoch_points(|r| r.test_accuracy)),
-                    )
-                    .radius(4.0),
-                );
-            });
-        });
-    });
-    ui.horizontal(|ui| {
-        ui.vertical(|ui| {
-            ui.set_width(half);
+    };
+    pair(
+        ui,
+        &mut |ui| {
+            plot(
+                ui,
+                "loss",
+                "Loss (train per batch, smoothed; test per epoch)",
+                height,
+                |p| {
+                    for r in &runs {
+                        if r.prefix.is_empty() {
+                            r.line(p, "train (batch)", r.history.step_loss.clone(), 1.0);
+                        }
+                        r.line(p, "train", smoothed(&r.history.step_loss, 0.1), 2.0);
+                        r.dots(p, "test", r.history.epoch_points(|e| e.test_loss));
+                    }
+                },
+            )
+        },
+        &mut |ui| {
+            plot(
+                ui,
+                "accuracy",
+                "Accuracy (train smoothed; test per epoch)",
+                height,
+                |p| {
+                    for r in &runs {
+                        r.line(p, "train", smoothed(&r.history.step_accuracy, 0.1), 2.0);
+                        r.dots(p, "test", r.history.epoch_points(|e| e.test_accuracy));
+                    }
+                },
+            )
+        },
+    );
+    pair(
+        ui,
+        &mut |ui| {
             plot(ui, "firing", "Firing rate per spiking layer", height, |p| {
-                for (name, points) in &history.firing {
-                    p.line(Line::new(
-                        name.clone(),
-                        PlotPoints::from(smoothed(points, 0.2)),
-                    ));
+                for r in &runs {
+                    r.per_layer(p, &r.history.firing, 0.2);
                 }
-            });
-        });
-        ui.vertical(|ui| {
-            ui.set_width(half);
+            })
+        },
+        &mut |ui| {
             plot(
                 ui,
                 "flips",
                 "Sign-flip ratio per binary layer (per epoch)",
                 height,
                 |p| {
-                    let layers: Vec<String> = history
-                        .epochs
-                        .first()
-                        .map(|r| r.flip_ratio.iter().map(|(n, _)| n.clone()).collect())
-                        .unwrap_or_default();
-                    for (i, name) in layers.iter().enumerate() {
-                        let points =
-                            history.epoch_points(|r| r.flip_ratio.get(i).map_or(0.0, |f| f.1));
-                        p.line(Line::new(name.clone(), PlotPoints::from(points.clone())));
-                        p.points(Points::new(name.clone(), PlotPoints::from(points)).radius(3.0));
+                    for r in &runs {
+                        let layers: Vec<String> = r
+                            .history
+                            .epochs
+                            .first()
+                            .map(|e| e.flip_ratio.iter().map(|(n, _)| n.clone()).collect())
+                            .unwrap_or_default();
+                        for (i, name) in layers.iter().enumerate() {
+                            let points = r
+                                .history
+                                .epoch_points(|e| e.flip_ratio.get(i).map_or(0.0, |f| f.1));
+                            r.line(p, name, points.clone(), 1.5);
+                            r.dots(p, name, points);
+                        }
                     }
                 },
-            );
-        });
-    });
+            )
+        },
+    );
+    pair(
+        ui,
+        &mut |ui| {
+            plot(
+                ui,
+                "grad mean",
+                "Latent-gradient mean per binary layer",
+                height,
+                |p| {
+                    for r in &runs {
+                        r.per_layer(p, &r.history.grad_mean, 0.2);
+                    }
+                },
+            )
+        },
+        &mut |ui| {
+            plot(
+                ui,
+                "grad var",
+                "Latent-gradient variance per binary layer (log10)",
+                height,
+                |p| {
+                    for r in &runs {
+                        r.per_layer(p, &r.history.grad_log_var, 0.2);
+                    }
+                },
+            )
+        },
+    );
     plot(ui, "throughput", "Samples per second", height * 0.7, |p| {
-        p.line(Line::new(
-            "samples/s",
-            PlotPoints::from(smoothed(&history.samples_per_second, 0.2)),
-        ));
+        for r in &runs {
+            r.line(
+                p,
+                "samples/s",
+                smoothed(&r.history.samples_per_second, 0.2),
+                1.5,
+            );
+        }
     });
 }
 

@@ -5,11 +5,13 @@
 mod batch;
 mod cifar;
 mod embedded;
+mod files;
 mod idx;
 
 pub use batch::{epoch_order, make_batch, HostBatch, InputSpec};
 pub use cifar::{load_cifar, CifarKind};
 pub use embedded::{embedded_mnist10k, EmbeddedSplit};
+pub use files::{datasets_from_files, expected_files, FileSetKind, NamedBytes};
 pub use idx::{decode_idx_images, decode_idx_labels, load_idx_pair};
 
 use thiserror::Error;

@@ -5,5 +5,6 @@ pub mod network;
 pub mod param;
 
 pub use network::{
-    EpochMetrics, Layer, MetricsReadback, MomentKind, Network, NetworkError, Optimizer, RawMetrics,
+    EpochMetrics, Layer, MetricsReadback, MomentKind, Network, NetworkError, Optimizer,
+    PendingCheckpoint, RawMetrics, Weight,
 };

@@ -469,6 +469,46 @@ pub struct MetricsReadback {
     flips: (Readback<u32>, Option<Vec<u32>>),
 }
 
+/// One tensor of a [`PendingCheckpoint`]: name, shape, readback, data once arrived.
+type PendingTensor = (String, Vec<usize>, Readback<f32>, Option<Vec<f32>>);
+
+/// A checkpoint whose tensors are still being read back ([`Network::checkpoint_async`]).
+pub struct PendingCheckpoint {
+    parts: Vec<PendingTensor>,
+    pub metadata: std::collections::BTreeMap<String, String>,
+}
+
+impl PendingCheckpoint {
+    /// Non-blocking: `Some` once every tensor has arrived.
+    pub fn try_take(&mut self) -> Option<Result<Checkpoint, GpuError>> {
+        let mut ready = true;
+        for (_, _, readback, data) in &mut self.parts {
+            if data.is_none() {
+                match readback.try_take() {
+                    Some(Ok(v)) => *data = Some(v),
+                    Some(Err(e)) => return Some(Err(e)),
+                    None => ready = false,
+                }
+            }
+        }
+        if !ready {
+            return None;
+        }
+        let mut ck = Checkpoint {
+            metadata: std::mem::take(&mut self.metadata),
+            ..Checkpoint::default()
+        };
+        for (name, shape, _, data) in self.parts.drain(..) {
+            ck.tensors.push(crate::checkpoint::NamedTensor {
+                name,
+                shape,
+                data: data.unwrap_or_default(),
+            });
+        }
+        Some(Ok(ck))
+    }
+}
+
 /// Raw summaries: the loss slots, the moment sums and the flip counts.
 pub type RawMetrics = (Vec<LossSummary>, Vec<f32>, Vec<u32>);
 
@@ -1786,6 +1826,69 @@ impl Network {
             .outputs
             .get(index)
             .ok_or_else(|| NetworkError::Batch(format!("no layer {index}")))
+    }
+
+    /// The conv unit at layer `index` and its workspace at batch size `batch`.
+    fn conv_ws(&self, batch: usize, index: usize) -> Result<&ConvWs, NetworkError> {
+        match self.ws(batch)?.layers.get(index) {
+            Some(LayerWs::Conv(cw)) => Ok(cw),
+            _ => Err(NetworkError::Batch(format!(
+                "layer {index} is not a spiking conv unit"
+            ))),
+        }
+    }
+
+    /// Membrane potential `h[t]` (`[T*B, C, H, W]`, charged, before the reset) of the spiking
+    /// layer `index` in the last recorded forward at batch size `batch`.
+    pub fn layer_membrane(
+        &self,
+        batch: usize,
+        index: usize,
+    ) -> Result<&GpuBuffer<f32>, NetworkError> {
+        Ok(&self.conv_ws(batch, index)?.membrane)
+    }
+
+    /// AGMM running expectation `E[t]` (`[T*B, C, H, W]`) of layer `index`; `None` when the
+    /// layer has no AGMM (full-precision layers, or mode `off`).
+    pub fn layer_agmm_expectation(
+        &self,
+        batch: usize,
+        index: usize,
+    ) -> Result<Option<&GpuBuffer<f32>>, NetworkError> {
+        let has_agmm = matches!(self.layers.get(index), Some(Layer::Conv(u)) if u.agmm.is_some());
+        if !has_agmm {
+            return Ok(None);
+        }
+        Ok(match &self.conv_ws(batch, index)?.agmm_out {
+            Some((_, e)) => Some(e),
+            _ => None,
+        })
+    }
+
+    /// Every binary weight with its latent tensor, gamma and sign snapshot (inspection).
+    pub fn binary_weights(&self) -> Vec<&Weight> {
+        self.weights()
+            .into_iter()
+            .filter(|w| w.binary.is_some())
+            .collect()
+    }
+
+    /// Starts reading every tensor for a checkpoint without waiting (the UI and the web use
+    /// this; [`Network::to_checkpoint`] is the blocking native form).
+    pub fn checkpoint_async(&self, ctx: &GpuContext, with_optimizer: bool) -> PendingCheckpoint {
+        let mut metadata = std::collections::BTreeMap::new();
+        metadata.insert("model_config".into(), self.config.to_json());
+        metadata.insert("step".into(), self.step.to_string());
+        metadata.insert("format".into(), "bitspike-1".into());
+        PendingCheckpoint {
+            parts: self
+                .tensor_specs(with_optimizer)
+                .into_iter()
+                .zip(self.tensor_buffers(with_optimizer))
+                .map(|((name, shape), buffer)| (name, shape, buffer.read_back(ctx), None))
+                .collect(),
+            metadata,
+        }
     }
 
     /// Gradient buffer of a parameter (tests and inspection).

@@ -525,6 +525,25 @@ impl Trainer {
         Ok(ck)
     }
 
+    /// [`Trainer::checkpoint`] without waiting: the tensors arrive on later frames.
+    pub fn checkpoint_async(&self, ctx: &GpuContext) -> crate::snn::PendingCheckpoint {
+        let mut pending = self.net.checkpoint_async(ctx, true);
+        pending.metadata.insert(
+            "train_config".into(),
+            serde_json::to_string(&self.config).unwrap_or_default(),
+        );
+        pending
+            .metadata
+            .insert("epoch".into(), self.epoch.to_string());
+        pending
+            .metadata
+            .insert("seed".into(), self.config.seed.to_string());
+        pending
+            .metadata
+            .insert("timesteps".into(), self.model.timesteps.to_string());
+        pending
+    }
+
     /// Restores network, optimizer state, step and epoch from a checkpoint.
     pub fn restore(&mut self, ctx: &GpuContext, ck: &Checkpoint) -> Result<(), TrainError> {
         self.net.load_checkpoint(ctx, ck)?;

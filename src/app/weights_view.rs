@@ -1,0 +1,259 @@
+//! The weights view: per binary layer the sign map of sign(W) (+1 / -1 as colours, one row per
+//! output channel), which weights flipped since the last epoch's sign snapshot, the latent
+//! weight histogram and gamma (the per-output-channel scale) per channel.
+//!
+//! Weights are read back on request (the view opening, an epoch ending, the Refresh button),
+//! never every frame: a conv layer's latent tensor is hundreds of KB.
+
+use egui::{TextureHandle, TextureOptions};
+use egui_plot::{Bar, BarChart, Plot};
+
+use crate::gpu::{GpuContext, Readback};
+use crate::snn::NetworkError;
+
+use super::raster;
+use super::session::Session;
+
+/// Bins of the latent-weight histogram.
+const HIST_BINS: usize = 41;
+
+/// One binary layer as read back.
+struct LayerWeights {
+    name: String,
+    rows: usize,
+    cols: usize,
+    latent: Vec<f32>,
+    gamma: Vec<f32>,
+    flipped: usize,
+    signs: TextureHandle,
+    flips: TextureHandle,
+}
+
+/// Readbacks in flight for one layer: name, rows, cols, latent, snapshot, gamma.
+type Pending = (
+    String,
+    usize,
+    usize,
+    Readback<f32>,
+    Readback<u32>,
+    Readback<f32>,
+);
+
+/// One layer's arrived data: latent, snapshot, gamma.
+type Arrived = (Vec<f32>, Vec<u32>, Vec<f32>);
+
+/// State of the weights view.
+#[derive(Default)]
+pub struct WeightsState {
+    pending: Option<(Vec<Pending>, Vec<Option<Arrived>>)>,
+    layers: Vec<LayerWeights>,
+    /// Optimizer step the shown weights are from.
+    pub step: Option<u64>,
+    wanted: bool,
+    /// Epoch count at the last refresh: a finished epoch refreshes the view.
+    seen_epochs: usize,
+}
+
+impl WeightsState {
+    /// Asks for a fresh readback on a later frame.
+    pub fn request(&mut self) {
+        self.wanted = true;
+    }
+
+    /// True while a readback is wanted or in flight.
+    pub fn busy(&self) -> bool {
+        self.wanted || self.pending.is_some()
+    }
+
+    /// Forgets everything (the network is gone).
+    pub fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    /// Starts a wanted readback, turns a finished one into textures. Never waits.
+    pub fn tick(
+        &mut self,
+        ctx: &egui::Context,
+        gpu: &GpuContext,
+        session: &Session,
+        epochs_done: usize,
+    ) -> Result<(), NetworkError> {
+        if epochs_done != self.seen_epochs {
+            self.seen_epochs = epochs_done;
+            self.wanted = true;
+        }
+        if let Some((parts, data)) = &mut self.pending {
+            let mut ready = true;
+            for (i, (_, _, _, latent, snapshot, gamma)) in parts.iter_mut().enumerate() {
+                if data[i].is_some() {
+                    continue;
+                }
+                match (latent.try_take(), snapshot.try_take(), gamma.try_take()) {
+                    (Some(l), Some(s), Some(g)) => data[i] = Some((l?, s?, g?)),
+                    _ => ready = false,
+                }
+            }
+            if ready {
+                if let Some((parts, data)) = self.pending.take() {
+                    self.layers = parts
+                        .into_iter()
+                        .zip(data)
+                        .filter_map(|((name, rows, cols, ..), d)| {
+                            let (latent, snapshot, gamma) = d?;
+                            let (signs, flips, flipped) =
+                                raster::sign_and_flip_maps(&latent, &snapshot, rows, cols);
+                            let nearest = TextureOptions::NEAREST;
+                            Some(LayerWeights {
+                                signs: ctx.load_texture(format!("signs {name}"), signs, nearest),
+                                flips: ctx.load_texture(format!("flips {name}"), flips, nearest),
+                                name,
+                                rows,
+                                cols,
+                                latent,
+                                gamma,
+                                flipped,
+                            })
+                        })
+                        .collect();
+                }
+            }
+        }
+        if self.wanted && self.pending.is_none() {
+            self.wanted = false;
+            let net = &session.trainer.net;
+            self.step = Some(net.step);
+            let parts: Vec<Pending> = net
+                .binary_weights()
+                .into_iter()
+                .filter_map(|w| {
+                    let b = w.binary.as_ref()?;
+                    Some((
+                        w.param.name.trim_end_matches(".weight").to_string(),
+                        w.rows,
+                        w.cols,
+                        w.param.value.read_back(gpu),
+                        b.snapshot.read_back(gpu),
+                        b.gamma.read_back(gpu),
+                    ))
+                })
+                .collect();
+            let n = parts.len();
+            self.pending = Some((parts, vec![None; n]));
+        }
+        Ok(())
+    }
+}
+
+/// Draws the view.
+pub fn show(ui: &mut egui::Ui, state: &mut WeightsState, session: Option<&Session>) {
+    if session.is_none() {
+        ui.label("No network yet.");
+        return;
+    }
+    ui.horizontal(|ui| {
+        if ui.button("Refresh").clicked() {
+            state.request();
+        }
+        match state.step {
+            Some(step) => ui.label(format!("weights after step {step}")),
+            None => ui.label("reading weights..."),
+        };
+        if state.busy() {
+            ui.spinner();
+        }
+    });
+    ui.horizontal(|ui| {
+        ui.colored_label(raster::PLUS, "+1");
+        ui.colored_label(raster::MINUS, "-1");
+        ui.label("(sign of the latent weight; rows = output channels, columns = inputs x kernel)");
+    });
+    if state.layers.is_empty() && !state.busy() {
+        ui.label("This model has no binary layers.");
+    }
+    egui::ScrollArea::vertical().show(ui, |ui| {
+        for layer in &state.layers {
+            let total = layer.rows * layer.cols;
+            ui.separator();
+            ui.label(
+                egui::RichText::new(format!(
+                    "{}: {} x {} binary weights, {} flipped since the last epoch ({:.3} %)",
+                    layer.name,
+                    layer.rows,
+                    layer.cols,
+                    layer.flipped,
+                    100.0 * layer.flipped as f64 / total.max(1) as f64
+                ))
+                .strong(),
+            );
+            let width = (ui.available_width() - 12.0) / 2.0;
+            // Squash wide maps to the half width, but keep at least 2 px per output channel.
+            let height = (layer.rows as f32 * 2.0).clamp(40.0, 220.0);
+            ui.horizontal_top(|ui| {
+                ui.vertical(|ui| {
+                    ui.small("sign(W)");
+                    ui.add(
+                        egui::Image::new(&layer.signs)
+                            .maintain_aspect_ratio(false)
+                            .fit_to_exact_size(egui::vec2(width, height)),
+                    );
+                });
+                ui.vertical(|ui| {
+                    ui.small("flipped since the last epoch (white)");
+                    ui.add(
+                        egui::Image::new(&layer.flips)
+                            .maintain_aspect_ratio(false)
+                            .fit_to_exact_size(egui::vec2(width, height)),
+                    );
+                });
+            });
+            ui.horizontal_top(|ui| {
+                ui.vertical(|ui| {
+                    ui.set_width(width);
+                    histogram_plot(ui, layer);
+                });
+                ui.vertical(|ui| {
+                    ui.set_width(width);
+                    ui.small("gamma = mean |W| per output channel");
+                    let bars: Vec<Bar> = layer
+                        .gamma
+                        .iter()
+                        .enumerate()
+                        .map(|(c, &g)| Bar::new(c as f64, g as f64).width(0.9))
+                        .collect();
+                    Plot::new(format!("gamma {}", layer.name))
+                        .height(110.0)
+                        .x_axis_label("output channel")
+                        .allow_scroll(false)
+                        .show(ui, |p| p.bar_chart(BarChart::new("gamma", bars)));
+                });
+            });
+        }
+    });
+}
+
+fn histogram_plot(ui: &mut egui::Ui, layer: &LayerWeights) {
+    let (lo, hi) = layer
+        .latent
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let (lo, hi) = if lo < hi { (lo, hi) } else { (-1.0, 1.0) };
+    let counts = raster::histogram(layer.latent.iter().copied(), lo, hi, HIST_BINS);
+    let width = (hi - lo) as f64 / HIST_BINS as f64;
+    let near_zero = layer.latent.iter().filter(|v| v.abs() < 1e-3).count();
+    ui.small(format!(
+        "latent W histogram ({near_zero} within 1e-3 of zero, where signs flip)"
+    ));
+    let bars: Vec<Bar> = counts
+        .iter()
+        .enumerate()
+        .map(|(b, &c)| Bar::new(lo as f64 + (b as f64 + 0.5) * width, c as f64).width(width))
+        .collect();
+    Plot::new(format!("latent {}", layer.name))
+        .height(110.0)
+        .x_axis_label("W")
+        .allow_scroll(false)
+        .show(ui, |p| p.bar_chart(BarChart::new("weights", bars)));
+}

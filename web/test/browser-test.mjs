@@ -1,0 +1,102 @@
+// Browser test: serves web/dist on 127.0.0.1, opens it in headless Chromium (the Debian
+// package, no browser download) with WebGPU, trains K steps in the page, draws a digit with the
+// mouse on the draw canvas, and checks the app's JSON report:
+//   - WebGPU was found (an adapter is reported),
+//   - K training steps ran and the loss fell,
+//   - the drawing got a prediction (and a spike raster per layer).
+// Saves a screenshot (web/test/out/browser.png) and prints the timings as JSON.
+// Usage: node browser-test.mjs [K]   (env CHROMIUM=/path overrides the browser)
+import { chromium } from "playwright-core";
+import { spawn } from "node:child_process";
+import { mkdirSync, statSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const dist = join(here, "..", "dist");
+const out = join(here, "out");
+const steps = Number(process.argv[2] || 8);
+const port = 8000 + Math.floor(Math.random() * 1000);
+const fail = (msg) => { console.error(`browser test FAILED: ${msg}`); process.exitCode = 1; };
+
+mkdirSync(out, { recursive: true });
+const wasmBytes = statSync(join(dist, "pkg", "bitspike_bg.wasm")).size;
+const server = spawn("python3", ["-m", "http.server", "--bind", "127.0.0.1", String(port),
+  "--directory", dist], { stdio: "ignore" });
+await new Promise((r) => setTimeout(r, 800));
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless=new", "--no-sandbox", "--enable-unsafe-webgpu",
+    "--enable-features=Vulkan", "--use-angle=vulkan", "--use-vulkan=swiftshader",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-first-run", "--disable-quic", `--user-data-dir=${mkdtempSync(join(tmpdir(), "bitspike-chromium-"))}`],
+});
+const report = async (page) => JSON.parse((await page.textContent("#bitspike-report")) || "{}");
+let summary = { steps, wasm_bytes: wasmBytes };
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const logs = [];
+  page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
+  page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
+  const t0 = Date.now();
+  await page.goto(`http://127.0.0.1:${port}/index.html?autotest=${steps}`);
+  await page.waitForFunction(() => document.body.dataset.state, null, { timeout: 180_000 });
+  const state = await page.evaluate(() => document.body.dataset.state);
+  if (state !== "ready") {
+    throw new Error(`page did not start: ${await page.textContent("#bitspike-status")}\n${logs.join("\n")}`);
+  }
+  summary.times_ms = await page.evaluate(() => window.bitspikeTimes);
+  let r = await report(page);
+  summary.adapter = r.adapter;
+  summary.pipelines = r.pipelines;
+  summary.boot_seconds = r.boot_seconds;
+  if (!r.adapter) fail("no WebGPU adapter reported");
+  // Training runs by itself (autotest); wait for K steps and the switch to the draw view.
+  const trainStart = Date.now();
+  await page.waitForFunction(() => {
+    const r = JSON.parse(document.getElementById("bitspike-report").textContent || "{}");
+    return r.error || (r.step >= r.losses.length && r.losses.length > 0 && r.idle && r.draw_rect);
+  }, null, { timeout: 600_000, polling: 500 });
+  r = await report(page);
+  if (r.error) throw new Error(`app error: ${r.error}`);
+  summary.train_seconds = (Date.now() - trainStart) / 1000;
+  summary.step = r.step;
+  summary.losses = r.losses;
+  summary.samples_per_second = r.samples_per_second;
+  const l = r.losses;
+  const head = (l[0] + l[1]) / 2, tail = (l[l.length - 1] + l[l.length - 2]) / 2;
+  if (r.step < steps) fail(`trained ${r.step} steps, wanted ${steps}`);
+  if (!(l.length >= 4 && tail < head)) fail(`loss did not fall: ${l.map((x) => x.toFixed(3)).join(" ")}`);
+  // Draw a "7" on the canvas with the mouse.
+  const [x, y, w, h] = r.draw_rect;
+  const at = (u, v) => [x + u * w, y + v * h];
+  await page.mouse.move(...at(0.25, 0.22));
+  await page.mouse.down();
+  await page.mouse.move(...at(0.75, 0.22), { steps: 12 });
+  await page.mouse.move(...at(0.42, 0.82), { steps: 16 });
+  await page.mouse.up();
+  await page.waitForFunction(() => {
+    const r = JSON.parse(document.getElementById("bitspike-report").textContent || "{}");
+    return r.error || (r.draw_ink > 0 && r.prediction !== null && r.prediction !== undefined);
+  }, null, { timeout: 180_000, polling: 250 });
+  r = await report(page);
+  if (r.error) throw new Error(`app error: ${r.error}`);
+  summary.prediction = r.prediction;
+  summary.probabilities = r.probabilities;
+  summary.draw_layers = r.draw_layers;
+  if (!(r.prediction >= 0 && r.prediction < 10)) fail(`no prediction for the drawing`);
+  if (!(r.draw_layers > 0)) fail(`no spike rasters for the drawing`);
+  await page.waitForTimeout(1500);
+  await page.screenshot({ path: join(out, "browser.png") });
+  summary.total_seconds = (Date.now() - t0) / 1000;
+  if (process.exitCode) console.error(logs.slice(-30).join("\n"));
+} catch (e) {
+  fail(e.message);
+} finally {
+  await browser.close();
+  server.kill();
+}
+console.log(JSON.stringify(summary, null, 1));
+if (!process.exitCode) console.log("browser test OK");
