@@ -100,6 +100,9 @@ enum Command {
         /// Training steps before the screenshot.
         #[arg(long, default_value_t = 20)]
         after_steps: usize,
+        /// Start from this checkpoint (its model config comes with it).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
     },
     /// Train a BSNN (default: the mnist preset on the embedded MNIST-10k).
     Train {
@@ -206,12 +209,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         screenshot: None,
         view: ViewArg::Training,
         after_steps: 20,
+        checkpoint: None,
     });
     match command {
         Command::Gui {
             screenshot,
             view,
             after_steps,
+            checkpoint,
         } => {
             let view = match view {
                 ViewArg::Training => bitspike::app::View::Training,
@@ -224,6 +229,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 screenshot,
                 view,
                 after_steps,
+                checkpoint,
                 ..Default::default()
             })?;
             Ok(())

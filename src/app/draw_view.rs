@@ -42,6 +42,8 @@ pub struct DrawState {
     pub canvas_rect: Option<egui::Rect>,
     /// Why the current model cannot classify drawings, if it cannot.
     pub unsupported: Option<String>,
+    /// The user asked for the bundled demo model (the app loads it).
+    pub load_demo: bool,
 }
 
 impl Default for DrawState {
@@ -57,6 +59,7 @@ impl Default for DrawState {
             texture: None,
             canvas_rect: None,
             unsupported: None,
+            load_demo: false,
         }
     }
 }
@@ -245,6 +248,13 @@ pub fn show(ui: &mut egui::Ui, state: &mut DrawState, session: Option<&Session>)
             ui.horizontal(|ui| {
                 if ui.button("Clear").clicked() {
                     state.clear();
+                }
+                if ui
+                    .button("Load demo model")
+                    .on_hover_text(super::DEMO_CHECKPOINT_NOTE)
+                    .clicked()
+                {
+                    state.load_demo = true;
                 }
                 if state.busy() {
                     ui.spinner();

@@ -64,6 +64,37 @@ impl LayersPanel {
         }
     }
 
+    /// Picks a neuron worth showing in the first layer with a membrane: one that fires at some
+    /// but not all timesteps and charges highest (screenshots and first looks).
+    pub fn pick_interesting(&mut self, result: &ProbeResult) {
+        let Some((index, layer)) = result
+            .layers
+            .iter()
+            .enumerate()
+            .find(|(_, l)| !l.membrane.is_empty())
+        else {
+            return;
+        };
+        let n = layer.neurons();
+        let t = result.timesteps;
+        let best = (0..n)
+            .filter(|&i| {
+                let fired = (0..t).filter(|&s| layer.spikes[s * n + i] > 0.5).count();
+                fired > 0 && fired < t
+            })
+            .max_by(|&a, &b| {
+                let peak = |i: usize| {
+                    (0..t)
+                        .map(|s| layer.membrane[s * n + i])
+                        .fold(f32::MIN, f32::max)
+                };
+                peak(a).total_cmp(&peak(b))
+            });
+        if let Some(neuron) = best {
+            self.picked = Some((index, neuron));
+        }
+    }
+
     /// Draws every spiking layer of `result`; `generation` changes whenever `result` does.
     pub fn show(&mut self, ui: &mut egui::Ui, result: &ProbeResult, generation: u64) {
         let timesteps = result.timesteps;
@@ -218,13 +249,23 @@ fn membrane_plot(ui: &mut egui::Ui, layer: &super::probe::LayerSpikes, neuron: u
         .collect();
     Plot::new(format!("membrane {}", layer.name))
         .height(110.0)
+        .include_y(0.0)
+        .include_y(layer.v_th as f64 * 1.25)
         .legend(Legend::default())
         .x_axis_label("t")
         .allow_scroll(false)
         .show(ui, |p| {
             p.hline(HLine::new("V_th", layer.v_th as f64).color(egui::Color32::LIGHT_RED));
-            p.line(Line::new("h[t]", PlotPoints::from(points)).width(2.0));
-            p.points(Points::new("spike", PlotPoints::from(spikes)).radius(5.0));
+            p.line(
+                Line::new("h[t]", PlotPoints::from(points))
+                    .width(2.0)
+                    .color(egui::Color32::from_rgb(120, 190, 255)),
+            );
+            p.points(
+                Points::new("spike", PlotPoints::from(spikes))
+                    .radius(5.0)
+                    .color(egui::Color32::from_rgb(255, 220, 80)),
+            );
             p.vline(egui_plot::VLine::new("selected t", t as f64).color(egui::Color32::GRAY));
         });
 }

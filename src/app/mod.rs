@@ -42,6 +42,14 @@ use spikes_view::SpikesState;
 use training_view::{History, Reference};
 use weights_view::WeightsState;
 
+/// A small trained model shipped with the app, so the draw view works before any training:
+/// the `mnist` preset after 2 epochs on the embedded MNIST-10k (weights and BN statistics, no
+/// optimizer state; see `assets/demo/README.md`).
+pub const DEMO_CHECKPOINT: &[u8] = include_bytes!("../../assets/demo/mnist-demo.safetensors");
+/// What the demo model is, for tooltips.
+pub const DEMO_CHECKPOINT_NOTE: &str =
+    "the mnist preset trained 2 epochs on the embedded MNIST-10k (bundled with the app)";
+
 /// The views in the central panel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum View {
@@ -93,6 +101,10 @@ pub struct AppOptions {
     /// (the browser test drives the page this way).
     pub auto_start: bool,
     pub then_view: Option<View>,
+    /// A checkpoint file to start from (native `--checkpoint`).
+    pub checkpoint: Option<PathBuf>,
+    /// Start from the bundled demo model (web `?demo=1`).
+    pub load_demo: bool,
 }
 
 /// Errors that end the app.
@@ -202,8 +214,31 @@ impl BitspikeApp {
         options: AppOptions,
         outcome: Arc<Mutex<Option<String>>>,
     ) -> Self {
+        let gpu = cc.wgpu_render_state.as_ref().map(|rs| {
+            Arc::new(GpuContext::from_device(
+                rs.device.clone(),
+                rs.queue.clone(),
+                rs.adapter.get_info(),
+            ))
+        });
+        // One look everywhere (the browser would follow the system theme).
+        cc.egui_ctx.set_theme(egui::Theme::Dark);
+        let mut app = Self::with_gpu(gpu, options, outcome);
+        if app.gpu.is_none() {
+            app.error = Some("eframe did not start the wgpu renderer".into());
+        }
+        app
+    }
+
+    /// The app on an existing device, without a window (tests drive it this way). Nothing
+    /// is built until the first frames ([`BitspikeApp::boot`]).
+    pub fn with_gpu(
+        gpu: Option<Arc<GpuContext>>,
+        options: AppOptions,
+        outcome: Arc<Mutex<Option<String>>>,
+    ) -> Self {
         let mut app = Self {
-            gpu: None,
+            gpu,
             data: None,
             data_label: "embedded MNIST-10k (8,000 train / 2,000 test)".into(),
             setup: Setup::default(),
@@ -228,17 +263,8 @@ impl BitspikeApp {
             options,
             outcome,
         };
-        match &cc.wgpu_render_state {
-            Some(rs) => {
-                let gpu = GpuContext::from_device(
-                    rs.device.clone(),
-                    rs.queue.clone(),
-                    rs.adapter.get_info(),
-                );
-                log::info!("bitspike app on {}", gpu.describe());
-                app.gpu = Some(Arc::new(gpu));
-            }
-            None => app.error = Some("eframe did not start the wgpu renderer".into()),
+        if let Some(gpu) = &app.gpu {
+            log::info!("bitspike app on {}", gpu.describe());
         }
         match (
             embedded_mnist10k(EmbeddedSplit::Train),
@@ -250,14 +276,43 @@ impl BitspikeApp {
         app
     }
 
+    /// The error shown in the window, if any.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// The current run.
+    pub fn session(&self) -> Option<&Session> {
+        self.session.as_ref()
+    }
+
+    /// The data set description shown in the setup panel.
+    pub fn data_label(&self) -> &str {
+        &self.data_label
+    }
+
     /// Frame 1: build the first network (compiles every pipeline), start scripted runs.
-    fn boot(&mut self) {
+    pub fn boot(&mut self) {
         let started = web_time::Instant::now();
         self.rebuild();
         self.boot_seconds = Some(started.elapsed().as_secs_f64());
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(path) = self.options.checkpoint.clone() {
+            match crate::data::read_file(&path) {
+                Ok(bytes) => self.open_files(
+                    Purpose::Checkpoint,
+                    vec![(path.display().to_string(), bytes)],
+                ),
+                Err(e) => self.error = Some(format!("checkpoint not loaded: {e}")),
+            }
+        }
+        if self.options.load_demo {
+            self.draw.load_demo = true;
+        }
         let scripted = self.screenshot.is_some() || self.options.auto_start;
-        if scripted && self.session.is_some() {
-            self.start();
+        if let Some(s) = self.session.as_mut().filter(|_| scripted) {
+            s.set_running(true);
+            self.started = true;
         }
     }
 
@@ -269,8 +324,8 @@ impl BitspikeApp {
         let data_shape = [train.channels, train.height, train.width];
         if model.input != data_shape {
             return Err(format!(
-                "model '{}' takes input {:?} but the data is {:?}: choose a matching preset \
-                 (mnist for 1x28x28, resnet19 / vgg11 for 3x32x32) or other data",
+                "model '{}' takes input {:?} but the data is {:?}: choose a model for this \
+                 input (mnist: 1x28x28, resnet19: 3x32x32) or other data",
                 model.name, model.input, data_shape
             ));
         }
@@ -420,7 +475,7 @@ impl BitspikeApp {
 
     /// Applies chosen files. Each step validates before anything is replaced, so a bad file
     /// leaves the current data, model and run as they were.
-    fn open_files(&mut self, purpose: Purpose, files: Vec<NamedBytes>) {
+    pub fn open_files(&mut self, purpose: Purpose, files: Vec<NamedBytes>) {
         match purpose {
             Purpose::Dataset(kind) => match datasets_from_files(kind, &files) {
                 Ok((train, test)) => {
@@ -432,8 +487,16 @@ impl BitspikeApp {
                         train.height,
                         train.width
                     );
-                    if train.channels == 3 && self.setup.config.is_none() {
-                        self.setup.preset = "vgg11".into();
+                    self.setup.classes = train.classes;
+                    if self.setup.config.is_none() {
+                        // The preset that takes this input, if one does.
+                        let shape = [train.channels, train.height, train.width];
+                        if let Some(p) = crate::model::PRESETS
+                            .iter()
+                            .find(|p| ModelConfig::preset(p).is_some_and(|m| m.input == shape))
+                        {
+                            self.setup.preset = p.to_string();
+                        }
                     }
                     self.data = Some((Arc::new(train), Arc::new(test)));
                     self.notice = Some(format!("loaded {}", self.data_label));
@@ -496,6 +559,7 @@ impl BitspikeApp {
         self.spikes.clear();
         self.draw.network_changed();
         self.weights.clear();
+        self.error = None;
         self.notice = Some(format!("loaded {name}"));
         Ok(())
     }
@@ -514,6 +578,11 @@ impl BitspikeApp {
                 }
             }
             Action::Reset => self.rebuild(),
+            Action::Stop => {
+                if let Some(s) = &mut self.session {
+                    s.stop();
+                }
+            }
             Action::UseEmbedded => {
                 match (
                     embedded_mnist10k(EmbeddedSplit::Train),
@@ -522,6 +591,7 @@ impl BitspikeApp {
                     (Ok(train), Ok(test)) => {
                         self.data = Some((Arc::new(train), Arc::new(test)));
                         self.data_label = "embedded MNIST-10k (8,000 train / 2,000 test)".into();
+                        self.setup.classes = 10;
                         if self.setup.config.is_none() {
                             self.setup.preset = "mnist".into();
                         }
@@ -602,6 +672,11 @@ impl BitspikeApp {
     /// Drives a `--screenshot` run one frame further.
     fn drive_screenshot(&mut self, ctx: &egui::Context) {
         let trained = self.scripted_training_done();
+        let capturing = self
+            .screenshot
+            .as_ref()
+            .is_some_and(|p| p.stage == Stage::Requested);
+        let report = capturing.then(|| self.report());
         let Some(plan) = &mut self.screenshot else {
             return;
         };
@@ -640,6 +715,20 @@ impl BitspikeApp {
                     _ => true,
                 };
                 if ready {
+                    // Show a membrane trace without a click.
+                    match plan.view {
+                        View::Spikes => {
+                            if let Some(r) = &self.spikes.result {
+                                self.spikes.panel.pick_interesting(r);
+                            }
+                        }
+                        View::Draw => {
+                            if let Some(r) = &self.draw.result {
+                                self.draw.panel.pick_interesting(r);
+                            }
+                        }
+                        _ => {}
+                    }
                     plan.stage = Stage::Settling(0);
                 }
             }
@@ -652,6 +741,10 @@ impl BitspikeApp {
                     match saved {
                         Ok(()) => {
                             log::info!("screenshot written to {}", plan.path.display());
+                            // Machine-readable facts of the run (step times for the README).
+                            if let Some(r) = &report {
+                                println!("{r}");
+                            }
                             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
                         }
                         Err(e) => self.fail_screenshot(ctx, &e),
@@ -787,6 +880,15 @@ impl eframe::App for BitspikeApp {
             }
         });
 
+        if std::mem::take(&mut self.draw.load_demo) {
+            self.open_files(
+                Purpose::Checkpoint,
+                vec![(
+                    "demo mnist-demo.safetensors".into(),
+                    DEMO_CHECKPOINT.to_vec(),
+                )],
+            );
+        }
         self.drive_screenshot(&ctx);
         #[cfg(target_arch = "wasm32")]
         web::publish(self);

@@ -116,6 +116,13 @@ impl Session {
         };
     }
 
+    /// Ends the run where it is: weights, curves and the network stay for inspection and
+    /// saving; work in flight still completes.
+    pub fn stop(&mut self) {
+        self.running = false;
+        self.phase = Phase::Done;
+    }
+
     /// Submissions not yet completed.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()

@@ -15,6 +15,8 @@ pub struct Setup {
     /// A model loaded from a config file or a checkpoint (`(source, config)`); replaces the
     /// preset while set. T and the AGMM mode still come from the fields below.
     pub config: Option<(String, ModelConfig)>,
+    /// Classes of the loaded data; presets size their readout for it.
+    pub classes: usize,
     pub timesteps: usize,
     pub agmm: AgmmModeConfig,
     pub optimizer: OptimizerKind,
@@ -29,6 +31,7 @@ impl Default for Setup {
         Self {
             preset: "mnist".into(),
             config: None,
+            classes: 10,
             timesteps: 4,
             agmm: AgmmModeConfig::Full,
             optimizer: OptimizerKind::Adam,
@@ -45,7 +48,7 @@ impl Setup {
     pub fn model(&self) -> Result<ModelConfig, String> {
         let mut model = match &self.config {
             Some((_, config)) => config.clone(),
-            None => ModelConfig::preset(&self.preset)
+            None => ModelConfig::preset_for_classes(&self.preset, self.classes)
                 .ok_or_else(|| format!("unknown preset '{}'", self.preset))?,
         };
         model.timesteps = self.timesteps.max(1);
@@ -96,6 +99,8 @@ pub enum Action {
     Start,
     Pause,
     Resume,
+    /// End the run, keeping its weights and curves.
+    Stop,
     /// Drop the run and build an idle one from the setup.
     Reset,
     /// Back to the embedded MNIST-10k.
@@ -260,6 +265,14 @@ pub fn show(ui: &mut egui::Ui, setup: &mut Setup, info: PanelInfo<'_>) -> Action
                     action = Action::Resume;
                 }
             }
+        }
+        if matches!(state, RunState::Running | RunState::Paused)
+            && ui
+                .button("Stop")
+                .on_hover_text("End the run, keep its weights and curves")
+                .clicked()
+        {
+            action = Action::Stop;
         }
         if ui
             .button("Reset")

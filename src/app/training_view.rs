@@ -195,7 +195,7 @@ pub fn show(ui: &mut egui::Ui, history: &History, reference: Option<&Reference>)
             plot(
                 ui,
                 "flips",
-                "Sign-flip ratio per binary layer (per epoch)",
+                "Sign-flip ratio per binary layer (per epoch, first point after epoch 1)",
                 height,
                 |p| {
                     for r in &runs {

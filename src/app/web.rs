@@ -13,7 +13,8 @@ use super::{AppOptions, BitspikeApp, View};
 pub const REPORT_ID: &str = "bitspike-report";
 
 /// Starts the app on the canvas with id `canvas_id`. URL parameters: `view=NAME` (first view),
-/// `autotest=K` (train K steps at once, then show the draw view: the browser test).
+/// `demo=1` (start from the bundled demo model), `autotest=K` (train K steps at once, then show
+/// the draw view: the browser test).
 /// Rejects with a readable message when the browser has no usable WebGPU.
 #[wasm_bindgen]
 pub async fn start(canvas_id: String) -> Result<(), JsValue> {
@@ -38,6 +39,7 @@ pub async fn start(canvas_id: String) -> Result<(), JsValue> {
     if let Some(view) = param("view").as_deref().and_then(View::parse) {
         options.view = view;
     }
+    options.load_demo = param("demo").is_some_and(|v| v == "1");
     if let Some(steps) = param("autotest").and_then(|k| k.parse::<usize>().ok()) {
         options.auto_start = true;
         options.after_steps = steps;
@@ -65,9 +67,10 @@ pub async fn start(canvas_id: String) -> Result<(), JsValue> {
         .await
 }
 
-/// Writes the app's report into `#bitspike-report` (every 10th frame: cheap, fresh enough).
+/// Writes the app's report into `#bitspike-report`: every frame while starting (the page
+/// measures its time to ready), then every 10th (cheap, fresh enough).
 pub fn publish(app: &BitspikeApp) {
-    if app.frames % 10 != 1 {
+    if app.frames > 100 && app.frames % 10 != 1 {
         return;
     }
     let Some(element) = web_sys::window()

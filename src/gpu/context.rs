@@ -124,9 +124,15 @@ impl GpuContext {
 
     /// One line for logs and `bitspike info`: adapter name, backend, device type, variant.
     pub fn describe(&self) -> String {
+        // Browsers hide adapter names (fingerprinting); say what we know.
+        let name = if self.adapter_info.name.is_empty() {
+            "WebGPU adapter (name hidden by the browser)"
+        } else {
+            &self.adapter_info.name
+        };
         format!(
             "{} ({:?}, {:?}, driver {} {}), kernels: {:?}",
-            self.adapter_info.name,
+            name,
             self.adapter_info.backend,
             self.adapter_info.device_type,
             self.adapter_info.driver,

@@ -185,6 +185,15 @@ impl ModelConfig {
         }
     }
 
+    /// A preset with its readout sized for `classes` (`mnist` stays at 10: its data has 10).
+    pub fn preset_for_classes(name: &str, classes: usize) -> Option<Self> {
+        match name {
+            "resnet19" => Some(Self::resnet19(classes)),
+            "vgg11" => Some(Self::vgg11(classes)),
+            _ => Self::preset(name),
+        }
+    }
+
     /// `mnist` (spec 7): FPConv 1->32 + BN + LIF; MaxPool 2; BConv 32->64 + BN + AGMM + LIF;
     /// MaxPool 2; BConv 64->64 + BN + AGMM + LIF; flatten; FP Linear 64*7*7 -> 10. T = 4.
     pub fn mnist() -> Self {

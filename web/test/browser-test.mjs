@@ -8,8 +8,7 @@
 // Usage: node browser-test.mjs [K]   (env CHROMIUM=/path overrides the browser)
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
-import { mkdirSync, statSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, statSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -26,22 +25,72 @@ const server = spawn("python3", ["-m", "http.server", "--bind", "127.0.0.1", Str
   "--directory", dist], { stdio: "ignore" });
 await new Promise((r) => setTimeout(r, 800));
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless=new", "--no-sandbox", "--enable-unsafe-webgpu",
-    "--enable-features=Vulkan", "--use-angle=vulkan", "--use-vulkan=swiftshader",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--no-first-run", "--disable-quic", `--user-data-dir=${mkdtempSync(join(tmpdir(), "bitspike-chromium-"))}`],
-});
-const report = async (page) => JSON.parse((await page.textContent("#bitspike-report")) || "{}");
+const common = ["--headless=new", "--no-sandbox", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
+// playwright gives each browser a fresh temporary profile.
+const launch = (args) => chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: [...common, ...args] });
+const url = (query) => `http://127.0.0.1:${port}/index.html${query}`;
 let summary = { steps, wasm_bytes: wasmBytes };
+
+// Draws a "7" with the mouse into the draw canvas at rect [x, y, w, h] (CSS pixels = egui
+// points at zoom 1) and waits for the app's prediction; returns the report.
+async function drawSeven(page, [x, y, w, h]) {
+  const at = (u, v) => [x + u * w, y + v * h];
+  await page.mouse.move(...at(0.25, 0.22));
+  await page.mouse.down();
+  await page.mouse.move(...at(0.75, 0.22), { steps: 12 });
+  await page.mouse.move(...at(0.42, 0.82), { steps: 16 });
+  await page.mouse.up();
+  await page.waitForFunction(() => {
+    const r = JSON.parse(document.getElementById("bitspike-report").textContent || "{}");
+    return r.error || (r.draw_ink > 0 && r.prediction !== null && r.prediction !== undefined);
+  }, null, { timeout: 180_000, polling: 250 });
+  const r = await report(page);
+  if (r.error) throw new Error(`app error: ${r.error}`);
+  return r;
+}
+
+// 1. Without WebGPU the page must say so (not a blank canvas).
+{
+  const browser = await launch(["--disable-features=WebGPU"]);
+  try {
+    const page = await browser.newPage();
+    await page.goto(url(""));
+    await page.waitForFunction(() => document.body.dataset.state, null, { timeout: 60_000 });
+    const state = await page.evaluate(() => document.body.dataset.state);
+    const text = await page.textContent("#bitspike-status");
+    summary.without_webgpu = text;
+    if (state !== "failed" || !/WebGPU/.test(text)) fail(`no clear message without WebGPU: ${state} '${text}'`);
+  } finally {
+    await browser.close();
+  }
+}
+
+const browser = await launch(["--enable-unsafe-webgpu", "--enable-features=Vulkan",
+  "--use-angle=vulkan", "--use-vulkan=swiftshader"]);
+const report = async (page) => JSON.parse((await page.textContent("#bitspike-report")) || "{}");
 try {
+  // 2. First load to a ready UI (network built, pipelines compiled), no training.
+  {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const t = Date.now();
+    await page.goto(url(""));
+    await page.waitForFunction(() => document.body.dataset.state, null, { timeout: 180_000 });
+    summary.first_load_ms = Date.now() - t;
+    summary.first_load_times_ms = await page.evaluate(() => window.bitspikeTimes);
+    if ((await page.evaluate(() => document.body.dataset.state)) !== "ready") {
+      throw new Error(`page did not start: ${await page.textContent("#bitspike-status")}`);
+    }
+    await page.close();
+  }
+  // 3. Train K steps in the page, then draw.
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   const logs = [];
   page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
   page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
   const t0 = Date.now();
-  await page.goto(`http://127.0.0.1:${port}/index.html?autotest=${steps}`);
+  await page.goto(url(`?autotest=${steps}`));
   await page.waitForFunction(() => document.body.dataset.state, null, { timeout: 180_000 });
   const state = await page.evaluate(() => document.body.dataset.state);
   if (state !== "ready") {
@@ -69,27 +118,31 @@ try {
   const head = (l[0] + l[1]) / 2, tail = (l[l.length - 1] + l[l.length - 2]) / 2;
   if (r.step < steps) fail(`trained ${r.step} steps, wanted ${steps}`);
   if (!(l.length >= 4 && tail < head)) fail(`loss did not fall: ${l.map((x) => x.toFixed(3)).join(" ")}`);
-  // Draw a "7" on the canvas with the mouse.
-  const [x, y, w, h] = r.draw_rect;
-  const at = (u, v) => [x + u * w, y + v * h];
-  await page.mouse.move(...at(0.25, 0.22));
-  await page.mouse.down();
-  await page.mouse.move(...at(0.75, 0.22), { steps: 12 });
-  await page.mouse.move(...at(0.42, 0.82), { steps: 16 });
-  await page.mouse.up();
-  await page.waitForFunction(() => {
-    const r = JSON.parse(document.getElementById("bitspike-report").textContent || "{}");
-    return r.error || (r.draw_ink > 0 && r.prediction !== null && r.prediction !== undefined);
-  }, null, { timeout: 180_000, polling: 250 });
-  r = await report(page);
-  if (r.error) throw new Error(`app error: ${r.error}`);
+  r = await drawSeven(page, r.draw_rect);
   summary.prediction = r.prediction;
   summary.probabilities = r.probabilities;
   summary.draw_layers = r.draw_layers;
   if (!(r.prediction >= 0 && r.prediction < 10)) fail(`no prediction for the drawing`);
   if (!(r.draw_layers > 0)) fail(`no spike rasters for the drawing`);
-  await page.waitForTimeout(1500);
-  await page.screenshot({ path: join(out, "browser.png") });
+  await page.close();
+
+  // 4. The bundled demo model (a checkpoint loaded in the page) reads a drawn 7 as 7.
+  {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await page.goto(url("?demo=1&view=draw"));
+    await page.waitForFunction(() => {
+      const r = JSON.parse(document.getElementById("bitspike-report").textContent || "{}");
+      return r.error || (r.step > 0 && r.draw_rect);
+    }, null, { timeout: 180_000, polling: 250 });
+    let d = await report(page);
+    if (d.error) throw new Error(`app error: ${d.error}`);
+    d = await drawSeven(page, d.draw_rect);
+    summary.demo_prediction = d.prediction;
+    summary.demo_confidence = d.probabilities[d.prediction];
+    if (d.prediction !== 7) fail(`demo model read the drawn 7 as ${d.prediction}`);
+    await page.waitForTimeout(1500);
+    await page.screenshot({ path: join(out, "browser.png") });
+  }
   summary.total_seconds = (Date.now() - t0) / 1000;
   if (process.exitCode) console.error(logs.slice(-30).join("\n"));
 } catch (e) {
