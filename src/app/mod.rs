@@ -785,6 +785,8 @@ impl BitspikeApp {
             "prediction": self.draw.result.as_ref().map(|r| r.prediction()),
             "probabilities": self.draw.result.as_ref().map(|r| r.probabilities()),
             "draw_layers": self.draw.result.as_ref().map(|r| r.layers.len()),
+            "model": session.map(|s| s.trainer.model.name.clone()),
+            "notice": self.notice,
             "error": self.error,
         })
     }

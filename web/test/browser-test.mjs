@@ -8,7 +8,7 @@
 // Usage: node browser-test.mjs [K]   (env CHROMIUM=/path overrides the browser)
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
-import { mkdirSync, statSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -126,16 +126,33 @@ try {
   if (!(r.draw_layers > 0)) fail(`no spike rasters for the drawing`);
   await page.close();
 
-  // 4. The bundled demo model (a checkpoint loaded in the page) reads a drawn 7 as 7.
+  // 4. A checkpoint dropped on the page (the demo model, trained 2 epochs natively) is loaded
+  //    and reads a drawn 7 as 7.
   {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-    await page.goto(url("?demo=1&view=draw"));
+    await page.goto(url("?view=draw"));
+    await page.waitForFunction(() => {
+      const r = JSON.parse(document.getElementById("bitspike-report").textContent || "{}");
+      return r.error || (r.ready && r.draw_rect);
+    }, null, { timeout: 180_000, polling: 250 });
+    const b64 = readFileSync(join(here, "..", "..", "assets", "demo", "mnist-demo.safetensors"))
+      .toString("base64");
+    await page.evaluate((b64) => {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([bytes], "mnist-demo.safetensors"));
+      const canvas = document.getElementById("bitspike-canvas");
+      for (const type of ["dragenter", "dragover", "drop"]) {
+        canvas.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
+      }
+    }, b64);
     await page.waitForFunction(() => {
       const r = JSON.parse(document.getElementById("bitspike-report").textContent || "{}");
       return r.error || (r.step > 0 && r.draw_rect);
     }, null, { timeout: 180_000, polling: 250 });
     let d = await report(page);
-    if (d.error) throw new Error(`app error: ${d.error}`);
+    if (d.error) throw new Error(`app error after the drop: ${d.error}`);
+    summary.dropped_checkpoint = d.notice;
     d = await drawSeven(page, d.draw_rect);
     summary.demo_prediction = d.prediction;
     summary.demo_confidence = d.probabilities[d.prediction];
