@@ -44,6 +44,9 @@ pub struct DrawState {
     pub unsupported: Option<String>,
     /// The user asked for the bundled demo model (the app loads it).
     pub load_demo: bool,
+    /// Optimizer step of the weights the drawing was last classified with (training refreshes
+    /// the prediction every few steps).
+    pub classified_at_step: u64,
 }
 
 impl Default for DrawState {
@@ -60,6 +63,7 @@ impl Default for DrawState {
             canvas_rect: None,
             unsupported: None,
             load_demo: false,
+            classified_at_step: 0,
         }
     }
 }
@@ -81,6 +85,7 @@ impl DrawState {
     /// Forgets the result (the network changed); the drawing is classified again.
     pub fn network_changed(&mut self) {
         self.probe = None;
+        self.classified_at_step = 0;
         self.result = None;
         self.dirty = self.ink.iter().any(|&v| v > 0.0);
     }

@@ -200,6 +200,8 @@ pub struct BitspikeApp {
     options: AppOptions,
     /// Frames drawn; the network is built on frame 1 so frame 0 can show "compiling".
     frames: u64,
+    /// The setup panel is shown (hidden by default on narrow screens, e.g. phones).
+    show_setup: bool,
     /// Time to build the first network (all pipelines compiled), for the status line.
     pub boot_seconds: Option<f64>,
     screenshot: Option<ScreenshotPlan>,
@@ -255,6 +257,7 @@ impl BitspikeApp {
             error: None,
             notice: None,
             frames: 0,
+            show_setup: true,
             boot_seconds: None,
             screenshot: options
                 .screenshot
@@ -394,7 +397,6 @@ impl BitspikeApp {
         let (Some(gpu), Some(session)) = (&self.gpu, &mut self.session) else {
             return;
         };
-        let step_before = session.trainer.net.step;
         if let Err(e) = session.tick(gpu, &mut self.history) {
             session.set_running(false);
             self.error = Some(format!("training stopped: {e}"));
@@ -403,8 +405,10 @@ impl BitspikeApp {
             self.error = Some(format!("spikes probe: {e}"));
         }
         // A drawing is classified again with the newest weights every few steps.
-        if self.view == View::Draw && session.trainer.net.step >= step_before + 10 {
+        let step = session.trainer.net.step;
+        if self.view == View::Draw && step >= self.draw.classified_at_step + 10 {
             self.draw.network_changed();
+            self.draw.classified_at_step = step;
         }
         if let Err(e) = self.draw.tick(gpu, session) {
             self.error = Some(format!("draw probe: {e}"));
@@ -451,7 +455,12 @@ impl BitspikeApp {
                 FileEvent::Picked(p) => {
                     if let Some(e) = p.error {
                         self.error = Some(e);
-                    } else if !p.files.is_empty() {
+                    } else if p.files.is_empty() {
+                        // Cancelled, or no dialog could open (Linux needs xdg-desktop-portal
+                        // or zenity): say what else works.
+                        self.notice =
+                            Some("no file chosen (files can also be dropped on the window)".into());
+                    } else {
                         self.open_files(p.purpose, p.files);
                     }
                 }
@@ -799,6 +808,9 @@ impl eframe::App for BitspikeApp {
         if self.frames == 2 {
             self.boot();
         }
+        if self.frames == 1 && ctx.content_rect().width() < 800.0 {
+            self.show_setup = false;
+        }
         self.tick(&ctx);
         self.handle_files(&ctx);
         if self.options.auto_start {
@@ -812,6 +824,8 @@ impl eframe::App for BitspikeApp {
         egui::Panel::top("top bar").show(ui, |ui| {
             ui.horizontal_wrapped(|ui| {
                 ui.heading("bitspike");
+                ui.separator();
+                ui.toggle_value(&mut self.show_setup, "Setup");
                 ui.separator();
                 ui.selectable_value(&mut self.view, View::Training, "Training");
                 ui.selectable_value(&mut self.view, View::Spikes, "Spikes");
@@ -858,14 +872,18 @@ impl eframe::App for BitspikeApp {
             has_reference: self.reference.as_ref().map(|r| r.label.as_str()),
             busy: self.files.busy() || self.saving.is_some(),
         };
-        let action = egui::Panel::left("setup")
-            .default_size(250.0)
-            .show(ui, |ui| {
-                egui::ScrollArea::vertical()
-                    .show(ui, |ui| setup::show(ui, &mut self.setup, info))
-                    .inner
-            })
-            .inner;
+        let action = if self.show_setup {
+            egui::Panel::left("setup")
+                .default_size(250.0)
+                .show(ui, |ui| {
+                    egui::ScrollArea::vertical()
+                        .show(ui, |ui| setup::show(ui, &mut self.setup, info))
+                        .inner
+                })
+                .inner
+        } else {
+            Action::None
+        };
         self.apply(action);
 
         egui::CentralPanel::default().show(ui, |ui| {
