@@ -55,6 +55,16 @@ enum AgmmArg {
     Off,
 }
 
+impl From<AgmmArg> for AgmmModeConfig {
+    fn from(a: AgmmArg) -> Self {
+        match a {
+            AgmmArg::Full => AgmmModeConfig::Full,
+            AgmmArg::Detached => AgmmModeConfig::Detached,
+            AgmmArg::Off => AgmmModeConfig::Off,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum OptimizerArg {
     Sgd,
@@ -103,6 +113,9 @@ enum Command {
         /// Start from this checkpoint (its model config comes with it).
         #[arg(long)]
         checkpoint: Option<PathBuf>,
+        /// Screenshot mode: first train a run with this AGMM mode and overlay it (dashed).
+        #[arg(long, value_enum)]
+        compare_agmm: Option<AgmmArg>,
     },
     /// Train a BSNN (default: the mnist preset on the embedded MNIST-10k).
     Train {
@@ -210,6 +223,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         view: ViewArg::Training,
         after_steps: 20,
         checkpoint: None,
+        compare_agmm: None,
     });
     match command {
         Command::Gui {
@@ -217,6 +231,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             view,
             after_steps,
             checkpoint,
+            compare_agmm,
         } => {
             let view = match view {
                 ViewArg::Training => bitspike::app::View::Training,
@@ -230,6 +245,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 view,
                 after_steps,
                 checkpoint,
+                compare_agmm: compare_agmm.map(AgmmModeConfig::from),
                 ..Default::default()
             })?;
             Ok(())
@@ -277,11 +293,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 config.timesteps = t;
             }
             if let Some(a) = agmm {
-                config.agmm.mode = match a {
-                    AgmmArg::Full => AgmmModeConfig::Full,
-                    AgmmArg::Detached => AgmmModeConfig::Detached,
-                    AgmmArg::Off => AgmmModeConfig::Off,
-                };
+                config.agmm.mode = a.into();
             }
             if let Some(l) = loss {
                 config.loss = match l {

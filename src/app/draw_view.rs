@@ -138,7 +138,12 @@ impl DrawState {
                 self.result = Some(result);
             }
         }
-        if self.dirty && self.probe.is_none() && self.unsupported.is_none() && session.can_probe() {
+        if self.dirty
+            && self.probe.is_none()
+            && self.unsupported.is_none()
+            && session.can_probe()
+            && gpu.can_submit_without_waiting()
+        {
             self.dirty = false;
             let classes = session.trainer.model.classes;
             let data = Arc::new(Dataset {
@@ -149,7 +154,7 @@ impl DrawState {
                 width: SIDE,
                 classes,
             });
-            self.probe = Some(Probe::start(gpu, session, data, 0, None)?);
+            self.probe = Some(gpu.batch(|| Probe::start(gpu, session, data, 0, None))?);
         }
         Ok(())
     }

@@ -105,6 +105,10 @@ pub struct AppOptions {
     pub checkpoint: Option<PathBuf>,
     /// Start from the bundled demo model (web `?demo=1`).
     pub load_demo: bool,
+    /// Screenshot mode: first train a run with this AGMM mode, keep it as the reference, then
+    /// train the configured run over it (`--compare-agmm off` shows full vs off). While that
+    /// runs it holds the mode of the second run.
+    pub compare_agmm: Option<crate::model::AgmmModeConfig>,
 }
 
 /// Errors that end the app.
@@ -177,6 +181,30 @@ pub fn run(options: AppOptions) -> Result<(), AppError> {
     }
 }
 
+/// The compute context: eframe's device, except on adapters whose queue submission blocks
+/// until earlier work finishes (lavapipe, see [`GpuContext::submit_blocks`]). There every
+/// frame's render submission would wait behind a whole training step (one frame per step), so
+/// compute gets its own device on the same adapter and runs beside the renderer. Nothing is
+/// shared between the two devices: compute results reach the UI as CPU readbacks.
+fn compute_context(shared: GpuContext) -> GpuContext {
+    #[cfg(not(target_arch = "wasm32"))]
+    if shared.submit_blocks() {
+        match GpuContext::new_blocking() {
+            Ok(own) if own.adapter_info.name == shared.adapter_info.name => {
+                log::info!("compute on its own device: {}", own.describe());
+                return own;
+            }
+            Ok(other) => log::warn!(
+                "a separate compute device found '{}' instead of '{}'; sharing the renderer's",
+                other.adapter_info.name,
+                shared.adapter_info.name
+            ),
+            Err(e) => log::warn!("no separate compute device ({e}); sharing the renderer's"),
+        }
+    }
+    shared
+}
+
 /// The app state.
 pub struct BitspikeApp {
     gpu: Option<Arc<GpuContext>>,
@@ -217,11 +245,9 @@ impl BitspikeApp {
         outcome: Arc<Mutex<Option<String>>>,
     ) -> Self {
         let gpu = cc.wgpu_render_state.as_ref().map(|rs| {
-            Arc::new(GpuContext::from_device(
-                rs.device.clone(),
-                rs.queue.clone(),
-                rs.adapter.get_info(),
-            ))
+            let shared =
+                GpuContext::from_device(rs.device.clone(), rs.queue.clone(), rs.adapter.get_info());
+            Arc::new(compute_context(shared))
         });
         // One look everywhere (the browser would follow the system theme).
         cc.egui_ctx.set_theme(egui::Theme::Dark);
@@ -289,6 +315,21 @@ impl BitspikeApp {
         self.session.as_ref()
     }
 
+    /// The curves collected so far.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// The spikes view's state (probe requests and results).
+    pub fn spikes_mut(&mut self) -> &mut SpikesState {
+        &mut self.spikes
+    }
+
+    /// The draw view's state (the canvas and its classification).
+    pub fn draw_mut(&mut self) -> &mut DrawState {
+        &mut self.draw
+    }
+
     /// The data set description shown in the setup panel.
     pub fn data_label(&self) -> &str {
         &self.data_label
@@ -297,6 +338,10 @@ impl BitspikeApp {
     /// Frame 1: build the first network (compiles every pipeline), start scripted runs.
     pub fn boot(&mut self) {
         let started = web_time::Instant::now();
+        if let (Some(mode), Some(_)) = (self.options.compare_agmm, &self.screenshot) {
+            // The reference run trains with `mode` first; the configured mode comes second.
+            self.options.compare_agmm = Some(std::mem::replace(&mut self.setup.agmm, mode));
+        }
         self.rebuild();
         self.boot_seconds = Some(started.elapsed().as_secs_f64());
         #[cfg(not(target_arch = "wasm32"))]
@@ -392,8 +437,8 @@ impl BitspikeApp {
     }
 
     /// The frame's GPU work: session first, then the probes. Errors stop the run and are
-    /// shown; nothing panics.
-    fn tick(&mut self, ctx: &egui::Context) {
+    /// shown; nothing panics. Never waits for the GPU (tests call it without a window).
+    pub fn tick(&mut self, ctx: &egui::Context) {
         let (Some(gpu), Some(session)) = (&self.gpu, &mut self.session) else {
             return;
         };
@@ -401,6 +446,8 @@ impl BitspikeApp {
             session.set_running(false);
             self.error = Some(format!("training stopped: {e}"));
         }
+        // Probes first: on adapters whose submissions block (lavapipe) work only starts while
+        // the GPU is idle, and a running session would otherwise always get there first.
         if let Err(e) = self.spikes.tick(gpu, session) {
             self.error = Some(format!("spikes probe: {e}"));
         }
@@ -423,6 +470,10 @@ impl BitspikeApp {
             {
                 self.error = Some(format!("weights readback: {e}"));
             }
+        }
+        if let Err(e) = session.submit(gpu) {
+            session.set_running(false);
+            self.error = Some(format!("training stopped: {e}"));
         }
         if let Some(pending) = &mut self.saving {
             if let Some(result) = pending.try_take() {
@@ -573,7 +624,8 @@ impl BitspikeApp {
         Ok(())
     }
 
-    fn apply(&mut self, action: Action) {
+    /// Carries out a setup-panel action (start, pause, load, ...).
+    pub fn apply(&mut self, action: Action) {
         match action {
             Action::Start => self.start(),
             Action::Pause => {
@@ -617,7 +669,9 @@ impl BitspikeApp {
             }
             Action::LoadCheckpoint => self.files.pick(Purpose::Checkpoint),
             Action::SaveCheckpoint => match (&self.gpu, &self.session) {
-                (Some(gpu), Some(s)) => self.saving = Some(s.trainer.checkpoint_async(gpu)),
+                (Some(gpu), Some(s)) => {
+                    self.saving = Some(gpu.batch(|| s.trainer.checkpoint_async(gpu)))
+                }
                 _ => self.error = Some("no network to save".into()),
             },
             Action::KeepReference => {
@@ -680,7 +734,20 @@ impl BitspikeApp {
 
     /// Drives a `--screenshot` run one frame further.
     fn drive_screenshot(&mut self, ctx: &egui::Context) {
-        let trained = self.scripted_training_done();
+        let mut trained = self.scripted_training_done();
+        if trained && self.screenshot.is_some() {
+            // `--compare-agmm`: the first finished run becomes the reference, then the
+            // configured run trains over it.
+            if let Some(mode) = self.options.compare_agmm.take() {
+                self.reference = Some(Reference {
+                    label: self.setup.label(),
+                    history: self.history.clone(),
+                });
+                self.setup.agmm = mode;
+                self.start();
+                trained = false;
+            }
+        }
         let capturing = self
             .screenshot
             .as_ref()
@@ -924,8 +991,12 @@ impl eframe::App for BitspikeApp {
             || self.saving.is_some()
             || self.screenshot.is_some();
         if busy {
-            // Keep ticking while work is queued; readbacks arrive without input events.
-            ctx.request_repaint_after(std::time::Duration::from_millis(16));
+            // Keep ticking while work is queued; readbacks arrive without input events. On a
+            // CPU adapter the renderer and the kernels share the same cores: unprompted
+            // frames come 4 per second there (input still repaints at once), which keeps
+            // ~70 % of the training throughput instead of ~50 % at 60 fps (lavapipe, 2 cores).
+            let cpu = self.gpu.as_ref().is_some_and(|g| g.submit_blocks());
+            ctx.request_repaint_after(std::time::Duration::from_millis(if cpu { 250 } else { 16 }));
         }
     }
 }

@@ -147,16 +147,25 @@ impl Session {
         )
     }
 
-    /// One frame's worth of work: collect finished readbacks into `history`, then submit at
-    /// most one new piece of GPU work. Never waits.
+    /// Collects finished readbacks into `history`. Never waits.
     pub fn tick(&mut self, gpu: &GpuContext, history: &mut History) -> Result<(), TrainError> {
         // Non-blocking poll so map callbacks fire even when nothing else polls the device.
         let _ = gpu.device.poll(wgpu::PollType::Poll);
-        self.collect(history)?;
-        if self.running && self.in_flight.len() < MAX_IN_FLIGHT {
-            self.submit_next(gpu)?;
+        self.collect(history)
+    }
+
+    /// Submits at most one piece of work (a step with its metric readback, in one submission)
+    /// when running, below [`MAX_IN_FLIGHT`], and when submitting will not block this thread
+    /// ([`GpuContext::can_submit_without_waiting`]). Returns whether it submitted.
+    pub fn submit(&mut self, gpu: &GpuContext) -> Result<bool, TrainError> {
+        if !self.running
+            || self.in_flight.len() >= MAX_IN_FLIGHT
+            || !gpu.can_submit_without_waiting()
+        {
+            return Ok(false);
         }
-        Ok(())
+        gpu.batch(|| self.submit_next(gpu))?;
+        Ok(true)
     }
 
     fn collect(&mut self, history: &mut History) -> Result<(), TrainError> {

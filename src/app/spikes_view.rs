@@ -75,11 +75,11 @@ impl SpikesState {
                 self.finish(result, session.test.len());
             }
         }
-        if self.probe.is_none() && session.can_probe() {
+        if self.probe.is_none() && session.can_probe() && gpu.can_submit_without_waiting() {
             if let Some(sample) = self.wanted.take() {
                 let test = session.test.clone();
                 let label = test.labels.get(sample).map(|&l| l as usize);
-                self.probe = Some(Probe::start(gpu, session, test, sample, label)?);
+                self.probe = Some(gpu.batch(|| Probe::start(gpu, session, test, sample, label))?);
             }
         }
         Ok(())

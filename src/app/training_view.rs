@@ -80,37 +80,64 @@ fn plot(ui: &mut egui::Ui, id: &str, title: &str, height: f32, add: impl FnOnce(
         .show(ui, add);
 }
 
-/// The current run (`prefix` empty, solid) or the reference (`prefix` = its label, dashed).
+/// Series colours: a layer keeps its colour in both runs, so a dashed reference line sits next
+/// to the solid line of the same layer (and shares its legend entry, which toggles both).
+const PALETTE: [egui::Color32; 8] = [
+    egui::Color32::from_rgb(100, 170, 255),
+    egui::Color32::from_rgb(255, 150, 60),
+    egui::Color32::from_rgb(110, 210, 120),
+    egui::Color32::from_rgb(230, 90, 110),
+    egui::Color32::from_rgb(190, 140, 255),
+    egui::Color32::from_rgb(240, 220, 90),
+    egui::Color32::from_rgb(90, 220, 220),
+    egui::Color32::from_rgb(200, 200, 200),
+];
+
+/// The current run (solid) or the reference (dashed, same names and colours).
 struct Run<'a> {
     history: &'a History,
-    prefix: String,
-    style: LineStyle,
+    reference: bool,
 }
 
 impl Run<'_> {
-    fn name(&self, what: &str) -> String {
-        if self.prefix.is_empty() {
-            what.to_string()
+    fn style(&self) -> LineStyle {
+        if self.reference {
+            LineStyle::dashed_loose()
         } else {
-            format!("{}: {what}", self.prefix)
+            LineStyle::Solid
         }
     }
 
-    fn line(&self, p: &mut PlotUi<'_>, what: &str, points: Vec<[f64; 2]>, width: f32) {
+    fn line(
+        &self,
+        p: &mut PlotUi<'_>,
+        name: &str,
+        color: usize,
+        points: Vec<[f64; 2]>,
+        width: f32,
+    ) {
         p.line(
-            Line::new(self.name(what), PlotPoints::from(points))
+            Line::new(name, PlotPoints::from(points))
                 .width(width)
-                .style(self.style),
+                .color(PALETTE[color % PALETTE.len()])
+                .style(self.style()),
         );
     }
 
-    fn dots(&self, p: &mut PlotUi<'_>, what: &str, points: Vec<[f64; 2]>) {
-        p.points(Points::new(self.name(what), PlotPoints::from(points)).radius(4.0));
+    fn dots(&self, p: &mut PlotUi<'_>, name: &str, color: usize, points: Vec<[f64; 2]>) {
+        let c = PALETTE[color % PALETTE.len()];
+        let dots = Points::new(name, PlotPoints::from(points)).radius(4.0);
+        // Reference points are hollow.
+        p.points(if self.reference {
+            dots.filled(false).color(c)
+        } else {
+            dots.color(c)
+        });
     }
 
     fn per_layer(&self, p: &mut PlotUi<'_>, series: &[(String, Vec<[f64; 2]>)], alpha: f64) {
-        for (name, points) in series {
-            self.line(p, name, smoothed(points, alpha), 1.5);
+        for (i, (name, points)) in series.iter().enumerate() {
+            self.line(p, name, i, smoothed(points, alpha), 1.5);
         }
     }
 }
@@ -122,14 +149,16 @@ pub fn show(ui: &mut egui::Ui, history: &History, reference: Option<&Reference>)
     }
     let mut runs = vec![Run {
         history,
-        prefix: String::new(),
-        style: LineStyle::Solid,
+        reference: false,
     }];
     if let Some(r) = reference {
+        ui.label(format!(
+            "Dashed lines and hollow points: the reference run ({}).",
+            r.label
+        ));
         runs.push(Run {
             history: &r.history,
-            prefix: r.label.clone(),
-            style: LineStyle::dashed_loose(),
+            reference: true,
         });
     }
     let height = ((ui.available_height() - 110.0) / 4.0).clamp(80.0, 240.0);
@@ -158,11 +187,11 @@ pub fn show(ui: &mut egui::Ui, history: &History, reference: Option<&Reference>)
                 height,
                 |p| {
                     for r in &runs {
-                        if r.prefix.is_empty() {
-                            r.line(p, "train (batch)", r.history.step_loss.clone(), 1.0);
+                        if !r.reference {
+                            r.line(p, "train (batch)", 7, r.history.step_loss.clone(), 1.0);
                         }
-                        r.line(p, "train", smoothed(&r.history.step_loss, 0.1), 2.0);
-                        r.dots(p, "test", r.history.epoch_points(|e| e.test_loss));
+                        r.line(p, "train", 0, smoothed(&r.history.step_loss, 0.1), 2.0);
+                        r.dots(p, "test", 1, r.history.epoch_points(|e| e.test_loss));
                     }
                 },
             )
@@ -175,8 +204,8 @@ pub fn show(ui: &mut egui::Ui, history: &History, reference: Option<&Reference>)
                 height,
                 |p| {
                     for r in &runs {
-                        r.line(p, "train", smoothed(&r.history.step_accuracy, 0.1), 2.0);
-                        r.dots(p, "test", r.history.epoch_points(|e| e.test_accuracy));
+                        r.line(p, "train", 0, smoothed(&r.history.step_accuracy, 0.1), 2.0);
+                        r.dots(p, "test", 1, r.history.epoch_points(|e| e.test_accuracy));
                     }
                 },
             )
@@ -209,8 +238,8 @@ pub fn show(ui: &mut egui::Ui, history: &History, reference: Option<&Reference>)
                             let points = r
                                 .history
                                 .epoch_points(|e| e.flip_ratio.get(i).map_or(0.0, |f| f.1));
-                            r.line(p, name, points.clone(), 1.5);
-                            r.dots(p, name, points);
+                            r.line(p, name, i, points.clone(), 1.5);
+                            r.dots(p, name, i, points);
                         }
                     }
                 },
@@ -251,6 +280,7 @@ pub fn show(ui: &mut egui::Ui, history: &History, reference: Option<&Reference>)
             r.line(
                 p,
                 "samples/s",
+                0,
                 smoothed(&r.history.samples_per_second, 0.2),
                 1.5,
             );

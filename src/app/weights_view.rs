@@ -118,25 +118,26 @@ impl WeightsState {
                 }
             }
         }
-        if self.wanted && self.pending.is_none() {
+        if self.wanted && self.pending.is_none() && gpu.can_submit_without_waiting() {
             self.wanted = false;
             let net = &session.trainer.net;
             self.step = Some(net.step);
-            let parts: Vec<Pending> = net
-                .binary_weights()
-                .into_iter()
-                .filter_map(|w| {
-                    let b = w.binary.as_ref()?;
-                    Some((
-                        w.param.name.trim_end_matches(".weight").to_string(),
-                        w.rows,
-                        w.cols,
-                        w.param.value.read_back(gpu),
-                        b.snapshot.read_back(gpu),
-                        b.gamma.read_back(gpu),
-                    ))
-                })
-                .collect();
+            let parts: Vec<Pending> = gpu.batch(|| {
+                net.binary_weights()
+                    .into_iter()
+                    .filter_map(|w| {
+                        let b = w.binary.as_ref()?;
+                        Some((
+                            w.param.name.trim_end_matches(".weight").to_string(),
+                            w.rows,
+                            w.cols,
+                            w.param.value.read_back(gpu),
+                            b.snapshot.read_back(gpu),
+                            b.gamma.read_back(gpu),
+                        ))
+                    })
+                    .collect()
+            });
             let n = parts.len();
             self.pending = Some((parts, vec![None; n]));
         }

@@ -127,7 +127,9 @@ impl<T: Pod> GpuBuffer<T> {
         Ok(())
     }
 
-    /// Copies the buffer to a staging buffer and starts mapping it. Never blocks.
+    /// Copies the buffer to a staging buffer and starts mapping it. Never blocks. Inside
+    /// [`GpuContext::batch`] the mapping starts at the first [`Readback::try_take`] instead
+    /// (a buffer cannot be mapped before the copy into it is submitted).
     pub fn read_back(&self, ctx: &GpuContext) -> Readback<T> {
         let bytes = (self.len * std::mem::size_of::<T>()) as u64;
         let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
@@ -142,16 +144,17 @@ impl<T: Pod> GpuBuffer<T> {
         }
         ctx.submit(encoder);
         let (sender, receiver) = oneshot::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |result| {
-            // The receiver may be gone if the caller dropped the readback; nothing to do then.
-            let _ = sender.send(result);
-        });
-        Readback {
+        let mut readback = Readback {
             staging,
             len: self.len,
             receiver,
+            sender: Some(sender),
             _element: PhantomData,
+        };
+        if !ctx.batching() {
+            readback.arm();
         }
+        readback
     }
 
     /// Reads the whole buffer, blocking on the device (native CLI, tests, benchmarks).
@@ -166,10 +169,23 @@ pub struct Readback<T: Pod> {
     staging: wgpu::Buffer,
     len: usize,
     receiver: oneshot::Receiver<Result<(), wgpu::BufferAsyncError>>,
+    /// Present until the mapping has been started.
+    sender: Option<oneshot::Sender<Result<(), wgpu::BufferAsyncError>>>,
     _element: PhantomData<T>,
 }
 
 impl<T: Pod> Readback<T> {
+    /// Starts mapping the staging buffer (once; the copy must have been submitted).
+    fn arm(&mut self) {
+        if let Some(sender) = self.sender.take() {
+            self.staging
+                .map_async(wgpu::MapMode::Read, .., move |result| {
+                    // The receiver may be gone if the caller dropped the readback.
+                    let _ = sender.send(result);
+                });
+        }
+    }
+
     fn finish(&self, mapped: Result<(), wgpu::BufferAsyncError>) -> Result<Vec<T>, GpuError> {
         mapped.map_err(|e| GpuError::Readback(e.to_string()))?;
         let bytes = self.len * std::mem::size_of::<T>();
@@ -186,6 +202,10 @@ impl<T: Pod> Readback<T> {
 
     /// Non-blocking: `Some` once the data has arrived (check again on a later frame).
     pub fn try_take(&mut self) -> Option<Result<Vec<T>, GpuError>> {
+        if self.sender.is_some() {
+            self.arm();
+            return None;
+        }
         match self.receiver.try_recv() {
             Ok(Some(mapped)) => Some(self.finish(mapped)),
             Ok(None) => None,
@@ -197,6 +217,7 @@ impl<T: Pod> Readback<T> {
 
     /// Awaits the data (the browser's event loop drives the callback).
     pub async fn wait(mut self) -> Result<Vec<T>, GpuError> {
+        self.arm();
         let receiver = std::mem::replace(&mut self.receiver, oneshot::channel().1);
         let mapped = receiver
             .await
@@ -207,6 +228,7 @@ impl<T: Pod> Readback<T> {
     /// Polls the device until the data is there (native only).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn block(mut self, ctx: &GpuContext) -> Result<Vec<T>, GpuError> {
+        self.arm();
         ctx.wait_idle()?;
         match self.try_take() {
             Some(result) => result,

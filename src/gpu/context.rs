@@ -5,6 +5,7 @@
 //! (eframe's renderer), so tests, CLI and UI all drive kernels through the same type.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt;
@@ -52,6 +53,10 @@ pub struct GpuContext {
     /// GEMM-like kernel family chosen for this adapter.
     pub variant: KernelVariant,
     pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
+    /// Command buffers collected while batching ([`GpuContext::batch`]); `None` otherwise.
+    batched: Mutex<Option<Vec<wgpu::CommandBuffer>>>,
+    /// Submissions the GPU has not finished (decremented by `on_submitted_work_done`).
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl GpuContext {
@@ -119,7 +124,65 @@ impl GpuContext {
             adapter_info,
             variant,
             pipelines: Mutex::new(HashMap::new()),
+            batched: Mutex::new(None),
+            in_flight: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// True when `queue.submit` can block the calling thread until earlier submissions finish.
+    /// Mesa's lavapipe does (each submission waits on the previous one's semaphore in the
+    /// submitting thread), so a UI on a CPU adapter must submit only while the GPU is idle and
+    /// put a step and its readback copies in one submission. Real GPUs and browsers queue
+    /// submissions without blocking.
+    pub fn submit_blocks(&self) -> bool {
+        self.adapter_info.device_type == wgpu::DeviceType::Cpu
+            && self.adapter_info.backend != wgpu::Backend::BrowserWebGpu
+    }
+
+    /// Submissions not yet finished by the GPU (as of the last device poll).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// True when a new submission will not block this thread (see
+    /// [`GpuContext::submit_blocks`]).
+    pub fn can_submit_without_waiting(&self) -> bool {
+        !self.submit_blocks() || self.in_flight() == 0
+    }
+
+    /// Runs `record` with every [`GpuContext::submit`] inside it collected, then submits them
+    /// all in one `queue.submit`, in order. Readbacks started inside map their staging buffers
+    /// on their first `try_take` (after the submission). Only one upload per batch: queued
+    /// buffer writes all land before the batch's first command buffer.
+    pub fn batch<R>(&self, record: impl FnOnce() -> R) -> R {
+        if let Ok(mut b) = self.batched.lock() {
+            b.get_or_insert_with(Vec::new);
+        }
+        let result = record();
+        let buffers = self
+            .batched
+            .lock()
+            .ok()
+            .and_then(|mut b| b.take())
+            .unwrap_or_default();
+        if !buffers.is_empty() {
+            self.queue_submit(buffers);
+        }
+        result
+    }
+
+    /// True while [`GpuContext::batch`] collects submissions.
+    pub fn batching(&self) -> bool {
+        self.batched.lock().map(|b| b.is_some()).unwrap_or(false)
+    }
+
+    fn queue_submit(&self, buffers: Vec<wgpu::CommandBuffer>) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.queue.submit(buffers);
+        let counter = self.in_flight.clone();
+        self.queue.on_submitted_work_done(move || {
+            counter.fetch_sub(1, Ordering::AcqRel);
+        });
     }
 
     /// One line for logs and `bitspike info`: adapter name, backend, device type, variant.
@@ -257,8 +320,15 @@ impl GpuContext {
     }
 
     /// Submits an encoder.
-    pub fn submit(&self, encoder: wgpu::CommandEncoder) -> wgpu::SubmissionIndex {
-        self.queue.submit(Some(encoder.finish()))
+    pub fn submit(&self, encoder: wgpu::CommandEncoder) {
+        let buffer = encoder.finish();
+        if let Ok(mut batched) = self.batched.lock() {
+            if let Some(list) = batched.as_mut() {
+                list.push(buffer);
+                return;
+            }
+        }
+        self.queue_submit(vec![buffer]);
     }
 
     /// Blocks until all submitted work is done (native CLI, tests and benchmarks only).
