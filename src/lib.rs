@@ -19,6 +19,7 @@ pub mod data;
 pub mod gpu;
 pub mod kernels;
 pub mod model;
+pub mod rng;
 pub mod snn;
 pub mod train;
 

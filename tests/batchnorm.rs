@@ -44,7 +44,7 @@ struct Layer {
 }
 
 impl Layer {
-    fn random(r: &mut rand::rngs::SmallRng, c: usize) -> Self {
+    fn random(r: &mut bitspike::rng::SeededRng, c: usize) -> Self {
         Self {
             weight: uniform(r, c, 0.5, 1.5),
             bias: uniform(r, c, -0.5, 0.5),
@@ -56,7 +56,7 @@ impl Layer {
 
 /// Inputs with a per-channel offset and scale, so mean and variance differ by channel and the
 /// mean is large against the spread (exercises the shifted sums in `batchnorm_stats`).
-fn activations(r: &mut rand::rngs::SmallRng, shape: BatchNormShape) -> Vec<f32> {
+fn activations(r: &mut bitspike::rng::SeededRng, shape: BatchNormShape) -> Vec<f32> {
     let offsets = uniform(r, shape.channels, -3.0, 3.0);
     let scales = uniform(r, shape.channels, 0.1, 2.0);
     let raw = uniform(r, shape.elements(), -1.0, 1.0);

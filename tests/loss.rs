@@ -77,7 +77,7 @@ fn run_cpu(params: &[LossParams], logits: &[f32], labels: &[u32], slots: usize) 
     out
 }
 
-fn labels(r: &mut rand::rngs::SmallRng, b: usize, c: usize) -> Vec<u32> {
+fn labels(r: &mut bitspike::rng::SeededRng, b: usize, c: usize) -> Vec<u32> {
     (0..b).map(|_| r.random_range(0..c as u32)).collect()
 }
 

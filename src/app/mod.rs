@@ -105,6 +105,9 @@ pub struct AppOptions {
     pub checkpoint: Option<PathBuf>,
     /// Start from the bundled demo model (web `?demo=1`).
     pub load_demo: bool,
+    /// Probe this test sample once the network is ready (web `?probe=N`; the report then
+    /// carries its mean logits, which the browser test compares with `bitspike eval`).
+    pub probe_sample: Option<usize>,
     /// Screenshot mode: first train a run with this AGMM mode, keep it as the reference, then
     /// train the configured run over it (`--compare-agmm off` shows full vs off). While that
     /// runs it holds the mode of the second run.
@@ -356,6 +359,13 @@ impl BitspikeApp {
         }
         if self.options.load_demo {
             self.draw.load_demo = true;
+        }
+        if let Some(sample) = self
+            .options
+            .probe_sample
+            .filter(|_| !self.options.load_demo)
+        {
+            self.spikes.request(sample);
         }
         let scripted = self.screenshot.is_some() || self.options.auto_start;
         if let Some(s) = self.session.as_mut().filter(|_| scripted) {
@@ -862,6 +872,12 @@ impl BitspikeApp {
             "probabilities": self.draw.result.as_ref().map(|r| r.probabilities()),
             "draw_layers": self.draw.result.as_ref().map(|r| r.layers.len()),
             "model": session.map(|s| s.trainer.model.name.clone()),
+            "probe": self.spikes.result.as_ref().map(|r| serde_json::json!({
+                "sample": r.sample,
+                "label": r.label,
+                "mean_logits": r.mean_logits(),
+                "spikes": r.layers.iter().map(|l| raster::spike_counts(&l.spikes, r.timesteps)).collect::<Vec<_>>(),
+            })),
             "notice": self.notice,
             "error": self.error,
         })
@@ -975,6 +991,10 @@ impl eframe::App for BitspikeApp {
                     DEMO_CHECKPOINT.to_vec(),
                 )],
             );
+            // A probe asked for at start runs on the demo model (loading cleared the views).
+            if let Some(sample) = self.options.probe_sample.take() {
+                self.spikes.request(sample);
+            }
         }
         self.drive_screenshot(&ctx);
         #[cfg(target_arch = "wasm32")]

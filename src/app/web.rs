@@ -13,7 +13,7 @@ use super::{AppOptions, BitspikeApp, View};
 pub const REPORT_ID: &str = "bitspike-report";
 
 /// Starts the app on the canvas with id `canvas_id`. URL parameters: `view=NAME` (first view),
-/// `demo=1` (start from the bundled demo model), `autotest=K` (train K steps at once, then show
+/// `demo=1` (start from the bundled demo model), `probe=N` (probe test sample N), `autotest=K` (train K steps at once, then show
 /// the draw view: the browser test).
 /// Rejects with a readable message when the browser has no usable WebGPU.
 #[wasm_bindgen]
@@ -40,6 +40,7 @@ pub async fn start(canvas_id: String) -> Result<(), JsValue> {
         options.view = view;
     }
     options.load_demo = param("demo").is_some_and(|v| v == "1");
+    options.probe_sample = param("probe").and_then(|v| v.parse().ok());
     if let Some(steps) = param("autotest").and_then(|k| k.parse::<usize>().ok()) {
         options.auto_start = true;
         options.after_steps = steps;

@@ -2,7 +2,7 @@
 //! direct or Poisson encoding over T timesteps, and CIFAR augmentation (random crop with
 //! padding 4, horizontal flip). Everything is a pure function of the seed, so runs repeat.
 
-use rand::rngs::SmallRng;
+use crate::rng::SeededRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
@@ -26,7 +26,7 @@ pub fn epoch_order(len: usize, seed: u64, epoch: usize, shuffle: bool) -> Vec<us
     let mut order: Vec<usize> = (0..len).collect();
     if shuffle {
         let mut rng =
-            SmallRng::seed_from_u64(seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            SeededRng::seed_from_u64(seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         order.shuffle(&mut rng);
     }
     order
@@ -45,7 +45,7 @@ pub fn make_batch(data: &Dataset, indices: &[usize], spec: &InputSpec, rng_seed:
     let (c, h, w) = (data.channels, data.height, data.width);
     let per = c * h * w;
     let b = indices.len();
-    let mut rng = SmallRng::seed_from_u64(rng_seed);
+    let mut rng = SeededRng::seed_from_u64(rng_seed);
     // One normalised (and augmented) image per sample, [B, C, H, W], plus raw intensities in
     // [0, 1] for Poisson encoding.
     let mut frame = vec![0.0f32; b * per];

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use rand::rngs::SmallRng;
+use crate::rng::SeededRng;
 use rand::SeedableRng;
 
 use super::param::{Init, Param};
@@ -140,7 +140,7 @@ impl Weight {
         shape: Vec<usize>,
         init: Init,
         binary: bool,
-        rng: &mut SmallRng,
+        rng: &mut SeededRng,
         slots: &mut Slots,
     ) -> Result<Self, GpuError> {
         let rows = shape[0];
@@ -599,7 +599,7 @@ impl Network {
     pub fn new(ctx: &GpuContext, config: &ModelConfig, seed: u64) -> Result<Self, NetworkError> {
         let planned = plan(config)?;
         let kernels = Kernels::new(ctx)?;
-        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut rng = SeededRng::seed_from_u64(seed);
         let mut slots = Slots::default();
         let mut layers = Vec::with_capacity(planned.len());
         // Whether the current layer's input is spikes in {0, 1}.

@@ -1,7 +1,7 @@
 //! Trainable tensors on the GPU: value (latent weights for binary layers), gradient and
 //! optimizer state, under the PyTorch-style name the checkpoint uses.
 
-use rand::rngs::SmallRng;
+use crate::rng::SeededRng;
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
 
@@ -23,7 +23,7 @@ pub enum Init {
 
 impl Init {
     /// Draws `len` values.
-    pub fn sample(self, len: usize, rng: &mut SmallRng) -> Vec<f32> {
+    pub fn sample(self, len: usize, rng: &mut SeededRng) -> Vec<f32> {
         match self {
             Init::KaimingNormalFanOut { fan_out } => {
                 let std = (2.0 / fan_out.max(1) as f64).sqrt();

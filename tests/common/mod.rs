@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use bitspike::gpu::GpuContext;
-use rand::rngs::SmallRng;
+use bitspike::rng::SeededRng;
 use rand::{Rng, SeedableRng};
 
 /// Opens the GPU. Without an adapter the test is skipped locally, but fails when `CI` is set:
@@ -26,17 +26,17 @@ pub fn awkward_sizes(workgroup: usize, large: usize) -> Vec<usize> {
     vec![1, workgroup - 1, workgroup, workgroup + 1, large]
 }
 
-pub fn rng(seed: u64) -> SmallRng {
-    SmallRng::seed_from_u64(seed)
+pub fn rng(seed: u64) -> SeededRng {
+    SeededRng::seed_from_u64(seed)
 }
 
 /// Uniform values in `[lo, hi)`.
-pub fn uniform(rng: &mut SmallRng, len: usize, lo: f32, hi: f32) -> Vec<f32> {
+pub fn uniform(rng: &mut SeededRng, len: usize, lo: f32, hi: f32) -> Vec<f32> {
     (0..len).map(|_| rng.random_range(lo..hi)).collect()
 }
 
 /// Spikes in {0, 1} with firing probability `p`.
-pub fn spikes(rng: &mut SmallRng, len: usize, p: f64) -> Vec<f32> {
+pub fn spikes(rng: &mut SeededRng, len: usize, p: f64) -> Vec<f32> {
     (0..len)
         .map(|_| if rng.random_bool(p) { 1.0 } else { 0.0 })
         .collect()

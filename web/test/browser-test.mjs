@@ -8,7 +8,7 @@
 // Usage: node browser-test.mjs [K]   (env CHROMIUM=/path overrides the browser)
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
-import { mkdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -32,6 +32,16 @@ const launch = (args) => chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: [...common, ...args] });
 const url = (query) => `http://127.0.0.1:${port}/index.html${query}`;
 let summary = { steps, wasm_bytes: wasmBytes };
+
+// Row `row` of a 2-D little-endian float32 .npy file (what `bitspike eval --dump-logits` writes).
+function readNpyRow(path, row) {
+  const buf = readFileSync(path);
+  const headerLen = buf.readUInt16LE(8);
+  const header = buf.toString("latin1", 10, 10 + headerLen);
+  const shape = header.match(/'shape': \((\d+), (\d+)\)/).slice(1).map(Number);
+  const data = new Float32Array(buf.buffer.slice(buf.byteOffset + 10 + headerLen, buf.byteOffset + buf.length));
+  return Array.from(data.subarray(row * shape[1], (row + 1) * shape[1]));
+}
 
 // Draws a "7" with the mouse into the draw canvas at rect [x, y, w, h] (CSS pixels = egui
 // points at zoom 1) and waits for the app's prediction; returns the report.
@@ -159,6 +169,34 @@ try {
     if (d.prediction !== 7) fail(`demo model read the drawn 7 as ${d.prediction}`);
     await page.waitForTimeout(1500);
     await page.screenshot({ path: join(out, "browser.png") });
+  }
+  // 5. Same kernels, same numbers: when the native app's results are at hand (.ci/run writes
+  //    them with the desktop binary), the page must reproduce them: the 8 training losses
+  //    (same seed, same batches) and the demo model's logits for test sample 0.
+  const nativeReport = join(out, "native-report.json");
+  const nativeLogits = join(out, "native-logits.npy");
+  if (existsSync(nativeReport) && existsSync(nativeLogits)) {
+    const native = JSON.parse(readFileSync(nativeReport, "utf8").split("\n").find((l) => l.startsWith("{")));
+    const diff = (a, b) => Math.max(...a.map((x, i) => Math.abs(x - b[i]) / Math.max(1, Math.abs(b[i]))));
+    summary.losses_vs_native = diff(summary.losses, native.losses.slice(0, summary.losses.length));
+    if (native.losses.length < summary.losses.length || !(summary.losses_vs_native <= 1e-4)) {
+      fail(`in-page losses differ from native: ${summary.losses} vs ${native.losses}`);
+    }
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await page.goto(url("?demo=1&probe=0"));
+    await page.waitForFunction(() => {
+      const r = JSON.parse(document.getElementById("bitspike-report").textContent || "{}");
+      return r.error || (r.probe && r.step > 0);
+    }, null, { timeout: 180_000, polling: 250 });
+    const p = (await report(page)).probe;
+    const want = readNpyRow(nativeLogits, 0);
+    summary.probe_logits_vs_native = diff(p.mean_logits, want);
+    if (!(summary.probe_logits_vs_native <= 1e-4)) {
+      fail(`page logits ${p.mean_logits} differ from bitspike eval ${want}`);
+    }
+    await page.close();
+  } else {
+    console.log("(no native results in web/test/out: skipping the page-vs-native comparison)");
   }
   summary.total_seconds = (Date.now() - t0) / 1000;
   if (process.exitCode) console.error(logs.slice(-30).join("\n"));
