@@ -90,6 +90,12 @@ impl DrawState {
         self.dirty = self.ink.iter().any(|&v| v > 0.0);
     }
 
+    /// Classifies the drawing again with newer weights, keeping the current result on screen
+    /// until the new one arrives.
+    pub fn refresh(&mut self) {
+        self.dirty = self.ink.iter().any(|&v| v > 0.0);
+    }
+
     /// Stamps a line of ink from `a` to `b` (cell coordinates).
     pub fn stroke(&mut self, a: egui::Pos2, b: egui::Pos2) {
         let steps = ((b - a).length() / 0.25).ceil().max(1.0) as usize;
@@ -132,7 +138,12 @@ impl DrawState {
             )
         });
         if let Some(probe) = &mut self.probe {
-            if let Some(result) = probe.try_finish()? {
+            let finished = probe.try_finish();
+            if finished.is_err() {
+                // A failed readback drops the probe (shown once); the next request starts anew.
+                self.probe = None;
+            }
+            if let Some(result) = finished? {
                 self.probe = None;
                 self.generation += 1;
                 self.result = Some(result);

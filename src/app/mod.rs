@@ -223,7 +223,8 @@ pub struct BitspikeApp {
     weights: WeightsState,
     view: View,
     files: FileDialogs,
-    saving: Option<PendingCheckpoint>,
+    /// A checkpoint being read back for saving, and the file name it will be offered under.
+    saving: Option<(PendingCheckpoint, String)>,
     /// The last error, shown in the window until dismissed.
     error: Option<String>,
     /// The last informational message (saved, loaded).
@@ -449,6 +450,23 @@ impl BitspikeApp {
     /// The frame's GPU work: session first, then the probes. Errors stop the run and are
     /// shown; nothing panics. Never waits for the GPU (tests call it without a window).
     pub fn tick(&mut self, ctx: &egui::Context) {
+        // A save finishes even if the run it came from has been replaced since.
+        if let (Some(gpu), Some(_)) = (&self.gpu, &self.saving) {
+            let _ = gpu.device.poll(wgpu::PollType::Poll);
+        }
+        if let Some((pending, name)) = &mut self.saving {
+            if let Some(result) = pending.try_take() {
+                let name = name.clone();
+                self.saving = None;
+                match result
+                    .map_err(|e| e.to_string())
+                    .and_then(|ck| ck.to_bytes().map_err(|e| e.to_string()))
+                {
+                    Ok(bytes) => self.files.save(&name, bytes),
+                    Err(e) => self.error = Some(format!("saving the checkpoint: {e}")),
+                }
+            }
+        }
         let (Some(gpu), Some(session)) = (&self.gpu, &mut self.session) else {
             return;
         };
@@ -464,7 +482,7 @@ impl BitspikeApp {
         // A drawing is classified again with the newest weights every few steps.
         let step = session.trainer.net.step;
         if self.view == View::Draw && step >= self.draw.classified_at_step + 10 {
-            self.draw.network_changed();
+            self.draw.refresh();
             self.draw.classified_at_step = step;
         }
         if let Err(e) = self.draw.tick(gpu, session) {
@@ -484,24 +502,6 @@ impl BitspikeApp {
         if let Err(e) = session.submit(gpu) {
             session.set_running(false);
             self.error = Some(format!("training stopped: {e}"));
-        }
-        if let Some(pending) = &mut self.saving {
-            if let Some(result) = pending.try_take() {
-                self.saving = None;
-                match result
-                    .map_err(|e| e.to_string())
-                    .and_then(|ck| ck.to_bytes().map_err(|e| e.to_string()))
-                {
-                    Ok(bytes) => {
-                        let name = format!(
-                            "bitspike-{}-step{}.safetensors",
-                            session.trainer.model.name, session.trainer.net.step
-                        );
-                        self.files.save(&name, bytes);
-                    }
-                    Err(e) => self.error = Some(format!("saving the checkpoint: {e}")),
-                }
-            }
         }
     }
 
@@ -680,7 +680,11 @@ impl BitspikeApp {
             Action::LoadCheckpoint => self.files.pick(Purpose::Checkpoint),
             Action::SaveCheckpoint => match (&self.gpu, &self.session) {
                 (Some(gpu), Some(s)) => {
-                    self.saving = Some(gpu.batch(|| s.trainer.checkpoint_async(gpu)))
+                    let name = format!(
+                        "bitspike-{}-step{}.safetensors",
+                        s.trainer.model.name, s.trainer.net.step
+                    );
+                    self.saving = Some((gpu.batch(|| s.trainer.checkpoint_async(gpu)), name))
                 }
                 _ => self.error = Some("no network to save".into()),
             },

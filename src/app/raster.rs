@@ -193,32 +193,47 @@ pub const MINUS: Color32 = Color32::from_rgb(40, 110, 220);
 
 /// Sign map of a `[rows, cols]` latent weight (`sign(0) = +1`, as the binarize kernel), and
 /// beside it which weights flipped against `snapshot` (packed signs, bit = 1 for >= 0). Flipped
-/// weights are white, the rest dark. Returns `(sign map, flip map, flipped count)`.
+/// weights are white, the rest dark. Past `max_columns` columns, each pixel covers a group of
+/// neighbouring inputs: the majority sign, and white if any of them flipped. Returns
+/// `(sign map, flip map, flipped count)`.
 pub fn sign_and_flip_maps(
     latent: &[f32],
     snapshot: &[u32],
     rows: usize,
     cols: usize,
+    max_columns: usize,
 ) -> (ColorImage, ColorImage, usize) {
-    let mut signs = Vec::with_capacity(rows * cols);
-    let mut flips = Vec::with_capacity(rows * cols);
+    let group = cols.div_ceil(max_columns.max(1)).max(1);
+    let width = cols.div_ceil(group).max(1);
+    let mut plus = vec![0usize; rows * width];
+    let mut total = vec![0usize; rows * width];
+    let mut flipped_px = vec![false; rows * width];
     let mut flipped = 0;
     for (i, &v) in latent.iter().take(rows * cols).enumerate() {
-        let plus = v >= 0.0;
-        signs.push(if plus { PLUS } else { MINUS });
+        let px = (i / cols) * width + (i % cols) / group;
+        let now = v >= 0.0;
+        total[px] += 1;
+        plus[px] += usize::from(now);
         let before = snapshot
             .get(i / 32)
             .is_some_and(|w| (w >> (i % 32)) & 1 == 1);
-        if plus != before {
+        if now != before {
             flipped += 1;
-            flips.push(Color32::WHITE);
-        } else {
-            flips.push(BACKGROUND);
+            flipped_px[px] = true;
         }
     }
+    let signs = plus
+        .iter()
+        .zip(&total)
+        .map(|(&p, &t)| if 2 * p >= t { PLUS } else { MINUS })
+        .collect();
+    let flips = flipped_px
+        .iter()
+        .map(|&f| if f { Color32::WHITE } else { BACKGROUND })
+        .collect();
     (
-        ColorImage::new([cols, rows], signs),
-        ColorImage::new([cols, rows], flips),
+        ColorImage::new([width, rows.max(1)], signs),
+        ColorImage::new([width, rows.max(1)], flips),
         flipped,
     )
 }
@@ -255,12 +270,18 @@ mod more_tests {
     fn flips_are_sign_changes_against_the_snapshot() {
         // Snapshot: element 0 was +, element 1 was -, element 2 was +.
         let snapshot = [0b101u32];
-        let (signs, flips, n) = sign_and_flip_maps(&[1.0, 0.5, -0.1], &snapshot, 1, 3);
+        let (signs, flips, n) = sign_and_flip_maps(&[1.0, 0.5, -0.1], &snapshot, 1, 3, 100);
         assert_eq!(n, 2);
         assert_eq!(signs.pixels, vec![PLUS, PLUS, MINUS]);
         assert_eq!(
             flips.pixels,
             vec![BACKGROUND, Color32::WHITE, Color32::WHITE]
         );
+        // Folded to 2 columns, (+, +) and (-): majority signs; only the second group flipped.
+        let (signs, flips, n) = sign_and_flip_maps(&[1.0, 0.5, -0.1], &[0b111], 1, 3, 2);
+        assert_eq!(n, 1);
+        assert_eq!(signs.size, [2, 1]);
+        assert_eq!(signs.pixels, vec![PLUS, MINUS]);
+        assert_eq!(flips.pixels, vec![BACKGROUND, Color32::WHITE]);
     }
 }

@@ -151,7 +151,15 @@ impl Session {
     pub fn tick(&mut self, gpu: &GpuContext, history: &mut History) -> Result<(), TrainError> {
         // Non-blocking poll so map callbacks fire even when nothing else polls the device.
         let _ = gpu.device.poll(wgpu::PollType::Poll);
-        self.collect(history)
+        let collected = self.collect(history);
+        if collected.is_err() {
+            // A failed readback or a failed epoch summary ends the run (shown once): nothing
+            // stays queued to fail again on the next frame, and the phase cannot get stuck.
+            self.in_flight.clear();
+            self.running = false;
+            self.phase = Phase::Done;
+        }
+        collected
     }
 
     /// Submits at most one piece of work (a step with its metric readback, in one submission)

@@ -70,7 +70,12 @@ impl SpikesState {
     /// Starts a wanted probe and collects a finished one. Never waits.
     pub fn tick(&mut self, gpu: &GpuContext, session: &mut Session) -> Result<(), TrainError> {
         if let Some(probe) = &mut self.probe {
-            if let Some(result) = probe.try_finish()? {
+            let finished = probe.try_finish();
+            if finished.is_err() {
+                // A failed readback drops the probe (shown once); the next request starts anew.
+                self.probe = None;
+            }
+            if let Some(result) = finished? {
                 self.probe = None;
                 self.finish(result, session.test.len());
             }

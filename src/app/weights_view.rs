@@ -14,6 +14,9 @@ use crate::snn::NetworkError;
 use super::raster;
 use super::session::Session;
 
+/// Widest sign/flip map texture; wider layers fold neighbouring inputs into one column
+/// (textures must stay under the device's 2-D size limit).
+const MAX_MAP_COLUMNS: usize = 2048;
 /// Bins of the latent-weight histogram.
 const HIST_BINS: usize = 41;
 
@@ -29,23 +32,27 @@ struct LayerWeights {
     flips: TextureHandle,
 }
 
-/// Readbacks in flight for one layer: name, rows, cols, latent, snapshot, gamma.
-type Pending = (
-    String,
-    usize,
-    usize,
-    Readback<f32>,
-    Readback<u32>,
-    Readback<f32>,
-);
+/// A readback and its data once arrived (each part may arrive on a different frame).
+type Slot<T> = (Readback<T>, Option<Vec<T>>);
 
-/// One layer's arrived data: latent, snapshot, gamma.
-type Arrived = (Vec<f32>, Vec<u32>, Vec<f32>);
+/// Readbacks in flight for one layer: name, rows, cols, latent, snapshot, gamma.
+type Pending = (String, usize, usize, Slot<f32>, Slot<u32>, Slot<f32>);
+
+/// Polls one slot; `Ok(true)` once its data is there.
+fn poll<T: bytemuck::Pod>(slot: &mut Slot<T>) -> Result<bool, NetworkError> {
+    if slot.1.is_none() {
+        match slot.0.try_take() {
+            Some(result) => slot.1 = Some(result?),
+            None => return Ok(false),
+        }
+    }
+    Ok(true)
+}
 
 /// State of the weights view.
 #[derive(Default)]
 pub struct WeightsState {
-    pending: Option<(Vec<Pending>, Vec<Option<Arrived>>)>,
+    pending: Option<Vec<Pending>>,
     layers: Vec<LayerWeights>,
     /// Optimizer step the shown weights are from.
     pub step: Option<u64>,
@@ -82,37 +89,43 @@ impl WeightsState {
             self.seen_epochs = epochs_done;
             self.wanted = true;
         }
-        if let Some((parts, data)) = &mut self.pending {
-            let mut ready = true;
-            for (i, (_, _, _, latent, snapshot, gamma)) in parts.iter_mut().enumerate() {
-                if data[i].is_some() {
-                    continue;
-                }
-                match (latent.try_take(), snapshot.try_take(), gamma.try_take()) {
-                    (Some(l), Some(s), Some(g)) => data[i] = Some((l?, s?, g?)),
-                    _ => ready = false,
-                }
+        if let Some(parts) = &mut self.pending {
+            let mut ready = Ok(true);
+            for (_, _, _, latent, snapshot, gamma) in parts.iter_mut() {
+                ready = ready.and_then(|r| Ok(poll(latent)? & poll(snapshot)? & poll(gamma)? && r));
             }
-            if ready {
-                if let Some((parts, data)) = self.pending.take() {
+            match ready {
+                // A failed readback ends this refresh (shown once); Refresh starts another.
+                Err(e) => {
+                    self.pending = None;
+                    return Err(e);
+                }
+                Ok(false) => {}
+                Ok(true) => {
+                    let parts = self.pending.take().unwrap_or_default();
                     self.layers = parts
                         .into_iter()
-                        .zip(data)
-                        .filter_map(|((name, rows, cols, ..), d)| {
-                            let (latent, snapshot, gamma) = d?;
-                            let (signs, flips, flipped) =
-                                raster::sign_and_flip_maps(&latent, &snapshot, rows, cols);
+                        .map(|(name, rows, cols, latent, snapshot, gamma)| {
+                            let latent = latent.1.unwrap_or_default();
+                            let snapshot = snapshot.1.unwrap_or_default();
+                            let (signs, flips, flipped) = raster::sign_and_flip_maps(
+                                &latent,
+                                &snapshot,
+                                rows,
+                                cols,
+                                MAX_MAP_COLUMNS,
+                            );
                             let nearest = TextureOptions::NEAREST;
-                            Some(LayerWeights {
+                            LayerWeights {
                                 signs: ctx.load_texture(format!("signs {name}"), signs, nearest),
                                 flips: ctx.load_texture(format!("flips {name}"), flips, nearest),
                                 name,
                                 rows,
                                 cols,
                                 latent,
-                                gamma,
+                                gamma: gamma.1.unwrap_or_default(),
                                 flipped,
-                            })
+                            }
                         })
                         .collect();
                 }
@@ -131,15 +144,14 @@ impl WeightsState {
                             w.param.name.trim_end_matches(".weight").to_string(),
                             w.rows,
                             w.cols,
-                            w.param.value.read_back(gpu),
-                            b.snapshot.read_back(gpu),
-                            b.gamma.read_back(gpu),
+                            (w.param.value.read_back(gpu), None),
+                            (b.snapshot.read_back(gpu), None),
+                            (b.gamma.read_back(gpu), None),
                         ))
                     })
                     .collect()
             });
-            let n = parts.len();
-            self.pending = Some((parts, vec![None; n]));
+            self.pending = Some(parts);
         }
         Ok(())
     }

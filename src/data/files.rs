@@ -59,23 +59,32 @@ pub fn datasets_from_files(
 ) -> Result<(Dataset, Dataset), DataError> {
     match kind {
         FileSetKind::Idx => {
-            let pair = |split: &[&str], what: &str| -> Result<Dataset, DataError> {
+            let find_pair = |split: &[&str], what: &str| {
                 let mut images = None;
                 let mut labels = None;
                 for s in split {
                     images = images.or_else(|| find(files, &[s, "images"]));
                     labels = labels.or_else(|| find(files, &[s, "labels"]));
                 }
-                let (ni, bi) =
+                let images =
                     images.ok_or_else(|| missing(kind, &format!("{what} images file"), files))?;
-                let (nl, bl) =
+                let labels =
                     labels.ok_or_else(|| missing(kind, &format!("{what} labels file"), files))?;
-                let bl_plain = super::maybe_gunzip(nl, bl)?;
-                // Classes from the largest label (at least 10), as EMNIST-style sets need more.
-                let classes = 1 + *bl_plain.iter().skip(8).max().unwrap_or(&9) as usize;
-                load_idx_pair(ni, bi, nl, bl, classes.max(10))
+                Ok::<_, DataError>((images, labels))
             };
-            Ok((pair(&["train"], "train")?, pair(&["t10k", "test"], "test")?))
+            let train = find_pair(&["train"], "train")?;
+            let test = find_pair(&["t10k", "test"], "test")?;
+            // Classes from the largest label of both splits (at least 10; EMNIST-style sets
+            // have more), so both splits agree and the test labels fit the readout.
+            let mut classes = 10;
+            for (name, bytes) in [train.1, test.1] {
+                let plain = super::maybe_gunzip(name, bytes)?;
+                classes = classes.max(1 + *plain.iter().skip(8).max().unwrap_or(&0) as usize);
+            }
+            let load = |((ni, bi), (nl, bl)): (&NamedBytes, &NamedBytes)| {
+                load_idx_pair(ni, bi, nl, bl, classes)
+            };
+            Ok((load(train)?, load(test)?))
         }
         FileSetKind::Cifar10 | FileSetKind::Cifar100 => {
             let (cifar, train_parts, test_part): (CifarKind, &[&str], &str) = match kind {
@@ -141,6 +150,19 @@ mod tests {
         let (train, test) = datasets_from_files(FileSetKind::Idx, &files).unwrap();
         assert_eq!((train.len(), test.len()), (3, 1));
         assert_eq!(train.labels, vec![0, 1, 2]);
+        assert_eq!((train.classes, test.classes), (10, 10));
+    }
+
+    #[test]
+    fn both_splits_get_the_class_count_of_the_larger_labels() {
+        let files = vec![
+            ("train-images-idx3-ubyte".to_string(), idx_images(2)),
+            ("train-labels-idx1-ubyte".to_string(), idx_labels(&[0, 1])),
+            ("t10k-images-idx3-ubyte".to_string(), idx_images(1)),
+            ("t10k-labels-idx1-ubyte".to_string(), idx_labels(&[25])),
+        ];
+        let (train, test) = datasets_from_files(FileSetKind::Idx, &files).unwrap();
+        assert_eq!((train.classes, test.classes), (26, 26));
     }
 
     #[test]
