@@ -3,6 +3,8 @@
 //! checkpoints and checkpoints from another model end as an error message; the current data,
 //! model and run stay exactly as they were. A good checkpoint replaces the run at its step.
 
+mod common;
+
 use std::sync::Arc;
 
 use bitspike::app::files::Purpose;
@@ -12,15 +14,9 @@ use bitspike::gpu::GpuContext;
 use bitspike::model::ModelConfig;
 use bitspike::snn::Network;
 
+/// The GPU shared by the app (skipped locally without an adapter, fatal under CI).
 fn gpu() -> Option<Arc<GpuContext>> {
-    match GpuContext::new_blocking() {
-        Ok(g) => Some(Arc::new(g)),
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("skipping: no GPU adapter ({e})");
-            None
-        }
-        Err(e) => panic!("no GPU adapter but CI is set: {e}"),
-    }
+    common::gpu().map(Arc::new)
 }
 
 /// An app with its first (idle) run built.

@@ -4,6 +4,8 @@
 //! the views would show: per-step loss points, per-layer spikes (0/1), membrane potentials, AGMM
 //! expectations, and a prediction for the drawing.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,15 +14,9 @@ use bitspike::app::setup::Action;
 use bitspike::app::{AppOptions, BitspikeApp};
 use bitspike::gpu::GpuContext;
 
+/// The GPU shared by the app (skipped locally without an adapter, fatal under CI).
 fn gpu() -> Option<Arc<GpuContext>> {
-    match GpuContext::new_blocking() {
-        Ok(g) => Some(Arc::new(g)),
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("skipping: no GPU adapter ({e})");
-            None
-        }
-        Err(e) => panic!("no GPU adapter but CI is set: {e}"),
-    }
+    common::gpu().map(Arc::new)
 }
 
 /// Ticks until `done` holds (polling like frames do), failing after two minutes. Returns the

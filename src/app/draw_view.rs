@@ -137,17 +137,9 @@ impl DrawState {
                 model.name, model.input
             )
         });
-        if let Some(probe) = &mut self.probe {
-            let finished = probe.try_finish();
-            if finished.is_err() {
-                // A failed readback drops the probe (shown once); the next request starts anew.
-                self.probe = None;
-            }
-            if let Some(result) = finished? {
-                self.probe = None;
-                self.generation += 1;
-                self.result = Some(result);
-            }
+        if let Some(result) = Probe::collect(&mut self.probe)? {
+            self.generation += 1;
+            self.result = Some(result);
         }
         if self.dirty
             && self.probe.is_none()

@@ -101,7 +101,11 @@ pub fn argmax(v: &[f32]) -> usize {
 }
 
 /// A readback and its data once arrived.
-type Part = (Readback<f32>, Option<Vec<f32>>);
+type Part = Slot<f32>;
+
+/// A readback and its data once arrived (parts of one request may arrive on different
+/// frames; each keeps its own data until all are there). Shared with the weights view.
+pub type Slot<T> = (Readback<T>, Option<Vec<T>>);
 
 /// One spiking layer in flight: name, shape, V_th, spikes, membrane, expectation.
 type PendingLayer = (String, [usize; 3], f32, Part, Option<Part>, Option<Part>);
@@ -117,10 +121,11 @@ pub struct Probe {
     classes: usize,
 }
 
-fn poll(part: &mut Part) -> Result<bool, NetworkError> {
-    if part.1.is_none() {
-        match part.0.try_take() {
-            Some(result) => part.1 = Some(result?),
+/// Polls one slot without waiting; `Ok(true)` once its data is there.
+pub fn poll<T: bytemuck::Pod>(slot: &mut Slot<T>) -> Result<bool, NetworkError> {
+    if slot.1.is_none() {
+        match slot.0.try_take() {
+            Some(result) => slot.1 = Some(result?),
             None => return Ok(false),
         }
     }
@@ -187,6 +192,19 @@ impl Probe {
             timesteps: model.timesteps,
             classes: model.classes,
         })
+    }
+
+    /// Polls the probe in `slot`: takes it out once finished (returning its result) or failed
+    /// (returning the error once; the next request starts anew). Never waits.
+    pub fn collect(slot: &mut Option<Probe>) -> Result<Option<ProbeResult>, NetworkError> {
+        let Some(probe) = slot else {
+            return Ok(None);
+        };
+        let finished = probe.try_finish();
+        if !matches!(finished, Ok(None)) {
+            *slot = None;
+        }
+        finished
     }
 
     /// Non-blocking: the result once every readback has arrived.

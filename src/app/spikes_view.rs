@@ -69,16 +69,8 @@ impl SpikesState {
 
     /// Starts a wanted probe and collects a finished one. Never waits.
     pub fn tick(&mut self, gpu: &GpuContext, session: &mut Session) -> Result<(), TrainError> {
-        if let Some(probe) = &mut self.probe {
-            let finished = probe.try_finish();
-            if finished.is_err() {
-                // A failed readback drops the probe (shown once); the next request starts anew.
-                self.probe = None;
-            }
-            if let Some(result) = finished? {
-                self.probe = None;
-                self.finish(result, session.test.len());
-            }
+        if let Some(result) = Probe::collect(&mut self.probe)? {
+            self.finish(result, session.test.len());
         }
         if self.probe.is_none() && session.can_probe() && gpu.can_submit_without_waiting() {
             if let Some(sample) = self.wanted.take() {

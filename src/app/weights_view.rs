@@ -8,9 +8,10 @@
 use egui::{TextureHandle, TextureOptions};
 use egui_plot::{Bar, BarChart, Plot};
 
-use crate::gpu::{GpuContext, Readback};
+use crate::gpu::GpuContext;
 use crate::snn::NetworkError;
 
+use super::probe::{poll, Slot};
 use super::raster;
 use super::session::Session;
 
@@ -32,22 +33,8 @@ struct LayerWeights {
     flips: TextureHandle,
 }
 
-/// A readback and its data once arrived (each part may arrive on a different frame).
-type Slot<T> = (Readback<T>, Option<Vec<T>>);
-
 /// Readbacks in flight for one layer: name, rows, cols, latent, snapshot, gamma.
 type Pending = (String, usize, usize, Slot<f32>, Slot<u32>, Slot<f32>);
-
-/// Polls one slot; `Ok(true)` once its data is there.
-fn poll<T: bytemuck::Pod>(slot: &mut Slot<T>) -> Result<bool, NetworkError> {
-    if slot.1.is_none() {
-        match slot.0.try_take() {
-            Some(result) => slot.1 = Some(result?),
-            None => return Ok(false),
-        }
-    }
-    Ok(true)
-}
 
 /// State of the weights view.
 #[derive(Default)]
