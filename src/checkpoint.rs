@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use thiserror::Error;
 
+use crate::model::ModelConfig;
+
 /// What can go wrong reading, writing or matching a checkpoint.
 #[derive(Debug, Error)]
 pub enum CheckpointError {
@@ -39,7 +41,100 @@ pub struct NamedTensor {
     pub data: Vec<f32>,
 }
 
-/// Tensors plus string metadata (config JSON, epoch, step, seed...).
+/// The run facts a checkpoint's metadata holds, typed: the one place that knows the key
+/// names. Every save path writes it whole ([`CheckpointMeta::write_into`]); readers parse it
+/// once ([`CheckpointMeta::read`]). Keys written by other tools are kept untouched.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CheckpointMeta {
+    /// `model_config`: the model the tensors belong to (absent in foreign checkpoints).
+    pub model: Option<ModelConfig>,
+    /// `step`: optimizer steps taken.
+    pub step: u64,
+    /// `epoch`: epochs completed.
+    pub epoch: usize,
+    /// `seed` of the run.
+    pub seed: Option<u64>,
+    /// `train_config`: the run's training settings as JSON (parsed by `crate::train`).
+    pub train_config: Option<String>,
+    /// `firing_rates`: `(layer, rate)` measured in the last epoch (energy estimates).
+    pub firing_rates: Vec<(String, f64)>,
+}
+
+/// Metadata key names, used only by [`CheckpointMeta`].
+mod key {
+    pub const FORMAT: &str = "format";
+    pub const MODEL: &str = "model_config";
+    pub const STEP: &str = "step";
+    pub const EPOCH: &str = "epoch";
+    pub const SEED: &str = "seed";
+    pub const TIMESTEPS: &str = "timesteps";
+    pub const TRAIN: &str = "train_config";
+    pub const FIRING: &str = "firing_rates";
+}
+
+/// The `format` value of bitspike checkpoints.
+pub const FORMAT: &str = "bitspike-1";
+
+impl CheckpointMeta {
+    /// Parses the metadata of `ck` (read from `file`); a present but malformed value is an
+    /// error naming its key, an absent one takes its default.
+    pub fn read(file: &str, ck: &Checkpoint) -> Result<Self, CheckpointError> {
+        let bad = |key: &str| CheckpointError::Metadata {
+            file: file.into(),
+            key: key.into(),
+        };
+        let get = |key: &str| ck.metadata.get(key);
+        let model = match get(key::MODEL) {
+            Some(json) => Some(ModelConfig::from_json(json).map_err(|_| bad(key::MODEL))?),
+            None => None,
+        };
+        fn number<T: std::str::FromStr>(
+            value: Option<&String>,
+            bad: impl Fn() -> CheckpointError,
+        ) -> Result<Option<T>, CheckpointError> {
+            value.map(|v| v.parse().map_err(|_| bad())).transpose()
+        }
+        let firing_rates = match get(key::FIRING) {
+            Some(json) => serde_json::from_str(json).map_err(|_| bad(key::FIRING))?,
+            None => Vec::new(),
+        };
+        Ok(Self {
+            model,
+            step: number(get(key::STEP), || bad(key::STEP))?.unwrap_or(0),
+            epoch: number(get(key::EPOCH), || bad(key::EPOCH))?.unwrap_or(0),
+            seed: number(get(key::SEED), || bad(key::SEED))?,
+            train_config: get(key::TRAIN).cloned(),
+            firing_rates,
+        })
+    }
+
+    /// Writes every field into `metadata` (plus `format`, and `timesteps` for readers that
+    /// do not parse the model JSON).
+    pub fn write_into(&self, metadata: &mut BTreeMap<String, String>) {
+        let mut put = |k: &str, v: String| {
+            metadata.insert(k.to_string(), v);
+        };
+        put(key::FORMAT, FORMAT.into());
+        if let Some(model) = &self.model {
+            put(key::MODEL, model.to_json());
+            put(key::TIMESTEPS, model.timesteps.to_string());
+        }
+        put(key::STEP, self.step.to_string());
+        put(key::EPOCH, self.epoch.to_string());
+        if let Some(seed) = self.seed {
+            put(key::SEED, seed.to_string());
+        }
+        if let Some(train) = &self.train_config {
+            put(key::TRAIN, train.clone());
+        }
+        put(
+            key::FIRING,
+            serde_json::to_string(&self.firing_rates).unwrap_or_else(|_| "[]".into()),
+        );
+    }
+}
+
+/// Tensors plus string metadata (see [`CheckpointMeta`] for what bitspike writes).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Checkpoint {
     pub tensors: Vec<NamedTensor>,

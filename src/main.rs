@@ -8,9 +8,9 @@ use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use bitspike::checkpoint::Checkpoint;
+use bitspike::checkpoint::{Checkpoint, CheckpointMeta};
 use bitspike::data::{self, Dataset, EmbeddedSplit, FileSetKind};
-use bitspike::gpu::GpuContext;
+use bitspike::gpu::{GpuContext, Pending};
 use bitspike::model::summary::Summary;
 use bitspike::model::{AgmmModeConfig, LossConfig, ModelConfig, PRESETS};
 use bitspike::train::{EpochRecord, OptimizerKind, TrainConfig, Trainer};
@@ -483,8 +483,8 @@ fn train(
         eprintln!(
             "resumed from {} at epoch {}, step {}",
             path.display(),
-            trainer.epoch,
-            trainer.net.step
+            trainer.epoch(),
+            trainer.step()
         );
     } else if metrics_path.exists() {
         std::fs::remove_file(&metrics_path)?;
@@ -498,26 +498,24 @@ fn train(
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
-        bar.set_prefix(format!("{}/{}", trainer.epoch + 1, config.epochs));
+        bar.set_prefix(format!("{}/{}", trainer.epoch() + 1, config.epochs));
+        let every = config.log_every.max(1);
         let record = trainer.run_epoch(&ctx, train_set, test_set, &mut |p| {
-            bar.set_position(p.step_in_epoch as u64);
-            bar.set_message(format!(
-                "step {} loss {:.4} acc {:.2}% {:.1} samples/s",
-                p.global_step,
-                p.loss,
-                100.0 * p.accuracy,
-                p.samples_per_second
-            ));
+            if p.step_in_epoch % every == 0 || p.step_in_epoch == p.steps_in_epoch {
+                bar.set_position(p.step_in_epoch as u64);
+                bar.set_message(format!(
+                    "step {} loss {:.4} acc {:.2}% {:.1} samples/s",
+                    p.global_step,
+                    p.epoch_loss,
+                    100.0 * p.epoch_accuracy,
+                    p.epoch_samples_per_second
+                ));
+            }
         });
         bar.finish_and_clear();
         let record = record?;
         write_jsonl(&metrics_path, &record)?;
-        let mut ck = trainer.checkpoint(&ctx)?;
-        ck.metadata.insert(
-            "firing_rates".into(),
-            serde_json::to_string(&record.firing_rate)?,
-        );
-        ck.save(&last)?;
+        trainer.checkpoint(&ctx).block(&ctx)?.save(&last)?;
         println!(
             "epoch {:>3}  train loss {:.4} acc {:6.2}%  test loss {:.4} acc {:6.2}%  flips {:.4}%  {:.1} samples/s  {:.1}s",
             record.epoch,
@@ -573,14 +571,14 @@ fn print_summary_table(records: &[EpochRecord]) {
 }
 
 fn model_from_checkpoint(path: &Path, ck: &Checkpoint) -> anyhow::Result<ModelConfig> {
-    let text = ck.metadata.get("model_config").with_context(|| {
-        format!(
-            "{}: no model_config in the checkpoint metadata",
-            path.display()
-        )
-    })?;
-    ModelConfig::from_json(text)
-        .with_context(|| format!("{}: malformed model_config", path.display()))
+    CheckpointMeta::read(&path.display().to_string(), ck)?
+        .model
+        .with_context(|| {
+            format!(
+                "{}: no model_config in the checkpoint metadata",
+                path.display()
+            )
+        })
 }
 
 fn eval(
@@ -608,18 +606,16 @@ fn eval(
     trainer
         .restore(&ctx, &ck)
         .with_context(|| format!("loading {}", path.display()))?;
-    trainer.net.reset_metrics(&ctx)?;
     let start = std::time::Instant::now();
     let mut logits = Vec::new();
-    trainer.evaluate(&ctx, &test, dump.is_some().then_some(&mut logits))?;
-    let m = trainer.net.read_metrics(&ctx)?;
+    let eval = trainer.evaluate(&ctx, &test, dump.is_some().then_some(&mut logits))?;
     let secs = start.elapsed().as_secs_f64();
     println!(
         "{} samples: accuracy {:.2}% ({} correct), loss {:.4}, {:.1} samples/s",
-        m.eval.samples,
-        100.0 * m.eval.accuracy(),
-        m.eval.correct,
-        m.eval.mean_loss(),
+        eval.samples,
+        100.0 * eval.accuracy(),
+        eval.correct,
+        eval.mean_loss(),
         test.len() as f64 / secs
     );
     if let Some(out) = dump {
@@ -662,10 +658,8 @@ fn summary(args: &ModelArgs, checkpoint: Option<&Path>) -> anyhow::Result<()> {
     let (model, rates) = match checkpoint {
         Some(path) => {
             let ck = Checkpoint::load(path)?;
-            let rates: Option<Vec<(String, f64)>> = ck
-                .metadata
-                .get("firing_rates")
-                .and_then(|t| serde_json::from_str(t).ok());
+            let meta = CheckpointMeta::read(&path.display().to_string(), &ck)?;
+            let rates = Some(meta.firing_rates).filter(|r| !r.is_empty());
             (model_from_checkpoint(path, &ck)?, rates)
         }
         None => (load_model(args)?, None),

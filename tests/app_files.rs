@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use bitspike::app::files::Purpose;
 use bitspike::app::{AppOptions, BitspikeApp};
+use bitspike::checkpoint::CheckpointMeta;
 use bitspike::data::FileSetKind;
-use bitspike::gpu::GpuContext;
+use bitspike::gpu::{GpuContext, Pending};
 use bitspike::model::ModelConfig;
 use bitspike::snn::Network;
 
@@ -29,7 +30,7 @@ fn app(gpu: &Arc<GpuContext>) -> BitspikeApp {
 }
 
 fn step(app: &BitspikeApp) -> u64 {
-    app.session().unwrap().trainer.net.step
+    app.session().unwrap().trainer.step()
 }
 
 #[test]
@@ -37,7 +38,7 @@ fn bad_files_leave_data_model_and_run_untouched() {
     let Some(gpu) = gpu() else { return };
     let mut app = app(&gpu);
     let label = app.data_label().to_string();
-    let model = app.session().unwrap().trainer.model.clone();
+    let model = app.session().unwrap().trainer.model().clone();
 
     let cases: Vec<(Purpose, Vec<bitspike::data::NamedBytes>, &str)> = vec![
         (
@@ -74,8 +75,8 @@ fn bad_files_leave_data_model_and_run_untouched() {
         assert!(err.contains(expected), "{purpose:?}: got '{err}'");
         assert_eq!(app.data_label(), label, "data replaced by a bad file");
         assert_eq!(
-            app.session().unwrap().trainer.model,
-            model,
+            app.session().unwrap().trainer.model(),
+            &model,
             "model replaced"
         );
     }
@@ -90,7 +91,8 @@ fn a_checkpoint_of_another_model_is_refused_and_a_good_one_is_loaded() {
     let vgg = ModelConfig::vgg11(10);
     let other = Network::new(&gpu, &vgg, 3).unwrap();
     let bytes = other
-        .to_checkpoint(&gpu, false)
+        .checkpoint(&gpu, false, CheckpointMeta::default())
+        .block(&gpu)
         .unwrap()
         .to_bytes()
         .unwrap();
@@ -103,10 +105,9 @@ fn a_checkpoint_of_another_model_is_refused_and_a_good_one_is_loaded() {
     // Same input, different layer widths: refused by the tensor check, run kept.
     let mut ck = Network::new(&gpu, &ModelConfig::mnist(), 5)
         .unwrap()
-        .to_checkpoint(&gpu, false)
+        .checkpoint(&gpu, false, CheckpointMeta::default())
+        .block(&gpu)
         .unwrap();
-    ck.metadata
-        .insert("model_config".into(), ModelConfig::mnist().to_json());
     ck.tensors[0].shape = vec![8, 1, 3, 3];
     ck.tensors[0].data.truncate(8 * 9);
     let bytes = ck.to_bytes().unwrap();
@@ -120,9 +121,12 @@ fn a_checkpoint_of_another_model_is_refused_and_a_good_one_is_loaded() {
     assert_eq!(step(&app), 0);
 
     // A good checkpoint at step 7 replaces the run.
-    let mut net = Network::new(&gpu, &ModelConfig::mnist(), 9).unwrap();
-    net.step = 7;
-    let ck = net.to_checkpoint(&gpu, true).unwrap();
+    let net = Network::new(&gpu, &ModelConfig::mnist(), 9).unwrap();
+    let mut ck = net
+        .checkpoint(&gpu, true, CheckpointMeta::default())
+        .block(&gpu)
+        .unwrap();
+    ck.metadata.insert("step".into(), "7".into());
     app.open_files(
         Purpose::Checkpoint,
         vec![("good.safetensors".into(), ck.to_bytes().unwrap())],
@@ -133,8 +137,9 @@ fn a_checkpoint_of_another_model_is_refused_and_a_good_one_is_loaded() {
         .session()
         .unwrap()
         .trainer
-        .net
-        .to_checkpoint(&gpu, true)
+        .net()
+        .checkpoint(&gpu, true, CheckpointMeta::default())
+        .block(&gpu)
         .unwrap();
     assert_eq!(loaded.tensors, ck.tensors, "tensors after loading");
 }

@@ -63,7 +63,7 @@ fn frames_train_probe_and_classify_without_waiting() {
     let ctx = egui::Context::default();
     let (total, slowest) = tick_until(&mut app, &ctx, "3 training steps", |a| {
         a.session()
-            .is_some_and(|s| s.trainer.net.step >= 3 && s.idle())
+            .is_some_and(|s| s.trainer.step() >= 3 && s.idle())
     });
     // The frame never waits for a step: even the slowest tick is far shorter than a step.
     // (On lavapipe a second submission would block until the first finishes; the session
@@ -148,9 +148,9 @@ fn frames_train_probe_and_classify_without_waiting() {
 
     // Pause stops new submissions; the step count stays.
     app.apply(Action::Pause);
-    let step = app.session().unwrap().trainer.net.step;
+    let step = app.session().unwrap().trainer.step();
     for _ in 0..20 {
         app.tick(&ctx);
     }
-    assert_eq!(app.session().unwrap().trainer.net.step, step);
+    assert_eq!(app.session().unwrap().trainer.step(), step);
 }

@@ -9,7 +9,9 @@
 
 mod common;
 
+use bitspike::checkpoint::CheckpointMeta;
 use bitspike::cpu;
+use bitspike::gpu::Pending;
 use bitspike::kernels::agmm::{AgmmConfig, AgmmParams};
 use bitspike::kernels::batchnorm::{BatchNormConfig, BatchNormParams, BatchNormShape};
 use bitspike::kernels::binarize::BinarizeParams;
@@ -125,7 +127,12 @@ fn training_step_on_gpu_equals_composed_cpu_mirrors() {
     let Some(ctx) = gpu() else { return };
     let model = tiny_model();
     let mut net = Network::new(&ctx, &model, 5).unwrap();
-    let before = net.to_checkpoint(&ctx, false).unwrap();
+    let ckpt = |net: &Network| {
+        net.checkpoint(&ctx, false, CheckpointMeta::default())
+            .block(&ctx)
+            .unwrap()
+    };
+    let before = ckpt(&net);
     let p = |name: &str| {
         before
             .get(name)
@@ -138,7 +145,8 @@ fn training_step_on_gpu_equals_composed_cpu_mirrors() {
     let frame = uniform(&mut r, B * 64, -1.0, 3.0);
     let input: Vec<f32> = (0..T).flat_map(|_| frame.clone()).collect(); // direct encoding
     let labels = vec![2u32, 0];
-    net.upload(&ctx, &input, &labels).unwrap();
+    let ws = net.workspace(&ctx, B).unwrap();
+    net.upload(&ctx, &ws, &input, &labels).unwrap();
     let sgd = SgdConfig {
         lr: 0.05,
         momentum: 0.9,
@@ -146,8 +154,8 @@ fn training_step_on_gpu_equals_composed_cpu_mirrors() {
         nesterov: false,
     };
     let mut enc = ctx.encoder("step");
-    net.record_forward(&ctx, &mut enc, B, true).unwrap();
-    net.record_backward(&ctx, &mut enc, B).unwrap();
+    net.record_forward(&ctx, &mut enc, &ws, true).unwrap();
+    net.record_backward(&ctx, &mut enc, &ws).unwrap();
     net.record_optimizer(&ctx, &mut enc, &Optimizer::Sgd(sgd), sgd.lr)
         .unwrap();
     ctx.submit(enc);
@@ -243,17 +251,26 @@ fn training_step_on_gpu_equals_composed_cpu_mirrors() {
     // ---- compare ----
     assert_exact(
         "conv1 spikes",
-        &net.layer_output(B, 0).unwrap().read_blocking(&ctx).unwrap(),
+        &net.layer_output(&ws, 0)
+            .unwrap()
+            .read_blocking(&ctx)
+            .unwrap(),
         &sp1,
     );
     assert_exact(
         "pool spikes",
-        &net.layer_output(B, 1).unwrap().read_blocking(&ctx).unwrap(),
+        &net.layer_output(&ws, 1)
+            .unwrap()
+            .read_blocking(&ctx)
+            .unwrap(),
         &pooled,
     );
     assert_exact(
         "conv2 spikes",
-        &net.layer_output(B, 2).unwrap().read_blocking(&ctx).unwrap(),
+        &net.layer_output(&ws, 2)
+            .unwrap()
+            .read_blocking(&ctx)
+            .unwrap(),
         &sp2,
     );
     println!("firing: conv1 {:.3}, conv2 {:.3}", mean(&sp1), mean(&sp2));
@@ -263,15 +280,15 @@ fn training_step_on_gpu_equals_composed_cpu_mirrors() {
     );
     assert_close(
         "logits",
-        &net.logits(B).unwrap().read_blocking(&ctx).unwrap(),
+        &net.logits(&ws).unwrap().read_blocking(&ctx).unwrap(),
         &logits,
         1e-4,
         1e-5,
     );
-    let m = net.read_metrics(&ctx).unwrap();
-    println!("loss GPU {} CPU {}", m.train.loss_sum, summary[0].loss_sum);
-    assert!((m.train.loss_sum - summary[0].loss_sum).abs() < 1e-4);
-    assert_eq!(m.train.correct, summary[0].correct);
+    let m = net.read_metrics(&ctx).block(&ctx).unwrap().train();
+    println!("loss GPU {} CPU {}", m.loss_sum, summary[0].loss_sum);
+    assert!((m.loss_sum - summary[0].loss_sum).abs() < 1e-4);
+    assert_eq!(m.correct, summary[0].correct);
 
     let grads = [
         ("fc.weight", g_fc_w.clone()),
@@ -313,7 +330,7 @@ fn training_step_on_gpu_equals_composed_cpu_mirrors() {
         let got = net.param(name).unwrap().value.read_blocking(&ctx).unwrap();
         assert_close(&format!("updated {name}"), &got, &w, 1e-4, 1e-5);
     }
-    let after = net.to_checkpoint(&ctx, false).unwrap();
+    let after = ckpt(&net);
     for (name, want) in [
         ("conv1.bn.running_mean", &bn1.running_mean),
         ("conv1.bn.running_var", &bn1.running_var),

@@ -1,6 +1,6 @@
-//! The trainer's step-wise API (what the desktop app drives one submission per frame) is the
-//! same computation as `run_epoch`: an epoch recorded step by step, with the flip count, the
-//! eval batches and a non-blocking summary readback, gives the identical epoch record.
+//! The one epoch driver, used two ways: looped and blocking (`run_epoch`, the CLI) and polled
+//! one submission at a time without ever waiting (the desktop and web app) give the identical
+//! epoch record, and every step is reported exactly once, in order.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -8,19 +8,18 @@ mod common;
 
 use bitspike::data::{embedded_mnist10k, EmbeddedSplit};
 use bitspike::model::ModelConfig;
-use bitspike::train::{EpochRecord, EpochTiming, TrainConfig, Trainer};
+use bitspike::train::{EpochRecord, Event, Phase, TrainConfig, Trainer};
 use common::*;
 
 fn timeless(mut r: EpochRecord) -> EpochRecord {
     r.samples_per_second = 0.0;
     r.epoch_seconds = 0.0;
     r.eval_seconds = 0.0;
-    r.lr = 0.0;
     r
 }
 
 #[test]
-fn stepwise_epoch_matches_run_epoch_exactly() {
+fn polled_epoch_matches_blocking_run_epoch_exactly() {
     let Some(ctx) = gpu() else { return };
     let train = embedded_mnist10k(EmbeddedSplit::Train)
         .unwrap()
@@ -31,45 +30,57 @@ fn stepwise_epoch_matches_run_epoch_exactly() {
     let config = TrainConfig {
         epochs: 1,
         batch: 16,
-        log_every: 1000,
         ..TrainConfig::default()
     };
     let model = ModelConfig::mnist();
 
     let mut reference = Trainer::new(&ctx, &model, config.clone(), train.len()).unwrap();
-    let want = timeless(
-        reference
-            .run_epoch(&ctx, &train, &test, &mut |_| {})
-            .unwrap(),
-    );
+    let mut blocking_steps = Vec::new();
+    let want = reference
+        .run_epoch(&ctx, &train, &test, &mut |r| {
+            blocking_steps.push(r.global_step)
+        })
+        .unwrap();
+    assert_eq!(blocking_steps, [1, 2, 3, 4]);
 
-    let mut stepwise = Trainer::new(&ctx, &model, config, train.len()).unwrap();
-    stepwise.begin_epoch(&ctx, &train).unwrap();
-    let steps = stepwise.steps_per_epoch(train.len());
-    assert_eq!(steps, 4);
-    for s in 0..steps {
-        stepwise.record_train_step(&ctx, &train, s).unwrap();
-    }
-    stepwise.record_flip_count(&ctx).unwrap();
-    let batches = stepwise.eval_batches(test.len());
+    let mut polled = Trainer::new(&ctx, &model, config, train.len()).unwrap();
+    assert_eq!(polled.steps_per_epoch(train.len()), 4);
     assert_eq!(
-        batches, 3,
+        polled.eval_batches(test.len()),
+        3,
         "40 samples in batches of 16: the last one partial"
     );
-    for b in 0..batches {
-        stepwise.record_eval_batch(&ctx, &test, b).unwrap();
+    let mut steps = Vec::new();
+    let mut last_report = None;
+    let mut record = None;
+    let mut polls = 0;
+    while record.is_none() {
+        polls += 1;
+        assert!(polls < 10_000, "the epoch never finished");
+        // As the app does on lavapipe: submit only while nothing is in flight.
+        if polled.in_flight() == 0 {
+            polled.submit_next(&ctx, &train, &test).unwrap();
+        }
+        let _ = ctx.device.poll(wgpu::PollType::Poll);
+        for event in polled.poll().unwrap() {
+            match event {
+                Event::Step(r) => {
+                    steps.push(r.global_step);
+                    last_report = Some(r);
+                }
+                Event::Epoch(r) => record = Some(r),
+            }
+        }
     }
-    let mut readback = stepwise.net.read_metrics_async(&ctx);
-    ctx.wait_idle().unwrap();
-    let (loss, moments, flips) = readback.try_take().expect("arrived after wait").unwrap();
-    let metrics = stepwise.net.metrics_from(&loss, &moments, &flips);
-    let got = timeless(
-        stepwise
-            .finish_epoch(&metrics, EpochTiming::default())
-            .unwrap(),
-    );
-    println!("run_epoch: {want:?}\nstep-wise: {got:?}");
-    assert_eq!(got, want);
-    assert_eq!(stepwise.epoch, 1);
-    assert!(stepwise.finished());
+    let got = record.unwrap();
+    println!("blocking: {want:?}\npolled:   {got:?}");
+    assert_eq!(steps, [1, 2, 3, 4]);
+    assert_eq!(timeless(got.clone()), timeless(want));
+    let last = last_report.unwrap();
+    assert_eq!((last.step_in_epoch, last.steps_in_epoch), (4, 4));
+    assert!((last.epoch_loss - got.train_loss).abs() < 1e-12);
+    assert_eq!(polled.epoch(), 1);
+    assert!(polled.finished());
+    assert_eq!(polled.phase(), Phase::Done);
+    assert!(!polled.submit_next(&ctx, &train, &test).unwrap());
 }

@@ -8,6 +8,7 @@ mod common;
 
 use bitspike::checkpoint::Checkpoint;
 use bitspike::data::{embedded_mnist10k, Dataset, EmbeddedSplit};
+use bitspike::gpu::Pending;
 use bitspike::model::ModelConfig;
 use bitspike::train::{EpochRecord, TrainConfig, Trainer};
 use common::*;
@@ -99,16 +100,21 @@ fn resume_from_checkpoint_equals_uninterrupted_run() {
 
     let mut first = Trainer::new(&ctx, &ModelConfig::mnist(), config(2), train.len()).unwrap();
     let r1 = timeless(first.run_epoch(&ctx, &train, &test, &mut |_| {}).unwrap());
-    let bytes = first.checkpoint(&ctx).unwrap().to_bytes().unwrap();
+    let bytes = first
+        .checkpoint(&ctx)
+        .block(&ctx)
+        .unwrap()
+        .to_bytes()
+        .unwrap();
     drop(first);
     let ck = Checkpoint::from_bytes("resume.safetensors", &bytes).unwrap();
     let mut resumed = Trainer::new(&ctx, &ModelConfig::mnist(), config(2), train.len()).unwrap();
     resumed.restore(&ctx, &ck).unwrap();
-    assert_eq!((resumed.epoch, resumed.net.step), (1, 4));
+    assert_eq!((resumed.epoch(), resumed.step()), (1, 4));
     let r2 = timeless(resumed.run_epoch(&ctx, &train, &test, &mut |_| {}).unwrap());
     assert_eq!(vec![r1, r2], straight_records);
-    let a = straight.checkpoint(&ctx).unwrap();
-    let b = resumed.checkpoint(&ctx).unwrap();
+    let a = straight.checkpoint(&ctx).block(&ctx).unwrap();
+    let b = resumed.checkpoint(&ctx).block(&ctx).unwrap();
     for (x, y) in a.tensors.iter().zip(&b.tensors) {
         assert_exact(&x.name, &x.data, &y.data);
     }
@@ -119,7 +125,7 @@ fn checkpoint_from_another_model_is_refused() {
     let Some(ctx) = gpu() else { return };
     let (train, _) = data(16, 16);
     let trainer = Trainer::new(&ctx, &ModelConfig::mnist(), config(1), train.len()).unwrap();
-    let ck = trainer.checkpoint(&ctx).unwrap();
+    let ck = trainer.checkpoint(&ctx).block(&ctx).unwrap();
     let mut other = ModelConfig::mnist();
     other.layers[2] = bitspike::model::LayerConfig::Conv {
         out_channels: 48,
@@ -143,11 +149,7 @@ fn eval_logits_come_back_in_data_order_with_remainder_batches() {
     let mut all = Vec::new();
     trainer.evaluate(&ctx, &test, Some(&mut all)).unwrap();
     assert_eq!(all.len(), 37 * 10, "[N, classes]");
-    assert_eq!(
-        trainer.net.workspace_batches(),
-        vec![5, 16],
-        "37 = 2 x 16 + 5"
-    );
+    assert_eq!(trainer.workspace_batches(), vec![5, 16], "37 = 2 x 16 + 5");
     // Eval-mode BN uses running statistics, so a sample's logits do not depend on its batch.
     for i in [0usize, 17, 36] {
         let one = test.clone().truncated(i + 1);
@@ -329,7 +331,7 @@ fn resnet_style_model_trains_on_cifar_format_data() {
     }
     assert!(losses[3] < losses[0], "loss did not fall: {losses:?}");
     let g = trainer
-        .net
+        .net()
         .param("conv3.shortcut.weight")
         .unwrap()
         .grad
@@ -340,7 +342,7 @@ fn resnet_style_model_trains_on_cifar_format_data() {
         "no gradient reached the downsampling shortcut"
     );
     let names: Vec<String> = trainer
-        .net
+        .net()
         .tensor_specs(false)
         .into_iter()
         .map(|(n, _)| n)
@@ -359,11 +361,11 @@ fn eval_single_frame_encoder_equals_full_time_batch() {
     let mut fast = Vec::new();
     trainer.evaluate(&ctx, &test, Some(&mut fast)).unwrap();
     assert!(
-        trainer.net.uses_single_frame_encoder(8),
+        trainer.uses_single_frame_encoder(8),
         "the last (remainder) batch of 8 took the fast path"
     );
-    trainer.net.set_frame_broadcast(false);
-    assert!(!trainer.net.uses_single_frame_encoder(8));
+    trainer.set_frame_broadcast(false);
+    assert!(!trainer.uses_single_frame_encoder(8));
     let mut full = Vec::new();
     trainer.evaluate(&ctx, &test, Some(&mut full)).unwrap();
     assert_exact("eval logits, single-frame vs T copies", &fast, &full);

@@ -130,7 +130,7 @@ impl DrawState {
 
     /// Starts a classification of a changed drawing, collects a finished one. Never waits.
     pub fn tick(&mut self, gpu: &GpuContext, session: &mut Session) -> Result<(), TrainError> {
-        let model = &session.trainer.model;
+        let model = session.trainer.model();
         self.unsupported = (model.input != [1, SIDE, SIDE]).then(|| {
             format!(
                 "drawing needs a 1x28x28 model; '{}' takes {:?}",
@@ -148,7 +148,7 @@ impl DrawState {
             && gpu.can_submit_without_waiting()
         {
             self.dirty = false;
-            let classes = session.trainer.model.classes;
+            let classes = session.trainer.model().classes;
             let data = Arc::new(Dataset {
                 images: mnist_like(&self.ink),
                 labels: vec![0],

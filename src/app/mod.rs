@@ -27,16 +27,17 @@ pub mod weights_view;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, CheckpointMeta};
 use crate::data::{datasets_from_files, embedded_mnist10k, Dataset, EmbeddedSplit, NamedBytes};
-use crate::gpu::GpuContext;
+use crate::gpu::{GpuContext, Pending};
 use crate::model::ModelConfig;
 use crate::snn::PendingCheckpoint;
 
+use crate::train::Phase;
 use draw_view::DrawState;
 use files::{FileDialogs, FileEvent, Purpose};
 use screenshot::{ScreenshotPlan, Stage};
-use session::{Phase, Session};
+use session::Session;
 use setup::{Action, PanelInfo, RunState, Setup};
 use spikes_view::SpikesState;
 use training_view::{History, Reference};
@@ -407,7 +408,7 @@ impl BitspikeApp {
         } else {
             None
         };
-        session.step_limit = limit;
+        session.set_step_limit(limit);
         Ok(session)
     }
 
@@ -440,8 +441,8 @@ impl BitspikeApp {
     fn run_state(&self) -> RunState {
         match &self.session {
             None => RunState::Fresh,
-            Some(s) if s.phase == Phase::Done => RunState::Done,
-            Some(s) if s.running => RunState::Running,
+            Some(s) if s.phase() == Phase::Done => RunState::Done,
+            Some(s) if s.running() => RunState::Running,
             Some(_) if self.started => RunState::Paused,
             Some(_) => RunState::Fresh,
         }
@@ -480,7 +481,7 @@ impl BitspikeApp {
             self.error = Some(format!("spikes probe: {e}"));
         }
         // A drawing is classified again with the newest weights every few steps.
-        let step = session.trainer.net.step;
+        let step = session.trainer.step();
         if self.view == View::Draw && step >= self.draw.classified_at_step + 10 {
             self.draw.refresh();
             self.draw.classified_at_step = step;
@@ -611,9 +612,9 @@ impl BitspikeApp {
     fn load_checkpoint(&mut self, name: &str, bytes: &[u8]) -> Result<(), String> {
         let gpu = self.gpu.clone().ok_or("no GPU device")?;
         let ck = Checkpoint::from_bytes(name, bytes).map_err(|e| e.to_string())?;
-        let model = match ck.metadata.get("model_config") {
-            Some(json) => ModelConfig::from_json(json)
-                .map_err(|e| format!("{name}: its model_config is invalid: {e}"))?,
+        let meta = CheckpointMeta::read(name, &ck).map_err(|e| e.to_string())?;
+        let model = match meta.model {
+            Some(model) => model,
             None => self.setup.model()?,
         };
         let mut session = self.build_session(&model)?;
@@ -621,7 +622,6 @@ impl BitspikeApp {
             .trainer
             .restore(&gpu, &ck)
             .map_err(|e| format!("{name}: {e}"))?;
-        session.after_restore();
         self.setup.use_config(name.to_string(), model);
         self.session = Some(session);
         self.started = true;
@@ -682,9 +682,10 @@ impl BitspikeApp {
                 (Some(gpu), Some(s)) => {
                     let name = format!(
                         "bitspike-{}-step{}.safetensors",
-                        s.trainer.model.name, s.trainer.net.step
+                        s.trainer.model().name,
+                        s.trainer.step()
                     );
-                    self.saving = Some((gpu.batch(|| s.trainer.checkpoint_async(gpu)), name))
+                    self.saving = Some((gpu.batch(|| s.trainer.checkpoint(gpu)), name))
                 }
                 _ => self.error = Some("no network to save".into()),
             },
@@ -708,19 +709,19 @@ impl BitspikeApp {
             };
         };
         let (steps, evals) = s.epoch_shape();
-        let epochs = s.trainer.config.epochs;
-        let epoch = (s.trainer.epoch + 1).min(epochs);
-        let phase = match s.phase {
+        let epochs = s.trainer.config().epochs;
+        let epoch = (s.trainer.epoch() + 1).min(epochs);
+        let phase = match s.phase() {
             Phase::Training { step } => format!("epoch {epoch}/{epochs}, step {step}/{steps}"),
             Phase::Evaluating { batch } => {
                 format!("epoch {epoch}/{epochs}, evaluating {batch}/{evals}")
             }
             Phase::Summarising => format!("epoch {epoch}/{epochs}, summarising"),
-            Phase::Done => format!("done: {} epochs", s.trainer.epoch),
+            Phase::Done => format!("done: {} epochs", s.trainer.epoch()),
         };
         format!(
             "{phase}  ·  global step {}  ·  {} in flight",
-            s.trainer.net.step,
+            s.trainer.step(),
             s.in_flight()
         )
     }
@@ -730,7 +731,7 @@ impl BitspikeApp {
             return 0.0;
         };
         let (steps, evals) = s.epoch_shape();
-        let within = match s.phase {
+        let within = match s.phase() {
             Phase::Training { step } => step as f32 / (steps + evals).max(1) as f32,
             Phase::Evaluating { batch } => (steps + batch) as f32 / (steps + evals).max(1) as f32,
             Phase::Summarising | Phase::Done => 1.0,
@@ -741,7 +742,7 @@ impl BitspikeApp {
     /// True once a scripted run (screenshot, browser test) has taken its steps.
     fn scripted_training_done(&self) -> bool {
         self.session.as_ref().is_some_and(|s| {
-            (s.trainer.net.step >= self.options.after_steps as u64 || s.phase == Phase::Done)
+            (s.trainer.step() >= self.options.after_steps as u64 || s.phase() == Phase::Done)
                 && s.idle()
         })
     }
@@ -865,8 +866,8 @@ impl BitspikeApp {
             "boot_seconds": self.boot_seconds,
             "pipelines": self.gpu.as_ref().map(|g| g.cached_pipelines()),
             "view": self.view.name(),
-            "step": session.map(|s| s.trainer.net.step),
-            "running": session.is_some_and(|s| s.running),
+            "step": session.map(|s| s.trainer.step()),
+            "running": session.is_some_and(|s| s.running()),
             "idle": session.is_none_or(|s| s.idle()),
             "losses": self.history.step_loss.iter().map(|p| p[1]).collect::<Vec<_>>(),
             "samples_per_second": self.history.samples_per_second.last().map(|p| p[1]),
@@ -875,7 +876,7 @@ impl BitspikeApp {
             "prediction": self.draw.result.as_ref().map(|r| r.prediction()),
             "probabilities": self.draw.result.as_ref().map(|r| r.probabilities()),
             "draw_layers": self.draw.result.as_ref().map(|r| r.layers.len()),
-            "model": session.map(|s| s.trainer.model.name.clone()),
+            "model": session.map(|s| s.trainer.model().name.clone()),
             "probe": self.spikes.result.as_ref().map(|r| serde_json::json!({
                 "sample": r.sample,
                 "label": r.label,
@@ -1007,7 +1008,7 @@ impl eframe::App for BitspikeApp {
             || self
                 .session
                 .as_ref()
-                .is_some_and(|s| s.running || !s.idle())
+                .is_some_and(|s| s.running() || !s.idle())
             || self.spikes.busy()
             || self.draw.busy()
             || self.weights.busy()

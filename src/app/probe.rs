@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use crate::data::{make_batch, Dataset, InputSpec};
-use crate::gpu::{GpuContext, Readback};
-use crate::snn::NetworkError;
+use crate::gpu::{GpuContext, Slot};
+use crate::snn::{LayerReadback, NetworkError};
 use crate::train::TrainError;
 
 use super::session::Session;
@@ -100,36 +100,15 @@ pub fn argmax(v: &[f32]) -> usize {
         .0
 }
 
-/// A readback and its data once arrived.
-type Part = Slot<f32>;
-
-/// A readback and its data once arrived (parts of one request may arrive on different
-/// frames; each keeps its own data until all are there). Shared with the weights view.
-pub type Slot<T> = (Readback<T>, Option<Vec<T>>);
-
-/// One spiking layer in flight: name, shape, V_th, spikes, membrane, expectation.
-type PendingLayer = (String, [usize; 3], f32, Part, Option<Part>, Option<Part>);
-
 /// A probe in flight.
 pub struct Probe {
     sample: usize,
     label: Option<usize>,
     data: Arc<Dataset>,
-    layers: Vec<PendingLayer>,
-    logits: Part,
+    layers: Vec<LayerReadback>,
+    logits: Slot<f32>,
     timesteps: usize,
     classes: usize,
-}
-
-/// Polls one slot without waiting; `Ok(true)` once its data is there.
-pub fn poll<T: bytemuck::Pod>(slot: &mut Slot<T>) -> Result<bool, NetworkError> {
-    if slot.1.is_none() {
-        match slot.0.try_take() {
-            Some(result) => slot.1 = Some(result?),
-            None => return Ok(false),
-        }
-    }
-    Ok(true)
 }
 
 impl Probe {
@@ -145,7 +124,7 @@ impl Probe {
         if sample >= data.len() {
             return Err(TrainError::Data(format!("no sample {sample}")));
         }
-        let model = session.trainer.model.clone();
+        let model = session.trainer.model().clone();
         if [data.channels, data.height, data.width] != model.input {
             return Err(TrainError::Data(format!(
                 "input is {}x{}x{} but model '{}' takes {:?}",
@@ -160,35 +139,13 @@ impl Probe {
             augment: false,
         };
         let host = make_batch(&data, &[sample], &spec, 0);
-        let v_th = model.neuron.v_th;
-        let net = &mut session.trainer.net;
-        net.upload(gpu, &host.input, &host.labels)?;
-        let mut enc = gpu.encoder("probe");
-        net.record_forward(gpu, &mut enc, 1, false)?;
-        gpu.submit(enc);
-        let mut layers = Vec::new();
-        for (i, layer) in net.layers.iter().enumerate() {
-            if layer.is_spiking() {
-                layers.push((
-                    layer.name().to_string(),
-                    layer.output_shape(),
-                    v_th,
-                    (net.layer_output(1, i)?.read_back(gpu), None),
-                    // Pooling layers pass spikes on but have no membrane.
-                    net.layer_membrane(1, i)
-                        .ok()
-                        .map(|m| (m.read_back(gpu), None)),
-                    net.layer_agmm_expectation(1, i)?
-                        .map(|e| (e.read_back(gpu), None)),
-                ));
-            }
-        }
+        let (layers, logits) = session.trainer.probe(gpu, &host.input, host.labels[0])?;
         Ok(Self {
             sample,
             label,
             data,
             layers,
-            logits: (net.logits(1)?.read_back(gpu), None),
+            logits: Slot::new(logits),
             timesteps: model.timesteps,
             classes: model.classes,
         })
@@ -209,20 +166,14 @@ impl Probe {
 
     /// Non-blocking: the result once every readback has arrived.
     pub fn try_finish(&mut self) -> Result<Option<ProbeResult>, NetworkError> {
-        let mut ready = poll(&mut self.logits)?;
-        for (_, _, _, spikes, membrane, expectation) in &mut self.layers {
-            ready &= poll(spikes)?;
-            if let Some(m) = membrane {
-                ready &= poll(m)?;
-            }
-            if let Some(e) = expectation {
-                ready &= poll(e)?;
-            }
+        let mut ready = self.logits.poll()?;
+        for layer in &mut self.layers {
+            ready &= layer.poll()?;
         }
         if !ready {
             return Ok(None);
         }
-        let take = |p: &mut Part| p.1.take().unwrap_or_default();
+        let take = |p: &mut Option<Slot<f32>>| p.as_mut().map(Slot::take).unwrap_or_default();
         Ok(Some(ProbeResult {
             sample: self.sample,
             label: self.label,
@@ -230,16 +181,16 @@ impl Probe {
             layers: self
                 .layers
                 .iter_mut()
-                .map(|(name, shape, v_th, s, m, e)| LayerSpikes {
-                    name: name.clone(),
-                    shape: *shape,
-                    spikes: take(s),
-                    membrane: m.as_mut().map(take).unwrap_or_default(),
-                    expectation: e.as_mut().map(take).unwrap_or_default(),
-                    v_th: *v_th,
+                .map(|l| LayerSpikes {
+                    name: l.name.clone(),
+                    shape: l.shape,
+                    spikes: l.spikes.take(),
+                    membrane: take(&mut l.membrane),
+                    expectation: take(&mut l.expectation),
+                    v_th: l.v_th,
                 })
                 .collect(),
-            logits: take(&mut self.logits),
+            logits: self.logits.take(),
             timesteps: self.timesteps,
             classes: self.classes,
         }))

@@ -9,9 +9,8 @@ use egui::{TextureHandle, TextureOptions};
 use egui_plot::{Bar, BarChart, Plot};
 
 use crate::gpu::GpuContext;
-use crate::snn::NetworkError;
+use crate::snn::{NetworkError, WeightReadback};
 
-use super::probe::{poll, Slot};
 use super::raster;
 use super::session::Session;
 
@@ -33,13 +32,10 @@ struct LayerWeights {
     flips: TextureHandle,
 }
 
-/// Readbacks in flight for one layer: name, rows, cols, latent, snapshot, gamma.
-type Pending = (String, usize, usize, Slot<f32>, Slot<u32>, Slot<f32>);
-
 /// State of the weights view.
 #[derive(Default)]
 pub struct WeightsState {
-    pending: Option<Vec<Pending>>,
+    pending: Option<Vec<WeightReadback>>,
     layers: Vec<LayerWeights>,
     /// Optimizer step the shown weights are from.
     pub step: Option<u64>,
@@ -77,24 +73,25 @@ impl WeightsState {
             self.wanted = true;
         }
         if let Some(parts) = &mut self.pending {
-            let mut ready = Ok(true);
-            for (_, _, _, latent, snapshot, gamma) in parts.iter_mut() {
-                ready = ready.and_then(|r| Ok(poll(latent)? & poll(snapshot)? & poll(gamma)? && r));
+            let mut ready: Result<bool, crate::gpu::GpuError> = Ok(true);
+            for part in parts.iter_mut() {
+                ready = ready.and_then(|r| Ok(part.poll()? && r));
             }
             match ready {
                 // A failed readback ends this refresh (shown once); Refresh starts another.
                 Err(e) => {
                     self.pending = None;
-                    return Err(e);
+                    return Err(e.into());
                 }
                 Ok(false) => {}
                 Ok(true) => {
                     let parts = self.pending.take().unwrap_or_default();
                     self.layers = parts
                         .into_iter()
-                        .map(|(name, rows, cols, latent, snapshot, gamma)| {
-                            let latent = latent.1.unwrap_or_default();
-                            let snapshot = snapshot.1.unwrap_or_default();
+                        .map(|mut part| {
+                            let (name, rows, cols) = (part.name, part.rows, part.cols);
+                            let latent = part.latent.take();
+                            let snapshot = part.snapshot.take();
                             let (signs, flips, flipped) = raster::sign_and_flip_maps(
                                 &latent,
                                 &snapshot,
@@ -110,7 +107,7 @@ impl WeightsState {
                                 rows,
                                 cols,
                                 latent,
-                                gamma: gamma.1.unwrap_or_default(),
+                                gamma: part.gamma.take(),
                                 flipped,
                             }
                         })
@@ -120,24 +117,9 @@ impl WeightsState {
         }
         if self.wanted && self.pending.is_none() && gpu.can_submit_without_waiting() {
             self.wanted = false;
-            let net = &session.trainer.net;
-            self.step = Some(net.step);
-            let parts: Vec<Pending> = gpu.batch(|| {
-                net.binary_weights()
-                    .into_iter()
-                    .filter_map(|w| {
-                        let b = w.binary.as_ref()?;
-                        Some((
-                            w.param.name.trim_end_matches(".weight").to_string(),
-                            w.rows,
-                            w.cols,
-                            (w.param.value.read_back(gpu), None),
-                            (b.snapshot.read_back(gpu), None),
-                            (b.gamma.read_back(gpu), None),
-                        ))
-                    })
-                    .collect()
-            });
+            let net = session.trainer.net();
+            self.step = Some(net.step());
+            let parts: Vec<WeightReadback> = gpu.batch(|| net.read_binary_weights(gpu));
             self.pending = Some(parts);
         }
         Ok(())

@@ -6,8 +6,10 @@ mod context;
 mod dispatch;
 mod error;
 pub mod limits;
+mod pending;
 
 pub use buffer::{GpuBuffer, Readback};
 pub use context::{GpuContext, KernelVariant};
 pub use dispatch::Workgroups;
 pub use error::GpuError;
+pub use pending::{Pending, ReadbackSet, Slot};

@@ -1,0 +1,643 @@
+//! The conv unit (docs/method.md §7): conv -> BN -> [AGMM] -> [+ shortcut] -> LIF, with its
+//! parameters, its per-batch workspace and its recorded forward and backward.
+//!
+//! Binary weights on spike input run the forward as bit-packed popcount (`pack_weights` +
+//! `pack_spikes` + `binary_conv_popcount`: the float path's exact integer counts at a fraction
+//! of the cost); everything else, and every backward, is im2col + GEMM.
+
+use crate::gpu::{GpuBuffer, GpuContext, GpuError};
+use crate::kernels::agmm::{AgmmConfig, AgmmParams};
+use crate::kernels::batchnorm::{BatchNormSaved, BatchNormShape};
+use crate::kernels::conv::{Conv2d, ConvShape};
+use crate::kernels::elementwise::ElementwiseParams;
+use crate::kernels::lif::{LifConfig, LifParams};
+use crate::kernels::pool::{AvgPool2d, PoolWindow};
+use crate::kernels::popcount::{PackSpikesParams, PackWeightsParams, PopcountConvParams};
+use crate::model::Shortcut;
+
+use crate::rng::SeededRng;
+
+use super::super::metrics::{MomentKind, Slots};
+use super::super::param::{Init, Param};
+use super::super::recorder::Recorder;
+use super::super::weight::{BnParams, Weight};
+use super::{Backward, Forward, Scratch};
+
+/// The downsampling shortcut: AvgPool 2 + binary 1x1 conv + BN.
+pub struct Downsample {
+    pub pool: AvgPool2d,
+    pub weight: Weight,
+    pub bn: BnParams,
+}
+
+/// A conv unit's parameters and settings.
+pub struct ConvUnit {
+    pub name: String,
+    pub input: [usize; 3],
+    pub output: [usize; 3],
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub weight: Weight,
+    pub bn: BnParams,
+    /// AGMM after BN (binary units whose mode is not `off`).
+    pub agmm: Option<AgmmConfig>,
+    pub shortcut: Shortcut,
+    pub downsample: Option<Downsample>,
+    pub lif: LifConfig,
+    /// Packed weights of the popcount forward (binary weights on spike input).
+    pub popcount: Option<GpuBuffer<u32>>,
+    /// Moment slot of this layer's firing rate.
+    pub rate_slot: usize,
+}
+
+/// Activations and gradients of one conv unit for one batch size.
+pub struct ConvWs {
+    shape: ConvShape,
+    conv_out: GpuBuffer<f32>,
+    bn_out: GpuBuffer<f32>,
+    mean: GpuBuffer<f32>,
+    invstd: GpuBuffer<f32>,
+    /// AGMM output and running expectation `E[t]`.
+    agmm_out: Option<(GpuBuffer<f32>, GpuBuffer<f32>)>,
+    /// Sum before the LIF when there is a shortcut.
+    pre: Option<GpuBuffer<f32>>,
+    membrane: GpuBuffer<f32>,
+    g_pre: GpuBuffer<f32>,
+    g_bn_out: Option<GpuBuffer<f32>>,
+    g_conv_out: GpuBuffer<f32>,
+    down: Option<DownWs>,
+    /// Input spikes packed 32 channels per word (popcount forward).
+    packed_input: Option<GpuBuffer<u32>>,
+    /// The single-frame encoder path (eval mode, direct encoding, first layer).
+    pub(crate) frame: Option<FrameWs>,
+}
+
+struct DownWs {
+    shape: ConvShape,
+    pooled: GpuBuffer<f32>,
+    conv_out: GpuBuffer<f32>,
+    bn_out: GpuBuffer<f32>,
+    mean: GpuBuffer<f32>,
+    invstd: GpuBuffer<f32>,
+    g_conv_out: GpuBuffer<f32>,
+    g_pooled: GpuBuffer<f32>,
+    g_input: GpuBuffer<f32>,
+}
+
+/// Direct encoding feeds the same frame at every timestep, so in eval mode the encoder conv
+/// and its BN run once on `[B, ...]` and the LIF reads that frame at every t (T times less
+/// work, bit-identical results).
+pub(crate) struct FrameWs {
+    pub(crate) input: GpuBuffer<f32>,
+    conv_out: GpuBuffer<f32>,
+    bn_out: GpuBuffer<f32>,
+    /// True when the uploaded batch really repeats one frame over time.
+    pub(crate) valid: std::cell::Cell<bool>,
+}
+
+impl ConvUnit {
+    /// Every trainable tensor, in checkpoint order.
+    pub fn params(&self) -> Vec<&Param> {
+        let mut out = vec![&self.weight.param, &self.bn.weight, &self.bn.bias];
+        if let Some(d) = &self.downsample {
+            out.extend([&d.weight.param, &d.bn.weight, &d.bn.bias]);
+        }
+        out
+    }
+
+    /// The unit's weights (conv, then shortcut conv).
+    pub fn weights(&self) -> Vec<&Weight> {
+        let mut out = vec![&self.weight];
+        out.extend(self.downsample.as_ref().map(|d| &d.weight));
+        out
+    }
+
+    /// The unit's batch norms (main, then shortcut).
+    pub fn batch_norms(&self) -> Vec<&BnParams> {
+        let mut out = vec![&self.bn];
+        out.extend(self.downsample.as_ref().map(|d| &d.bn));
+        out
+    }
+
+    /// True when the eval forward can run the encoder once per sample: nothing between the
+    /// conv and the LIF depends on t.
+    pub fn can_run_single_frame(&self) -> bool {
+        self.agmm.is_none() && self.shortcut == Shortcut::None && self.popcount.is_none()
+    }
+
+    /// The workspace for `timesteps * batch` samples, and the im2col scratch it needs;
+    /// `frame`: also the single-frame encoder buffers.
+    pub fn workspace(
+        &self,
+        ctx: &GpuContext,
+        timesteps: usize,
+        batch: usize,
+        frame: bool,
+    ) -> Result<(ConvWs, usize), GpuError> {
+        let n = timesteps * batch;
+        let [ci, hi, wi] = self.input;
+        let [c, h, w] = self.output;
+        let len = n * c * h * w;
+        let shape = ConvShape::new(n, ci, c, hi, wi, self.kernel, self.stride, self.padding);
+        let mut cols_len = Conv2d::cols_scratch_len(&shape)?;
+        let z = |label: &str| GpuBuffer::<f32>::zeros(ctx, len, label);
+        let down = match &self.downsample {
+            Some(_) => {
+                let dshape = ConvShape::new(n, ci, c, hi / 2, wi / 2, 1, 1, 0);
+                cols_len = cols_len.max(Conv2d::cols_scratch_len(&dshape)?);
+                let pooled = n * ci * (hi / 2) * (wi / 2);
+                Some(DownWs {
+                    shape: dshape,
+                    pooled: GpuBuffer::zeros(ctx, pooled, "shortcut pooled")?,
+                    conv_out: z("shortcut conv")?,
+                    bn_out: z("shortcut bn")?,
+                    mean: GpuBuffer::zeros(ctx, c, "mean")?,
+                    invstd: GpuBuffer::zeros(ctx, c, "invstd")?,
+                    g_conv_out: z("shortcut conv grad")?,
+                    g_pooled: GpuBuffer::zeros(ctx, pooled, "shortcut pooled grad")?,
+                    g_input: GpuBuffer::zeros(ctx, n * ci * hi * wi, "shortcut input grad")?,
+                })
+            }
+            None => None,
+        };
+        let packed_input = match self.popcount {
+            Some(_) => Some(GpuBuffer::zeros(
+                ctx,
+                PopcountConvParams::new(&shape).packed_spikes_len(),
+                "packed spikes",
+            )?),
+            None => None,
+        };
+        let frame = if frame && self.can_run_single_frame() {
+            let out = batch * c * h * w;
+            Some(FrameWs {
+                input: GpuBuffer::zeros(ctx, batch * ci * hi * wi, "frame input")?,
+                conv_out: GpuBuffer::zeros(ctx, out, "frame conv out")?,
+                bn_out: GpuBuffer::zeros(ctx, out, "frame bn out")?,
+                valid: std::cell::Cell::new(false),
+            })
+        } else {
+            None
+        };
+        let ws = ConvWs {
+            shape,
+            packed_input,
+            conv_out: z("conv out")?,
+            bn_out: z("bn out")?,
+            mean: GpuBuffer::zeros(ctx, c, "mean")?,
+            invstd: GpuBuffer::zeros(ctx, c, "invstd")?,
+            agmm_out: match self.agmm {
+                Some(_) => Some((z("agmm out")?, z("agmm E")?)),
+                None => None,
+            },
+            pre: match self.shortcut {
+                Shortcut::None => None,
+                _ => Some(z("pre-LIF sum")?),
+            },
+            membrane: z("membrane")?,
+            g_pre: z("pre-LIF grad")?,
+            g_bn_out: match self.agmm {
+                Some(_) => Some(z("bn out grad")?),
+                None => None,
+            },
+            g_conv_out: z("conv out grad")?,
+            down,
+            frame,
+        };
+        Ok((ws, cols_len))
+    }
+
+    fn bn_shape(&self, n: usize) -> BatchNormShape {
+        let [c, h, w] = self.output;
+        BatchNormShape::new(n, c, h * w)
+    }
+
+    /// Elements per timestep of the unit's output.
+    fn elements(&self, batch: usize) -> usize {
+        batch * self.output.iter().product::<usize>()
+    }
+
+    /// Records the forward: conv (popcount or GEMM), BN, AGMM, shortcut, LIF; in training
+    /// also the firing-rate moments. In eval mode a valid single frame takes the encoder path.
+    pub fn forward(
+        &self,
+        rec: &mut Recorder,
+        ws: &ConvWs,
+        scratch: &Scratch,
+        io: Forward,
+    ) -> Result<(), GpuError> {
+        if let Some(frame) = &ws.frame {
+            if !io.train && io.single_frame && frame.valid.get() {
+                return self.forward_frame(rec, ws, frame, scratch, io);
+            }
+        }
+        let Forward {
+            input,
+            output: spikes,
+            timesteps: t,
+            batch,
+            train,
+            ..
+        } = io;
+        let n = t * batch;
+        let bn_shape = self.bn_shape(n);
+        self.weight.binarize(rec)?;
+        match (&self.popcount, &ws.packed_input, &self.weight.binary) {
+            (Some(packed_w), Some(packed_s), Some(b)) => {
+                rec.k.pack_weights.dispatch(
+                    rec.ctx,
+                    rec.enc,
+                    &PackWeightsParams::for_conv(&ws.shape),
+                    &self.weight.param.value,
+                    packed_w,
+                )?;
+                rec.k.pack_spikes.dispatch(
+                    rec.ctx,
+                    rec.enc,
+                    &PackSpikesParams::for_conv(&ws.shape),
+                    input,
+                    packed_s,
+                )?;
+                rec.k.popcount.dispatch(
+                    rec.ctx,
+                    rec.enc,
+                    &PopcountConvParams::new(&ws.shape),
+                    packed_s,
+                    packed_w,
+                    &b.gamma,
+                    &ws.conv_out,
+                )?;
+            }
+            _ => rec.k.conv.forward(
+                rec.ctx,
+                rec.enc,
+                &ws.shape,
+                input,
+                self.weight.effective(),
+                &scratch.cols,
+                &ws.conv_out,
+            )?,
+        }
+        let saved = BatchNormSaved {
+            mean: &ws.mean,
+            invstd: &ws.invstd,
+        };
+        batch_norm(
+            rec,
+            train,
+            bn_shape,
+            &ws.conv_out,
+            &self.bn,
+            &saved,
+            &ws.bn_out,
+        )?;
+        let gated = match (&self.agmm, &ws.agmm_out) {
+            (Some(a), Some((y, e))) => {
+                rec.k.agmm_forward.dispatch(
+                    rec.ctx,
+                    rec.enc,
+                    &AgmmParams::new(a, t, self.elements(batch)),
+                    &ws.bn_out,
+                    y,
+                    e,
+                )?;
+                y
+            }
+            _ => &ws.bn_out,
+        };
+        let elements = ElementwiseParams::new(n * self.output.iter().product::<usize>());
+        let lif_in = match (self.shortcut, &ws.pre, &self.downsample, &ws.down) {
+            (Shortcut::Identity, Some(pre), _, _) => {
+                rec.k
+                    .add
+                    .dispatch(rec.ctx, rec.enc, &elements, gated, input, pre)?;
+                pre
+            }
+            (Shortcut::Downsample, Some(pre), Some(d), Some(dw)) => {
+                let [ci, hi, wi] = self.input;
+                d.pool
+                    .forward(rec.ctx, rec.enc, [n, ci, hi, wi], input, &dw.pooled)?;
+                d.weight.binarize(rec)?;
+                rec.k.conv.forward(
+                    rec.ctx,
+                    rec.enc,
+                    &dw.shape,
+                    &dw.pooled,
+                    d.weight.effective(),
+                    &scratch.cols,
+                    &dw.conv_out,
+                )?;
+                let saved = BatchNormSaved {
+                    mean: &dw.mean,
+                    invstd: &dw.invstd,
+                };
+                batch_norm(
+                    rec,
+                    train,
+                    bn_shape,
+                    &dw.conv_out,
+                    &d.bn,
+                    &saved,
+                    &dw.bn_out,
+                )?;
+                rec.k
+                    .add
+                    .dispatch(rec.ctx, rec.enc, &elements, gated, &dw.bn_out, pre)?;
+                pre
+            }
+            _ => gated,
+        };
+        let lif = LifParams::new(&self.lif, t, self.elements(batch));
+        rec.k
+            .lif_forward
+            .dispatch(rec.ctx, rec.enc, &lif, lif_in, spikes, &ws.membrane)?;
+        if train {
+            rec.moments(spikes, &scratch.moment_partials, self.rate_slot)?;
+        }
+        Ok(())
+    }
+
+    /// Eval-mode encoder on one frame per sample: conv and BN on `[B, ...]`, then the LIF
+    /// reads the same frame at every timestep.
+    fn forward_frame(
+        &self,
+        rec: &mut Recorder,
+        ws: &ConvWs,
+        frame: &FrameWs,
+        scratch: &Scratch,
+        io: Forward,
+    ) -> Result<(), GpuError> {
+        let batch = io.batch;
+        self.weight.binarize(rec)?;
+        let shape = ConvShape { batch, ..ws.shape };
+        rec.k.conv.forward(
+            rec.ctx,
+            rec.enc,
+            &shape,
+            &frame.input,
+            self.weight.effective(),
+            &scratch.cols,
+            &frame.conv_out,
+        )?;
+        rec.k.bn.forward_eval(
+            rec.ctx,
+            rec.enc,
+            self.bn_shape(batch),
+            &frame.conv_out,
+            &self.bn.state(),
+            &frame.bn_out,
+        )?;
+        let lif = LifParams {
+            broadcast_input: 1,
+            ..LifParams::new(&self.lif, io.timesteps, self.elements(batch))
+        };
+        rec.k.lif_forward.dispatch(
+            rec.ctx,
+            rec.enc,
+            &lif,
+            &frame.bn_out,
+            io.output,
+            &ws.membrane,
+        )
+    }
+
+    /// Records the backward in reverse: LIF (BPTT), AGMM, BN, conv weight gradient with the
+    /// STE, conv input gradient, and the shortcut's gradient added into the input gradient.
+    pub fn backward(
+        &self,
+        rec: &mut Recorder,
+        ws: &ConvWs,
+        scratch: &Scratch,
+        io: Backward,
+    ) -> Result<(), GpuError> {
+        let Backward {
+            input,
+            g_output: g_spikes,
+            g_input,
+            timesteps: t,
+            batch,
+        } = io;
+        let n = t * batch;
+        let bn_shape = self.bn_shape(n);
+        let lif = LifParams::new(&self.lif, t, self.elements(batch));
+        rec.k
+            .lif_backward
+            .dispatch(rec.ctx, rec.enc, &lif, &ws.membrane, g_spikes, &ws.g_pre)?;
+        let g_bn_out = match (&self.agmm, &ws.agmm_out, &ws.g_bn_out) {
+            (Some(a), Some((_, e)), Some(g)) => {
+                rec.k.agmm_backward.dispatch(
+                    rec.ctx,
+                    rec.enc,
+                    &AgmmParams::new(a, t, self.elements(batch)),
+                    &ws.bn_out,
+                    e,
+                    &ws.g_pre,
+                    g,
+                )?;
+                g
+            }
+            _ => &ws.g_pre,
+        };
+        let saved = BatchNormSaved {
+            mean: &ws.mean,
+            invstd: &ws.invstd,
+        };
+        rec.k.bn.backward(
+            rec.ctx,
+            rec.enc,
+            bn_shape,
+            &ws.conv_out,
+            g_bn_out,
+            &saved,
+            &self.bn.weight.value,
+            &self.bn.weight.grad,
+            &self.bn.bias.grad,
+            &ws.g_conv_out,
+        )?;
+        rec.k.conv.backward_weight(
+            rec.ctx,
+            rec.enc,
+            &ws.shape,
+            input,
+            &ws.g_conv_out,
+            &scratch.cols,
+            self.weight.grad_target(),
+        )?;
+        self.weight
+            .straight_through(rec, &scratch.moment_partials)?;
+        let Some(g_in) = g_input else { return Ok(()) };
+        rec.k.conv.backward_input(
+            rec.ctx,
+            rec.enc,
+            &ws.shape,
+            &ws.g_conv_out,
+            self.weight.effective(),
+            &scratch.cols,
+            g_in,
+        )?;
+        let [ci, hi, wi] = self.input;
+        let in_elements = ElementwiseParams::new(n * ci * hi * wi);
+        match (self.shortcut, &self.downsample, &ws.down) {
+            (Shortcut::Identity, _, _) => {
+                rec.k
+                    .accumulate
+                    .dispatch(rec.ctx, rec.enc, &in_elements, &ws.g_pre, g_in)?
+            }
+            (Shortcut::Downsample, Some(d), Some(dw)) => {
+                let saved = BatchNormSaved {
+                    mean: &dw.mean,
+                    invstd: &dw.invstd,
+                };
+                rec.k.bn.backward(
+                    rec.ctx,
+                    rec.enc,
+                    bn_shape,
+                    &dw.conv_out,
+                    &ws.g_pre,
+                    &saved,
+                    &d.bn.weight.value,
+                    &d.bn.weight.grad,
+                    &d.bn.bias.grad,
+                    &dw.g_conv_out,
+                )?;
+                rec.k.conv.backward_weight(
+                    rec.ctx,
+                    rec.enc,
+                    &dw.shape,
+                    &dw.pooled,
+                    &dw.g_conv_out,
+                    &scratch.cols,
+                    d.weight.grad_target(),
+                )?;
+                d.weight.straight_through(rec, &scratch.moment_partials)?;
+                rec.k.conv.backward_input(
+                    rec.ctx,
+                    rec.enc,
+                    &dw.shape,
+                    &dw.g_conv_out,
+                    d.weight.effective(),
+                    &scratch.cols,
+                    &dw.g_pooled,
+                )?;
+                d.pool
+                    .backward(rec.ctx, rec.enc, [n, ci, hi, wi], &dw.g_pooled, &dw.g_input)?;
+                rec.k
+                    .accumulate
+                    .dispatch(rec.ctx, rec.enc, &in_elements, &dw.g_input, g_in)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl ConvWs {
+    /// Membrane potential `h[t]` (`[T*B, C, H, W]`, charged, before the reset).
+    pub fn membrane(&self) -> &GpuBuffer<f32> {
+        &self.membrane
+    }
+
+    /// AGMM running expectation `E[t]`, when the unit has AGMM.
+    pub fn agmm_expectation(&self) -> Option<&GpuBuffer<f32>> {
+        self.agmm_out.as_ref().map(|(_, e)| e)
+    }
+}
+
+/// BN with batch statistics (training: saves mean/invstd, updates running stats) or running
+/// statistics (eval).
+fn batch_norm(
+    rec: &mut Recorder,
+    train: bool,
+    shape: BatchNormShape,
+    input: &GpuBuffer<f32>,
+    bn: &BnParams,
+    saved: &BatchNormSaved,
+    output: &GpuBuffer<f32>,
+) -> Result<(), GpuError> {
+    if train {
+        rec.k
+            .bn
+            .forward_train(rec.ctx, rec.enc, shape, input, &bn.state(), saved, output)
+    } else {
+        rec.k
+            .bn
+            .forward_eval(rec.ctx, rec.enc, shape, input, &bn.state(), output)
+    }
+}
+
+/// What a conv unit is built from.
+pub struct ConvSpec<'a> {
+    pub name: &'a str,
+    pub input: [usize; 3],
+    pub output: [usize; 3],
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub binary: bool,
+    pub shortcut: Shortcut,
+    /// The unit's input is spikes in {0, 1} (enables the popcount forward).
+    pub spike_input: bool,
+    pub agmm: Option<AgmmConfig>,
+    pub lif: LifConfig,
+}
+
+impl ConvUnit {
+    /// Draws the conv weight, then the shortcut's (Kaiming normal, fan_out); BN weight 1,
+    /// bias 0.
+    pub fn new(
+        ctx: &GpuContext,
+        spec: ConvSpec,
+        rng: &mut SeededRng,
+        slots: &mut Slots,
+    ) -> Result<Self, GpuError> {
+        let ci = spec.input[0];
+        let co = spec.output[0];
+        let k = spec.kernel;
+        let init = Init::KaimingNormalFanOut {
+            fan_out: co * k * k,
+        };
+        let weight = Weight::new(
+            ctx,
+            spec.name,
+            vec![co, ci, k, k],
+            init,
+            spec.binary,
+            rng,
+            slots,
+        )?;
+        let popcount = if spec.binary && spec.spike_input {
+            let len = PackWeightsParams::new(co, ci, k, k).total_words as usize;
+            Some(GpuBuffer::zeros(ctx, len, "packed weights")?)
+        } else {
+            None
+        };
+        let downsample = if spec.shortcut == Shortcut::Downsample {
+            let name = format!("{}.shortcut", spec.name);
+            let init = Init::KaimingNormalFanOut { fan_out: co };
+            Some(Downsample {
+                pool: AvgPool2d::new(ctx, PoolWindow::square(2, 2))?,
+                weight: Weight::new(ctx, &name, vec![co, ci, 1, 1], init, true, rng, slots)?,
+                bn: BnParams::new(ctx, &format!("{name}.bn"), co)?,
+            })
+        } else {
+            None
+        };
+        Ok(Self {
+            name: spec.name.to_string(),
+            input: spec.input,
+            output: spec.output,
+            kernel: k,
+            stride: spec.stride,
+            padding: spec.padding,
+            weight,
+            bn: BnParams::new(ctx, &format!("{}.bn", spec.name), co)?,
+            agmm: if spec.binary { spec.agmm } else { None },
+            shortcut: spec.shortcut,
+            downsample,
+            lif: spec.lif,
+            popcount,
+            rate_slot: slots.take_moment(spec.name, MomentKind::FiringRate),
+        })
+    }
+}

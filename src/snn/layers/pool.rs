@@ -1,0 +1,90 @@
+//! Pooling layers: max pooling (a logical OR on spikes, so binary layers after it still see
+//! spikes), average pooling and global average pooling (docs/method.md §7).
+
+use crate::gpu::{GpuBuffer, GpuContext, GpuError};
+use crate::kernels::pool::{AvgPool2d, MaxPool2d};
+
+use super::super::recorder::Recorder;
+use super::{Backward, Forward, Scratch};
+
+/// The pooling kernel of a layer.
+pub enum Pooling {
+    Max(MaxPool2d),
+    Avg(AvgPool2d),
+}
+
+/// A pooling layer.
+pub struct PoolLayer {
+    pub name: String,
+    pub pooling: Pooling,
+    /// Moment slot of the output's mean (the firing rate after max pooling of spikes).
+    pub rate_slot: usize,
+    pub input: [usize; 3],
+    pub output: [usize; 3],
+}
+
+/// Where each max-pooling output came from (nothing to keep for average pooling).
+pub struct PoolWs {
+    argmax: Option<GpuBuffer<u32>>,
+}
+
+impl PoolLayer {
+    pub fn workspace(&self, ctx: &GpuContext, samples: usize) -> Result<PoolWs, GpuError> {
+        let len = samples * self.output.iter().product::<usize>();
+        Ok(PoolWs {
+            argmax: match self.pooling {
+                Pooling::Max(_) => Some(GpuBuffer::zeros(ctx, len, "argmax")?),
+                Pooling::Avg(_) => None,
+            },
+        })
+    }
+
+    fn input_dims(&self, samples: usize) -> [usize; 4] {
+        let [c, h, w] = self.input;
+        [samples, c, h, w]
+    }
+
+    /// Records the pooling (and, in training, the output's mean into the moments).
+    pub fn forward(
+        &self,
+        rec: &mut Recorder,
+        ws: &PoolWs,
+        scratch: &Scratch,
+        io: Forward,
+    ) -> Result<(), GpuError> {
+        let dims = self.input_dims(io.timesteps * io.batch);
+        match (&self.pooling, &ws.argmax) {
+            (Pooling::Max(max), Some(argmax)) => {
+                max.forward(rec.ctx, rec.enc, dims, io.input, io.output, argmax)?
+            }
+            (Pooling::Avg(avg), _) => avg.forward(rec.ctx, rec.enc, dims, io.input, io.output)?,
+            (Pooling::Max(_), None) => return Err(missing_argmax(&self.name)),
+        }
+        if io.train {
+            rec.moments(io.output, &scratch.moment_partials, self.rate_slot)?;
+        }
+        Ok(())
+    }
+
+    /// Records the gradient into the input (scatter through the argmax, or spread evenly).
+    pub fn backward(&self, rec: &mut Recorder, ws: &PoolWs, io: Backward) -> Result<(), GpuError> {
+        let Some(g_in) = io.g_input else {
+            return Ok(());
+        };
+        let dims = self.input_dims(io.timesteps * io.batch);
+        match (&self.pooling, &ws.argmax) {
+            (Pooling::Max(max), Some(argmax)) => {
+                max.backward(rec.ctx, rec.enc, dims, argmax, io.g_output, g_in)
+            }
+            (Pooling::Avg(avg), _) => avg.backward(rec.ctx, rec.enc, dims, io.g_output, g_in),
+            (Pooling::Max(_), None) => Err(missing_argmax(&self.name)),
+        }
+    }
+}
+
+fn missing_argmax(layer: &str) -> GpuError {
+    GpuError::shape(
+        "max pooling",
+        format!("{layer}: workspace has no argmax buffer"),
+    )
+}

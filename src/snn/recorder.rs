@@ -1,0 +1,100 @@
+//! The kernels a network records with, compiled once per device, and [`Recorder`]: the context,
+//! the open command encoder, those kernels and the epoch summaries, handed to every layer's
+//! forward and backward so a layer records its dispatches without reaching into the network.
+
+use crate::gpu::{GpuBuffer, GpuContext, GpuError};
+use crate::kernels::agmm::{AgmmBackward, AgmmForward};
+use crate::kernels::batchnorm::{BatchNorm, BatchNormConfig};
+use crate::kernels::binarize::{BinarizeBackward, BinarizeForward};
+use crate::kernels::conv::Conv2d;
+use crate::kernels::elementwise::{Accumulate, ResidualAdd};
+use crate::kernels::flips::{PackSigns, SignFlipCount};
+use crate::kernels::lif::{LifBackward, LifForward};
+use crate::kernels::linear::Linear;
+use crate::kernels::loss::CrossEntropy;
+use crate::kernels::optim::{AdamStep, SgdStep};
+use crate::kernels::popcount::{BinaryConvPopcount, PackSpikes, PackWeights};
+use crate::kernels::stats::Moments;
+
+use super::metrics::Summaries;
+
+/// Every kernel a network uses.
+pub struct Kernels {
+    pub conv: Conv2d,
+    pub linear: Linear,
+    pub bn: BatchNorm,
+    pub lif_forward: LifForward,
+    pub lif_backward: LifBackward,
+    pub agmm_forward: AgmmForward,
+    pub agmm_backward: AgmmBackward,
+    pub add: ResidualAdd,
+    pub accumulate: Accumulate,
+    pub loss: CrossEntropy,
+    pub sgd: SgdStep,
+    pub adam: AdamStep,
+    pub binarize_forward: BinarizeForward,
+    pub binarize_backward: BinarizeBackward,
+    pub pack_signs: PackSigns,
+    pub flips: SignFlipCount,
+    pub moments: Moments,
+    pub pack_spikes: PackSpikes,
+    pub pack_weights: PackWeights,
+    pub popcount: BinaryConvPopcount,
+}
+
+impl Kernels {
+    /// Compiles (or fetches from the context's cache) every pipeline.
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        Ok(Self {
+            conv: Conv2d::new(ctx)?,
+            linear: Linear::new(ctx)?,
+            bn: BatchNorm::new(ctx, BatchNormConfig::default())?,
+            lif_forward: LifForward::new(ctx)?,
+            lif_backward: LifBackward::new(ctx)?,
+            agmm_forward: AgmmForward::new(ctx)?,
+            agmm_backward: AgmmBackward::new(ctx)?,
+            add: ResidualAdd::new(ctx)?,
+            accumulate: Accumulate::new(ctx)?,
+            loss: CrossEntropy::new(ctx)?,
+            sgd: SgdStep::new(ctx)?,
+            adam: AdamStep::new(ctx)?,
+            binarize_forward: BinarizeForward::new(ctx)?,
+            binarize_backward: BinarizeBackward::new(ctx)?,
+            pack_signs: PackSigns::new(ctx)?,
+            flips: SignFlipCount::new(ctx)?,
+            moments: Moments::new(ctx)?,
+            pack_spikes: PackSpikes::new(ctx)?,
+            pack_weights: PackWeights::new(ctx)?,
+            popcount: BinaryConvPopcount::new(ctx)?,
+        })
+    }
+}
+
+/// What a layer needs to record its work.
+pub struct Recorder<'a> {
+    pub ctx: &'a GpuContext,
+    pub enc: &'a mut wgpu::CommandEncoder,
+    pub k: &'a Kernels,
+    pub summaries: &'a Summaries,
+}
+
+impl Recorder<'_> {
+    /// Adds `values`' sum, sum of squares and count into moment slot `slot` of the epoch
+    /// summary (`partials` is the workspace's scratch).
+    pub fn moments(
+        &mut self,
+        values: &GpuBuffer<f32>,
+        partials: &GpuBuffer<f32>,
+        slot: usize,
+    ) -> Result<(), GpuError> {
+        self.k.moments.dispatch(
+            self.ctx,
+            self.enc,
+            values,
+            partials,
+            &self.summaries.moments,
+            slot,
+            true,
+        )
+    }
+}

@@ -1,0 +1,137 @@
+//! Everything that depends on the batch size: the input, each layer's output and gradient,
+//! each layer's own workspace, and the scratch the layers share. The caller holds a
+//! [`Workspace`] per batch size it uses (a [`Workspaces`] cache) and passes it to every
+//! recording call.
+
+use crate::gpu::{GpuBuffer, GpuContext};
+use crate::kernels::stats::Moments;
+
+use super::layers::{LayerWs, Scratch};
+use super::network::{Network, NetworkError};
+
+/// The activations of one batch size.
+pub struct Workspace {
+    /// The [`Network`] that built it (a workspace fits only its own network).
+    pub(crate) owner: u64,
+    pub(crate) batch: usize,
+    pub(crate) input: GpuBuffer<f32>,
+    pub(crate) labels: GpuBuffer<u32>,
+    /// Output of each layer (`[T*B, C, H, W]`; logits `[T, B, classes]` for the readout).
+    pub(crate) outputs: Vec<GpuBuffer<f32>>,
+    /// dL/d(output) of each layer.
+    pub(crate) grads: Vec<GpuBuffer<f32>>,
+    pub(crate) layers: Vec<LayerWs>,
+    pub(crate) scratch: Scratch,
+    pub(crate) sample_loss: GpuBuffer<f32>,
+}
+
+impl Workspace {
+    /// Builds the workspace of `net` for batches of `batch` samples.
+    pub(crate) fn new(ctx: &GpuContext, net: &Network, batch: usize) -> Result<Self, NetworkError> {
+        if batch == 0 {
+            return Err(NetworkError::Batch("batch size must be at least 1".into()));
+        }
+        let config = net.config();
+        let t = config.timesteps;
+        let n = t * batch;
+        let [c0, h0, w0] = config.input;
+        let direct = config.encoding == crate::model::Encoding::Direct;
+        let mut outputs = Vec::new();
+        let mut grads = Vec::new();
+        let mut layers = Vec::new();
+        let mut cols_len = 1usize;
+        // Moments run over layer outputs (firing rates) and weight gradients.
+        let mut moment_max = net.params().iter().map(|p| p.len()).max().unwrap_or(1);
+        for (i, layer) in net.layers().iter().enumerate() {
+            let len = n * layer.output_shape().iter().product::<usize>();
+            outputs.push(GpuBuffer::zeros(ctx, len, "layer output")?);
+            grads.push(GpuBuffer::zeros(ctx, len, "layer output grad")?);
+            moment_max = moment_max.max(len);
+            let (ws, cols) = layer.workspace(ctx, t, batch, i == 0 && direct)?;
+            cols_len = cols_len.max(cols);
+            layers.push(ws);
+        }
+        Ok(Self {
+            owner: net.id(),
+            batch,
+            input: GpuBuffer::zeros(ctx, n * c0 * h0 * w0, "input")?,
+            labels: GpuBuffer::zeros(ctx, batch, "labels")?,
+            outputs,
+            grads,
+            layers,
+            scratch: Scratch {
+                cols: GpuBuffer::zeros(ctx, cols_len, "im2col scratch")?,
+                moment_partials: GpuBuffer::zeros(
+                    ctx,
+                    Moments::partials_len(moment_max),
+                    "moment partials",
+                )?,
+            },
+            sample_loss: GpuBuffer::zeros(ctx, batch, "sample loss")?,
+        })
+    }
+
+    /// Samples per batch.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// The single-frame encoder buffers, when the first layer has them.
+    pub(crate) fn frame(&self) -> Option<&super::layers::conv_unit::FrameWs> {
+        match self.layers.first() {
+            Some(LayerWs::Conv(c)) => c.frame.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The conv-unit workspace of layer `index`.
+    pub(crate) fn conv(&self, index: usize) -> Option<&super::layers::ConvWs> {
+        match self.layers.get(index) {
+            Some(LayerWs::Conv(c)) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// One workspace per batch size used so far (the training batch, an evaluation's remainder
+/// batch, the app's single-sample probes).
+#[derive(Default)]
+pub struct Workspaces {
+    built: Vec<Workspace>,
+}
+
+impl Workspaces {
+    /// The workspace for `batch`, built on first use.
+    pub fn get(
+        &mut self,
+        ctx: &GpuContext,
+        net: &Network,
+        batch: usize,
+    ) -> Result<&Workspace, NetworkError> {
+        let found = self
+            .built
+            .iter()
+            .position(|w| w.batch == batch && w.owner == net.id());
+        let index = match found {
+            Some(i) => i,
+            None => {
+                self.built.retain(|w| w.owner == net.id());
+                self.built.push(Workspace::new(ctx, net, batch)?);
+                self.built.len() - 1
+            }
+        };
+        Ok(&self.built[index])
+    }
+
+    /// The workspace for `batch` if one was built.
+    pub fn find(&self, batch: usize) -> Option<&Workspace> {
+        self.built.iter().find(|w| w.batch == batch)
+    }
+
+    /// Batch sizes built so far, ascending.
+    pub fn batches(&self) -> Vec<usize> {
+        let mut b: Vec<usize> = self.built.iter().map(|w| w.batch).collect();
+        b.sort();
+        b
+    }
+}
