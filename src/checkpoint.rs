@@ -241,17 +241,6 @@ impl Checkpoint {
         Ok(())
     }
 
-    /// A metadata value parsed as `T`.
-    pub fn meta<T: std::str::FromStr>(&self, file: &str, key: &str) -> Result<T, CheckpointError> {
-        self.metadata
-            .get(key)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| CheckpointError::Metadata {
-                file: file.into(),
-                key: key.into(),
-            })
-    }
-
     /// Writes atomically: a temporary file next to `path`, flushed, then renamed over it.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn save(&self, path: &std::path::Path) -> Result<(), CheckpointError> {

@@ -3,7 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use bitspike::checkpoint::{Checkpoint, NamedTensor};
+use bitspike::checkpoint::{Checkpoint, CheckpointMeta, NamedTensor};
+use bitspike::model::ModelConfig;
 
 fn sample() -> Checkpoint {
     let mut c = Checkpoint::default();
@@ -31,19 +32,13 @@ fn checkpoint_round_trips_bit_exactly() {
     c.save(&path).unwrap();
     let back = Checkpoint::load(&path).unwrap();
     assert_eq!(back, c);
-    assert_eq!(back.meta::<u32>("f", "epoch").unwrap(), 7);
-    assert!(back.meta::<u32>("f", "missing").is_err());
+    assert_eq!(CheckpointMeta::read("f", &back).unwrap().epoch, 7);
     // Overwriting keeps a valid file and leaves no temporary behind.
     let mut c2 = c.clone();
     c2.metadata.insert("epoch".into(), "8".into());
     c2.save(&path).unwrap();
-    assert_eq!(
-        Checkpoint::load(&path)
-            .unwrap()
-            .meta::<u32>("f", "epoch")
-            .unwrap(),
-        8
-    );
+    let reloaded = Checkpoint::load(&path).unwrap();
+    assert_eq!(CheckpointMeta::read("f", &reloaded).unwrap().epoch, 8);
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(|e| e.ok())
@@ -105,4 +100,43 @@ fn corrupt_checkpoints_are_clear_errors() {
         .unwrap_err()
         .to_string();
     assert!(missing.contains("/nonexistent/x.safetensors"));
+}
+
+#[test]
+fn metadata_round_trips_typed_and_a_malformed_value_is_named() {
+    let meta = CheckpointMeta {
+        model: Some(ModelConfig::mnist()),
+        step: 123,
+        epoch: 4,
+        seed: Some(9),
+        train_config: Some("{\"epochs\":5}".into()),
+        firing_rates: vec![("conv1".into(), 0.25), ("pool1".into(), 0.5)],
+    };
+    let mut c = Checkpoint::default();
+    meta.write_into(&mut c.metadata);
+    println!("{:?}", c.metadata.keys().collect::<Vec<_>>());
+    assert_eq!(c.metadata["format"], "bitspike-1");
+    assert_eq!(c.metadata["timesteps"], "4");
+    let bytes = c.to_bytes().unwrap();
+    let back = Checkpoint::from_bytes("m.safetensors", &bytes).unwrap();
+    assert_eq!(CheckpointMeta::read("m.safetensors", &back).unwrap(), meta);
+
+    // Absent keys take defaults (a checkpoint written by another tool).
+    let bare = CheckpointMeta::read("bare", &Checkpoint::default()).unwrap();
+    assert_eq!(bare, CheckpointMeta::default());
+
+    for (key, value) in [
+        ("step", "-1"),
+        ("epoch", "many"),
+        ("model_config", "{\"name\": 3}"),
+        ("firing_rates", "[1, 2"),
+    ] {
+        let mut bad = back.clone();
+        bad.metadata.insert(key.into(), value.into());
+        let e = CheckpointMeta::read("bad.safetensors", &bad)
+            .unwrap_err()
+            .to_string();
+        println!("{key}={value}: {e}");
+        assert!(e.contains("bad.safetensors") && e.contains(key), "{e}");
+    }
 }
