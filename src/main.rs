@@ -198,6 +198,15 @@ enum Command {
     },
     /// Print the adapter, backend, limits and features bitspike runs on.
     Info,
+    /// Print a model config as JSON (a preset, or a config file checked and normalised):
+    /// the same file `--config`, the Python peer and the checkpoint metadata use.
+    Config {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Timesteps T (overrides the model's).
+        #[arg(short = 'T', long)]
+        timesteps: Option<usize>,
+    },
     /// Time every kernel at the `mnist` preset's shapes (B=64, T=4) and square GEMMs.
     Bench {
         /// Repetitions per kernel (the median is reported).
@@ -251,6 +260,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Info => info(),
+        Command::Config { model, timesteps } => {
+            let mut config = load_model(&model)?;
+            if let Some(t) = timesteps {
+                config.timesteps = t;
+            }
+            bitspike::model::plan(&config)?;
+            println!("{}", config.to_json());
+            Ok(())
+        }
         Command::Bench { reps, filter } => {
             let ctx = open_gpu()?;
             println!("adapter: {}", ctx.describe());
