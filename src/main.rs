@@ -207,14 +207,45 @@ enum Command {
         #[arg(short = 'T', long)]
         timesteps: Option<usize>,
     },
-    /// Time every kernel at the `mnist` preset's shapes (B=64, T=4) and square GEMMs.
+    /// Time every kernel at the `mnist` preset's shapes (B=64, T=4) and square GEMMs;
+    /// `bench e2e`: whole training steps and inference batches of a model.
     Bench {
+        #[command(subcommand)]
+        what: Option<BenchWhat>,
         /// Repetitions per kernel (the median is reported).
         #[arg(long, default_value_t = 7)]
         reps: usize,
         /// Only kernels whose name contains this text.
         #[arg(long)]
         filter: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// Whole training steps and inference batches of a model, with a breakdown by phase and
+    /// by layer and the peak GPU memory (what `scripts/compare_e2e.py` puts next to PyTorch).
+    E2e {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Timesteps T (overrides the model's).
+        #[arg(short = 'T', long)]
+        timesteps: Option<usize>,
+        /// Training batch size.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Inference batch size.
+        #[arg(long, default_value_t = 256)]
+        infer_batch: usize,
+        /// Timed steps (the median is reported).
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Untimed steps first.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// One JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -269,7 +300,44 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", config.to_json());
             Ok(())
         }
-        Command::Bench { reps, filter } => {
+        Command::Bench {
+            what:
+                Some(BenchWhat::E2e {
+                    model,
+                    timesteps,
+                    batch,
+                    infer_batch,
+                    steps,
+                    warmup,
+                    json,
+                }),
+            ..
+        } => {
+            let mut config = load_model(&model)?;
+            if let Some(t) = timesteps {
+                config.timesteps = t;
+            }
+            let ctx = open_gpu()?;
+            let options = bitspike::bench::e2e::E2eOptions {
+                model: config,
+                batch: batch.max(1),
+                infer_batch: infer_batch.max(1),
+                steps: steps.max(1),
+                warmup,
+            };
+            let report = bitspike::bench::e2e::run(&ctx, &options)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", bitspike::bench::e2e::format_report(&report));
+            }
+            Ok(())
+        }
+        Command::Bench {
+            what: None,
+            reps,
+            filter,
+        } => {
             let ctx = open_gpu()?;
             println!("adapter: {}", ctx.describe());
             let rows = bitspike::bench::run_all(&ctx, reps.max(1), filter.as_deref())?;

@@ -75,6 +75,7 @@ pub fn format_table(rows: &[BenchRow]) -> String {
 
 mod agmm_loss_optim;
 mod binary;
+pub mod e2e;
 mod gemm;
 mod lif;
 mod norm_pool;

@@ -11,7 +11,7 @@ use bytemuck::Pod;
 use futures_channel::oneshot;
 use wgpu::util::DeviceExt;
 
-use super::{limits, GpuContext, GpuError};
+use super::{limits, memory, GpuContext, GpuError};
 
 /// A storage buffer of `len` elements of `T` (a 4-byte-multiple plain type).
 pub struct GpuBuffer<T: Pod> {
@@ -52,6 +52,7 @@ impl<T: Pod> GpuBuffer<T> {
             usage: USAGE,
             mapped_at_creation: false,
         });
+        memory::allocated(size);
         Ok(Self {
             buffer,
             len,
@@ -74,6 +75,7 @@ impl<T: Pod> GpuBuffer<T> {
                 contents: bytemuck::cast_slice(data),
                 usage: USAGE,
             });
+        memory::allocated(buffer.size());
         Ok(Self {
             buffer,
             len: data.len(),
@@ -161,6 +163,12 @@ impl<T: Pod> GpuBuffer<T> {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn read_blocking(&self, ctx: &GpuContext) -> Result<Vec<T>, GpuError> {
         self.read_back(ctx).block(ctx)
+    }
+}
+
+impl<T: Pod> Drop for GpuBuffer<T> {
+    fn drop(&mut self) {
+        memory::freed(self.buffer.size());
     }
 }
 

@@ -6,6 +6,7 @@ mod context;
 mod dispatch;
 mod error;
 pub mod limits;
+pub mod memory;
 mod pending;
 
 pub use buffer::{GpuBuffer, Readback};

@@ -227,34 +227,59 @@ impl Network {
         ws: &Workspace,
         train: bool,
     ) -> Result<(), NetworkError> {
-        self.check_owner(ws)?;
-        let t = self.config.timesteps;
-        let mut rec = self.recorder(ctx, enc);
-        for (i, layer) in self.layers.iter().enumerate() {
-            let io = Forward {
-                input: if i == 0 {
-                    &ws.input
-                } else {
-                    &ws.outputs[i - 1]
-                },
-                output: &ws.outputs[i],
-                timesteps: t,
-                batch: ws.batch,
-                train,
-                single_frame: self.frame_broadcast,
-            };
-            layer.forward(&mut rec, &ws.layers[i], &ws.scratch, io)?;
+        for index in 0..self.layers.len() {
+            self.record_layer_forward(ctx, enc, ws, index, train)?;
         }
+        self.record_loss(ctx, enc, ws, train)
+    }
+
+    /// Records the forward of layer `index` alone (the layers before it must have run).
+    pub fn record_layer_forward(
+        &self,
+        ctx: &GpuContext,
+        enc: &mut wgpu::CommandEncoder,
+        ws: &Workspace,
+        index: usize,
+        train: bool,
+    ) -> Result<(), NetworkError> {
+        self.check_owner(ws)?;
+        let layer = self.layer_at(index)?;
+        let io = Forward {
+            input: if index == 0 {
+                &ws.input
+            } else {
+                &ws.outputs[index - 1]
+            },
+            output: &ws.outputs[index],
+            timesteps: self.config.timesteps,
+            batch: ws.batch,
+            train,
+            single_frame: self.frame_broadcast,
+        };
+        let mut rec = self.recorder(ctx, enc);
+        Ok(layer.forward(&mut rec, &ws.layers[index], &ws.scratch, io)?)
+    }
+
+    /// Records the readout loss and its gradient (after the forward).
+    pub fn record_loss(
+        &self,
+        ctx: &GpuContext,
+        enc: &mut wgpu::CommandEncoder,
+        ws: &Workspace,
+        train: bool,
+    ) -> Result<(), NetworkError> {
+        self.check_owner(ws)?;
         let last = self.layers.len() - 1;
         let slot = if train { TRAIN_SLOT } else { EVAL_SLOT };
         let kind = match self.config.loss {
             LossConfig::MeanOverTime => LossKind::MeanOverTime,
             LossConfig::MeanLogits => LossKind::MeanLogits,
         };
+        let t = self.config.timesteps;
         let params = LossParams::new(kind, t, ws.batch, self.config.classes).with_slot(slot, true);
         self.kernels.loss.dispatch(
             ctx,
-            rec.enc,
+            enc,
             &params,
             &ws.outputs[last],
             &ws.labels,
@@ -272,24 +297,46 @@ impl Network {
         enc: &mut wgpu::CommandEncoder,
         ws: &Workspace,
     ) -> Result<(), NetworkError> {
-        self.check_owner(ws)?;
-        let mut rec = self.recorder(ctx, enc);
-        for (i, layer) in self.layers.iter().enumerate().rev() {
-            let io = Backward {
-                input: if i == 0 {
-                    &ws.input
-                } else {
-                    &ws.outputs[i - 1]
-                },
-                g_output: &ws.grads[i],
-                // The gradient of this layer's input is the previous layer's output gradient.
-                g_input: if i == 0 { None } else { Some(&ws.grads[i - 1]) },
-                timesteps: self.config.timesteps,
-                batch: ws.batch,
-            };
-            layer.backward(&mut rec, &ws.layers[i], &ws.scratch, io)?;
+        for index in (0..self.layers.len()).rev() {
+            self.record_layer_backward(ctx, enc, ws, index)?;
         }
         Ok(())
+    }
+
+    /// Records the backward of layer `index` alone (the layers after it must have run).
+    pub fn record_layer_backward(
+        &self,
+        ctx: &GpuContext,
+        enc: &mut wgpu::CommandEncoder,
+        ws: &Workspace,
+        index: usize,
+    ) -> Result<(), NetworkError> {
+        self.check_owner(ws)?;
+        let layer = self.layer_at(index)?;
+        let io = Backward {
+            input: if index == 0 {
+                &ws.input
+            } else {
+                &ws.outputs[index - 1]
+            },
+            g_output: &ws.grads[index],
+            // The gradient of this layer's input is the previous layer's output gradient.
+            g_input: if index == 0 {
+                None
+            } else {
+                Some(&ws.grads[index - 1])
+            },
+            timesteps: self.config.timesteps,
+            batch: ws.batch,
+        };
+        let mut rec = self.recorder(ctx, enc);
+        Ok(layer.backward(&mut rec, &ws.layers[index], &ws.scratch, io)?)
+    }
+
+    fn layer_at(&self, index: usize) -> Result<&Layer, NetworkError> {
+        self.layers
+            .get(index)
+            .ok_or_else(|| NetworkError::Batch(format!("no layer {index}")))
     }
 
     /// Records one optimizer step on every parameter at learning rate `lr`.

@@ -1,0 +1,342 @@
+//! `bitspike bench e2e`: whole training steps and whole inference batches of a model, the
+//! numbers to put next to PyTorch's (`scripts/compare_e2e.py` runs both interleaved).
+//!
+//! A training step is timed as the trainer runs it: host batch (normalise, encode), upload,
+//! forward + loss + backward + optimizer in one submission, and the small metric readback the
+//! driver makes per step, waited for. Inference is an eval-mode forward of `infer_batch`
+//! samples including its upload. The breakdown then times each phase, and each layer's
+//! forward and backward, as separate submissions (so the parts add up to a little more than
+//! the whole: each waits for an idle device). Memory is the sum of live `GpuBuffer`s.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::data::{embedded_mnist10k, make_batch, Dataset, EmbeddedSplit, InputSpec};
+use crate::gpu::{memory, GpuContext, Pending};
+use crate::kernels::optim::AdamConfig;
+use crate::model::ModelConfig;
+use crate::rng::SeededRng;
+use crate::snn::{Network, NetworkError, Optimizer, Workspace};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct E2eOptions {
+    pub model: ModelConfig,
+    pub batch: usize,
+    pub infer_batch: usize,
+    /// Timed repetitions (after `warmup` untimed ones).
+    pub steps: usize,
+    pub warmup: usize,
+}
+
+/// Median time and throughput of one kind of step.
+#[derive(Clone, Debug, Serialize)]
+pub struct Throughput {
+    /// Median milliseconds per step (training) or per batch (inference).
+    pub ms: f64,
+    pub samples_per_s: f64,
+    pub batch: usize,
+    pub reps: usize,
+}
+
+/// Median milliseconds of one named part.
+#[derive(Clone, Debug, Serialize)]
+pub struct Part {
+    pub name: String,
+    pub ms: f64,
+}
+
+/// One layer's forward and backward (training mode).
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerTime {
+    pub name: String,
+    pub forward_ms: f64,
+    pub backward_ms: f64,
+}
+
+/// Everything `bench e2e` measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct E2eReport {
+    pub tool: &'static str,
+    pub adapter: String,
+    pub model: String,
+    pub timesteps: usize,
+    pub train: Throughput,
+    pub infer: Throughput,
+    /// Training step by phase.
+    pub phases: Vec<Part>,
+    pub layers: Vec<LayerTime>,
+    /// Peak bytes of live GPU buffers while training at `batch` / evaluating at
+    /// `infer_batch` (parameters, optimizer state, activations, scratch).
+    pub peak_train_bytes: u64,
+    pub peak_infer_bytes: u64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// The data a model is timed on: the embedded MNIST-10k for 1x28x28 inputs with at most 10
+/// classes, seeded random images of the model's input shape otherwise.
+fn bench_data(model: &ModelConfig, split: EmbeddedSplit) -> Result<Dataset, NetworkError> {
+    let [c, h, w] = model.input;
+    if [c, h, w] == [1, 28, 28] && model.classes >= 10 {
+        if let Ok(d) = embedded_mnist10k(split) {
+            return Ok(d);
+        }
+    }
+    use rand::{Rng, SeedableRng};
+    let count = 512;
+    let mut rng = SeededRng::seed_from_u64(7);
+    let images = (0..count * c * h * w).map(|_| rng.random::<u8>()).collect();
+    let labels = (0..count)
+        .map(|_| rng.random_range(0..model.classes.min(256)) as u8)
+        .collect();
+    Ok(Dataset {
+        images,
+        labels,
+        channels: c,
+        height: h,
+        width: w,
+        classes: model.classes,
+    })
+}
+
+/// Batches of `batch` consecutive samples, wrapping around.
+struct Batches<'a> {
+    data: &'a Dataset,
+    spec: InputSpec,
+    batch: usize,
+    next: usize,
+}
+
+impl Batches<'_> {
+    fn host(&mut self) -> crate::data::HostBatch {
+        let idx: Vec<usize> = (0..self.batch)
+            .map(|i| (self.next + i) % self.data.len())
+            .collect();
+        self.next += self.batch;
+        make_batch(self.data, &idx, &self.spec, self.next as u64)
+    }
+}
+
+/// Runs the benchmark.
+pub fn run(ctx: &GpuContext, opts: &E2eOptions) -> Result<E2eReport, NetworkError> {
+    let model = &opts.model;
+    let spec = InputSpec {
+        timesteps: model.timesteps,
+        encoding: model.encoding,
+        mean: model.normalize_mean.clone(),
+        std: model.normalize_std.clone(),
+        augment: false,
+    };
+    let train_data = bench_data(model, EmbeddedSplit::Train)?;
+    let test_data = bench_data(model, EmbeddedSplit::Test)?;
+    let base = memory::live_bytes();
+    memory::reset_peak();
+    let mut net = Network::new(ctx, model, 1)?;
+    let optimizer = Optimizer::Adam(AdamConfig::default());
+    let lr = 1e-3;
+
+    // Whole training steps.
+    let ws = net.workspace(ctx, opts.batch)?;
+    let mut batches = Batches {
+        data: &train_data,
+        spec: spec.clone(),
+        batch: opts.batch,
+        next: 0,
+    };
+    let mut step_ms = Vec::new();
+    for rep in 0..opts.warmup + opts.steps {
+        let start = Instant::now();
+        let host = batches.host();
+        net.upload(ctx, &ws, &host.input, &host.labels)?;
+        let mut enc = ctx.encoder("bench step");
+        net.record_forward(ctx, &mut enc, &ws, true)?;
+        net.record_backward(ctx, &mut enc, &ws)?;
+        net.record_optimizer(ctx, &mut enc, &optimizer, lr)?;
+        ctx.submit(enc);
+        net.read_metrics(ctx).block(ctx)?;
+        if rep >= opts.warmup {
+            step_ms.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let train_ms = median(step_ms);
+
+    // The same step, phase by phase.
+    let mut phase_ms: Vec<Vec<f64>> = vec![Vec::new(); 6];
+    for _ in 0..opts.steps.max(1) {
+        let start = Instant::now();
+        let host = batches.host();
+        phase_ms[0].push(start.elapsed().as_secs_f64() * 1e3);
+        let time = |f: &mut dyn FnMut(&mut wgpu::CommandEncoder) -> Result<(), NetworkError>| {
+            let start = Instant::now();
+            let mut enc = ctx.encoder("bench phase");
+            f(&mut enc)?;
+            ctx.submit(enc);
+            ctx.wait_idle()?;
+            Ok::<f64, NetworkError>(start.elapsed().as_secs_f64() * 1e3)
+        };
+        phase_ms[1].push(time(&mut |_| {
+            net.upload(ctx, &ws, &host.input, &host.labels)
+        })?);
+        phase_ms[2].push(time(&mut |enc| net.record_forward(ctx, enc, &ws, true))?);
+        phase_ms[3].push(time(&mut |enc| net.record_backward(ctx, enc, &ws))?);
+        let start = Instant::now();
+        let mut enc = ctx.encoder("bench optimizer");
+        net.record_optimizer(ctx, &mut enc, &optimizer, lr)?;
+        ctx.submit(enc);
+        ctx.wait_idle()?;
+        phase_ms[4].push(start.elapsed().as_secs_f64() * 1e3);
+        let start = Instant::now();
+        net.read_metrics(ctx).block(ctx)?;
+        phase_ms[5].push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    let names = [
+        "host batch",
+        "upload",
+        "forward + loss",
+        "backward",
+        "optimizer",
+        "readback",
+    ];
+    let phases = names
+        .iter()
+        .zip(phase_ms)
+        .map(|(name, ms)| Part {
+            name: name.to_string(),
+            ms: median(ms),
+        })
+        .collect();
+    let layers = layer_times(ctx, &net, &ws, opts.steps.clamp(1, 5))?;
+    let peak_train_bytes = memory::peak_bytes().saturating_sub(base);
+    drop(ws);
+
+    // Whole inference batches (the peak restarts from the parameters alone).
+    memory::reset_peak();
+    let ws = net.workspace(ctx, opts.infer_batch)?;
+    let mut batches = Batches {
+        data: &test_data,
+        spec,
+        batch: opts.infer_batch,
+        next: 0,
+    };
+    let mut infer_ms = Vec::new();
+    for rep in 0..opts.warmup.min(2) + opts.steps {
+        let start = Instant::now();
+        let host = batches.host();
+        net.upload(ctx, &ws, &host.input, &host.labels)?;
+        let mut enc = ctx.encoder("bench eval");
+        net.record_forward(ctx, &mut enc, &ws, false)?;
+        ctx.submit(enc);
+        ctx.wait_idle()?;
+        if rep >= opts.warmup.min(2) {
+            infer_ms.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let infer = median(infer_ms);
+    let peak_infer_bytes = memory::peak_bytes().saturating_sub(base);
+    Ok(E2eReport {
+        tool: "bitspike",
+        adapter: ctx.describe(),
+        model: model.name.clone(),
+        timesteps: model.timesteps,
+        train: Throughput {
+            ms: train_ms,
+            samples_per_s: opts.batch as f64 / (train_ms / 1e3),
+            batch: opts.batch,
+            reps: opts.steps,
+        },
+        infer: Throughput {
+            ms: infer,
+            samples_per_s: opts.infer_batch as f64 / (infer / 1e3),
+            batch: opts.infer_batch,
+            reps: opts.steps,
+        },
+        phases,
+        layers,
+        peak_train_bytes,
+        peak_infer_bytes,
+    })
+}
+
+/// Each layer's training forward and backward as separate submissions (median of `reps`).
+fn layer_times(
+    ctx: &GpuContext,
+    net: &Network,
+    ws: &Workspace,
+    reps: usize,
+) -> Result<Vec<LayerTime>, NetworkError> {
+    let count = net.layers().len();
+    let mut fwd = vec![Vec::new(); count];
+    let mut bwd = vec![Vec::new(); count];
+    let timed = |record: &dyn Fn(&mut wgpu::CommandEncoder) -> Result<(), NetworkError>| {
+        let mut enc = ctx.encoder("bench layer");
+        record(&mut enc)?;
+        let start = Instant::now();
+        ctx.submit(enc);
+        ctx.wait_idle()?;
+        Ok::<f64, NetworkError>(start.elapsed().as_secs_f64() * 1e3)
+    };
+    for _ in 0..reps {
+        for (i, times) in fwd.iter_mut().enumerate() {
+            times.push(timed(&|enc| {
+                net.record_layer_forward(ctx, enc, ws, i, true)
+            })?);
+        }
+        timed(&|enc| net.record_loss(ctx, enc, ws, true))?;
+        for (i, times) in bwd.iter_mut().enumerate().rev() {
+            times.push(timed(&|enc| net.record_layer_backward(ctx, enc, ws, i))?);
+        }
+    }
+    Ok(net
+        .layers()
+        .iter()
+        .zip(fwd.into_iter().zip(bwd))
+        .map(|(layer, (f, b))| LayerTime {
+            name: layer.name().to_string(),
+            forward_ms: median(f),
+            backward_ms: median(b),
+        })
+        .collect())
+}
+
+/// The report as Markdown tables.
+pub fn format_report(r: &E2eReport) -> String {
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let mut out = format!(
+        "model {} (T = {}) on {}\n\n| | batch | median ms | samples/s |\n|---|---:|---:|---:|\n",
+        r.model, r.timesteps, r.adapter
+    );
+    for (name, t) in [("training step", &r.train), ("inference batch", &r.infer)] {
+        out.push_str(&format!(
+            "| {name} | {} | {:.1} | {:.1} |\n",
+            t.batch, t.ms, t.samples_per_s
+        ));
+    }
+    out.push_str("\n| training phase | median ms | share |\n|---|---:|---:|\n");
+    let total: f64 = r.phases.iter().map(|p| p.ms).sum();
+    for p in &r.phases {
+        out.push_str(&format!(
+            "| {} | {:.2} | {:.0} % |\n",
+            p.name,
+            p.ms,
+            100.0 * p.ms / total.max(1e-9)
+        ));
+    }
+    out.push_str("\n| layer | forward ms | backward ms |\n|---|---:|---:|\n");
+    for l in &r.layers {
+        out.push_str(&format!(
+            "| {} | {:.2} | {:.2} |\n",
+            l.name, l.forward_ms, l.backward_ms
+        ));
+    }
+    out.push_str(&format!(
+        "\npeak GPU memory (live buffers): training {:.1} MiB, inference {:.1} MiB\n",
+        mib(r.peak_train_bytes),
+        mib(r.peak_infer_bytes)
+    ));
+    out
+}
