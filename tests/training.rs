@@ -370,3 +370,53 @@ fn eval_single_frame_encoder_equals_full_time_batch() {
     trainer.evaluate(&ctx, &test, Some(&mut full)).unwrap();
     assert_exact("eval logits, single-frame vs T copies", &fast, &full);
 }
+
+/// An inference workspace holds no gradient buffers (much less memory), gives the same eval
+/// logits as a training workspace, and refuses a backward with a clear error.
+#[test]
+fn inference_workspace_is_smaller_gives_same_logits_and_refuses_backward() {
+    let Some(ctx) = gpu() else { return };
+    let (_, test) = data(16, 16);
+    let net = bitspike::snn::Network::new(&ctx, &ModelConfig::mnist(), 3).unwrap();
+    let before = bitspike::gpu::memory::live_bytes();
+    let train_ws = net.workspace(&ctx, 16).unwrap();
+    let train_bytes = bitspike::gpu::memory::live_bytes() - before;
+    let eval_ws = net.inference_workspace(&ctx, 16).unwrap();
+    let eval_bytes = bitspike::gpu::memory::live_bytes() - before - train_bytes;
+    println!("workspace bytes at B = 16: training {train_bytes}, inference {eval_bytes}");
+    assert!(
+        eval_bytes * 10 < train_bytes * 7,
+        "{eval_bytes} vs {train_bytes}"
+    );
+
+    let spec = bitspike::data::InputSpec {
+        timesteps: 4,
+        encoding: bitspike::model::Encoding::Direct,
+        mean: vec![0.1307],
+        std: vec![0.3081],
+        augment: false,
+    };
+    let idx: Vec<usize> = (0..16).collect();
+    let host = bitspike::data::make_batch(&test, &idx, &spec, 0);
+    let mut logits = Vec::new();
+    for ws in [&train_ws, &eval_ws] {
+        net.upload(&ctx, ws, &host.input, &host.labels).unwrap();
+        let mut enc = ctx.encoder("eval");
+        net.record_forward(&ctx, &mut enc, ws, false).unwrap();
+        ctx.submit(enc);
+        logits.push(net.logits(ws).unwrap().read_blocking(&ctx).unwrap());
+    }
+    assert_exact(
+        "eval logits, training vs inference workspace",
+        &logits[0],
+        &logits[1],
+    );
+
+    let mut enc = ctx.encoder("backward");
+    let e = net
+        .record_backward(&ctx, &mut enc, &eval_ws)
+        .unwrap_err()
+        .to_string();
+    println!("{e}");
+    assert!(e.contains("inference workspace"), "{e}");
+}

@@ -216,7 +216,7 @@ pub fn run(ctx: &GpuContext, opts: &E2eOptions) -> Result<E2eReport, NetworkErro
 
     // Whole inference batches (the peak restarts from the parameters alone).
     memory::reset_peak();
-    let ws = net.workspace(ctx, opts.infer_batch)?;
+    let ws = net.inference_workspace(ctx, opts.infer_batch)?;
     let mut batches = Batches {
         data: &test_data,
         spec,

@@ -162,10 +162,19 @@ impl Network {
         self.layers.iter().flat_map(Layer::batch_norms).collect()
     }
 
-    /// A workspace for batches of `batch` samples (hold one per batch size you use, e.g. in a
-    /// [`super::Workspaces`] cache).
+    /// A workspace for training batches of `batch` samples (hold one per batch size you use,
+    /// e.g. in a [`super::Workspaces`] cache).
     pub fn workspace(&self, ctx: &GpuContext, batch: usize) -> Result<Workspace, NetworkError> {
-        Workspace::new(ctx, self, batch)
+        Workspace::new(ctx, self, batch, true)
+    }
+
+    /// A workspace for inference only (eval-mode forwards): no gradient buffers.
+    pub fn inference_workspace(
+        &self,
+        ctx: &GpuContext,
+        batch: usize,
+    ) -> Result<Workspace, NetworkError> {
+        Workspace::new(ctx, self, batch, false)
     }
 
     fn check_owner(&self, ws: &Workspace) -> Result<(), NetworkError> {
@@ -283,7 +292,7 @@ impl Network {
             &params,
             &ws.outputs[last],
             &ws.labels,
-            &ws.grads[last],
+            ws.grad(last)?,
             &ws.sample_loss,
             &self.summaries.loss,
         )?;
@@ -319,12 +328,12 @@ impl Network {
             } else {
                 &ws.outputs[index - 1]
             },
-            g_output: &ws.grads[index],
+            g_output: ws.grad(index)?,
             // The gradient of this layer's input is the previous layer's output gradient.
             g_input: if index == 0 {
                 None
             } else {
-                Some(&ws.grads[index - 1])
+                Some(ws.grad(index - 1)?)
             },
             timesteps: self.config.timesteps,
             batch: ws.batch,

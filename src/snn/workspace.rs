@@ -18,16 +18,25 @@ pub struct Workspace {
     pub(crate) labels: GpuBuffer<u32>,
     /// Output of each layer (`[T*B, C, H, W]`; logits `[T, B, classes]` for the readout).
     pub(crate) outputs: Vec<GpuBuffer<f32>>,
-    /// dL/d(output) of each layer.
-    pub(crate) grads: Vec<GpuBuffer<f32>>,
+    /// dL/d(output) of each layer; inference workspaces keep only the readout's (the loss
+    /// kernel writes it).
+    pub(crate) grads: Vec<Option<GpuBuffer<f32>>>,
+    /// Built with gradient buffers (training) or without (inference only).
+    pub(crate) training: bool,
     pub(crate) layers: Vec<LayerWs>,
     pub(crate) scratch: Scratch,
     pub(crate) sample_loss: GpuBuffer<f32>,
 }
 
 impl Workspace {
-    /// Builds the workspace of `net` for batches of `batch` samples.
-    pub(crate) fn new(ctx: &GpuContext, net: &Network, batch: usize) -> Result<Self, NetworkError> {
+    /// Builds the workspace of `net` for batches of `batch` samples; `training`: with the
+    /// gradient buffers a backward needs (an inference workspace holds roughly half).
+    pub(crate) fn new(
+        ctx: &GpuContext,
+        net: &Network,
+        batch: usize,
+        training: bool,
+    ) -> Result<Self, NetworkError> {
         if batch == 0 {
             return Err(NetworkError::Batch("batch size must be at least 1".into()));
         }
@@ -42,12 +51,17 @@ impl Workspace {
         let mut cols_len = 1usize;
         // Moments run over layer outputs (firing rates) and weight gradients.
         let mut moment_max = net.params().iter().map(|p| p.len()).max().unwrap_or(1);
+        let last = net.layers().len().saturating_sub(1);
         for (i, layer) in net.layers().iter().enumerate() {
             let len = n * layer.output_shape().iter().product::<usize>();
             outputs.push(GpuBuffer::zeros(ctx, len, "layer output")?);
-            grads.push(GpuBuffer::zeros(ctx, len, "layer output grad")?);
+            grads.push(if training || i == last {
+                Some(GpuBuffer::zeros(ctx, len, "layer output grad")?)
+            } else {
+                None
+            });
             moment_max = moment_max.max(len);
-            let (ws, cols) = layer.workspace(ctx, t, batch, i == 0 && direct)?;
+            let (ws, cols) = layer.workspace(ctx, t, batch, i == 0 && direct, training)?;
             cols_len = cols_len.max(cols);
             layers.push(ws);
         }
@@ -58,6 +72,7 @@ impl Workspace {
             labels: GpuBuffer::zeros(ctx, batch, "labels")?,
             outputs,
             grads,
+            training,
             layers,
             scratch: Scratch {
                 cols: GpuBuffer::zeros(ctx, cols_len, "im2col scratch")?,
@@ -74,6 +89,23 @@ impl Workspace {
     /// Samples per batch.
     pub fn batch(&self) -> usize {
         self.batch
+    }
+
+    /// True when built with gradient buffers.
+    pub fn training(&self) -> bool {
+        self.training
+    }
+
+    /// dL/d(output) of layer `index` (training workspaces, and the readout's in any).
+    pub(crate) fn grad(&self, index: usize) -> Result<&GpuBuffer<f32>, NetworkError> {
+        self.grads
+            .get(index)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| {
+                NetworkError::Batch(format!(
+                    "layer {index}: an inference workspace has no gradient buffers"
+                ))
+            })
     }
 
     /// The single-frame encoder buffers, when the first layer has them.
@@ -101,29 +133,29 @@ pub struct Workspaces {
 }
 
 impl Workspaces {
-    /// The workspace for `batch`, built on first use.
+    /// A workspace for `batch`, built on first use: `training` asks for gradient buffers;
+    /// inference also takes a training workspace of the same batch when there is one.
     pub fn get(
         &mut self,
         ctx: &GpuContext,
         net: &Network,
         batch: usize,
+        training: bool,
     ) -> Result<&Workspace, NetworkError> {
-        let found = self
-            .built
-            .iter()
-            .position(|w| w.batch == batch && w.owner == net.id());
-        let index = match found {
+        let fits =
+            |w: &Workspace| w.batch == batch && w.owner == net.id() && (w.training || !training);
+        let index = match self.built.iter().position(fits) {
             Some(i) => i,
             None => {
                 self.built.retain(|w| w.owner == net.id());
-                self.built.push(Workspace::new(ctx, net, batch)?);
+                self.built.push(Workspace::new(ctx, net, batch, training)?);
                 self.built.len() - 1
             }
         };
         Ok(&self.built[index])
     }
 
-    /// The workspace for `batch` if one was built.
+    /// A workspace for `batch` if one was built.
     pub fn find(&self, batch: usize) -> Option<&Workspace> {
         self.built.iter().find(|w| w.batch == batch)
     }

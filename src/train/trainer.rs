@@ -374,7 +374,7 @@ impl Trainer {
         let host = make_batch(train, idx, &self.input_spec(true), seed);
         let lr = self.lr_at(self.net.step());
         let optimizer = self.config.optimizer();
-        let ws = self.workspaces.get(ctx, &self.net, batch)?;
+        let ws = self.workspaces.get(ctx, &self.net, batch, true)?;
         self.net.upload(ctx, ws, &host.input, &host.labels)?;
         let mut enc = ctx.encoder("train step");
         self.net.record_forward(ctx, &mut enc, ws, true)?;
@@ -403,7 +403,7 @@ impl Trainer {
         }
         let idx: Vec<usize> = (first..(first + batch).min(test.len())).collect();
         let host = make_batch(test, &idx, &self.input_spec(false), 0);
-        let ws = self.workspaces.get(ctx, &self.net, idx.len())?;
+        let ws = self.workspaces.get(ctx, &self.net, idx.len(), false)?;
         self.net.upload(ctx, ws, &host.input, &host.labels)?;
         let mut enc = ctx.encoder("eval step");
         self.net.record_forward(ctx, &mut enc, ws, false)?;
@@ -593,7 +593,7 @@ impl Trainer {
         for index in 0..self.eval_batches(data.len()) {
             let b = self.record_eval_batch(ctx, data, index)?;
             if let Some(out) = logits_out.as_deref_mut() {
-                let ws = self.workspaces.get(ctx, &self.net, b)?;
+                let ws = self.workspaces.get(ctx, &self.net, b, false)?;
                 let logits = self
                     .net
                     .logits(ws)?
@@ -625,7 +625,7 @@ impl Trainer {
         input: &[f32],
         label: u32,
     ) -> Result<(Vec<LayerReadback>, Readback<f32>), TrainError> {
-        let ws = self.workspaces.get(ctx, &self.net, 1)?;
+        let ws = self.workspaces.get(ctx, &self.net, 1, false)?;
         self.net.upload(ctx, ws, input, &[label])?;
         let mut enc = ctx.encoder("probe");
         self.net.record_forward(ctx, &mut enc, ws, false)?;

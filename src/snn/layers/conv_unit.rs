@@ -63,14 +63,21 @@ pub struct ConvWs {
     /// Sum before the LIF when there is a shortcut.
     pre: Option<GpuBuffer<f32>>,
     membrane: GpuBuffer<f32>,
-    g_pre: GpuBuffer<f32>,
-    g_bn_out: Option<GpuBuffer<f32>>,
-    g_conv_out: GpuBuffer<f32>,
+    /// Gradient buffers (`None` in inference-only workspaces).
+    grads: Option<ConvGrads>,
     down: Option<DownWs>,
     /// Input spikes packed 32 channels per word (popcount forward).
     packed_input: Option<GpuBuffer<u32>>,
     /// The single-frame encoder path (eval mode, direct encoding, first layer).
     pub(crate) frame: Option<FrameWs>,
+}
+
+struct ConvGrads {
+    g_pre: GpuBuffer<f32>,
+    g_bn_out: Option<GpuBuffer<f32>>,
+    g_conv_out: GpuBuffer<f32>,
+    /// The downsampling shortcut's.
+    down: Option<DownGrads>,
 }
 
 struct DownWs {
@@ -80,6 +87,9 @@ struct DownWs {
     bn_out: GpuBuffer<f32>,
     mean: GpuBuffer<f32>,
     invstd: GpuBuffer<f32>,
+}
+
+struct DownGrads {
     g_conv_out: GpuBuffer<f32>,
     g_pooled: GpuBuffer<f32>,
     g_input: GpuBuffer<f32>,
@@ -127,13 +137,14 @@ impl ConvUnit {
     }
 
     /// The workspace for `timesteps * batch` samples, and the im2col scratch it needs;
-    /// `frame`: also the single-frame encoder buffers.
+    /// `frame`: also the single-frame encoder buffers; `training`: also the gradients.
     pub fn workspace(
         &self,
         ctx: &GpuContext,
         timesteps: usize,
         batch: usize,
         frame: bool,
+        training: bool,
     ) -> Result<(ConvWs, usize), GpuError> {
         let n = timesteps * batch;
         let [ci, hi, wi] = self.input;
@@ -154,9 +165,6 @@ impl ConvUnit {
                     bn_out: z("shortcut bn")?,
                     mean: GpuBuffer::zeros(ctx, c, "mean")?,
                     invstd: GpuBuffer::zeros(ctx, c, "invstd")?,
-                    g_conv_out: z("shortcut conv grad")?,
-                    g_pooled: GpuBuffer::zeros(ctx, pooled, "shortcut pooled grad")?,
-                    g_input: GpuBuffer::zeros(ctx, n * ci * hi * wi, "shortcut input grad")?,
                 })
             }
             None => None,
@@ -196,12 +204,33 @@ impl ConvUnit {
                 _ => Some(z("pre-LIF sum")?),
             },
             membrane: z("membrane")?,
-            g_pre: z("pre-LIF grad")?,
-            g_bn_out: match self.agmm {
-                Some(_) => Some(z("bn out grad")?),
-                None => None,
+            grads: if training {
+                Some(ConvGrads {
+                    g_pre: z("pre-LIF grad")?,
+                    g_bn_out: match self.agmm {
+                        Some(_) => Some(z("bn out grad")?),
+                        None => None,
+                    },
+                    g_conv_out: z("conv out grad")?,
+                    down: match down {
+                        Some(_) => {
+                            let pooled = n * ci * (hi / 2) * (wi / 2);
+                            Some(DownGrads {
+                                g_conv_out: z("shortcut conv grad")?,
+                                g_pooled: GpuBuffer::zeros(ctx, pooled, "shortcut pooled grad")?,
+                                g_input: GpuBuffer::zeros(
+                                    ctx,
+                                    n * ci * hi * wi,
+                                    "shortcut input grad",
+                                )?,
+                            })
+                        }
+                        None => None,
+                    },
+                })
+            } else {
+                None
             },
-            g_conv_out: z("conv out grad")?,
             down,
             frame,
         };
@@ -420,11 +449,25 @@ impl ConvUnit {
         } = io;
         let n = t * batch;
         let bn_shape = self.bn_shape(n);
+        let Some(grads) = &ws.grads else {
+            return Err(GpuError::shape(
+                "conv unit backward",
+                format!(
+                    "{}: an inference workspace has no gradient buffers",
+                    self.name
+                ),
+            ));
+        };
         let lif = LifParams::new(&self.lif, t, self.elements(batch));
-        rec.k
-            .lif_backward
-            .dispatch(rec.ctx, rec.enc, &lif, &ws.membrane, g_spikes, &ws.g_pre)?;
-        let g_bn_out = match (&self.agmm, &ws.agmm_out, &ws.g_bn_out) {
+        rec.k.lif_backward.dispatch(
+            rec.ctx,
+            rec.enc,
+            &lif,
+            &ws.membrane,
+            g_spikes,
+            &grads.g_pre,
+        )?;
+        let g_bn_out = match (&self.agmm, &ws.agmm_out, &grads.g_bn_out) {
             (Some(a), Some((_, e)), Some(g)) => {
                 rec.k.agmm_backward.dispatch(
                     rec.ctx,
@@ -432,12 +475,12 @@ impl ConvUnit {
                     &AgmmParams::new(a, t, self.elements(batch)),
                     &ws.bn_out,
                     e,
-                    &ws.g_pre,
+                    &grads.g_pre,
                     g,
                 )?;
                 g
             }
-            _ => &ws.g_pre,
+            _ => &grads.g_pre,
         };
         let saved = BatchNormSaved {
             mean: &ws.mean,
@@ -453,14 +496,14 @@ impl ConvUnit {
             &self.bn.weight.value,
             &self.bn.weight.grad,
             &self.bn.bias.grad,
-            &ws.g_conv_out,
+            &grads.g_conv_out,
         )?;
         rec.k.conv.backward_weight(
             rec.ctx,
             rec.enc,
             &ws.shape,
             input,
-            &ws.g_conv_out,
+            &grads.g_conv_out,
             &scratch.cols,
             self.weight.grad_target(),
         )?;
@@ -471,20 +514,20 @@ impl ConvUnit {
             rec.ctx,
             rec.enc,
             &ws.shape,
-            &ws.g_conv_out,
+            &grads.g_conv_out,
             self.weight.effective(),
             &scratch.cols,
             g_in,
         )?;
         let [ci, hi, wi] = self.input;
         let in_elements = ElementwiseParams::new(n * ci * hi * wi);
-        match (self.shortcut, &self.downsample, &ws.down) {
-            (Shortcut::Identity, _, _) => {
+        match (self.shortcut, &self.downsample, &ws.down, &grads.down) {
+            (Shortcut::Identity, _, _, _) => {
                 rec.k
                     .accumulate
-                    .dispatch(rec.ctx, rec.enc, &in_elements, &ws.g_pre, g_in)?
+                    .dispatch(rec.ctx, rec.enc, &in_elements, &grads.g_pre, g_in)?
             }
-            (Shortcut::Downsample, Some(d), Some(dw)) => {
+            (Shortcut::Downsample, Some(d), Some(dw), Some(dg)) => {
                 let saved = BatchNormSaved {
                     mean: &dw.mean,
                     invstd: &dw.invstd,
@@ -494,19 +537,19 @@ impl ConvUnit {
                     rec.enc,
                     bn_shape,
                     &dw.conv_out,
-                    &ws.g_pre,
+                    &grads.g_pre,
                     &saved,
                     &d.bn.weight.value,
                     &d.bn.weight.grad,
                     &d.bn.bias.grad,
-                    &dw.g_conv_out,
+                    &dg.g_conv_out,
                 )?;
                 rec.k.conv.backward_weight(
                     rec.ctx,
                     rec.enc,
                     &dw.shape,
                     &dw.pooled,
-                    &dw.g_conv_out,
+                    &dg.g_conv_out,
                     &scratch.cols,
                     d.weight.grad_target(),
                 )?;
@@ -515,16 +558,16 @@ impl ConvUnit {
                     rec.ctx,
                     rec.enc,
                     &dw.shape,
-                    &dw.g_conv_out,
+                    &dg.g_conv_out,
                     d.weight.effective(),
                     &scratch.cols,
-                    &dw.g_pooled,
+                    &dg.g_pooled,
                 )?;
                 d.pool
-                    .backward(rec.ctx, rec.enc, [n, ci, hi, wi], &dw.g_pooled, &dw.g_input)?;
+                    .backward(rec.ctx, rec.enc, [n, ci, hi, wi], &dg.g_pooled, &dg.g_input)?;
                 rec.k
                     .accumulate
-                    .dispatch(rec.ctx, rec.enc, &in_elements, &dw.g_input, g_in)?;
+                    .dispatch(rec.ctx, rec.enc, &in_elements, &dg.g_input, g_in)?;
             }
             _ => {}
         }

@@ -203,17 +203,19 @@ impl Layer {
     }
 
     /// The layer's workspace for `timesteps * batch` samples and the im2col scratch it needs;
-    /// `first_direct`: the first layer under direct encoding (single-frame encoder buffers).
+    /// `first_direct`: the first layer under direct encoding (single-frame encoder buffers);
+    /// `training`: with gradient buffers.
     pub fn workspace(
         &self,
         ctx: &GpuContext,
         timesteps: usize,
         batch: usize,
         first_direct: bool,
+        training: bool,
     ) -> Result<(LayerWs, usize), GpuError> {
         Ok(match self {
             Layer::Conv(c) => {
-                let (ws, cols) = c.workspace(ctx, timesteps, batch, first_direct)?;
+                let (ws, cols) = c.workspace(ctx, timesteps, batch, first_direct, training)?;
                 (LayerWs::Conv(Box::new(ws)), cols)
             }
             Layer::Pool(p) => (LayerWs::Pool(p.workspace(ctx, timesteps * batch)?), 1),
