@@ -5,9 +5,11 @@ mod buffer;
 mod context;
 mod dispatch;
 mod error;
+mod kernel;
 pub mod limits;
 
 pub use buffer::{GpuBuffer, Readback};
 pub use context::{GpuContext, KernelVariant};
 pub use dispatch::Workgroups;
 pub use error::GpuError;
+pub use kernel::{check_lens, KernelSource};

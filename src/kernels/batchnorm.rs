@@ -8,11 +8,9 @@
 //! unbiased one (`M / (M - 1)`) enters the running variance, and training with `M = 1` is an
 //! error.
 
-use std::sync::Arc;
-
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{GpuBuffer, GpuContext, GpuError, Workgroups};
+use crate::gpu::{check_lens, GpuBuffer, GpuContext, GpuError, Workgroups};
 
 /// Batch-norm hyper-parameters (spec section 5 defaults).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -61,7 +59,7 @@ impl BatchNormShape {
     }
 }
 
-/// Mirrors `struct BatchNormParams` in every `shaders/batchnorm_*.wgsl`.
+/// Mirrors `struct BatchNormParams` in `shaders/common/batchnorm.wgsl` (all four kernels).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct BatchNormParams {
@@ -127,32 +125,12 @@ impl BatchNormParams {
                 format!("from_variance must be 0 or 1, got {}", self.from_variance),
             ));
         }
-        for (name, len) in activations {
-            if *len != shape.elements() {
-                return Err(GpuError::shape(
-                    kernel,
-                    format!(
-                        "`{name}` has {len} elements, expected N*C*HW = {}*{}*{} = {}",
-                        shape.samples,
-                        shape.channels,
-                        shape.spatial,
-                        shape.elements()
-                    ),
-                ));
-            }
-        }
-        for (name, len) in per_channel {
-            if *len != shape.channels {
-                return Err(GpuError::shape(
-                    kernel,
-                    format!(
-                        "`{name}` has {len} elements, expected C = {}",
-                        shape.channels
-                    ),
-                ));
-            }
-        }
-        Ok(())
+        let nchw = format!(
+            "N*C*HW = {}*{}*{}",
+            shape.samples, shape.channels, shape.spatial
+        );
+        check_lens(kernel, &nchw, shape.elements(), activations)?;
+        check_lens(kernel, "C", shape.channels, per_channel)
     }
 
     /// Training needs at least two values per channel: the unbiased variance divides by M - 1.
@@ -175,23 +153,13 @@ impl BatchNormParams {
 /// invocations x 8 elements).
 const ELEMENTS_PER_WORKGROUP: u32 = 256 * 8;
 
-/// `batchnorm_stats`: x `[N, C, HW]` -> batch mean and invstd `[C]`; updates the running mean
-/// and (unbiased) running variance `[C]` in place.
-pub struct BatchNormStats {
-    pipeline: Arc<wgpu::ComputePipeline>,
+kernel! {
+    /// `batchnorm_stats`: x `[N, C, HW]` -> batch mean and invstd `[C]`; updates the running mean
+    /// and (unbiased) running variance `[C]` in place.
+    pub struct BatchNormStats("batchnorm_stats", BatchNormParams);
 }
 
 impl BatchNormStats {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "batchnorm_stats",
-            include_str!("../../shaders/batchnorm_stats.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
-
     /// Records the dispatch; fails with a shape error for M = N*HW < 2.
     #[allow(clippy::too_many_arguments)]
     pub fn dispatch(
@@ -205,9 +173,8 @@ impl BatchNormStats {
         running_mean: &GpuBuffer<f32>,
         running_var: &GpuBuffer<f32>,
     ) -> Result<(), GpuError> {
-        const K: &str = "batchnorm_stats";
         params.check(
-            K,
+            Self::NAME,
             &[("x", x.len())],
             &[
                 ("save_mean", save_mean.len()),
@@ -216,12 +183,11 @@ impl BatchNormStats {
                 ("running_var", running_var.len()),
             ],
         )?;
-        params.check_trainable(K)?;
-        ctx.dispatch(
+        params.check_trainable(Self::NAME)?;
+        self.record(
+            ctx,
             encoder,
-            &self.pipeline,
-            K,
-            bytemuck::bytes_of(params),
+            params,
             &[
                 x.raw(),
                 save_mean.raw(),
@@ -234,23 +200,13 @@ impl BatchNormStats {
     }
 }
 
-/// `batchnorm_apply`: `y = (x - mean) * invstd * weight + bias`, per channel. With
-/// `params.from_variance == 1` the `scale` buffer is a variance (eval mode: pass running_var).
-pub struct BatchNormApply {
-    pipeline: Arc<wgpu::ComputePipeline>,
+kernel! {
+    /// `batchnorm_apply`: `y = (x - mean) * invstd * weight + bias`, per channel. With
+    /// `params.from_variance == 1` the `scale` buffer is a variance (eval mode: pass running_var).
+    pub struct BatchNormApply("batchnorm_apply", BatchNormParams);
 }
 
 impl BatchNormApply {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "batchnorm_apply",
-            include_str!("../../shaders/batchnorm_apply.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
-
     /// Records the dispatch. `mean`/`scale` are the batch mean/invstd (train) or
     /// running_mean/running_var (eval, `from_variance = 1`).
     #[allow(clippy::too_many_arguments)]
@@ -266,9 +222,8 @@ impl BatchNormApply {
         bias: &GpuBuffer<f32>,
         y: &GpuBuffer<f32>,
     ) -> Result<(), GpuError> {
-        const K: &str = "batchnorm_apply";
         params.check(
-            K,
+            Self::NAME,
             &[("x", x.len()), ("y", y.len())],
             &[
                 ("mean", mean.len()),
@@ -277,11 +232,10 @@ impl BatchNormApply {
                 ("bias", bias.len()),
             ],
         )?;
-        ctx.dispatch(
+        self.record(
+            ctx,
             encoder,
-            &self.pipeline,
-            K,
-            bytemuck::bytes_of(params),
+            params,
             &[
                 x.raw(),
                 mean.raw(),
@@ -295,23 +249,13 @@ impl BatchNormApply {
     }
 }
 
-/// `batchnorm_backward_reduce`: per channel `grad_bias = sum dy`, `grad_weight = sum dy * xhat`
-/// (both overwritten).
-pub struct BatchNormBackwardReduce {
-    pipeline: Arc<wgpu::ComputePipeline>,
+kernel! {
+    /// `batchnorm_backward_reduce`: per channel `grad_bias = sum dy`, `grad_weight = sum dy * xhat`
+    /// (both overwritten).
+    pub struct BatchNormBackwardReduce("batchnorm_backward_reduce", BatchNormParams);
 }
 
 impl BatchNormBackwardReduce {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "batchnorm_backward_reduce",
-            include_str!("../../shaders/batchnorm_backward_reduce.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
-
     /// Records the dispatch.
     #[allow(clippy::too_many_arguments)]
     pub fn dispatch(
@@ -326,9 +270,8 @@ impl BatchNormBackwardReduce {
         grad_weight: &GpuBuffer<f32>,
         grad_bias: &GpuBuffer<f32>,
     ) -> Result<(), GpuError> {
-        const K: &str = "batchnorm_backward_reduce";
         params.check(
-            K,
+            Self::NAME,
             &[("x", x.len()), ("grad_y", grad_y.len())],
             &[
                 ("save_mean", save_mean.len()),
@@ -337,11 +280,10 @@ impl BatchNormBackwardReduce {
                 ("grad_bias", grad_bias.len()),
             ],
         )?;
-        ctx.dispatch(
+        self.record(
+            ctx,
             encoder,
-            &self.pipeline,
-            K,
-            bytemuck::bytes_of(params),
+            params,
             &[
                 x.raw(),
                 grad_y.raw(),
@@ -355,23 +297,13 @@ impl BatchNormBackwardReduce {
     }
 }
 
-/// `batchnorm_backward_input`:
-/// `dx = weight * invstd / M * (M * dy - grad_bias - xhat * grad_weight)`.
-pub struct BatchNormBackwardInput {
-    pipeline: Arc<wgpu::ComputePipeline>,
+kernel! {
+    /// `batchnorm_backward_input`:
+    /// `dx = weight * invstd / M * (M * dy - grad_bias - xhat * grad_weight)`.
+    pub struct BatchNormBackwardInput("batchnorm_backward_input", BatchNormParams);
 }
 
 impl BatchNormBackwardInput {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "batchnorm_backward_input",
-            include_str!("../../shaders/batchnorm_backward_input.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
-
     /// Records the dispatch (`grad_weight`/`grad_bias` from [`BatchNormBackwardReduce`]).
     #[allow(clippy::too_many_arguments)]
     pub fn dispatch(
@@ -388,9 +320,8 @@ impl BatchNormBackwardInput {
         grad_bias: &GpuBuffer<f32>,
         grad_x: &GpuBuffer<f32>,
     ) -> Result<(), GpuError> {
-        const K: &str = "batchnorm_backward_input";
         params.check(
-            K,
+            Self::NAME,
             &[
                 ("x", x.len()),
                 ("grad_y", grad_y.len()),
@@ -404,11 +335,10 @@ impl BatchNormBackwardInput {
                 ("grad_bias", grad_bias.len()),
             ],
         )?;
-        ctx.dispatch(
+        self.record(
+            ctx,
             encoder,
-            &self.pipeline,
-            K,
-            bytemuck::bytes_of(params),
+            params,
             &[
                 x.raw(),
                 grad_y.raw(),

@@ -3,14 +3,11 @@
 //! `shaders/accumulate.wgsl`. Two kernels rather than one with a flag because a dispatch cannot
 //! bind one buffer as both read-only and read-write.
 
-use std::sync::Arc;
-
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{GpuBuffer, GpuContext, GpuError, Workgroups};
+use crate::gpu::{check_lens, GpuBuffer, GpuContext, GpuError, Workgroups};
 
-/// Mirrors `struct ElementwiseParams` in `shaders/residual_add.wgsl` and
-/// `shaders/accumulate.wgsl`.
+/// Mirrors `struct ElementwiseParams` in `shaders/common/elementwise.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct ElementwiseParams {
@@ -34,37 +31,19 @@ impl ElementwiseParams {
     }
 
     fn check(&self, kernel: &'static str, buffers: &[(&str, usize)]) -> Result<(), GpuError> {
-        for (name, len) in buffers {
-            if *len != self.len as usize {
-                return Err(GpuError::shape(
-                    kernel,
-                    format!("`{name}` has {len} elements, expected {}", self.len),
-                ));
-            }
-        }
-        Ok(())
+        check_lens(kernel, "", self.len as usize, buffers)
     }
 }
 
 /// Invocations per workgroup of the element-wise kernels.
 const WORKGROUP: u32 = 256;
 
-/// `residual_add`: `out = a + b` (all `[len]`; `out` must be a different buffer from `a`, `b`).
-pub struct ResidualAdd {
-    pipeline: Arc<wgpu::ComputePipeline>,
+kernel! {
+    /// `residual_add`: `out = a + b` (all `[len]`; `out` must be a different buffer from `a`, `b`).
+    pub struct ResidualAdd("residual_add", ElementwiseParams);
 }
 
 impl ResidualAdd {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "residual_add",
-            include_str!("../../shaders/residual_add.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
-
     /// Records the dispatch.
     pub fn dispatch(
         &self,
@@ -75,41 +54,32 @@ impl ResidualAdd {
         b: &GpuBuffer<f32>,
         out: &GpuBuffer<f32>,
     ) -> Result<(), GpuError> {
-        const K: &str = "residual_add";
-        params.check(K, &[("a", a.len()), ("b", b.len()), ("out", out.len())])?;
+        params.check(
+            Self::NAME,
+            &[("a", a.len()), ("b", b.len()), ("out", out.len())],
+        )?;
         if out.raw() == a.raw() || out.raw() == b.raw() {
             return Err(GpuError::shape(
-                K,
+                Self::NAME,
                 "`out` aliases an input; use `Accumulate` for in-place adds",
             ));
         }
-        ctx.dispatch(
+        self.record(
+            ctx,
             encoder,
-            &self.pipeline,
-            K,
-            bytemuck::bytes_of(params),
+            params,
             &[a.raw(), b.raw(), out.raw()],
             Workgroups::for_items(params.len as u64, WORKGROUP),
         )
     }
 }
 
-/// `accumulate`: `dst += src` (both `[len]`, distinct buffers).
-pub struct Accumulate {
-    pipeline: Arc<wgpu::ComputePipeline>,
+kernel! {
+    /// `accumulate`: `dst += src` (both `[len]`, distinct buffers).
+    pub struct Accumulate("accumulate", ElementwiseParams);
 }
 
 impl Accumulate {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "accumulate",
-            include_str!("../../shaders/accumulate.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
-
     /// Records the dispatch.
     pub fn dispatch(
         &self,
@@ -119,19 +89,17 @@ impl Accumulate {
         src: &GpuBuffer<f32>,
         dst: &GpuBuffer<f32>,
     ) -> Result<(), GpuError> {
-        const K: &str = "accumulate";
-        params.check(K, &[("src", src.len()), ("dst", dst.len())])?;
+        params.check(Self::NAME, &[("src", src.len()), ("dst", dst.len())])?;
         if src.raw() == dst.raw() {
             return Err(GpuError::shape(
-                K,
+                Self::NAME,
                 "`src` and `dst` are the same buffer (scale by 2 instead)",
             ));
         }
-        ctx.dispatch(
+        self.record(
+            ctx,
             encoder,
-            &self.pipeline,
-            K,
-            bytemuck::bytes_of(params),
+            params,
             &[src.raw(), dst.raw()],
             Workgroups::for_items(params.len as u64, WORKGROUP),
         )

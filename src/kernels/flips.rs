@@ -11,8 +11,6 @@
 //! epoch and cleared with [`SignFlipCount::reset_counts`]. The flip ratio of layer `l` is
 //! `pi = counts[l] / numel(W_l)` ([`flip_ratio`]).
 
-use std::sync::Arc;
-
 use bytemuck::{Pod, Zeroable};
 
 use crate::gpu::{GpuBuffer, GpuContext, GpuError, Workgroups};
@@ -58,23 +56,13 @@ impl PackSignsParams {
     }
 }
 
-/// `pack_signs`: values `[numel]` f32 -> packed `[ceil(numel/32)]` u32; bit `i` of word `j` is
-/// set iff `values[32j + i] >= 0` (sign(0) = +1); unused bits of the last word are zero.
-pub struct PackSigns {
-    pipeline: Arc<wgpu::ComputePipeline>,
+kernel! {
+    /// `pack_signs`: values `[numel]` f32 -> packed `[ceil(numel/32)]` u32; bit `i` of word `j` is
+    /// set iff `values[32j + i] >= 0` (sign(0) = +1); unused bits of the last word are zero.
+    pub struct PackSigns("pack_signs", PackSignsParams);
 }
 
 impl PackSigns {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "pack_signs",
-            include_str!("../../shaders/pack_signs.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
-
     /// Records the dispatch: one invocation per output word.
     pub fn dispatch(
         &self,
@@ -84,10 +72,9 @@ impl PackSigns {
         values: &GpuBuffer<f32>,
         packed: &GpuBuffer<u32>,
     ) -> Result<(), GpuError> {
-        const KERNEL: &str = "pack_signs";
         if params.words as usize != packed_words(params.numel as usize) {
             return Err(GpuError::shape(
-                KERNEL,
+                Self::NAME,
                 format!(
                     "words = {} but numel {} needs {}",
                     params.words,
@@ -96,13 +83,12 @@ impl PackSigns {
                 ),
             ));
         }
-        values.expect_len(KERNEL, "values", params.numel as usize)?;
-        packed.expect_len(KERNEL, "packed", params.words as usize)?;
-        ctx.dispatch(
+        values.expect_len(Self::NAME, "values", params.numel as usize)?;
+        packed.expect_len(Self::NAME, "packed", params.words as usize)?;
+        self.record(
+            ctx,
             encoder,
-            &self.pipeline,
-            KERNEL,
-            bytemuck::bytes_of(params),
+            params,
             &[values.raw(), packed.raw()],
             Workgroups::for_items(params.words as u64, WORKGROUP),
         )
@@ -134,23 +120,13 @@ impl FlipParams {
     }
 }
 
-/// `sign_flip_count`: `counts[slot] += popcount(snapshot ^ current)` over one layer's packed
-/// signs (both `[words]` u32). `counts` is `[layers]` u32, shared by all binary layers.
-pub struct SignFlipCount {
-    pipeline: Arc<wgpu::ComputePipeline>,
+kernel! {
+    /// `sign_flip_count`: `counts[slot] += popcount(snapshot ^ current)` over one layer's packed
+    /// signs (both `[words]` u32). `counts` is `[layers]` u32, shared by all binary layers.
+    pub struct SignFlipCount("sign_flip_count", FlipParams);
 }
 
 impl SignFlipCount {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "sign_flip_count",
-            include_str!("../../shaders/sign_flip_count.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
-
     /// Records the count: adds the number of differing sign bits to `counts[params.slot]`.
     pub fn dispatch(
         &self,
@@ -161,12 +137,11 @@ impl SignFlipCount {
         current: &GpuBuffer<u32>,
         counts: &GpuBuffer<u32>,
     ) -> Result<(), GpuError> {
-        const KERNEL: &str = "sign_flip_count";
-        snapshot.expect_len(KERNEL, "snapshot", params.words as usize)?;
-        current.expect_len(KERNEL, "current", params.words as usize)?;
+        snapshot.expect_len(Self::NAME, "snapshot", params.words as usize)?;
+        current.expect_len(Self::NAME, "current", params.words as usize)?;
         if params.slot as usize >= counts.len() {
             return Err(GpuError::shape(
-                KERNEL,
+                Self::NAME,
                 format!(
                     "slot {} outside `counts` of {} slots",
                     params.slot,
@@ -174,11 +149,10 @@ impl SignFlipCount {
                 ),
             ));
         }
-        ctx.dispatch(
+        self.record(
+            ctx,
             encoder,
-            &self.pipeline,
-            KERNEL,
-            bytemuck::bytes_of(params),
+            params,
             &[snapshot.raw(), current.raw(), counts.raw()],
             Workgroups::Linear((params.words as u64).div_ceil(FLIP_WORDS_PER_GROUP)),
         )
@@ -193,7 +167,7 @@ impl SignFlipCount {
     ) -> Result<(), GpuError> {
         if current.len() != snapshot.len() {
             return Err(GpuError::shape(
-                "sign_flip_count",
+                Self::NAME,
                 format!(
                     "snapshot of {} words from a buffer of {}",
                     snapshot.len(),

@@ -15,8 +15,6 @@
 //! [`popcount_linear_shape`] (`H = W = kH = kW = 1`, stride 1, no padding); the flat `[N, N_in]`
 //! spike tensor is already `[N, N_in, 1, 1]` and the output `[N, N_out, 1, 1]` is `[N, N_out]`.
 
-use std::sync::Arc;
-
 use bytemuck::{Pod, Zeroable};
 
 use super::conv::ConvShape;
@@ -115,23 +113,13 @@ impl PackSpikesParams {
     }
 }
 
-/// `pack_spikes`: spikes `[N, C, H, W]` f32 in {0, 1} -> `[N, H, W, ceil(C/32)]` u32 channel
-/// bits (bit set iff the spike is nonzero; bits past `C` zero).
-pub struct PackSpikes {
-    pipeline: Arc<wgpu::ComputePipeline>,
+kernel! {
+    /// `pack_spikes`: spikes `[N, C, H, W]` f32 in {0, 1} -> `[N, H, W, ceil(C/32)]` u32 channel
+    /// bits (bit set iff the spike is nonzero; bits past `C` zero).
+    pub struct PackSpikes("pack_spikes", PackSpikesParams);
 }
 
 impl PackSpikes {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "pack_spikes",
-            include_str!("../../shaders/pack_spikes.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
-
     /// Records the dispatch: one invocation per output word.
     pub fn dispatch(
         &self,
@@ -141,15 +129,13 @@ impl PackSpikes {
         spikes: &GpuBuffer<f32>,
         packed: &GpuBuffer<u32>,
     ) -> Result<(), GpuError> {
-        const KERNEL: &str = "pack_spikes";
-        params.check(KERNEL)?;
-        spikes.expect_len(KERNEL, "spikes", params.spikes_len())?;
-        packed.expect_len(KERNEL, "packed", params.total_words as usize)?;
-        ctx.dispatch(
+        params.check(Self::NAME)?;
+        spikes.expect_len(Self::NAME, "spikes", params.spikes_len())?;
+        packed.expect_len(Self::NAME, "packed", params.total_words as usize)?;
+        self.record(
+            ctx,
             encoder,
-            &self.pipeline,
-            KERNEL,
-            bytemuck::bytes_of(params),
+            params,
             &[spikes.raw(), packed.raw()],
             Workgroups::for_items(params.total_words as u64, WORKGROUP),
         )
@@ -226,23 +212,13 @@ impl PackWeightsParams {
     }
 }
 
-/// `pack_weights`: weights `[C_out, C_in, kH, kW]` f32 -> sign bits `[kH, kW, ceil(C_in/32),
-/// C_out_pad]` u32 (bit set iff `W >= 0`; bits past `C_in` and channels past `C_out` zero).
-pub struct PackWeights {
-    pipeline: Arc<wgpu::ComputePipeline>,
+kernel! {
+    /// `pack_weights`: weights `[C_out, C_in, kH, kW]` f32 -> sign bits `[kH, kW, ceil(C_in/32),
+    /// C_out_pad]` u32 (bit set iff `W >= 0`; bits past `C_in` and channels past `C_out` zero).
+    pub struct PackWeights("pack_weights", PackWeightsParams);
 }
 
 impl PackWeights {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "pack_weights",
-            include_str!("../../shaders/pack_weights.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
-
     /// Records the dispatch: one invocation per output word.
     pub fn dispatch(
         &self,
@@ -252,15 +228,13 @@ impl PackWeights {
         weights: &GpuBuffer<f32>,
         packed: &GpuBuffer<u32>,
     ) -> Result<(), GpuError> {
-        const KERNEL: &str = "pack_weights";
-        params.check(KERNEL)?;
-        weights.expect_len(KERNEL, "weights", params.weights_len())?;
-        packed.expect_len(KERNEL, "packed", params.total_words as usize)?;
-        ctx.dispatch(
+        params.check(Self::NAME)?;
+        weights.expect_len(Self::NAME, "weights", params.weights_len())?;
+        packed.expect_len(Self::NAME, "packed", params.total_words as usize)?;
+        self.record(
+            ctx,
             encoder,
-            &self.pipeline,
-            KERNEL,
-            bytemuck::bytes_of(params),
+            params,
             &[weights.raw(), packed.raw()],
             Workgroups::for_items(params.total_words as u64, WORKGROUP),
         )
@@ -372,24 +346,14 @@ impl PopcountConvParams {
     }
 }
 
-/// `binary_conv_popcount`: packed spikes `[N, H, W, words]`, packed weights
-/// `[kH, kW, words, C_out_pad]`, gamma `[C_out]` -> output `[N, C_out, OH, OW]` f32 with
-/// `out = gamma[co] * (2 * popcount(s & w) - popcount(s))` summed over valid taps.
-pub struct BinaryConvPopcount {
-    pipeline: Arc<wgpu::ComputePipeline>,
+kernel! {
+    /// `binary_conv_popcount`: packed spikes `[N, H, W, words]`, packed weights
+    /// `[kH, kW, words, C_out_pad]`, gamma `[C_out]` -> output `[N, C_out, OH, OW]` f32 with
+    /// `out = gamma[co] * (2 * popcount(s & w) - popcount(s))` summed over valid taps.
+    pub struct BinaryConvPopcount("binary_conv_popcount", PopcountConvParams);
 }
 
 impl BinaryConvPopcount {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "binary_conv_popcount",
-            include_str!("../../shaders/binary_conv_popcount.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
-
     /// Records the dispatch: workgroups of 64 output pixels x 16 output channels.
     #[allow(clippy::too_many_arguments)]
     pub fn dispatch(
@@ -402,20 +366,18 @@ impl BinaryConvPopcount {
         gamma: &GpuBuffer<f32>,
         output: &GpuBuffer<f32>,
     ) -> Result<(), GpuError> {
-        const KERNEL: &str = "binary_conv_popcount";
-        params.check(KERNEL)?;
-        spikes.expect_len(KERNEL, "spikes (packed)", params.packed_spikes_len())?;
-        weights.expect_len(KERNEL, "weights (packed)", params.packed_weights_len())?;
-        gamma.expect_len(KERNEL, "gamma", params.out_channels as usize)?;
-        output.expect_len(KERNEL, "output", params.output_len())?;
+        params.check(Self::NAME)?;
+        spikes.expect_len(Self::NAME, "spikes (packed)", params.packed_spikes_len())?;
+        weights.expect_len(Self::NAME, "weights (packed)", params.packed_weights_len())?;
+        gamma.expect_len(Self::NAME, "gamma", params.out_channels as usize)?;
+        output.expect_len(Self::NAME, "output", params.output_len())?;
         // Pixel groups fold into x and z; y indexes the block of 16 output channels.
         let [x, z, _] = Workgroups::for_items(params.pixels as u64, WORKGROUP).counts()?;
         let blocks = (params.out_channels as usize).div_ceil(POPCOUNT_CHANNEL_BLOCK) as u32;
-        ctx.dispatch(
+        self.record(
+            ctx,
             encoder,
-            &self.pipeline,
-            KERNEL,
-            bytemuck::bytes_of(params),
+            params,
             &[spikes.raw(), weights.raw(), gamma.raw(), output.raw()],
             Workgroups::Grid([x, blocks, z]),
         )
