@@ -3,7 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{check_lens, GpuBuffer, GpuContext, GpuError, Workgroups};
+use crate::gpu::{check_lens, GpuError, Workgroups};
 
 /// How the gradient flows through the gate `Y = sigmoid(E) * X` (spec section 4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -105,51 +105,23 @@ const WORKGROUP: u32 = 64;
 kernel! {
     /// `agmm_forward`: x `[T, N]` -> y `[T, N]`, running expectation e `[T, N]` (for the backward).
     pub struct AgmmForward("agmm_forward", AgmmParams);
-}
 
-impl AgmmForward {
     /// Records the forward pass; all three buffers hold `T * N` values.
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &AgmmParams,
-        x: &GpuBuffer<f32>,
-        y: &GpuBuffer<f32>,
-        e: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, x: f32, y: f32, e: f32) -> Workgroups {
         params.check(
             Self::NAME,
             &[("x", x.len()), ("y", y.len()), ("e", e.len())],
         )?;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[x.raw(), y.raw(), e.raw()],
-            Workgroups::for_items(params.elements as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.elements as u64, WORKGROUP)
     }
 }
 
 kernel! {
     /// `agmm_backward`: x, e, dL/dy (all `[T, N]`) -> dL/dx `[T, N]`.
     pub struct AgmmBackward("agmm_backward", AgmmParams);
-}
 
-impl AgmmBackward {
     /// Records the backward pass; all four buffers hold `T * N` values.
-    #[allow(clippy::too_many_arguments)]
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &AgmmParams,
-        x: &GpuBuffer<f32>,
-        e: &GpuBuffer<f32>,
-        grad_y: &GpuBuffer<f32>,
-        grad_x: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, x: f32, e: f32, grad_y: f32, grad_x: f32) -> Workgroups {
         params.check(
             Self::NAME,
             &[
@@ -159,12 +131,6 @@ impl AgmmBackward {
                 ("grad_x", grad_x.len()),
             ],
         )?;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[x.raw(), e.raw(), grad_y.raw(), grad_x.raw()],
-            Workgroups::for_items(params.elements as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.elements as u64, WORKGROUP)
     }
 }

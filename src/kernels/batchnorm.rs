@@ -157,22 +157,16 @@ kernel! {
     /// `batchnorm_stats`: x `[N, C, HW]` -> batch mean and invstd `[C]`; updates the running mean
     /// and (unbiased) running variance `[C]` in place.
     pub struct BatchNormStats("batchnorm_stats", BatchNormParams);
-}
 
-impl BatchNormStats {
     /// Records the dispatch; fails with a shape error for M = N*HW < 2.
-    #[allow(clippy::too_many_arguments)]
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &BatchNormParams,
-        x: &GpuBuffer<f32>,
-        save_mean: &GpuBuffer<f32>,
-        save_invstd: &GpuBuffer<f32>,
-        running_mean: &GpuBuffer<f32>,
-        running_var: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(
+        params,
+        x: f32,
+        save_mean: f32,
+        save_invstd: f32,
+        running_mean: f32,
+        running_var: f32,
+    ) -> Workgroups {
         params.check(
             Self::NAME,
             &[("x", x.len())],
@@ -184,19 +178,7 @@ impl BatchNormStats {
             ],
         )?;
         params.check_trainable(Self::NAME)?;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[
-                x.raw(),
-                save_mean.raw(),
-                save_invstd.raw(),
-                running_mean.raw(),
-                running_var.raw(),
-            ],
-            Workgroups::Linear(params.channels as u64),
-        )
+        Workgroups::Linear(params.channels as u64)
     }
 }
 
@@ -204,24 +186,18 @@ kernel! {
     /// `batchnorm_apply`: `y = (x - mean) * invstd * weight + bias`, per channel. With
     /// `params.from_variance == 1` the `scale` buffer is a variance (eval mode: pass running_var).
     pub struct BatchNormApply("batchnorm_apply", BatchNormParams);
-}
 
-impl BatchNormApply {
     /// Records the dispatch. `mean`/`scale` are the batch mean/invstd (train) or
     /// running_mean/running_var (eval, `from_variance = 1`).
-    #[allow(clippy::too_many_arguments)]
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &BatchNormParams,
-        x: &GpuBuffer<f32>,
-        mean: &GpuBuffer<f32>,
-        scale: &GpuBuffer<f32>,
-        weight: &GpuBuffer<f32>,
-        bias: &GpuBuffer<f32>,
-        y: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(
+        params,
+        x: f32,
+        mean: f32,
+        scale: f32,
+        weight: f32,
+        bias: f32,
+        y: f32,
+    ) -> Workgroups {
         params.check(
             Self::NAME,
             &[("x", x.len()), ("y", y.len())],
@@ -232,20 +208,7 @@ impl BatchNormApply {
                 ("bias", bias.len()),
             ],
         )?;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[
-                x.raw(),
-                mean.raw(),
-                scale.raw(),
-                weight.raw(),
-                bias.raw(),
-                y.raw(),
-            ],
-            Workgroups::for_items(params.shape().elements() as u64, ELEMENTS_PER_WORKGROUP),
-        )
+        Workgroups::for_items(params.shape().elements() as u64, ELEMENTS_PER_WORKGROUP)
     }
 }
 
@@ -253,23 +216,17 @@ kernel! {
     /// `batchnorm_backward_reduce`: per channel `grad_bias = sum dy`, `grad_weight = sum dy * xhat`
     /// (both overwritten).
     pub struct BatchNormBackwardReduce("batchnorm_backward_reduce", BatchNormParams);
-}
 
-impl BatchNormBackwardReduce {
     /// Records the dispatch.
-    #[allow(clippy::too_many_arguments)]
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &BatchNormParams,
-        x: &GpuBuffer<f32>,
-        grad_y: &GpuBuffer<f32>,
-        save_mean: &GpuBuffer<f32>,
-        save_invstd: &GpuBuffer<f32>,
-        grad_weight: &GpuBuffer<f32>,
-        grad_bias: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(
+        params,
+        x: f32,
+        grad_y: f32,
+        save_mean: f32,
+        save_invstd: f32,
+        grad_weight: f32,
+        grad_bias: f32,
+    ) -> Workgroups {
         params.check(
             Self::NAME,
             &[("x", x.len()), ("grad_y", grad_y.len())],
@@ -280,20 +237,7 @@ impl BatchNormBackwardReduce {
                 ("grad_bias", grad_bias.len()),
             ],
         )?;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[
-                x.raw(),
-                grad_y.raw(),
-                save_mean.raw(),
-                save_invstd.raw(),
-                grad_weight.raw(),
-                grad_bias.raw(),
-            ],
-            Workgroups::Linear(params.channels as u64),
-        )
+        Workgroups::Linear(params.channels as u64)
     }
 }
 
@@ -301,25 +245,19 @@ kernel! {
     /// `batchnorm_backward_input`:
     /// `dx = weight * invstd / M * (M * dy - grad_bias - xhat * grad_weight)`.
     pub struct BatchNormBackwardInput("batchnorm_backward_input", BatchNormParams);
-}
 
-impl BatchNormBackwardInput {
     /// Records the dispatch (`grad_weight`/`grad_bias` from [`BatchNormBackwardReduce`]).
-    #[allow(clippy::too_many_arguments)]
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &BatchNormParams,
-        x: &GpuBuffer<f32>,
-        grad_y: &GpuBuffer<f32>,
-        save_mean: &GpuBuffer<f32>,
-        save_invstd: &GpuBuffer<f32>,
-        weight: &GpuBuffer<f32>,
-        grad_weight: &GpuBuffer<f32>,
-        grad_bias: &GpuBuffer<f32>,
-        grad_x: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(
+        params,
+        x: f32,
+        grad_y: f32,
+        save_mean: f32,
+        save_invstd: f32,
+        weight: f32,
+        grad_weight: f32,
+        grad_bias: f32,
+        grad_x: f32,
+    ) -> Workgroups {
         params.check(
             Self::NAME,
             &[
@@ -335,22 +273,7 @@ impl BatchNormBackwardInput {
                 ("grad_bias", grad_bias.len()),
             ],
         )?;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[
-                x.raw(),
-                grad_y.raw(),
-                save_mean.raw(),
-                save_invstd.raw(),
-                weight.raw(),
-                grad_weight.raw(),
-                grad_bias.raw(),
-                grad_x.raw(),
-            ],
-            Workgroups::for_items(params.shape().elements() as u64, ELEMENTS_PER_WORKGROUP),
-        )
+        Workgroups::for_items(params.shape().elements() as u64, ELEMENTS_PER_WORKGROUP)
     }
 }
 

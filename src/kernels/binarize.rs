@@ -4,7 +4,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{GpuBuffer, GpuContext, GpuError, Workgroups};
+use crate::gpu::{GpuError, Workgroups};
 
 /// Invocations per workgroup of both kernels; `binarize_forward` reduces one output channel per
 /// workgroup, the CPU mirror follows the same summation order.
@@ -59,30 +59,14 @@ kernel! {
     /// `binarize_forward`: latent `[C_out, K]` -> `W_b` `[C_out, K]` and `gamma` `[C_out]`, with
     /// `sign(w) = +1` iff `w >= 0` (also for `-0.0`).
     pub struct BinarizeForward("binarize_forward", BinarizeParams);
-}
 
-impl BinarizeForward {
     /// Records the dispatch: one workgroup per output channel.
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &BinarizeParams,
-        latent: &GpuBuffer<f32>,
-        weight_b: &GpuBuffer<f32>,
-        gamma: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, latent: f32, weight_b: f32, gamma: f32) -> Workgroups {
         params.check(Self::NAME)?;
         latent.expect_len(Self::NAME, "latent", params.numel())?;
         weight_b.expect_len(Self::NAME, "weight_b", params.numel())?;
         gamma.expect_len(Self::NAME, "gamma", params.out_channels as usize)?;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[latent.raw(), weight_b.raw(), gamma.raw()],
-            Workgroups::Linear(params.out_channels as u64),
-        )
+        Workgroups::Linear(params.out_channels as u64)
     }
 }
 
@@ -90,32 +74,14 @@ kernel! {
     /// `binarize_backward`: latent `[C_out, K]`, gamma `[C_out]`, dL/dW_b `[C_out, K]` ->
     /// dL/dW `[C_out, K]` = `gamma[c] * dL/dW_b * 1{|W| <= 1}` (no gradient into gamma).
     pub struct BinarizeBackward("binarize_backward", BinarizeParams);
-}
 
-impl BinarizeBackward {
     /// Records the dispatch: one invocation per weight.
-    #[allow(clippy::too_many_arguments)]
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &BinarizeParams,
-        latent: &GpuBuffer<f32>,
-        gamma: &GpuBuffer<f32>,
-        grad_wb: &GpuBuffer<f32>,
-        grad_latent: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, latent: f32, gamma: f32, grad_wb: f32, grad_latent: f32) -> Workgroups {
         params.check(Self::NAME)?;
         latent.expect_len(Self::NAME, "latent", params.numel())?;
         gamma.expect_len(Self::NAME, "gamma", params.out_channels as usize)?;
         grad_wb.expect_len(Self::NAME, "grad_wb", params.numel())?;
         grad_latent.expect_len(Self::NAME, "grad_latent", params.numel())?;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[latent.raw(), gamma.raw(), grad_wb.raw(), grad_latent.raw()],
-            Workgroups::for_items(params.numel() as u64, BINARIZE_WORKGROUP as u32),
-        )
+        Workgroups::for_items(params.numel() as u64, BINARIZE_WORKGROUP as u32)
     }
 }

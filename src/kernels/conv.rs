@@ -217,28 +217,13 @@ const WORKGROUP: u32 = 256;
 kernel! {
     /// `im2col`: image `[N, C, H, W]` (from `image_offset`) -> cols `[samples, C*kH*kW, H_out*W_out]`.
     pub struct Im2col("im2col", Im2colParams);
-}
 
-impl Im2col {
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &Im2colParams,
-        image: &GpuBuffer<f32>,
-        cols: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, image: f32, cols: f32) -> Workgroups {
         params.check(Self::NAME, image.len(), cols.len(), params.cols_len())?;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[image.raw(), cols.raw()],
-            // One invocation per output pixel and channel; it writes all kH*kW taps.
-            Workgroups::for_items(
-                params.total as u64 / (params.kernel_h * params.kernel_w).max(1) as u64,
-                WORKGROUP,
-            ),
+        // One invocation per output pixel and channel; it writes all kH*kW taps.
+        Workgroups::for_items(
+            params.total as u64 / (params.kernel_h * params.kernel_w).max(1) as u64,
+            WORKGROUP,
         )
     }
 }
@@ -247,25 +232,10 @@ kernel! {
     /// `col2im` (gather, no atomics): cols `[samples, C*kH*kW, H_out*W_out]` -> image `[N, C, H, W]`
     /// (from `image_offset`, overwritten).
     pub struct Col2im("col2im", Im2colParams);
-}
 
-impl Col2im {
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &Im2colParams,
-        cols: &GpuBuffer<f32>,
-        image: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, cols: f32, image: f32) -> Workgroups {
         params.check(Self::NAME, image.len(), cols.len(), params.image_len())?;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[cols.raw(), image.raw()],
-            Workgroups::for_items(params.total as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.total as u64, WORKGROUP)
     }
 }
 

@@ -5,7 +5,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{check_lens, GpuBuffer, GpuContext, GpuError, Workgroups};
+use crate::gpu::{check_lens, GpuError, Workgroups};
 
 /// Mirrors `struct ElementwiseParams` in `shaders/common/elementwise.wgsl`.
 #[repr(C)]
@@ -41,19 +41,9 @@ const WORKGROUP: u32 = 256;
 kernel! {
     /// `residual_add`: `out = a + b` (all `[len]`; `out` must be a different buffer from `a`, `b`).
     pub struct ResidualAdd("residual_add", ElementwiseParams);
-}
 
-impl ResidualAdd {
     /// Records the dispatch.
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &ElementwiseParams,
-        a: &GpuBuffer<f32>,
-        b: &GpuBuffer<f32>,
-        out: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, a: f32, b: f32, out: f32) -> Workgroups {
         params.check(
             Self::NAME,
             &[("a", a.len()), ("b", b.len()), ("out", out.len())],
@@ -64,31 +54,16 @@ impl ResidualAdd {
                 "`out` aliases an input; use `Accumulate` for in-place adds",
             ));
         }
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[a.raw(), b.raw(), out.raw()],
-            Workgroups::for_items(params.len as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.len as u64, WORKGROUP)
     }
 }
 
 kernel! {
     /// `accumulate`: `dst += src` (both `[len]`, distinct buffers).
     pub struct Accumulate("accumulate", ElementwiseParams);
-}
 
-impl Accumulate {
     /// Records the dispatch.
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &ElementwiseParams,
-        src: &GpuBuffer<f32>,
-        dst: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, src: f32, dst: f32) -> Workgroups {
         params.check(Self::NAME, &[("src", src.len()), ("dst", dst.len())])?;
         if src.raw() == dst.raw() {
             return Err(GpuError::shape(
@@ -96,12 +71,6 @@ impl Accumulate {
                 "`src` and `dst` are the same buffer (scale by 2 instead)",
             ));
         }
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[src.raw(), dst.raw()],
-            Workgroups::for_items(params.len as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.len as u64, WORKGROUP)
     }
 }

@@ -13,7 +13,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{GpuBuffer, GpuContext, GpuError, Workgroups};
+use crate::gpu::{GpuBuffer, GpuError, Workgroups};
 
 const WORKGROUP: u32 = 64;
 /// Words XORed per `sign_flip_count` workgroup (64 invocations x 4 words).
@@ -60,18 +60,9 @@ kernel! {
     /// `pack_signs`: values `[numel]` f32 -> packed `[ceil(numel/32)]` u32; bit `i` of word `j` is
     /// set iff `values[32j + i] >= 0` (sign(0) = +1); unused bits of the last word are zero.
     pub struct PackSigns("pack_signs", PackSignsParams);
-}
 
-impl PackSigns {
     /// Records the dispatch: one invocation per output word.
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &PackSignsParams,
-        values: &GpuBuffer<f32>,
-        packed: &GpuBuffer<u32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, values: f32, packed: u32) -> Workgroups {
         if params.words as usize != packed_words(params.numel as usize) {
             return Err(GpuError::shape(
                 Self::NAME,
@@ -85,13 +76,7 @@ impl PackSigns {
         }
         values.expect_len(Self::NAME, "values", params.numel as usize)?;
         packed.expect_len(Self::NAME, "packed", params.words as usize)?;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[values.raw(), packed.raw()],
-            Workgroups::for_items(params.words as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.words as u64, WORKGROUP)
     }
 }
 
@@ -124,19 +109,9 @@ kernel! {
     /// `sign_flip_count`: `counts[slot] += popcount(snapshot ^ current)` over one layer's packed
     /// signs (both `[words]` u32). `counts` is `[layers]` u32, shared by all binary layers.
     pub struct SignFlipCount("sign_flip_count", FlipParams);
-}
 
-impl SignFlipCount {
     /// Records the count: adds the number of differing sign bits to `counts[params.slot]`.
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &FlipParams,
-        snapshot: &GpuBuffer<u32>,
-        current: &GpuBuffer<u32>,
-        counts: &GpuBuffer<u32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, snapshot: u32, current: u32, counts: u32) -> Workgroups {
         snapshot.expect_len(Self::NAME, "snapshot", params.words as usize)?;
         current.expect_len(Self::NAME, "current", params.words as usize)?;
         if params.slot as usize >= counts.len() {
@@ -149,15 +124,11 @@ impl SignFlipCount {
                 ),
             ));
         }
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[snapshot.raw(), current.raw(), counts.raw()],
-            Workgroups::Linear((params.words as u64).div_ceil(FLIP_WORDS_PER_GROUP)),
-        )
+        Workgroups::Linear((params.words as u64).div_ceil(FLIP_WORDS_PER_GROUP))
     }
+}
 
+impl SignFlipCount {
     /// Records `snapshot <- current` (a buffer copy) to start the next counting period.
     pub fn snapshot(
         &self,

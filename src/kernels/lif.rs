@@ -2,7 +2,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{check_lens, GpuBuffer, GpuContext, GpuError, Workgroups};
+use crate::gpu::{check_lens, GpuError, Workgroups};
 
 /// Reset rule after a spike (spec section 2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -82,18 +82,8 @@ const WORKGROUP: u32 = 64;
 kernel! {
     /// `lif_forward`: current `[T, N]` -> spikes `[T, N]`, membrane `h[t]` `[T, N]`.
     pub struct LifForward("lif_forward", LifParams);
-}
 
-impl LifForward {
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &LifParams,
-        current: &GpuBuffer<f32>,
-        spikes: &GpuBuffer<f32>,
-        membrane: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, current: f32, spikes: f32, membrane: f32) -> Workgroups {
         let expected_current = if params.broadcast_input == 1 {
             params.neurons as usize
         } else {
@@ -104,31 +94,15 @@ impl LifForward {
             Self::NAME,
             &[("spikes", spikes.len()), ("membrane", membrane.len())],
         )?;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[current.raw(), spikes.raw(), membrane.raw()],
-            Workgroups::for_items(params.neurons as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.neurons as u64, WORKGROUP)
     }
 }
 
 kernel! {
     /// `lif_backward`: membrane `[T, N]`, dL/ds `[T, N]` -> dL/dI `[T, N]`.
     pub struct LifBackward("lif_backward", LifParams);
-}
 
-impl LifBackward {
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &LifParams,
-        membrane: &GpuBuffer<f32>,
-        grad_spikes: &GpuBuffer<f32>,
-        grad_current: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, membrane: f32, grad_spikes: f32, grad_current: f32) -> Workgroups {
         params.check(
             Self::NAME,
             &[
@@ -137,12 +111,6 @@ impl LifBackward {
                 ("grad_current", grad_current.len()),
             ],
         )?;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[membrane.raw(), grad_spikes.raw(), grad_current.raw()],
-            Workgroups::for_items(params.neurons as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.neurons as u64, WORKGROUP)
     }
 }

@@ -82,54 +82,24 @@ impl BiasParams {
 kernel! {
     /// `bias_add`: `y [rows, cols] += bias [cols]` per row.
     pub struct BiasAdd("bias_add", BiasParams);
-}
 
-impl BiasAdd {
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &BiasParams,
-        bias: &GpuBuffer<f32>,
-        y: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, bias: f32, y: f32) -> Workgroups {
         params.check(Self::NAME, ("y", y.len()), ("bias", bias.len()))?;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[bias.raw(), y.raw()],
-            Workgroups::for_items(params.rows as u64 * params.cols as u64, 256),
-        )
+        Workgroups::for_items(params.rows as u64 * params.cols as u64, 256)
     }
 }
 
 kernel! {
     /// `bias_grad`: `grad_bias [cols] = column sums of grad_y [rows, cols]` (overwritten).
     pub struct BiasGrad("bias_grad", BiasParams);
-}
 
-impl BiasGrad {
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &BiasParams,
-        grad_y: &GpuBuffer<f32>,
-        grad_bias: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, grad_y: f32, grad_bias: f32) -> Workgroups {
         params.check(
             Self::NAME,
             ("grad_y", grad_y.len()),
             ("grad_bias", grad_bias.len()),
         )?;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[grad_y.raw(), grad_bias.raw()],
-            Workgroups::for_items(params.cols as u64, 64),
-        )
+        Workgroups::for_items(params.cols as u64, 64)
     }
 }
 

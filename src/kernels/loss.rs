@@ -4,7 +4,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{check_lens, GpuBuffer, GpuContext, GpuError, Workgroups};
+use crate::gpu::{check_lens, GpuError, Workgroups};
 
 /// Which cross-entropy the readout uses (spec section 6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -150,22 +150,16 @@ kernel! {
     /// `cross_entropy`: logits `[T, B, C]`, labels `[B]` -> dL/do `[T, B, C]` (batch-mean loss),
     /// per-sample loss `[B]`, and an update of `summary[slot]`. One workgroup per dispatch.
     pub struct CrossEntropy("cross_entropy", LossParams);
-}
 
-impl CrossEntropy {
     /// Records the loss; `summary` needs more than `params.slot` entries.
-    #[allow(clippy::too_many_arguments)]
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &LossParams,
-        logits: &GpuBuffer<f32>,
-        labels: &GpuBuffer<u32>,
-        grad: &GpuBuffer<f32>,
-        sample_loss: &GpuBuffer<f32>,
-        summary: &GpuBuffer<LossSummary>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(
+        params,
+        logits: f32,
+        labels: u32,
+        grad: f32,
+        sample_loss: f32,
+        summary: LossSummary,
+    ) -> Workgroups {
         params.check(
             logits.len(),
             labels.len(),
@@ -173,18 +167,6 @@ impl CrossEntropy {
             sample_loss.len(),
             summary.len(),
         )?;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[
-                logits.raw(),
-                labels.raw(),
-                grad.raw(),
-                sample_loss.raw(),
-                summary.raw(),
-            ],
-            Workgroups::Linear(1),
-        )
+        Workgroups::Linear(1)
     }
 }

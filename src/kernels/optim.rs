@@ -4,7 +4,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{check_lens, GpuBuffer, GpuContext, GpuError, Workgroups};
+use crate::gpu::{check_lens, GpuError, Workgroups};
 
 /// SGD hyper-parameters that stay fixed over a run (defaults: spec section 8).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -147,19 +147,9 @@ const WORKGROUP: u32 = 256;
 kernel! {
     /// `sgd_step`: updates weights `[len]` and the momentum buffer `[len]` from grad `[len]`.
     pub struct SgdStep("sgd_step", SgdParams);
-}
 
-impl SgdStep {
     /// Records one update; all buffers hold `params.len` values.
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &SgdParams,
-        weights: &GpuBuffer<f32>,
-        grad: &GpuBuffer<f32>,
-        momentum: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, weights: f32, grad: f32, momentum: f32) -> Workgroups {
         check_lens(
             Self::NAME,
             "len",
@@ -170,34 +160,16 @@ impl SgdStep {
                 ("momentum", momentum.len()),
             ],
         )?;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[weights.raw(), grad.raw(), momentum.raw()],
-            Workgroups::for_items(params.len as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.len as u64, WORKGROUP)
     }
 }
 
 kernel! {
     /// `adam_step`: updates weights `[len]` and both moment buffers `[len]` from grad `[len]`.
     pub struct AdamStep("adam_step", AdamParams);
-}
 
-impl AdamStep {
     /// Records one update; all buffers hold `params.len` values and `params.step >= 1`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &AdamParams,
-        weights: &GpuBuffer<f32>,
-        grad: &GpuBuffer<f32>,
-        exp_avg: &GpuBuffer<f32>,
-        exp_avg_sq: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, weights: f32, grad: f32, exp_avg: f32, exp_avg_sq: f32) -> Workgroups {
         if params.step == 0 {
             return Err(GpuError::shape(
                 Self::NAME,
@@ -215,12 +187,6 @@ impl AdamStep {
                 ("exp_avg_sq", exp_avg_sq.len()),
             ],
         )?;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[weights.raw(), grad.raw(), exp_avg.raw(), exp_avg_sq.raw()],
-            Workgroups::for_items(params.len as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.len as u64, WORKGROUP)
     }
 }

@@ -171,122 +171,60 @@ kernel! {
     /// `maxpool_forward`: input `[P, H, W]` -> output `[P, oH, oW]` and argmax `[P, oH, oW]` (u32
     /// index `ih * W + iw` within the input plane, as PyTorch's `indices`).
     pub struct MaxPoolForward("maxpool_forward", PoolParams);
-}
 
-impl MaxPoolForward {
     /// Records the dispatch.
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &PoolParams,
-        input: &GpuBuffer<f32>,
-        output: &GpuBuffer<f32>,
-        argmax: &GpuBuffer<u32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, input: f32, output: f32, argmax: u32) -> Workgroups {
         params.check(
             Self::NAME,
             &[("input", input.len())],
             &[("output", output.len()), ("argmax", argmax.len())],
         )?;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[input.raw(), output.raw(), argmax.raw()],
-            Workgroups::for_items(params.output_len() as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.output_len() as u64, WORKGROUP)
     }
 }
 
 kernel! {
     /// `maxpool_backward`: argmax and dL/doutput `[P, oH, oW]` -> dL/dinput `[P, H, W]` (gather).
     pub struct MaxPoolBackward("maxpool_backward", PoolParams);
-}
 
-impl MaxPoolBackward {
     /// Records the dispatch; `grad_input` is overwritten.
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &PoolParams,
-        argmax: &GpuBuffer<u32>,
-        grad_output: &GpuBuffer<f32>,
-        grad_input: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, argmax: u32, grad_output: f32, grad_input: f32) -> Workgroups {
         params.check(
             Self::NAME,
             &[("grad_input", grad_input.len())],
             &[("argmax", argmax.len()), ("grad_output", grad_output.len())],
         )?;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[argmax.raw(), grad_output.raw(), grad_input.raw()],
-            Workgroups::for_items(params.input_len() as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.input_len() as u64, WORKGROUP)
     }
 }
 
 kernel! {
     /// `avgpool_forward`: input `[P, H, W]` -> output `[P, oH, oW]`, the mean of each window.
     pub struct AvgPoolForward("avgpool_forward", PoolParams);
-}
 
-impl AvgPoolForward {
     /// Records the dispatch.
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &PoolParams,
-        input: &GpuBuffer<f32>,
-        output: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, input: f32, output: f32) -> Workgroups {
         params.check(
             Self::NAME,
             &[("input", input.len())],
             &[("output", output.len())],
         )?;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[input.raw(), output.raw()],
-            Workgroups::for_items(params.output_len() as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.output_len() as u64, WORKGROUP)
     }
 }
 
 kernel! {
     /// `avgpool_backward`: dL/doutput `[P, oH, oW]` -> dL/dinput `[P, H, W]` (gather).
     pub struct AvgPoolBackward("avgpool_backward", PoolParams);
-}
 
-impl AvgPoolBackward {
     /// Records the dispatch; `grad_input` is overwritten.
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &PoolParams,
-        grad_output: &GpuBuffer<f32>,
-        grad_input: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, grad_output: f32, grad_input: f32) -> Workgroups {
         params.check(
             Self::NAME,
             &[("grad_input", grad_input.len())],
             &[("grad_output", grad_output.len())],
         )?;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[grad_output.raw(), grad_input.raw()],
-            Workgroups::for_items(params.input_len() as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.input_len() as u64, WORKGROUP)
     }
 }
 

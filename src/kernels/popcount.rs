@@ -18,7 +18,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::conv::ConvShape;
-use crate::gpu::{GpuBuffer, GpuContext, GpuError, Workgroups};
+use crate::gpu::{GpuError, Workgroups};
 
 const WORKGROUP: u32 = 64;
 /// Output channels per `binary_conv_popcount` workgroup (each invocation keeps 16 counters).
@@ -117,28 +117,13 @@ kernel! {
     /// `pack_spikes`: spikes `[N, C, H, W]` f32 in {0, 1} -> `[N, H, W, ceil(C/32)]` u32 channel
     /// bits (bit set iff the spike is nonzero; bits past `C` zero).
     pub struct PackSpikes("pack_spikes", PackSpikesParams);
-}
 
-impl PackSpikes {
     /// Records the dispatch: one invocation per output word.
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &PackSpikesParams,
-        spikes: &GpuBuffer<f32>,
-        packed: &GpuBuffer<u32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, spikes: f32, packed: u32) -> Workgroups {
         params.check(Self::NAME)?;
         spikes.expect_len(Self::NAME, "spikes", params.spikes_len())?;
         packed.expect_len(Self::NAME, "packed", params.total_words as usize)?;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[spikes.raw(), packed.raw()],
-            Workgroups::for_items(params.total_words as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.total_words as u64, WORKGROUP)
     }
 }
 
@@ -216,28 +201,13 @@ kernel! {
     /// `pack_weights`: weights `[C_out, C_in, kH, kW]` f32 -> sign bits `[kH, kW, ceil(C_in/32),
     /// C_out_pad]` u32 (bit set iff `W >= 0`; bits past `C_in` and channels past `C_out` zero).
     pub struct PackWeights("pack_weights", PackWeightsParams);
-}
 
-impl PackWeights {
     /// Records the dispatch: one invocation per output word.
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &PackWeightsParams,
-        weights: &GpuBuffer<f32>,
-        packed: &GpuBuffer<u32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, weights: f32, packed: u32) -> Workgroups {
         params.check(Self::NAME)?;
         weights.expect_len(Self::NAME, "weights", params.weights_len())?;
         packed.expect_len(Self::NAME, "packed", params.total_words as usize)?;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[weights.raw(), packed.raw()],
-            Workgroups::for_items(params.total_words as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.total_words as u64, WORKGROUP)
     }
 }
 
@@ -351,21 +321,9 @@ kernel! {
     /// `[kH, kW, words, C_out_pad]`, gamma `[C_out]` -> output `[N, C_out, OH, OW]` f32 with
     /// `out = gamma[co] * (2 * popcount(s & w) - popcount(s))` summed over valid taps.
     pub struct BinaryConvPopcount("binary_conv_popcount", PopcountConvParams);
-}
 
-impl BinaryConvPopcount {
     /// Records the dispatch: workgroups of 64 output pixels x 16 output channels.
-    #[allow(clippy::too_many_arguments)]
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &PopcountConvParams,
-        spikes: &GpuBuffer<u32>,
-        weights: &GpuBuffer<u32>,
-        gamma: &GpuBuffer<f32>,
-        output: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, spikes: u32, weights: u32, gamma: f32, output: f32) -> Workgroups {
         params.check(Self::NAME)?;
         spikes.expect_len(Self::NAME, "spikes (packed)", params.packed_spikes_len())?;
         weights.expect_len(Self::NAME, "weights (packed)", params.packed_weights_len())?;
@@ -374,12 +332,6 @@ impl BinaryConvPopcount {
         // Pixel groups fold into x and z; y indexes the block of 16 output channels.
         let [x, z, _] = Workgroups::for_items(params.pixels as u64, WORKGROUP).counts()?;
         let blocks = (params.out_channels as usize).div_ceil(POPCOUNT_CHANNEL_BLOCK) as u32;
-        self.record(
-            ctx,
-            encoder,
-            params,
-            &[spikes.raw(), weights.raw(), gamma.raw(), output.raw()],
-            Workgroups::Grid([x, blocks, z]),
-        )
+        Workgroups::Grid([x, blocks, z])
     }
 }
