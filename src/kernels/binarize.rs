@@ -10,7 +10,8 @@ use crate::gpu::{GpuError, Workgroups};
 /// workgroup, the CPU mirror follows the same summation order.
 pub const BINARIZE_WORKGROUP: usize = 64;
 
-/// Mirrors `struct BinarizeParams` in `shaders/common/binarize.wgsl` (forward and backward). The latent weight is viewed as `[out_channels, fan_in]`
+/// Mirrors `struct BinarizeParams` in `shaders/common/binarize.wgsl` (forward and backward).
+/// The latent weight is viewed as `[out_channels, fan_in]`
 /// (conv `[C_out, C_in, kH, kW]` with `fan_in = C_in*kH*kW`, linear `[N_out, N_in]`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]

@@ -215,7 +215,8 @@ impl Im2colParams {
 const WORKGROUP: u32 = 256;
 
 kernel! {
-    /// `im2col`: image `[N, C, H, W]` (from `image_offset`) -> cols `[samples, C*kH*kW, H_out*W_out]`.
+    /// `im2col`: image `[N, C, H, W]` (from `image_offset`) ->
+    /// cols `[samples, C*kH*kW, H_out*W_out]`.
     pub struct Im2col("im2col", Im2colParams);
 
     fn dispatch(params, image: f32, cols: f32) -> Workgroups {
@@ -229,8 +230,8 @@ kernel! {
 }
 
 kernel! {
-    /// `col2im` (gather, no atomics): cols `[samples, C*kH*kW, H_out*W_out]` -> image `[N, C, H, W]`
-    /// (from `image_offset`, overwritten).
+    /// `col2im` (gather, no atomics): cols `[samples, C*kH*kW, H_out*W_out]` ->
+    /// image `[N, C, H, W]` (from `image_offset`, overwritten).
     pub struct Col2im("col2im", Im2colParams);
 
     fn dispatch(params, cols: f32, image: f32) -> Workgroups {
