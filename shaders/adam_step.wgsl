@@ -15,6 +15,8 @@
 // with step_size = lr / (1 - beta1^t), bc2_sqrt = sqrt(1 - beta2^t) and 1 - beta computed on the
 // host in f64 from the step count t >= 1 (as PyTorch computes them in Python floats).
 
+//!include common/group_index.wgsl
+
 struct AdamParams {
     len: u32,
     step: u32,         // t >= 1 (informational here; the host folds it into the two below)
@@ -43,7 +45,7 @@ struct AdamParams {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+    let i = group_index(wid, nwg) * 256u + lid;
     if (i >= params.len) {
         return;
     }

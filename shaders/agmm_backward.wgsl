@@ -1,7 +1,7 @@
 // agmm_backward: exact gradient of the AGMM gate in reverse time, one dispatch (spec section 4).
 //
 // Bindings:
-//   0 uniform params : AgmmParams (same struct as agmm_forward)
+//   0 uniform params : AgmmParams (common/agmm.wgsl)
 //   1 storage read   : x      [T, N] f32  X[t] (the forward input)
 //   2 storage read   : e      [T, N] f32  E[t] saved by agmm_forward
 //   3 storage read   : grad_y [T, N] f32  G[t] = dL/dY[t]
@@ -14,12 +14,8 @@
 //   detached: dL/dX[t] = q[t] * G[t]            (E treated as a constant)
 //   off:      dL/dX[t] = G[t]                   (identity)
 
-struct AgmmParams {
-    timesteps: u32,
-    elements: u32,
-    mode: u32,         // 0 = full, 1 = detached, 2 = off
-    alpha_const: f32,  // 0 = running mean (alpha[t] = 1/t)
-}
+//!include common/group_index.wgsl
+//!include common/agmm.wgsl
 
 @group(0) @binding(0) var<uniform> params: AgmmParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -41,7 +37,7 @@ fn alpha_at(t: u32) -> f32 {
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let n = (wid.x + wid.y * nwg.x) * 64u + lid;
+    let n = group_index(wid, nwg) * 64u + lid;
     if (n >= params.elements) {
         return;
     }

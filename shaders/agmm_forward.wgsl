@@ -2,7 +2,7 @@
 // dispatch (spec section 4).
 //
 // Bindings:
-//   0 uniform params : AgmmParams
+//   0 uniform params : AgmmParams (common/agmm.wgsl)
 //   1 storage read   : x [T, N] f32   BN output X[t] (N = B*C*H*W, time-major)
 //   2 storage rw     : y [T, N] f32   gated output Y[t]
 //   3 storage rw     : e [T, N] f32   running expectation E[t] (saved for agmm_backward)
@@ -13,12 +13,8 @@
 //   full / detached: Y[t] = sigmoid(E[t]) * X[t];   off: Y[t] = X[t]
 // E is written in every mode so a layer can run the kernels uniformly.
 
-struct AgmmParams {
-    timesteps: u32,
-    elements: u32,
-    mode: u32,         // 0 = full, 1 = detached, 2 = off
-    alpha_const: f32,  // 0 = running mean (alpha[t] = 1/t)
-}
+//!include common/group_index.wgsl
+//!include common/agmm.wgsl
 
 @group(0) @binding(0) var<uniform> params: AgmmParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -36,7 +32,7 @@ fn alpha_at(t: u32) -> f32 {
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let n = (wid.x + wid.y * nwg.x) * 64u + lid;
+    let n = group_index(wid, nwg) * 64u + lid;
     if (n >= params.elements) {
         return;
     }

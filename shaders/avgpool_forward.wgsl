@@ -2,26 +2,14 @@
 // values). Global average pooling is kernel = stride = (in_h, in_w), giving one output per plane.
 //
 // Bindings:
-//   0 uniform params : PoolParams (same struct as maxpool_forward.wgsl)
+//   0 uniform params : PoolParams (common/pool.wgsl)
 //   1 storage read   : input  [P, in_h, in_w] f32   (P = N*C planes, N = T*B)
 //   2 storage rw     : output [P, out_h, out_w] f32 (written)
 // Dispatch: one invocation per output element, workgroups of 256, folded 1-D.
 // out_h = (in_h - kernel_h) / stride_h + 1 (floor), likewise for the width.
 
-struct PoolParams {
-    planes: u32,
-    in_h: u32,
-    in_w: u32,
-    out_h: u32,
-    out_w: u32,
-    kernel_h: u32,
-    kernel_w: u32,
-    stride_h: u32,
-    stride_w: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
+//!include common/group_index.wgsl
+//!include common/pool.wgsl
 
 @group(0) @binding(0) var<uniform> params: PoolParams;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
@@ -30,16 +18,12 @@ struct PoolParams {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let o = (wid.x + wid.y * nwg.x) * 256u + lid;
-    let out_plane = params.out_h * params.out_w;
-    if (o >= params.planes * out_plane) {
+    let o = group_index(wid, nwg) * 256u + lid;
+    if (o >= params.planes * params.out_h * params.out_w) {
         return;
     }
-    let plane = o / out_plane;
-    let r = o - plane * out_plane;
-    let oh = r / params.out_w;
-    let ow = r - oh * params.out_w;
-    let start = plane * params.in_h * params.in_w + oh * params.stride_h * params.in_w + ow * params.stride_w;
+    let window = pool_window(params, o);
+    let start = window.base + window.origin;
     var sum = 0.0;
     for (var kh = 0u; kh < params.kernel_h; kh++) {
         let row = start + kh * params.in_w;

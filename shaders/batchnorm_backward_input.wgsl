@@ -4,7 +4,7 @@
 //   xhat = (x - mean) * invstd,  M = N*HW.
 //
 // Bindings:
-//   0 uniform params      : BatchNormParams (same struct as batchnorm_stats.wgsl)
+//   0 uniform params      : BatchNormParams (common/batchnorm.wgsl)
 //   1 storage read        : x           [N, C, HW] f32 forward input
 //   2 storage read        : grad_y      [N, C, HW] f32 dL/dy
 //   3 storage read        : save_mean   [C] f32
@@ -17,16 +17,8 @@
 // 256 apart, so neighbouring invocations touch neighbouring values), folded 1-D
 // (ceil(N*C*HW / 2048) groups).
 
-struct BatchNormParams {
-    samples: u32,
-    channels: u32,
-    spatial: u32,
-    from_variance: u32,
-    eps: f32,
-    momentum: f32,
-    _pad0: u32,
-    _pad1: u32,
-}
+//!include common/group_index.wgsl
+//!include common/batchnorm.wgsl
 
 @group(0) @binding(0) var<uniform> params: BatchNormParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -45,7 +37,7 @@ const ITEMS: u32 = 8u;  // elements per invocation, 256 apart
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
     let total = params.samples * params.channels * params.spatial;
-    let start = (wid.x + wid.y * nwg.x) * (WG * ITEMS) + lid;
+    let start = group_index(wid, nwg) * (WG * ITEMS) + lid;
     if (start >= total) {
         return;
     }

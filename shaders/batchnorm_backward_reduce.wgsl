@@ -3,7 +3,7 @@
 // exactly this batch's sums.
 //
 // Bindings:
-//   0 uniform params      : BatchNormParams (same struct as batchnorm_stats.wgsl)
+//   0 uniform params      : BatchNormParams (common/batchnorm.wgsl)
 //   1 storage read        : x           [N, C, HW] f32 forward input
 //   2 storage read        : grad_y      [N, C, HW] f32 dL/dy
 //   3 storage read        : save_mean   [C] f32 from batchnorm_stats
@@ -13,16 +13,9 @@
 // Dispatch: one workgroup of 256 per channel, folded 1-D (C groups); strided loop over the
 // channel's M = N*HW values, then a shared-memory tree reduction.
 
-struct BatchNormParams {
-    samples: u32,
-    channels: u32,
-    spatial: u32,
-    from_variance: u32,
-    eps: f32,
-    momentum: f32,
-    _pad0: u32,
-    _pad1: u32,
-}
+//!include common/group_index.wgsl
+//!include common/workgroup_sum2.wgsl
+//!include common/batchnorm.wgsl
 
 @group(0) @binding(0) var<uniform> params: BatchNormParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -33,13 +26,10 @@ struct BatchNormParams {
 @group(0) @binding(6) var<storage, read_write> grad_bias: array<f32>;
 
 const WG: u32 = 256u;
-var<workgroup> part_dy: array<f32, 256>;
-var<workgroup> part_dyx: array<f32, 256>;
-
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let c = wid.x + wid.y * nwg.x;
+    let c = group_index(wid, nwg);
     if (c >= params.channels) {
         return;
     }
@@ -65,18 +55,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             n += 1u;
         }
     }
-    part_dy[lid] = s_dy;
-    part_dyx[lid] = s_dyx;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-        if (lid < stride) {
-            part_dy[lid] += part_dy[lid + stride];
-            part_dyx[lid] += part_dyx[lid + stride];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum2(lid, s_dy, s_dyx);
     if (lid == 0u) {
-        grad_bias[c] = part_dy[0];
-        grad_weight[c] = part_dyx[0] * save_invstd[c];
+        grad_bias[c] = total.x;
+        grad_weight[c] = total.y * save_invstd[c];
     }
 }

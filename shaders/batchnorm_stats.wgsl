@@ -2,7 +2,7 @@
 // update (spec section 5; PyTorch semantics).
 //
 // Bindings:
-//   0 uniform params      : BatchNormParams
+//   0 uniform params      : BatchNormParams (common/batchnorm.wgsl)
 //   1 storage read        : x            [N, C, HW] f32 (N = T*B, time folded into batch)
 //   2 storage rw          : save_mean    [C] f32   batch mean (written, for the backward)
 //   3 storage rw          : save_invstd  [C] f32   1 / sqrt(biased var + eps) (written)
@@ -16,16 +16,9 @@
 //   running_var  = (1 - momentum) * running_var  + momentum * var * M / (M - 1)
 // The host rejects M < 2 (PyTorch raises for one value per channel in training).
 
-struct BatchNormParams {
-    samples: u32,        // N = T*B
-    channels: u32,       // C
-    spatial: u32,        // HW = H*W
-    from_variance: u32,  // batchnorm_apply only
-    eps: f32,
-    momentum: f32,
-    _pad0: u32,
-    _pad1: u32,
-}
+//!include common/group_index.wgsl
+//!include common/workgroup_sum2.wgsl
+//!include common/batchnorm.wgsl
 
 @group(0) @binding(0) var<uniform> params: BatchNormParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -35,13 +28,10 @@ struct BatchNormParams {
 @group(0) @binding(5) var<storage, read_write> running_var: array<f32>;
 
 const WG: u32 = 256u;
-var<workgroup> part_sum: array<f32, 256>;
-var<workgroup> part_sq: array<f32, 256>;
-
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let c = wid.x + wid.y * nwg.x;
+    let c = group_index(wid, nwg);
     // Uniform across the workgroup, so the barriers below stay in uniform control flow.
     if (c >= params.channels) {
         return;
@@ -70,20 +60,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             n += 1u;
         }
     }
-    part_sum[lid] = s1;
-    part_sq[lid] = s2;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-        if (lid < stride) {
-            part_sum[lid] += part_sum[lid + stride];
-            part_sq[lid] += part_sq[lid + stride];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum2(lid, s1, s2);
     if (lid == 0u) {
         let mf = f32(m);
-        let mean_d = part_sum[0] / mf;
-        let var_b = max(part_sq[0] / mf - mean_d * mean_d, 0.0);
+        let mean_d = total.x / mf;
+        let var_b = max(total.y / mf - mean_d * mean_d, 0.0);
         let mean = shift + mean_d;
         save_mean[c] = mean;
         save_invstd[c] = 1.0 / sqrt(var_b + params.eps);

@@ -1,7 +1,7 @@
 // binarize_backward: clipped straight-through estimator for binarize_forward (spec section 3).
 //
 // Bindings:
-//   0 uniform params : BinarizeParams (same struct as binarize_forward)
+//   0 uniform params : BinarizeParams (common/binarize.wgsl)
 //   1 storage read   : latent      [C_out, K] f32  latent weights W
 //   2 storage read   : gamma       [C_out]    f32  scales from binarize_forward (detached)
 //   3 storage read   : grad_wb     [C_out, K] f32  dL/dW_b
@@ -9,12 +9,8 @@
 // Dispatch: one invocation per element, workgroups of 64, folded 1-D (ceil(C_out*K / 64)).
 // No gradient flows into gamma: the spec detaches it.
 
-struct BinarizeParams {
-    out_channels: u32,
-    fan_in: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
+//!include common/group_index.wgsl
+//!include common/binarize.wgsl
 
 @group(0) @binding(0) var<uniform> params: BinarizeParams;
 @group(0) @binding(1) var<storage, read> latent: array<f32>;
@@ -25,7 +21,7 @@ struct BinarizeParams {
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * 64u + lid;
+    let i = group_index(wid, nwg) * 64u + lid;
     if (i >= params.out_channels * params.fan_in) {
         return;
     }

@@ -1,7 +1,7 @@
 // binarize_forward: per-output-channel scaled sign binarization (spec section 3).
 //
 // Bindings:
-//   0 uniform params : BinarizeParams
+//   0 uniform params : BinarizeParams (common/binarize.wgsl)
 //   1 storage read   : latent   [C_out, K] f32   latent weights W (conv [C_out, C_in, kH, kW]
 //                                                 viewed with K = C_in*kH*kW; linear [N_out, N_in])
 //   2 storage rw     : weight_b [C_out, K] f32   W_b = gamma[c] * sign(W), sign(w) = +1 iff w >= 0
@@ -11,12 +11,8 @@
 // sums |W| over k = lid, lid + 64, ...; a shared-memory tree then reduces the 64 partials.
 // The CPU mirror (`cpu::binarize::binarize_forward`) follows the same summation order.
 
-struct BinarizeParams {
-    out_channels: u32,
-    fan_in: u32,        // K
-    _pad0: u32,
-    _pad1: u32,
-}
+//!include common/group_index.wgsl
+//!include common/binarize.wgsl
 
 const WG: u32 = 64u;
 
@@ -30,7 +26,7 @@ var<workgroup> partial: array<f32, 64>;
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let c = wid.x + wid.y * nwg.x;
+    let c = group_index(wid, nwg);
     // `c` is uniform over the workgroup, so this early return keeps barriers in uniform control.
     if (c >= params.out_channels) {
         return;

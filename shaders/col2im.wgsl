@@ -2,7 +2,7 @@
 // invocation owns one image element and sums the columns that read it, so no atomics are needed.
 //
 // Bindings:
-//   0 uniform params : Im2colParams (same struct as im2col.wgsl)
+//   0 uniform params : Im2colParams (common/im2col.wgsl)
 //   1 storage read   : cols  [samples, C*kH*kW, H_out*W_out] f32 (dL/dcols, read from element 0)
 //   2 storage rw     : image [N_total, C, H, W] f32; this dispatch writes `samples` images
 //                          starting at element image_offset (dL/dinput, overwritten)
@@ -12,20 +12,8 @@
 //   image[n, c, y, x] = sum over (ky, kx) with y + pad - ky = oy*stride, x + pad - kx = ox*stride,
 //                       0 <= oy < H_out, 0 <= ox < W_out, of cols[n, (c*kH + ky)*kW + kx, oy*W_out + ox]
 
-struct Im2colParams {
-    samples: u32,
-    channels: u32,
-    height: u32,
-    width: u32,
-    kernel_h: u32,
-    kernel_w: u32,
-    stride: u32,
-    pad: u32,
-    out_h: u32,
-    out_w: u32,
-    image_offset: u32,
-    total: u32,      // elements this dispatch produces (the image here, cols in im2col)
-}
+//!include common/group_index.wgsl
+//!include common/im2col.wgsl
 
 @group(0) @binding(0) var<uniform> params: Im2colParams;
 @group(0) @binding(1) var<storage, read> cols: array<f32>;
@@ -34,7 +22,7 @@ struct Im2colParams {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let idx = (wid.x + wid.y * nwg.x) * 256u + lid;
+    let idx = group_index(wid, nwg) * 256u + lid;
     if (idx >= params.total) {
         return;
     }

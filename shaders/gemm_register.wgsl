@@ -3,7 +3,7 @@
 // invocation keeps an 8x8 tile of C in 16 vec4 registers and walks K four steps at a time.
 //
 // Bindings:
-//   0 uniform params : GemmParams
+//   0 uniform params : GemmParams (common/gemm.wgsl)
 //   1 storage read   : a  f32, matrix b at offset_a + b * stride_a; [M, K] row-major, or [K, M]
 //                          when trans_a (stride_a = 0 shares one matrix, e.g. conv weights)
 //   2 storage read   : b  f32, at offset_b + b * stride_b; [K, N] row-major, or [N, K] when trans_b
@@ -16,24 +16,7 @@
 // branches in the K loop) and masked on store. The code is unrolled by hand because llvmpipe
 // keeps only straight-line scalars in registers; function-local arrays would live in memory.
 
-struct GemmParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch: u32,
-    stride_a: u32,
-    stride_b: u32,
-    stride_c: u32,
-    trans_a: u32,
-    offset_a: u32,
-    offset_b: u32,
-    offset_c: u32,
-    trans_b: u32,
-    accumulate: u32,
-    reduce_batch: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
+//!include common/gemm.wgsl
 
 @group(0) @binding(0) var<uniform> params: GemmParams;
 @group(0) @binding(1) var<storage, read> a: array<f32>;

@@ -3,7 +3,7 @@
 // sub-tile; A and B stream through workgroup memory in 64x16 slabs (2 x 4 KiB).
 //
 // Bindings (identical to gemm_register.wgsl, so both variants share one Rust struct):
-//   0 uniform params : GemmParams
+//   0 uniform params : GemmParams (common/gemm.wgsl)
 //   1 storage read   : a  f32, matrix b at offset_a + b * stride_a; [M, K] row-major, or [K, M]
 //                          when trans_a (stride_a = 0 shares one matrix, e.g. conv weights)
 //   2 storage read   : b  f32, at offset_b + b * stride_b; [K, N] row-major, or [N, K] when trans_b
@@ -14,24 +14,7 @@
 // Slab loads are bounds-checked (zero outside), and the load mapping follows the storage order
 // so that neighbouring invocations read neighbouring addresses (coalesced) for every transpose.
 
-struct GemmParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch: u32,
-    stride_a: u32,
-    stride_b: u32,
-    stride_c: u32,
-    trans_a: u32,
-    offset_a: u32,
-    offset_b: u32,
-    offset_c: u32,
-    trans_b: u32,
-    accumulate: u32,
-    reduce_batch: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
+//!include common/gemm.wgsl
 
 @group(0) @binding(0) var<uniform> params: GemmParams;
 @group(0) @binding(1) var<storage, read> a: array<f32>;

@@ -1,7 +1,7 @@
 // im2col: unfolds image patches into columns so that a conv becomes a GEMM (spec: conv layers).
 //
 // Bindings:
-//   0 uniform params : Im2colParams
+//   0 uniform params : Im2colParams (common/im2col.wgsl)
 //   1 storage read   : image [N_total, C, H, W] f32; this dispatch reads `samples` images starting
 //                          at element image_offset (batch chunking; N = T*B, time-major)
 //   2 storage rw     : cols  [samples, C*kH*kW, H_out*W_out] f32 (written from element 0);
@@ -12,20 +12,8 @@
 //
 //   cols[n, r, p] = image[n, c, oy*stride + ky - pad, ox*stride + kx - pad], 0 outside the image
 
-struct Im2colParams {
-    samples: u32,
-    channels: u32,
-    height: u32,
-    width: u32,
-    kernel_h: u32,
-    kernel_w: u32,
-    stride: u32,
-    pad: u32,
-    out_h: u32,
-    out_w: u32,
-    image_offset: u32,
-    total: u32,      // elements this dispatch produces (cols here, the image in col2im)
-}
+//!include common/group_index.wgsl
+//!include common/im2col.wgsl
 
 @group(0) @binding(0) var<uniform> params: Im2colParams;
 @group(0) @binding(1) var<storage, read> image: array<f32>;
@@ -34,7 +22,7 @@ struct Im2colParams {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let idx = (wid.x + wid.y * nwg.x) * 256u + lid;
+    let idx = group_index(wid, nwg) * 256u + lid;
     let taps = params.kernel_h * params.kernel_w;
     if (idx >= params.total / taps) {
         return;

@@ -1,7 +1,7 @@
 // lif_backward: BPTT through multi-step LIF in reverse time, one dispatch (spec section 2).
 //
 // Bindings:
-//   0 uniform params    : LifParams (same struct as lif_forward)
+//   0 uniform params    : LifParams (common/lif.wgsl)
 //   1 storage read      : membrane     [T, N] f32  h[t] saved by lif_forward
 //   2 storage read      : grad_spikes  [T, N] f32  dL/ds[t] from the layer above
 //   3 storage rw        : grad_current [T, N] f32  dL/dI[t] (written)
@@ -14,16 +14,8 @@
 //         gh'   = gs[t] * sg(h[t]) + lambda * gh
 //   dL/dI[t] = gh'
 
-struct LifParams {
-    timesteps: u32,
-    neurons: u32,
-    soft_reset: u32,
-    detach_reset: u32,
-    decay: f32,
-    v_th: f32,
-    surrogate_width: f32,
-    broadcast_input: u32, // 1: the input is one [N] frame reused at every t (direct encoding)
-}
+//!include common/group_index.wgsl
+//!include common/lif.wgsl
 
 @group(0) @binding(0) var<uniform> params: LifParams;
 @group(0) @binding(1) var<storage, read> membrane: array<f32>;
@@ -33,7 +25,7 @@ struct LifParams {
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let n = (wid.x + wid.y * nwg.x) * 64u + lid;
+    let n = group_index(wid, nwg) * 64u + lid;
     if (n >= params.neurons) {
         return;
     }

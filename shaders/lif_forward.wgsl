@@ -1,7 +1,7 @@
 // lif_forward: multi-step LIF neurons, the whole time loop in one dispatch (spec section 2).
 //
 // Bindings:
-//   0 uniform params : LifParams
+//   0 uniform params : LifParams (common/lif.wgsl)
 //   1 storage read   : current  [T, N] f32   input current I[t] (N = B*C*H*W, time-major),
 //                                           or [N] when broadcast_input = 1 (same I at every t)
 //   2 storage rw     : spikes   [T, N] f32   s[t] in {0, 1}
@@ -12,16 +12,8 @@
 //   soft: h[t] = lambda * (u[t-1] - v_th * s[t-1]) + I[t]
 //   s[t] = (h[t] >= v_th),  u[t] = h[t],  u[0] = s[0] = 0
 
-struct LifParams {
-    timesteps: u32,
-    neurons: u32,
-    soft_reset: u32,     // 0 = hard, 1 = soft
-    detach_reset: u32,   // forward ignores it; kept so both passes share one struct
-    decay: f32,          // lambda
-    v_th: f32,
-    surrogate_width: f32,
-    broadcast_input: u32, // 1: the input is one [N] frame reused at every t (direct encoding)
-}
+//!include common/group_index.wgsl
+//!include common/lif.wgsl
 
 @group(0) @binding(0) var<uniform> params: LifParams;
 @group(0) @binding(1) var<storage, read> current: array<f32>;
@@ -31,7 +23,7 @@ struct LifParams {
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let n = (wid.x + wid.y * nwg.x) * 64u + lid;
+    let n = group_index(wid, nwg) * 64u + lid;
     if (n >= params.neurons) {
         return;
     }

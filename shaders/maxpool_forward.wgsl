@@ -3,7 +3,7 @@
 // inputs in {0, 1} the max is a logical OR, so the output stays exactly 0/1 (spec section 7).
 //
 // Bindings:
-//   0 uniform params : PoolParams
+//   0 uniform params : PoolParams (common/pool.wgsl)
 //   1 storage read   : input  [P, in_h, in_w] f32   (P = N*C planes, N = T*B)
 //   2 storage rw     : output [P, out_h, out_w] f32 (written)
 //   3 storage rw     : argmax [P, out_h, out_w] u32 (written) flat index ih * in_w + iw of
@@ -11,20 +11,8 @@
 // Dispatch: one invocation per output element, workgroups of 256, folded 1-D.
 // out_h = (in_h - kernel_h) / stride_h + 1 (floor), likewise for the width.
 
-struct PoolParams {
-    planes: u32,
-    in_h: u32,
-    in_w: u32,
-    out_h: u32,
-    out_w: u32,
-    kernel_h: u32,
-    kernel_w: u32,
-    stride_h: u32,
-    stride_w: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
+//!include common/group_index.wgsl
+//!include common/pool.wgsl
 
 @group(0) @binding(0) var<uniform> params: PoolParams;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
@@ -34,24 +22,18 @@ struct PoolParams {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let o = (wid.x + wid.y * nwg.x) * 256u + lid;
-    let out_plane = params.out_h * params.out_w;
-    if (o >= params.planes * out_plane) {
+    let o = group_index(wid, nwg) * 256u + lid;
+    if (o >= params.planes * params.out_h * params.out_w) {
         return;
     }
-    let plane = o / out_plane;
-    let r = o - plane * out_plane;
-    let oh = r / params.out_w;
-    let ow = r - oh * params.out_w;
-    let base = plane * params.in_h * params.in_w;
-    let h0 = oh * params.stride_h;
-    let w0 = ow * params.stride_w;
-    var best_idx = h0 * params.in_w + w0;
+    let window = pool_window(params, o);
+    let base = window.base;
+    var best_idx = window.origin;
     var best = input[base + best_idx];
     for (var kh = 0u; kh < params.kernel_h; kh++) {
-        let row = (h0 + kh) * params.in_w;
+        let row = window.origin + kh * params.in_w;
         for (var kw = 0u; kw < params.kernel_w; kw++) {
-            let idx = row + w0 + kw;
+            let idx = row + kw;
             let v = input[base + idx];
             if (v > best) {
                 best = v;

@@ -11,6 +11,8 @@
 // Dispatch: exactly one workgroup of 64. Invocation `lid` sums partial pairs lid, lid + 64, ...;
 // a shared-memory tree reduces the 64 pairs.
 
+//!include common/workgroup_sum2.wgsl
+
 struct MomentsFinalParams {
     groups: u32,
     len: u32,
@@ -24,9 +26,6 @@ const WG: u32 = 64u;
 @group(0) @binding(1) var<storage, read> partials: array<f32>;
 @group(0) @binding(2) var<storage, read_write> summary: array<f32>;
 
-var<workgroup> sums: array<f32, 64>;
-var<workgroup> squares: array<f32, 64>;
-
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_index) lid: u32) {
     var s = 0.0;
@@ -35,19 +34,10 @@ fn main(@builtin(local_invocation_index) lid: u32) {
         s += partials[2u * g];
         q += partials[2u * g + 1u];
     }
-    sums[lid] = s;
-    squares[lid] = q;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-        if (lid < stride) {
-            sums[lid] = sums[lid] + sums[lid + stride];
-            squares[lid] = squares[lid] + squares[lid + stride];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum2(lid, s, q);
     if (lid == 0u) {
         let o = 3u * params.slot;
-        var result = vec3<f32>(sums[0], squares[0], f32(params.len));
+        var result = vec3<f32>(total.x, total.y, f32(params.len));
         if (params.accumulate == 1u) {
             result += vec3<f32>(summary[o], summary[o + 1u], summary[o + 2u]);
         }

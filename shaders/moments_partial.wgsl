@@ -10,6 +10,9 @@
 // `lid` sums elements lid, lid + 64, ... of the chunk (neighbouring invocations read
 // neighbouring floats); a shared-memory tree reduces the 64 partial pairs.
 
+//!include common/group_index.wgsl
+//!include common/workgroup_sum2.wgsl
+
 struct MomentsPartialParams {
     len: u32,
     chunk: u32,
@@ -23,13 +26,10 @@ const WG: u32 = 64u;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read_write> partials: array<f32>;
 
-var<workgroup> sums: array<f32, 64>;
-var<workgroup> squares: array<f32, 64>;
-
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let g = wid.x + wid.y * nwg.x;
+    let g = group_index(wid, nwg);
     // Uniform over the workgroup: barriers below stay in uniform control flow.
     if (g >= params.groups) {
         return;
@@ -43,18 +43,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         s += v;
         q += v * v;
     }
-    sums[lid] = s;
-    squares[lid] = q;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-        if (lid < stride) {
-            sums[lid] = sums[lid] + sums[lid + stride];
-            squares[lid] = squares[lid] + squares[lid + stride];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum2(lid, s, q);
     if (lid == 0u) {
-        partials[2u * g] = sums[0];
-        partials[2u * g + 1u] = squares[0];
+        partials[2u * g] = total.x;
+        partials[2u * g + 1u] = total.y;
     }
 }

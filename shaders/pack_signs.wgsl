@@ -8,6 +8,8 @@
 //                                                     the last word are zero
 // Dispatch: one invocation per output word, workgroups of 64, folded 1-D (ceil(words / 64)).
 
+//!include common/group_index.wgsl
+
 struct PackSignsParams {
     numel: u32,
     words: u32,
@@ -22,7 +24,7 @@ struct PackSignsParams {
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let j = (wid.x + wid.y * nwg.x) * 64u + lid;
+    let j = group_index(wid, nwg) * 64u + lid;
     if (j >= params.words) {
         return;
     }

@@ -12,6 +12,8 @@
 // neighbouring invocations read neighbouring floats; the 32 channel reads of one word are
 // H*W apart.
 
+//!include common/group_index.wgsl
+
 struct PackSpikesParams {
     batch: u32,
     channels: u32,
@@ -30,7 +32,7 @@ struct PackSpikesParams {
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let g = (wid.x + wid.y * nwg.x) * 64u + lid;
+    let g = group_index(wid, nwg) * 64u + lid;
     if (g >= params.total_words) {
         return;
     }

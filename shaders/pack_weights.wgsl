@@ -15,6 +15,8 @@
 // Dispatch: one invocation per output word, workgroups of 64, folded 1-D
 // (ceil(kH * kW * words * C_out_pad / 64)).
 
+//!include common/group_index.wgsl
+
 struct PackWeightsParams {
     out_channels: u32,
     in_channels: u32,
@@ -33,7 +35,7 @@ struct PackWeightsParams {
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let g = (wid.x + wid.y * nwg.x) * 64u + lid;
+    let g = group_index(wid, nwg) * 64u + lid;
     if (g >= params.total_words) {
         return;
     }

@@ -1,18 +1,14 @@
 // residual_add: out = a + b element-wise (the shortcut add before the LIF, spec section 7).
 //
 // Bindings:
-//   0 uniform params : ElementwiseParams
+//   0 uniform params : ElementwiseParams (common/elementwise.wgsl)
 //   1 storage read   : a   [len] f32 (any layout; element-wise)
 //   2 storage read   : b   [len] f32
 //   3 storage rw     : out [len] f32 (written; must be a buffer distinct from a and b)
 // Dispatch: one invocation per element, workgroups of 256, folded 1-D (ceil(len / 256)).
 
-struct ElementwiseParams {
-    len: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
+//!include common/group_index.wgsl
+//!include common/elementwise.wgsl
 
 @group(0) @binding(0) var<uniform> params: ElementwiseParams;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -22,7 +18,7 @@ struct ElementwiseParams {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+    let i = group_index(wid, nwg) * 256u + lid;
     if (i >= params.len) {
         return;
     }

@@ -13,6 +13,8 @@
 //   d   = nesterov ? g' + momentum * buf : buf
 //   w  -= lr * d
 
+//!include common/group_index.wgsl
+
 struct SgdParams {
     len: u32,
     nesterov: u32,     // 0 or 1
@@ -32,7 +34,7 @@ struct SgdParams {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+    let i = group_index(wid, nwg) * 256u + lid;
     if (i >= params.len) {
         return;
     }

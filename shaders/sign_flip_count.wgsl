@@ -11,6 +11,8 @@
 // is one global atomicAdd per workgroup rather than per invocation.
 // Flip ratio pi = counts[slot] / numel of the layer (not / 32 * words).
 
+//!include common/group_index.wgsl
+
 struct FlipParams {
     words: u32,
     slot: u32,
@@ -28,7 +30,7 @@ var<workgroup> group_total: atomic<u32>;
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let group = wid.x + wid.y * nwg.x;
+    let group = group_index(wid, nwg);
     if (lid == 0u) {
         atomicStore(&group_total, 0u);
     }

@@ -120,13 +120,7 @@ impl<T: Pod> GpuBuffer<T> {
         name: &str,
         expected: usize,
     ) -> Result<(), GpuError> {
-        if self.len != expected {
-            return Err(GpuError::shape(
-                kernel,
-                format!("`{name}` has {} elements, expected {expected}", self.len),
-            ));
-        }
-        Ok(())
+        super::check_lens(kernel, "", expected, &[(name, self.len)])
     }
 
     /// Copies the buffer to a staging buffer and starts mapping it. Never blocks. Inside

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
 use super::dispatch::Workgroups;
-use super::{limits, GpuError};
+use super::{limits, GpuError, KernelSource};
 
 /// Which GEMM-like kernel family suits this adapter (see `environment.md` for the numbers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -252,6 +252,11 @@ impl GpuContext {
         let pipeline = Arc::new(pipeline);
         cache.insert(key.to_string(), pipeline.clone());
         Ok(pipeline)
+    }
+
+    /// The cached pipeline of a registered kernel (keyed by its name, no override constants).
+    pub fn kernel(&self, source: &KernelSource) -> Result<Arc<wgpu::ComputePipeline>, GpuError> {
+        self.pipeline(source.name, source.wgsl, &[])
     }
 
     /// Number of distinct pipelines compiled so far.

@@ -1,11 +1,9 @@
 //! AGMM, the Adaptive Gradient Modulation Mechanism (spec section 4): `agmm_forward` and
 //! `agmm_backward` (`shaders/agmm_*.wgsl`), both fused over time like the LIF kernels.
 
-use std::sync::Arc;
-
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{GpuBuffer, GpuContext, GpuError, Workgroups};
+use crate::gpu::{check_lens, GpuError, Workgroups};
 
 /// How the gradient flows through the gate `Y = sigmoid(E) * X` (spec section 4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -36,7 +34,7 @@ pub struct AgmmConfig {
     pub alpha: AgmmAlpha,
 }
 
-/// Mirrors `struct AgmmParams` in `shaders/agmm_forward.wgsl` and `shaders/agmm_backward.wgsl`.
+/// Mirrors `struct AgmmParams` in `shaders/common/agmm.wgsl` (both AGMM kernels).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct AgmmParams {
@@ -98,91 +96,34 @@ impl AgmmParams {
             ));
         }
         let expected = self.timesteps as usize * self.elements as usize;
-        for (name, len) in buffers {
-            if *len != expected {
-                return Err(GpuError::shape(
-                    kernel,
-                    format!("`{name}` has {len} elements, expected T*N = {expected}"),
-                ));
-            }
-        }
-        Ok(())
+        check_lens(kernel, "T*N", expected, buffers)
     }
 }
 
 const WORKGROUP: u32 = 64;
 
-/// `agmm_forward`: x `[T, N]` -> y `[T, N]`, running expectation e `[T, N]` (for the backward).
-pub struct AgmmForward {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
-
-impl AgmmForward {
-    /// Compiles (or fetches from the cache) the `agmm_forward` pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "agmm_forward",
-            include_str!("../../shaders/agmm_forward.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
+kernel! {
+    /// `agmm_forward`: x `[T, N]` -> y `[T, N]`, running expectation e `[T, N]` (for the backward).
+    pub struct AgmmForward("agmm_forward", AgmmParams);
 
     /// Records the forward pass; all three buffers hold `T * N` values.
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &AgmmParams,
-        x: &GpuBuffer<f32>,
-        y: &GpuBuffer<f32>,
-        e: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, x: f32, y: f32, e: f32) -> Workgroups {
         params.check(
-            "agmm_forward",
+            Self::NAME,
             &[("x", x.len()), ("y", y.len()), ("e", e.len())],
         )?;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            "agmm_forward",
-            bytemuck::bytes_of(params),
-            &[x.raw(), y.raw(), e.raw()],
-            Workgroups::for_items(params.elements as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.elements as u64, WORKGROUP)
     }
 }
 
-/// `agmm_backward`: x, e, dL/dy (all `[T, N]`) -> dL/dx `[T, N]`.
-pub struct AgmmBackward {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
-
-impl AgmmBackward {
-    /// Compiles (or fetches from the cache) the `agmm_backward` pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "agmm_backward",
-            include_str!("../../shaders/agmm_backward.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
+kernel! {
+    /// `agmm_backward`: x, e, dL/dy (all `[T, N]`) -> dL/dx `[T, N]`.
+    pub struct AgmmBackward("agmm_backward", AgmmParams);
 
     /// Records the backward pass; all four buffers hold `T * N` values.
-    #[allow(clippy::too_many_arguments)]
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &AgmmParams,
-        x: &GpuBuffer<f32>,
-        e: &GpuBuffer<f32>,
-        grad_y: &GpuBuffer<f32>,
-        grad_x: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, x: f32, e: f32, grad_y: f32, grad_x: f32) -> Workgroups {
         params.check(
-            "agmm_backward",
+            Self::NAME,
             &[
                 ("x", x.len()),
                 ("e", e.len()),
@@ -190,13 +131,6 @@ impl AgmmBackward {
                 ("grad_x", grad_x.len()),
             ],
         )?;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            "agmm_backward",
-            bytemuck::bytes_of(params),
-            &[x.raw(), e.raw(), grad_y.raw(), grad_x.raw()],
-            Workgroups::for_items(params.elements as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.elements as u64, WORKGROUP)
     }
 }

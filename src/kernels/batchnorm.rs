@@ -8,11 +8,9 @@
 //! unbiased one (`M / (M - 1)`) enters the running variance, and training with `M = 1` is an
 //! error.
 
-use std::sync::Arc;
-
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{GpuBuffer, GpuContext, GpuError, Workgroups};
+use crate::gpu::{check_lens, GpuBuffer, GpuContext, GpuError, Workgroups};
 
 /// Batch-norm hyper-parameters (spec section 5 defaults).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -61,7 +59,7 @@ impl BatchNormShape {
     }
 }
 
-/// Mirrors `struct BatchNormParams` in every `shaders/batchnorm_*.wgsl`.
+/// Mirrors `struct BatchNormParams` in `shaders/common/batchnorm.wgsl` (all four kernels).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct BatchNormParams {
@@ -127,32 +125,12 @@ impl BatchNormParams {
                 format!("from_variance must be 0 or 1, got {}", self.from_variance),
             ));
         }
-        for (name, len) in activations {
-            if *len != shape.elements() {
-                return Err(GpuError::shape(
-                    kernel,
-                    format!(
-                        "`{name}` has {len} elements, expected N*C*HW = {}*{}*{} = {}",
-                        shape.samples,
-                        shape.channels,
-                        shape.spatial,
-                        shape.elements()
-                    ),
-                ));
-            }
-        }
-        for (name, len) in per_channel {
-            if *len != shape.channels {
-                return Err(GpuError::shape(
-                    kernel,
-                    format!(
-                        "`{name}` has {len} elements, expected C = {}",
-                        shape.channels
-                    ),
-                ));
-            }
-        }
-        Ok(())
+        let nchw = format!(
+            "N*C*HW = {}*{}*{}",
+            shape.samples, shape.channels, shape.spatial
+        );
+        check_lens(kernel, &nchw, shape.elements(), activations)?;
+        check_lens(kernel, "C", shape.channels, per_channel)
     }
 
     /// Training needs at least two values per channel: the unbiased variance divides by M - 1.
@@ -175,39 +153,22 @@ impl BatchNormParams {
 /// invocations x 8 elements).
 const ELEMENTS_PER_WORKGROUP: u32 = 256 * 8;
 
-/// `batchnorm_stats`: x `[N, C, HW]` -> batch mean and invstd `[C]`; updates the running mean
-/// and (unbiased) running variance `[C]` in place.
-pub struct BatchNormStats {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
-
-impl BatchNormStats {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "batchnorm_stats",
-            include_str!("../../shaders/batchnorm_stats.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
+kernel! {
+    /// `batchnorm_stats`: x `[N, C, HW]` -> batch mean and invstd `[C]`; updates the running mean
+    /// and (unbiased) running variance `[C]` in place.
+    pub struct BatchNormStats("batchnorm_stats", BatchNormParams);
 
     /// Records the dispatch; fails with a shape error for M = N*HW < 2.
-    #[allow(clippy::too_many_arguments)]
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &BatchNormParams,
-        x: &GpuBuffer<f32>,
-        save_mean: &GpuBuffer<f32>,
-        save_invstd: &GpuBuffer<f32>,
-        running_mean: &GpuBuffer<f32>,
-        running_var: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
-        const K: &str = "batchnorm_stats";
+    fn dispatch(
+        params,
+        x: f32,
+        save_mean: f32,
+        save_invstd: f32,
+        running_mean: f32,
+        running_var: f32,
+    ) -> Workgroups {
         params.check(
-            K,
+            Self::NAME,
             &[("x", x.len())],
             &[
                 ("save_mean", save_mean.len()),
@@ -216,59 +177,29 @@ impl BatchNormStats {
                 ("running_var", running_var.len()),
             ],
         )?;
-        params.check_trainable(K)?;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            K,
-            bytemuck::bytes_of(params),
-            &[
-                x.raw(),
-                save_mean.raw(),
-                save_invstd.raw(),
-                running_mean.raw(),
-                running_var.raw(),
-            ],
-            Workgroups::Linear(params.channels as u64),
-        )
+        params.check_trainable(Self::NAME)?;
+        Workgroups::Linear(params.channels as u64)
     }
 }
 
-/// `batchnorm_apply`: `y = (x - mean) * invstd * weight + bias`, per channel. With
-/// `params.from_variance == 1` the `scale` buffer is a variance (eval mode: pass running_var).
-pub struct BatchNormApply {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
-
-impl BatchNormApply {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "batchnorm_apply",
-            include_str!("../../shaders/batchnorm_apply.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
+kernel! {
+    /// `batchnorm_apply`: `y = (x - mean) * invstd * weight + bias`, per channel. With
+    /// `params.from_variance == 1` the `scale` buffer is a variance (eval mode: pass running_var).
+    pub struct BatchNormApply("batchnorm_apply", BatchNormParams);
 
     /// Records the dispatch. `mean`/`scale` are the batch mean/invstd (train) or
     /// running_mean/running_var (eval, `from_variance = 1`).
-    #[allow(clippy::too_many_arguments)]
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &BatchNormParams,
-        x: &GpuBuffer<f32>,
-        mean: &GpuBuffer<f32>,
-        scale: &GpuBuffer<f32>,
-        weight: &GpuBuffer<f32>,
-        bias: &GpuBuffer<f32>,
-        y: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
-        const K: &str = "batchnorm_apply";
+    fn dispatch(
+        params,
+        x: f32,
+        mean: f32,
+        scale: f32,
+        weight: f32,
+        bias: f32,
+        y: f32,
+    ) -> Workgroups {
         params.check(
-            K,
+            Self::NAME,
             &[("x", x.len()), ("y", y.len())],
             &[
                 ("mean", mean.len()),
@@ -277,58 +208,27 @@ impl BatchNormApply {
                 ("bias", bias.len()),
             ],
         )?;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            K,
-            bytemuck::bytes_of(params),
-            &[
-                x.raw(),
-                mean.raw(),
-                scale.raw(),
-                weight.raw(),
-                bias.raw(),
-                y.raw(),
-            ],
-            Workgroups::for_items(params.shape().elements() as u64, ELEMENTS_PER_WORKGROUP),
-        )
+        Workgroups::for_items(params.shape().elements() as u64, ELEMENTS_PER_WORKGROUP)
     }
 }
 
-/// `batchnorm_backward_reduce`: per channel `grad_bias = sum dy`, `grad_weight = sum dy * xhat`
-/// (both overwritten).
-pub struct BatchNormBackwardReduce {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
-
-impl BatchNormBackwardReduce {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "batchnorm_backward_reduce",
-            include_str!("../../shaders/batchnorm_backward_reduce.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
+kernel! {
+    /// `batchnorm_backward_reduce`: per channel `grad_bias = sum dy`, `grad_weight = sum dy * xhat`
+    /// (both overwritten).
+    pub struct BatchNormBackwardReduce("batchnorm_backward_reduce", BatchNormParams);
 
     /// Records the dispatch.
-    #[allow(clippy::too_many_arguments)]
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &BatchNormParams,
-        x: &GpuBuffer<f32>,
-        grad_y: &GpuBuffer<f32>,
-        save_mean: &GpuBuffer<f32>,
-        save_invstd: &GpuBuffer<f32>,
-        grad_weight: &GpuBuffer<f32>,
-        grad_bias: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
-        const K: &str = "batchnorm_backward_reduce";
+    fn dispatch(
+        params,
+        x: f32,
+        grad_y: f32,
+        save_mean: f32,
+        save_invstd: f32,
+        grad_weight: f32,
+        grad_bias: f32,
+    ) -> Workgroups {
         params.check(
-            K,
+            Self::NAME,
             &[("x", x.len()), ("grad_y", grad_y.len())],
             &[
                 ("save_mean", save_mean.len()),
@@ -337,60 +237,29 @@ impl BatchNormBackwardReduce {
                 ("grad_bias", grad_bias.len()),
             ],
         )?;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            K,
-            bytemuck::bytes_of(params),
-            &[
-                x.raw(),
-                grad_y.raw(),
-                save_mean.raw(),
-                save_invstd.raw(),
-                grad_weight.raw(),
-                grad_bias.raw(),
-            ],
-            Workgroups::Linear(params.channels as u64),
-        )
+        Workgroups::Linear(params.channels as u64)
     }
 }
 
-/// `batchnorm_backward_input`:
-/// `dx = weight * invstd / M * (M * dy - grad_bias - xhat * grad_weight)`.
-pub struct BatchNormBackwardInput {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
-
-impl BatchNormBackwardInput {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "batchnorm_backward_input",
-            include_str!("../../shaders/batchnorm_backward_input.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
+kernel! {
+    /// `batchnorm_backward_input`:
+    /// `dx = weight * invstd / M * (M * dy - grad_bias - xhat * grad_weight)`.
+    pub struct BatchNormBackwardInput("batchnorm_backward_input", BatchNormParams);
 
     /// Records the dispatch (`grad_weight`/`grad_bias` from [`BatchNormBackwardReduce`]).
-    #[allow(clippy::too_many_arguments)]
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &BatchNormParams,
-        x: &GpuBuffer<f32>,
-        grad_y: &GpuBuffer<f32>,
-        save_mean: &GpuBuffer<f32>,
-        save_invstd: &GpuBuffer<f32>,
-        weight: &GpuBuffer<f32>,
-        grad_weight: &GpuBuffer<f32>,
-        grad_bias: &GpuBuffer<f32>,
-        grad_x: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
-        const K: &str = "batchnorm_backward_input";
+    fn dispatch(
+        params,
+        x: f32,
+        grad_y: f32,
+        save_mean: f32,
+        save_invstd: f32,
+        weight: f32,
+        grad_weight: f32,
+        grad_bias: f32,
+        grad_x: f32,
+    ) -> Workgroups {
         params.check(
-            K,
+            Self::NAME,
             &[
                 ("x", x.len()),
                 ("grad_y", grad_y.len()),
@@ -404,23 +273,7 @@ impl BatchNormBackwardInput {
                 ("grad_bias", grad_bias.len()),
             ],
         )?;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            K,
-            bytemuck::bytes_of(params),
-            &[
-                x.raw(),
-                grad_y.raw(),
-                save_mean.raw(),
-                save_invstd.raw(),
-                weight.raw(),
-                grad_weight.raw(),
-                grad_bias.raw(),
-                grad_x.raw(),
-            ],
-            Workgroups::for_items(params.shape().elements() as u64, ELEMENTS_PER_WORKGROUP),
-        )
+        Workgroups::for_items(params.shape().elements() as u64, ELEMENTS_PER_WORKGROUP)
     }
 }
 

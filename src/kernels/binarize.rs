@@ -2,18 +2,16 @@
 //! `W_b = gamma * sign(W)`) and `binarize_backward` (clipped straight-through estimator),
 //! `shaders/binarize_*.wgsl`.
 
-use std::sync::Arc;
-
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{GpuBuffer, GpuContext, GpuError, Workgroups};
+use crate::gpu::{GpuError, Workgroups};
 
 /// Invocations per workgroup of both kernels; `binarize_forward` reduces one output channel per
 /// workgroup, the CPU mirror follows the same summation order.
 pub const BINARIZE_WORKGROUP: usize = 64;
 
-/// Mirrors `struct BinarizeParams` in `shaders/binarize_forward.wgsl` and
-/// `shaders/binarize_backward.wgsl`. The latent weight is viewed as `[out_channels, fan_in]`
+/// Mirrors `struct BinarizeParams` in `shaders/common/binarize.wgsl` (forward and backward).
+/// The latent weight is viewed as `[out_channels, fan_in]`
 /// (conv `[C_out, C_in, kH, kW]` with `fan_in = C_in*kH*kW`, linear `[N_out, N_in]`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
@@ -58,91 +56,33 @@ impl BinarizeParams {
     }
 }
 
-/// `binarize_forward`: latent `[C_out, K]` -> `W_b` `[C_out, K]` and `gamma` `[C_out]`, with
-/// `sign(w) = +1` iff `w >= 0` (also for `-0.0`).
-pub struct BinarizeForward {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
-
-impl BinarizeForward {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "binarize_forward",
-            include_str!("../../shaders/binarize_forward.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
+kernel! {
+    /// `binarize_forward`: latent `[C_out, K]` -> `W_b` `[C_out, K]` and `gamma` `[C_out]`, with
+    /// `sign(w) = +1` iff `w >= 0` (also for `-0.0`).
+    pub struct BinarizeForward("binarize_forward", BinarizeParams);
 
     /// Records the dispatch: one workgroup per output channel.
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &BinarizeParams,
-        latent: &GpuBuffer<f32>,
-        weight_b: &GpuBuffer<f32>,
-        gamma: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
-        const KERNEL: &str = "binarize_forward";
-        params.check(KERNEL)?;
-        latent.expect_len(KERNEL, "latent", params.numel())?;
-        weight_b.expect_len(KERNEL, "weight_b", params.numel())?;
-        gamma.expect_len(KERNEL, "gamma", params.out_channels as usize)?;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            KERNEL,
-            bytemuck::bytes_of(params),
-            &[latent.raw(), weight_b.raw(), gamma.raw()],
-            Workgroups::Linear(params.out_channels as u64),
-        )
+    fn dispatch(params, latent: f32, weight_b: f32, gamma: f32) -> Workgroups {
+        params.check(Self::NAME)?;
+        latent.expect_len(Self::NAME, "latent", params.numel())?;
+        weight_b.expect_len(Self::NAME, "weight_b", params.numel())?;
+        gamma.expect_len(Self::NAME, "gamma", params.out_channels as usize)?;
+        Workgroups::Linear(params.out_channels as u64)
     }
 }
 
-/// `binarize_backward`: latent `[C_out, K]`, gamma `[C_out]`, dL/dW_b `[C_out, K]` ->
-/// dL/dW `[C_out, K]` = `gamma[c] * dL/dW_b * 1{|W| <= 1}` (no gradient into gamma).
-pub struct BinarizeBackward {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
-
-impl BinarizeBackward {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "binarize_backward",
-            include_str!("../../shaders/binarize_backward.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
+kernel! {
+    /// `binarize_backward`: latent `[C_out, K]`, gamma `[C_out]`, dL/dW_b `[C_out, K]` ->
+    /// dL/dW `[C_out, K]` = `gamma[c] * dL/dW_b * 1{|W| <= 1}` (no gradient into gamma).
+    pub struct BinarizeBackward("binarize_backward", BinarizeParams);
 
     /// Records the dispatch: one invocation per weight.
-    #[allow(clippy::too_many_arguments)]
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &BinarizeParams,
-        latent: &GpuBuffer<f32>,
-        gamma: &GpuBuffer<f32>,
-        grad_wb: &GpuBuffer<f32>,
-        grad_latent: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
-        const KERNEL: &str = "binarize_backward";
-        params.check(KERNEL)?;
-        latent.expect_len(KERNEL, "latent", params.numel())?;
-        gamma.expect_len(KERNEL, "gamma", params.out_channels as usize)?;
-        grad_wb.expect_len(KERNEL, "grad_wb", params.numel())?;
-        grad_latent.expect_len(KERNEL, "grad_latent", params.numel())?;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            KERNEL,
-            bytemuck::bytes_of(params),
-            &[latent.raw(), gamma.raw(), grad_wb.raw(), grad_latent.raw()],
-            Workgroups::for_items(params.numel() as u64, BINARIZE_WORKGROUP as u32),
-        )
+    fn dispatch(params, latent: f32, gamma: f32, grad_wb: f32, grad_latent: f32) -> Workgroups {
+        params.check(Self::NAME)?;
+        latent.expect_len(Self::NAME, "latent", params.numel())?;
+        gamma.expect_len(Self::NAME, "gamma", params.out_channels as usize)?;
+        grad_wb.expect_len(Self::NAME, "grad_wb", params.numel())?;
+        grad_latent.expect_len(Self::NAME, "grad_latent", params.numel())?;
+        Workgroups::for_items(params.numel() as u64, BINARIZE_WORKGROUP as u32)
     }
 }

@@ -2,8 +2,6 @@
 //! (`shaders/im2col.wgsl`, `shaders/col2im.wgsl`) and the composite [`Conv2d`] that chains them
 //! with [`Gemm`] for the forward pass and both gradients. No bias: every conv is followed by BN.
 
-use std::sync::Arc;
-
 use bytemuck::{Pod, Zeroable};
 
 use super::gemm::{Gemm, GemmShape};
@@ -148,7 +146,7 @@ impl ConvShape {
     }
 }
 
-/// Mirrors `struct Im2colParams` in `shaders/im2col.wgsl` and `shaders/col2im.wgsl`.
+/// Mirrors `struct Im2colParams` in `shaders/common/im2col.wgsl` (im2col and col2im).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct Im2colParams {
@@ -216,70 +214,29 @@ impl Im2colParams {
 
 const WORKGROUP: u32 = 256;
 
-/// `im2col`: image `[N, C, H, W]` (from `image_offset`) -> cols `[samples, C*kH*kW, H_out*W_out]`.
-pub struct Im2col {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
+kernel! {
+    /// `im2col`: image `[N, C, H, W]` (from `image_offset`) ->
+    /// cols `[samples, C*kH*kW, H_out*W_out]`.
+    pub struct Im2col("im2col", Im2colParams);
 
-impl Im2col {
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline("im2col", include_str!("../../shaders/im2col.wgsl"), &[])?;
-        Ok(Self { pipeline })
-    }
-
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &Im2colParams,
-        image: &GpuBuffer<f32>,
-        cols: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
-        params.check("im2col", image.len(), cols.len(), params.cols_len())?;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            "im2col",
-            bytemuck::bytes_of(params),
-            &[image.raw(), cols.raw()],
-            // One invocation per output pixel and channel; it writes all kH*kW taps.
-            Workgroups::for_items(
-                params.total as u64 / (params.kernel_h * params.kernel_w).max(1) as u64,
-                WORKGROUP,
-            ),
+    fn dispatch(params, image: f32, cols: f32) -> Workgroups {
+        params.check(Self::NAME, image.len(), cols.len(), params.cols_len())?;
+        // One invocation per output pixel and channel; it writes all kH*kW taps.
+        Workgroups::for_items(
+            params.total as u64 / (params.kernel_h * params.kernel_w).max(1) as u64,
+            WORKGROUP,
         )
     }
 }
 
-/// `col2im` (gather, no atomics): cols `[samples, C*kH*kW, H_out*W_out]` -> image `[N, C, H, W]`
-/// (from `image_offset`, overwritten).
-pub struct Col2im {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
+kernel! {
+    /// `col2im` (gather, no atomics): cols `[samples, C*kH*kW, H_out*W_out]` ->
+    /// image `[N, C, H, W]` (from `image_offset`, overwritten).
+    pub struct Col2im("col2im", Im2colParams);
 
-impl Col2im {
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline("col2im", include_str!("../../shaders/col2im.wgsl"), &[])?;
-        Ok(Self { pipeline })
-    }
-
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &Im2colParams,
-        cols: &GpuBuffer<f32>,
-        image: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
-        params.check("col2im", image.len(), cols.len(), params.image_len())?;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            "col2im",
-            bytemuck::bytes_of(params),
-            &[cols.raw(), image.raw()],
-            Workgroups::for_items(params.total as u64, WORKGROUP),
-        )
+    fn dispatch(params, cols: f32, image: f32) -> Workgroups {
+        params.check(Self::NAME, image.len(), cols.len(), params.image_len())?;
+        Workgroups::for_items(params.total as u64, WORKGROUP)
     }
 }
 

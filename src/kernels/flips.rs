@@ -11,11 +11,9 @@
 //! epoch and cleared with [`SignFlipCount::reset_counts`]. The flip ratio of layer `l` is
 //! `pi = counts[l] / numel(W_l)` ([`flip_ratio`]).
 
-use std::sync::Arc;
-
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{GpuBuffer, GpuContext, GpuError, Workgroups};
+use crate::gpu::{GpuBuffer, GpuError, Workgroups};
 
 const WORKGROUP: u32 = 64;
 /// Words XORed per `sign_flip_count` workgroup (64 invocations x 4 words).
@@ -58,36 +56,16 @@ impl PackSignsParams {
     }
 }
 
-/// `pack_signs`: values `[numel]` f32 -> packed `[ceil(numel/32)]` u32; bit `i` of word `j` is
-/// set iff `values[32j + i] >= 0` (sign(0) = +1); unused bits of the last word are zero.
-pub struct PackSigns {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
-
-impl PackSigns {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "pack_signs",
-            include_str!("../../shaders/pack_signs.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
+kernel! {
+    /// `pack_signs`: values `[numel]` f32 -> packed `[ceil(numel/32)]` u32; bit `i` of word `j` is
+    /// set iff `values[32j + i] >= 0` (sign(0) = +1); unused bits of the last word are zero.
+    pub struct PackSigns("pack_signs", PackSignsParams);
 
     /// Records the dispatch: one invocation per output word.
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &PackSignsParams,
-        values: &GpuBuffer<f32>,
-        packed: &GpuBuffer<u32>,
-    ) -> Result<(), GpuError> {
-        const KERNEL: &str = "pack_signs";
+    fn dispatch(params, values: f32, packed: u32) -> Workgroups {
         if params.words as usize != packed_words(params.numel as usize) {
             return Err(GpuError::shape(
-                KERNEL,
+                Self::NAME,
                 format!(
                     "words = {} but numel {} needs {}",
                     params.words,
@@ -96,16 +74,9 @@ impl PackSigns {
                 ),
             ));
         }
-        values.expect_len(KERNEL, "values", params.numel as usize)?;
-        packed.expect_len(KERNEL, "packed", params.words as usize)?;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            KERNEL,
-            bytemuck::bytes_of(params),
-            &[values.raw(), packed.raw()],
-            Workgroups::for_items(params.words as u64, WORKGROUP),
-        )
+        values.expect_len(Self::NAME, "values", params.numel as usize)?;
+        packed.expect_len(Self::NAME, "packed", params.words as usize)?;
+        Workgroups::for_items(params.words as u64, WORKGROUP)
     }
 }
 
@@ -134,39 +105,18 @@ impl FlipParams {
     }
 }
 
-/// `sign_flip_count`: `counts[slot] += popcount(snapshot ^ current)` over one layer's packed
-/// signs (both `[words]` u32). `counts` is `[layers]` u32, shared by all binary layers.
-pub struct SignFlipCount {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
-
-impl SignFlipCount {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "sign_flip_count",
-            include_str!("../../shaders/sign_flip_count.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
+kernel! {
+    /// `sign_flip_count`: `counts[slot] += popcount(snapshot ^ current)` over one layer's packed
+    /// signs (both `[words]` u32). `counts` is `[layers]` u32, shared by all binary layers.
+    pub struct SignFlipCount("sign_flip_count", FlipParams);
 
     /// Records the count: adds the number of differing sign bits to `counts[params.slot]`.
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &FlipParams,
-        snapshot: &GpuBuffer<u32>,
-        current: &GpuBuffer<u32>,
-        counts: &GpuBuffer<u32>,
-    ) -> Result<(), GpuError> {
-        const KERNEL: &str = "sign_flip_count";
-        snapshot.expect_len(KERNEL, "snapshot", params.words as usize)?;
-        current.expect_len(KERNEL, "current", params.words as usize)?;
+    fn dispatch(params, snapshot: u32, current: u32, counts: u32) -> Workgroups {
+        snapshot.expect_len(Self::NAME, "snapshot", params.words as usize)?;
+        current.expect_len(Self::NAME, "current", params.words as usize)?;
         if params.slot as usize >= counts.len() {
             return Err(GpuError::shape(
-                KERNEL,
+                Self::NAME,
                 format!(
                     "slot {} outside `counts` of {} slots",
                     params.slot,
@@ -174,16 +124,11 @@ impl SignFlipCount {
                 ),
             ));
         }
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            KERNEL,
-            bytemuck::bytes_of(params),
-            &[snapshot.raw(), current.raw(), counts.raw()],
-            Workgroups::Linear((params.words as u64).div_ceil(FLIP_WORDS_PER_GROUP)),
-        )
+        Workgroups::Linear((params.words as u64).div_ceil(FLIP_WORDS_PER_GROUP))
     }
+}
 
+impl SignFlipCount {
     /// Records `snapshot <- current` (a buffer copy) to start the next counting period.
     pub fn snapshot(
         &self,
@@ -193,7 +138,7 @@ impl SignFlipCount {
     ) -> Result<(), GpuError> {
         if current.len() != snapshot.len() {
             return Err(GpuError::shape(
-                "sign_flip_count",
+                Self::NAME,
                 format!(
                     "snapshot of {} words from a buffer of {}",
                     snapshot.len(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{GpuBuffer, GpuContext, GpuError, KernelVariant, Workgroups};
+use crate::gpu::{GpuBuffer, GpuContext, GpuError, KernelSource, KernelVariant, Workgroups};
 
 /// Shape and addressing of one batched GEMM: `C[b] (m x n) = op(A[b]) (m x k) * op(B[b]) (k x n)`
 /// for `b` in `0..batch`, all matrices row-major.
@@ -151,7 +151,7 @@ impl GemmShape {
     }
 }
 
-/// Mirrors `struct GemmParams` in `shaders/gemm_register.wgsl` and `shaders/gemm_tiled.wgsl`.
+/// Mirrors `struct GemmParams` in `shaders/common/gemm.wgsl` (both GEMM variants).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct GemmParams {
@@ -184,6 +184,11 @@ pub struct Gemm {
 }
 
 impl Gemm {
+    /// The register-blocked variant (CPU rasterisers).
+    pub const REGISTER: KernelSource = kernel_source!("gemm_register", GemmParams);
+    /// The shared-memory tiled variant (GPUs).
+    pub const TILED: KernelSource = kernel_source!("gemm_tiled", GemmParams);
+
     /// The variant the context chose for its adapter.
     pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
         Self::with_variant(ctx, ctx.variant)
@@ -191,18 +196,11 @@ impl Gemm {
 
     /// A specific variant regardless of the adapter (tests, benchmarks).
     pub fn with_variant(ctx: &GpuContext, variant: KernelVariant) -> Result<Self, GpuError> {
-        let pipeline = match variant {
-            KernelVariant::RegisterBlocked => ctx.pipeline(
-                "gemm_register",
-                include_str!("../../shaders/gemm_register.wgsl"),
-                &[],
-            )?,
-            KernelVariant::SharedTiled => ctx.pipeline(
-                "gemm_tiled",
-                include_str!("../../shaders/gemm_tiled.wgsl"),
-                &[],
-            )?,
+        let source = match variant {
+            KernelVariant::RegisterBlocked => Self::REGISTER,
+            KernelVariant::SharedTiled => Self::TILED,
         };
+        let pipeline = ctx.kernel(&source)?;
         Ok(Self { pipeline, variant })
     }
 

@@ -1,10 +1,8 @@
 //! Multi-step LIF neuron: `lif_forward` and `lif_backward` (`shaders/lif_*.wgsl`).
 
-use std::sync::Arc;
-
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{GpuBuffer, GpuContext, GpuError, Workgroups};
+use crate::gpu::{check_lens, GpuError, Workgroups};
 
 /// Reset rule after a spike (spec section 2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -42,7 +40,7 @@ impl Default for LifConfig {
     }
 }
 
-/// Mirrors `struct LifParams` in `shaders/lif_forward.wgsl` and `shaders/lif_backward.wgsl`.
+/// Mirrors `struct LifParams` in `shaders/common/lif.wgsl` (forward and backward).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct LifParams {
@@ -75,104 +73,44 @@ impl LifParams {
 
     fn check(&self, kernel: &'static str, buffers: &[(&str, usize)]) -> Result<(), GpuError> {
         let expected = self.timesteps as usize * self.neurons as usize;
-        for (name, len) in buffers {
-            if *len != expected {
-                return Err(GpuError::shape(
-                    kernel,
-                    format!("`{name}` has {len} elements, expected T*N = {expected}"),
-                ));
-            }
-        }
-        Ok(())
+        check_lens(kernel, "T*N", expected, buffers)
     }
 }
 
 const WORKGROUP: u32 = 64;
 
-/// `lif_forward`: current `[T, N]` -> spikes `[T, N]`, membrane `h[t]` `[T, N]`.
-pub struct LifForward {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
+kernel! {
+    /// `lif_forward`: current `[T, N]` -> spikes `[T, N]`, membrane `h[t]` `[T, N]`.
+    pub struct LifForward("lif_forward", LifParams);
 
-impl LifForward {
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "lif_forward",
-            include_str!("../../shaders/lif_forward.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
-
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &LifParams,
-        current: &GpuBuffer<f32>,
-        spikes: &GpuBuffer<f32>,
-        membrane: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, current: f32, spikes: f32, membrane: f32) -> Workgroups {
         let expected_current = if params.broadcast_input == 1 {
             params.neurons as usize
         } else {
             params.timesteps as usize * params.neurons as usize
         };
-        current.expect_len("lif_forward", "current", expected_current)?;
+        current.expect_len(Self::NAME, "current", expected_current)?;
         params.check(
-            "lif_forward",
+            Self::NAME,
             &[("spikes", spikes.len()), ("membrane", membrane.len())],
         )?;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            "lif_forward",
-            bytemuck::bytes_of(params),
-            &[current.raw(), spikes.raw(), membrane.raw()],
-            Workgroups::for_items(params.neurons as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.neurons as u64, WORKGROUP)
     }
 }
 
-/// `lif_backward`: membrane `[T, N]`, dL/ds `[T, N]` -> dL/dI `[T, N]`.
-pub struct LifBackward {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
+kernel! {
+    /// `lif_backward`: membrane `[T, N]`, dL/ds `[T, N]` -> dL/dI `[T, N]`.
+    pub struct LifBackward("lif_backward", LifParams);
 
-impl LifBackward {
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "lif_backward",
-            include_str!("../../shaders/lif_backward.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
-
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &LifParams,
-        membrane: &GpuBuffer<f32>,
-        grad_spikes: &GpuBuffer<f32>,
-        grad_current: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, membrane: f32, grad_spikes: f32, grad_current: f32) -> Workgroups {
         params.check(
-            "lif_backward",
+            Self::NAME,
             &[
                 ("membrane", membrane.len()),
                 ("grad_spikes", grad_spikes.len()),
                 ("grad_current", grad_current.len()),
             ],
         )?;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            "lif_backward",
-            bytemuck::bytes_of(params),
-            &[membrane.raw(), grad_spikes.raw(), grad_current.raw()],
-            Workgroups::for_items(params.neurons as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.neurons as u64, WORKGROUP)
     }
 }

@@ -1,12 +1,10 @@
 //! Fully connected layer `y = x W^T (+ bias)` on [`Gemm`], with the `bias_add` and `bias_grad`
 //! kernels (`shaders/bias_add.wgsl`, `shaders/bias_grad.wgsl`) for the optional bias.
 
-use std::sync::Arc;
-
 use bytemuck::{Pod, Zeroable};
 
 use super::gemm::{Gemm, GemmShape};
-use crate::gpu::{GpuBuffer, GpuContext, GpuError, KernelVariant, Workgroups};
+use crate::gpu::{check_lens, GpuBuffer, GpuContext, GpuError, KernelVariant, Workgroups};
 
 /// Geometry of a linear layer: x `[batch, in_features]` (batch = T*B, time-major),
 /// weight `[out_features, in_features]`, bias `[out_features]`, y `[batch, out_features]`.
@@ -57,7 +55,7 @@ impl LinearShape {
     }
 }
 
-/// Mirrors `struct BiasParams` in `shaders/bias_add.wgsl` and `shaders/bias_grad.wgsl`.
+/// Mirrors `struct BiasParams` in `shaders/common/bias.wgsl` (bias_add and bias_grad).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct BiasParams {
@@ -76,98 +74,32 @@ impl BiasParams {
         vector: (&str, usize),
     ) -> Result<(), GpuError> {
         let (rows, cols) = (self.rows as usize, self.cols as usize);
-        if matrix.1 != rows * cols {
-            return Err(GpuError::shape(
-                kernel,
-                format!(
-                    "`{}` has {} elements, expected rows*cols = {}",
-                    matrix.0,
-                    matrix.1,
-                    rows * cols
-                ),
-            ));
-        }
-        if vector.1 != cols {
-            return Err(GpuError::shape(
-                kernel,
-                format!(
-                    "`{}` has {} elements, expected cols = {cols}",
-                    vector.0, vector.1
-                ),
-            ));
-        }
-        Ok(())
+        check_lens(kernel, "rows*cols", rows * cols, &[matrix])?;
+        check_lens(kernel, "cols", cols, &[vector])
     }
 }
 
-/// `bias_add`: `y [rows, cols] += bias [cols]` per row.
-pub struct BiasAdd {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
+kernel! {
+    /// `bias_add`: `y [rows, cols] += bias [cols]` per row.
+    pub struct BiasAdd("bias_add", BiasParams);
 
-impl BiasAdd {
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline =
-            ctx.pipeline("bias_add", include_str!("../../shaders/bias_add.wgsl"), &[])?;
-        Ok(Self { pipeline })
-    }
-
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &BiasParams,
-        bias: &GpuBuffer<f32>,
-        y: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
-        params.check("bias_add", ("y", y.len()), ("bias", bias.len()))?;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            "bias_add",
-            bytemuck::bytes_of(params),
-            &[bias.raw(), y.raw()],
-            Workgroups::for_items(params.rows as u64 * params.cols as u64, 256),
-        )
+    fn dispatch(params, bias: f32, y: f32) -> Workgroups {
+        params.check(Self::NAME, ("y", y.len()), ("bias", bias.len()))?;
+        Workgroups::for_items(params.rows as u64 * params.cols as u64, 256)
     }
 }
 
-/// `bias_grad`: `grad_bias [cols] = column sums of grad_y [rows, cols]` (overwritten).
-pub struct BiasGrad {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
+kernel! {
+    /// `bias_grad`: `grad_bias [cols] = column sums of grad_y [rows, cols]` (overwritten).
+    pub struct BiasGrad("bias_grad", BiasParams);
 
-impl BiasGrad {
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "bias_grad",
-            include_str!("../../shaders/bias_grad.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
-
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &BiasParams,
-        grad_y: &GpuBuffer<f32>,
-        grad_bias: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, grad_y: f32, grad_bias: f32) -> Workgroups {
         params.check(
-            "bias_grad",
+            Self::NAME,
             ("grad_y", grad_y.len()),
             ("grad_bias", grad_bias.len()),
         )?;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            "bias_grad",
-            bytemuck::bytes_of(params),
-            &[grad_y.raw(), grad_bias.raw()],
-            Workgroups::for_items(params.cols as u64, 64),
-        )
+        Workgroups::for_items(params.cols as u64, 64)
     }
 }
 

@@ -2,11 +2,9 @@
 //! time-major logits `[T, B, C]` and labels into dL/do, per-sample losses and a small summary
 //! (loss sum, correct count) that training accumulates on the GPU for a whole epoch.
 
-use std::sync::Arc;
-
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{GpuBuffer, GpuContext, GpuError, Workgroups};
+use crate::gpu::{check_lens, GpuError, Workgroups};
 
 /// Which cross-entropy the readout uses (spec section 6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -91,20 +89,14 @@ impl LossParams {
                 ),
             ));
         }
-        let tbc = t * b * c;
-        for (name, len, want) in [
-            ("logits", logits, tbc),
-            ("labels", labels, b),
-            ("grad", grad, tbc),
-            ("sample_loss", sample_loss, b),
-        ] {
-            if len != want {
-                return Err(GpuError::shape(
-                    K,
-                    format!("`{name}` has {len} elements, expected {want} (T={t}, B={b}, C={c})"),
-                ));
-            }
-        }
+        let tbc = format!("T*B*C = {t}*{b}*{c}");
+        check_lens(K, &tbc, t * b * c, &[("logits", logits), ("grad", grad)])?;
+        check_lens(
+            K,
+            "B",
+            b,
+            &[("labels", labels), ("sample_loss", sample_loss)],
+        )?;
         if self.slot as usize >= summary {
             return Err(GpuError::shape(
                 K,
@@ -154,36 +146,20 @@ impl LossSummary {
     }
 }
 
-/// `cross_entropy`: logits `[T, B, C]`, labels `[B]` -> dL/do `[T, B, C]` (batch-mean loss),
-/// per-sample loss `[B]`, and an update of `summary[slot]`. One workgroup per dispatch.
-pub struct CrossEntropy {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
-
-impl CrossEntropy {
-    /// Compiles (or fetches from the cache) the `cross_entropy` pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "cross_entropy",
-            include_str!("../../shaders/cross_entropy.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
+kernel! {
+    /// `cross_entropy`: logits `[T, B, C]`, labels `[B]` -> dL/do `[T, B, C]` (batch-mean loss),
+    /// per-sample loss `[B]`, and an update of `summary[slot]`. One workgroup per dispatch.
+    pub struct CrossEntropy("cross_entropy", LossParams);
 
     /// Records the loss; `summary` needs more than `params.slot` entries.
-    #[allow(clippy::too_many_arguments)]
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &LossParams,
-        logits: &GpuBuffer<f32>,
-        labels: &GpuBuffer<u32>,
-        grad: &GpuBuffer<f32>,
-        sample_loss: &GpuBuffer<f32>,
-        summary: &GpuBuffer<LossSummary>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(
+        params,
+        logits: f32,
+        labels: u32,
+        grad: f32,
+        sample_loss: f32,
+        summary: LossSummary,
+    ) -> Workgroups {
         params.check(
             logits.len(),
             labels.len(),
@@ -191,19 +167,6 @@ impl CrossEntropy {
             sample_loss.len(),
             summary.len(),
         )?;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            "cross_entropy",
-            bytemuck::bytes_of(params),
-            &[
-                logits.raw(),
-                labels.raw(),
-                grad.raw(),
-                sample_loss.raw(),
-                summary.raw(),
-            ],
-            Workgroups::Linear(1),
-        )
+        Workgroups::Linear(1)
     }
 }

@@ -2,11 +2,9 @@
 //! (`shaders/*_step.wgsl`), with PyTorch's semantics. The learning rate is a per-call param (the
 //! cosine schedule lives on the host) and weight decay is per tensor (0 for BN params, biases).
 
-use std::sync::Arc;
-
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{GpuBuffer, GpuContext, GpuError, Workgroups};
+use crate::gpu::{check_lens, GpuError, Workgroups};
 
 /// SGD hyper-parameters that stay fixed over a run (defaults: spec section 8).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -146,98 +144,42 @@ impl AdamParams {
 
 const WORKGROUP: u32 = 256;
 
-fn check_lens(kernel: &'static str, len: u32, buffers: &[(&str, usize)]) -> Result<(), GpuError> {
-    for (name, have) in buffers {
-        if *have != len as usize {
-            return Err(GpuError::shape(
-                kernel,
-                format!("`{name}` has {have} elements, expected len = {len}"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// `sgd_step`: updates weights `[len]` and the momentum buffer `[len]` from grad `[len]`.
-pub struct SgdStep {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
-
-impl SgdStep {
-    /// Compiles (or fetches from the cache) the `sgd_step` pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline =
-            ctx.pipeline("sgd_step", include_str!("../../shaders/sgd_step.wgsl"), &[])?;
-        Ok(Self { pipeline })
-    }
+kernel! {
+    /// `sgd_step`: updates weights `[len]` and the momentum buffer `[len]` from grad `[len]`.
+    pub struct SgdStep("sgd_step", SgdParams);
 
     /// Records one update; all buffers hold `params.len` values.
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &SgdParams,
-        weights: &GpuBuffer<f32>,
-        grad: &GpuBuffer<f32>,
-        momentum: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, weights: f32, grad: f32, momentum: f32) -> Workgroups {
         check_lens(
-            "sgd_step",
-            params.len,
+            Self::NAME,
+            "len",
+            params.len as usize,
             &[
                 ("weights", weights.len()),
                 ("grad", grad.len()),
                 ("momentum", momentum.len()),
             ],
         )?;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            "sgd_step",
-            bytemuck::bytes_of(params),
-            &[weights.raw(), grad.raw(), momentum.raw()],
-            Workgroups::for_items(params.len as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.len as u64, WORKGROUP)
     }
 }
 
-/// `adam_step`: updates weights `[len]` and both moment buffers `[len]` from grad `[len]`.
-pub struct AdamStep {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
-
-impl AdamStep {
-    /// Compiles (or fetches from the cache) the `adam_step` pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "adam_step",
-            include_str!("../../shaders/adam_step.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
+kernel! {
+    /// `adam_step`: updates weights `[len]` and both moment buffers `[len]` from grad `[len]`.
+    pub struct AdamStep("adam_step", AdamParams);
 
     /// Records one update; all buffers hold `params.len` values and `params.step >= 1`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &AdamParams,
-        weights: &GpuBuffer<f32>,
-        grad: &GpuBuffer<f32>,
-        exp_avg: &GpuBuffer<f32>,
-        exp_avg_sq: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
+    fn dispatch(params, weights: f32, grad: f32, exp_avg: f32, exp_avg_sq: f32) -> Workgroups {
         if params.step == 0 {
             return Err(GpuError::shape(
-                "adam_step",
+                Self::NAME,
                 "step count must be >= 1 (bias corrections divide by 1 - beta^t)",
             ));
         }
         check_lens(
-            "adam_step",
-            params.len,
+            Self::NAME,
+            "len",
+            params.len as usize,
             &[
                 ("weights", weights.len()),
                 ("grad", grad.len()),
@@ -245,13 +187,6 @@ impl AdamStep {
                 ("exp_avg_sq", exp_avg_sq.len()),
             ],
         )?;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            "adam_step",
-            bytemuck::bytes_of(params),
-            &[weights.raw(), grad.raw(), exp_avg.raw(), exp_avg_sq.raw()],
-            Workgroups::for_items(params.len as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.len as u64, WORKGROUP)
     }
 }

@@ -6,11 +6,9 @@
 //! overlapping windows too. Max pooling keeps PyTorch's tie rule (first maximum in row-major
 //! window order), so spike inputs give exact 0/1 outputs (a logical OR of the window).
 
-use std::sync::Arc;
-
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{GpuBuffer, GpuContext, GpuError, Workgroups};
+use crate::gpu::{check_lens, GpuBuffer, GpuContext, GpuError, Workgroups};
 
 /// A pooling window: kernel and stride per axis, no padding, floor output size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +48,7 @@ impl Default for PoolWindow {
     }
 }
 
-/// Mirrors `struct PoolParams` in every `shaders/*pool_*.wgsl`.
+/// Mirrors `struct PoolParams` in `shaders/common/pool.wgsl` (all four pooling kernels).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct PoolParams {
@@ -161,190 +159,72 @@ impl PoolParams {
                 ),
             ));
         }
-        for (names, expected, what) in [
-            (inputs, self.input_len(), "N*C*in_h*in_w"),
-            (outputs, self.output_len(), "N*C*out_h*out_w"),
-        ] {
-            for (name, len) in names {
-                if *len != expected {
-                    return Err(GpuError::shape(
-                        kernel,
-                        format!("`{name}` has {len} elements, expected {what} = {expected}"),
-                    ));
-                }
-            }
-        }
-        Ok(())
+        check_lens(kernel, "N*C*in_h*in_w", self.input_len(), inputs)?;
+        check_lens(kernel, "N*C*out_h*out_w", self.output_len(), outputs)
     }
 }
 
 /// Invocations per workgroup of every pooling kernel.
 const WORKGROUP: u32 = 256;
 
-/// `maxpool_forward`: input `[P, H, W]` -> output `[P, oH, oW]` and argmax `[P, oH, oW]` (u32
-/// index `ih * W + iw` within the input plane, as PyTorch's `indices`).
-pub struct MaxPoolForward {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
-
-impl MaxPoolForward {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "maxpool_forward",
-            include_str!("../../shaders/maxpool_forward.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
+kernel! {
+    /// `maxpool_forward`: input `[P, H, W]` -> output `[P, oH, oW]` and argmax `[P, oH, oW]` (u32
+    /// index `ih * W + iw` within the input plane, as PyTorch's `indices`).
+    pub struct MaxPoolForward("maxpool_forward", PoolParams);
 
     /// Records the dispatch.
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &PoolParams,
-        input: &GpuBuffer<f32>,
-        output: &GpuBuffer<f32>,
-        argmax: &GpuBuffer<u32>,
-    ) -> Result<(), GpuError> {
-        const K: &str = "maxpool_forward";
+    fn dispatch(params, input: f32, output: f32, argmax: u32) -> Workgroups {
         params.check(
-            K,
+            Self::NAME,
             &[("input", input.len())],
             &[("output", output.len()), ("argmax", argmax.len())],
         )?;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            K,
-            bytemuck::bytes_of(params),
-            &[input.raw(), output.raw(), argmax.raw()],
-            Workgroups::for_items(params.output_len() as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.output_len() as u64, WORKGROUP)
     }
 }
 
-/// `maxpool_backward`: argmax and dL/doutput `[P, oH, oW]` -> dL/dinput `[P, H, W]` (gather).
-pub struct MaxPoolBackward {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
-
-impl MaxPoolBackward {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "maxpool_backward",
-            include_str!("../../shaders/maxpool_backward.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
+kernel! {
+    /// `maxpool_backward`: argmax and dL/doutput `[P, oH, oW]` -> dL/dinput `[P, H, W]` (gather).
+    pub struct MaxPoolBackward("maxpool_backward", PoolParams);
 
     /// Records the dispatch; `grad_input` is overwritten.
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &PoolParams,
-        argmax: &GpuBuffer<u32>,
-        grad_output: &GpuBuffer<f32>,
-        grad_input: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
-        const K: &str = "maxpool_backward";
+    fn dispatch(params, argmax: u32, grad_output: f32, grad_input: f32) -> Workgroups {
         params.check(
-            K,
+            Self::NAME,
             &[("grad_input", grad_input.len())],
             &[("argmax", argmax.len()), ("grad_output", grad_output.len())],
         )?;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            K,
-            bytemuck::bytes_of(params),
-            &[argmax.raw(), grad_output.raw(), grad_input.raw()],
-            Workgroups::for_items(params.input_len() as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.input_len() as u64, WORKGROUP)
     }
 }
 
-/// `avgpool_forward`: input `[P, H, W]` -> output `[P, oH, oW]`, the mean of each window.
-pub struct AvgPoolForward {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
-
-impl AvgPoolForward {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "avgpool_forward",
-            include_str!("../../shaders/avgpool_forward.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
+kernel! {
+    /// `avgpool_forward`: input `[P, H, W]` -> output `[P, oH, oW]`, the mean of each window.
+    pub struct AvgPoolForward("avgpool_forward", PoolParams);
 
     /// Records the dispatch.
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &PoolParams,
-        input: &GpuBuffer<f32>,
-        output: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
-        const K: &str = "avgpool_forward";
-        params.check(K, &[("input", input.len())], &[("output", output.len())])?;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            K,
-            bytemuck::bytes_of(params),
-            &[input.raw(), output.raw()],
-            Workgroups::for_items(params.output_len() as u64, WORKGROUP),
-        )
-    }
-}
-
-/// `avgpool_backward`: dL/doutput `[P, oH, oW]` -> dL/dinput `[P, H, W]` (gather).
-pub struct AvgPoolBackward {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
-
-impl AvgPoolBackward {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "avgpool_backward",
-            include_str!("../../shaders/avgpool_backward.wgsl"),
-            &[],
+    fn dispatch(params, input: f32, output: f32) -> Workgroups {
+        params.check(
+            Self::NAME,
+            &[("input", input.len())],
+            &[("output", output.len())],
         )?;
-        Ok(Self { pipeline })
+        Workgroups::for_items(params.output_len() as u64, WORKGROUP)
     }
+}
+
+kernel! {
+    /// `avgpool_backward`: dL/doutput `[P, oH, oW]` -> dL/dinput `[P, H, W]` (gather).
+    pub struct AvgPoolBackward("avgpool_backward", PoolParams);
 
     /// Records the dispatch; `grad_input` is overwritten.
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &PoolParams,
-        grad_output: &GpuBuffer<f32>,
-        grad_input: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
-        const K: &str = "avgpool_backward";
+    fn dispatch(params, grad_output: f32, grad_input: f32) -> Workgroups {
         params.check(
-            K,
+            Self::NAME,
             &[("grad_input", grad_input.len())],
             &[("grad_output", grad_output.len())],
         )?;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            K,
-            bytemuck::bytes_of(params),
-            &[grad_output.raw(), grad_input.raw()],
-            Workgroups::for_items(params.input_len() as u64, WORKGROUP),
-        )
+        Workgroups::for_items(params.input_len() as u64, WORKGROUP)
     }
 }
 

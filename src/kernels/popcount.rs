@@ -15,12 +15,10 @@
 //! [`popcount_linear_shape`] (`H = W = kH = kW = 1`, stride 1, no padding); the flat `[N, N_in]`
 //! spike tensor is already `[N, N_in, 1, 1]` and the output `[N, N_out, 1, 1]` is `[N, N_out]`.
 
-use std::sync::Arc;
-
 use bytemuck::{Pod, Zeroable};
 
 use super::conv::ConvShape;
-use crate::gpu::{GpuBuffer, GpuContext, GpuError, Workgroups};
+use crate::gpu::{GpuError, Workgroups};
 
 const WORKGROUP: u32 = 64;
 /// Output channels per `binary_conv_popcount` workgroup (each invocation keeps 16 counters).
@@ -115,44 +113,17 @@ impl PackSpikesParams {
     }
 }
 
-/// `pack_spikes`: spikes `[N, C, H, W]` f32 in {0, 1} -> `[N, H, W, ceil(C/32)]` u32 channel
-/// bits (bit set iff the spike is nonzero; bits past `C` zero).
-pub struct PackSpikes {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
-
-impl PackSpikes {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "pack_spikes",
-            include_str!("../../shaders/pack_spikes.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
+kernel! {
+    /// `pack_spikes`: spikes `[N, C, H, W]` f32 in {0, 1} -> `[N, H, W, ceil(C/32)]` u32 channel
+    /// bits (bit set iff the spike is nonzero; bits past `C` zero).
+    pub struct PackSpikes("pack_spikes", PackSpikesParams);
 
     /// Records the dispatch: one invocation per output word.
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &PackSpikesParams,
-        spikes: &GpuBuffer<f32>,
-        packed: &GpuBuffer<u32>,
-    ) -> Result<(), GpuError> {
-        const KERNEL: &str = "pack_spikes";
-        params.check(KERNEL)?;
-        spikes.expect_len(KERNEL, "spikes", params.spikes_len())?;
-        packed.expect_len(KERNEL, "packed", params.total_words as usize)?;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            KERNEL,
-            bytemuck::bytes_of(params),
-            &[spikes.raw(), packed.raw()],
-            Workgroups::for_items(params.total_words as u64, WORKGROUP),
-        )
+    fn dispatch(params, spikes: f32, packed: u32) -> Workgroups {
+        params.check(Self::NAME)?;
+        spikes.expect_len(Self::NAME, "spikes", params.spikes_len())?;
+        packed.expect_len(Self::NAME, "packed", params.total_words as usize)?;
+        Workgroups::for_items(params.total_words as u64, WORKGROUP)
     }
 }
 
@@ -226,44 +197,17 @@ impl PackWeightsParams {
     }
 }
 
-/// `pack_weights`: weights `[C_out, C_in, kH, kW]` f32 -> sign bits `[kH, kW, ceil(C_in/32),
-/// C_out_pad]` u32 (bit set iff `W >= 0`; bits past `C_in` and channels past `C_out` zero).
-pub struct PackWeights {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
-
-impl PackWeights {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "pack_weights",
-            include_str!("../../shaders/pack_weights.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
+kernel! {
+    /// `pack_weights`: weights `[C_out, C_in, kH, kW]` f32 -> sign bits `[kH, kW, ceil(C_in/32),
+    /// C_out_pad]` u32 (bit set iff `W >= 0`; bits past `C_in` and channels past `C_out` zero).
+    pub struct PackWeights("pack_weights", PackWeightsParams);
 
     /// Records the dispatch: one invocation per output word.
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &PackWeightsParams,
-        weights: &GpuBuffer<f32>,
-        packed: &GpuBuffer<u32>,
-    ) -> Result<(), GpuError> {
-        const KERNEL: &str = "pack_weights";
-        params.check(KERNEL)?;
-        weights.expect_len(KERNEL, "weights", params.weights_len())?;
-        packed.expect_len(KERNEL, "packed", params.total_words as usize)?;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            KERNEL,
-            bytemuck::bytes_of(params),
-            &[weights.raw(), packed.raw()],
-            Workgroups::for_items(params.total_words as u64, WORKGROUP),
-        )
+    fn dispatch(params, weights: f32, packed: u32) -> Workgroups {
+        params.check(Self::NAME)?;
+        weights.expect_len(Self::NAME, "weights", params.weights_len())?;
+        packed.expect_len(Self::NAME, "packed", params.total_words as usize)?;
+        Workgroups::for_items(params.total_words as u64, WORKGROUP)
     }
 }
 
@@ -372,52 +316,22 @@ impl PopcountConvParams {
     }
 }
 
-/// `binary_conv_popcount`: packed spikes `[N, H, W, words]`, packed weights
-/// `[kH, kW, words, C_out_pad]`, gamma `[C_out]` -> output `[N, C_out, OH, OW]` f32 with
-/// `out = gamma[co] * (2 * popcount(s & w) - popcount(s))` summed over valid taps.
-pub struct BinaryConvPopcount {
-    pipeline: Arc<wgpu::ComputePipeline>,
-}
-
-impl BinaryConvPopcount {
-    /// Compiles (or fetches from the cache) the pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let pipeline = ctx.pipeline(
-            "binary_conv_popcount",
-            include_str!("../../shaders/binary_conv_popcount.wgsl"),
-            &[],
-        )?;
-        Ok(Self { pipeline })
-    }
+kernel! {
+    /// `binary_conv_popcount`: packed spikes `[N, H, W, words]`, packed weights
+    /// `[kH, kW, words, C_out_pad]`, gamma `[C_out]` -> output `[N, C_out, OH, OW]` f32 with
+    /// `out = gamma[co] * (2 * popcount(s & w) - popcount(s))` summed over valid taps.
+    pub struct BinaryConvPopcount("binary_conv_popcount", PopcountConvParams);
 
     /// Records the dispatch: workgroups of 64 output pixels x 16 output channels.
-    #[allow(clippy::too_many_arguments)]
-    pub fn dispatch(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &PopcountConvParams,
-        spikes: &GpuBuffer<u32>,
-        weights: &GpuBuffer<u32>,
-        gamma: &GpuBuffer<f32>,
-        output: &GpuBuffer<f32>,
-    ) -> Result<(), GpuError> {
-        const KERNEL: &str = "binary_conv_popcount";
-        params.check(KERNEL)?;
-        spikes.expect_len(KERNEL, "spikes (packed)", params.packed_spikes_len())?;
-        weights.expect_len(KERNEL, "weights (packed)", params.packed_weights_len())?;
-        gamma.expect_len(KERNEL, "gamma", params.out_channels as usize)?;
-        output.expect_len(KERNEL, "output", params.output_len())?;
+    fn dispatch(params, spikes: u32, weights: u32, gamma: f32, output: f32) -> Workgroups {
+        params.check(Self::NAME)?;
+        spikes.expect_len(Self::NAME, "spikes (packed)", params.packed_spikes_len())?;
+        weights.expect_len(Self::NAME, "weights (packed)", params.packed_weights_len())?;
+        gamma.expect_len(Self::NAME, "gamma", params.out_channels as usize)?;
+        output.expect_len(Self::NAME, "output", params.output_len())?;
         // Pixel groups fold into x and z; y indexes the block of 16 output channels.
         let [x, z, _] = Workgroups::for_items(params.pixels as u64, WORKGROUP).counts()?;
         let blocks = (params.out_channels as usize).div_ceil(POPCOUNT_CHANNEL_BLOCK) as u32;
-        ctx.dispatch(
-            encoder,
-            &self.pipeline,
-            KERNEL,
-            bytemuck::bytes_of(params),
-            &[spikes.raw(), weights.raw(), gamma.raw(), output.raw()],
-            Workgroups::Grid([x, blocks, z]),
-        )
+        Workgroups::Grid([x, blocks, z])
     }
 }

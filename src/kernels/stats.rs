@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{GpuBuffer, GpuContext, GpuError, Workgroups};
+use crate::gpu::{GpuBuffer, GpuContext, GpuError, KernelSource, Workgroups};
 
 /// Elements reduced by one `moments_partial` workgroup.
 pub const MOMENTS_CHUNK: usize = 4096;
@@ -88,18 +88,15 @@ pub struct Moments {
 }
 
 impl Moments {
+    /// First pass: per-chunk partial sums.
+    pub const PARTIAL: KernelSource = kernel_source!("moments_partial", MomentsPartialParams);
+    /// Second pass: the partials reduced into one summary slot.
+    pub const FINAL: KernelSource = kernel_source!("moments_final", MomentsFinalParams);
+
     /// Compiles (or fetches from the cache) both pipelines.
     pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        let partial = ctx.pipeline(
-            "moments_partial",
-            include_str!("../../shaders/moments_partial.wgsl"),
-            &[],
-        )?;
-        let last = ctx.pipeline(
-            "moments_final",
-            include_str!("../../shaders/moments_final.wgsl"),
-            &[],
-        )?;
+        let partial = ctx.kernel(&Self::PARTIAL)?;
+        let last = ctx.kernel(&Self::FINAL)?;
         Ok(Self { partial, last })
     }
 
