@@ -1,4 +1,4 @@
-// adam_step: one PyTorch-Adam update of a latent weight tensor (spec section 8).
+// adam_step: one PyTorch-Adam update of a latent weight tensor (docs/method.md §8).
 //
 // Bindings:
 //   0 uniform params : AdamParams

@@ -1,4 +1,4 @@
-// agmm_backward: exact gradient of the AGMM gate in reverse time, one dispatch (spec section 4).
+// agmm_backward: exact gradient of the AGMM gate in reverse time, one dispatch (docs/method.md §4).
 //
 // Bindings:
 //   0 uniform params : AgmmParams (common/agmm.wgsl)
@@ -43,7 +43,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     var ge = 0.0; // gE[t+1]
     for (var k = 0u; k < params.timesteps; k++) {
-        let t = params.timesteps - 1u - k; // 0-based; the spec's step is t + 1
+        let t = params.timesteps - 1u - k; // 0-based; docs/method.md §4 counts steps from 1
         let i = t * params.elements + n;
         let g = grad_y[i];
         // Every binding is read in every mode (auto layout keeps only used bindings).

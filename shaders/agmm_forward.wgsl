@@ -1,5 +1,5 @@
 // agmm_forward: the Adaptive Gradient Modulation Mechanism gate, the whole time loop in one
-// dispatch (spec section 4).
+// dispatch (docs/method.md §4).
 //
 // Bindings:
 //   0 uniform params : AgmmParams (common/agmm.wgsl)
@@ -22,7 +22,7 @@
 @group(0) @binding(3) var<storage, read_write> e: array<f32>;
 
 fn alpha_at(t: u32) -> f32 {
-    // t is 1-based here, as in the spec.
+    // t is 1-based here, as in docs/method.md §4.
     if (params.alpha_const > 0.0) {
         return params.alpha_const;
     }

@@ -1,4 +1,4 @@
-// batchnorm_apply: y = (x - mean[c]) * invstd[c] * weight[c] + bias[c] (spec section 5).
+// batchnorm_apply: y = (x - mean[c]) * invstd[c] * weight[c] + bias[c] (docs/method.md §5).
 // Train mode passes the batch statistics from batchnorm_stats; eval mode passes the running
 // statistics with `from_variance = 1`, and the kernel derives invstd = 1 / sqrt(var + eps).
 //

@@ -1,4 +1,4 @@
-// batchnorm_backward_input: dL/dx of training-mode batch norm (spec section 5), from the
+// batchnorm_backward_input: dL/dx of training-mode batch norm (docs/method.md §5), from the
 // per-channel sums of batchnorm_backward_reduce:
 //   dx = weight * invstd / M * (M * dy - grad_bias - xhat * grad_weight),
 //   xhat = (x - mean) * invstd,  M = N*HW.

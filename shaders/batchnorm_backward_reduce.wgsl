@@ -1,5 +1,5 @@
 // batchnorm_backward_reduce: per-channel gradient sums of training-mode batch norm
-// (spec section 5). Overwrites its outputs (no accumulation): batchnorm_backward_input needs
+// (docs/method.md §5). Overwrites its outputs (no accumulation): batchnorm_backward_input needs
 // exactly this batch's sums.
 //
 // Bindings:

@@ -1,5 +1,5 @@
 // batchnorm_stats: training-mode batch statistics per channel, and the running-statistics
-// update (spec section 5; PyTorch semantics).
+// update (docs/method.md §5; PyTorch semantics).
 //
 // Bindings:
 //   0 uniform params      : BatchNormParams (common/batchnorm.wgsl)

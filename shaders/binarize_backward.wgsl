@@ -1,4 +1,4 @@
-// binarize_backward: clipped straight-through estimator for binarize_forward (spec section 3).
+// binarize_backward: clipped straight-through estimator for binarize_forward (docs/method.md §3).
 //
 // Bindings:
 //   0 uniform params : BinarizeParams (common/binarize.wgsl)
@@ -7,7 +7,7 @@
 //   3 storage read   : grad_wb     [C_out, K] f32  dL/dW_b
 //   4 storage rw     : grad_latent [C_out, K] f32  dL/dW = gamma[c] * dL/dW_b * 1{|W| <= 1}
 // Dispatch: one invocation per element, workgroups of 64, folded 1-D (ceil(C_out*K / 64)).
-// No gradient flows into gamma: the spec detaches it.
+// No gradient flows into gamma: it is detached (docs/method.md §3).
 
 //!include common/group_index.wgsl
 //!include common/binarize.wgsl

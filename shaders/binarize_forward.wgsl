@@ -1,4 +1,4 @@
-// binarize_forward: per-output-channel scaled sign binarization (spec section 3).
+// binarize_forward: per-output-channel scaled sign binarization (docs/method.md §3).
 //
 // Bindings:
 //   0 uniform params : BinarizeParams (common/binarize.wgsl)

@@ -1,5 +1,5 @@
 // binary_conv_popcount: bit-packed forward of a binary conv (or linear) layer on {0,1} spikes
-// (spec section 3): out[n, co, y, x] = gamma[co] * sum over valid taps (kh, kw) and words of
+// (docs/method.md §3): out[n, co, y, x] = gamma[co] * sum over valid taps (kh, kw) and words of
 // (2 * popcount(s & w) - popcount(s)), i.e. exactly sum_{ci,kh,kw} s * sign(W) times gamma.
 // Zero padding contributes nothing (the tap is skipped). Linear layers: H = W = kH = kW = 1.
 //

@@ -1,5 +1,5 @@
 // cross_entropy: readout loss over time-major logits, its gradient, and an epoch summary
-// (spec section 6).
+// (docs/method.md §6).
 //
 // Bindings:
 //   0 uniform params : LossParams
@@ -19,7 +19,7 @@
 // Why one workgroup and no atomics: B is 64-256, so one invocation per sample already fits one
 // workgroup, and a single workgroup can reduce the batch in a fixed order (one barrier, then
 // invocation 0 sums the 256 partials in lane order) and update the summary without atomics. The loss sum is then bit-reproducible run to run (float atomics
-// would add in a scheduling-dependent order), as the spec's "same seed, same numbers" asks.
+// would add in a scheduling-dependent order), as docs/method.md §8 asks (same seed, same numbers).
 // Larger batches (evaluation) just loop; the work is tiny next to the classifier GEMM.
 //
 // An out-of-range label (>= C) matches no class: its target term is dropped (loss_b is the

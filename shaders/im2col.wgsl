@@ -1,4 +1,4 @@
-// im2col: unfolds image patches into columns so that a conv becomes a GEMM (spec: conv layers).
+// im2col: unfolds image patches into columns so that a conv becomes a GEMM (docs/method.md §7).
 //
 // Bindings:
 //   0 uniform params : Im2colParams (common/im2col.wgsl)

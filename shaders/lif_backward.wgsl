@@ -1,4 +1,4 @@
-// lif_backward: BPTT through multi-step LIF in reverse time, one dispatch (spec section 2).
+// lif_backward: BPTT through multi-step LIF in reverse time, one dispatch (docs/method.md §2).
 //
 // Bindings:
 //   0 uniform params    : LifParams (common/lif.wgsl)

@@ -1,4 +1,4 @@
-// lif_forward: multi-step LIF neurons, the whole time loop in one dispatch (spec section 2).
+// lif_forward: multi-step LIF neurons, the whole time loop in one dispatch (docs/method.md §2).
 //
 // Bindings:
 //   0 uniform params : LifParams (common/lif.wgsl)

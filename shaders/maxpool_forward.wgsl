@@ -1,6 +1,6 @@
 // maxpool_forward: 2-D max pooling without padding, saving the argmax for the backward.
 // Ties go to the FIRST maximum in row-major window order (strict `>`), as PyTorch. For spike
-// inputs in {0, 1} the max is a logical OR, so the output stays exactly 0/1 (spec section 7).
+// inputs in {0, 1} the max is a logical OR, so the output stays exactly 0/1 (docs/method.md §7).
 //
 // Bindings:
 //   0 uniform params : PoolParams (common/pool.wgsl)

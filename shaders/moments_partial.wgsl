@@ -1,5 +1,5 @@
 // moments_partial: first pass of a [sum, sum of squares] reduction of an f32 buffer (firing
-// rates of spiking layers, gradient mean/variance of binary layers; spec section 4).
+// rates of spiking layers, gradient mean/variance of binary layers; docs/method.md §4).
 //
 // Bindings:
 //   0 uniform params : MomentsPartialParams

@@ -1,4 +1,4 @@
-// pack_signs: sign bits of a whole f32 tensor, flat, 32 per u32 (flip counting, spec section 1).
+// pack_signs: sign bits of a whole f32 tensor, flat, 32 per u32 (flip counting, docs/method.md §1).
 //
 // Bindings:
 //   0 uniform params : PackSignsParams

@@ -1,5 +1,5 @@
 // pack_spikes: binary activations [N, C, H, W] f32 -> channel bits [N, H, W, ceil(C / 32)] u32,
-// the input of binary_conv_popcount (spec section 3).
+// the input of binary_conv_popcount (docs/method.md §3).
 //
 // Bindings:
 //   0 uniform params : PackSpikesParams

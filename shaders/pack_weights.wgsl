@@ -1,6 +1,6 @@
 // pack_weights: sign bits of conv/linear weights [C_out, C_in, kH, kW] f32 -> packed
 // [kH, kW, ceil(C_in / 32), C_out_pad] u32, the weight operand of binary_conv_popcount
-// (spec section 3), output channel fastest so that binary_conv_popcount fetches 4 channels per
+// (docs/method.md §3), output channel fastest so that binary_conv_popcount fetches 4 channels per
 // vec4 load. C_out_pad = C_out rounded up to 16; the padding channels are zero words.
 // Linear weights [N_out, N_in] are the kH = kW = 1 case.
 //

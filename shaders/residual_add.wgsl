@@ -1,4 +1,4 @@
-// residual_add: out = a + b element-wise (the shortcut add before the LIF, spec section 7).
+// residual_add: out = a + b element-wise (the shortcut add before the LIF, docs/method.md §7).
 //
 // Bindings:
 //   0 uniform params : ElementwiseParams (common/elementwise.wgsl)

@@ -1,4 +1,4 @@
-// sgd_step: one PyTorch-SGD update of a latent weight tensor (spec section 8).
+// sgd_step: one PyTorch-SGD update of a latent weight tensor (docs/method.md §8).
 //
 // Bindings:
 //   0 uniform params : SgdParams

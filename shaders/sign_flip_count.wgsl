@@ -1,5 +1,5 @@
 // sign_flip_count: number of weights whose sign changed between two packed-sign snapshots of
-// one binary layer (spec section 1), added into that layer's slot of a shared counts buffer.
+// one binary layer (docs/method.md §1), added into that layer's slot of a shared counts buffer.
 //
 // Bindings:
 //   0 uniform params : FlipParams

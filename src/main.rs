@@ -12,7 +12,7 @@ use bitspike::checkpoint::{Checkpoint, CheckpointMeta};
 use bitspike::data::{self, Dataset, EmbeddedSplit, FileSetKind};
 use bitspike::gpu::{GpuContext, Pending};
 use bitspike::model::summary::Summary;
-use bitspike::model::{AgmmModeConfig, LossConfig, ModelConfig, PRESETS};
+use bitspike::model::{AgmmMode, LossKind, ModelConfig, PRESETS};
 use bitspike::train::{EpochRecord, OptimizerKind, TrainConfig, Trainer};
 
 #[derive(Parser)]
@@ -46,35 +46,6 @@ enum DatasetKind {
     Cifar10,
     /// CIFAR-100 binary files (train.bin, test.bin) in --data DIR.
     Cifar100,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum AgmmArg {
-    Full,
-    Detached,
-    Off,
-}
-
-impl From<AgmmArg> for AgmmModeConfig {
-    fn from(a: AgmmArg) -> Self {
-        match a {
-            AgmmArg::Full => AgmmModeConfig::Full,
-            AgmmArg::Detached => AgmmModeConfig::Detached,
-            AgmmArg::Off => AgmmModeConfig::Off,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum OptimizerArg {
-    Sgd,
-    Adam,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum LossArg {
-    MeanOverTime,
-    MeanLogits,
 }
 
 #[derive(clap::Args, Debug)]
@@ -115,7 +86,7 @@ enum Command {
         checkpoint: Option<PathBuf>,
         /// Screenshot mode: first train a run with this AGMM mode and overlay it (dashed).
         #[arg(long, value_enum)]
-        compare_agmm: Option<AgmmArg>,
+        compare_agmm: Option<AgmmMode>,
     },
     /// Train a BSNN (default: the mnist preset on the embedded MNIST-10k).
     Train {
@@ -123,33 +94,33 @@ enum Command {
         data: DataArgs,
         #[command(flatten)]
         model: ModelArgs,
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = TrainConfig::default().epochs)]
         epochs: usize,
         /// Stop after this many optimizer steps in total.
         #[arg(long)]
         steps: Option<usize>,
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = TrainConfig::default().batch)]
         batch: usize,
         /// Timesteps T (overrides the model's).
         #[arg(short = 'T', long)]
         timesteps: Option<usize>,
-        #[arg(long, value_enum, default_value = "adam")]
-        optimizer: OptimizerArg,
+        #[arg(long, value_enum, default_value_t = OptimizerKind::default())]
+        optimizer: OptimizerKind,
         /// Peak learning rate (default: 1e-3 for Adam, 0.1 for SGD).
         #[arg(long)]
         lr: Option<f32>,
-        #[arg(long, default_value_t = 0.9)]
+        #[arg(long, default_value_t = TrainConfig::default().momentum)]
         momentum: f32,
         /// Weight decay on conv/linear weights (default: 0 for Adam, 1e-4 for SGD).
         #[arg(long)]
         weight_decay: Option<f32>,
         /// AGMM mode (overrides the model's).
         #[arg(long, value_enum)]
-        agmm: Option<AgmmArg>,
+        agmm: Option<AgmmMode>,
         /// Loss (overrides the model's).
         #[arg(long, value_enum)]
-        loss: Option<LossArg>,
-        #[arg(long, default_value_t = 1)]
+        loss: Option<LossKind>,
+        #[arg(long, default_value_t = TrainConfig::default().seed)]
         seed: u64,
         /// Output directory for metrics.jsonl and last.safetensors.
         #[arg(long, default_value = "runs/latest")]
@@ -285,7 +256,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 view,
                 after_steps,
                 checkpoint,
-                compare_agmm: compare_agmm.map(AgmmModeConfig::from),
+                compare_agmm,
                 ..Default::default()
             })?;
             Ok(())
@@ -378,33 +349,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(t) = timesteps {
                 config.timesteps = t;
             }
-            if let Some(a) = agmm {
-                config.agmm.mode = a.into();
+            if let Some(mode) = agmm {
+                config.agmm.mode = mode;
             }
-            if let Some(l) = loss {
-                config.loss = match l {
-                    LossArg::MeanOverTime => LossConfig::MeanOverTime,
-                    LossArg::MeanLogits => LossConfig::MeanLogits,
-                };
+            if let Some(loss) = loss {
+                config.loss = loss;
             }
-            let (opt, default_lr, default_wd) = match optimizer {
-                OptimizerArg::Adam => (OptimizerKind::Adam, 1e-3, 0.0),
-                OptimizerArg::Sgd => (OptimizerKind::Sgd, 0.1, 1e-4),
-            };
+            let defaults = TrainConfig::for_optimizer(optimizer);
             let train_config = TrainConfig {
                 epochs,
                 max_steps: steps,
                 batch,
-                optimizer: opt,
-                lr: lr.unwrap_or(default_lr),
+                lr: lr.unwrap_or(defaults.lr),
                 momentum,
-                weight_decay: weight_decay.unwrap_or(default_wd),
-                cosine: true,
+                weight_decay: weight_decay.unwrap_or(defaults.weight_decay),
                 seed,
                 shuffle: !no_shuffle,
                 augment: !no_augment
                     && matches!(data.dataset, DatasetKind::Cifar10 | DatasetKind::Cifar100),
                 log_every: 5,
+                ..defaults
             };
             let (mut train_set, mut test_set) = load_data(&data)?;
             if let Some(n) = limit_train {

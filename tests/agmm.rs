@@ -102,7 +102,8 @@ fn agmm_backward_matches_cpu_reference() {
     }
 }
 
-/// Independent f64 forward of the spec's equations, written from the spec, not the mirror.
+/// Independent f64 forward of the equations of docs/method.md §4, written from the document,
+/// not the mirror.
 fn forward_f64(t_len: usize, n_len: usize, alpha: AgmmAlpha, x: &[f64]) -> Vec<f64> {
     let mut y = vec![0.0; x.len()];
     for n in 0..n_len {

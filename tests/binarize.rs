@@ -1,4 +1,4 @@
-//! `binarize_forward` / `binarize_backward` against their CPU mirrors, the spec's formulas
+//! `binarize_forward` / `binarize_backward` against their CPU mirrors, the formulas of docs/method.md §3
 //! (section 3) computed independently in f64, and central finite differences.
 
 // Helpers outside #[test] fns unwrap too: a failed GPU call is a test failure.
@@ -58,7 +58,7 @@ fn binarize_forward_matches_cpu_reference() {
     }
 }
 
-/// gamma and W_b from the spec's formula in f64, independent of the mirror's summation order.
+/// gamma and W_b from the formula of docs/method.md §3 in f64, independent of the mirror's summation order.
 #[test]
 fn binarize_forward_equals_spec_formula() {
     let Some(ctx) = gpu() else { return };
@@ -129,7 +129,7 @@ fn binarize_backward_matches_cpu_reference() {
     }
 }
 
-/// The clipped STE written straight from the spec, in f64: dL/dW = gamma_c * dL/dW_b * 1{|W| <= 1}.
+/// The clipped STE written straight from docs/method.md §3, in f64: dL/dW = gamma_c * dL/dW_b * 1{|W| <= 1}.
 #[test]
 fn binarize_backward_equals_spec_ste() {
     let Some(ctx) = gpu() else { return };

@@ -147,8 +147,8 @@ fn training_step_on_gpu_equals_composed_cpu_mirrors() {
     let labels = vec![2u32, 0];
     let ws = net.workspace(&ctx, B).unwrap();
     net.upload(&ctx, &ws, &input, &labels).unwrap();
+    let lr = 0.05;
     let sgd = SgdConfig {
-        lr: 0.05,
         momentum: 0.9,
         weight_decay: 1e-2,
         nesterov: false,
@@ -156,7 +156,7 @@ fn training_step_on_gpu_equals_composed_cpu_mirrors() {
     let mut enc = ctx.encoder("step");
     net.record_forward(&ctx, &mut enc, &ws, true).unwrap();
     net.record_backward(&ctx, &mut enc, &ws).unwrap();
-    net.record_optimizer(&ctx, &mut enc, &Optimizer::Sgd(sgd), sgd.lr)
+    net.record_optimizer(&ctx, &mut enc, &Optimizer::Sgd(sgd), lr)
         .unwrap();
     ctx.submit(enc);
 
@@ -322,7 +322,7 @@ fn training_step_on_gpu_equals_composed_cpu_mirrors() {
             0.0
         };
         cpu::optim::sgd_step(
-            &SgdParams::new(&sgd, w.len(), sgd.lr, decay),
+            &SgdParams::new(&sgd, w.len(), lr, decay),
             &mut w,
             grad,
             &mut mom,

@@ -1,5 +1,5 @@
 //! `pack_signs` / `sign_flip_count` against their CPU mirrors and against a direct count of
-//! `sign(W_a) != sign(W_b)` (spec section 1), including the snapshot/reset workflow.
+//! `sign(W_a) != sign(W_b)` (docs/method.md §1), including the snapshot/reset workflow.
 
 // Helpers outside #[test] fns unwrap too: a failed GPU call is a test failure.
 #![allow(clippy::unwrap_used)]

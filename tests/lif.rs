@@ -1,5 +1,5 @@
 //! `lif_forward` / `lif_backward` against their CPU mirrors, and the backward against the
-//! spec's surrogate-gradient formula (forward-mode differentiation of an independent f64 LIF).
+//! surrogate-gradient formula of docs/method.md §2 (forward-mode differentiation of an independent f64 LIF).
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -103,7 +103,7 @@ fn lif_backward_matches_cpu_reference() {
 }
 
 /// Forward-mode derivative of an independent f64 LIF: the Heaviside's derivative is replaced by
-/// the spec's triangle surrogate, every other operation differentiated exactly. The reverse-mode
+/// the triangle surrogate of docs/method.md §2, every other operation differentiated exactly. The reverse-mode
 /// `lif_backward` must give the same vector-Jacobian product: sum_t g[t] * ds[t]/dI[k].
 #[test]
 fn lif_backward_equals_surrogate_chain_rule() {

@@ -124,7 +124,7 @@ fn cross_entropy_matches_cpu_reference() {
     }
 }
 
-/// Independent f64 batch-mean loss, written from the spec.
+/// Independent f64 batch-mean loss, written from docs/method.md §6.
 fn batch_loss_f64(
     kind: LossKind,
     t_len: usize,

@@ -1,5 +1,5 @@
-//! Model configs: presets resolve to the spec's shapes, JSON round-trips, bad configs are
-//! refused with a message naming the layer, and the summary counts what the spec describes.
+//! Model configs: presets resolve to the shapes of docs/method.md §7, JSON round-trips, bad configs are
+//! refused with a message naming the layer, and the summary counts what §10 describes.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -52,8 +52,8 @@ fn config_round_trips_through_json() {
         "normalize_mean":[0.5],"normalize_std":[0.5],
         "layers":[{"kind":"conv","out_channels":4,"binary":false},{"kind":"linear","out_features":3}]}"#;
     let c = ModelConfig::from_json(minimal).unwrap();
-    assert_eq!(c.neuron, NeuronConfig::default());
-    assert_eq!(c.agmm.mode, AgmmModeConfig::Full);
+    assert_eq!(c.neuron, LifConfig::default());
+    assert_eq!(c.agmm.mode, AgmmMode::Full);
     assert!(matches!(
         c.layers[1],
         LayerConfig::Linear {

@@ -90,7 +90,7 @@ fn sgd_step_matches_cpu_reference() {
         for len in awkward_sizes(256, 105_418) {
             let steps = 5;
             let params: Vec<SgdParams> = (0..steps)
-                .map(|s| SgdParams::new(&config, len, lr_at(config.lr, s), wd))
+                .map(|s| SgdParams::new(&config, len, lr_at(SgdConfig::DEFAULT_LR, s), wd))
                 .collect();
             let w0 = uniform(&mut r, len, -1.0, 1.0);
             let grads: Vec<Vec<f32>> = (0..steps)
@@ -129,7 +129,15 @@ fn adam_step_matches_cpu_reference() {
         for len in awkward_sizes(256, 105_418) {
             let steps = 5;
             let params: Vec<AdamParams> = (0..steps)
-                .map(|s| AdamParams::new(&config, len, s as u32 + 1, lr_at(config.lr, s), wd))
+                .map(|s| {
+                    AdamParams::new(
+                        &config,
+                        len,
+                        s as u32 + 1,
+                        lr_at(AdamConfig::DEFAULT_LR, s),
+                        wd,
+                    )
+                })
                 .collect();
             let w0 = uniform(&mut r, len, -1.0, 1.0);
             let grads: Vec<Vec<f32>> = (0..steps)
@@ -166,7 +174,6 @@ fn sgd_step_matches_hand_computed_two_steps() {
         (true, [0.922_265_8, -0.527_632_9], [0.298601, 0.2006995]),
     ] {
         let config = SgdConfig {
-            lr: 0.1,
             momentum: 0.9,
             weight_decay: 0.01,
             nesterov,
@@ -219,7 +226,6 @@ fn sgd_step_matches_hand_computed_two_steps() {
 fn adam_step_matches_hand_computed_two_steps() {
     let grads = vec![G1.to_vec(), G2.to_vec()];
     let config = AdamConfig {
-        lr: 0.01,
         weight_decay: 0.01,
         ..AdamConfig::default()
     };

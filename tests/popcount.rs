@@ -1,4 +1,4 @@
-//! Bit-packed binary conv/linear on spikes (spec section 3): `pack_spikes`, `pack_weights` and
+//! Bit-packed binary conv/linear on spikes (docs/method.md §3): `pack_spikes`, `pack_weights` and
 //! `binary_conv_popcount` against their CPU mirrors, and the popcount forward against an
 //! independent float conv `sum s * gamma * sign(W)`: bit-exact integer counts with gamma = 1.
 

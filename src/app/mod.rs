@@ -112,7 +112,7 @@ pub struct AppOptions {
     /// Screenshot mode: first train a run with this AGMM mode, keep it as the reference, then
     /// train the configured run over it (`--compare-agmm off` shows full vs off). While that
     /// runs it holds the mode of the second run.
-    pub compare_agmm: Option<crate::model::AgmmModeConfig>,
+    pub compare_agmm: Option<crate::model::AgmmMode>,
 }
 
 /// Errors that end the app.

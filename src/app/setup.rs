@@ -4,7 +4,7 @@
 //! [`ModelConfig`] and a [`TrainConfig`] when a run is (re)built.
 
 use crate::data::FileSetKind;
-use crate::model::{AgmmModeConfig, ModelConfig, PRESETS};
+use crate::model::{AgmmMode, ModelConfig, PRESETS};
 use crate::train::{OptimizerKind, TrainConfig};
 
 /// What the user chose; defaults match `bitspike train` except a smaller batch, which keeps
@@ -18,7 +18,7 @@ pub struct Setup {
     /// Classes of the loaded data; presets size their readout for it.
     pub classes: usize,
     pub timesteps: usize,
-    pub agmm: AgmmModeConfig,
+    pub agmm: AgmmMode,
     pub optimizer: OptimizerKind,
     pub lr: f32,
     pub batch: usize,
@@ -33,12 +33,13 @@ impl Default for Setup {
             config: None,
             classes: 10,
             timesteps: 4,
-            agmm: AgmmModeConfig::Full,
-            optimizer: OptimizerKind::Adam,
-            lr: 1e-3,
+            agmm: AgmmMode::default(),
+            optimizer: OptimizerKind::default(),
+            lr: OptimizerKind::default().default_lr(),
+            // Smaller than the CLI's: steps come back faster, so the curves move on a CPU.
             batch: 32,
             epochs: 3,
-            seed: 1,
+            seed: TrainConfig::default().seed,
         }
     }
 }
@@ -77,16 +78,9 @@ impl Setup {
         TrainConfig {
             epochs: self.epochs.max(1),
             batch: self.batch.max(1),
-            optimizer: self.optimizer,
             lr: self.lr,
-            weight_decay: match self.optimizer {
-                OptimizerKind::Adam => 0.0,
-                OptimizerKind::Sgd => 1e-4,
-            },
             seed: self.seed,
-            // Readbacks happen per step in the app; the trainer's own logging is unused.
-            log_every: 1,
-            ..TrainConfig::default()
+            ..TrainConfig::for_optimizer(self.optimizer)
         }
     }
 }
@@ -207,9 +201,9 @@ pub fn show(ui: &mut egui::Ui, setup: &mut Setup, info: PanelInfo<'_>) -> Action
             ui.end_row();
             ui.label("AGMM");
             ui.horizontal(|ui| {
-                ui.selectable_value(&mut setup.agmm, AgmmModeConfig::Full, "full");
-                ui.selectable_value(&mut setup.agmm, AgmmModeConfig::Detached, "detached");
-                ui.selectable_value(&mut setup.agmm, AgmmModeConfig::Off, "off");
+                ui.selectable_value(&mut setup.agmm, AgmmMode::Full, "full");
+                ui.selectable_value(&mut setup.agmm, AgmmMode::Detached, "detached");
+                ui.selectable_value(&mut setup.agmm, AgmmMode::Off, "off");
             });
             ui.end_row();
             ui.label("Optimizer");
@@ -218,13 +212,13 @@ pub fn show(ui: &mut egui::Ui, setup: &mut Setup, info: PanelInfo<'_>) -> Action
                     .selectable_value(&mut setup.optimizer, OptimizerKind::Adam, "Adam")
                     .clicked()
                 {
-                    setup.lr = 1e-3;
+                    setup.lr = OptimizerKind::Adam.default_lr();
                 }
                 if ui
                     .selectable_value(&mut setup.optimizer, OptimizerKind::Sgd, "SGD")
                     .clicked()
                 {
-                    setup.lr = 0.1;
+                    setup.lr = OptimizerKind::Sgd.default_lr();
                 }
             });
             ui.end_row();
@@ -338,12 +332,12 @@ mod tests {
     fn setup_overrides_preset_timesteps_and_agmm() {
         let setup = Setup {
             timesteps: 2,
-            agmm: AgmmModeConfig::Off,
+            agmm: AgmmMode::Off,
             ..Setup::default()
         };
         let model = setup.model().expect("mnist preset");
         assert_eq!(model.timesteps, 2);
-        assert_eq!(model.agmm.mode, AgmmModeConfig::Off);
+        assert_eq!(model.agmm.mode, AgmmMode::Off);
         assert_eq!(setup.train_config().batch, 32);
     }
 

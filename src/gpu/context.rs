@@ -13,7 +13,7 @@ use wgpu::util::DeviceExt;
 use super::dispatch::Workgroups;
 use super::{limits, GpuError, KernelSource};
 
-/// Which GEMM-like kernel family suits this adapter (see `environment.md` for the numbers).
+/// Which GEMM-like kernel family suits this adapter (the README's kernel benchmark table has the numbers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelVariant {
     /// No shared memory; each invocation keeps an 8x8 register tile. Best on CPU rasterisers

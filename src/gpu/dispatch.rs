@@ -1,7 +1,8 @@
 //! Workgroup-count arithmetic: 1-D work folded into 2-D past 65,535 workgroups.
 //!
-//! Kernels launched with [`Workgroups::linear`] recover their flat workgroup index as
-//! `wid.x + wid.y * nwg.x` (see `shaders/README.md`) and return early past the end.
+//! Kernels launched with [`Workgroups::for_items`] recover their flat workgroup index with
+//! `group_index(wid, nwg)` (`shaders/common/group_index.wgsl`: `wid.x + wid.y * nwg.x`) and
+//! return early past the end.
 
 use super::{limits, GpuError};
 

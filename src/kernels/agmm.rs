@@ -1,12 +1,16 @@
-//! AGMM, the Adaptive Gradient Modulation Mechanism (spec section 4): `agmm_forward` and
+//! AGMM, the Adaptive Gradient Modulation Mechanism (docs/method.md §4): `agmm_forward` and
 //! `agmm_backward` (`shaders/agmm_*.wgsl`), both fused over time like the LIF kernels.
 
 use bytemuck::{Pod, Zeroable};
+use serde::{Deserialize, Serialize};
 
 use crate::gpu::{check_lens, GpuError, Workgroups};
 
-/// How the gradient flows through the gate `Y = sigmoid(E) * X` (spec section 4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// How the gradient flows through the gate `Y = sigmoid(E) * X` (docs/method.md §4). The one
+/// definition: model configs (`"mode": "full"`), the CLI (`--agmm full`) and the app use it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 pub enum AgmmMode {
     /// Exact gradient, including the path through the running expectation `E` (default).
     #[default]
@@ -18,7 +22,9 @@ pub enum AgmmMode {
 }
 
 /// The time-dependent factor `alpha[t]` of `E[t] = (1 - alpha[t]) E[t-1] + alpha[t] X[t]`.
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
+/// In configs: `null` for the running mean, a number for a constant factor.
+#[derive(Clone, Copy, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(from = "Option<f32>", into = "Option<f32>")]
 pub enum AgmmAlpha {
     /// `alpha[t] = 1/t`, so `E[t]` is the mean of `X[1..t]` (default).
     #[default]
@@ -27,8 +33,24 @@ pub enum AgmmAlpha {
     Constant(f32),
 }
 
-/// AGMM settings of a layer.
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
+impl From<Option<f32>> for AgmmAlpha {
+    fn from(alpha: Option<f32>) -> Self {
+        alpha.map_or(AgmmAlpha::RunningMean, AgmmAlpha::Constant)
+    }
+}
+
+impl From<AgmmAlpha> for Option<f32> {
+    fn from(alpha: AgmmAlpha) -> Self {
+        match alpha {
+            AgmmAlpha::RunningMean => None,
+            AgmmAlpha::Constant(a) => Some(a),
+        }
+    }
+}
+
+/// AGMM settings: a model's `agmm` field, applied to every binary conv unit.
+#[derive(Clone, Copy, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AgmmConfig {
     pub mode: AgmmMode,
     pub alpha: AgmmAlpha,

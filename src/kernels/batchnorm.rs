@@ -1,4 +1,4 @@
-//! Batch norm over `[N, C, HW]` with statistics per channel (spec section 5): the kernels
+//! Batch norm over `[N, C, HW]` with statistics per channel (docs/method.md §5): the kernels
 //! `batchnorm_stats`, `batchnorm_apply`, `batchnorm_backward_reduce`,
 //! `batchnorm_backward_input` (`shaders/batchnorm_*.wgsl`) and the composite [`BatchNorm`]
 //! (train forward, eval forward, backward) built from them.
@@ -12,7 +12,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::gpu::{check_lens, GpuBuffer, GpuContext, GpuError, Workgroups};
 
-/// Batch-norm hyper-parameters (spec section 5 defaults).
+/// Batch-norm hyper-parameters (docs/method.md §5 defaults).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BatchNormConfig {
     /// Weight of the new batch statistic in the running averages.

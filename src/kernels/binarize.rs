@@ -1,4 +1,4 @@
-//! Binary weights (spec section 3): `binarize_forward` (per-channel `gamma = mean |W|` and
+//! Binary weights (docs/method.md §3): `binarize_forward` (per-channel `gamma = mean |W|` and
 //! `W_b = gamma * sign(W)`) and `binarize_backward` (clipped straight-through estimator),
 //! `shaders/binarize_*.wgsl`.
 

@@ -1,4 +1,4 @@
-//! Sign-flip counting (spec section 1): `pack_signs` (sign bits of a tensor, 32 per `u32`) and
+//! Sign-flip counting (docs/method.md §1): `pack_signs` (sign bits of a tensor, 32 per `u32`) and
 //! `sign_flip_count` (XOR popcount of two packed snapshots into a per-layer counter),
 //! `shaders/pack_signs.wgsl`, `shaders/sign_flip_count.wgsl`.
 //!
@@ -24,7 +24,7 @@ pub fn packed_words(numel: usize) -> usize {
     numel.div_ceil(32)
 }
 
-/// Flip ratio `pi = flips / numel` of a layer (spec section 1); 0 for an empty layer.
+/// Flip ratio `pi = flips / numel` of a layer (docs/method.md §1); 0 for an empty layer.
 pub fn flip_ratio(flips: u32, numel: usize) -> f64 {
     if numel == 0 {
         0.0

@@ -1,11 +1,13 @@
 //! Multi-step LIF neuron: `lif_forward` and `lif_backward` (`shaders/lif_*.wgsl`).
 
 use bytemuck::{Pod, Zeroable};
+use serde::{Deserialize, Serialize};
 
 use crate::gpu::{check_lens, GpuError, Workgroups};
 
-/// Reset rule after a spike (spec section 2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// Reset rule after a spike (docs/method.md §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ResetMode {
     /// `h[t] = lambda * u[t-1] * (1 - s[t-1]) + I[t]` (default).
     #[default]
@@ -14,8 +16,10 @@ pub enum ResetMode {
     Soft,
 }
 
-/// LIF neuron parameters (spec section 2; defaults are the group's).
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// LIF neuron parameters (docs/method.md §2; defaults are the group's): a model's `neuron`
+/// field, the one definition of these settings and their defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LifConfig {
     /// Membrane decay `lambda`.
     pub decay: f32,

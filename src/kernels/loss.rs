@@ -1,13 +1,17 @@
-//! The readout loss (spec section 6): `cross_entropy` (`shaders/cross_entropy.wgsl`) turns
+//! The readout loss (docs/method.md §6): `cross_entropy` (`shaders/cross_entropy.wgsl`) turns
 //! time-major logits `[T, B, C]` and labels into dL/do, per-sample losses and a small summary
 //! (loss sum, correct count) that training accumulates on the GPU for a whole epoch.
 
 use bytemuck::{Pod, Zeroable};
+use serde::{Deserialize, Serialize};
 
 use crate::gpu::{check_lens, GpuError, Workgroups};
 
-/// Which cross-entropy the readout uses (spec section 6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// Which cross-entropy the readout uses (docs/method.md §6): a model's `loss` field and the
+/// CLI's `--loss`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 pub enum LossKind {
     /// `L = (1/T) sum_t CE(o[t], y)`, averaged over the batch (default).
     #[default]

@@ -1,4 +1,4 @@
-//! Optimizers on latent weights (spec section 8): `sgd_step` and `adam_step`
+//! Optimizers on latent weights (docs/method.md §8): `sgd_step` and `adam_step`
 //! (`shaders/*_step.wgsl`), with PyTorch's semantics. The learning rate is a per-call param (the
 //! cosine schedule lives on the host) and weight decay is per tensor (0 for BN params, biases).
 
@@ -6,21 +6,24 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::gpu::{check_lens, GpuError, Workgroups};
 
-/// SGD hyper-parameters that stay fixed over a run (defaults: spec section 8).
+/// SGD hyper-parameters that stay fixed over a run (defaults: docs/method.md §8). The learning
+/// rate is per step (the schedule lives on the host); its default is [`SgdConfig::DEFAULT_LR`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SgdConfig {
-    /// Peak learning rate (the schedule scales it per step).
-    pub lr: f32,
     pub momentum: f32,
     /// Weight decay for conv/linear weights; BN params and biases get 0.
     pub weight_decay: f32,
     pub nesterov: bool,
 }
 
+impl SgdConfig {
+    /// Peak learning rate SGD starts from unless told otherwise.
+    pub const DEFAULT_LR: f32 = 0.1;
+}
+
 impl Default for SgdConfig {
     fn default() -> Self {
         Self {
-            lr: 0.1,
             momentum: 0.9,
             weight_decay: 1e-4,
             nesterov: false,
@@ -60,13 +63,12 @@ impl SgdParams {
     }
 }
 
-/// Adam hyper-parameters (defaults: PyTorch's, with the spec's lr 1e-3).
+/// Adam hyper-parameters (defaults: PyTorch's; learning rate [`AdamConfig::DEFAULT_LR`]).
 ///
 /// The betas are f64, like PyTorch's Python floats: `1 - beta` and the bias corrections are
 /// formed in f64 and only then rounded to f32 (in f32, `1 - 0.999` is off by 1.3e-5 relative).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamConfig {
-    pub lr: f32,
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f32,
@@ -74,10 +76,14 @@ pub struct AdamConfig {
     pub weight_decay: f32,
 }
 
+impl AdamConfig {
+    /// Peak learning rate Adam starts from unless told otherwise.
+    pub const DEFAULT_LR: f32 = 1e-3;
+}
+
 impl Default for AdamConfig {
     fn default() -> Self {
         Self {
-            lr: 1e-3,
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,

@@ -1,4 +1,4 @@
-//! Bit-packed inference of binary layers on spike inputs (spec section 3): `pack_spikes`,
+//! Bit-packed inference of binary layers on spike inputs (docs/method.md §3): `pack_spikes`,
 //! `pack_weights` and `binary_conv_popcount` (`shaders/<name>.wgsl`).
 //!
 //! Inputs to binary layers are spikes in {0, 1} and weights are `±gamma`, so

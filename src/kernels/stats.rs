@@ -1,4 +1,4 @@
-//! Statistics reductions for per-layer metrics (spec section 4: firing rate per spiking layer,
+//! Statistics reductions for per-layer metrics (docs/method.md §4: firing rate per spiking layer,
 //! gradient mean/variance per binary layer): `moments_partial` and `moments_final`
 //! (`shaders/moments_*.wgsl`), wrapped in one [`Moments`].
 //!

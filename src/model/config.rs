@@ -1,65 +1,14 @@
-//! Model configuration as data (spec section 7): a model is a list of layer specs plus neuron,
+//! Model configuration as data (docs/method.md §7): a model is a list of layer specs plus neuron,
 //! AGMM, encoding and loss settings. Presets are constructors returning a config, never code
 //! paths; a JSON file with the same fields defines any other model.
 
 use serde::{Deserialize, Serialize};
 
-/// Reset rule of the LIF neuron (spec section 2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Reset {
-    #[default]
-    Hard,
-    Soft,
-}
+pub use crate::kernels::agmm::{AgmmAlpha, AgmmConfig, AgmmMode};
+pub use crate::kernels::lif::{LifConfig, ResetMode};
+pub use crate::kernels::loss::LossKind;
 
-/// LIF neuron parameters (spec section 2). Defaults: lambda 0.5, V_th 1.0, hard reset,
-/// gradient through the reset, triangle surrogate width 1.0.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct NeuronConfig {
-    pub decay: f32,
-    pub v_th: f32,
-    pub reset: Reset,
-    pub detach_reset: bool,
-    pub surrogate_width: f32,
-}
-
-impl Default for NeuronConfig {
-    fn default() -> Self {
-        Self {
-            decay: 0.5,
-            v_th: 1.0,
-            reset: Reset::Hard,
-            detach_reset: false,
-            surrogate_width: 1.0,
-        }
-    }
-}
-
-/// AGMM mode (spec section 4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum AgmmModeConfig {
-    /// `Y = sigmoid(E) * X` with the exact gradient through E (default).
-    #[default]
-    Full,
-    /// E treated as a constant in the backward: pure adaptive gradient scaling.
-    Detached,
-    /// Identity: the plain BSNN baseline.
-    Off,
-}
-
-/// AGMM settings: mode and the running-expectation factor `alpha[t]`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-pub struct AgmmSettings {
-    pub mode: AgmmModeConfig,
-    /// `None` (default): `alpha[t] = 1/t`, E is the running mean. `Some(a)`: constant EMA factor.
-    pub alpha: Option<f32>,
-}
-
-/// How static images become input currents (spec section 6).
+/// How static images become input currents (docs/method.md §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Encoding {
@@ -68,17 +17,6 @@ pub enum Encoding {
     Direct,
     /// Bernoulli spikes with probability = pixel intensity in [0, 1], fresh each timestep.
     Poisson,
-}
-
-/// Readout loss (spec section 6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum LossConfig {
-    /// `(1/T) sum_t CE(o[t], y)` (default).
-    #[default]
-    MeanOverTime,
-    /// `CE(mean_t o[t], y)`.
-    MeanLogits,
 }
 
 /// Pooling flavour used by `pool` layers.
@@ -91,7 +29,7 @@ pub enum PoolKind {
     Avg,
 }
 
-/// Shortcut added before the LIF of a conv unit (Bi-Real style, spec section 7).
+/// Shortcut added before the LIF of a conv unit (Bi-Real style, docs/method.md §7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Shortcut {
@@ -156,13 +94,13 @@ pub struct ModelConfig {
     /// Timesteps T.
     pub timesteps: usize,
     #[serde(default)]
-    pub neuron: NeuronConfig,
+    pub neuron: LifConfig,
     #[serde(default)]
-    pub agmm: AgmmSettings,
+    pub agmm: AgmmConfig,
     #[serde(default)]
     pub encoding: Encoding,
     #[serde(default)]
-    pub loss: LossConfig,
+    pub loss: LossKind,
     #[serde(default)]
     pub pooling: PoolKind,
     /// Per-channel normalisation `(x/255 - mean) / std` applied to input images.
@@ -194,7 +132,7 @@ impl ModelConfig {
         }
     }
 
-    /// `mnist` (spec 7): FPConv 1->32 + BN + LIF; MaxPool 2; BConv 32->64 + BN + AGMM + LIF;
+    /// `mnist` (docs/method.md §7): FPConv 1->32 + BN + LIF; MaxPool 2; BConv 32->64 + BN + AGMM + LIF;
     /// MaxPool 2; BConv 64->64 + BN + AGMM + LIF; flatten; FP Linear 64*7*7 -> 10. T = 4.
     pub fn mnist() -> Self {
         let conv = |out_channels, binary| LayerConfig::Conv {
@@ -210,10 +148,10 @@ impl ModelConfig {
             input: [1, 28, 28],
             classes: 10,
             timesteps: 4,
-            neuron: NeuronConfig::default(),
-            agmm: AgmmSettings::default(),
+            neuron: LifConfig::default(),
+            agmm: AgmmConfig::default(),
             encoding: Encoding::Direct,
-            loss: LossConfig::MeanOverTime,
+            loss: LossKind::MeanOverTime,
             pooling: PoolKind::Max,
             normalize_mean: vec![0.1307],
             normalize_std: vec![0.3081],
@@ -232,7 +170,7 @@ impl ModelConfig {
         }
     }
 
-    /// `resnet19` for CIFAR (spec 7): FPConv 3->128 stem, basic blocks [3, 3, 2] at 128/256/512
+    /// `resnet19` for CIFAR (docs/method.md §7): FPConv 3->128 stem, basic blocks [3, 3, 2] at 128/256/512
     /// (stride 2 at stages 2 and 3), every binary conv with its own Bi-Real shortcut (identity,
     /// or AvgPool 2 + binary 1x1 conv + BN where the shape changes), global average pool,
     /// FP Linear. T = 2.
@@ -277,10 +215,10 @@ impl ModelConfig {
             input: [3, 32, 32],
             classes,
             timesteps: 2,
-            neuron: NeuronConfig::default(),
-            agmm: AgmmSettings::default(),
+            neuron: LifConfig::default(),
+            agmm: AgmmConfig::default(),
             encoding: Encoding::Direct,
-            loss: LossConfig::MeanOverTime,
+            loss: LossKind::MeanOverTime,
             pooling: PoolKind::Avg,
             normalize_mean: vec![0.4914, 0.4822, 0.4465],
             normalize_std: vec![0.2470, 0.2435, 0.2616],
@@ -288,7 +226,7 @@ impl ModelConfig {
         }
     }
 
-    /// `vgg11` for event data (spec 7): 64C3-128C3-AP2-256C3-256C3-AP2-512C3-512C3-AP2-
+    /// `vgg11` for event data (docs/method.md §7): 64C3-128C3-AP2-256C3-256C3-AP2-512C3-512C3-AP2-
     /// 512C3-512C3-GAP-FC, T = 10, 2 polarity channels at 48x48.
     pub fn vgg11(classes: usize) -> Self {
         let conv = |out_channels, binary| LayerConfig::Conv {
@@ -305,10 +243,10 @@ impl ModelConfig {
             input: [2, 48, 48],
             classes,
             timesteps: 10,
-            neuron: NeuronConfig::default(),
-            agmm: AgmmSettings::default(),
+            neuron: LifConfig::default(),
+            agmm: AgmmConfig::default(),
             encoding: Encoding::Direct,
-            loss: LossConfig::MeanOverTime,
+            loss: LossKind::MeanOverTime,
             pooling: PoolKind::Avg,
             normalize_mean: vec![0.0, 0.0],
             normalize_std: vec![1.0, 1.0],

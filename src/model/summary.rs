@@ -1,4 +1,4 @@
-//! Larq-style model summary (spec section 10): per layer parameters, bits, MACs/ACs; model size
+//! Larq-style model summary (docs/method.md §10): per layer parameters, bits, MACs/ACs; model size
 //! at 1 bit per binary weight vs all-fp32; a synaptic-operation energy estimate with the
 //! commonly used 45 nm figures E_AC = 0.9 pJ and E_MAC = 4.6 pJ.
 

@@ -10,11 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rand::SeedableRng;
 
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};
-use crate::kernels::agmm::{AgmmAlpha, AgmmConfig, AgmmMode};
-use crate::kernels::lif::{LifConfig, ResetMode};
-use crate::kernels::loss::{LossKind, LossParams};
+use crate::kernels::agmm::AgmmMode;
+use crate::kernels::loss::LossParams;
 use crate::kernels::optim::{AdamConfig, AdamParams, SgdConfig, SgdParams};
-use crate::model::{plan, AgmmModeConfig, LossConfig, ModelConfig, ModelError, Reset};
+use crate::model::{plan, ModelConfig, ModelError};
 use crate::rng::SeededRng;
 
 use super::layers::{Backward, BuildSettings, Forward, Layer};
@@ -69,8 +68,9 @@ impl Network {
         let mut rng = SeededRng::seed_from_u64(seed);
         let mut slots = Slots::default();
         let settings = BuildSettings {
-            agmm: agmm_config(config),
-            lif: lif_config(config),
+            // `off` is the identity: its units skip the AGMM kernels entirely.
+            agmm: (config.agmm.mode != AgmmMode::Off).then_some(config.agmm),
+            lif: config.neuron,
             pooling: config.pooling,
         };
         // Whether the current layer's input is spikes in {0, 1}.
@@ -280,10 +280,7 @@ impl Network {
         self.check_owner(ws)?;
         let last = self.layers.len() - 1;
         let slot = if train { TRAIN_SLOT } else { EVAL_SLOT };
-        let kind = match self.config.loss {
-            LossConfig::MeanOverTime => LossKind::MeanOverTime,
-            LossConfig::MeanLogits => LossKind::MeanLogits,
-        };
+        let kind = self.config.loss;
         let t = self.config.timesteps;
         let params = LossParams::new(kind, t, ws.batch, self.config.classes).with_slot(slot, true);
         self.kernels.loss.dispatch(
@@ -441,31 +438,4 @@ impl Network {
     pub fn set_frame_broadcast(&mut self, enabled: bool) {
         self.frame_broadcast = enabled;
     }
-}
-
-fn lif_config(config: &ModelConfig) -> LifConfig {
-    LifConfig {
-        decay: config.neuron.decay,
-        v_th: config.neuron.v_th,
-        reset: match config.neuron.reset {
-            Reset::Hard => ResetMode::Hard,
-            Reset::Soft => ResetMode::Soft,
-        },
-        detach_reset: config.neuron.detach_reset,
-        surrogate_width: config.neuron.surrogate_width,
-    }
-}
-
-fn agmm_config(config: &ModelConfig) -> Option<AgmmConfig> {
-    let mode = match config.agmm.mode {
-        AgmmModeConfig::Full => AgmmMode::Full,
-        AgmmModeConfig::Detached => AgmmMode::Detached,
-        // `off` is the identity: skip the kernels entirely.
-        AgmmModeConfig::Off => return None,
-    };
-    let alpha = match config.agmm.alpha {
-        None => AgmmAlpha::RunningMean,
-        Some(a) => AgmmAlpha::Constant(a),
-    };
-    Some(AgmmConfig { mode, alpha })
 }

@@ -7,7 +7,7 @@ use rand_distr::{Distribution, Normal};
 
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};
 
-/// How a parameter is initialised (spec section 8).
+/// How a parameter is initialised (docs/method.md §8).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Init {
     /// Kaiming normal, fan_out mode: `N(0, 2 / fan_out)` (convs).

@@ -16,16 +16,36 @@ use serde::{Deserialize, Serialize};
 use crate::kernels::optim::{AdamConfig, SgdConfig};
 use crate::snn::{EpochMetrics, NetworkError, Optimizer};
 
-/// Optimizer choice in a run config.
+/// Optimizer choice in a run config and on the CLI (`--optimizer adam`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 pub enum OptimizerKind {
-    #[default]
     Sgd,
+    #[default]
     Adam,
 }
 
-/// Training hyper-parameters (spec section 8 defaults, Adam for the small default net).
+impl OptimizerKind {
+    /// The learning rate this optimizer starts from unless told otherwise.
+    pub fn default_lr(self) -> f32 {
+        match self {
+            OptimizerKind::Sgd => SgdConfig::DEFAULT_LR,
+            OptimizerKind::Adam => AdamConfig::DEFAULT_LR,
+        }
+    }
+
+    /// Weight decay on conv/linear weights unless told otherwise.
+    pub fn default_weight_decay(self) -> f32 {
+        match self {
+            OptimizerKind::Sgd => SgdConfig::default().weight_decay,
+            OptimizerKind::Adam => AdamConfig::default().weight_decay,
+        }
+    }
+}
+
+/// Training hyper-parameters: the one home of the run defaults (Adam for the small default
+/// net; docs/method.md §8). The CLI and the app start from these.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
@@ -48,14 +68,21 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
+        Self::for_optimizer(OptimizerKind::default())
+    }
+}
+
+impl TrainConfig {
+    /// The defaults with `optimizer` and its learning rate and weight decay.
+    pub fn for_optimizer(optimizer: OptimizerKind) -> Self {
         Self {
             epochs: 5,
             max_steps: None,
             batch: 64,
-            optimizer: OptimizerKind::Adam,
-            lr: 1e-3,
-            momentum: 0.9,
-            weight_decay: 0.0,
+            optimizer,
+            lr: optimizer.default_lr(),
+            momentum: SgdConfig::default().momentum,
+            weight_decay: optimizer.default_weight_decay(),
             cosine: true,
             seed: 1,
             shuffle: true,
@@ -63,20 +90,16 @@ impl Default for TrainConfig {
             log_every: 10,
         }
     }
-}
 
-impl TrainConfig {
     /// The optimizer with this config's hyper-parameters.
     pub fn optimizer(&self) -> Optimizer {
         match self.optimizer {
             OptimizerKind::Sgd => Optimizer::Sgd(SgdConfig {
-                lr: self.lr,
                 momentum: self.momentum,
                 weight_decay: self.weight_decay,
                 nesterov: false,
             }),
             OptimizerKind::Adam => Optimizer::Adam(AdamConfig {
-                lr: self.lr,
                 weight_decay: self.weight_decay,
                 ..AdamConfig::default()
             }),
