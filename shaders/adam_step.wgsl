@@ -15,7 +15,7 @@
 // with step_size = lr / (1 - beta1^t), bc2_sqrt = sqrt(1 - beta2^t) and 1 - beta computed on the
 // host in f64 from the step count t >= 1 (as PyTorch computes them in Python floats).
 
-//!include common/group_index.wgsl
+//!include common/flat_index.wgsl
 
 struct AdamParams {
     len: u32,
@@ -42,10 +42,8 @@ struct AdamParams {
 @group(0) @binding(3) var<storage, read_write> exp_avg: array<f32>;
 @group(0) @binding(4) var<storage, read_write> exp_avg_sq: array<f32>;
 
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let i = group_index(wid, nwg) * 256u + lid;
+@compute @workgroup_size(256) fn main(inv: FlatInvocation) {
+    let i = flat_index(inv, 256u);
     if (i >= params.len) {
         return;
     }

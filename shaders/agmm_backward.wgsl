@@ -14,10 +14,9 @@
 //   detached: dL/dX[t] = q[t] * G[t]            (E treated as a constant)
 //   off:      dL/dX[t] = G[t]                   (identity)
 
-//!include common/group_index.wgsl
+//!include common/flat_index.wgsl
 //!include common/agmm.wgsl
 
-@group(0) @binding(0) var<uniform> params: AgmmParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> e: array<f32>;
 @group(0) @binding(3) var<storage, read> grad_y: array<f32>;
@@ -34,10 +33,8 @@ fn alpha_at(t: u32) -> f32 {
     return 1.0 / f32(t);
 }
 
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let n = group_index(wid, nwg) * 64u + lid;
+@compute @workgroup_size(64) fn main(inv: FlatInvocation) {
+    let n = flat_index(inv, 64u);
     if (n >= params.elements) {
         return;
     }

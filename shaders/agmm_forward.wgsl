@@ -13,10 +13,9 @@
 //   full / detached: Y[t] = sigmoid(E[t]) * X[t];   off: Y[t] = X[t]
 // E is written in every mode so a layer can run the kernels uniformly.
 
-//!include common/group_index.wgsl
+//!include common/flat_index.wgsl
 //!include common/agmm.wgsl
 
-@group(0) @binding(0) var<uniform> params: AgmmParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> e: array<f32>;
@@ -29,10 +28,8 @@ fn alpha_at(t: u32) -> f32 {
     return 1.0 / f32(t);
 }
 
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let n = group_index(wid, nwg) * 64u + lid;
+@compute @workgroup_size(64) fn main(inv: FlatInvocation) {
+    let n = flat_index(inv, 64u);
     if (n >= params.elements) {
         return;
     }

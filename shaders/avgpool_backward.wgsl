@@ -8,17 +8,14 @@
 //   2 storage rw     : grad_input  [P, in_h, in_w] f32 (written; 0 outside every window)
 // Dispatch: one invocation per input element, workgroups of 256, folded 1-D.
 
-//!include common/group_index.wgsl
+//!include common/flat_index.wgsl
 //!include common/pool.wgsl
 
-@group(0) @binding(0) var<uniform> params: PoolParams;
 @group(0) @binding(1) var<storage, read> grad_output: array<f32>;
 @group(0) @binding(2) var<storage, read_write> grad_input: array<f32>;
 
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let i = group_index(wid, nwg) * 256u + lid;
+@compute @workgroup_size(256) fn main(inv: FlatInvocation) {
+    let i = flat_index(inv, 256u);
     if (i >= params.planes * params.in_h * params.in_w) {
         return;
     }

@@ -8,17 +8,14 @@
 // Dispatch: one invocation per output element, workgroups of 256, folded 1-D.
 // out_h = (in_h - kernel_h) / stride_h + 1 (floor), likewise for the width.
 
-//!include common/group_index.wgsl
+//!include common/flat_index.wgsl
 //!include common/pool.wgsl
 
-@group(0) @binding(0) var<uniform> params: PoolParams;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read_write> output: array<f32>;
 
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let o = group_index(wid, nwg) * 256u + lid;
+@compute @workgroup_size(256) fn main(inv: FlatInvocation) {
+    let o = flat_index(inv, 256u);
     if (o >= params.planes * params.out_h * params.out_w) {
         return;
     }

@@ -17,10 +17,9 @@
 // 256 apart, so neighbouring invocations touch neighbouring values), folded 1-D
 // (ceil(N*C*HW / 2048) groups).
 
-//!include common/group_index.wgsl
+//!include common/flat_index.wgsl
 //!include common/batchnorm.wgsl
 
-@group(0) @binding(0) var<uniform> params: BatchNormParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> grad_y: array<f32>;
 @group(0) @binding(3) var<storage, read> save_mean: array<f32>;
@@ -33,40 +32,24 @@
 const WG: u32 = 256u;
 const ITEMS: u32 = 8u;  // elements per invocation, 256 apart
 
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
+@compute @workgroup_size(256) fn main(inv: FlatInvocation) {
     let total = params.samples * params.channels * params.spatial;
-    let start = group_index(wid, nwg) * (WG * ITEMS) + lid;
+    let start = flat_index(inv, WG * ITEMS);
     if (start >= total) {
         return;
     }
-    let hw = params.spatial;
-    let ch = params.channels;
-    let inv_m = 1.0 / f32(params.samples * hw);
+    let inv_m = 1.0 / f32(params.samples * params.spatial);
     // Channel stepping without a division per element, as in batchnorm_apply.
-    let row = start / hw;
-    var p = start - row * hw;
-    var c = row % ch;
-    let dn = WG / hw;
-    let dp = WG - dn * hw;
-    let dc = dn % ch;
+    var walk = channel_walk(start, WG);
     for (var k = 0u; k < ITEMS; k++) {
         let i = start + k * WG;
         if (i >= total) {
             break;
         }
+        let c = walk.c;
         let invstd = save_invstd[c];
         let xhat = (x[i] - save_mean[c]) * invstd;
         grad_x[i] = weight[c] * invstd * (grad_y[i] - inv_m * (grad_bias[c] + xhat * grad_weight[c]));
-        p += dp;
-        c += dc;
-        if (p >= hw) {
-            p -= hw;
-            c += 1u;
-        }
-        if (c >= ch) {
-            c -= ch;
-        }
+        channel_walk_next(&walk);
     }
 }

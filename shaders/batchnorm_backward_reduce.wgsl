@@ -17,7 +17,6 @@
 //!include common/workgroup_sum2.wgsl
 //!include common/batchnorm.wgsl
 
-@group(0) @binding(0) var<uniform> params: BatchNormParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> grad_y: array<f32>;
 @group(0) @binding(3) var<storage, read> save_mean: array<f32>;
@@ -37,23 +36,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let m = params.samples * hw;
     let mean = save_mean[c];
     // (n, p) walk without a division per element, as in batchnorm_stats.
-    let dn = WG / hw;
-    let dp = WG % hw;
-    var n = lid / hw;
-    var p = lid % hw;
+    var walk = sample_walk(lid, WG);
     var s_dy = 0.0;
     var s_dyx = 0.0;
     for (var i = lid; i < m; i += WG) {
-        let j = (n * params.channels + c) * hw + p;
+        let j = sample_walk_index(walk, c);
         let g = grad_y[j];
         s_dy += g;
         s_dyx += g * (x[j] - mean);
-        p += dp;
-        n += dn;
-        if (p >= hw) {
-            p -= hw;
-            n += 1u;
-        }
+        sample_walk_next(&walk);
     }
     let total = workgroup_sum2(lid, s_dy, s_dyx);
     if (lid == 0u) {

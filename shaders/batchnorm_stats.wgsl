@@ -20,7 +20,6 @@
 //!include common/workgroup_sum2.wgsl
 //!include common/batchnorm.wgsl
 
-@group(0) @binding(0) var<uniform> params: BatchNormParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> save_mean: array<f32>;
 @group(0) @binding(3) var<storage, read_write> save_invstd: array<f32>;
@@ -42,23 +41,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     // E[d^2] - E[d]^2 does not cancel catastrophically when |mean| >> std.
     let shift = x[c * hw];
     // Walk i = lid, lid + 256, ... over the channel's M values as (n, p) without dividing per
-    // element: each step advances p by 256 % HW and n by 256 / HW, carrying once.
-    let dn = WG / hw;
-    let dp = WG % hw;
-    var n = lid / hw;
-    var p = lid % hw;
+    // element (common/batchnorm.wgsl).
+    var walk = sample_walk(lid, WG);
     var s1 = 0.0;
     var s2 = 0.0;
     for (var i = lid; i < m; i += WG) {
-        let d = x[(n * params.channels + c) * hw + p] - shift;
+        let d = x[sample_walk_index(walk, c)] - shift;
         s1 += d;
         s2 += d * d;
-        p += dp;
-        n += dn;
-        if (p >= hw) {
-            p -= hw;
-            n += 1u;
-        }
+        sample_walk_next(&walk);
     }
     let total = workgroup_sum2(lid, s1, s2);
     if (lid == 0u) {

@@ -7,17 +7,14 @@
 // Dispatch: one invocation per column, workgroups of 64, folded 1-D (ceil(cols / 64) groups);
 // neighbouring invocations read neighbouring columns of each row.
 
-//!include common/group_index.wgsl
+//!include common/flat_index.wgsl
 //!include common/bias.wgsl
 
-@group(0) @binding(0) var<uniform> params: BiasParams;
 @group(0) @binding(1) var<storage, read> grad_y: array<f32>;
 @group(0) @binding(2) var<storage, read_write> grad_bias: array<f32>;
 
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let col = group_index(wid, nwg) * 64u + lid;
+@compute @workgroup_size(64) fn main(inv: FlatInvocation) {
+    let col = flat_index(inv, 64u);
     if (col >= params.cols) {
         return;
     }

@@ -9,19 +9,16 @@
 // Dispatch: one invocation per element, workgroups of 64, folded 1-D (ceil(C_out*K / 64)).
 // No gradient flows into gamma: it is detached (docs/method.md §3).
 
-//!include common/group_index.wgsl
+//!include common/flat_index.wgsl
 //!include common/binarize.wgsl
 
-@group(0) @binding(0) var<uniform> params: BinarizeParams;
 @group(0) @binding(1) var<storage, read> latent: array<f32>;
 @group(0) @binding(2) var<storage, read> gamma: array<f32>;
 @group(0) @binding(3) var<storage, read> grad_wb: array<f32>;
 @group(0) @binding(4) var<storage, read_write> grad_latent: array<f32>;
 
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let i = group_index(wid, nwg) * 64u + lid;
+@compute @workgroup_size(64) fn main(inv: FlatInvocation) {
+    let i = flat_index(inv, 64u);
     if (i >= params.out_channels * params.fan_in) {
         return;
     }

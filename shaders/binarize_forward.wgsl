@@ -16,7 +16,6 @@
 
 const WG: u32 = 64u;
 
-@group(0) @binding(0) var<uniform> params: BinarizeParams;
 @group(0) @binding(1) var<storage, read> latent: array<f32>;
 @group(0) @binding(2) var<storage, read_write> weight_b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> gamma: array<f32>;

@@ -12,17 +12,14 @@
 //   image[n, c, y, x] = sum over (ky, kx) with y + pad - ky = oy*stride, x + pad - kx = ox*stride,
 //                       0 <= oy < H_out, 0 <= ox < W_out, of cols[n, (c*kH + ky)*kW + kx, oy*W_out + ox]
 
-//!include common/group_index.wgsl
+//!include common/flat_index.wgsl
 //!include common/im2col.wgsl
 
-@group(0) @binding(0) var<uniform> params: Im2colParams;
 @group(0) @binding(1) var<storage, read> cols: array<f32>;
 @group(0) @binding(2) var<storage, read_write> image: array<f32>;
 
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let idx = group_index(wid, nwg) * 256u + lid;
+@compute @workgroup_size(256) fn main(inv: FlatInvocation) {
+    let idx = flat_index(inv, 256u);
     if (idx >= params.total) {
         return;
     }

@@ -12,18 +12,15 @@
 //   soft: h[t] = lambda * (u[t-1] - v_th * s[t-1]) + I[t]
 //   s[t] = (h[t] >= v_th),  u[t] = h[t],  u[0] = s[0] = 0
 
-//!include common/group_index.wgsl
+//!include common/flat_index.wgsl
 //!include common/lif.wgsl
 
-@group(0) @binding(0) var<uniform> params: LifParams;
 @group(0) @binding(1) var<storage, read> current: array<f32>;
 @group(0) @binding(2) var<storage, read_write> spikes: array<f32>;
 @group(0) @binding(3) var<storage, read_write> membrane: array<f32>;
 
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let n = group_index(wid, nwg) * 64u + lid;
+@compute @workgroup_size(64) fn main(inv: FlatInvocation) {
+    let n = flat_index(inv, 64u);
     if (n >= params.neurons) {
         return;
     }

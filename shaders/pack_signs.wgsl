@@ -8,7 +8,7 @@
 //                                                     the last word are zero
 // Dispatch: one invocation per output word, workgroups of 64, folded 1-D (ceil(words / 64)).
 
-//!include common/group_index.wgsl
+//!include common/flat_index.wgsl
 
 struct PackSignsParams {
     numel: u32,
@@ -21,10 +21,8 @@ struct PackSignsParams {
 @group(0) @binding(1) var<storage, read> values: array<f32>;
 @group(0) @binding(2) var<storage, read_write> packed: array<u32>;
 
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let j = group_index(wid, nwg) * 64u + lid;
+@compute @workgroup_size(64) fn main(inv: FlatInvocation) {
+    let j = flat_index(inv, 64u);
     if (j >= params.words) {
         return;
     }

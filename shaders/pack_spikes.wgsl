@@ -12,7 +12,7 @@
 // neighbouring invocations read neighbouring floats; the 32 channel reads of one word are
 // H*W apart.
 
-//!include common/group_index.wgsl
+//!include common/flat_index.wgsl
 
 struct PackSpikesParams {
     batch: u32,
@@ -29,10 +29,8 @@ struct PackSpikesParams {
 @group(0) @binding(1) var<storage, read> spikes: array<f32>;
 @group(0) @binding(2) var<storage, read_write> packed: array<u32>;
 
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let g = group_index(wid, nwg) * 64u + lid;
+@compute @workgroup_size(64) fn main(inv: FlatInvocation) {
+    let g = flat_index(inv, 64u);
     if (g >= params.total_words) {
         return;
     }

@@ -15,7 +15,7 @@
 // Dispatch: one invocation per output word, workgroups of 64, folded 1-D
 // (ceil(kH * kW * words * C_out_pad / 64)).
 
-//!include common/group_index.wgsl
+//!include common/flat_index.wgsl
 
 struct PackWeightsParams {
     out_channels: u32,
@@ -32,10 +32,8 @@ struct PackWeightsParams {
 @group(0) @binding(1) var<storage, read> weights: array<f32>;
 @group(0) @binding(2) var<storage, read_write> packed: array<u32>;
 
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let g = group_index(wid, nwg) * 64u + lid;
+@compute @workgroup_size(64) fn main(inv: FlatInvocation) {
+    let g = flat_index(inv, 64u);
     if (g >= params.total_words) {
         return;
     }

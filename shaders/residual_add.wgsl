@@ -7,18 +7,15 @@
 //   3 storage rw     : out [len] f32 (written; must be a buffer distinct from a and b)
 // Dispatch: one invocation per element, workgroups of 256, folded 1-D (ceil(len / 256)).
 
-//!include common/group_index.wgsl
+//!include common/flat_index.wgsl
 //!include common/elementwise.wgsl
 
-@group(0) @binding(0) var<uniform> params: ElementwiseParams;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let i = group_index(wid, nwg) * 256u + lid;
+@compute @workgroup_size(256) fn main(inv: FlatInvocation) {
+    let i = flat_index(inv, 256u);
     if (i >= params.len) {
         return;
     }

@@ -13,7 +13,7 @@
 //   d   = nesterov ? g' + momentum * buf : buf
 //   w  -= lr * d
 
-//!include common/group_index.wgsl
+//!include common/flat_index.wgsl
 
 struct SgdParams {
     len: u32,
@@ -31,10 +31,8 @@ struct SgdParams {
 @group(0) @binding(2) var<storage, read> grad: array<f32>;
 @group(0) @binding(3) var<storage, read_write> momentum: array<f32>;
 
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let i = group_index(wid, nwg) * 256u + lid;
+@compute @workgroup_size(256) fn main(inv: FlatInvocation) {
+    let i = flat_index(inv, 256u);
     if (i >= params.len) {
         return;
     }

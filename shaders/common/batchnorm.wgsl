@@ -1,4 +1,4 @@
-// BatchNormParams: the uniform params (binding 0) of batchnorm_stats, batchnorm_apply,
+// BatchNormParams and the uniform `params` (binding 0) of batchnorm_stats, batchnorm_apply,
 // batchnorm_backward_reduce and batchnorm_backward_input.
 // Mirrored by `crate::kernels::batchnorm::BatchNormParams`.
 
@@ -11,4 +11,67 @@ struct BatchNormParams {
     momentum: f32,
     _pad0: u32,
     _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: BatchNormParams;
+
+// Walking the elements of one invocation `step` apart without a division per element.
+// The tensor is [N, C, HW] (N = samples, C = channels, HW = spatial); the walk divides once at
+// the start, then each step advances the position by `step % HW` and the next coarser index by
+// `step / HW`, carrying once when the position wraps.
+
+// Over the whole tensor (batchnorm_apply, batchnorm_backward_input): `c` is the channel of the
+// current element, (i / HW) % C.
+struct ChannelWalk {
+    p: u32,
+    c: u32,
+    dp: u32,
+    dc: u32,
+}
+
+fn channel_walk(start: u32, step: u32) -> ChannelWalk {
+    let hw = params.spatial;
+    let row = start / hw;
+    let dn = step / hw;
+    return ChannelWalk(start - row * hw, row % params.channels, step - dn * hw, dn % params.channels);
+}
+
+fn channel_walk_next(w: ptr<function, ChannelWalk>) {
+    (*w).p += (*w).dp;
+    (*w).c += (*w).dc;
+    if ((*w).p >= params.spatial) {
+        (*w).p -= params.spatial;
+        (*w).c += 1u;
+    }
+    if ((*w).c >= params.channels) {
+        (*w).c -= params.channels;
+    }
+}
+
+// Over the M = N * HW values of one channel (batchnorm_stats, batchnorm_backward_reduce), from
+// the channel's value `first` as (n, p).
+struct SampleWalk {
+    n: u32,
+    p: u32,
+    dn: u32,
+    dp: u32,
+}
+
+fn sample_walk(first: u32, step: u32) -> SampleWalk {
+    let hw = params.spatial;
+    return SampleWalk(first / hw, first % hw, step / hw, step % hw);
+}
+
+// The flat index of the walk's current value in channel `c`.
+fn sample_walk_index(w: SampleWalk, c: u32) -> u32 {
+    return (w.n * params.channels + c) * params.spatial + w.p;
+}
+
+fn sample_walk_next(w: ptr<function, SampleWalk>) {
+    (*w).p += (*w).dp;
+    (*w).n += (*w).dn;
+    if ((*w).p >= params.spatial) {
+        (*w).p -= params.spatial;
+        (*w).n += 1u;
+    }
 }

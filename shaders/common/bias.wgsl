@@ -1,4 +1,4 @@
-// BiasParams: the uniform params (binding 0) of bias_add and bias_grad.
+// BiasParams and the uniform `params` (binding 0) of bias_add and bias_grad.
 // Mirrored by `crate::kernels::linear::BiasParams`.
 
 struct BiasParams {
@@ -7,3 +7,5 @@ struct BiasParams {
     _pad0: u32,
     _pad1: u32,
 }
+
+@group(0) @binding(0) var<uniform> params: BiasParams;

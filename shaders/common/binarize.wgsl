@@ -1,4 +1,4 @@
-// BinarizeParams: the uniform params (binding 0) of binarize_forward and binarize_backward.
+// BinarizeParams and the uniform `params` (binding 0) of binarize_forward and binarize_backward.
 // Mirrored by `crate::kernels::binarize::BinarizeParams`.
 
 struct BinarizeParams {
@@ -7,3 +7,5 @@ struct BinarizeParams {
     _pad0: u32,
     _pad1: u32,
 }
+
+@group(0) @binding(0) var<uniform> params: BinarizeParams;

@@ -1,4 +1,4 @@
-// GemmParams: the uniform params (binding 0) of gemm_register and gemm_tiled.
+// GemmParams and the uniform `params` (binding 0) of gemm_register and gemm_tiled.
 // Mirrored by `crate::kernels::gemm::GemmParams`.
 
 struct GemmParams {
@@ -19,3 +19,5 @@ struct GemmParams {
     _pad0: u32,
     _pad1: u32,
 }
+
+@group(0) @binding(0) var<uniform> params: GemmParams;

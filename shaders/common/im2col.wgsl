@@ -1,4 +1,4 @@
-// Im2colParams: the uniform params (binding 0) of im2col and col2im.
+// Im2colParams and the uniform `params` (binding 0) of im2col and col2im.
 // Mirrored by `crate::kernels::conv::Im2colParams`.
 
 struct Im2colParams {
@@ -15,3 +15,5 @@ struct Im2colParams {
     image_offset: u32,
     total: u32,      // elements this dispatch produces (cols in im2col, the image in col2im)
 }
+
+@group(0) @binding(0) var<uniform> params: Im2colParams;

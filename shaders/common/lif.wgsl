@@ -1,4 +1,4 @@
-// LifParams: the uniform params (binding 0) of lif_forward and lif_backward.
+// LifParams and the uniform `params` (binding 0) of lif_forward and lif_backward.
 // Mirrored by `crate::kernels::lif::LifParams`.
 
 struct LifParams {
@@ -11,3 +11,5 @@ struct LifParams {
     surrogate_width: f32,
     broadcast_input: u32, // 1: the input is one [N] frame reused at every t (direct encoding)
 }
+
+@group(0) @binding(0) var<uniform> params: LifParams;

@@ -1,5 +1,5 @@
-// PoolParams: the uniform params (binding 0) of maxpool_forward, maxpool_backward, avgpool_forward
-// and avgpool_backward.
+// PoolParams and the uniform `params` (binding 0) of maxpool_forward, maxpool_backward,
+// avgpool_forward and avgpool_backward.
 // Mirrored by `crate::kernels::pool::PoolParams`.
 
 struct PoolParams {
@@ -16,6 +16,8 @@ struct PoolParams {
     _pad1: u32,
     _pad2: u32,
 }
+
+@group(0) @binding(0) var<uniform> params: PoolParams;
 
 // Forward passes: the window of output element `o` (which must be < planes * out_h * out_w).
 // `base` is the first element of its input plane, `origin` the window's top-left element
