@@ -137,18 +137,14 @@ fn agmm_backward_full_matches_finite_differences() {
             let params = AgmmParams::new(&config, t, n);
             let x = uniform(&mut r, t * n, -3.0, 3.0);
             let w = uniform(&mut r, t * n, -1.0, 1.0);
-            let mut x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-            let w64: Vec<f64> = w.iter().map(|&v| v as f64).collect();
-            let mut loss = |xs: &[f64]| {
+            let w64 = to_f64(&w);
+            let fd = fd_gradient(&x, 1e-5, |xs| {
                 forward_f64(t, n, alpha, xs)
                     .iter()
                     .zip(&w64)
                     .map(|(y, w)| y * w)
                     .sum::<f64>()
-            };
-            let fd: Vec<f32> = (0..t * n)
-                .map(|i| finite_difference(&mut x64, i, 1e-5, &mut loss) as f32)
-                .collect();
+            });
             let (mut y, mut e) = (vec![0.0; t * n], vec![0.0; t * n]);
             cpu::agmm::agmm_forward(&params, &x, &mut y, &mut e);
             let mut cpu_grad = vec![0.0; t * n];

@@ -200,17 +200,13 @@ fn binarize_backward_matches_finite_differences() {
     cpu::binarize::binarize_forward(&params, &latent, &mut wb, &mut gamma);
     let mut analytic = vec![0.0; c_out * k];
     cpu::binarize::binarize_backward(&params, &latent, &gamma, &upstream, &mut analytic);
-    let gamma64: Vec<f64> = gamma.iter().map(|&g| g as f64).collect();
-    let mut proxy = |w: &[f64]| -> f64 {
+    let gamma64 = to_f64(&gamma);
+    let numeric = fd_gradient(&latent, 1e-4, |w| {
         w.iter()
             .enumerate()
             .map(|(i, &v)| upstream[i] as f64 * gamma64[i / k] * v.clamp(-1.0, 1.0))
             .sum()
-    };
-    let mut x: Vec<f64> = latent.iter().map(|&v| v as f64).collect();
-    let numeric: Vec<f32> = (0..c_out * k)
-        .map(|i| finite_difference(&mut x, i, 1e-4, &mut proxy) as f32)
-        .collect();
+    });
     assert_close(
         "binarize_backward vs finite differences of gamma*clip(W)",
         &analytic,

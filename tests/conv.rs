@@ -249,40 +249,7 @@ fn conv2d_chunks_the_batch_when_the_scratch_is_small() {
 
 /// Independent f64 conv forward, for finite differences.
 fn conv_f64(s: &ConvShape, x: &[f64], w: &[f64]) -> Vec<f64> {
-    let (oh, ow) = (s.out_h(), s.out_w());
-    let mut y = vec![0.0; s.output_len()];
-    for n in 0..s.batch {
-        for co in 0..s.out_channels {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let mut acc = 0.0;
-                    for ci in 0..s.in_channels {
-                        for ky in 0..s.kernel_h {
-                            for kx in 0..s.kernel_w {
-                                let iy = (oy * s.stride + ky) as isize - s.padding as isize;
-                                let ix = (ox * s.stride + kx) as isize - s.padding as isize;
-                                if iy < 0
-                                    || ix < 0
-                                    || iy >= s.height as isize
-                                    || ix >= s.width as isize
-                                {
-                                    continue;
-                                }
-                                let xi = ((n * s.in_channels + ci) * s.height + iy as usize)
-                                    * s.width
-                                    + ix as usize;
-                                let wi =
-                                    ((co * s.in_channels + ci) * s.kernel_h + ky) * s.kernel_w + kx;
-                                acc += x[xi] * w[wi];
-                            }
-                        }
-                    }
-                    y[((n * s.out_channels + co) * oh + oy) * ow + ox] = acc;
-                }
-            }
-        }
-    }
-    y
+    direct_conv(s, |_, xi, wi| x[xi] * w[wi])
 }
 
 #[test]
@@ -301,24 +268,10 @@ fn conv2d_backward_matches_finite_differences() {
             let g = uniform(&mut r, shape.output_len(), -1.0, 1.0);
             let scratch = Conv2d::cols_scratch_len(&shape).unwrap();
             let (_, gx, gw) = run_gpu(&ctx, &conv, &shape, scratch, &input, &weight, &g).unwrap();
-            let g64: Vec<f64> = g.iter().map(|&v| v as f64).collect();
+            let (x64, w64, g64) = (to_f64(&input), to_f64(&weight), to_f64(&g));
             let loss = |y: Vec<f64>| y.iter().zip(&g64).map(|(a, b)| a * b).sum::<f64>();
-            let mut x64: Vec<f64> = input.iter().map(|&v| v as f64).collect();
-            let mut w64: Vec<f64> = weight.iter().map(|&v| v as f64).collect();
-            let fd_x: Vec<f32> = (0..x64.len())
-                .map(|i| {
-                    let w = w64.clone();
-                    finite_difference(&mut x64, i, 1e-3, &mut |x| loss(conv_f64(&shape, x, &w)))
-                        as f32
-                })
-                .collect();
-            let fd_w: Vec<f32> = (0..w64.len())
-                .map(|i| {
-                    let x = x64.clone();
-                    finite_difference(&mut w64, i, 1e-3, &mut |w| loss(conv_f64(&shape, &x, w)))
-                        as f32
-                })
-                .collect();
+            let fd_x = fd_gradient(&input, 1e-3, |x| loss(conv_f64(&shape, x, &w64)));
+            let fd_w = fd_gradient(&weight, 1e-3, |w| loss(conv_f64(&shape, &x64, w)));
             assert_close(
                 &format!("conv2d_backward_input vs FD {variant:?} {shape:?}"),
                 &gx,

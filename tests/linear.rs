@@ -203,30 +203,11 @@ fn linear_backward_matches_finite_differences() {
             let b = uniform(&mut r, s.out_features, -1.0, 1.0);
             let g = uniform(&mut r, s.output_len(), -1.0, 1.0);
             let got = run_gpu(&ctx, &linear, &s, &x, &w, &b, &g);
-            let f = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
-            let (mut x64, mut w64, mut b64, g64) = (f(&x), f(&w), f(&b), f(&g));
+            let (x64, w64, b64, g64) = (to_f64(&x), to_f64(&w), to_f64(&b), to_f64(&g));
             let loss = |y: Vec<f64>| y.iter().zip(&g64).map(|(a, b)| a * b).sum::<f64>();
-            let fd_x: Vec<f32> = (0..x64.len())
-                .map(|i| {
-                    let (w, b) = (w64.clone(), b64.clone());
-                    finite_difference(&mut x64, i, 1e-3, &mut |x| loss(linear_f64(&s, x, &w, &b)))
-                        as f32
-                })
-                .collect();
-            let fd_w: Vec<f32> = (0..w64.len())
-                .map(|i| {
-                    let (x, b) = (x64.clone(), b64.clone());
-                    finite_difference(&mut w64, i, 1e-3, &mut |w| loss(linear_f64(&s, &x, w, &b)))
-                        as f32
-                })
-                .collect();
-            let fd_b: Vec<f32> = (0..b64.len())
-                .map(|i| {
-                    let (x, w) = (x64.clone(), w64.clone());
-                    finite_difference(&mut b64, i, 1e-3, &mut |b| loss(linear_f64(&s, &x, &w, b)))
-                        as f32
-                })
-                .collect();
+            let fd_x = fd_gradient(&x, 1e-3, |x| loss(linear_f64(&s, x, &w64, &b64)));
+            let fd_w = fd_gradient(&w, 1e-3, |w| loss(linear_f64(&s, &x64, w, &b64)));
+            let fd_b = fd_gradient(&b, 1e-3, |b| loss(linear_f64(&s, &x64, &w64, b)));
             let tag = format!("{variant:?} {s:?}");
             assert_close(
                 &format!("linear_backward_input vs FD {tag}"),

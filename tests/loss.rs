@@ -169,11 +169,8 @@ fn cross_entropy_gradient_matches_finite_differences() {
             let params = [LossParams::new(kind, t, b, c)];
             let logits = uniform(&mut r, t * b * c, -3.0, 3.0);
             let y = labels(&mut r, b, c);
-            let mut o64: Vec<f64> = logits.iter().map(|&v| v as f64).collect();
-            let mut f = |o: &[f64]| batch_loss_f64(kind, t, b, c, o, &y);
-            let fd: Vec<f32> = (0..o64.len())
-                .map(|i| finite_difference(&mut o64, i, 1e-5, &mut f) as f32)
-                .collect();
+            let o64 = to_f64(&logits);
+            let fd = fd_gradient(&logits, 1e-5, |o| batch_loss_f64(kind, t, b, c, o, &y));
             let want_loss = batch_loss_f64(kind, t, b, c, &o64, &y) as f32;
             let tag = format!("cross_entropy {kind:?} T={t} B={b} C={c}");
             let cpu_out = run_cpu(&params, &logits, &y, 1);

@@ -337,14 +337,8 @@ fn maxpool_backward_matches_finite_differences() {
         let g = uniform(&mut r, p.output_len(), -1.0, 1.0);
         let (_, arg) = gpu_maxpool(&ctx, shape, window, &x);
         let got = gpu_maxpool_backward(&ctx, shape, window, &arg, &g);
-        let mut x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-        let r64: Vec<f64> = g.iter().map(|&v| v as f64).collect();
-        let fd: Vec<f32> = (0..x64.len())
-            .map(|i| {
-                finite_difference(&mut x64, i, 1e-4, &mut |xv| maxpool_loss_f64(&p, xv, &r64))
-                    as f32
-            })
-            .collect();
+        let r64 = to_f64(&g);
+        let fd = fd_gradient(&x, 1e-4, |xv| maxpool_loss_f64(&p, xv, &r64));
         assert_close(
             &format!("maxpool_backward vs finite differences {shape:?} {window:?}"),
             &got,
@@ -404,14 +398,8 @@ fn avgpool_backward_matches_finite_differences() {
         let x = uniform(&mut r, p.input_len(), -1.0, 1.0);
         let g = uniform(&mut r, p.output_len(), -1.0, 1.0);
         let got = gpu_avgpool_backward(&ctx, shape, window, &g);
-        let mut x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-        let r64: Vec<f64> = g.iter().map(|&v| v as f64).collect();
-        let fd: Vec<f32> = (0..x64.len())
-            .map(|i| {
-                finite_difference(&mut x64, i, 1e-4, &mut |xv| avgpool_loss_f64(&p, xv, &r64))
-                    as f32
-            })
-            .collect();
+        let r64 = to_f64(&g);
+        let fd = fd_gradient(&x, 1e-4, |xv| avgpool_loss_f64(&p, xv, &r64));
         assert_close(
             &format!("avgpool_backward vs finite differences {shape:?} {window:?}"),
             &got,

@@ -19,42 +19,14 @@ use common::*;
 /// The float path, written independently: direct conv of spikes with `gamma[co] * sign(W)`,
 /// accumulated in f32 in (ci, kh, kw) order (exact for small integer sums when gamma = 1).
 fn float_binary_conv(s: &ConvShape, spikes: &[f32], weights: &[f32], gamma: &[f32]) -> Vec<f32> {
-    let (oh, ow) = (s.out_h(), s.out_w());
-    let mut out = vec![0.0f32; s.output_len()];
-    for n in 0..s.batch {
-        for co in 0..s.out_channels {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let mut acc = 0.0f32;
-                    for ci in 0..s.in_channels {
-                        for kh in 0..s.kernel_h {
-                            for kw in 0..s.kernel_w {
-                                let iy = (oy * s.stride + kh) as isize - s.padding as isize;
-                                let ix = (ox * s.stride + kw) as isize - s.padding as isize;
-                                if iy < 0
-                                    || ix < 0
-                                    || iy >= s.height as isize
-                                    || ix >= s.width as isize
-                                {
-                                    continue;
-                                }
-                                let x = spikes[((n * s.in_channels + ci) * s.height + iy as usize)
-                                    * s.width
-                                    + ix as usize];
-                                let w = weights[((co * s.in_channels + ci) * s.kernel_h + kh)
-                                    * s.kernel_w
-                                    + kw];
-                                let wb = if w >= 0.0 { gamma[co] } else { -gamma[co] };
-                                acc += x * wb;
-                            }
-                        }
-                    }
-                    out[((n * s.out_channels + co) * oh + oy) * ow + ox] = acc;
-                }
-            }
-        }
-    }
-    out
+    direct_conv(s, |co, xi, wi| {
+        let wb = if weights[wi] >= 0.0 {
+            gamma[co]
+        } else {
+            -gamma[co]
+        };
+        spikes[xi] * wb
+    })
 }
 
 struct Packed {

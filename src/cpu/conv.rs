@@ -111,16 +111,27 @@ fn for_each_tap(shape: &ConvShape, mut f: impl FnMut(usize, usize, usize)) {
     }
 }
 
+/// Sums `term(o, i, w)` over every tap into `len` f64 accumulators, each term into the one at
+/// the index it returns, then narrows them into `out` (f32).
+fn sum_taps(
+    shape: &ConvShape,
+    len: usize,
+    out: &mut [f32],
+    mut term: impl FnMut(usize, usize, usize) -> (usize, f64),
+) {
+    let mut acc = vec![0.0f64; len];
+    for_each_tap(shape, |o, i, w| {
+        let (at, v) = term(o, i, w);
+        acc[at] += v;
+    });
+    out.iter_mut().zip(&acc).for_each(|(y, &a)| *y = a as f32);
+}
+
 /// Mirror of `Conv2d::forward` (direct loops, f64 accumulation; no scratch needed).
 pub fn conv2d_forward(shape: &ConvShape, input: &[f32], weight: &[f32], output: &mut [f32]) {
-    let mut acc = vec![0.0f64; shape.output_len()];
-    for_each_tap(shape, |o, i, w| {
-        acc[o] += input[i] as f64 * weight[w] as f64
+    sum_taps(shape, shape.output_len(), output, |o, i, w| {
+        (o, input[i] as f64 * weight[w] as f64)
     });
-    output
-        .iter_mut()
-        .zip(&acc)
-        .for_each(|(y, &a)| *y = a as f32);
 }
 
 /// Mirror of `Conv2d::backward_input`: `grad_input` overwritten.
@@ -130,14 +141,9 @@ pub fn conv2d_backward_input(
     weight: &[f32],
     grad_input: &mut [f32],
 ) {
-    let mut acc = vec![0.0f64; shape.input_len()];
-    for_each_tap(shape, |o, i, w| {
-        acc[i] += grad_output[o] as f64 * weight[w] as f64
+    sum_taps(shape, shape.input_len(), grad_input, |o, i, w| {
+        (i, grad_output[o] as f64 * weight[w] as f64)
     });
-    grad_input
-        .iter_mut()
-        .zip(&acc)
-        .for_each(|(g, &a)| *g = a as f32);
 }
 
 /// Mirror of `Conv2d::backward_weight`: `grad_weight` overwritten.
@@ -147,12 +153,7 @@ pub fn conv2d_backward_weight(
     grad_output: &[f32],
     grad_weight: &mut [f32],
 ) {
-    let mut acc = vec![0.0f64; shape.weight_len()];
-    for_each_tap(shape, |o, i, w| {
-        acc[w] += grad_output[o] as f64 * input[i] as f64
+    sum_taps(shape, shape.weight_len(), grad_weight, |o, i, w| {
+        (w, grad_output[o] as f64 * input[i] as f64)
     });
-    grad_weight
-        .iter_mut()
-        .zip(&acc)
-        .for_each(|(g, &a)| *g = a as f32);
 }

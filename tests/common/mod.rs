@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use bitspike::gpu::GpuContext;
+use bitspike::kernels::conv::ConvShape;
 use bitspike::rng::SeededRng;
 use rand::{Rng, SeedableRng};
 
@@ -42,16 +43,14 @@ pub fn spikes(rng: &mut SeededRng, len: usize, p: f64) -> Vec<f32> {
         .collect()
 }
 
+fn assert_same_len(what: &str, got: usize, want: usize) {
+    assert_eq!(got, want, "{what}: length {got} vs expected {want}");
+}
+
 /// Asserts `|got - want| <= abs + rel * |want|` element-wise; prints a one-line summary and the
 /// first few mismatches (index, got, expected).
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], rel: f32, abs: f32) {
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "{what}: length {} vs expected {}",
-        got.len(),
-        want.len()
-    );
+    assert_same_len(what, got.len(), want.len());
     let mut worst = 0.0f32;
     let mut bad = Vec::new();
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
@@ -81,13 +80,7 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], rel: f32, abs: f32) {
 
 /// Asserts bit-exact equality (spikes, signs, counts); prints a summary and first mismatches.
 pub fn assert_exact<T: PartialEq + std::fmt::Debug>(what: &str, got: &[T], want: &[T]) {
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "{what}: length {} vs expected {}",
-        got.len(),
-        want.len()
-    );
+    assert_same_len(what, got.len(), want.len());
     let bad: Vec<usize> = (0..got.len()).filter(|&i| got[i] != want[i]).collect();
     println!(
         "{what}: compared {} values exactly, {} differ",
@@ -116,4 +109,61 @@ pub fn finite_difference(
     let minus = f(x);
     x[i] = orig;
     (plus - minus) / (2.0 * eps)
+}
+
+/// `v` widened to f64 (the inputs of the f64 references and finite differences).
+pub fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&a| a as f64).collect()
+}
+
+/// The central finite-difference gradient of `f` at `x` (widened to f64), one element at a
+/// time; returned as f32 to compare with a GPU gradient.
+pub fn fd_gradient(x: &[f32], eps: f64, mut f: impl FnMut(&[f64]) -> f64) -> Vec<f32> {
+    let mut x64 = to_f64(x);
+    (0..x64.len())
+        .map(|i| finite_difference(&mut x64, i, eps, &mut f) as f32)
+        .collect()
+}
+
+/// A direct 2-D convolution of shape `s`, written independently of im2col: `out[n, co, oy, ox]`
+/// sums `tap(co, input index, weight index)` over the taps inside the image (zero padding), in
+/// (ci, ky, kx) order, starting from `T::default()`.
+pub fn direct_conv<T: Copy + Default + std::ops::AddAssign>(
+    s: &ConvShape,
+    mut tap: impl FnMut(usize, usize, usize) -> T,
+) -> Vec<T> {
+    let (oh, ow) = (s.out_h(), s.out_w());
+    let mut y = vec![T::default(); s.output_len()];
+    for n in 0..s.batch {
+        for co in 0..s.out_channels {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = T::default();
+                    for ci in 0..s.in_channels {
+                        for ky in 0..s.kernel_h {
+                            for kx in 0..s.kernel_w {
+                                let iy = (oy * s.stride + ky) as isize - s.padding as isize;
+                                let ix = (ox * s.stride + kx) as isize - s.padding as isize;
+                                if iy < 0
+                                    || ix < 0
+                                    || iy >= s.height as isize
+                                    || ix >= s.width as isize
+                                {
+                                    continue;
+                                }
+                                let xi = ((n * s.in_channels + ci) * s.height + iy as usize)
+                                    * s.width
+                                    + ix as usize;
+                                let wi =
+                                    ((co * s.in_channels + ci) * s.kernel_h + ky) * s.kernel_w + kx;
+                                acc += tap(co, xi, wi);
+                            }
+                        }
+                    }
+                    y[((n * s.out_channels + co) * oh + oy) * ow + ox] = acc;
+                }
+            }
+        }
+    }
+    y
 }
