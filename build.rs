@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 const DIRECTIVE: &str = "//!include ";
 
 fn main() {
-    let shaders = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    // Read at run time, not with env!(): a build script binary can be reused for another
+    // checkout of the same source (a shared target directory).
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let shaders = Path::new(&manifest).join("shaders");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("shaders");
     fs::create_dir_all(&out).expect("create $OUT_DIR/shaders");
     println!("cargo:rerun-if-changed=shaders");

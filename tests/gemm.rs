@@ -139,3 +139,41 @@ fn gemm_rejects_short_buffers() {
     println!("{err}");
     assert!(err.to_string().contains("`c` has 3 elements"));
 }
+
+/// Shapes whose operands are 4-aligned along their contiguous dimension take the register
+/// variant's vec4 fetch paths (one per transpose combination); mixed and odd shapes the
+/// element-wise path. Conv-like sizes (K = 196, 288) and aligned batch strides and offsets.
+#[test]
+fn gemm_vec4_paths_match_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let mut seed = 5000;
+    for variant in VARIANTS {
+        let gemm = Gemm::with_variant(&ctx, variant).unwrap();
+        for (ta, tb) in TRANSPOSES {
+            for &(m, n, k) in &[
+                (4usize, 4usize, 4usize),
+                (12, 20, 16),
+                (64, 196, 288),
+                (288, 196, 64),
+                (60, 36, 196),
+                (8, 12, 7),
+            ] {
+                seed += 1;
+                check(
+                    &ctx,
+                    &gemm,
+                    &GemmShape::new(m, n, k).transpose(ta, tb),
+                    seed,
+                );
+                seed += 1;
+                let shape = GemmShape::new(m, n, k)
+                    .transpose(ta, tb)
+                    .batched(3, m * k + 4, k * n + 8, m * n)
+                    .offsets(4, 12, 0)
+                    .reduce_batch(true)
+                    .accumulate(true);
+                check(&ctx, &gemm, &shape, seed);
+            }
+        }
+    }
+}
