@@ -131,13 +131,7 @@ impl Probe {
                 data.channels, data.height, data.width, model.name, model.input
             )));
         }
-        let spec = InputSpec {
-            timesteps: model.timesteps,
-            encoding: model.encoding,
-            mean: model.normalize_mean.clone(),
-            std: model.normalize_std.clone(),
-            augment: false,
-        };
+        let spec = InputSpec::for_model(&model, false);
         let host = make_batch(&data, &[sample], &spec, 0);
         let (layers, logits) = session.trainer.probe(gpu, &host.input, host.labels[0])?;
         Ok(Self {

@@ -125,13 +125,7 @@ impl Batches<'_> {
 /// Runs the benchmark.
 pub fn run(ctx: &GpuContext, opts: &E2eOptions) -> Result<E2eReport, NetworkError> {
     let model = &opts.model;
-    let spec = InputSpec {
-        timesteps: model.timesteps,
-        encoding: model.encoding,
-        mean: model.normalize_mean.clone(),
-        std: model.normalize_std.clone(),
-        augment: false,
-    };
+    let spec = InputSpec::for_model(model, false);
     let train_data = bench_data(model, EmbeddedSplit::Train)?;
     let test_data = bench_data(model, EmbeddedSplit::Test)?;
     let base = memory::live_bytes();

@@ -20,6 +20,20 @@ pub struct InputSpec {
     pub augment: bool,
 }
 
+impl InputSpec {
+    /// How `model` takes its input (its T, encoding and normalisation); `augment`: random crop
+    /// and flip (training on CIFAR-like data).
+    pub fn for_model(model: &crate::model::ModelConfig, augment: bool) -> Self {
+        Self {
+            timesteps: model.timesteps,
+            encoding: model.encoding,
+            mean: model.normalize_mean.clone(),
+            std: model.normalize_std.clone(),
+            augment,
+        }
+    }
+}
+
 /// The sample order of one epoch: a seeded shuffle (seed mixed with the epoch number) or file
 /// order when `shuffle` is false.
 pub fn epoch_order(len: usize, seed: u64, epoch: usize, shuffle: bool) -> Vec<usize> {

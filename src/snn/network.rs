@@ -254,11 +254,7 @@ impl Network {
         self.check_owner(ws)?;
         let layer = self.layer_at(index)?;
         let io = Forward {
-            input: if index == 0 {
-                &ws.input
-            } else {
-                &ws.outputs[index - 1]
-            },
+            input: ws.layer_input(index),
             output: &ws.outputs[index],
             timesteps: self.config.timesteps,
             batch: ws.batch,
@@ -320,11 +316,7 @@ impl Network {
         self.check_owner(ws)?;
         let layer = self.layer_at(index)?;
         let io = Backward {
-            input: if index == 0 {
-                &ws.input
-            } else {
-                &ws.outputs[index - 1]
-            },
+            input: ws.layer_input(index),
             g_output: ws.grad(index)?,
             // The gradient of this layer's input is the previous layer's output gradient.
             g_input: if index == 0 {

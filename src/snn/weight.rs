@@ -137,18 +137,20 @@ impl Weight {
         rec.moments(&self.param.grad, partials, b.grad_slot)
     }
 
+    /// Records the latent weights' sign bits into `into`.
+    fn pack_signs(&self, rec: &mut Recorder, into: &GpuBuffer<u32>) -> Result<(), GpuError> {
+        let params = PackSignsParams::new(self.param.len());
+        rec.k
+            .pack_signs
+            .dispatch(rec.ctx, rec.enc, &params, &self.param.value, into)
+    }
+
     /// Records the packed signs into the snapshot (the reference of the next flip count).
     pub fn snapshot_signs(&self, rec: &mut Recorder) -> Result<(), GpuError> {
-        let Some(b) = &self.binary else {
-            return Ok(());
-        };
-        rec.k.pack_signs.dispatch(
-            rec.ctx,
-            rec.enc,
-            &PackSignsParams::new(self.param.len()),
-            &self.param.value,
-            &b.snapshot,
-        )
+        match &self.binary {
+            Some(b) => self.pack_signs(rec, &b.snapshot),
+            None => Ok(()),
+        }
     }
 
     /// Records the count of signs flipped since the snapshot, then takes a new snapshot.
@@ -156,13 +158,7 @@ impl Weight {
         let Some(b) = &self.binary else {
             return Ok(());
         };
-        rec.k.pack_signs.dispatch(
-            rec.ctx,
-            rec.enc,
-            &PackSignsParams::new(self.param.len()),
-            &self.param.value,
-            &b.current,
-        )?;
+        self.pack_signs(rec, &b.current)?;
         rec.k.flips.dispatch(
             rec.ctx,
             rec.enc,

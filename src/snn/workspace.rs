@@ -91,6 +91,14 @@ impl Workspace {
         self.batch
     }
 
+    /// What layer `index` reads: the uploaded input, or the previous layer's output.
+    pub(crate) fn layer_input(&self, index: usize) -> &GpuBuffer<f32> {
+        match index.checked_sub(1) {
+            Some(previous) => &self.outputs[previous],
+            None => &self.input,
+        }
+    }
+
     /// True when built with gradient buffers.
     pub fn training(&self) -> bool {
         self.training

@@ -215,14 +215,7 @@ impl Trainer {
     }
 
     fn input_spec(&self, train: bool) -> InputSpec {
-        let model = self.net.config();
-        InputSpec {
-            timesteps: model.timesteps,
-            encoding: model.encoding,
-            mean: model.normalize_mean.clone(),
-            std: model.normalize_std.clone(),
-            augment: train && self.config.augment,
-        }
+        InputSpec::for_model(self.net.config(), train && self.config.augment)
     }
 
     fn check_data(&self, data: &Dataset) -> Result<(), TrainError> {

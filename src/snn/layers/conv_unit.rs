@@ -482,43 +482,17 @@ impl ConvUnit {
             }
             _ => &grads.g_pre,
         };
-        let saved = BatchNormSaved {
+        let main = ConvBn {
+            shape: &ws.shape,
+            weight: &self.weight,
+            bn: &self.bn,
+            conv_out: &ws.conv_out,
             mean: &ws.mean,
             invstd: &ws.invstd,
         };
-        rec.k.bn.backward(
-            rec.ctx,
-            rec.enc,
-            bn_shape,
-            &ws.conv_out,
-            g_bn_out,
-            &saved,
-            &self.bn.weight.value,
-            &self.bn.weight.grad,
-            &self.bn.bias.grad,
-            &grads.g_conv_out,
-        )?;
-        rec.k.conv.backward_weight(
-            rec.ctx,
-            rec.enc,
-            &ws.shape,
-            input,
-            &grads.g_conv_out,
-            &scratch.cols,
-            self.weight.grad_target(),
-        )?;
-        self.weight
-            .straight_through(rec, &scratch.moment_partials)?;
+        let g_conv_out = &grads.g_conv_out;
+        main.backward(rec, scratch, bn_shape, input, g_bn_out, g_conv_out, g_input)?;
         let Some(g_in) = g_input else { return Ok(()) };
-        rec.k.conv.backward_input(
-            rec.ctx,
-            rec.enc,
-            &ws.shape,
-            &grads.g_conv_out,
-            self.weight.effective(),
-            &scratch.cols,
-            g_in,
-        )?;
         let [ci, hi, wi] = self.input;
         let in_elements = ElementwiseParams::new(n * ci * hi * wi);
         match (self.shortcut, &self.downsample, &ws.down, &grads.down) {
@@ -528,40 +502,24 @@ impl ConvUnit {
                     .dispatch(rec.ctx, rec.enc, &in_elements, &grads.g_pre, g_in)?
             }
             (Shortcut::Downsample, Some(d), Some(dw), Some(dg)) => {
-                let saved = BatchNormSaved {
+                let shortcut = ConvBn {
+                    shape: &dw.shape,
+                    weight: &d.weight,
+                    bn: &d.bn,
+                    conv_out: &dw.conv_out,
                     mean: &dw.mean,
                     invstd: &dw.invstd,
                 };
-                rec.k.bn.backward(
-                    rec.ctx,
-                    rec.enc,
+                let (pooled, g_pooled) = (&dw.pooled, Some(&dg.g_pooled));
+                let g_conv = &dg.g_conv_out;
+                shortcut.backward(
+                    rec,
+                    scratch,
                     bn_shape,
-                    &dw.conv_out,
+                    pooled,
                     &grads.g_pre,
-                    &saved,
-                    &d.bn.weight.value,
-                    &d.bn.weight.grad,
-                    &d.bn.bias.grad,
-                    &dg.g_conv_out,
-                )?;
-                rec.k.conv.backward_weight(
-                    rec.ctx,
-                    rec.enc,
-                    &dw.shape,
-                    &dw.pooled,
-                    &dg.g_conv_out,
-                    &scratch.cols,
-                    d.weight.grad_target(),
-                )?;
-                d.weight.straight_through(rec, &scratch.moment_partials)?;
-                rec.k.conv.backward_input(
-                    rec.ctx,
-                    rec.enc,
-                    &dw.shape,
-                    &dg.g_conv_out,
-                    d.weight.effective(),
-                    &scratch.cols,
-                    &dg.g_pooled,
+                    g_conv,
+                    g_pooled,
                 )?;
                 d.pool
                     .backward(rec.ctx, rec.enc, [n, ci, hi, wi], &dg.g_pooled, &dg.g_input)?;
@@ -584,6 +542,77 @@ impl ConvWs {
     /// AGMM running expectation `E[t]`, when the unit has AGMM.
     pub fn agmm_expectation(&self) -> Option<&GpuBuffer<f32>> {
         self.agmm_out.as_ref().map(|(_, e)| e)
+    }
+}
+
+/// A conv followed by its BN, as one forward left them in a workspace: what their backward
+/// reads (the main path of a unit, or its downsampling shortcut).
+struct ConvBn<'a> {
+    shape: &'a ConvShape,
+    weight: &'a Weight,
+    bn: &'a BnParams,
+    conv_out: &'a GpuBuffer<f32>,
+    mean: &'a GpuBuffer<f32>,
+    invstd: &'a GpuBuffer<f32>,
+}
+
+impl ConvBn<'_> {
+    /// BN backward (and its parameter gradients), the conv weight gradient with the STE, and
+    /// with `g_input` the conv input gradient (overwritten).
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &self,
+        rec: &mut Recorder,
+        scratch: &Scratch,
+        bn_shape: BatchNormShape,
+        input: &GpuBuffer<f32>,
+        g_bn_out: &GpuBuffer<f32>,
+        g_conv_out: &GpuBuffer<f32>,
+        g_input: Option<&GpuBuffer<f32>>,
+    ) -> Result<(), GpuError> {
+        let saved = BatchNormSaved {
+            mean: self.mean,
+            invstd: self.invstd,
+        };
+        rec.k.bn.backward(
+            rec.ctx,
+            rec.enc,
+            bn_shape,
+            self.conv_out,
+            g_bn_out,
+            &saved,
+            &self.bn.weight.value,
+            &self.bn.weight.grad,
+            &self.bn.bias.grad,
+            g_conv_out,
+        )?;
+        let conv = &rec.k.conv;
+        let (weight, cols) = (self.weight, &scratch.cols);
+        conv.backward_weight(
+            rec.ctx,
+            rec.enc,
+            self.shape,
+            input,
+            g_conv_out,
+            cols,
+            weight.grad_target(),
+        )?;
+        weight.straight_through(rec, &scratch.moment_partials)?;
+        match g_input {
+            Some(g_in) => {
+                let conv = &rec.k.conv;
+                conv.backward_input(
+                    rec.ctx,
+                    rec.enc,
+                    self.shape,
+                    g_conv_out,
+                    weight.effective(),
+                    cols,
+                    g_in,
+                )
+            }
+            None => Ok(()),
+        }
     }
 }
 
