@@ -8,11 +8,9 @@ use crate::kernels::agmm::{AgmmBackward, AgmmConfig, AgmmForward, AgmmParams};
 use crate::kernels::loss::{CrossEntropy, LossKind, LossParams, LossSummary};
 use crate::kernels::optim::{AdamConfig, AdamParams, AdamStep, SgdConfig, SgdParams, SgdStep};
 
-/// Deterministic pseudo-random values in roughly `[-2, 2)`.
+/// Deterministic pseudo-random values in `[-2, 2)`.
 fn values(len: usize, salt: usize) -> Vec<f32> {
-    (0..len)
-        .map(|i| (((i + salt) * 7919) % 1000) as f32 / 250.0 - 2.0)
-        .collect()
+    super::pattern(len, salt, -2.0, 4.0)
 }
 
 /// Benchmark rows for `agmm_forward`, `agmm_backward`, `cross_entropy`, `sgd_step`, `adam_step`.
@@ -31,13 +29,12 @@ pub fn rows(ctx: &GpuContext, reps: usize) -> Result<Vec<BenchRow>, GpuError> {
     let bwd = AgmmBackward::new(ctx)?;
     let shape = format!("T={t} N={n}");
     let tn = (t * n) as f64;
-    rows.push(BenchRow {
-        kernel: "agmm_forward".into(),
-        shape: shape.clone(),
-        seconds: time_gpu(ctx, reps, |enc| fwd.dispatch(ctx, enc, &params, &x, &y, &e))?,
-        flops: None,
-        bytes: Some(tn * 4.0 * 3.0),
-    });
+    rows.push(BenchRow::memory(
+        "agmm_forward",
+        shape.clone(),
+        time_gpu(ctx, reps, |enc| fwd.dispatch(ctx, enc, &params, &x, &y, &e))?,
+        tn * 4.0 * 3.0,
+    ));
     rows.push(BenchRow {
         kernel: "agmm_backward".into(),
         shape,
@@ -58,10 +55,10 @@ pub fn rows(ctx: &GpuContext, reps: usize) -> Result<Vec<BenchRow>, GpuError> {
     let sample_loss = GpuBuffer::<f32>::zeros(ctx, b, "sample loss")?;
     let summary = GpuBuffer::<LossSummary>::zeros(ctx, 1, "loss summary")?;
     let ce = CrossEntropy::new(ctx)?;
-    rows.push(BenchRow {
-        kernel: "cross_entropy".into(),
-        shape: format!("T={t} B={b} C={c}"),
-        seconds: time_gpu(ctx, reps, |enc| {
+    rows.push(BenchRow::memory(
+        "cross_entropy",
+        format!("T={t} B={b} C={c}"),
+        time_gpu(ctx, reps, |enc| {
             ce.dispatch(
                 ctx,
                 enc,
@@ -73,9 +70,8 @@ pub fn rows(ctx: &GpuContext, reps: usize) -> Result<Vec<BenchRow>, GpuError> {
                 &summary,
             )
         })?,
-        flops: None,
-        bytes: Some((t * b * c * 8 + b * 8) as f64),
-    });
+        (t * b * c * 8 + b * 8) as f64,
+    ));
 
     // Optimizers on one tensor the size of the mnist model (320 + 36864 + 36864 + 31370).
     let len = 320 + 36_864 + 36_864 + 31_370;
@@ -88,15 +84,14 @@ pub fn rows(ctx: &GpuContext, reps: usize) -> Result<Vec<BenchRow>, GpuError> {
     let sgd_params = SgdParams::new(&sgd_config, len, 1e-6, sgd_config.weight_decay);
     let sgd = SgdStep::new(ctx)?;
     let shape = format!("len={len}");
-    rows.push(BenchRow {
-        kernel: "sgd_step".into(),
-        shape: shape.clone(),
-        seconds: time_gpu(ctx, reps, |enc| {
+    rows.push(BenchRow::memory(
+        "sgd_step",
+        shape.clone(),
+        time_gpu(ctx, reps, |enc| {
             sgd.dispatch(ctx, enc, &sgd_params, &weights, &grad, &state_a)
         })?,
-        flops: None,
-        bytes: Some(len as f64 * 4.0 * 5.0),
-    });
+        len as f64 * 4.0 * 5.0,
+    ));
     let adam_config = AdamConfig::default();
     let adam_params = AdamParams::new(&adam_config, len, 10, 1e-6, 0.0);
     let adam = AdamStep::new(ctx)?;

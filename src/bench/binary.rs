@@ -18,11 +18,9 @@ use crate::kernels::stats::Moments;
 /// `N = T * B` of the `mnist` preset.
 const BATCH: usize = 256;
 
-/// Deterministic weights in [-1, 1) (no RNG dependency in the library).
+/// Deterministic weights in [-1, 1).
 fn weights(len: usize) -> Vec<f32> {
-    (0..len)
-        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
-        .collect()
+    super::pattern(len, 0, -1.0, 2.0)
 }
 
 /// Deterministic spikes at a firing rate of about 1/5.
@@ -92,16 +90,15 @@ fn layer_rows(
             flops: None,
             bytes: weight_bytes,
         },
-        BenchRow {
-            kernel: format!("pack_weights {name}"),
-            shape: format!(
+        BenchRow::memory(
+            format!("pack_weights {name}"),
+            format!(
                 "[{}, {}, {}, {}]",
                 shape.out_channels, shape.in_channels, shape.kernel_h, shape.kernel_w
             ),
-            seconds: time_gpu(ctx, reps, |e| pack_weights.dispatch(ctx, e, &wp, &w, &wpk))?,
-            flops: None,
-            bytes: Some((shape.weight_len() * 4 + wp.total_words as usize * 4) as f64),
-        },
+            time_gpu(ctx, reps, |e| pack_weights.dispatch(ctx, e, &wp, &w, &wpk))?,
+            (shape.weight_len() * 4 + wp.total_words as usize * 4) as f64,
+        ),
         BenchRow {
             kernel: format!("pack_spikes {name} input"),
             shape: format!(
@@ -159,17 +156,16 @@ pub fn rows(ctx: &GpuContext, reps: usize) -> Result<Vec<BenchRow>, GpuError> {
     let current = GpuBuffer::<u32>::zeros(ctx, pp.words as usize, "current")?;
     let snapshot = GpuBuffer::<u32>::zeros(ctx, pp.words as usize, "snapshot")?;
     let counts = GpuBuffer::<u32>::zeros(ctx, 2, "counts")?;
-    rows.push(BenchRow {
-        kernel: "pack_signs+sign_flip_count+snapshot".into(),
-        shape: format!("conv3 weights, {numel} signs"),
-        seconds: time_gpu(ctx, reps, |e| {
+    rows.push(BenchRow::memory(
+        "pack_signs+sign_flip_count+snapshot",
+        format!("conv3 weights, {numel} signs"),
+        time_gpu(ctx, reps, |e| {
             pack.dispatch(ctx, e, &pp, &w, &current)?;
             flips.dispatch(ctx, e, &fp, &snapshot, &current, &counts)?;
             flips.snapshot(e, &current, &snapshot)
         })?,
-        flops: None,
-        bytes: Some((numel * 4 + pp.words as usize * 4 * 4) as f64),
-    });
+        (numel * 4 + pp.words as usize * 4 * 4) as f64,
+    ));
 
     // Moments over conv1's spikes [256, 32, 28, 28], the largest spike tensor of the preset.
     let moments = Moments::new(ctx)?;
@@ -177,14 +173,13 @@ pub fn rows(ctx: &GpuContext, reps: usize) -> Result<Vec<BenchRow>, GpuError> {
     let x = GpuBuffer::from_slice(ctx, &spikes(len), "spikes")?;
     let scratch = GpuBuffer::<f32>::zeros(ctx, Moments::partials_len(len), "partials")?;
     let summary = GpuBuffer::<f32>::zeros(ctx, 6, "summary")?;
-    rows.push(BenchRow {
-        kernel: "moments (partial+final)".into(),
-        shape: format!("[{BATCH}, 32, 28, 28] = {len}"),
-        seconds: time_gpu(ctx, reps, |e| {
+    rows.push(BenchRow::memory(
+        "moments (partial+final)",
+        format!("[{BATCH}, 32, 28, 28] = {len}"),
+        time_gpu(ctx, reps, |e| {
             moments.dispatch(ctx, e, &x, &scratch, &summary, 1, true)
         })?,
-        flops: None,
-        bytes: Some(len as f64 * 4.0),
-    });
+        len as f64 * 4.0,
+    ));
     Ok(rows)
 }

@@ -7,11 +7,9 @@ use crate::kernels::conv::{Conv2d, ConvShape};
 use crate::kernels::gemm::{Gemm, GemmShape};
 use crate::kernels::linear::{Linear, LinearShape};
 
-/// Deterministic, non-trivial test data (no RNG dependency in the library).
+/// Deterministic, non-trivial test data in [-1, 1).
 fn filler(len: usize) -> Vec<f32> {
-    (0..len)
-        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
-        .collect()
+    super::pattern(len, 0, -1.0, 2.0)
 }
 
 fn upload(ctx: &GpuContext, len: usize, label: &str) -> Result<GpuBuffer<f32>, GpuError> {
@@ -32,13 +30,12 @@ fn square_gemm(
         KernelVariant::RegisterBlocked => "gemm_register",
         KernelVariant::SharedTiled => "gemm_tiled",
     };
-    Ok(BenchRow {
-        kernel: name.into(),
-        shape: format!("M=N=K={s}"),
-        seconds: time_gpu(ctx, reps, |e| gemm.dispatch(ctx, e, &shape, &a, &b, &c))?,
-        flops: Some(shape.flops()),
-        bytes: None,
-    })
+    Ok(BenchRow::compute(
+        name,
+        format!("M=N=K={s}"),
+        time_gpu(ctx, reps, |e| gemm.dispatch(ctx, e, &shape, &a, &b, &c))?,
+        shape.flops(),
+    ))
 }
 
 fn conv_rows(

@@ -7,9 +7,7 @@ use crate::kernels::lif::{LifBackward, LifConfig, LifForward, LifParams};
 pub fn rows(ctx: &GpuContext, reps: usize) -> Result<Vec<BenchRow>, GpuError> {
     let (t, n) = (4usize, 64 * 32 * 28 * 28);
     let params = LifParams::new(&LifConfig::default(), t, n);
-    let current: Vec<f32> = (0..t * n)
-        .map(|i| ((i * 7919) % 1000) as f32 / 400.0)
-        .collect();
+    let current = super::pattern(t * n, 0, 0.0, 2.5);
     let current = GpuBuffer::from_slice(ctx, &current, "current")?;
     let spikes = GpuBuffer::<f32>::zeros(ctx, t * n, "spikes")?;
     let membrane = GpuBuffer::<f32>::zeros(ctx, t * n, "membrane")?;
@@ -19,15 +17,14 @@ pub fn rows(ctx: &GpuContext, reps: usize) -> Result<Vec<BenchRow>, GpuError> {
     let shape = format!("T={t} N={n}");
     let bytes = (t * n * 4 * 3) as f64;
     Ok(vec![
-        BenchRow {
-            kernel: "lif_forward".into(),
-            shape: shape.clone(),
-            seconds: time_gpu(ctx, reps, |e| {
+        BenchRow::memory(
+            "lif_forward",
+            shape.clone(),
+            time_gpu(ctx, reps, |e| {
                 fwd.dispatch(ctx, e, &params, &current, &spikes, &membrane)
             })?,
-            flops: None,
-            bytes: Some(bytes),
-        },
+            bytes,
+        ),
         BenchRow {
             kernel: "lif_backward".into(),
             shape,

@@ -21,6 +21,38 @@ pub struct BenchRow {
 }
 
 impl BenchRow {
+    /// A memory-bound row: `bytes` read and written per call.
+    pub fn memory(
+        kernel: impl Into<String>,
+        shape: impl Into<String>,
+        seconds: f64,
+        bytes: f64,
+    ) -> Self {
+        Self {
+            kernel: kernel.into(),
+            shape: shape.into(),
+            seconds,
+            flops: None,
+            bytes: Some(bytes),
+        }
+    }
+
+    /// A compute-bound row: `flops` useful operations per call.
+    pub fn compute(
+        kernel: impl Into<String>,
+        shape: impl Into<String>,
+        seconds: f64,
+        flops: f64,
+    ) -> Self {
+        Self {
+            kernel: kernel.into(),
+            shape: shape.into(),
+            seconds,
+            flops: Some(flops),
+            bytes: None,
+        }
+    }
+
     /// GFLOP/s (or Gop/s for binary ops) when `flops` is known.
     pub fn gflops(&self) -> Option<f64> {
         self.flops.map(|f| f / self.seconds / 1e9)
@@ -30,6 +62,14 @@ impl BenchRow {
     pub fn gbytes(&self) -> Option<f64> {
         self.bytes.map(|b| b / self.seconds / 1e9)
     }
+}
+
+/// Deterministic, non-trivial test data in `[lo, lo + span)` (no RNG in the benchmarks, so
+/// every run times the same values).
+pub(crate) fn pattern(len: usize, salt: usize, lo: f32, span: f32) -> Vec<f32> {
+    (0..len)
+        .map(|i| (((i + salt) * 7919) % 1000) as f32 / 1000.0 * span + lo)
+        .collect()
 }
 
 /// Median wall time of `record` (one call = what `record` puts into one encoder), measured by

@@ -10,11 +10,9 @@ use crate::kernels::batchnorm::{
 use crate::kernels::elementwise::{ElementwiseParams, ResidualAdd};
 use crate::kernels::pool::{MaxPool2d, PoolWindow};
 
-/// Deterministic pseudo-random activations (no RNG dependency in the library's bench path).
+/// Deterministic pseudo-random activations in [-2, 2).
 fn activations(len: usize) -> Vec<f32> {
-    (0..len)
-        .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
-        .collect()
+    super::pattern(len, 0, -2.0, 4.0)
 }
 
 /// Batch size of the `mnist` preset times its timesteps.
@@ -114,24 +112,22 @@ fn maxpool_rows(
         (params.output_len() * 4) as f64,
     );
     Ok(vec![
-        BenchRow {
-            kernel: "maxpool_forward".into(),
-            shape: tag.clone(),
-            seconds: time_gpu(ctx, reps, |e| {
+        BenchRow::memory(
+            "maxpool_forward",
+            tag.clone(),
+            time_gpu(ctx, reps, |e| {
                 pool.forward(ctx, e, shape, &input, &output, &argmax)
             })?,
-            flops: None,
-            bytes: Some(in_bytes + 2.0 * out_bytes),
-        },
-        BenchRow {
-            kernel: "maxpool_backward".into(),
-            shape: tag,
-            seconds: time_gpu(ctx, reps, |e| {
+            in_bytes + 2.0 * out_bytes,
+        ),
+        BenchRow::memory(
+            "maxpool_backward",
+            tag,
+            time_gpu(ctx, reps, |e| {
                 pool.backward(ctx, e, shape, &argmax, &output, &grad_input)
             })?,
-            flops: None,
-            bytes: Some(in_bytes + 2.0 * out_bytes),
-        },
+            in_bytes + 2.0 * out_bytes,
+        ),
     ])
 }
 
@@ -150,12 +146,11 @@ pub fn rows(ctx: &GpuContext, reps: usize) -> Result<Vec<BenchRow>, GpuError> {
     let a = GpuBuffer::from_slice(ctx, &activations(len), "a")?;
     let b = GpuBuffer::from_slice(ctx, &activations(len), "b")?;
     let out = GpuBuffer::<f32>::zeros(ctx, len, "out")?;
-    rows.push(BenchRow {
-        kernel: "residual_add".into(),
-        shape: format!("[{SAMPLES}, 64, 196]"),
-        seconds: time_gpu(ctx, reps, |e| add.dispatch(ctx, e, &params, &a, &b, &out))?,
-        flops: None,
-        bytes: Some((len * 4 * 3) as f64),
-    });
+    rows.push(BenchRow::memory(
+        "residual_add",
+        format!("[{SAMPLES}, 64, 196]"),
+        time_gpu(ctx, reps, |e| add.dispatch(ctx, e, &params, &a, &b, &out))?,
+        (len * 4 * 3) as f64,
+    ));
     Ok(rows)
 }
