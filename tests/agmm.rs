@@ -7,7 +7,7 @@
 mod common;
 
 use bitspike::cpu;
-use bitspike::gpu::{GpuBuffer, GpuContext};
+use bitspike::gpu::GpuContext;
 use bitspike::kernels::agmm::{
     AgmmAlpha, AgmmBackward, AgmmConfig, AgmmForward, AgmmMode, AgmmParams,
 };
@@ -33,26 +33,17 @@ fn run_gpu(
     grad_y: &[f32],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let len = x.len();
-    let xb = GpuBuffer::from_slice(ctx, x, "x").unwrap();
-    let gy = GpuBuffer::from_slice(ctx, grad_y, "grad_y").unwrap();
-    let y = GpuBuffer::<f32>::zeros(ctx, len, "y").unwrap();
-    let e = GpuBuffer::<f32>::zeros(ctx, len, "e").unwrap();
-    let gx = GpuBuffer::<f32>::zeros(ctx, len, "grad_x").unwrap();
-    let mut enc = ctx.encoder("test");
-    AgmmForward::new(ctx)
-        .unwrap()
-        .dispatch(ctx, &mut enc, params, &xb, &y, &e)
-        .unwrap();
-    AgmmBackward::new(ctx)
-        .unwrap()
-        .dispatch(ctx, &mut enc, params, &xb, &e, &gy, &gx)
-        .unwrap();
-    ctx.submit(enc);
-    (
-        y.read_blocking(ctx).unwrap(),
-        e.read_blocking(ctx).unwrap(),
-        gx.read_blocking(ctx).unwrap(),
-    )
+    let (xb, gy) = (upload(ctx, x), upload(ctx, grad_y));
+    let (y, e, gx) = (zeros(ctx, len), zeros(ctx, len), zeros(ctx, len));
+    let (fwd, bwd) = (
+        AgmmForward::new(ctx).unwrap(),
+        AgmmBackward::new(ctx).unwrap(),
+    );
+    record(ctx, |enc| {
+        fwd.dispatch(ctx, enc, params, &xb, &y, &e)?;
+        bwd.dispatch(ctx, enc, params, &xb, &e, &gy, &gx)
+    });
+    (read(ctx, &y), read(ctx, &e), read(ctx, &gx))
 }
 
 #[test]
@@ -244,23 +235,20 @@ fn agmm_detached_and_off_follow_their_formulas() {
 fn agmm_rejects_mismatched_buffers() {
     let Some(ctx) = gpu() else { return };
     let params = AgmmParams::new(&AgmmConfig::default(), 4, 10);
-    let x = GpuBuffer::<f32>::zeros(&ctx, 40, "x").unwrap();
-    let short = GpuBuffer::<f32>::zeros(&ctx, 39, "short").unwrap();
+    let (x, short) = (zeros(&ctx, 40), zeros(&ctx, 39));
     let mut enc = ctx.encoder("test");
-    let err = AgmmForward::new(&ctx)
-        .unwrap()
-        .dispatch(&ctx, &mut enc, &params, &x, &short, &x)
-        .unwrap_err();
-    println!("{err}");
-    assert!(err
-        .to_string()
-        .contains("`y` has 39 elements, expected T*N = 40"));
-    let err = AgmmBackward::new(&ctx)
-        .unwrap()
-        .dispatch(&ctx, &mut enc, &params, &x, &x, &x, &short)
-        .unwrap_err();
-    println!("{err}");
-    assert!(err.to_string().contains("grad_x"));
+    assert_err_contains(
+        AgmmForward::new(&ctx)
+            .unwrap()
+            .dispatch(&ctx, &mut enc, &params, &x, &short, &x),
+        "`y` has 39 elements, expected T*N = 40",
+    );
+    assert_err_contains(
+        AgmmBackward::new(&ctx)
+            .unwrap()
+            .dispatch(&ctx, &mut enc, &params, &x, &x, &x, &short),
+        "grad_x",
+    );
     let bad = AgmmParams::new(
         &AgmmConfig {
             alpha: AgmmAlpha::Constant(1.5),

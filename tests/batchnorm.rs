@@ -54,6 +54,48 @@ impl Layer {
     }
 }
 
+/// A layer's parameters and running statistics, uploaded.
+struct DeviceLayer {
+    weight: GpuBuffer<f32>,
+    bias: GpuBuffer<f32>,
+    running_mean: GpuBuffer<f32>,
+    running_var: GpuBuffer<f32>,
+}
+
+impl DeviceLayer {
+    fn upload(ctx: &GpuContext, layer: &Layer) -> Self {
+        Self {
+            weight: upload(ctx, &layer.weight),
+            bias: upload(ctx, &layer.bias),
+            running_mean: upload(ctx, &layer.running_mean),
+            running_var: upload(ctx, &layer.running_var),
+        }
+    }
+
+    fn state(&self) -> BatchNormState<'_> {
+        state(
+            &self.weight,
+            &self.bias,
+            &self.running_mean,
+            &self.running_var,
+        )
+    }
+}
+
+fn state<'a>(
+    weight: &'a GpuBuffer<f32>,
+    bias: &'a GpuBuffer<f32>,
+    running_mean: &'a GpuBuffer<f32>,
+    running_var: &'a GpuBuffer<f32>,
+) -> BatchNormState<'a> {
+    BatchNormState {
+        weight,
+        bias,
+        running_mean,
+        running_var,
+    }
+}
+
 /// Inputs with a per-channel offset and scale, so mean and variance differ by channel and the
 /// mean is large against the spread (exercises the shifted sums in `batchnorm_stats`).
 fn activations(r: &mut bitspike::rng::SeededRng, shape: BatchNormShape) -> Vec<f32> {
@@ -85,34 +127,21 @@ fn gpu_train(
     layer: &Layer,
 ) -> TrainOut {
     let c = shape.channels;
-    let xb = GpuBuffer::from_slice(ctx, x, "x").unwrap();
-    let w = GpuBuffer::from_slice(ctx, &layer.weight, "weight").unwrap();
-    let b = GpuBuffer::from_slice(ctx, &layer.bias, "bias").unwrap();
-    let rm = GpuBuffer::from_slice(ctx, &layer.running_mean, "running_mean").unwrap();
-    let rv = GpuBuffer::from_slice(ctx, &layer.running_var, "running_var").unwrap();
-    let mean = GpuBuffer::<f32>::zeros(ctx, c, "mean").unwrap();
-    let invstd = GpuBuffer::<f32>::zeros(ctx, c, "invstd").unwrap();
-    let y = GpuBuffer::<f32>::zeros(ctx, shape.elements(), "y").unwrap();
-    let state = BatchNormState {
-        weight: &w,
-        bias: &b,
-        running_mean: &rm,
-        running_var: &rv,
-    };
+    let (xb, dev) = (upload(ctx, x), DeviceLayer::upload(ctx, layer));
+    let (mean, invstd, y) = (zeros(ctx, c), zeros(ctx, c), zeros(ctx, shape.elements()));
     let saved = BatchNormSaved {
         mean: &mean,
         invstd: &invstd,
     };
-    let mut enc = ctx.encoder("test");
-    bn.forward_train(ctx, &mut enc, shape, &xb, &state, &saved, &y)
-        .unwrap();
-    ctx.submit(enc);
+    record(ctx, |enc| {
+        bn.forward_train(ctx, enc, shape, &xb, &dev.state(), &saved, &y)
+    });
     TrainOut {
-        y: y.read_blocking(ctx).unwrap(),
-        mean: mean.read_blocking(ctx).unwrap(),
-        invstd: invstd.read_blocking(ctx).unwrap(),
-        running_mean: rm.read_blocking(ctx).unwrap(),
-        running_var: rv.read_blocking(ctx).unwrap(),
+        y: read(ctx, &y),
+        mean: read(ctx, &mean),
+        invstd: read(ctx, &invstd),
+        running_mean: read(ctx, &dev.running_mean),
+        running_var: read(ctx, &dev.running_var),
     }
 }
 
@@ -259,39 +288,22 @@ fn batchnorm_forward_eval_matches_cpu_reference() {
             &layer.bias,
             &mut want,
         );
-        let xb = GpuBuffer::from_slice(&ctx, &x, "x").unwrap();
-        let w = GpuBuffer::from_slice(&ctx, &layer.weight, "weight").unwrap();
-        let b = GpuBuffer::from_slice(&ctx, &layer.bias, "bias").unwrap();
-        let rm = GpuBuffer::from_slice(&ctx, &layer.running_mean, "running_mean").unwrap();
-        let rv = GpuBuffer::from_slice(&ctx, &layer.running_var, "running_var").unwrap();
-        let y = GpuBuffer::<f32>::zeros(&ctx, shape.elements(), "y").unwrap();
-        let state = BatchNormState {
-            weight: &w,
-            bias: &b,
-            running_mean: &rm,
-            running_var: &rv,
-        };
-        let mut enc = ctx.encoder("test");
-        bn.forward_eval(&ctx, &mut enc, shape, &xb, &state, &y)
-            .unwrap();
-        ctx.submit(enc);
+        let (xb, dev) = (upload(&ctx, &x), DeviceLayer::upload(&ctx, &layer));
+        let y = zeros(&ctx, shape.elements());
+        record(&ctx, |enc| {
+            bn.forward_eval(&ctx, enc, shape, &xb, &dev.state(), &y)
+        });
         let tag = format!("batchnorm eval {shape:?}");
-        assert_close(
-            &format!("{tag} y"),
-            &y.read_blocking(&ctx).unwrap(),
-            &want,
-            1e-5,
-            1e-5,
-        );
+        assert_close(&format!("{tag} y"), &read(&ctx, &y), &want, 1e-5, 1e-5);
         // Eval mode must leave the running statistics alone.
         assert_exact(
             &format!("{tag} running_mean untouched"),
-            &rm.read_blocking(&ctx).unwrap(),
+            &read(&ctx, &dev.running_mean),
             &layer.running_mean,
         );
         assert_exact(
             &format!("{tag} running_var untouched"),
-            &rv.read_blocking(&ctx).unwrap(),
+            &read(&ctx, &dev.running_var),
             &layer.running_var,
         );
     }
@@ -310,28 +322,19 @@ fn gpu_backward(
     weight: &[f32],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let c = shape.channels;
-    let xb = GpuBuffer::from_slice(ctx, x, "x").unwrap();
-    let gy = GpuBuffer::from_slice(ctx, grad_y, "grad_y").unwrap();
-    let mb = GpuBuffer::from_slice(ctx, mean, "mean").unwrap();
-    let ib = GpuBuffer::from_slice(ctx, invstd, "invstd").unwrap();
-    let w = GpuBuffer::from_slice(ctx, weight, "weight").unwrap();
+    let (xb, gy, w) = (upload(ctx, x), upload(ctx, grad_y), upload(ctx, weight));
+    let (mb, ib) = (upload(ctx, mean), upload(ctx, invstd));
     // Filled with garbage: the backward must overwrite, not accumulate.
-    let gw = GpuBuffer::from_slice(ctx, &vec![7.0f32; c], "grad_weight").unwrap();
-    let gb = GpuBuffer::from_slice(ctx, &vec![7.0f32; c], "grad_bias").unwrap();
-    let gx = GpuBuffer::from_slice(ctx, &vec![7.0f32; shape.elements()], "grad_x").unwrap();
+    let (gw, gb) = (filled(ctx, c, 7.0f32), filled(ctx, c, 7.0f32));
+    let gx = filled(ctx, shape.elements(), 7.0f32);
     let saved = BatchNormSaved {
         mean: &mb,
         invstd: &ib,
     };
-    let mut enc = ctx.encoder("test");
-    bn.backward(ctx, &mut enc, shape, &xb, &gy, &saved, &w, &gw, &gb, &gx)
-        .unwrap();
-    ctx.submit(enc);
-    (
-        gx.read_blocking(ctx).unwrap(),
-        gw.read_blocking(ctx).unwrap(),
-        gb.read_blocking(ctx).unwrap(),
-    )
+    record(ctx, |enc| {
+        bn.backward(ctx, enc, shape, &xb, &gy, &saved, &w, &gw, &gb, &gx)
+    });
+    (read(ctx, &gx), read(ctx, &gw), read(ctx, &gb))
 }
 
 #[test]
@@ -488,7 +491,7 @@ fn batchnorm_train_rejects_one_value_per_channel() {
     let Some(ctx) = gpu() else { return };
     let bn = BatchNorm::new(&ctx, BatchNormConfig::default()).unwrap();
     let shape = BatchNormShape::new(1, 3, 1);
-    let buf = |len: usize| GpuBuffer::<f32>::zeros(&ctx, len, "buf").unwrap();
+    let buf = |len: usize| zeros::<f32>(&ctx, len);
     let (x, y, w, b, rm, rv, mean, invstd) = (
         buf(3),
         buf(3),
@@ -499,19 +502,14 @@ fn batchnorm_train_rejects_one_value_per_channel() {
         buf(3),
         buf(3),
     );
-    let state = BatchNormState {
-        weight: &w,
-        bias: &b,
-        running_mean: &rm,
-        running_var: &rv,
-    };
+    let layer_state = state(&w, &b, &rm, &rv);
     let saved = BatchNormSaved {
         mean: &mean,
         invstd: &invstd,
     };
     let mut enc = ctx.encoder("test");
     let err = bn
-        .forward_train(&ctx, &mut enc, shape, &x, &state, &saved, &y)
+        .forward_train(&ctx, &mut enc, shape, &x, &layer_state, &saved, &y)
         .unwrap_err();
     println!("forward_train with M = 1: {err}");
     assert!(matches!(err, GpuError::Shape { .. }) && err.to_string().contains("M = N*HW = 1"));
@@ -523,7 +521,7 @@ fn batchnorm_train_rejects_one_value_per_channel() {
     println!("batchnorm_stats with M = 1: {err}");
     assert!(matches!(err, GpuError::Shape { .. }));
     // Eval mode is fine with a single value.
-    bn.forward_eval(&ctx, &mut enc, shape, &x, &state, &y)
+    bn.forward_eval(&ctx, &mut enc, shape, &x, &layer_state, &y)
         .unwrap();
     ctx.submit(enc);
 }
@@ -533,7 +531,7 @@ fn batchnorm_rejects_mismatched_buffers() {
     let Some(ctx) = gpu() else { return };
     let bn = BatchNorm::new(&ctx, BatchNormConfig::default()).unwrap();
     let shape = BatchNormShape::new(2, 3, 4);
-    let buf = |len: usize| GpuBuffer::<f32>::zeros(&ctx, len, "buf").unwrap();
+    let buf = |len: usize| zeros::<f32>(&ctx, len);
     let (x, y, short_y) = (buf(24), buf(24), buf(23));
     let (w, b, rm, rv, mean, invstd, wrong_c) =
         (buf(3), buf(3), buf(3), buf(3), buf(3), buf(3), buf(4));
@@ -542,35 +540,31 @@ fn batchnorm_rejects_mismatched_buffers() {
         invstd: &invstd,
     };
     let mut enc = ctx.encoder("test");
-    let state = BatchNormState {
-        weight: &w,
-        bias: &b,
-        running_mean: &rm,
-        running_var: &rv,
-    };
-    let err = bn
-        .forward_train(&ctx, &mut enc, shape, &x, &state, &saved, &short_y)
-        .unwrap_err();
-    println!("{err}");
-    assert!(err
-        .to_string()
-        .contains("`y` has 23 elements, expected N*C*HW = 2*3*4 = 24"));
-    let bad_state = BatchNormState {
-        weight: &wrong_c,
-        bias: &b,
-        running_mean: &rm,
-        running_var: &rv,
-    };
-    let err = bn
-        .forward_eval(&ctx, &mut enc, shape, &x, &bad_state, &y)
-        .unwrap_err();
-    println!("{err}");
-    assert!(err
-        .to_string()
-        .contains("`weight` has 4 elements, expected C = 3"));
-    let err = bn
-        .backward(&ctx, &mut enc, shape, &x, &y, &saved, &w, &w, &wrong_c, &y)
-        .unwrap_err();
-    println!("{err}");
-    assert!(err.to_string().contains("`grad_bias` has 4 elements"));
+    assert_err_contains(
+        bn.forward_train(
+            &ctx,
+            &mut enc,
+            shape,
+            &x,
+            &state(&w, &b, &rm, &rv),
+            &saved,
+            &short_y,
+        ),
+        "`y` has 23 elements, expected N*C*HW = 2*3*4 = 24",
+    );
+    assert_err_contains(
+        bn.forward_eval(
+            &ctx,
+            &mut enc,
+            shape,
+            &x,
+            &state(&wrong_c, &b, &rm, &rv),
+            &y,
+        ),
+        "`weight` has 4 elements, expected C = 3",
+    );
+    assert_err_contains(
+        bn.backward(&ctx, &mut enc, shape, &x, &y, &saved, &w, &w, &wrong_c, &y),
+        "`grad_bias` has 4 elements",
+    );
 }

@@ -7,28 +7,41 @@
 mod common;
 
 use bitspike::cpu;
-use bitspike::gpu::GpuBuffer;
+use bitspike::gpu::GpuContext;
 use bitspike::kernels::binarize::{BinarizeBackward, BinarizeForward, BinarizeParams};
 use common::*;
 
 /// Runs `binarize_forward` on the GPU: returns (W_b, gamma).
-fn gpu_forward(
-    ctx: &bitspike::gpu::GpuContext,
+fn gpu_forward(ctx: &GpuContext, params: &BinarizeParams, latent: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let fwd = BinarizeForward::new(ctx).unwrap();
+    let w = upload(ctx, latent);
+    let (wb, gamma) = (
+        zeros(ctx, params.numel()),
+        zeros(ctx, params.out_channels as usize),
+    );
+    record(ctx, |enc| fwd.dispatch(ctx, enc, params, &w, &wb, &gamma));
+    (read(ctx, &wb), read(ctx, &gamma))
+}
+
+/// Runs `binarize_backward` on the GPU: returns dL/dW.
+fn gpu_backward(
+    ctx: &GpuContext,
+    bwd: &BinarizeBackward,
     params: &BinarizeParams,
     latent: &[f32],
-) -> (Vec<f32>, Vec<f32>) {
-    let fwd = BinarizeForward::new(ctx).unwrap();
-    let w = GpuBuffer::from_slice(ctx, latent, "latent").unwrap();
-    let wb = GpuBuffer::<f32>::zeros(ctx, params.numel(), "wb").unwrap();
-    let gamma = GpuBuffer::<f32>::zeros(ctx, params.out_channels as usize, "gamma").unwrap();
-    let mut enc = ctx.encoder("test");
-    fwd.dispatch(ctx, &mut enc, params, &w, &wb, &gamma)
-        .unwrap();
-    ctx.submit(enc);
-    (
-        wb.read_blocking(ctx).unwrap(),
-        gamma.read_blocking(ctx).unwrap(),
-    )
+    gamma: &[f32],
+    grad_wb: &[f32],
+) -> Vec<f32> {
+    let (w, gb, gwb) = (
+        upload(ctx, latent),
+        upload(ctx, gamma),
+        upload(ctx, grad_wb),
+    );
+    let gw = zeros(ctx, params.numel());
+    record(ctx, |enc| {
+        bwd.dispatch(ctx, enc, params, &w, &gb, &gwb, &gw)
+    });
+    read(ctx, &gw)
 }
 
 #[test]
@@ -110,15 +123,7 @@ fn binarize_backward_matches_cpu_reference() {
             let grad_wb = uniform(&mut r, c_out * k, -1.0, 1.0);
             let mut want = vec![0.0; c_out * k];
             cpu::binarize::binarize_backward(&params, &latent, &gamma, &grad_wb, &mut want);
-            let w = GpuBuffer::from_slice(&ctx, &latent, "latent").unwrap();
-            let gb = GpuBuffer::from_slice(&ctx, &gamma, "gamma").unwrap();
-            let gwb = GpuBuffer::from_slice(&ctx, &grad_wb, "grad_wb").unwrap();
-            let gw = GpuBuffer::<f32>::zeros(&ctx, c_out * k, "grad_latent").unwrap();
-            let mut enc = ctx.encoder("test");
-            bwd.dispatch(&ctx, &mut enc, &params, &w, &gb, &gwb, &gw)
-                .unwrap();
-            ctx.submit(enc);
-            let got = gw.read_blocking(&ctx).unwrap();
+            let got = gpu_backward(&ctx, &bwd, &params, &latent, &gamma, &grad_wb);
             // one multiply per element: bit-exact
             assert_exact(
                 &format!("binarize_backward C_out={c_out} K={k}"),
@@ -140,15 +145,7 @@ fn binarize_backward_equals_spec_ste() {
     let latent = uniform(&mut r, c_out * k, -3.0, 3.0);
     let grad_wb = uniform(&mut r, c_out * k, -1.0, 1.0);
     let (_, gamma) = gpu_forward(&ctx, &params, &latent);
-    let w = GpuBuffer::from_slice(&ctx, &latent, "latent").unwrap();
-    let gb = GpuBuffer::from_slice(&ctx, &gamma, "gamma").unwrap();
-    let gwb = GpuBuffer::from_slice(&ctx, &grad_wb, "grad_wb").unwrap();
-    let gw = GpuBuffer::<f32>::zeros(&ctx, c_out * k, "grad_latent").unwrap();
-    let mut enc = ctx.encoder("test");
-    bwd.dispatch(&ctx, &mut enc, &params, &w, &gb, &gwb, &gw)
-        .unwrap();
-    ctx.submit(enc);
-    let got = gw.read_blocking(&ctx).unwrap();
+    let got = gpu_backward(&ctx, &bwd, &params, &latent, &gamma, &grad_wb);
     let mut want = vec![0.0f32; c_out * k];
     let mut passed = 0;
     for c in 0..c_out {
@@ -221,15 +218,12 @@ fn binarize_rejects_bad_shapes() {
     let Some(ctx) = gpu() else { return };
     let fwd = BinarizeForward::new(&ctx).unwrap();
     let params = BinarizeParams::new(4, 10);
-    let w = GpuBuffer::<f32>::zeros(&ctx, 40, "w").unwrap();
-    let wb = GpuBuffer::<f32>::zeros(&ctx, 40, "wb").unwrap();
-    let short = GpuBuffer::<f32>::zeros(&ctx, 3, "gamma").unwrap();
+    let (w, wb, short) = (zeros(&ctx, 40), zeros(&ctx, 40), zeros(&ctx, 3));
     let mut enc = ctx.encoder("test");
-    let err = fwd
-        .dispatch(&ctx, &mut enc, &params, &w, &wb, &short)
-        .unwrap_err();
-    println!("{err}");
-    assert!(err.to_string().contains("gamma"));
+    assert_err_contains(
+        fwd.dispatch(&ctx, &mut enc, &params, &w, &wb, &short),
+        "gamma",
+    );
     let err = fwd
         .dispatch(&ctx, &mut enc, &BinarizeParams::new(4, 0), &w, &wb, &short)
         .unwrap_err();

@@ -6,9 +6,23 @@
 mod common;
 
 use bitspike::cpu;
-use bitspike::gpu::GpuBuffer;
+use bitspike::gpu::GpuContext;
 use bitspike::kernels::lif::{LifBackward, LifConfig, LifForward, LifParams, ResetMode};
 use common::*;
+
+/// Runs `lif_forward` on the GPU: returns (spikes, membrane), `T*N` each.
+fn gpu_forward(
+    ctx: &GpuContext,
+    fwd: &LifForward,
+    params: &LifParams,
+    t: usize,
+    n: usize,
+    current: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let (cur, s, h) = (upload(ctx, current), zeros(ctx, t * n), zeros(ctx, t * n));
+    record(ctx, |enc| fwd.dispatch(ctx, enc, params, &cur, &s, &h));
+    (read(ctx, &s), read(ctx, &h))
+}
 
 fn configs() -> Vec<LifConfig> {
     let base = LifConfig::default();
@@ -45,25 +59,10 @@ fn lif_forward_matches_cpu_reference() {
                 let mut want_s = vec![0.0; t * n];
                 let mut want_h = vec![0.0; t * n];
                 cpu::lif::lif_forward(&params, &current, &mut want_s, &mut want_h);
-                let cur = GpuBuffer::from_slice(&ctx, &current, "current").unwrap();
-                let s = GpuBuffer::<f32>::zeros(&ctx, t * n, "s").unwrap();
-                let h = GpuBuffer::<f32>::zeros(&ctx, t * n, "h").unwrap();
-                let mut enc = ctx.encoder("test");
-                fwd.dispatch(&ctx, &mut enc, &params, &cur, &s, &h).unwrap();
-                ctx.submit(enc);
+                let (s, h) = gpu_forward(&ctx, &fwd, &params, t, n, &current);
                 let tag = format!("lif_forward {config:?} T={t} N={n}");
-                assert_exact(
-                    &format!("{tag} spikes"),
-                    &s.read_blocking(&ctx).unwrap(),
-                    &want_s,
-                );
-                assert_close(
-                    &format!("{tag} membrane"),
-                    &h.read_blocking(&ctx).unwrap(),
-                    &want_h,
-                    1e-6,
-                    1e-6,
-                );
+                assert_exact(&format!("{tag} spikes"), &s, &want_s);
+                assert_close(&format!("{tag} membrane"), &h, &want_h, 1e-6, 1e-6);
             }
         }
     }
@@ -85,15 +84,10 @@ fn lif_backward_matches_cpu_reference() {
                 cpu::lif::lif_forward(&params, &current, &mut s, &mut h);
                 let mut want = vec![0.0; t * n];
                 cpu::lif::lif_backward(&params, &h, &grad_s, &mut want);
-                let hb = GpuBuffer::from_slice(&ctx, &h, "h").unwrap();
-                let gs = GpuBuffer::from_slice(&ctx, &grad_s, "gs").unwrap();
-                let gi = GpuBuffer::<f32>::zeros(&ctx, t * n, "gi").unwrap();
-                let mut enc = ctx.encoder("test");
-                bwd.dispatch(&ctx, &mut enc, &params, &hb, &gs, &gi)
-                    .unwrap();
-                ctx.submit(enc);
+                let (hb, gs, gi) = (upload(&ctx, &h), upload(&ctx, &grad_s), zeros(&ctx, t * n));
+                record(&ctx, |enc| bwd.dispatch(&ctx, enc, &params, &hb, &gs, &gi));
                 let tag = format!("lif_backward {config:?} T={t} N={n}");
-                assert_close(&tag, &gi.read_blocking(&ctx).unwrap(), &want, 1e-5, 1e-5);
+                assert_close(&tag, &read(&ctx, &gi), &want, 1e-5, 1e-5);
             }
         }
     }
@@ -180,22 +174,8 @@ fn lif_forward_broadcast_equals_repeated_input() {
         let (mut cpu_s, mut cpu_h) = (vec![0.0; t * n], vec![0.0; t * n]);
         cpu::lif::lif_forward(&broadcast, &frame, &mut cpu_s, &mut cpu_h);
         assert_exact("cpu broadcast spikes", &cpu_s, &want_s);
-        let cur = GpuBuffer::from_slice(&ctx, &frame, "frame").unwrap();
-        let s = GpuBuffer::<f32>::zeros(&ctx, t * n, "s").unwrap();
-        let h = GpuBuffer::<f32>::zeros(&ctx, t * n, "h").unwrap();
-        let mut enc = ctx.encoder("test");
-        fwd.dispatch(&ctx, &mut enc, &broadcast, &cur, &s, &h)
-            .unwrap();
-        ctx.submit(enc);
-        assert_exact(
-            &format!("gpu broadcast spikes N={n}"),
-            &s.read_blocking(&ctx).unwrap(),
-            &want_s,
-        );
-        assert_exact(
-            &format!("gpu broadcast membrane N={n}"),
-            &h.read_blocking(&ctx).unwrap(),
-            &want_h,
-        );
+        let (s, h) = gpu_forward(&ctx, &fwd, &broadcast, t, n, &frame);
+        assert_exact(&format!("gpu broadcast spikes N={n}"), &s, &want_s);
+        assert_exact(&format!("gpu broadcast membrane N={n}"), &h, &want_h);
     }
 }
