@@ -11,6 +11,7 @@ use bitspike::gpu::GpuContext;
 use bitspike::kernels::agmm::{
     AgmmAlpha, AgmmBackward, AgmmConfig, AgmmForward, AgmmMode, AgmmParams,
 };
+use bitspike::rng::SeededRng;
 use common::*;
 
 const TIMESTEPS: [usize; 4] = [1, 2, 4, 7];
@@ -20,6 +21,19 @@ fn configs() -> Vec<AgmmConfig> {
     for mode in [AgmmMode::Full, AgmmMode::Detached, AgmmMode::Off] {
         for alpha in [AgmmAlpha::RunningMean, AgmmAlpha::Constant(0.3)] {
             out.push(AgmmConfig { mode, alpha });
+        }
+    }
+    out
+}
+
+/// Every (config, T, N) of the CPU-reference sweeps, N at workgroup edges.
+fn cases() -> Vec<(AgmmConfig, usize, usize)> {
+    let mut out = Vec::new();
+    for config in configs() {
+        for &t in &TIMESTEPS {
+            for n in awkward_sizes(64, 10_007) {
+                out.push((config, t, n));
+            }
         }
     }
     out
@@ -46,51 +60,45 @@ fn run_gpu(
     (read(ctx, &y), read(ctx, &e), read(ctx, &gx))
 }
 
-#[test]
-fn agmm_forward_matches_cpu_reference() {
+/// The CPU-reference sweep: for every case of `cases()`, draws `X` uniform in [-3, 3) from an
+/// rng seeded `seed` and hands the GPU, that rng (for further inputs), the params, `X` and a
+/// description of the case to `check`.
+fn for_each_case(
+    seed: u64,
+    mut check: impl FnMut(&GpuContext, &mut SeededRng, &AgmmParams, &[f32], String),
+) {
     let Some(ctx) = gpu() else { return };
-    let mut r = rng(11);
-    for config in configs() {
-        for &t in &TIMESTEPS {
-            for n in awkward_sizes(64, 10_007) {
-                let params = AgmmParams::new(&config, t, n);
-                let x = uniform(&mut r, t * n, -3.0, 3.0);
-                let (mut want_y, mut want_e) = (vec![0.0; t * n], vec![0.0; t * n]);
-                cpu::agmm::agmm_forward(&params, &x, &mut want_y, &mut want_e);
-                let (y, e, _) = run_gpu(&ctx, &params, &x, &x);
-                let tag = format!("agmm_forward {config:?} T={t} N={n}");
-                assert_close(&format!("{tag} y"), &y, &want_y, 1e-5, 1e-6);
-                assert_close(&format!("{tag} e"), &e, &want_e, 1e-5, 1e-6);
-            }
-        }
+    let mut r = rng(seed);
+    for (config, t, n) in cases() {
+        let params = AgmmParams::new(&config, t, n);
+        let x = uniform(&mut r, t * n, -3.0, 3.0);
+        check(&ctx, &mut r, &params, &x, format!("{config:?} T={t} N={n}"));
     }
 }
 
 #[test]
+fn agmm_forward_matches_cpu_reference() {
+    for_each_case(11, |ctx, _, params, x, case| {
+        let (mut want_y, mut want_e) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+        cpu::agmm::agmm_forward(params, x, &mut want_y, &mut want_e);
+        let (y, e, _) = run_gpu(ctx, params, x, x);
+        let tag = format!("agmm_forward {case}");
+        assert_close(&format!("{tag} y"), &y, &want_y, 1e-5, 1e-6);
+        assert_close(&format!("{tag} e"), &e, &want_e, 1e-5, 1e-6);
+    });
+}
+
+#[test]
 fn agmm_backward_matches_cpu_reference() {
-    let Some(ctx) = gpu() else { return };
-    let mut r = rng(12);
-    for config in configs() {
-        for &t in &TIMESTEPS {
-            for n in awkward_sizes(64, 10_007) {
-                let params = AgmmParams::new(&config, t, n);
-                let x = uniform(&mut r, t * n, -3.0, 3.0);
-                let grad_y = uniform(&mut r, t * n, -1.0, 1.0);
-                let (mut y, mut e) = (vec![0.0; t * n], vec![0.0; t * n]);
-                cpu::agmm::agmm_forward(&params, &x, &mut y, &mut e);
-                let mut want = vec![0.0; t * n];
-                cpu::agmm::agmm_backward(&params, &x, &e, &grad_y, &mut want);
-                let (_, _, got) = run_gpu(&ctx, &params, &x, &grad_y);
-                assert_close(
-                    &format!("agmm_backward {config:?} T={t} N={n}"),
-                    &got,
-                    &want,
-                    1e-5,
-                    1e-6,
-                );
-            }
-        }
-    }
+    for_each_case(12, |ctx, r, params, x, case| {
+        let grad_y = uniform(r, x.len(), -1.0, 1.0);
+        let (mut y, mut e) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+        cpu::agmm::agmm_forward(params, x, &mut y, &mut e);
+        let mut want = vec![0.0; x.len()];
+        cpu::agmm::agmm_backward(params, x, &e, &grad_y, &mut want);
+        let (_, _, got) = run_gpu(ctx, params, x, &grad_y);
+        assert_close(&format!("agmm_backward {case}"), &got, &want, 1e-5, 1e-6);
+    });
 }
 
 /// Independent f64 forward of the equations of docs/method.md §4, written from the document,

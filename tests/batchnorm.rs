@@ -15,6 +15,7 @@ use bitspike::kernels::batchnorm::{
     BatchNorm, BatchNormConfig, BatchNormParams, BatchNormSaved, BatchNormShape, BatchNormState,
     BatchNormStats,
 };
+use bitspike::rng::SeededRng;
 use common::*;
 
 const CHANNELS: [usize; 3] = [1, 3, 64];
@@ -44,7 +45,7 @@ struct Layer {
 }
 
 impl Layer {
-    fn random(r: &mut bitspike::rng::SeededRng, c: usize) -> Self {
+    fn random(r: &mut SeededRng, c: usize) -> Self {
         Self {
             weight: uniform(r, c, 0.5, 1.5),
             bias: uniform(r, c, -0.5, 0.5),
@@ -98,7 +99,7 @@ fn state<'a>(
 
 /// Inputs with a per-channel offset and scale, so mean and variance differ by channel and the
 /// mean is large against the spread (exercises the shifted sums in `batchnorm_stats`).
-fn activations(r: &mut bitspike::rng::SeededRng, shape: BatchNormShape) -> Vec<f32> {
+fn activations(r: &mut SeededRng, shape: BatchNormShape) -> Vec<f32> {
     let offsets = uniform(r, shape.channels, -3.0, 3.0);
     let scales = uniform(r, shape.channels, 0.1, 2.0);
     let raw = uniform(r, shape.elements(), -1.0, 1.0);
@@ -180,12 +181,20 @@ fn cpu_train(
     out
 }
 
-#[test]
-fn batchnorm_forward_train_matches_cpu_reference() {
-    let Some(ctx) = gpu() else { return };
+/// What the CPU-reference and finite-difference tests start from: the GPU (`None`: skip the
+/// test), the default config, a layer with it on the GPU, and an rng seeded `seed`.
+fn setup(seed: u64) -> Option<(GpuContext, BatchNormConfig, BatchNorm, SeededRng)> {
+    let ctx = gpu()?;
     let config = BatchNormConfig::default();
     let bn = BatchNorm::new(&ctx, config).unwrap();
-    let mut r = rng(11);
+    Some((ctx, config, bn, rng(seed)))
+}
+
+#[test]
+fn batchnorm_forward_train_matches_cpu_reference() {
+    let Some((ctx, config, bn, mut r)) = setup(11) else {
+        return;
+    };
     let mut compared = 0;
     for shape in shapes() {
         if shape.per_channel() < 2 {
@@ -270,10 +279,9 @@ fn batchnorm_stats_uses_biased_and_unbiased_variance_like_pytorch() {
 
 #[test]
 fn batchnorm_forward_eval_matches_cpu_reference() {
-    let Some(ctx) = gpu() else { return };
-    let config = BatchNormConfig::default();
-    let bn = BatchNorm::new(&ctx, config).unwrap();
-    let mut r = rng(12);
+    let Some((ctx, config, bn, mut r)) = setup(12) else {
+        return;
+    };
     for shape in shapes() {
         let x = activations(&mut r, shape);
         let layer = Layer::random(&mut r, shape.channels);
@@ -309,21 +317,20 @@ fn batchnorm_forward_eval_matches_cpu_reference() {
     }
 }
 
-/// GPU backward: (grad_x, grad_weight, grad_bias).
-#[allow(clippy::too_many_arguments)]
+/// GPU backward from the statistics `saved` by a train-mode forward: (grad_x, grad_weight,
+/// grad_bias).
 fn gpu_backward(
     ctx: &GpuContext,
     bn: &BatchNorm,
     shape: BatchNormShape,
     x: &[f32],
     grad_y: &[f32],
-    mean: &[f32],
-    invstd: &[f32],
+    saved: &TrainOut,
     weight: &[f32],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let c = shape.channels;
     let (xb, gy, w) = (upload(ctx, x), upload(ctx, grad_y), upload(ctx, weight));
-    let (mb, ib) = (upload(ctx, mean), upload(ctx, invstd));
+    let (mb, ib) = (upload(ctx, &saved.mean), upload(ctx, &saved.invstd));
     // Filled with garbage: the backward must overwrite, not accumulate.
     let (gw, gb) = (filled(ctx, c, 7.0f32), filled(ctx, c, 7.0f32));
     let gx = filled(ctx, shape.elements(), 7.0f32);
@@ -339,10 +346,9 @@ fn gpu_backward(
 
 #[test]
 fn batchnorm_backward_matches_cpu_reference() {
-    let Some(ctx) = gpu() else { return };
-    let config = BatchNormConfig::default();
-    let bn = BatchNorm::new(&ctx, config).unwrap();
-    let mut r = rng(13);
+    let Some((ctx, config, bn, mut r)) = setup(13) else {
+        return;
+    };
     for shape in shapes() {
         if shape.per_channel() < 2 {
             continue;
@@ -375,16 +381,7 @@ fn batchnorm_backward_matches_cpu_reference() {
             &want_gb,
             &mut want_gx,
         );
-        let (gx, gw, gb) = gpu_backward(
-            &ctx,
-            &bn,
-            shape,
-            &x,
-            &grad_y,
-            &fwd.mean,
-            &fwd.invstd,
-            &layer.weight,
-        );
+        let (gx, gw, gb) = gpu_backward(&ctx, &bn, shape, &x, &grad_y, &fwd, &layer.weight);
         let tag = format!("batchnorm backward {shape:?}");
         // Sums over M values in f32: absolute error grows like sqrt(M) * eps * |terms|.
         let sum_abs = 2e-6 * (shape.per_channel() as f32).sqrt();
@@ -414,10 +411,9 @@ fn loss_f64(shape: BatchNormShape, eps: f64, x: &[f64], w: &[f64], b: &[f64], r:
 
 #[test]
 fn batchnorm_backward_matches_finite_differences() {
-    let Some(ctx) = gpu() else { return };
-    let config = BatchNormConfig::default();
-    let bn = BatchNorm::new(&ctx, config).unwrap();
-    let mut r = rng(14);
+    let Some((ctx, config, bn, mut r)) = setup(14) else {
+        return;
+    };
     for shape in [
         BatchNormShape::new(2, 3, 5),
         BatchNormShape::new(1, 2, 7),
@@ -428,16 +424,7 @@ fn batchnorm_backward_matches_finite_differences() {
         let grad_y = uniform(&mut r, shape.elements(), -1.0, 1.0);
         let layer = Layer::random(&mut r, c);
         let fwd = cpu_train(&config, shape, &x, &layer);
-        let (gx, gw, gb) = gpu_backward(
-            &ctx,
-            &bn,
-            shape,
-            &x,
-            &grad_y,
-            &fwd.mean,
-            &fwd.invstd,
-            &layer.weight,
-        );
+        let (gx, gw, gb) = gpu_backward(&ctx, &bn, shape, &x, &grad_y, &fwd, &layer.weight);
         let f64s = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
         let (mut x64, mut w64, mut b64, r64) = (
             f64s(&x),
@@ -491,17 +478,7 @@ fn batchnorm_train_rejects_one_value_per_channel() {
     let Some(ctx) = gpu() else { return };
     let bn = BatchNorm::new(&ctx, BatchNormConfig::default()).unwrap();
     let shape = BatchNormShape::new(1, 3, 1);
-    let buf = |len: usize| zeros::<f32>(&ctx, len);
-    let (x, y, w, b, rm, rv, mean, invstd) = (
-        buf(3),
-        buf(3),
-        buf(3),
-        buf(3),
-        buf(3),
-        buf(3),
-        buf(3),
-        buf(3),
-    );
+    let [x, y, w, b, rm, rv, mean, invstd] = std::array::from_fn(|_| zeros::<f32>(&ctx, 3));
     let layer_state = state(&w, &b, &rm, &rv);
     let saved = BatchNormSaved {
         mean: &mean,

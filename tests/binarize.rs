@@ -9,6 +9,7 @@ mod common;
 use bitspike::cpu;
 use bitspike::gpu::GpuContext;
 use bitspike::kernels::binarize::{BinarizeBackward, BinarizeForward, BinarizeParams};
+use bitspike::rng::SeededRng;
 use common::*;
 
 /// Runs `binarize_forward` on the GPU: returns (W_b, gamma).
@@ -44,30 +45,46 @@ fn gpu_backward(
     read(ctx, &gw)
 }
 
+/// Every (C_out, K) with C_out from `c_outs` and K at workgroup edges up to `large`.
+fn cases(c_outs: &[usize], large: usize) -> Vec<(usize, usize)> {
+    c_outs
+        .iter()
+        .flat_map(|&c_out| {
+            awkward_sizes(64, large)
+                .into_iter()
+                .map(move |k| (c_out, k))
+        })
+        .collect()
+}
+
+/// `len` latent weights uniform in `[-range, range)`, the first ones (as many as fit)
+/// overwritten with `edges`.
+fn latent_with_edges(r: &mut SeededRng, len: usize, range: f32, edges: [f32; 2]) -> Vec<f32> {
+    let mut latent = uniform(r, len, -range, range);
+    for (w, e) in latent.iter_mut().zip(edges) {
+        *w = e;
+    }
+    latent
+}
+
 #[test]
 fn binarize_forward_matches_cpu_reference() {
     let Some(ctx) = gpu() else { return };
     let mut r = rng(11);
-    for &c_out in &[1usize, 3, 64] {
-        for k in awkward_sizes(64, 4_801) {
-            let params = BinarizeParams::new(c_out, k);
-            let mut latent = uniform(&mut r, c_out * k, -1.5, 1.5);
-            // exact zeros of both signs must binarize to +gamma
-            latent[0] = 0.0;
-            if latent.len() > 1 {
-                latent[1] = -0.0;
-            }
-            let (mut want_wb, mut want_g) = (vec![0.0; c_out * k], vec![0.0; c_out]);
-            cpu::binarize::binarize_forward(&params, &latent, &mut want_wb, &mut want_g);
-            let (wb, g) = gpu_forward(&ctx, &params, &latent);
-            let tag = format!("binarize_forward C_out={c_out} K={k}");
-            assert_close(&format!("{tag} gamma"), &g, &want_g, 1e-6, 1e-7);
-            assert_close(&format!("{tag} W_b"), &wb, &want_wb, 1e-6, 1e-7);
-            // signs bit-exact: +1 exactly where W >= 0 (including -0.0)
-            let got_sign: Vec<bool> = wb.iter().map(|&v| v.is_sign_positive()).collect();
-            let want_sign: Vec<bool> = latent.iter().map(|&v| v >= 0.0).collect();
-            assert_exact(&format!("{tag} signs"), &got_sign, &want_sign);
-        }
+    for (c_out, k) in cases(&[1, 3, 64], 4_801) {
+        let params = BinarizeParams::new(c_out, k);
+        // exact zeros of both signs must binarize to +gamma
+        let latent = latent_with_edges(&mut r, c_out * k, 1.5, [0.0, -0.0]);
+        let (mut want_wb, mut want_g) = (vec![0.0; c_out * k], vec![0.0; c_out]);
+        cpu::binarize::binarize_forward(&params, &latent, &mut want_wb, &mut want_g);
+        let (wb, g) = gpu_forward(&ctx, &params, &latent);
+        let tag = format!("binarize_forward C_out={c_out} K={k}");
+        assert_close(&format!("{tag} gamma"), &g, &want_g, 1e-6, 1e-7);
+        assert_close(&format!("{tag} W_b"), &wb, &want_wb, 1e-6, 1e-7);
+        // signs bit-exact: +1 exactly where W >= 0 (including -0.0)
+        let got_sign: Vec<bool> = wb.iter().map(|&v| v.is_sign_positive()).collect();
+        let want_sign: Vec<bool> = latent.iter().map(|&v| v >= 0.0).collect();
+        assert_exact(&format!("{tag} signs"), &got_sign, &want_sign);
     }
 }
 
@@ -110,27 +127,21 @@ fn binarize_backward_matches_cpu_reference() {
     let Some(ctx) = gpu() else { return };
     let bwd = BinarizeBackward::new(&ctx).unwrap();
     let mut r = rng(13);
-    for &c_out in &[1usize, 7] {
-        for k in awkward_sizes(64, 10_007) {
-            let params = BinarizeParams::new(c_out, k);
-            let mut latent = uniform(&mut r, c_out * k, -2.0, 2.0);
-            // the clip boundary |W| = 1 passes the gradient (<= 1)
-            latent[0] = 1.0;
-            if latent.len() > 1 {
-                latent[1] = -1.0;
-            }
-            let gamma = uniform(&mut r, c_out, 0.1, 1.0);
-            let grad_wb = uniform(&mut r, c_out * k, -1.0, 1.0);
-            let mut want = vec![0.0; c_out * k];
-            cpu::binarize::binarize_backward(&params, &latent, &gamma, &grad_wb, &mut want);
-            let got = gpu_backward(&ctx, &bwd, &params, &latent, &gamma, &grad_wb);
-            // one multiply per element: bit-exact
-            assert_exact(
-                &format!("binarize_backward C_out={c_out} K={k}"),
-                &got,
-                &want,
-            );
-        }
+    for (c_out, k) in cases(&[1, 7], 10_007) {
+        let params = BinarizeParams::new(c_out, k);
+        // the clip boundary |W| = 1 passes the gradient (<= 1)
+        let latent = latent_with_edges(&mut r, c_out * k, 2.0, [1.0, -1.0]);
+        let gamma = uniform(&mut r, c_out, 0.1, 1.0);
+        let grad_wb = uniform(&mut r, c_out * k, -1.0, 1.0);
+        let mut want = vec![0.0; c_out * k];
+        cpu::binarize::binarize_backward(&params, &latent, &gamma, &grad_wb, &mut want);
+        let got = gpu_backward(&ctx, &bwd, &params, &latent, &gamma, &grad_wb);
+        // one multiply per element: bit-exact
+        assert_exact(
+            &format!("binarize_backward C_out={c_out} K={k}"),
+            &got,
+            &want,
+        );
     }
 }
 

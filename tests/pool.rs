@@ -13,6 +13,7 @@ mod common;
 use bitspike::cpu;
 use bitspike::gpu::{GpuBuffer, GpuContext};
 use bitspike::kernels::pool::{AvgPool2d, MaxPool2d, PoolParams, PoolWindow};
+use bitspike::rng::SeededRng;
 use common::*;
 
 /// (N, C, H, W, window): odd sizes (7 -> 3), one plane, workgroup edges in the output count
@@ -50,6 +51,20 @@ fn cases() -> Vec<([usize; 4], PoolWindow)> {
 fn params(shape: [usize; 4], window: PoolWindow) -> PoolParams {
     let [n, c, h, w] = shape;
     PoolParams::new(n * c, h, w, window).unwrap()
+}
+
+/// Runs `check(ctx, rng, shape, window, params)` for every case of `cases` in order, drawing
+/// all inputs from one rng seeded `seed`.
+fn for_each_case(
+    seed: u64,
+    cases: Vec<([usize; 4], PoolWindow)>,
+    mut check: impl FnMut(&GpuContext, &mut SeededRng, [usize; 4], PoolWindow, &PoolParams),
+) {
+    let Some(ctx) = gpu() else { return };
+    let mut r = rng(seed);
+    for (shape, window) in cases {
+        check(&ctx, &mut r, shape, window, &params(shape, window));
+    }
 }
 
 fn gpu_maxpool(
@@ -146,25 +161,22 @@ fn windows(p: &PoolParams) -> Vec<Vec<usize>> {
 
 #[test]
 fn maxpool_forward_matches_cpu_reference() {
-    let Some(ctx) = gpu() else { return };
-    let mut r = rng(21);
-    for (shape, window) in cases() {
-        let p = params(shape, window);
+    for_each_case(21, cases(), |ctx, r, shape, window, p| {
         for (kind, x) in [
-            ("spikes", spikes(&mut r, p.input_len(), 0.2)),
-            ("floats", uniform(&mut r, p.input_len(), -2.0, 2.0)),
+            ("spikes", spikes(r, p.input_len(), 0.2)),
+            ("floats", uniform(r, p.input_len(), -2.0, 2.0)),
             // Few distinct values: many ties inside windows.
             (
                 "ties",
-                uniform(&mut r, p.input_len(), 0.0, 3.0)
+                uniform(r, p.input_len(), 0.0, 3.0)
                     .iter()
                     .map(|v| v.floor())
                     .collect(),
             ),
         ] {
             let (mut want, mut want_arg) = (vec![0.0; p.output_len()], vec![0u32; p.output_len()]);
-            cpu::pool::maxpool_forward(&p, &x, &mut want, &mut want_arg);
-            let (got, got_arg) = gpu_maxpool(&ctx, shape, window, &x);
+            cpu::pool::maxpool_forward(p, &x, &mut want, &mut want_arg);
+            let (got, got_arg) = gpu_maxpool(ctx, shape, window, &x);
             let tag = format!(
                 "maxpool_forward {kind} {shape:?} {window:?} -> {}x{}",
                 p.out_h, p.out_w
@@ -172,20 +184,17 @@ fn maxpool_forward_matches_cpu_reference() {
             assert_exact(&format!("{tag} output"), &got, &want);
             assert_exact(&format!("{tag} argmax"), &got_arg, &want_arg);
         }
-    }
+    });
 }
 
 /// Spike max-pooling is a logical OR of the window (so binary layers stay popcount-exact),
 /// checked against an OR computed here, independently of the CPU mirror.
 #[test]
 fn maxpool_of_spikes_is_logical_or() {
-    let Some(ctx) = gpu() else { return };
-    let mut r = rng(22);
-    for (shape, window) in cases() {
-        let p = params(shape, window);
-        let x = spikes(&mut r, p.input_len(), 0.1);
-        let (got, _) = gpu_maxpool(&ctx, shape, window, &x);
-        let want: Vec<f32> = windows(&p)
+    for_each_case(22, cases(), |ctx, r, shape, window, p| {
+        let x = spikes(r, p.input_len(), 0.1);
+        let (got, _) = gpu_maxpool(ctx, shape, window, &x);
+        let want: Vec<f32> = windows(p)
             .iter()
             .map(|w| {
                 if w.iter().any(|&i| x[i] == 1.0) {
@@ -200,7 +209,7 @@ fn maxpool_of_spikes_is_logical_or() {
             &got,
             &want,
         );
-    }
+    });
 }
 
 /// PyTorch's rule: among equal maxima the first in row-major window order wins.
@@ -229,21 +238,18 @@ fn maxpool_ties_pick_first_maximum_like_pytorch() {
 
 #[test]
 fn maxpool_backward_matches_cpu_reference() {
-    let Some(ctx) = gpu() else { return };
-    let mut r = rng(23);
-    for (shape, window) in cases() {
-        let p = params(shape, window);
+    for_each_case(23, cases(), |ctx, r, shape, window, p| {
         // Ties (spikes) included: the gradient must go to the saved argmax only.
         for x in [
-            spikes(&mut r, p.input_len(), 0.3),
-            uniform(&mut r, p.input_len(), -1.0, 1.0),
+            spikes(r, p.input_len(), 0.3),
+            uniform(r, p.input_len(), -1.0, 1.0),
         ] {
             let (mut out, mut arg) = (vec![0.0; p.output_len()], vec![0u32; p.output_len()]);
-            cpu::pool::maxpool_forward(&p, &x, &mut out, &mut arg);
-            let g = uniform(&mut r, p.output_len(), -1.0, 1.0);
+            cpu::pool::maxpool_forward(p, &x, &mut out, &mut arg);
+            let g = uniform(r, p.output_len(), -1.0, 1.0);
             let mut want = vec![0.0; p.input_len()];
-            cpu::pool::maxpool_backward(&p, &arg, &g, &mut want);
-            let got = gpu_maxpool_backward(&ctx, shape, window, &arg, &g);
+            cpu::pool::maxpool_backward(p, &arg, &g, &mut want);
+            let got = gpu_maxpool_backward(ctx, shape, window, &arg, &g);
             assert_exact(
                 &format!("maxpool_backward {shape:?} {window:?}"),
                 &got,
@@ -259,7 +265,7 @@ fn maxpool_backward_matches_cpu_reference() {
                 "gradient mass {sum_in} vs {sum_out}"
             );
         }
-    }
+    });
 }
 
 /// The loss `sum_o r_o * out_o` of an independent f64 pooling whose output `out_o` is
@@ -300,25 +306,22 @@ fn fd_cases() -> Vec<([usize; 4], PoolWindow)> {
 
 #[test]
 fn maxpool_backward_matches_finite_differences() {
-    let Some(ctx) = gpu() else { return };
-    let mut r = rng(24);
-    for (shape, window) in fd_cases() {
-        let p = params(shape, window);
+    for_each_case(24, fd_cases(), |ctx, r, shape, window, p| {
         // A shuffled ramp: distinct values at least 0.01 apart, so no ties and no kink within h.
         let mut x: Vec<f32> = (0..p.input_len()).map(|i| i as f32 * 0.01).collect();
         for i in (1..x.len()).rev() {
             x.swap(
                 i,
-                (uniform(&mut r, 1, 0.0, 1.0)[0] * (i + 1) as f32) as usize % (i + 1),
+                (uniform(r, 1, 0.0, 1.0)[0] * (i + 1) as f32) as usize % (i + 1),
             );
         }
-        let g = uniform(&mut r, p.output_len(), -1.0, 1.0);
-        let (_, arg) = gpu_maxpool(&ctx, shape, window, &x);
-        let got = gpu_maxpool_backward(&ctx, shape, window, &arg, &g);
+        let g = uniform(r, p.output_len(), -1.0, 1.0);
+        let (_, arg) = gpu_maxpool(ctx, shape, window, &x);
+        let got = gpu_maxpool_backward(ctx, shape, window, &arg, &g);
         assert_matches_finite_differences("maxpool", shape, window, &x, &g, &got, 1e-5, |xv, r| {
-            maxpool_loss_f64(&p, xv, r)
+            maxpool_loss_f64(p, xv, r)
         });
-    }
+    });
 }
 
 /// `grad` (the GPU backward for upstream gradient `g` at input `x`) against central
@@ -348,24 +351,21 @@ fn assert_matches_finite_differences(
 /// The avgpool forward (or backward) on the GPU against its CPU mirror over `cases()`, on
 /// inputs uniform in `[lo, hi)`, to 1e-6 relative + 1e-7.
 fn avgpool_matches_cpu_reference(backward: bool, seed: u64, lo: f32, hi: f32) {
-    let Some(ctx) = gpu() else { return };
-    let mut r = rng(seed);
-    for (shape, window) in cases() {
-        let p = params(shape, window);
+    for_each_case(seed, cases(), |ctx, r, shape, window, p| {
         let (pass, got, want) = if backward {
-            let g = uniform(&mut r, p.output_len(), lo, hi);
+            let g = uniform(r, p.output_len(), lo, hi);
             let mut want = vec![0.0; p.input_len()];
-            cpu::pool::avgpool_backward(&p, &g, &mut want);
+            cpu::pool::avgpool_backward(p, &g, &mut want);
             (
                 "backward",
-                gpu_avgpool_backward(&ctx, shape, window, &g),
+                gpu_avgpool_backward(ctx, shape, window, &g),
                 want,
             )
         } else {
-            let x = uniform(&mut r, p.input_len(), lo, hi);
+            let x = uniform(r, p.input_len(), lo, hi);
             let mut want = vec![0.0; p.output_len()];
-            cpu::pool::avgpool_forward(&p, &x, &mut want);
-            ("forward", gpu_avgpool(&ctx, shape, window, &x), want)
+            cpu::pool::avgpool_forward(p, &x, &mut want);
+            ("forward", gpu_avgpool(ctx, shape, window, &x), want)
         };
         assert_close(
             &format!("avgpool_{pass} {shape:?} {window:?}"),
@@ -374,7 +374,7 @@ fn avgpool_matches_cpu_reference(backward: bool, seed: u64, lo: f32, hi: f32) {
             1e-6,
             1e-7,
         );
-    }
+    });
 }
 
 #[test]
@@ -389,17 +389,14 @@ fn avgpool_backward_matches_cpu_reference() {
 
 #[test]
 fn avgpool_backward_matches_finite_differences() {
-    let Some(ctx) = gpu() else { return };
-    let mut r = rng(27);
-    for (shape, window) in fd_cases() {
-        let p = params(shape, window);
-        let x = uniform(&mut r, p.input_len(), -1.0, 1.0);
-        let g = uniform(&mut r, p.output_len(), -1.0, 1.0);
-        let got = gpu_avgpool_backward(&ctx, shape, window, &g);
+    for_each_case(27, fd_cases(), |ctx, r, shape, window, p| {
+        let x = uniform(r, p.input_len(), -1.0, 1.0);
+        let g = uniform(r, p.output_len(), -1.0, 1.0);
+        let got = gpu_avgpool_backward(ctx, shape, window, &g);
         assert_matches_finite_differences("avgpool", shape, window, &x, &g, &got, 1e-6, |xv, r| {
-            avgpool_loss_f64(&p, xv, r)
+            avgpool_loss_f64(p, xv, r)
         });
-    }
+    });
 }
 
 #[test]

@@ -61,6 +61,30 @@ fn gpu_conv(ctx: &GpuContext, shape: &ConvShape, packed: &Packed, gamma: &[f32])
     read(ctx, &out)
 }
 
+/// Spike tensors (N, C, H, W) for `pack_spikes`: C at and around the 32-bit word edges.
+const PACK_SPIKES_SHAPES: [(usize, usize, usize, usize); 6] = [
+    (1, 1, 1, 1),
+    (2, 31, 3, 5),
+    (3, 32, 4, 4),
+    (2, 33, 5, 3),
+    (1, 65, 2, 7),
+    (4, 64, 7, 7),
+];
+
+/// Weights (C_out, C_in, K) of `K x K` kernels for `pack_weights`: C_in around the word edges.
+const PACK_WEIGHTS_SHAPES: [(usize, usize, usize); 6] = [
+    (1, 1, 1),
+    (3, 31, 3),
+    (17, 32, 3),
+    (2, 33, 1),
+    (64, 65, 3),
+    (5, 64, 7),
+];
+
+/// Binary linear layers (batch, N_in, N_out); 3136 = 64 * 7 * 7, the `mnist` flatten.
+const LINEAR_SHAPES: [(usize, usize, usize); 4] =
+    [(1, 1, 1), (5, 100, 10), (3, 3136, 17), (2, 64, 64)];
+
 /// Awkward C_in (word edges), C_out (16-channel block edges), sizes, strides and paddings.
 fn shapes() -> Vec<ConvShape> {
     let c_ins = [1usize, 31, 32, 33, 64, 65];
@@ -84,14 +108,7 @@ fn pack_spikes_matches_cpu_reference() {
     let Some(ctx) = gpu() else { return };
     let ps = PackSpikes::new(&ctx).unwrap();
     let mut r = rng(41);
-    for &(n, c, h, w) in &[
-        (1usize, 1usize, 1usize, 1usize),
-        (2, 31, 3, 5),
-        (3, 32, 4, 4),
-        (2, 33, 5, 3),
-        (1, 65, 2, 7),
-        (4, 64, 7, 7),
-    ] {
+    for (n, c, h, w) in PACK_SPIKES_SHAPES {
         let params = PackSpikesParams::new(n, c, h, w);
         let x = spikes(&mut r, params.spikes_len(), 0.3);
         let mut want = vec![0u32; params.total_words as usize];
@@ -118,14 +135,7 @@ fn pack_weights_matches_cpu_reference() {
     let Some(ctx) = gpu() else { return };
     let pw = PackWeights::new(&ctx).unwrap();
     let mut r = rng(42);
-    for &(co, ci, k) in &[
-        (1usize, 1usize, 1usize),
-        (3, 31, 3),
-        (17, 32, 3),
-        (2, 33, 1),
-        (64, 65, 3),
-        (5, 64, 7),
-    ] {
+    for (co, ci, k) in PACK_WEIGHTS_SHAPES {
         let params = PackWeightsParams::new(co, ci, k, k);
         let mut w = uniform(&mut r, params.weights_len(), -1.0, 1.0);
         w[0] = -0.0;
@@ -210,12 +220,7 @@ fn binary_conv_popcount_matches_cpu_reference() {
 fn binary_linear_popcount_equals_float_path() {
     let Some(ctx) = gpu() else { return };
     let mut r = rng(45);
-    for &(batch, n_in, n_out) in &[
-        (1usize, 1usize, 1usize),
-        (5, 100, 10),
-        (3, 3136, 17),
-        (2, 64, 64),
-    ] {
+    for (batch, n_in, n_out) in LINEAR_SHAPES {
         let shape = popcount_linear_shape(batch, n_in, n_out);
         let x = spikes(&mut r, batch * n_in, 0.3);
         let w = uniform(&mut r, n_out * n_in, -1.0, 1.0);
