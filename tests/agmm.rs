@@ -7,10 +7,11 @@
 mod common;
 
 use bitspike::cpu;
-use bitspike::gpu::{GpuBuffer, GpuContext};
+use bitspike::gpu::GpuContext;
 use bitspike::kernels::agmm::{
     AgmmAlpha, AgmmBackward, AgmmConfig, AgmmForward, AgmmMode, AgmmParams,
 };
+use bitspike::rng::SeededRng;
 use common::*;
 
 const TIMESTEPS: [usize; 4] = [1, 2, 4, 7];
@@ -25,6 +26,19 @@ fn configs() -> Vec<AgmmConfig> {
     out
 }
 
+/// Every (config, T, N) of the CPU-reference sweeps, N at workgroup edges.
+fn cases() -> Vec<(AgmmConfig, usize, usize)> {
+    let mut out = Vec::new();
+    for config in configs() {
+        for &t in &TIMESTEPS {
+            for n in awkward_sizes(64, 10_007) {
+                out.push((config, t, n));
+            }
+        }
+    }
+    out
+}
+
 /// Runs both kernels on the GPU: returns (y, e, grad_x).
 fn run_gpu(
     ctx: &GpuContext,
@@ -33,73 +47,58 @@ fn run_gpu(
     grad_y: &[f32],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let len = x.len();
-    let xb = GpuBuffer::from_slice(ctx, x, "x").unwrap();
-    let gy = GpuBuffer::from_slice(ctx, grad_y, "grad_y").unwrap();
-    let y = GpuBuffer::<f32>::zeros(ctx, len, "y").unwrap();
-    let e = GpuBuffer::<f32>::zeros(ctx, len, "e").unwrap();
-    let gx = GpuBuffer::<f32>::zeros(ctx, len, "grad_x").unwrap();
-    let mut enc = ctx.encoder("test");
-    AgmmForward::new(ctx)
-        .unwrap()
-        .dispatch(ctx, &mut enc, params, &xb, &y, &e)
-        .unwrap();
-    AgmmBackward::new(ctx)
-        .unwrap()
-        .dispatch(ctx, &mut enc, params, &xb, &e, &gy, &gx)
-        .unwrap();
-    ctx.submit(enc);
-    (
-        y.read_blocking(ctx).unwrap(),
-        e.read_blocking(ctx).unwrap(),
-        gx.read_blocking(ctx).unwrap(),
-    )
+    let (xb, gy) = (upload(ctx, x), upload(ctx, grad_y));
+    let (y, e, gx) = (zeros(ctx, len), zeros(ctx, len), zeros(ctx, len));
+    let (fwd, bwd) = (
+        AgmmForward::new(ctx).unwrap(),
+        AgmmBackward::new(ctx).unwrap(),
+    );
+    record(ctx, |enc| {
+        fwd.dispatch(ctx, enc, params, &xb, &y, &e)?;
+        bwd.dispatch(ctx, enc, params, &xb, &e, &gy, &gx)
+    });
+    (read(ctx, &y), read(ctx, &e), read(ctx, &gx))
+}
+
+/// The CPU-reference sweep: for every case of `cases()`, draws `X` uniform in [-3, 3) from an
+/// rng seeded `seed` and hands the GPU, that rng (for further inputs), the params, `X` and a
+/// description of the case to `check`.
+fn for_each_case(
+    seed: u64,
+    mut check: impl FnMut(&GpuContext, &mut SeededRng, &AgmmParams, &[f32], String),
+) {
+    let Some(ctx) = gpu() else { return };
+    let mut r = rng(seed);
+    for (config, t, n) in cases() {
+        let params = AgmmParams::new(&config, t, n);
+        let x = uniform(&mut r, t * n, -3.0, 3.0);
+        check(&ctx, &mut r, &params, &x, format!("{config:?} T={t} N={n}"));
+    }
 }
 
 #[test]
 fn agmm_forward_matches_cpu_reference() {
-    let Some(ctx) = gpu() else { return };
-    let mut r = rng(11);
-    for config in configs() {
-        for &t in &TIMESTEPS {
-            for n in awkward_sizes(64, 10_007) {
-                let params = AgmmParams::new(&config, t, n);
-                let x = uniform(&mut r, t * n, -3.0, 3.0);
-                let (mut want_y, mut want_e) = (vec![0.0; t * n], vec![0.0; t * n]);
-                cpu::agmm::agmm_forward(&params, &x, &mut want_y, &mut want_e);
-                let (y, e, _) = run_gpu(&ctx, &params, &x, &x);
-                let tag = format!("agmm_forward {config:?} T={t} N={n}");
-                assert_close(&format!("{tag} y"), &y, &want_y, 1e-5, 1e-6);
-                assert_close(&format!("{tag} e"), &e, &want_e, 1e-5, 1e-6);
-            }
-        }
-    }
+    for_each_case(11, |ctx, _, params, x, case| {
+        let (mut want_y, mut want_e) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+        cpu::agmm::agmm_forward(params, x, &mut want_y, &mut want_e);
+        let (y, e, _) = run_gpu(ctx, params, x, x);
+        let tag = format!("agmm_forward {case}");
+        assert_close(&format!("{tag} y"), &y, &want_y, 1e-5, 1e-6);
+        assert_close(&format!("{tag} e"), &e, &want_e, 1e-5, 1e-6);
+    });
 }
 
 #[test]
 fn agmm_backward_matches_cpu_reference() {
-    let Some(ctx) = gpu() else { return };
-    let mut r = rng(12);
-    for config in configs() {
-        for &t in &TIMESTEPS {
-            for n in awkward_sizes(64, 10_007) {
-                let params = AgmmParams::new(&config, t, n);
-                let x = uniform(&mut r, t * n, -3.0, 3.0);
-                let grad_y = uniform(&mut r, t * n, -1.0, 1.0);
-                let (mut y, mut e) = (vec![0.0; t * n], vec![0.0; t * n]);
-                cpu::agmm::agmm_forward(&params, &x, &mut y, &mut e);
-                let mut want = vec![0.0; t * n];
-                cpu::agmm::agmm_backward(&params, &x, &e, &grad_y, &mut want);
-                let (_, _, got) = run_gpu(&ctx, &params, &x, &grad_y);
-                assert_close(
-                    &format!("agmm_backward {config:?} T={t} N={n}"),
-                    &got,
-                    &want,
-                    1e-5,
-                    1e-6,
-                );
-            }
-        }
-    }
+    for_each_case(12, |ctx, r, params, x, case| {
+        let grad_y = uniform(r, x.len(), -1.0, 1.0);
+        let (mut y, mut e) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+        cpu::agmm::agmm_forward(params, x, &mut y, &mut e);
+        let mut want = vec![0.0; x.len()];
+        cpu::agmm::agmm_backward(params, x, &e, &grad_y, &mut want);
+        let (_, _, got) = run_gpu(ctx, params, x, &grad_y);
+        assert_close(&format!("agmm_backward {case}"), &got, &want, 1e-5, 1e-6);
+    });
 }
 
 /// Independent f64 forward of the equations of docs/method.md §4, written from the document,
@@ -244,23 +243,20 @@ fn agmm_detached_and_off_follow_their_formulas() {
 fn agmm_rejects_mismatched_buffers() {
     let Some(ctx) = gpu() else { return };
     let params = AgmmParams::new(&AgmmConfig::default(), 4, 10);
-    let x = GpuBuffer::<f32>::zeros(&ctx, 40, "x").unwrap();
-    let short = GpuBuffer::<f32>::zeros(&ctx, 39, "short").unwrap();
+    let (x, short) = (zeros(&ctx, 40), zeros(&ctx, 39));
     let mut enc = ctx.encoder("test");
-    let err = AgmmForward::new(&ctx)
-        .unwrap()
-        .dispatch(&ctx, &mut enc, &params, &x, &short, &x)
-        .unwrap_err();
-    println!("{err}");
-    assert!(err
-        .to_string()
-        .contains("`y` has 39 elements, expected T*N = 40"));
-    let err = AgmmBackward::new(&ctx)
-        .unwrap()
-        .dispatch(&ctx, &mut enc, &params, &x, &x, &x, &short)
-        .unwrap_err();
-    println!("{err}");
-    assert!(err.to_string().contains("grad_x"));
+    assert_err_contains(
+        AgmmForward::new(&ctx)
+            .unwrap()
+            .dispatch(&ctx, &mut enc, &params, &x, &short, &x),
+        "`y` has 39 elements, expected T*N = 40",
+    );
+    assert_err_contains(
+        AgmmBackward::new(&ctx)
+            .unwrap()
+            .dispatch(&ctx, &mut enc, &params, &x, &x, &x, &short),
+        "grad_x",
+    );
     let bad = AgmmParams::new(
         &AgmmConfig {
             alpha: AgmmAlpha::Constant(1.5),

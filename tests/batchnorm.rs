@@ -15,6 +15,7 @@ use bitspike::kernels::batchnorm::{
     BatchNorm, BatchNormConfig, BatchNormParams, BatchNormSaved, BatchNormShape, BatchNormState,
     BatchNormStats,
 };
+use bitspike::rng::SeededRng;
 use common::*;
 
 const CHANNELS: [usize; 3] = [1, 3, 64];
@@ -44,7 +45,7 @@ struct Layer {
 }
 
 impl Layer {
-    fn random(r: &mut bitspike::rng::SeededRng, c: usize) -> Self {
+    fn random(r: &mut SeededRng, c: usize) -> Self {
         Self {
             weight: uniform(r, c, 0.5, 1.5),
             bias: uniform(r, c, -0.5, 0.5),
@@ -54,9 +55,51 @@ impl Layer {
     }
 }
 
+/// A layer's parameters and running statistics, uploaded.
+struct DeviceLayer {
+    weight: GpuBuffer<f32>,
+    bias: GpuBuffer<f32>,
+    running_mean: GpuBuffer<f32>,
+    running_var: GpuBuffer<f32>,
+}
+
+impl DeviceLayer {
+    fn upload(ctx: &GpuContext, layer: &Layer) -> Self {
+        Self {
+            weight: upload(ctx, &layer.weight),
+            bias: upload(ctx, &layer.bias),
+            running_mean: upload(ctx, &layer.running_mean),
+            running_var: upload(ctx, &layer.running_var),
+        }
+    }
+
+    fn state(&self) -> BatchNormState<'_> {
+        state(
+            &self.weight,
+            &self.bias,
+            &self.running_mean,
+            &self.running_var,
+        )
+    }
+}
+
+fn state<'a>(
+    weight: &'a GpuBuffer<f32>,
+    bias: &'a GpuBuffer<f32>,
+    running_mean: &'a GpuBuffer<f32>,
+    running_var: &'a GpuBuffer<f32>,
+) -> BatchNormState<'a> {
+    BatchNormState {
+        weight,
+        bias,
+        running_mean,
+        running_var,
+    }
+}
+
 /// Inputs with a per-channel offset and scale, so mean and variance differ by channel and the
 /// mean is large against the spread (exercises the shifted sums in `batchnorm_stats`).
-fn activations(r: &mut bitspike::rng::SeededRng, shape: BatchNormShape) -> Vec<f32> {
+fn activations(r: &mut SeededRng, shape: BatchNormShape) -> Vec<f32> {
     let offsets = uniform(r, shape.channels, -3.0, 3.0);
     let scales = uniform(r, shape.channels, 0.1, 2.0);
     let raw = uniform(r, shape.elements(), -1.0, 1.0);
@@ -85,34 +128,21 @@ fn gpu_train(
     layer: &Layer,
 ) -> TrainOut {
     let c = shape.channels;
-    let xb = GpuBuffer::from_slice(ctx, x, "x").unwrap();
-    let w = GpuBuffer::from_slice(ctx, &layer.weight, "weight").unwrap();
-    let b = GpuBuffer::from_slice(ctx, &layer.bias, "bias").unwrap();
-    let rm = GpuBuffer::from_slice(ctx, &layer.running_mean, "running_mean").unwrap();
-    let rv = GpuBuffer::from_slice(ctx, &layer.running_var, "running_var").unwrap();
-    let mean = GpuBuffer::<f32>::zeros(ctx, c, "mean").unwrap();
-    let invstd = GpuBuffer::<f32>::zeros(ctx, c, "invstd").unwrap();
-    let y = GpuBuffer::<f32>::zeros(ctx, shape.elements(), "y").unwrap();
-    let state = BatchNormState {
-        weight: &w,
-        bias: &b,
-        running_mean: &rm,
-        running_var: &rv,
-    };
+    let (xb, dev) = (upload(ctx, x), DeviceLayer::upload(ctx, layer));
+    let (mean, invstd, y) = (zeros(ctx, c), zeros(ctx, c), zeros(ctx, shape.elements()));
     let saved = BatchNormSaved {
         mean: &mean,
         invstd: &invstd,
     };
-    let mut enc = ctx.encoder("test");
-    bn.forward_train(ctx, &mut enc, shape, &xb, &state, &saved, &y)
-        .unwrap();
-    ctx.submit(enc);
+    record(ctx, |enc| {
+        bn.forward_train(ctx, enc, shape, &xb, &dev.state(), &saved, &y)
+    });
     TrainOut {
-        y: y.read_blocking(ctx).unwrap(),
-        mean: mean.read_blocking(ctx).unwrap(),
-        invstd: invstd.read_blocking(ctx).unwrap(),
-        running_mean: rm.read_blocking(ctx).unwrap(),
-        running_var: rv.read_blocking(ctx).unwrap(),
+        y: read(ctx, &y),
+        mean: read(ctx, &mean),
+        invstd: read(ctx, &invstd),
+        running_mean: read(ctx, &dev.running_mean),
+        running_var: read(ctx, &dev.running_var),
     }
 }
 
@@ -151,12 +181,20 @@ fn cpu_train(
     out
 }
 
-#[test]
-fn batchnorm_forward_train_matches_cpu_reference() {
-    let Some(ctx) = gpu() else { return };
+/// What the CPU-reference and finite-difference tests start from: the GPU (`None`: skip the
+/// test), the default config, a layer with it on the GPU, and an rng seeded `seed`.
+fn setup(seed: u64) -> Option<(GpuContext, BatchNormConfig, BatchNorm, SeededRng)> {
+    let ctx = gpu()?;
     let config = BatchNormConfig::default();
     let bn = BatchNorm::new(&ctx, config).unwrap();
-    let mut r = rng(11);
+    Some((ctx, config, bn, rng(seed)))
+}
+
+#[test]
+fn batchnorm_forward_train_matches_cpu_reference() {
+    let Some((ctx, config, bn, mut r)) = setup(11) else {
+        return;
+    };
     let mut compared = 0;
     for shape in shapes() {
         if shape.per_channel() < 2 {
@@ -241,10 +279,9 @@ fn batchnorm_stats_uses_biased_and_unbiased_variance_like_pytorch() {
 
 #[test]
 fn batchnorm_forward_eval_matches_cpu_reference() {
-    let Some(ctx) = gpu() else { return };
-    let config = BatchNormConfig::default();
-    let bn = BatchNorm::new(&ctx, config).unwrap();
-    let mut r = rng(12);
+    let Some((ctx, config, bn, mut r)) = setup(12) else {
+        return;
+    };
     for shape in shapes() {
         let x = activations(&mut r, shape);
         let layer = Layer::random(&mut r, shape.channels);
@@ -259,87 +296,59 @@ fn batchnorm_forward_eval_matches_cpu_reference() {
             &layer.bias,
             &mut want,
         );
-        let xb = GpuBuffer::from_slice(&ctx, &x, "x").unwrap();
-        let w = GpuBuffer::from_slice(&ctx, &layer.weight, "weight").unwrap();
-        let b = GpuBuffer::from_slice(&ctx, &layer.bias, "bias").unwrap();
-        let rm = GpuBuffer::from_slice(&ctx, &layer.running_mean, "running_mean").unwrap();
-        let rv = GpuBuffer::from_slice(&ctx, &layer.running_var, "running_var").unwrap();
-        let y = GpuBuffer::<f32>::zeros(&ctx, shape.elements(), "y").unwrap();
-        let state = BatchNormState {
-            weight: &w,
-            bias: &b,
-            running_mean: &rm,
-            running_var: &rv,
-        };
-        let mut enc = ctx.encoder("test");
-        bn.forward_eval(&ctx, &mut enc, shape, &xb, &state, &y)
-            .unwrap();
-        ctx.submit(enc);
+        let (xb, dev) = (upload(&ctx, &x), DeviceLayer::upload(&ctx, &layer));
+        let y = zeros(&ctx, shape.elements());
+        record(&ctx, |enc| {
+            bn.forward_eval(&ctx, enc, shape, &xb, &dev.state(), &y)
+        });
         let tag = format!("batchnorm eval {shape:?}");
-        assert_close(
-            &format!("{tag} y"),
-            &y.read_blocking(&ctx).unwrap(),
-            &want,
-            1e-5,
-            1e-5,
-        );
+        assert_close(&format!("{tag} y"), &read(&ctx, &y), &want, 1e-5, 1e-5);
         // Eval mode must leave the running statistics alone.
         assert_exact(
             &format!("{tag} running_mean untouched"),
-            &rm.read_blocking(&ctx).unwrap(),
+            &read(&ctx, &dev.running_mean),
             &layer.running_mean,
         );
         assert_exact(
             &format!("{tag} running_var untouched"),
-            &rv.read_blocking(&ctx).unwrap(),
+            &read(&ctx, &dev.running_var),
             &layer.running_var,
         );
     }
 }
 
-/// GPU backward: (grad_x, grad_weight, grad_bias).
-#[allow(clippy::too_many_arguments)]
+/// GPU backward from the statistics `saved` by a train-mode forward: (grad_x, grad_weight,
+/// grad_bias).
 fn gpu_backward(
     ctx: &GpuContext,
     bn: &BatchNorm,
     shape: BatchNormShape,
     x: &[f32],
     grad_y: &[f32],
-    mean: &[f32],
-    invstd: &[f32],
+    saved: &TrainOut,
     weight: &[f32],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let c = shape.channels;
-    let xb = GpuBuffer::from_slice(ctx, x, "x").unwrap();
-    let gy = GpuBuffer::from_slice(ctx, grad_y, "grad_y").unwrap();
-    let mb = GpuBuffer::from_slice(ctx, mean, "mean").unwrap();
-    let ib = GpuBuffer::from_slice(ctx, invstd, "invstd").unwrap();
-    let w = GpuBuffer::from_slice(ctx, weight, "weight").unwrap();
+    let (xb, gy, w) = (upload(ctx, x), upload(ctx, grad_y), upload(ctx, weight));
+    let (mb, ib) = (upload(ctx, &saved.mean), upload(ctx, &saved.invstd));
     // Filled with garbage: the backward must overwrite, not accumulate.
-    let gw = GpuBuffer::from_slice(ctx, &vec![7.0f32; c], "grad_weight").unwrap();
-    let gb = GpuBuffer::from_slice(ctx, &vec![7.0f32; c], "grad_bias").unwrap();
-    let gx = GpuBuffer::from_slice(ctx, &vec![7.0f32; shape.elements()], "grad_x").unwrap();
+    let (gw, gb) = (filled(ctx, c, 7.0f32), filled(ctx, c, 7.0f32));
+    let gx = filled(ctx, shape.elements(), 7.0f32);
     let saved = BatchNormSaved {
         mean: &mb,
         invstd: &ib,
     };
-    let mut enc = ctx.encoder("test");
-    bn.backward(ctx, &mut enc, shape, &xb, &gy, &saved, &w, &gw, &gb, &gx)
-        .unwrap();
-    ctx.submit(enc);
-    (
-        gx.read_blocking(ctx).unwrap(),
-        gw.read_blocking(ctx).unwrap(),
-        gb.read_blocking(ctx).unwrap(),
-    )
+    record(ctx, |enc| {
+        bn.backward(ctx, enc, shape, &xb, &gy, &saved, &w, &gw, &gb, &gx)
+    });
+    (read(ctx, &gx), read(ctx, &gw), read(ctx, &gb))
 }
 
 #[test]
 fn batchnorm_backward_matches_cpu_reference() {
-    let Some(ctx) = gpu() else { return };
-    let config = BatchNormConfig::default();
-    let bn = BatchNorm::new(&ctx, config).unwrap();
-    let mut r = rng(13);
+    let Some((ctx, config, bn, mut r)) = setup(13) else {
+        return;
+    };
     for shape in shapes() {
         if shape.per_channel() < 2 {
             continue;
@@ -372,16 +381,7 @@ fn batchnorm_backward_matches_cpu_reference() {
             &want_gb,
             &mut want_gx,
         );
-        let (gx, gw, gb) = gpu_backward(
-            &ctx,
-            &bn,
-            shape,
-            &x,
-            &grad_y,
-            &fwd.mean,
-            &fwd.invstd,
-            &layer.weight,
-        );
+        let (gx, gw, gb) = gpu_backward(&ctx, &bn, shape, &x, &grad_y, &fwd, &layer.weight);
         let tag = format!("batchnorm backward {shape:?}");
         // Sums over M values in f32: absolute error grows like sqrt(M) * eps * |terms|.
         let sum_abs = 2e-6 * (shape.per_channel() as f32).sqrt();
@@ -411,10 +411,9 @@ fn loss_f64(shape: BatchNormShape, eps: f64, x: &[f64], w: &[f64], b: &[f64], r:
 
 #[test]
 fn batchnorm_backward_matches_finite_differences() {
-    let Some(ctx) = gpu() else { return };
-    let config = BatchNormConfig::default();
-    let bn = BatchNorm::new(&ctx, config).unwrap();
-    let mut r = rng(14);
+    let Some((ctx, config, bn, mut r)) = setup(14) else {
+        return;
+    };
     for shape in [
         BatchNormShape::new(2, 3, 5),
         BatchNormShape::new(1, 2, 7),
@@ -425,16 +424,7 @@ fn batchnorm_backward_matches_finite_differences() {
         let grad_y = uniform(&mut r, shape.elements(), -1.0, 1.0);
         let layer = Layer::random(&mut r, c);
         let fwd = cpu_train(&config, shape, &x, &layer);
-        let (gx, gw, gb) = gpu_backward(
-            &ctx,
-            &bn,
-            shape,
-            &x,
-            &grad_y,
-            &fwd.mean,
-            &fwd.invstd,
-            &layer.weight,
-        );
+        let (gx, gw, gb) = gpu_backward(&ctx, &bn, shape, &x, &grad_y, &fwd, &layer.weight);
         let f64s = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
         let (mut x64, mut w64, mut b64, r64) = (
             f64s(&x),
@@ -488,30 +478,15 @@ fn batchnorm_train_rejects_one_value_per_channel() {
     let Some(ctx) = gpu() else { return };
     let bn = BatchNorm::new(&ctx, BatchNormConfig::default()).unwrap();
     let shape = BatchNormShape::new(1, 3, 1);
-    let buf = |len: usize| GpuBuffer::<f32>::zeros(&ctx, len, "buf").unwrap();
-    let (x, y, w, b, rm, rv, mean, invstd) = (
-        buf(3),
-        buf(3),
-        buf(3),
-        buf(3),
-        buf(3),
-        buf(3),
-        buf(3),
-        buf(3),
-    );
-    let state = BatchNormState {
-        weight: &w,
-        bias: &b,
-        running_mean: &rm,
-        running_var: &rv,
-    };
+    let [x, y, w, b, rm, rv, mean, invstd] = std::array::from_fn(|_| zeros::<f32>(&ctx, 3));
+    let layer_state = state(&w, &b, &rm, &rv);
     let saved = BatchNormSaved {
         mean: &mean,
         invstd: &invstd,
     };
     let mut enc = ctx.encoder("test");
     let err = bn
-        .forward_train(&ctx, &mut enc, shape, &x, &state, &saved, &y)
+        .forward_train(&ctx, &mut enc, shape, &x, &layer_state, &saved, &y)
         .unwrap_err();
     println!("forward_train with M = 1: {err}");
     assert!(matches!(err, GpuError::Shape { .. }) && err.to_string().contains("M = N*HW = 1"));
@@ -523,7 +498,7 @@ fn batchnorm_train_rejects_one_value_per_channel() {
     println!("batchnorm_stats with M = 1: {err}");
     assert!(matches!(err, GpuError::Shape { .. }));
     // Eval mode is fine with a single value.
-    bn.forward_eval(&ctx, &mut enc, shape, &x, &state, &y)
+    bn.forward_eval(&ctx, &mut enc, shape, &x, &layer_state, &y)
         .unwrap();
     ctx.submit(enc);
 }
@@ -533,7 +508,7 @@ fn batchnorm_rejects_mismatched_buffers() {
     let Some(ctx) = gpu() else { return };
     let bn = BatchNorm::new(&ctx, BatchNormConfig::default()).unwrap();
     let shape = BatchNormShape::new(2, 3, 4);
-    let buf = |len: usize| GpuBuffer::<f32>::zeros(&ctx, len, "buf").unwrap();
+    let buf = |len: usize| zeros::<f32>(&ctx, len);
     let (x, y, short_y) = (buf(24), buf(24), buf(23));
     let (w, b, rm, rv, mean, invstd, wrong_c) =
         (buf(3), buf(3), buf(3), buf(3), buf(3), buf(3), buf(4));
@@ -542,35 +517,31 @@ fn batchnorm_rejects_mismatched_buffers() {
         invstd: &invstd,
     };
     let mut enc = ctx.encoder("test");
-    let state = BatchNormState {
-        weight: &w,
-        bias: &b,
-        running_mean: &rm,
-        running_var: &rv,
-    };
-    let err = bn
-        .forward_train(&ctx, &mut enc, shape, &x, &state, &saved, &short_y)
-        .unwrap_err();
-    println!("{err}");
-    assert!(err
-        .to_string()
-        .contains("`y` has 23 elements, expected N*C*HW = 2*3*4 = 24"));
-    let bad_state = BatchNormState {
-        weight: &wrong_c,
-        bias: &b,
-        running_mean: &rm,
-        running_var: &rv,
-    };
-    let err = bn
-        .forward_eval(&ctx, &mut enc, shape, &x, &bad_state, &y)
-        .unwrap_err();
-    println!("{err}");
-    assert!(err
-        .to_string()
-        .contains("`weight` has 4 elements, expected C = 3"));
-    let err = bn
-        .backward(&ctx, &mut enc, shape, &x, &y, &saved, &w, &w, &wrong_c, &y)
-        .unwrap_err();
-    println!("{err}");
-    assert!(err.to_string().contains("`grad_bias` has 4 elements"));
+    assert_err_contains(
+        bn.forward_train(
+            &ctx,
+            &mut enc,
+            shape,
+            &x,
+            &state(&w, &b, &rm, &rv),
+            &saved,
+            &short_y,
+        ),
+        "`y` has 23 elements, expected N*C*HW = 2*3*4 = 24",
+    );
+    assert_err_contains(
+        bn.forward_eval(
+            &ctx,
+            &mut enc,
+            shape,
+            &x,
+            &state(&wrong_c, &b, &rm, &rv),
+            &y,
+        ),
+        "`weight` has 4 elements, expected C = 3",
+    );
+    assert_err_contains(
+        bn.backward(&ctx, &mut enc, shape, &x, &y, &saved, &w, &w, &wrong_c, &y),
+        "`grad_bias` has 4 elements",
+    );
 }

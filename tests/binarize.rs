@@ -7,54 +7,84 @@
 mod common;
 
 use bitspike::cpu;
-use bitspike::gpu::GpuBuffer;
+use bitspike::gpu::GpuContext;
 use bitspike::kernels::binarize::{BinarizeBackward, BinarizeForward, BinarizeParams};
+use bitspike::rng::SeededRng;
 use common::*;
 
 /// Runs `binarize_forward` on the GPU: returns (W_b, gamma).
-fn gpu_forward(
-    ctx: &bitspike::gpu::GpuContext,
+fn gpu_forward(ctx: &GpuContext, params: &BinarizeParams, latent: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let fwd = BinarizeForward::new(ctx).unwrap();
+    let w = upload(ctx, latent);
+    let (wb, gamma) = (
+        zeros(ctx, params.numel()),
+        zeros(ctx, params.out_channels as usize),
+    );
+    record(ctx, |enc| fwd.dispatch(ctx, enc, params, &w, &wb, &gamma));
+    (read(ctx, &wb), read(ctx, &gamma))
+}
+
+/// Runs `binarize_backward` on the GPU: returns dL/dW.
+fn gpu_backward(
+    ctx: &GpuContext,
+    bwd: &BinarizeBackward,
     params: &BinarizeParams,
     latent: &[f32],
-) -> (Vec<f32>, Vec<f32>) {
-    let fwd = BinarizeForward::new(ctx).unwrap();
-    let w = GpuBuffer::from_slice(ctx, latent, "latent").unwrap();
-    let wb = GpuBuffer::<f32>::zeros(ctx, params.numel(), "wb").unwrap();
-    let gamma = GpuBuffer::<f32>::zeros(ctx, params.out_channels as usize, "gamma").unwrap();
-    let mut enc = ctx.encoder("test");
-    fwd.dispatch(ctx, &mut enc, params, &w, &wb, &gamma)
-        .unwrap();
-    ctx.submit(enc);
-    (
-        wb.read_blocking(ctx).unwrap(),
-        gamma.read_blocking(ctx).unwrap(),
-    )
+    gamma: &[f32],
+    grad_wb: &[f32],
+) -> Vec<f32> {
+    let (w, gb, gwb) = (
+        upload(ctx, latent),
+        upload(ctx, gamma),
+        upload(ctx, grad_wb),
+    );
+    let gw = zeros(ctx, params.numel());
+    record(ctx, |enc| {
+        bwd.dispatch(ctx, enc, params, &w, &gb, &gwb, &gw)
+    });
+    read(ctx, &gw)
+}
+
+/// Every (C_out, K) with C_out from `c_outs` and K at workgroup edges up to `large`.
+fn cases(c_outs: &[usize], large: usize) -> Vec<(usize, usize)> {
+    c_outs
+        .iter()
+        .flat_map(|&c_out| {
+            awkward_sizes(64, large)
+                .into_iter()
+                .map(move |k| (c_out, k))
+        })
+        .collect()
+}
+
+/// `len` latent weights uniform in `[-range, range)`, the first ones (as many as fit)
+/// overwritten with `edges`.
+fn latent_with_edges(r: &mut SeededRng, len: usize, range: f32, edges: [f32; 2]) -> Vec<f32> {
+    let mut latent = uniform(r, len, -range, range);
+    for (w, e) in latent.iter_mut().zip(edges) {
+        *w = e;
+    }
+    latent
 }
 
 #[test]
 fn binarize_forward_matches_cpu_reference() {
     let Some(ctx) = gpu() else { return };
     let mut r = rng(11);
-    for &c_out in &[1usize, 3, 64] {
-        for k in awkward_sizes(64, 4_801) {
-            let params = BinarizeParams::new(c_out, k);
-            let mut latent = uniform(&mut r, c_out * k, -1.5, 1.5);
-            // exact zeros of both signs must binarize to +gamma
-            latent[0] = 0.0;
-            if latent.len() > 1 {
-                latent[1] = -0.0;
-            }
-            let (mut want_wb, mut want_g) = (vec![0.0; c_out * k], vec![0.0; c_out]);
-            cpu::binarize::binarize_forward(&params, &latent, &mut want_wb, &mut want_g);
-            let (wb, g) = gpu_forward(&ctx, &params, &latent);
-            let tag = format!("binarize_forward C_out={c_out} K={k}");
-            assert_close(&format!("{tag} gamma"), &g, &want_g, 1e-6, 1e-7);
-            assert_close(&format!("{tag} W_b"), &wb, &want_wb, 1e-6, 1e-7);
-            // signs bit-exact: +1 exactly where W >= 0 (including -0.0)
-            let got_sign: Vec<bool> = wb.iter().map(|&v| v.is_sign_positive()).collect();
-            let want_sign: Vec<bool> = latent.iter().map(|&v| v >= 0.0).collect();
-            assert_exact(&format!("{tag} signs"), &got_sign, &want_sign);
-        }
+    for (c_out, k) in cases(&[1, 3, 64], 4_801) {
+        let params = BinarizeParams::new(c_out, k);
+        // exact zeros of both signs must binarize to +gamma
+        let latent = latent_with_edges(&mut r, c_out * k, 1.5, [0.0, -0.0]);
+        let (mut want_wb, mut want_g) = (vec![0.0; c_out * k], vec![0.0; c_out]);
+        cpu::binarize::binarize_forward(&params, &latent, &mut want_wb, &mut want_g);
+        let (wb, g) = gpu_forward(&ctx, &params, &latent);
+        let tag = format!("binarize_forward C_out={c_out} K={k}");
+        assert_close(&format!("{tag} gamma"), &g, &want_g, 1e-6, 1e-7);
+        assert_close(&format!("{tag} W_b"), &wb, &want_wb, 1e-6, 1e-7);
+        // signs bit-exact: +1 exactly where W >= 0 (including -0.0)
+        let got_sign: Vec<bool> = wb.iter().map(|&v| v.is_sign_positive()).collect();
+        let want_sign: Vec<bool> = latent.iter().map(|&v| v >= 0.0).collect();
+        assert_exact(&format!("{tag} signs"), &got_sign, &want_sign);
     }
 }
 
@@ -97,35 +127,21 @@ fn binarize_backward_matches_cpu_reference() {
     let Some(ctx) = gpu() else { return };
     let bwd = BinarizeBackward::new(&ctx).unwrap();
     let mut r = rng(13);
-    for &c_out in &[1usize, 7] {
-        for k in awkward_sizes(64, 10_007) {
-            let params = BinarizeParams::new(c_out, k);
-            let mut latent = uniform(&mut r, c_out * k, -2.0, 2.0);
-            // the clip boundary |W| = 1 passes the gradient (<= 1)
-            latent[0] = 1.0;
-            if latent.len() > 1 {
-                latent[1] = -1.0;
-            }
-            let gamma = uniform(&mut r, c_out, 0.1, 1.0);
-            let grad_wb = uniform(&mut r, c_out * k, -1.0, 1.0);
-            let mut want = vec![0.0; c_out * k];
-            cpu::binarize::binarize_backward(&params, &latent, &gamma, &grad_wb, &mut want);
-            let w = GpuBuffer::from_slice(&ctx, &latent, "latent").unwrap();
-            let gb = GpuBuffer::from_slice(&ctx, &gamma, "gamma").unwrap();
-            let gwb = GpuBuffer::from_slice(&ctx, &grad_wb, "grad_wb").unwrap();
-            let gw = GpuBuffer::<f32>::zeros(&ctx, c_out * k, "grad_latent").unwrap();
-            let mut enc = ctx.encoder("test");
-            bwd.dispatch(&ctx, &mut enc, &params, &w, &gb, &gwb, &gw)
-                .unwrap();
-            ctx.submit(enc);
-            let got = gw.read_blocking(&ctx).unwrap();
-            // one multiply per element: bit-exact
-            assert_exact(
-                &format!("binarize_backward C_out={c_out} K={k}"),
-                &got,
-                &want,
-            );
-        }
+    for (c_out, k) in cases(&[1, 7], 10_007) {
+        let params = BinarizeParams::new(c_out, k);
+        // the clip boundary |W| = 1 passes the gradient (<= 1)
+        let latent = latent_with_edges(&mut r, c_out * k, 2.0, [1.0, -1.0]);
+        let gamma = uniform(&mut r, c_out, 0.1, 1.0);
+        let grad_wb = uniform(&mut r, c_out * k, -1.0, 1.0);
+        let mut want = vec![0.0; c_out * k];
+        cpu::binarize::binarize_backward(&params, &latent, &gamma, &grad_wb, &mut want);
+        let got = gpu_backward(&ctx, &bwd, &params, &latent, &gamma, &grad_wb);
+        // one multiply per element: bit-exact
+        assert_exact(
+            &format!("binarize_backward C_out={c_out} K={k}"),
+            &got,
+            &want,
+        );
     }
 }
 
@@ -140,15 +156,7 @@ fn binarize_backward_equals_spec_ste() {
     let latent = uniform(&mut r, c_out * k, -3.0, 3.0);
     let grad_wb = uniform(&mut r, c_out * k, -1.0, 1.0);
     let (_, gamma) = gpu_forward(&ctx, &params, &latent);
-    let w = GpuBuffer::from_slice(&ctx, &latent, "latent").unwrap();
-    let gb = GpuBuffer::from_slice(&ctx, &gamma, "gamma").unwrap();
-    let gwb = GpuBuffer::from_slice(&ctx, &grad_wb, "grad_wb").unwrap();
-    let gw = GpuBuffer::<f32>::zeros(&ctx, c_out * k, "grad_latent").unwrap();
-    let mut enc = ctx.encoder("test");
-    bwd.dispatch(&ctx, &mut enc, &params, &w, &gb, &gwb, &gw)
-        .unwrap();
-    ctx.submit(enc);
-    let got = gw.read_blocking(&ctx).unwrap();
+    let got = gpu_backward(&ctx, &bwd, &params, &latent, &gamma, &grad_wb);
     let mut want = vec![0.0f32; c_out * k];
     let mut passed = 0;
     for c in 0..c_out {
@@ -221,15 +229,12 @@ fn binarize_rejects_bad_shapes() {
     let Some(ctx) = gpu() else { return };
     let fwd = BinarizeForward::new(&ctx).unwrap();
     let params = BinarizeParams::new(4, 10);
-    let w = GpuBuffer::<f32>::zeros(&ctx, 40, "w").unwrap();
-    let wb = GpuBuffer::<f32>::zeros(&ctx, 40, "wb").unwrap();
-    let short = GpuBuffer::<f32>::zeros(&ctx, 3, "gamma").unwrap();
+    let (w, wb, short) = (zeros(&ctx, 40), zeros(&ctx, 40), zeros(&ctx, 3));
     let mut enc = ctx.encoder("test");
-    let err = fwd
-        .dispatch(&ctx, &mut enc, &params, &w, &wb, &short)
-        .unwrap_err();
-    println!("{err}");
-    assert!(err.to_string().contains("gamma"));
+    assert_err_contains(
+        fwd.dispatch(&ctx, &mut enc, &params, &w, &wb, &short),
+        "gamma",
+    );
     let err = fwd
         .dispatch(&ctx, &mut enc, &BinarizeParams::new(4, 0), &w, &wb, &short)
         .unwrap_err();

@@ -8,7 +8,7 @@
 mod common;
 
 use bitspike::cpu;
-use bitspike::gpu::{GpuBuffer, GpuContext, GpuError, KernelVariant};
+use bitspike::gpu::{GpuContext, KernelVariant};
 use bitspike::kernels::conv::{Col2im, Conv2d, ConvShape, Im2col};
 use common::*;
 
@@ -31,10 +31,6 @@ fn shapes() -> Vec<ConvShape> {
     .collect()
 }
 
-fn upload(ctx: &GpuContext, data: &[f32], label: &str) -> GpuBuffer<f32> {
-    GpuBuffer::from_slice(ctx, data, label).unwrap()
-}
-
 /// (output, grad_input, grad_weight).
 type Passes = (Vec<f32>, Vec<f32>, Vec<f32>);
 
@@ -48,25 +44,25 @@ fn run_gpu(
     input: &[f32],
     weight: &[f32],
     grad_output: &[f32],
-) -> Result<Passes, GpuError> {
-    let x = upload(ctx, input, "input");
-    let w = upload(ctx, weight, "weight");
-    let gy = upload(ctx, grad_output, "grad_output");
-    let cols = GpuBuffer::<f32>::zeros(ctx, scratch, "cols")?;
-    let y = GpuBuffer::<f32>::zeros(ctx, shape.output_len(), "output")?;
-    let gx = GpuBuffer::<f32>::zeros(ctx, shape.input_len(), "grad_input")?;
+) -> Passes {
+    let (x, w, gy) = (
+        upload(ctx, input),
+        upload(ctx, weight),
+        upload(ctx, grad_output),
+    );
+    let cols = zeros(ctx, scratch);
+    let (y, gx) = (
+        zeros(ctx, shape.output_len()),
+        zeros(ctx, shape.input_len()),
+    );
     // Pre-filled: backward_weight must overwrite, not accumulate onto stale values.
-    let gw = upload(ctx, &vec![7.0; shape.weight_len()], "grad_weight");
-    let mut enc = ctx.encoder("test");
-    conv.forward(ctx, &mut enc, shape, &x, &w, &cols, &y)?;
-    conv.backward_input(ctx, &mut enc, shape, &gy, &w, &cols, &gx)?;
-    conv.backward_weight(ctx, &mut enc, shape, &x, &gy, &cols, &gw)?;
-    ctx.submit(enc);
-    Ok((
-        y.read_blocking(ctx)?,
-        gx.read_blocking(ctx)?,
-        gw.read_blocking(ctx)?,
-    ))
+    let gw = filled(ctx, shape.weight_len(), 7.0f32);
+    record(ctx, |enc| {
+        conv.forward(ctx, enc, shape, &x, &w, &cols, &y)?;
+        conv.backward_input(ctx, enc, shape, &gy, &w, &cols, &gx)?;
+        conv.backward_weight(ctx, enc, shape, &x, &gy, &cols, &gw)
+    });
+    (read(ctx, &y), read(ctx, &gx), read(ctx, &gw))
 }
 
 /// Which passes [`check_against_cpu`] compares.
@@ -91,7 +87,7 @@ fn check_against_cpu(
     let input = uniform(&mut r, shape.input_len(), -1.0, 1.0);
     let weight = uniform(&mut r, shape.weight_len(), -1.0, 1.0);
     let grad_output = uniform(&mut r, shape.output_len(), -1.0, 1.0);
-    let (y, gx, gw) = run_gpu(ctx, conv, shape, scratch, &input, &weight, &grad_output).unwrap();
+    let (y, gx, gw) = run_gpu(ctx, conv, shape, scratch, &input, &weight, &grad_output);
     let mut want_y = vec![0.0; shape.output_len()];
     let mut want_gx = vec![0.0; shape.input_len()];
     let mut want_gw = vec![0.0; shape.weight_len()];
@@ -139,14 +135,11 @@ fn im2col_and_col2im_match_cpu_reference() {
             let p = shape.im2col_params(first, samples, false);
             let mut want = vec![0.0; samples * shape.cols_per_sample()];
             cpu::conv::im2col(&p, &image, &mut want);
-            let img = upload(&ctx, &image, "image");
-            let cols = GpuBuffer::<f32>::zeros(&ctx, want.len(), "cols").unwrap();
-            let mut enc = ctx.encoder("test");
-            im2col.dispatch(&ctx, &mut enc, &p, &img, &cols).unwrap();
-            ctx.submit(enc);
+            let (img, cols) = (upload(&ctx, &image), zeros(&ctx, want.len()));
+            record(&ctx, |enc| im2col.dispatch(&ctx, enc, &p, &img, &cols));
             assert_exact(
                 &format!("im2col {shape:?} first={first}"),
-                &cols.read_blocking(&ctx).unwrap(),
+                &read(&ctx, &cols),
                 &want,
             );
 
@@ -155,12 +148,12 @@ fn im2col_and_col2im_match_cpu_reference() {
             // Elements outside the chunk must keep their value.
             let mut want_img = vec![3.0; shape.input_len()];
             cpu::conv::col2im(&p, &dcols, &mut want_img);
-            let dc = upload(&ctx, &dcols, "dcols");
-            let gimg = upload(&ctx, &vec![3.0; shape.input_len()], "dimage");
-            let mut enc = ctx.encoder("test");
-            col2im.dispatch(&ctx, &mut enc, &p, &dc, &gimg).unwrap();
-            ctx.submit(enc);
-            let got = gimg.read_blocking(&ctx).unwrap();
+            let (dc, gimg) = (
+                upload(&ctx, &dcols),
+                filled(&ctx, shape.input_len(), 3.0f32),
+            );
+            record(&ctx, |enc| col2im.dispatch(&ctx, enc, &p, &dc, &gimg));
+            let got = read(&ctx, &gimg);
             assert_close(
                 &format!("col2im {shape:?} first={first}"),
                 &got,
@@ -225,19 +218,21 @@ fn conv2d_chunks_the_batch_when_the_scratch_is_small() {
         }
     }
     let shape = shapes()[0];
-    let small = GpuBuffer::<f32>::zeros(&ctx, shape.cols_per_sample() - 1, "cols").unwrap();
-    let x = GpuBuffer::<f32>::zeros(&ctx, shape.input_len(), "x").unwrap();
-    let w = GpuBuffer::<f32>::zeros(&ctx, shape.weight_len(), "w").unwrap();
-    let y = GpuBuffer::<f32>::zeros(&ctx, shape.output_len(), "y").unwrap();
-    let err = conv
-        .forward(&ctx, &mut ctx.encoder("t"), &shape, &x, &w, &small, &y)
-        .unwrap_err();
-    println!("{err}");
-    assert!(err.to_string().contains("cols scratch"));
+    let small = zeros(&ctx, shape.cols_per_sample() - 1);
+    let (x, w, y) = (
+        zeros(&ctx, shape.input_len()),
+        zeros(&ctx, shape.weight_len()),
+        zeros(&ctx, shape.output_len()),
+    );
+    assert_err_contains(
+        conv.forward(&ctx, &mut ctx.encoder("t"), &shape, &x, &w, &small, &y),
+        "cols scratch",
+    );
     let huge = ConvShape::new(1, 2048, 8, 128, 128, 3, 1, 1);
-    let err = Conv2d::cols_scratch_len(&huge).unwrap_err();
-    println!("{err}");
-    assert!(err.to_string().contains("max_storage_buffer_binding_size"));
+    assert_err_contains(
+        Conv2d::cols_scratch_len(&huge),
+        "max_storage_buffer_binding_size",
+    );
     let big = ConvShape::new(64, 128, 128, 32, 32, 3, 1, 1);
     let len = Conv2d::cols_scratch_len(&big).unwrap();
     println!(
@@ -267,7 +262,7 @@ fn conv2d_backward_matches_finite_differences() {
             let weight = uniform(&mut r, shape.weight_len(), -1.0, 1.0);
             let g = uniform(&mut r, shape.output_len(), -1.0, 1.0);
             let scratch = Conv2d::cols_scratch_len(&shape).unwrap();
-            let (_, gx, gw) = run_gpu(&ctx, &conv, &shape, scratch, &input, &weight, &g).unwrap();
+            let (_, gx, gw) = run_gpu(&ctx, &conv, &shape, scratch, &input, &weight, &g);
             let (x64, w64, g64) = (to_f64(&input), to_f64(&weight), to_f64(&g));
             let loss = |y: Vec<f64>| y.iter().zip(&g64).map(|(a, b)| a * b).sum::<f64>();
             let fd_x = fd_gradient(&input, 1e-3, |x| loss(conv_f64(&shape, x, &w64)));

@@ -8,7 +8,6 @@
 mod common;
 
 use bitspike::cpu;
-use bitspike::gpu::GpuBuffer;
 use bitspike::kernels::elementwise::{Accumulate, ElementwiseParams, ResidualAdd};
 use common::*;
 
@@ -23,20 +22,9 @@ fn residual_add_matches_cpu_reference() {
         let b = spikes(&mut r, len, 0.3);
         let mut want = vec![0.0; len];
         cpu::elementwise::residual_add(&params, &a, &b, &mut want);
-        let (ab, bb) = (
-            GpuBuffer::from_slice(&ctx, &a, "a").unwrap(),
-            GpuBuffer::from_slice(&ctx, &b, "b").unwrap(),
-        );
-        let out = GpuBuffer::<f32>::zeros(&ctx, len, "out").unwrap();
-        let mut enc = ctx.encoder("test");
-        add.dispatch(&ctx, &mut enc, &params, &ab, &bb, &out)
-            .unwrap();
-        ctx.submit(enc);
-        assert_exact(
-            &format!("residual_add len={len}"),
-            &out.read_blocking(&ctx).unwrap(),
-            &want,
-        );
+        let (ab, bb, out) = (upload(&ctx, &a), upload(&ctx, &b), zeros::<f32>(&ctx, len));
+        record(&ctx, |enc| add.dispatch(&ctx, enc, &params, &ab, &bb, &out));
+        assert_exact(&format!("residual_add len={len}"), &read(&ctx, &out), &want);
     }
 }
 
@@ -51,19 +39,14 @@ fn accumulate_matches_cpu_reference() {
         let dst = uniform(&mut r, len, -1.0, 1.0);
         let mut want = dst.clone();
         cpu::elementwise::accumulate(&params, &src, &mut want);
-        let sb = GpuBuffer::from_slice(&ctx, &src, "src").unwrap();
-        let db = GpuBuffer::from_slice(&ctx, &dst, "dst").unwrap();
-        let mut enc = ctx.encoder("test");
+        let (sb, db) = (upload(&ctx, &src), upload(&ctx, &dst));
         // Twice in one encoder: the second must see the first's result.
-        acc.dispatch(&ctx, &mut enc, &params, &sb, &db).unwrap();
-        acc.dispatch(&ctx, &mut enc, &params, &sb, &db).unwrap();
-        ctx.submit(enc);
+        record(&ctx, |enc| {
+            acc.dispatch(&ctx, enc, &params, &sb, &db)?;
+            acc.dispatch(&ctx, enc, &params, &sb, &db)
+        });
         cpu::elementwise::accumulate(&params, &src, &mut want);
-        assert_exact(
-            &format!("accumulate x2 len={len}"),
-            &db.read_blocking(&ctx).unwrap(),
-            &want,
-        );
+        assert_exact(&format!("accumulate x2 len={len}"), &read(&ctx, &db), &want);
     }
 }
 
@@ -74,24 +57,13 @@ fn elementwise_rejects_bad_buffers() {
         ResidualAdd::new(&ctx).unwrap(),
         Accumulate::new(&ctx).unwrap(),
     );
-    let a = GpuBuffer::<f32>::zeros(&ctx, 10, "a").unwrap();
-    let b = GpuBuffer::<f32>::zeros(&ctx, 10, "b").unwrap();
-    let short = GpuBuffer::<f32>::zeros(&ctx, 9, "short").unwrap();
+    let (a, b, short) = (zeros(&ctx, 10), zeros(&ctx, 10), zeros(&ctx, 9));
     let params = ElementwiseParams::new(10);
     let mut enc = ctx.encoder("test");
-    let err = add
-        .dispatch(&ctx, &mut enc, &params, &a, &b, &short)
-        .unwrap_err();
-    println!("{err}");
-    assert!(err
-        .to_string()
-        .contains("`out` has 9 elements, expected 10"));
-    let err = add
-        .dispatch(&ctx, &mut enc, &params, &a, &b, &a)
-        .unwrap_err();
-    println!("{err}");
-    assert!(err.to_string().contains("aliases"));
-    let err = acc.dispatch(&ctx, &mut enc, &params, &a, &a).unwrap_err();
-    println!("{err}");
-    assert!(err.to_string().contains("same buffer"));
+    assert_err_contains(
+        add.dispatch(&ctx, &mut enc, &params, &a, &b, &short),
+        "`out` has 9 elements, expected 10",
+    );
+    assert_err_contains(add.dispatch(&ctx, &mut enc, &params, &a, &b, &a), "aliases");
+    assert_err_contains(acc.dispatch(&ctx, &mut enc, &params, &a, &a), "same buffer");
 }

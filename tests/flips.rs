@@ -16,12 +16,9 @@ use common::*;
 fn gpu_pack(ctx: &GpuContext, values: &[f32]) -> Vec<u32> {
     let pack = PackSigns::new(ctx).unwrap();
     let params = PackSignsParams::new(values.len());
-    let v = GpuBuffer::from_slice(ctx, values, "values").unwrap();
-    let p = GpuBuffer::<u32>::zeros(ctx, packed_words(values.len()), "packed").unwrap();
-    let mut enc = ctx.encoder("test");
-    pack.dispatch(ctx, &mut enc, &params, &v, &p).unwrap();
-    ctx.submit(enc);
-    p.read_blocking(ctx).unwrap()
+    let (v, p) = (upload(ctx, values), zeros(ctx, packed_words(values.len())));
+    record(ctx, |enc| pack.dispatch(ctx, enc, &params, &v, &p));
+    read(ctx, &p)
 }
 
 #[test]
@@ -70,7 +67,7 @@ fn sign_flip_count_matches_cpu_reference() {
         36_864,
         1_000_003,
     ];
-    let counts = GpuBuffer::<u32>::zeros(&ctx, layers.len() + 1, "counts").unwrap();
+    let counts = zeros::<u32>(&ctx, layers.len() + 1);
     let mut want_counts = vec![0u32; layers.len() + 1];
     let mut direct = vec![0u32; layers.len() + 1];
     let mut keep = Vec::new();
@@ -97,15 +94,14 @@ fn sign_flip_count_matches_cpu_reference() {
         let (pa, pb) = (gpu_pack(&ctx, &a), gpu_pack(&ctx, &b));
         let params = FlipParams::new(n, slot);
         cpu::flips::sign_flip_count(&params, &pa, &pb, &mut want_counts);
-        let sa = GpuBuffer::from_slice(&ctx, &pa, "snapshot").unwrap();
-        let sb = GpuBuffer::from_slice(&ctx, &pb, "current").unwrap();
+        let (sa, sb) = (upload(&ctx, &pa), upload(&ctx, &pb));
         flips_kernel
             .dispatch(&ctx, &mut enc, &params, &sa, &sb, &counts)
             .unwrap();
         keep.push((sa, sb));
     }
     ctx.submit(enc);
-    let got = counts.read_blocking(&ctx).unwrap();
+    let got = read(&ctx, &counts);
     assert_exact(
         "sign_flip_count (GPU vs CPU mirror), one slot per layer",
         &got,
@@ -136,19 +132,17 @@ fn sign_flip_count_snapshot_and_reset() {
     let params = PackSignsParams::new(n);
     let fparams = FlipParams::new(n, 1);
     let mut weights: Vec<f32> = (0..n).map(|i| i as f32 - 500.0).collect();
-    let w = GpuBuffer::from_slice(&ctx, &weights, "w").unwrap();
-    let current = GpuBuffer::<u32>::zeros(&ctx, params.words as usize, "current").unwrap();
-    let snapshot = GpuBuffer::<u32>::zeros(&ctx, params.words as usize, "snapshot").unwrap();
-    let counts = GpuBuffer::<u32>::zeros(&ctx, 2, "counts").unwrap();
+    let w = upload(&ctx, &weights);
+    let current = zeros::<u32>(&ctx, params.words as usize);
+    let snapshot = zeros::<u32>(&ctx, params.words as usize);
+    let counts = zeros::<u32>(&ctx, 2);
     let step = |w: &GpuBuffer<f32>| {
-        let mut enc = ctx.encoder("epoch");
-        pack.dispatch(&ctx, &mut enc, &params, w, &current).unwrap();
-        flips
-            .dispatch(&ctx, &mut enc, &fparams, &snapshot, &current, &counts)
-            .unwrap();
-        flips.snapshot(&mut enc, &current, &snapshot).unwrap();
-        ctx.submit(enc);
-        counts.read_blocking(&ctx).unwrap()
+        record(&ctx, |enc| {
+            pack.dispatch(&ctx, enc, &params, w, &current)?;
+            flips.dispatch(&ctx, enc, &fparams, &snapshot, &current, &counts)?;
+            flips.snapshot(enc, &current, &snapshot)
+        });
+        read(&ctx, &counts)
     };
     // snapshot starts all-zero bits (all "negative"): the 500 weights >= 0 count as flips
     assert_exact("first epoch vs zero snapshot", &step(&w), &[0, 500]);
@@ -170,19 +164,15 @@ fn sign_flip_count_snapshot_and_reset() {
 fn sign_flip_count_rejects_bad_shapes() {
     let Some(ctx) = gpu() else { return };
     let flips = SignFlipCount::new(&ctx).unwrap();
-    let a = GpuBuffer::<u32>::zeros(&ctx, 4, "a").unwrap();
-    let b = GpuBuffer::<u32>::zeros(&ctx, 5, "b").unwrap();
-    let counts = GpuBuffer::<u32>::zeros(&ctx, 2, "counts").unwrap();
+    let (a, b, counts) = (zeros(&ctx, 4), zeros(&ctx, 5), zeros(&ctx, 2));
     let mut enc = ctx.encoder("test");
-    let err = flips
-        .dispatch(&ctx, &mut enc, &FlipParams::new(128, 0), &a, &b, &counts)
-        .unwrap_err();
-    println!("{err}");
-    assert!(err.to_string().contains("current"));
-    let err = flips
-        .dispatch(&ctx, &mut enc, &FlipParams::new(128, 2), &a, &a, &counts)
-        .unwrap_err();
-    println!("{err}");
-    assert!(err.to_string().contains("slot 2"));
+    assert_err_contains(
+        flips.dispatch(&ctx, &mut enc, &FlipParams::new(128, 0), &a, &b, &counts),
+        "current",
+    );
+    assert_err_contains(
+        flips.dispatch(&ctx, &mut enc, &FlipParams::new(128, 2), &a, &a, &counts),
+        "slot 2",
+    );
     assert!(flips.snapshot(&mut enc, &a, &b).is_err());
 }

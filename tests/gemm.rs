@@ -9,7 +9,7 @@
 mod common;
 
 use bitspike::cpu;
-use bitspike::gpu::{GpuBuffer, GpuContext, KernelVariant};
+use bitspike::gpu::{GpuContext, KernelVariant};
 use bitspike::kernels::gemm::{Gemm, GemmShape};
 use common::*;
 
@@ -26,13 +26,9 @@ fn check(ctx: &GpuContext, gemm: &Gemm, shape: &GemmShape, seed: u64) {
     let c0 = uniform(&mut r, lc, -1.0, 1.0);
     let mut want = c0.clone();
     cpu::gemm::gemm(shape, &a, &b, &mut want);
-    let ga = GpuBuffer::from_slice(ctx, &a, "a").unwrap();
-    let gb = GpuBuffer::from_slice(ctx, &b, "b").unwrap();
-    let gc = GpuBuffer::from_slice(ctx, &c0, "c").unwrap();
-    let mut enc = ctx.encoder("test");
-    gemm.dispatch(ctx, &mut enc, shape, &ga, &gb, &gc).unwrap();
-    ctx.submit(enc);
-    let got = gc.read_blocking(ctx).unwrap();
+    let (ga, gb, gc) = (upload(ctx, &a), upload(ctx, &b), upload(ctx, &c0));
+    record(ctx, |enc| gemm.dispatch(ctx, enc, shape, &ga, &gb, &gc));
+    let got = read(ctx, &gc);
     let terms = (shape.k * if shape.reduce_batch { shape.batch } else { 1 }) as f32;
     // f32 accumulation of `terms` products of magnitude <= 1: error grows like sqrt(terms) ulps.
     let abs = 1e-6 * terms.sqrt().max(1.0) * 4.0;
@@ -56,9 +52,23 @@ fn check(ctx: &GpuContext, gemm: &Gemm, shape: &GemmShape, seed: u64) {
     );
 }
 
+/// `check`s every shape that `shapes(trans_a, trans_b)` lists, in both variants and all four
+/// transpose combinations, seeding each check with the next seed after `seed`.
+fn check_all_variants_and_transposes(mut seed: u64, shapes: impl Fn(bool, bool) -> Vec<GemmShape>) {
+    let Some(ctx) = gpu() else { return };
+    for variant in VARIANTS {
+        let gemm = Gemm::with_variant(&ctx, variant).unwrap();
+        for (ta, tb) in TRANSPOSES {
+            for shape in shapes(ta, tb) {
+                seed += 1;
+                check(&ctx, &gemm, &shape, seed);
+            }
+        }
+    }
+}
+
 #[test]
 fn gemm_matches_cpu_reference() {
-    let Some(ctx) = gpu() else { return };
     let sizes = [1usize, 7, 8, 9, 63, 64, 65, 130];
     let mut triples = Vec::new();
     for &s in &sizes {
@@ -73,71 +83,56 @@ fn gemm_matches_cpu_reference() {
         (64, 64, 64),
         (301, 290, 307),
     ]);
-    let mut seed = 0;
-    for variant in VARIANTS {
-        let gemm = Gemm::with_variant(&ctx, variant).unwrap();
-        for (ta, tb) in TRANSPOSES {
-            for &(m, n, k) in &triples {
-                seed += 1;
-                check(
-                    &ctx,
-                    &gemm,
-                    &GemmShape::new(m, n, k).transpose(ta, tb),
-                    seed,
-                );
-            }
-        }
-    }
+    check_all_variants_and_transposes(0, |ta, tb| {
+        triples
+            .iter()
+            .map(|&(m, n, k)| GemmShape::new(m, n, k).transpose(ta, tb))
+            .collect()
+    });
 }
 
 #[test]
 fn gemm_batched_accumulate_and_reduce_match_cpu_reference() {
-    let Some(ctx) = gpu() else { return };
-    let mut seed = 1000;
-    for variant in VARIANTS {
-        let gemm = Gemm::with_variant(&ctx, variant).unwrap();
-        for (ta, tb) in TRANSPOSES {
-            for &(m, n, k) in &[(9usize, 65usize, 7usize), (65, 7, 66), (1, 130, 9)] {
-                for &(accumulate, reduce) in
-                    &[(false, false), (true, false), (false, true), (true, true)]
-                {
-                    seed += 1;
-                    let batch = 3;
-                    // Shared A (stride 0, like conv weights), padded strides and offsets elsewhere.
-                    let shape = GemmShape::new(m, n, k)
+    check_all_variants_and_transposes(1000, |ta, tb| {
+        let mut shapes = Vec::new();
+        for &(m, n, k) in &[(9usize, 65usize, 7usize), (65, 7, 66), (1, 130, 9)] {
+            for &(accumulate, reduce) in
+                &[(false, false), (true, false), (false, true), (true, true)]
+            {
+                let batch = 3;
+                // Shared A (stride 0, like conv weights), padded strides and offsets elsewhere.
+                shapes.push(
+                    GemmShape::new(m, n, k)
                         .transpose(ta, tb)
                         .batched(batch, 0, k * n + 5, m * n + 3)
                         .offsets(2, 11, 1)
                         .accumulate(accumulate)
-                        .reduce_batch(reduce);
-                    check(&ctx, &gemm, &shape, seed);
-                    // And with every operand strided.
-                    seed += 1;
-                    let shape = GemmShape::new(m, n, k)
+                        .reduce_batch(reduce),
+                );
+                // And with every operand strided.
+                shapes.push(
+                    GemmShape::new(m, n, k)
                         .transpose(ta, tb)
                         .batched(batch, m * k, k * n, m * n)
                         .accumulate(accumulate)
-                        .reduce_batch(reduce);
-                    check(&ctx, &gemm, &shape, seed);
-                }
+                        .reduce_batch(reduce),
+                );
             }
         }
-    }
+        shapes
+    });
 }
 
 #[test]
 fn gemm_rejects_short_buffers() {
     let Some(ctx) = gpu() else { return };
     let gemm = Gemm::new(&ctx).unwrap();
-    let a = GpuBuffer::<f32>::zeros(&ctx, 6, "a").unwrap();
-    let b = GpuBuffer::<f32>::zeros(&ctx, 6, "b").unwrap();
-    let c = GpuBuffer::<f32>::zeros(&ctx, 3, "c").unwrap();
+    let (a, b, c) = (zeros(&ctx, 6), zeros(&ctx, 6), zeros(&ctx, 3));
     let mut enc = ctx.encoder("test");
-    let err = gemm
-        .dispatch(&ctx, &mut enc, &GemmShape::new(2, 2, 3), &a, &b, &c)
-        .unwrap_err();
-    println!("{err}");
-    assert!(err.to_string().contains("`c` has 3 elements"));
+    assert_err_contains(
+        gemm.dispatch(&ctx, &mut enc, &GemmShape::new(2, 2, 3), &a, &b, &c),
+        "`c` has 3 elements",
+    );
 }
 
 /// Shapes whose operands are 4-aligned along their contiguous dimension take the register
@@ -145,35 +140,26 @@ fn gemm_rejects_short_buffers() {
 /// element-wise path. Conv-like sizes (K = 196, 288) and aligned batch strides and offsets.
 #[test]
 fn gemm_vec4_paths_match_cpu_reference() {
-    let Some(ctx) = gpu() else { return };
-    let mut seed = 5000;
-    for variant in VARIANTS {
-        let gemm = Gemm::with_variant(&ctx, variant).unwrap();
-        for (ta, tb) in TRANSPOSES {
-            for &(m, n, k) in &[
-                (4usize, 4usize, 4usize),
-                (12, 20, 16),
-                (64, 196, 288),
-                (288, 196, 64),
-                (60, 36, 196),
-                (8, 12, 7),
-            ] {
-                seed += 1;
-                check(
-                    &ctx,
-                    &gemm,
-                    &GemmShape::new(m, n, k).transpose(ta, tb),
-                    seed,
-                );
-                seed += 1;
-                let shape = GemmShape::new(m, n, k)
+    check_all_variants_and_transposes(5000, |ta, tb| {
+        let mut shapes = Vec::new();
+        for &(m, n, k) in &[
+            (4usize, 4usize, 4usize),
+            (12, 20, 16),
+            (64, 196, 288),
+            (288, 196, 64),
+            (60, 36, 196),
+            (8, 12, 7),
+        ] {
+            shapes.push(GemmShape::new(m, n, k).transpose(ta, tb));
+            shapes.push(
+                GemmShape::new(m, n, k)
                     .transpose(ta, tb)
                     .batched(3, m * k + 4, k * n + 8, m * n)
                     .offsets(4, 12, 0)
                     .reduce_batch(true)
-                    .accumulate(true);
-                check(&ctx, &gemm, &shape, seed);
-            }
+                    .accumulate(true),
+            );
         }
-    }
+        shapes
+    });
 }

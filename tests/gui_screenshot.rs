@@ -80,38 +80,35 @@ fn check_content(path: &Path) {
     let _ = std::fs::remove_file(path);
 }
 
-#[test]
-fn training_view_screenshot_shows_content() {
-    if let Some(path) = screenshot("training") {
+/// Screenshots `view` (where the environment allows) and checks that it shows content.
+fn check_view(view: &str) {
+    if let Some(path) = screenshot(view) {
         check_content(&path);
     }
+}
+
+#[test]
+fn training_view_screenshot_shows_content() {
+    check_view("training");
 }
 
 #[test]
 fn spikes_view_screenshot_shows_content() {
-    if let Some(path) = screenshot("spikes") {
-        check_content(&path);
-    }
+    check_view("spikes");
 }
 
 #[test]
 fn model_view_screenshot_shows_content() {
-    if let Some(path) = screenshot("model") {
-        check_content(&path);
-    }
+    check_view("model");
 }
 
 #[test]
 fn draw_view_screenshot_shows_content() {
     // The app draws a "7" itself in screenshot mode and waits for its prediction.
-    if let Some(path) = screenshot("draw") {
-        check_content(&path);
-    }
+    check_view("draw");
 }
 
 #[test]
 fn weights_view_screenshot_shows_content() {
-    if let Some(path) = screenshot("weights") {
-        check_content(&path);
-    }
+    check_view("weights");
 }

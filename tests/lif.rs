@@ -6,9 +6,23 @@
 mod common;
 
 use bitspike::cpu;
-use bitspike::gpu::GpuBuffer;
+use bitspike::gpu::GpuContext;
 use bitspike::kernels::lif::{LifBackward, LifConfig, LifForward, LifParams, ResetMode};
 use common::*;
+
+/// Runs `lif_forward` on the GPU: returns (spikes, membrane), `T*N` each.
+fn gpu_forward(
+    ctx: &GpuContext,
+    fwd: &LifForward,
+    params: &LifParams,
+    t: usize,
+    n: usize,
+    current: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let (cur, s, h) = (upload(ctx, current), zeros(ctx, t * n), zeros(ctx, t * n));
+    record(ctx, |enc| fwd.dispatch(ctx, enc, params, &cur, &s, &h));
+    (read(ctx, &s), read(ctx, &h))
+}
 
 fn configs() -> Vec<LifConfig> {
     let base = LifConfig::default();
@@ -32,40 +46,34 @@ fn configs() -> Vec<LifConfig> {
     ]
 }
 
+/// Every (config, T, N) of the CPU-reference sweeps, N at workgroup edges.
+fn cases() -> Vec<(LifConfig, usize, usize)> {
+    let mut out = Vec::new();
+    for config in configs() {
+        for t in [1usize, 4, 7] {
+            for n in awkward_sizes(64, 10_007) {
+                out.push((config, t, n));
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn lif_forward_matches_cpu_reference() {
     let Some(ctx) = gpu() else { return };
     let fwd = LifForward::new(&ctx).unwrap();
     let mut r = rng(1);
-    for config in configs() {
-        for &t in &[1usize, 4, 7] {
-            for n in awkward_sizes(64, 10_007) {
-                let params = LifParams::new(&config, t, n);
-                let current = uniform(&mut r, t * n, -0.5, 2.0);
-                let mut want_s = vec![0.0; t * n];
-                let mut want_h = vec![0.0; t * n];
-                cpu::lif::lif_forward(&params, &current, &mut want_s, &mut want_h);
-                let cur = GpuBuffer::from_slice(&ctx, &current, "current").unwrap();
-                let s = GpuBuffer::<f32>::zeros(&ctx, t * n, "s").unwrap();
-                let h = GpuBuffer::<f32>::zeros(&ctx, t * n, "h").unwrap();
-                let mut enc = ctx.encoder("test");
-                fwd.dispatch(&ctx, &mut enc, &params, &cur, &s, &h).unwrap();
-                ctx.submit(enc);
-                let tag = format!("lif_forward {config:?} T={t} N={n}");
-                assert_exact(
-                    &format!("{tag} spikes"),
-                    &s.read_blocking(&ctx).unwrap(),
-                    &want_s,
-                );
-                assert_close(
-                    &format!("{tag} membrane"),
-                    &h.read_blocking(&ctx).unwrap(),
-                    &want_h,
-                    1e-6,
-                    1e-6,
-                );
-            }
-        }
+    for (config, t, n) in cases() {
+        let params = LifParams::new(&config, t, n);
+        let current = uniform(&mut r, t * n, -0.5, 2.0);
+        let mut want_s = vec![0.0; t * n];
+        let mut want_h = vec![0.0; t * n];
+        cpu::lif::lif_forward(&params, &current, &mut want_s, &mut want_h);
+        let (s, h) = gpu_forward(&ctx, &fwd, &params, t, n, &current);
+        let tag = format!("lif_forward {config:?} T={t} N={n}");
+        assert_exact(&format!("{tag} spikes"), &s, &want_s);
+        assert_close(&format!("{tag} membrane"), &h, &want_h, 1e-6, 1e-6);
     }
 }
 
@@ -75,27 +83,18 @@ fn lif_backward_matches_cpu_reference() {
     let fwd = LifForward::new(&ctx).unwrap();
     let bwd = LifBackward::new(&ctx).unwrap();
     let mut r = rng(2);
-    for config in configs() {
-        for &t in &[1usize, 4, 7] {
-            for n in awkward_sizes(64, 10_007) {
-                let params = LifParams::new(&config, t, n);
-                let current = uniform(&mut r, t * n, -0.5, 2.0);
-                let grad_s = uniform(&mut r, t * n, -1.0, 1.0);
-                let (mut s, mut h) = (vec![0.0; t * n], vec![0.0; t * n]);
-                cpu::lif::lif_forward(&params, &current, &mut s, &mut h);
-                let mut want = vec![0.0; t * n];
-                cpu::lif::lif_backward(&params, &h, &grad_s, &mut want);
-                let hb = GpuBuffer::from_slice(&ctx, &h, "h").unwrap();
-                let gs = GpuBuffer::from_slice(&ctx, &grad_s, "gs").unwrap();
-                let gi = GpuBuffer::<f32>::zeros(&ctx, t * n, "gi").unwrap();
-                let mut enc = ctx.encoder("test");
-                bwd.dispatch(&ctx, &mut enc, &params, &hb, &gs, &gi)
-                    .unwrap();
-                ctx.submit(enc);
-                let tag = format!("lif_backward {config:?} T={t} N={n}");
-                assert_close(&tag, &gi.read_blocking(&ctx).unwrap(), &want, 1e-5, 1e-5);
-            }
-        }
+    for (config, t, n) in cases() {
+        let params = LifParams::new(&config, t, n);
+        let current = uniform(&mut r, t * n, -0.5, 2.0);
+        let grad_s = uniform(&mut r, t * n, -1.0, 1.0);
+        let (mut s, mut h) = (vec![0.0; t * n], vec![0.0; t * n]);
+        cpu::lif::lif_forward(&params, &current, &mut s, &mut h);
+        let mut want = vec![0.0; t * n];
+        cpu::lif::lif_backward(&params, &h, &grad_s, &mut want);
+        let (hb, gs, gi) = (upload(&ctx, &h), upload(&ctx, &grad_s), zeros(&ctx, t * n));
+        record(&ctx, |enc| bwd.dispatch(&ctx, enc, &params, &hb, &gs, &gi));
+        let tag = format!("lif_backward {config:?} T={t} N={n}");
+        assert_close(&tag, &read(&ctx, &gi), &want, 1e-5, 1e-5);
     }
     // keep the forward pipeline exercised in the same device for coverage of cache reuse
     assert!(LifForward::new(&ctx).is_ok() && ctx.cached_pipelines() >= 2);
@@ -180,22 +179,8 @@ fn lif_forward_broadcast_equals_repeated_input() {
         let (mut cpu_s, mut cpu_h) = (vec![0.0; t * n], vec![0.0; t * n]);
         cpu::lif::lif_forward(&broadcast, &frame, &mut cpu_s, &mut cpu_h);
         assert_exact("cpu broadcast spikes", &cpu_s, &want_s);
-        let cur = GpuBuffer::from_slice(&ctx, &frame, "frame").unwrap();
-        let s = GpuBuffer::<f32>::zeros(&ctx, t * n, "s").unwrap();
-        let h = GpuBuffer::<f32>::zeros(&ctx, t * n, "h").unwrap();
-        let mut enc = ctx.encoder("test");
-        fwd.dispatch(&ctx, &mut enc, &broadcast, &cur, &s, &h)
-            .unwrap();
-        ctx.submit(enc);
-        assert_exact(
-            &format!("gpu broadcast spikes N={n}"),
-            &s.read_blocking(&ctx).unwrap(),
-            &want_s,
-        );
-        assert_exact(
-            &format!("gpu broadcast membrane N={n}"),
-            &h.read_blocking(&ctx).unwrap(),
-            &want_h,
-        );
+        let (s, h) = gpu_forward(&ctx, &fwd, &broadcast, t, n, &frame);
+        assert_exact(&format!("gpu broadcast spikes N={n}"), &s, &want_s);
+        assert_exact(&format!("gpu broadcast membrane N={n}"), &h, &want_h);
     }
 }

@@ -8,7 +8,7 @@
 mod common;
 
 use bitspike::cpu;
-use bitspike::gpu::{GpuBuffer, GpuContext, KernelVariant};
+use bitspike::gpu::{GpuContext, KernelVariant};
 use bitspike::kernels::linear::{BiasAdd, BiasGrad, Linear, LinearShape};
 use common::*;
 
@@ -45,35 +45,32 @@ fn run_gpu(
     b: &[f32],
     gy: &[f32],
 ) -> Outputs {
-    let up = |d: &[f32], l: &str| GpuBuffer::from_slice(ctx, d, l).unwrap();
-    let (xb, wb, bb, gyb) = (up(x, "x"), up(w, "w"), up(b, "b"), up(gy, "gy"));
+    let (xb, wb, bb, gyb) = (
+        upload(ctx, x),
+        upload(ctx, w),
+        upload(ctx, b),
+        upload(ctx, gy),
+    );
     // Stale values in every output: each pass must overwrite.
-    let y = up(&vec![5.0; s.output_len()], "y");
-    let y2 = up(&vec![5.0; s.output_len()], "y2");
-    let gx = up(&vec![5.0; s.input_len()], "gx");
-    let gw = up(&vec![5.0; s.weight_len()], "gw");
-    let gb = up(&vec![5.0; s.out_features], "gb");
-    let mut enc = ctx.encoder("test");
-    linear
-        .forward(ctx, &mut enc, s, &xb, &wb, Some(&bb), &y)
-        .unwrap();
-    linear
-        .forward(ctx, &mut enc, s, &xb, &wb, None, &y2)
-        .unwrap();
-    linear
-        .backward_input(ctx, &mut enc, s, &gyb, &wb, &gx)
-        .unwrap();
-    linear
-        .backward_weight(ctx, &mut enc, s, &xb, &gyb, &gw, Some(&gb))
-        .unwrap();
-    ctx.submit(enc);
-    let read = |g: &GpuBuffer<f32>| g.read_blocking(ctx).unwrap();
+    let stale = |len: usize| filled(ctx, len, 5.0f32);
+    let (y, y2) = (stale(s.output_len()), stale(s.output_len()));
+    let (gx, gw, gb) = (
+        stale(s.input_len()),
+        stale(s.weight_len()),
+        stale(s.out_features),
+    );
+    record(ctx, |enc| {
+        linear.forward(ctx, enc, s, &xb, &wb, Some(&bb), &y)?;
+        linear.forward(ctx, enc, s, &xb, &wb, None, &y2)?;
+        linear.backward_input(ctx, enc, s, &gyb, &wb, &gx)?;
+        linear.backward_weight(ctx, enc, s, &xb, &gyb, &gw, Some(&gb))
+    });
     Outputs {
-        y: read(&y),
-        y_no_bias: read(&y2),
-        grad_x: read(&gx),
-        grad_w: read(&gw),
-        grad_b: read(&gb),
+        y: read(ctx, &y),
+        y_no_bias: read(ctx, &y2),
+        grad_x: read(ctx, &gx),
+        grad_w: read(ctx, &gw),
+        grad_b: read(ctx, &gb),
     }
 }
 
@@ -147,24 +144,23 @@ fn bias_add_and_bias_grad_match_cpu_reference() {
         cpu::linear::bias_add(&p, &bias, &mut want_y);
         let mut want_g = vec![0.0; cols];
         cpu::linear::bias_grad(&p, &y0, &mut want_g);
-        let bb = GpuBuffer::from_slice(&ctx, &bias, "bias").unwrap();
-        let yb = GpuBuffer::from_slice(&ctx, &y0, "y").unwrap();
-        let y_orig = GpuBuffer::from_slice(&ctx, &y0, "y0").unwrap();
-        let gb = GpuBuffer::<f32>::zeros(&ctx, cols, "gb").unwrap();
-        let mut enc = ctx.encoder("test");
-        add.dispatch(&ctx, &mut enc, &p, &bb, &yb).unwrap();
-        grad.dispatch(&ctx, &mut enc, &p, &y_orig, &gb).unwrap();
-        ctx.submit(enc);
+        let (bb, yb, y_orig) = (upload(&ctx, &bias), upload(&ctx, &y0), upload(&ctx, &y0));
+        let gb = zeros(&ctx, cols);
+        record(&ctx, |enc| {
+            add.dispatch(&ctx, enc, &p, &bb, &yb)?;
+            grad.dispatch(&ctx, enc, &p, &y_orig, &gb)
+        });
+        let tag = format!("{rows}x{cols}");
         assert_close(
-            &format!("bias_add {rows}x{cols}"),
-            &yb.read_blocking(&ctx).unwrap(),
+            &format!("bias_add {tag}"),
+            &read(&ctx, &yb),
             &want_y,
             1e-6,
             1e-6,
         );
         assert_close(
-            &format!("bias_grad {rows}x{cols}"),
-            &gb.read_blocking(&ctx).unwrap(),
+            &format!("bias_grad {tag}"),
+            &read(&ctx, &gb),
             &want_g,
             1e-5,
             1e-4,

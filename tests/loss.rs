@@ -7,7 +7,7 @@
 mod common;
 
 use bitspike::cpu;
-use bitspike::gpu::{GpuBuffer, GpuContext};
+use bitspike::gpu::GpuContext;
 use bitspike::kernels::loss::{CrossEntropy, LossKind, LossParams, LossSummary};
 use common::*;
 use rand::Rng;
@@ -34,22 +34,19 @@ fn run_gpu(
         (p.timesteps * p.batch * p.classes) as usize,
         p.batch as usize,
     );
-    let lb = GpuBuffer::from_slice(ctx, logits, "logits").unwrap();
-    let yb = GpuBuffer::from_slice(ctx, labels, "labels").unwrap();
-    let grad = GpuBuffer::<f32>::zeros(ctx, tbc, "grad").unwrap();
-    let sample_loss = GpuBuffer::<f32>::zeros(ctx, b, "sample_loss").unwrap();
-    let summary = GpuBuffer::<LossSummary>::zeros(ctx, slots, "summary").unwrap();
+    let (lb, yb) = (upload(ctx, logits), upload(ctx, labels));
+    let (grad, sample_loss) = (zeros(ctx, tbc), zeros(ctx, b));
+    let summary = zeros::<LossSummary>(ctx, slots);
     let ce = CrossEntropy::new(ctx).unwrap();
-    let mut enc = ctx.encoder("test");
-    for p in params {
-        ce.dispatch(ctx, &mut enc, p, &lb, &yb, &grad, &sample_loss, &summary)
-            .unwrap();
-    }
-    ctx.submit(enc);
+    record(ctx, |enc| {
+        params
+            .iter()
+            .try_for_each(|p| ce.dispatch(ctx, enc, p, &lb, &yb, &grad, &sample_loss, &summary))
+    });
     Out {
-        grad: grad.read_blocking(ctx).unwrap(),
-        sample_loss: sample_loss.read_blocking(ctx).unwrap(),
-        summary: summary.read_blocking(ctx).unwrap(),
+        grad: read(ctx, &grad),
+        sample_loss: read(ctx, &sample_loss),
+        summary: read(ctx, &summary),
     }
 }
 
@@ -325,11 +322,9 @@ fn cross_entropy_summary_accumulates_per_slot() {
 fn cross_entropy_rejects_bad_shapes() {
     let Some(ctx) = gpu() else { return };
     let ce = CrossEntropy::new(&ctx).unwrap();
-    let logits = GpuBuffer::<f32>::zeros(&ctx, 4 * 8 * 10, "logits").unwrap();
-    let y = GpuBuffer::<u32>::zeros(&ctx, 8, "labels").unwrap();
-    let grad = GpuBuffer::<f32>::zeros(&ctx, 4 * 8 * 10, "grad").unwrap();
-    let loss = GpuBuffer::<f32>::zeros(&ctx, 8, "loss").unwrap();
-    let summary = GpuBuffer::<LossSummary>::zeros(&ctx, 2, "summary").unwrap();
+    let (logits, y) = (zeros::<f32>(&ctx, 4 * 8 * 10), zeros::<u32>(&ctx, 8));
+    let (grad, loss) = (zeros::<f32>(&ctx, 4 * 8 * 10), zeros::<f32>(&ctx, 8));
+    let summary = zeros::<LossSummary>(&ctx, 2);
     let mut enc = ctx.encoder("test");
     let ok = LossParams::new(LossKind::MeanOverTime, 4, 8, 10);
     assert!(ce
@@ -344,11 +339,9 @@ fn cross_entropy_rejects_bad_shapes() {
             "at least 1",
         ),
     ] {
-        let err = ce
-            .dispatch(&ctx, &mut enc, &bad, &logits, &y, &grad, &loss, &summary)
-            .unwrap_err()
-            .to_string();
-        println!("{err}");
-        assert!(err.contains(needle), "{err}");
+        assert_err_contains(
+            ce.dispatch(&ctx, &mut enc, &bad, &logits, &y, &grad, &loss, &summary),
+            needle,
+        );
     }
 }

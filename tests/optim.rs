@@ -7,7 +7,7 @@
 mod common;
 
 use bitspike::cpu;
-use bitspike::gpu::{GpuBuffer, GpuContext};
+use bitspike::gpu::GpuContext;
 use bitspike::kernels::optim::{AdamConfig, AdamParams, AdamStep, SgdConfig, SgdParams, SgdStep};
 use common::*;
 
@@ -46,40 +46,29 @@ fn sgd_gpu(
     grads: &[Vec<f32>],
 ) -> (Vec<f32>, Vec<f32>) {
     let kernel = SgdStep::new(ctx).unwrap();
-    let w = GpuBuffer::from_slice(ctx, w0, "w").unwrap();
-    let buf = GpuBuffer::<f32>::zeros(ctx, w0.len(), "momentum").unwrap();
-    let g = GpuBuffer::<f32>::zeros(ctx, w0.len(), "grad").unwrap();
+    let (w, buf, g) = (upload(ctx, w0), zeros(ctx, w0.len()), zeros(ctx, w0.len()));
     for (p, grad) in params.iter().zip(grads) {
         g.write(ctx, grad).unwrap();
-        let mut enc = ctx.encoder("test");
-        kernel.dispatch(ctx, &mut enc, p, &w, &g, &buf).unwrap();
-        ctx.submit(enc);
+        record(ctx, |enc| kernel.dispatch(ctx, enc, p, &w, &g, &buf));
     }
-    (
-        w.read_blocking(ctx).unwrap(),
-        buf.read_blocking(ctx).unwrap(),
-    )
+    (read(ctx, &w), read(ctx, &buf))
 }
 
 type AdamState = (Vec<f32>, Vec<f32>, Vec<f32>);
 
 fn adam_gpu(ctx: &GpuContext, params: &[AdamParams], w0: &[f32], grads: &[Vec<f32>]) -> AdamState {
     let kernel = AdamStep::new(ctx).unwrap();
-    let w = GpuBuffer::from_slice(ctx, w0, "w").unwrap();
-    let m = GpuBuffer::<f32>::zeros(ctx, w0.len(), "exp_avg").unwrap();
-    let v = GpuBuffer::<f32>::zeros(ctx, w0.len(), "exp_avg_sq").unwrap();
-    let g = GpuBuffer::<f32>::zeros(ctx, w0.len(), "grad").unwrap();
+    let w = upload(ctx, w0);
+    let (m, v, g) = (
+        zeros(ctx, w0.len()),
+        zeros(ctx, w0.len()),
+        zeros(ctx, w0.len()),
+    );
     for (p, grad) in params.iter().zip(grads) {
         g.write(ctx, grad).unwrap();
-        let mut enc = ctx.encoder("test");
-        kernel.dispatch(ctx, &mut enc, p, &w, &g, &m, &v).unwrap();
-        ctx.submit(enc);
+        record(ctx, |enc| kernel.dispatch(ctx, enc, p, &w, &g, &m, &v));
     }
-    (
-        w.read_blocking(ctx).unwrap(),
-        m.read_blocking(ctx).unwrap(),
-        v.read_blocking(ctx).unwrap(),
-    )
+    (read(ctx, &w), read(ctx, &m), read(ctx, &v))
 }
 
 #[test]
@@ -254,25 +243,21 @@ fn adam_step_matches_hand_computed_two_steps() {
 #[test]
 fn optimizers_reject_bad_shapes() {
     let Some(ctx) = gpu() else { return };
-    let a = GpuBuffer::<f32>::zeros(&ctx, 10, "a").unwrap();
-    let b = GpuBuffer::<f32>::zeros(&ctx, 9, "b").unwrap();
+    let (a, b) = (zeros(&ctx, 10), zeros(&ctx, 9));
     let mut enc = ctx.encoder("test");
     let sgd = SgdParams::new(&SgdConfig::default(), 10, 0.1, 0.0);
-    let err = SgdStep::new(&ctx)
-        .unwrap()
-        .dispatch(&ctx, &mut enc, &sgd, &a, &a, &b)
-        .unwrap_err()
-        .to_string();
-    println!("{err}");
-    assert!(err.contains("`momentum` has 9 elements, expected len = 10"));
+    assert_err_contains(
+        SgdStep::new(&ctx)
+            .unwrap()
+            .dispatch(&ctx, &mut enc, &sgd, &a, &a, &b),
+        "`momentum` has 9 elements, expected len = 10",
+    );
     let adam = AdamStep::new(&ctx).unwrap();
     let p = AdamParams::new(&AdamConfig::default(), 10, 1, 1e-3, 0.0);
     assert!(adam.dispatch(&ctx, &mut enc, &p, &a, &b, &a, &a).is_err());
     let p0 = AdamParams { step: 0, ..p };
-    let err = adam
-        .dispatch(&ctx, &mut enc, &p0, &a, &a, &a, &a)
-        .unwrap_err()
-        .to_string();
-    println!("{err}");
-    assert!(err.contains("step count"));
+    assert_err_contains(
+        adam.dispatch(&ctx, &mut enc, &p0, &a, &a, &a, &a),
+        "step count",
+    );
 }

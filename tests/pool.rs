@@ -13,6 +13,7 @@ mod common;
 use bitspike::cpu;
 use bitspike::gpu::{GpuBuffer, GpuContext};
 use bitspike::kernels::pool::{AvgPool2d, MaxPool2d, PoolParams, PoolWindow};
+use bitspike::rng::SeededRng;
 use common::*;
 
 /// (N, C, H, W, window): odd sizes (7 -> 3), one plane, workgroup edges in the output count
@@ -52,6 +53,20 @@ fn params(shape: [usize; 4], window: PoolWindow) -> PoolParams {
     PoolParams::new(n * c, h, w, window).unwrap()
 }
 
+/// Runs `check(ctx, rng, shape, window, params)` for every case of `cases` in order, drawing
+/// all inputs from one rng seeded `seed`.
+fn for_each_case(
+    seed: u64,
+    cases: Vec<([usize; 4], PoolWindow)>,
+    mut check: impl FnMut(&GpuContext, &mut SeededRng, [usize; 4], PoolWindow, &PoolParams),
+) {
+    let Some(ctx) = gpu() else { return };
+    let mut r = rng(seed);
+    for (shape, window) in cases {
+        check(&ctx, &mut r, shape, window, &params(shape, window));
+    }
+}
+
 fn gpu_maxpool(
     ctx: &GpuContext,
     shape: [usize; 4],
@@ -60,16 +75,19 @@ fn gpu_maxpool(
 ) -> (Vec<f32>, Vec<u32>) {
     let p = params(shape, window);
     let pool = MaxPool2d::new(ctx, window).unwrap();
-    let xb = GpuBuffer::from_slice(ctx, x, "x").unwrap();
-    let out = GpuBuffer::<f32>::zeros(ctx, p.output_len(), "out").unwrap();
-    let arg = GpuBuffer::<u32>::zeros(ctx, p.output_len(), "argmax").unwrap();
-    let mut enc = ctx.encoder("test");
-    pool.forward(ctx, &mut enc, shape, &xb, &out, &arg).unwrap();
-    ctx.submit(enc);
-    (
-        out.read_blocking(ctx).unwrap(),
-        arg.read_blocking(ctx).unwrap(),
-    )
+    let (xb, out, arg) = (
+        upload(ctx, x),
+        zeros::<f32>(ctx, p.output_len()),
+        zeros::<u32>(ctx, p.output_len()),
+    );
+    record(ctx, |enc| pool.forward(ctx, enc, shape, &xb, &out, &arg));
+    (read(ctx, &out), read(ctx, &arg))
+}
+
+/// The backwards write into a garbage-filled `grad_in`: they must overwrite every element,
+/// zeros included.
+fn garbage_grad_in(ctx: &GpuContext, p: &PoolParams) -> GpuBuffer<f32> {
+    filled(ctx, p.input_len(), 9.0f32)
 }
 
 fn gpu_maxpool_backward(
@@ -79,27 +97,21 @@ fn gpu_maxpool_backward(
     arg: &[u32],
     g: &[f32],
 ) -> Vec<f32> {
-    let p = params(shape, window);
     let pool = MaxPool2d::new(ctx, window).unwrap();
-    let ab = GpuBuffer::from_slice(ctx, arg, "argmax").unwrap();
-    let gb = GpuBuffer::from_slice(ctx, g, "grad_out").unwrap();
-    // Garbage-filled: the backward must overwrite every element, zeros included.
-    let gi = GpuBuffer::from_slice(ctx, &vec![9.0f32; p.input_len()], "grad_in").unwrap();
-    let mut enc = ctx.encoder("test");
-    pool.backward(ctx, &mut enc, shape, &ab, &gb, &gi).unwrap();
-    ctx.submit(enc);
-    gi.read_blocking(ctx).unwrap()
+    let (ab, gb) = (upload(ctx, arg), upload(ctx, g));
+    let gi = garbage_grad_in(ctx, &params(shape, window));
+    record(ctx, |enc| pool.backward(ctx, enc, shape, &ab, &gb, &gi));
+    read(ctx, &gi)
 }
 
 fn gpu_avgpool(ctx: &GpuContext, shape: [usize; 4], window: PoolWindow, x: &[f32]) -> Vec<f32> {
-    let p = params(shape, window);
     let pool = AvgPool2d::new(ctx, window).unwrap();
-    let xb = GpuBuffer::from_slice(ctx, x, "x").unwrap();
-    let out = GpuBuffer::<f32>::zeros(ctx, p.output_len(), "out").unwrap();
-    let mut enc = ctx.encoder("test");
-    pool.forward(ctx, &mut enc, shape, &xb, &out).unwrap();
-    ctx.submit(enc);
-    out.read_blocking(ctx).unwrap()
+    let (xb, out) = (
+        upload(ctx, x),
+        zeros::<f32>(ctx, params(shape, window).output_len()),
+    );
+    record(ctx, |enc| pool.forward(ctx, enc, shape, &xb, &out));
+    read(ctx, &out)
 }
 
 fn gpu_avgpool_backward(
@@ -108,37 +120,63 @@ fn gpu_avgpool_backward(
     window: PoolWindow,
     g: &[f32],
 ) -> Vec<f32> {
-    let p = params(shape, window);
     let pool = AvgPool2d::new(ctx, window).unwrap();
-    let gb = GpuBuffer::from_slice(ctx, g, "grad_out").unwrap();
-    let gi = GpuBuffer::from_slice(ctx, &vec![9.0f32; p.input_len()], "grad_in").unwrap();
-    let mut enc = ctx.encoder("test");
-    pool.backward(ctx, &mut enc, shape, &gb, &gi).unwrap();
-    ctx.submit(enc);
-    gi.read_blocking(ctx).unwrap()
+    let gb = upload(ctx, g);
+    let gi = garbage_grad_in(ctx, &params(shape, window));
+    record(ctx, |enc| pool.backward(ctx, enc, shape, &gb, &gi));
+    read(ctx, &gi)
+}
+
+/// For every output of `p`, in output order, the input indices of its window (row-major
+/// within the window), computed here independently of the CPU mirror.
+fn windows(p: &PoolParams) -> Vec<Vec<usize>> {
+    let (ih, iw, oh, ow) = (
+        p.in_h as usize,
+        p.in_w as usize,
+        p.out_h as usize,
+        p.out_w as usize,
+    );
+    let (kh, kw, sh, sw) = (
+        p.kernel_h as usize,
+        p.kernel_w as usize,
+        p.stride_h as usize,
+        p.stride_w as usize,
+    );
+    let mut out = Vec::new();
+    for plane in 0..p.planes as usize {
+        for y in 0..oh {
+            for xo in 0..ow {
+                let mut w = Vec::new();
+                for dy in 0..kh {
+                    for dx in 0..kw {
+                        w.push((plane * ih + y * sh + dy) * iw + xo * sw + dx);
+                    }
+                }
+                out.push(w);
+            }
+        }
+    }
+    out
 }
 
 #[test]
 fn maxpool_forward_matches_cpu_reference() {
-    let Some(ctx) = gpu() else { return };
-    let mut r = rng(21);
-    for (shape, window) in cases() {
-        let p = params(shape, window);
+    for_each_case(21, cases(), |ctx, r, shape, window, p| {
         for (kind, x) in [
-            ("spikes", spikes(&mut r, p.input_len(), 0.2)),
-            ("floats", uniform(&mut r, p.input_len(), -2.0, 2.0)),
+            ("spikes", spikes(r, p.input_len(), 0.2)),
+            ("floats", uniform(r, p.input_len(), -2.0, 2.0)),
             // Few distinct values: many ties inside windows.
             (
                 "ties",
-                uniform(&mut r, p.input_len(), 0.0, 3.0)
+                uniform(r, p.input_len(), 0.0, 3.0)
                     .iter()
                     .map(|v| v.floor())
                     .collect(),
             ),
         ] {
             let (mut want, mut want_arg) = (vec![0.0; p.output_len()], vec![0u32; p.output_len()]);
-            cpu::pool::maxpool_forward(&p, &x, &mut want, &mut want_arg);
-            let (got, got_arg) = gpu_maxpool(&ctx, shape, window, &x);
+            cpu::pool::maxpool_forward(p, &x, &mut want, &mut want_arg);
+            let (got, got_arg) = gpu_maxpool(ctx, shape, window, &x);
             let tag = format!(
                 "maxpool_forward {kind} {shape:?} {window:?} -> {}x{}",
                 p.out_h, p.out_w
@@ -146,47 +184,32 @@ fn maxpool_forward_matches_cpu_reference() {
             assert_exact(&format!("{tag} output"), &got, &want);
             assert_exact(&format!("{tag} argmax"), &got_arg, &want_arg);
         }
-    }
+    });
 }
 
 /// Spike max-pooling is a logical OR of the window (so binary layers stay popcount-exact),
 /// checked against an OR computed here, independently of the CPU mirror.
 #[test]
 fn maxpool_of_spikes_is_logical_or() {
-    let Some(ctx) = gpu() else { return };
-    let mut r = rng(22);
-    for (shape, window) in cases() {
-        let p = params(shape, window);
-        let x = spikes(&mut r, p.input_len(), 0.1);
-        let (got, _) = gpu_maxpool(&ctx, shape, window, &x);
-        let (ih, iw, oh, ow) = (
-            p.in_h as usize,
-            p.in_w as usize,
-            p.out_h as usize,
-            p.out_w as usize,
-        );
-        let mut want = Vec::new();
-        for plane in 0..p.planes as usize {
-            for y in 0..oh {
-                for xo in 0..ow {
-                    let any = (0..window.kernel_h).any(|dy| {
-                        (0..window.kernel_w).any(|dx| {
-                            x[(plane * ih + y * window.stride_h + dy) * iw
-                                + xo * window.stride_w
-                                + dx]
-                                == 1.0
-                        })
-                    });
-                    want.push(if any { 1.0f32 } else { 0.0 });
+    for_each_case(22, cases(), |ctx, r, shape, window, p| {
+        let x = spikes(r, p.input_len(), 0.1);
+        let (got, _) = gpu_maxpool(ctx, shape, window, &x);
+        let want: Vec<f32> = windows(p)
+            .iter()
+            .map(|w| {
+                if w.iter().any(|&i| x[i] == 1.0) {
+                    1.0
+                } else {
+                    0.0
                 }
-            }
-        }
+            })
+            .collect();
         assert_exact(
             &format!("maxpool spikes == OR {shape:?} {window:?}"),
             &got,
             &want,
         );
-    }
+    });
 }
 
 /// PyTorch's rule: among equal maxima the first in row-major window order wins.
@@ -215,21 +238,18 @@ fn maxpool_ties_pick_first_maximum_like_pytorch() {
 
 #[test]
 fn maxpool_backward_matches_cpu_reference() {
-    let Some(ctx) = gpu() else { return };
-    let mut r = rng(23);
-    for (shape, window) in cases() {
-        let p = params(shape, window);
+    for_each_case(23, cases(), |ctx, r, shape, window, p| {
         // Ties (spikes) included: the gradient must go to the saved argmax only.
         for x in [
-            spikes(&mut r, p.input_len(), 0.3),
-            uniform(&mut r, p.input_len(), -1.0, 1.0),
+            spikes(r, p.input_len(), 0.3),
+            uniform(r, p.input_len(), -1.0, 1.0),
         ] {
             let (mut out, mut arg) = (vec![0.0; p.output_len()], vec![0u32; p.output_len()]);
-            cpu::pool::maxpool_forward(&p, &x, &mut out, &mut arg);
-            let g = uniform(&mut r, p.output_len(), -1.0, 1.0);
+            cpu::pool::maxpool_forward(p, &x, &mut out, &mut arg);
+            let g = uniform(r, p.output_len(), -1.0, 1.0);
             let mut want = vec![0.0; p.input_len()];
-            cpu::pool::maxpool_backward(&p, &arg, &g, &mut want);
-            let got = gpu_maxpool_backward(&ctx, shape, window, &arg, &g);
+            cpu::pool::maxpool_backward(p, &arg, &g, &mut want);
+            let got = gpu_maxpool_backward(ctx, shape, window, &arg, &g);
             assert_exact(
                 &format!("maxpool_backward {shape:?} {window:?}"),
                 &got,
@@ -245,69 +265,33 @@ fn maxpool_backward_matches_cpu_reference() {
                 "gradient mass {sum_in} vs {sum_out}"
             );
         }
+    });
+}
+
+/// The loss `sum_o r_o * out_o` of an independent f64 pooling whose output `out_o` is
+/// `reduce` of the window's inputs (in row-major window order).
+fn pool_loss_f64(
+    p: &PoolParams,
+    x: &[f64],
+    r: &[f64],
+    reduce: impl Fn(&mut dyn Iterator<Item = f64>) -> f64,
+) -> f64 {
+    let mut loss = 0.0;
+    for (w, &r_o) in windows(p).iter().zip(r) {
+        loss += r_o * reduce(&mut w.iter().map(|&i| x[i]));
     }
+    loss
 }
 
 /// Independent f64 max pooling and the loss `sum_o r_o * out_o`.
 fn maxpool_loss_f64(p: &PoolParams, x: &[f64], r: &[f64]) -> f64 {
-    let (ih, iw, oh, ow) = (
-        p.in_h as usize,
-        p.in_w as usize,
-        p.out_h as usize,
-        p.out_w as usize,
-    );
-    let (kh, kw, sh, sw) = (
-        p.kernel_h as usize,
-        p.kernel_w as usize,
-        p.stride_h as usize,
-        p.stride_w as usize,
-    );
-    let mut loss = 0.0;
-    for plane in 0..p.planes as usize {
-        for y in 0..oh {
-            for xo in 0..ow {
-                let mut m = f64::NEG_INFINITY;
-                for dy in 0..kh {
-                    for dx in 0..kw {
-                        m = m.max(x[(plane * ih + y * sh + dy) * iw + xo * sw + dx]);
-                    }
-                }
-                loss += r[(plane * oh + y) * ow + xo] * m;
-            }
-        }
-    }
-    loss
+    pool_loss_f64(p, x, r, |w| w.fold(f64::NEG_INFINITY, f64::max))
 }
 
 /// Independent f64 average pooling and the loss `sum_o r_o * out_o`.
 fn avgpool_loss_f64(p: &PoolParams, x: &[f64], r: &[f64]) -> f64 {
-    let (ih, iw, oh, ow) = (
-        p.in_h as usize,
-        p.in_w as usize,
-        p.out_h as usize,
-        p.out_w as usize,
-    );
-    let (kh, kw, sh, sw) = (
-        p.kernel_h as usize,
-        p.kernel_w as usize,
-        p.stride_h as usize,
-        p.stride_w as usize,
-    );
-    let mut loss = 0.0;
-    for plane in 0..p.planes as usize {
-        for y in 0..oh {
-            for xo in 0..ow {
-                let mut s = 0.0;
-                for dy in 0..kh {
-                    for dx in 0..kw {
-                        s += x[(plane * ih + y * sh + dy) * iw + xo * sw + dx];
-                    }
-                }
-                loss += r[(plane * oh + y) * ow + xo] * s / (kh * kw) as f64;
-            }
-        }
-    }
-    loss
+    let n = (p.kernel_h * p.kernel_w) as f64;
+    pool_loss_f64(p, x, r, |w| w.fold(0.0, |s, v| s + v) / n)
 }
 
 /// Small cases for finite differences, overlapping windows and floor included.
@@ -322,119 +306,120 @@ fn fd_cases() -> Vec<([usize; 4], PoolWindow)> {
 
 #[test]
 fn maxpool_backward_matches_finite_differences() {
-    let Some(ctx) = gpu() else { return };
-    let mut r = rng(24);
-    for (shape, window) in fd_cases() {
-        let p = params(shape, window);
+    for_each_case(24, fd_cases(), |ctx, r, shape, window, p| {
         // A shuffled ramp: distinct values at least 0.01 apart, so no ties and no kink within h.
         let mut x: Vec<f32> = (0..p.input_len()).map(|i| i as f32 * 0.01).collect();
         for i in (1..x.len()).rev() {
             x.swap(
                 i,
-                (uniform(&mut r, 1, 0.0, 1.0)[0] * (i + 1) as f32) as usize % (i + 1),
+                (uniform(r, 1, 0.0, 1.0)[0] * (i + 1) as f32) as usize % (i + 1),
             );
         }
-        let g = uniform(&mut r, p.output_len(), -1.0, 1.0);
-        let (_, arg) = gpu_maxpool(&ctx, shape, window, &x);
-        let got = gpu_maxpool_backward(&ctx, shape, window, &arg, &g);
-        let r64 = to_f64(&g);
-        let fd = fd_gradient(&x, 1e-4, |xv| maxpool_loss_f64(&p, xv, &r64));
+        let g = uniform(r, p.output_len(), -1.0, 1.0);
+        let (_, arg) = gpu_maxpool(ctx, shape, window, &x);
+        let got = gpu_maxpool_backward(ctx, shape, window, &arg, &g);
+        assert_matches_finite_differences("maxpool", shape, window, &x, &g, &got, 1e-5, |xv, r| {
+            maxpool_loss_f64(p, xv, r)
+        });
+    });
+}
+
+/// `grad` (the GPU backward for upstream gradient `g` at input `x`) against central
+/// finite differences of `loss(x, g)`, tolerance `abs` + 1e-4 relative.
+#[allow(clippy::too_many_arguments)]
+fn assert_matches_finite_differences(
+    kind: &str,
+    shape: [usize; 4],
+    window: PoolWindow,
+    x: &[f32],
+    g: &[f32],
+    grad: &[f32],
+    abs: f32,
+    loss: impl Fn(&[f64], &[f64]) -> f64,
+) {
+    let r64 = to_f64(g);
+    let fd = fd_gradient(x, 1e-4, |xv| loss(xv, &r64));
+    assert_close(
+        &format!("{kind}_backward vs finite differences {shape:?} {window:?}"),
+        grad,
+        &fd,
+        1e-4,
+        abs,
+    );
+}
+
+/// The avgpool forward (or backward) on the GPU against its CPU mirror over `cases()`, on
+/// inputs uniform in `[lo, hi)`, to 1e-6 relative + 1e-7.
+fn avgpool_matches_cpu_reference(backward: bool, seed: u64, lo: f32, hi: f32) {
+    for_each_case(seed, cases(), |ctx, r, shape, window, p| {
+        let (pass, got, want) = if backward {
+            let g = uniform(r, p.output_len(), lo, hi);
+            let mut want = vec![0.0; p.input_len()];
+            cpu::pool::avgpool_backward(p, &g, &mut want);
+            (
+                "backward",
+                gpu_avgpool_backward(ctx, shape, window, &g),
+                want,
+            )
+        } else {
+            let x = uniform(r, p.input_len(), lo, hi);
+            let mut want = vec![0.0; p.output_len()];
+            cpu::pool::avgpool_forward(p, &x, &mut want);
+            ("forward", gpu_avgpool(ctx, shape, window, &x), want)
+        };
         assert_close(
-            &format!("maxpool_backward vs finite differences {shape:?} {window:?}"),
+            &format!("avgpool_{pass} {shape:?} {window:?}"),
             &got,
-            &fd,
-            1e-4,
-            1e-5,
+            &want,
+            1e-6,
+            1e-7,
         );
-    }
+    });
 }
 
 #[test]
 fn avgpool_forward_matches_cpu_reference() {
-    let Some(ctx) = gpu() else { return };
-    let mut r = rng(25);
-    for (shape, window) in cases() {
-        let p = params(shape, window);
-        let x = uniform(&mut r, p.input_len(), -2.0, 2.0);
-        let mut want = vec![0.0; p.output_len()];
-        cpu::pool::avgpool_forward(&p, &x, &mut want);
-        let got = gpu_avgpool(&ctx, shape, window, &x);
-        assert_close(
-            &format!("avgpool_forward {shape:?} {window:?}"),
-            &got,
-            &want,
-            1e-6,
-            1e-7,
-        );
-    }
+    avgpool_matches_cpu_reference(false, 25, -2.0, 2.0);
 }
 
 #[test]
 fn avgpool_backward_matches_cpu_reference() {
-    let Some(ctx) = gpu() else { return };
-    let mut r = rng(26);
-    for (shape, window) in cases() {
-        let p = params(shape, window);
-        let g = uniform(&mut r, p.output_len(), -1.0, 1.0);
-        let mut want = vec![0.0; p.input_len()];
-        cpu::pool::avgpool_backward(&p, &g, &mut want);
-        let got = gpu_avgpool_backward(&ctx, shape, window, &g);
-        assert_close(
-            &format!("avgpool_backward {shape:?} {window:?}"),
-            &got,
-            &want,
-            1e-6,
-            1e-7,
-        );
-    }
+    avgpool_matches_cpu_reference(true, 26, -1.0, 1.0);
 }
 
 #[test]
 fn avgpool_backward_matches_finite_differences() {
-    let Some(ctx) = gpu() else { return };
-    let mut r = rng(27);
-    for (shape, window) in fd_cases() {
-        let p = params(shape, window);
-        let x = uniform(&mut r, p.input_len(), -1.0, 1.0);
-        let g = uniform(&mut r, p.output_len(), -1.0, 1.0);
-        let got = gpu_avgpool_backward(&ctx, shape, window, &g);
-        let r64 = to_f64(&g);
-        let fd = fd_gradient(&x, 1e-4, |xv| avgpool_loss_f64(&p, xv, &r64));
-        assert_close(
-            &format!("avgpool_backward vs finite differences {shape:?} {window:?}"),
-            &got,
-            &fd,
-            1e-4,
-            1e-6,
-        );
-    }
+    for_each_case(27, fd_cases(), |ctx, r, shape, window, p| {
+        let x = uniform(r, p.input_len(), -1.0, 1.0);
+        let g = uniform(r, p.output_len(), -1.0, 1.0);
+        let got = gpu_avgpool_backward(ctx, shape, window, &g);
+        assert_matches_finite_differences("avgpool", shape, window, &x, &g, &got, 1e-6, |xv, r| {
+            avgpool_loss_f64(p, xv, r)
+        });
+    });
 }
 
 #[test]
 fn pool_rejects_bad_shapes() {
     let Some(ctx) = gpu() else { return };
-    let err = PoolParams::new(1, 1, 1, PoolWindow::square(2, 2)).unwrap_err();
-    println!("{err}");
-    assert!(err.to_string().contains("does not fit a 1x1 input"));
+    assert_err_contains(
+        PoolParams::new(1, 1, 1, PoolWindow::square(2, 2)),
+        "does not fit a 1x1 input",
+    );
     assert!(PoolParams::new(1, 4, 4, PoolWindow::square(2, 0)).is_err());
     let pool = MaxPool2d::new(&ctx, PoolWindow::default()).unwrap();
-    let x = GpuBuffer::<f32>::zeros(&ctx, 2 * 3 * 7 * 7, "x").unwrap();
-    let out = GpuBuffer::<f32>::zeros(&ctx, 2 * 3 * 4 * 4, "out").unwrap(); // ceil, not floor
-    let arg = GpuBuffer::<u32>::zeros(&ctx, 2 * 3 * 3 * 3, "argmax").unwrap();
+    let x = zeros::<f32>(&ctx, 2 * 3 * 7 * 7);
+    let out = zeros::<f32>(&ctx, 2 * 3 * 4 * 4); // ceil, not floor
+    let arg = zeros::<u32>(&ctx, 2 * 3 * 3 * 3);
     let mut enc = ctx.encoder("test");
-    let err = pool
-        .forward(&ctx, &mut enc, [2, 3, 7, 7], &x, &out, &arg)
-        .unwrap_err();
-    println!("{err}");
-    assert!(err
-        .to_string()
-        .contains("`output` has 96 elements, expected N*C*out_h*out_w = 54"));
+    assert_err_contains(
+        pool.forward(&ctx, &mut enc, [2, 3, 7, 7], &x, &out, &arg),
+        "`output` has 96 elements, expected N*C*out_h*out_w = 54",
+    );
     let mut bad = params([2, 3, 7, 7], PoolWindow::default());
     bad.out_h = 4;
     let avg = AvgPool2d::new(&ctx, PoolWindow::default()).unwrap();
     drop(avg);
     let fwd = bitspike::kernels::pool::AvgPoolForward::new(&ctx).unwrap();
-    let err = fwd.dispatch(&ctx, &mut enc, &bad, &x, &out).unwrap_err();
-    println!("{err}");
-    assert!(err.to_string().contains("inconsistent"));
+    assert_err_contains(fwd.dispatch(&ctx, &mut enc, &bad, &x, &out), "inconsistent");
 }

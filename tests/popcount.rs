@@ -39,39 +39,51 @@ fn gpu_pack(ctx: &GpuContext, shape: &ConvShape, spikes: &[f32], weights: &[f32]
     let pw = PackWeights::new(ctx).unwrap();
     let sp = PackSpikesParams::for_conv(shape);
     let wp = PackWeightsParams::for_conv(shape);
-    let s = GpuBuffer::from_slice(ctx, spikes, "spikes").unwrap();
-    let w = GpuBuffer::from_slice(ctx, weights, "weights").unwrap();
+    let (s, w) = (upload(ctx, spikes), upload(ctx, weights));
     let packed = Packed {
-        spikes: GpuBuffer::zeros(ctx, sp.total_words as usize, "packed spikes").unwrap(),
-        weights: GpuBuffer::zeros(ctx, wp.total_words as usize, "packed weights").unwrap(),
+        spikes: zeros(ctx, sp.total_words as usize),
+        weights: zeros(ctx, wp.total_words as usize),
     };
-    let mut enc = ctx.encoder("pack");
-    ps.dispatch(ctx, &mut enc, &sp, &s, &packed.spikes).unwrap();
-    pw.dispatch(ctx, &mut enc, &wp, &w, &packed.weights)
-        .unwrap();
-    ctx.submit(enc);
+    record(ctx, |enc| {
+        ps.dispatch(ctx, enc, &sp, &s, &packed.spikes)?;
+        pw.dispatch(ctx, enc, &wp, &w, &packed.weights)
+    });
     packed
 }
 
 fn gpu_conv(ctx: &GpuContext, shape: &ConvShape, packed: &Packed, gamma: &[f32]) -> Vec<f32> {
     let conv = BinaryConvPopcount::new(ctx).unwrap();
     let params = PopcountConvParams::new(shape);
-    let g = GpuBuffer::from_slice(ctx, gamma, "gamma").unwrap();
-    let out = GpuBuffer::<f32>::zeros(ctx, params.output_len(), "output").unwrap();
-    let mut enc = ctx.encoder("conv");
-    conv.dispatch(
-        ctx,
-        &mut enc,
-        &params,
-        &packed.spikes,
-        &packed.weights,
-        &g,
-        &out,
-    )
-    .unwrap();
-    ctx.submit(enc);
-    out.read_blocking(ctx).unwrap()
+    let (g, out) = (upload(ctx, gamma), zeros::<f32>(ctx, params.output_len()));
+    record(ctx, |enc| {
+        conv.dispatch(ctx, enc, &params, &packed.spikes, &packed.weights, &g, &out)
+    });
+    read(ctx, &out)
 }
+
+/// Spike tensors (N, C, H, W) for `pack_spikes`: C at and around the 32-bit word edges.
+const PACK_SPIKES_SHAPES: [(usize, usize, usize, usize); 6] = [
+    (1, 1, 1, 1),
+    (2, 31, 3, 5),
+    (3, 32, 4, 4),
+    (2, 33, 5, 3),
+    (1, 65, 2, 7),
+    (4, 64, 7, 7),
+];
+
+/// Weights (C_out, C_in, K) of `K x K` kernels for `pack_weights`: C_in around the word edges.
+const PACK_WEIGHTS_SHAPES: [(usize, usize, usize); 6] = [
+    (1, 1, 1),
+    (3, 31, 3),
+    (17, 32, 3),
+    (2, 33, 1),
+    (64, 65, 3),
+    (5, 64, 7),
+];
+
+/// Binary linear layers (batch, N_in, N_out); 3136 = 64 * 7 * 7, the `mnist` flatten.
+const LINEAR_SHAPES: [(usize, usize, usize); 4] =
+    [(1, 1, 1), (5, 100, 10), (3, 3136, 17), (2, 64, 64)];
 
 /// Awkward C_in (word edges), C_out (16-channel block edges), sizes, strides and paddings.
 fn shapes() -> Vec<ConvShape> {
@@ -96,23 +108,13 @@ fn pack_spikes_matches_cpu_reference() {
     let Some(ctx) = gpu() else { return };
     let ps = PackSpikes::new(&ctx).unwrap();
     let mut r = rng(41);
-    for &(n, c, h, w) in &[
-        (1usize, 1usize, 1usize, 1usize),
-        (2, 31, 3, 5),
-        (3, 32, 4, 4),
-        (2, 33, 5, 3),
-        (1, 65, 2, 7),
-        (4, 64, 7, 7),
-    ] {
+    for (n, c, h, w) in PACK_SPIKES_SHAPES {
         let params = PackSpikesParams::new(n, c, h, w);
         let x = spikes(&mut r, params.spikes_len(), 0.3);
         let mut want = vec![0u32; params.total_words as usize];
         cpu::popcount::pack_spikes(&params, &x, &mut want);
-        let xb = GpuBuffer::from_slice(&ctx, &x, "spikes").unwrap();
-        let p = GpuBuffer::<u32>::zeros(&ctx, want.len(), "packed").unwrap();
-        let mut enc = ctx.encoder("test");
-        ps.dispatch(&ctx, &mut enc, &params, &xb, &p).unwrap();
-        ctx.submit(enc);
+        let (xb, p) = (upload(&ctx, &x), zeros::<u32>(&ctx, want.len()));
+        record(&ctx, |enc| ps.dispatch(&ctx, enc, &params, &xb, &p));
         // bit definition, independently: bit (c % 32) of word c / 32 at (n, y, x)
         let words = params.words as usize;
         for (i, &v) in x.iter().enumerate() {
@@ -122,7 +124,7 @@ fn pack_spikes_matches_cpu_reference() {
         }
         assert_exact(
             &format!("pack_spikes [{n}, {c}, {h}, {w}]"),
-            &p.read_blocking(&ctx).unwrap(),
+            &read(&ctx, &p),
             &want,
         );
     }
@@ -133,28 +135,19 @@ fn pack_weights_matches_cpu_reference() {
     let Some(ctx) = gpu() else { return };
     let pw = PackWeights::new(&ctx).unwrap();
     let mut r = rng(42);
-    for &(co, ci, k) in &[
-        (1usize, 1usize, 1usize),
-        (3, 31, 3),
-        (17, 32, 3),
-        (2, 33, 1),
-        (64, 65, 3),
-        (5, 64, 7),
-    ] {
+    for (co, ci, k) in PACK_WEIGHTS_SHAPES {
         let params = PackWeightsParams::new(co, ci, k, k);
         let mut w = uniform(&mut r, params.weights_len(), -1.0, 1.0);
         w[0] = -0.0;
         let mut want = vec![0u32; params.total_words as usize];
         cpu::popcount::pack_weights(&params, &w, &mut want);
-        let wb = GpuBuffer::from_slice(&ctx, &w, "weights").unwrap();
-        let p = GpuBuffer::from_slice(&ctx, &vec![u32::MAX; want.len()], "packed").unwrap(); // every word must be written
-        let mut enc = ctx.encoder("test");
-        pw.dispatch(&ctx, &mut enc, &params, &wb, &p).unwrap();
-        ctx.submit(enc);
+        let wb = upload(&ctx, &w);
+        let p = filled(&ctx, want.len(), u32::MAX); // every word must be written
+        record(&ctx, |enc| pw.dispatch(&ctx, enc, &params, &wb, &p));
         assert_eq!(want[0] & 1, 1, "-0.0 packs as +1");
         assert_exact(
             &format!("pack_weights [{co}, {ci}, {k}, {k}]"),
-            &p.read_blocking(&ctx).unwrap(),
+            &read(&ctx, &p),
             &want,
         );
     }
@@ -227,12 +220,7 @@ fn binary_conv_popcount_matches_cpu_reference() {
 fn binary_linear_popcount_equals_float_path() {
     let Some(ctx) = gpu() else { return };
     let mut r = rng(45);
-    for &(batch, n_in, n_out) in &[
-        (1usize, 1usize, 1usize),
-        (5, 100, 10),
-        (3, 3136, 17),
-        (2, 64, 64),
-    ] {
+    for (batch, n_in, n_out) in LINEAR_SHAPES {
         let shape = popcount_linear_shape(batch, n_in, n_out);
         let x = spikes(&mut r, batch * n_in, 0.3);
         let w = uniform(&mut r, n_out * n_in, -1.0, 1.0);
@@ -261,16 +249,15 @@ fn binary_conv_popcount_rejects_bad_shapes() {
     let conv = BinaryConvPopcount::new(&ctx).unwrap();
     let shape = ConvShape::new(2, 33, 4, 5, 5, 3, 1, 1);
     let params = PopcountConvParams::new(&shape);
-    let s = GpuBuffer::<u32>::zeros(&ctx, params.packed_spikes_len(), "s").unwrap();
-    let w = GpuBuffer::<u32>::zeros(&ctx, params.packed_weights_len() - 1, "w").unwrap();
-    let g = GpuBuffer::<f32>::zeros(&ctx, 4, "g").unwrap();
-    let o = GpuBuffer::<f32>::zeros(&ctx, params.output_len(), "o").unwrap();
+    let s = zeros::<u32>(&ctx, params.packed_spikes_len());
+    let w = zeros::<u32>(&ctx, params.packed_weights_len() - 1);
+    let g = zeros::<f32>(&ctx, 4);
+    let o = zeros::<f32>(&ctx, params.output_len());
     let mut enc = ctx.encoder("test");
-    let err = conv
-        .dispatch(&ctx, &mut enc, &params, &s, &w, &g, &o)
-        .unwrap_err();
-    println!("{err}");
-    assert!(err.to_string().contains("weights"));
+    assert_err_contains(
+        conv.dispatch(&ctx, &mut enc, &params, &s, &w, &g, &o),
+        "weights",
+    );
     let mut bad = params;
     bad.words = 1;
     let err = conv

@@ -18,14 +18,13 @@ fn gpu_moments(
     accumulate: bool,
 ) {
     let moments = Moments::new(ctx).unwrap();
-    let x = GpuBuffer::from_slice(ctx, input, "input").unwrap();
-    let scratch =
-        GpuBuffer::<f32>::zeros(ctx, Moments::partials_len(input.len()), "partials").unwrap();
-    let mut enc = ctx.encoder("test");
-    moments
-        .dispatch(ctx, &mut enc, &x, &scratch, summary, slot, accumulate)
-        .unwrap();
-    ctx.submit(enc);
+    let (x, scratch) = (
+        upload(ctx, input),
+        zeros(ctx, Moments::partials_len(input.len())),
+    );
+    record(ctx, |enc| {
+        moments.dispatch(ctx, enc, &x, &scratch, summary, slot, accumulate)
+    });
 }
 
 #[test]
@@ -51,9 +50,9 @@ fn moments_matches_cpu_reference() {
             uniform(&mut r, n, -0.3, 0.5)
         };
         let slot = which % 3;
-        let summary = GpuBuffer::<f32>::zeros(&ctx, 9, "summary").unwrap();
+        let summary = zeros(&ctx, 9);
         gpu_moments(&ctx, &input, &summary, slot, false);
-        let got = summary.read_blocking(&ctx).unwrap();
+        let got = read(&ctx, &summary);
         let mut want = vec![0.0f32; 9];
         let mut scratch = vec![0.0f32; Moments::partials_len(n)];
         cpu::stats::moments(&input, &mut scratch, &mut want, slot, false);
@@ -97,7 +96,7 @@ fn moments_matches_cpu_reference() {
 fn moments_accumulates_into_slots() {
     let Some(ctx) = gpu() else { return };
     let mut r = rng(32);
-    let summary = GpuBuffer::<f32>::from_slice(&ctx, &[7.0; 6], "summary").unwrap();
+    let summary = filled(&ctx, 6, 7.0f32);
     let mut want = vec![7.0f32; 6];
     let (mut s64, mut count) = ([0.0f64; 2], [0usize; 2]);
     for step in 0..3 {
@@ -112,7 +111,7 @@ fn moments_accumulates_into_slots() {
             count[slot] += n;
         }
     }
-    let got = summary.read_blocking(&ctx).unwrap();
+    let got = read(&ctx, &summary);
     assert_close("accumulated summary vs CPU mirror", &got, &want, 1e-6, 1e-6);
     for slot in 0..2 {
         let (mean, var, c) = summarize(&got[3 * slot..3 * slot + 3]);
@@ -135,19 +134,15 @@ fn moments_accumulates_into_slots() {
 fn moments_rejects_bad_shapes() {
     let Some(ctx) = gpu() else { return };
     let moments = Moments::new(&ctx).unwrap();
-    let x = GpuBuffer::<f32>::zeros(&ctx, 10_000, "x").unwrap();
-    let small = GpuBuffer::<f32>::zeros(&ctx, 2, "scratch").unwrap();
-    let scratch = GpuBuffer::<f32>::zeros(&ctx, Moments::partials_len(10_000), "scratch").unwrap();
-    let summary = GpuBuffer::<f32>::zeros(&ctx, 6, "summary").unwrap();
+    let (x, small) = (zeros(&ctx, 10_000), zeros(&ctx, 2));
+    let (scratch, summary) = (zeros(&ctx, Moments::partials_len(10_000)), zeros(&ctx, 6));
     let mut enc = ctx.encoder("test");
-    let err = moments
-        .dispatch(&ctx, &mut enc, &x, &small, &summary, 0, false)
-        .unwrap_err();
-    println!("{err}");
-    assert!(err.to_string().contains("partials_scratch"));
-    let err = moments
-        .dispatch(&ctx, &mut enc, &x, &scratch, &summary, 2, false)
-        .unwrap_err();
-    println!("{err}");
-    assert!(err.to_string().contains("slot 2"));
+    assert_err_contains(
+        moments.dispatch(&ctx, &mut enc, &x, &small, &summary, 0, false),
+        "partials_scratch",
+    );
+    assert_err_contains(
+        moments.dispatch(&ctx, &mut enc, &x, &scratch, &summary, 2, false),
+        "slot 2",
+    );
 }

@@ -2,10 +2,12 @@
 //! seeded random inputs, and comparisons that print what they compared.
 #![allow(dead_code)]
 
-use bitspike::gpu::GpuContext;
+use bitspike::gpu::{GpuBuffer, GpuContext};
 use bitspike::kernels::conv::ConvShape;
 use bitspike::rng::SeededRng;
+use bytemuck::Pod;
 use rand::{Rng, SeedableRng};
+use std::fmt::Display;
 
 /// Opens the GPU. Without an adapter the test is skipped locally, but fails when `CI` is set:
 /// CI installs lavapipe, so a missing adapter there is a broken environment, not a skip.
@@ -20,6 +22,52 @@ pub fn gpu() -> Option<GpuContext> {
             None
         }
     }
+}
+
+/// A GPU buffer holding a copy of `data`.
+pub fn upload<T: Pod>(ctx: &GpuContext, data: &[T]) -> GpuBuffer<T> {
+    GpuBuffer::from_slice(ctx, data, "test input").unwrap_or_else(|e| panic!("upload: {e}"))
+}
+
+/// A zero-filled GPU buffer of `len` elements (a kernel output).
+pub fn zeros<T: Pod>(ctx: &GpuContext, len: usize) -> GpuBuffer<T> {
+    GpuBuffer::zeros(ctx, len, "test output").unwrap_or_else(|e| panic!("zeros: {e}"))
+}
+
+/// A GPU buffer of `len` copies of `value`: garbage that a kernel must overwrite everywhere.
+pub fn filled<T: Pod>(ctx: &GpuContext, len: usize, value: T) -> GpuBuffer<T> {
+    upload(ctx, &vec![value; len])
+}
+
+/// Records the dispatches of `encode` into a fresh encoder and submits it; a dispatch error
+/// fails the test.
+pub fn record<R, E: Display>(
+    ctx: &GpuContext,
+    encode: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<R, E>,
+) -> R {
+    let mut enc = ctx.encoder("test");
+    let out = encode(&mut enc).unwrap_or_else(|e| panic!("dispatch: {e}"));
+    ctx.submit(enc);
+    out
+}
+
+/// The contents of `buf`, after all submitted work.
+pub fn read<T: Pod>(ctx: &GpuContext, buf: &GpuBuffer<T>) -> Vec<T> {
+    buf.read_blocking(ctx)
+        .unwrap_or_else(|e| panic!("read back: {e}"))
+}
+
+/// Asserts that `result` is an error whose message contains `needle`; prints the message.
+pub fn assert_err_contains<T, E: Display>(result: Result<T, E>, needle: &str) {
+    let Err(err) = result else {
+        panic!("expected an error containing {needle:?}, got Ok");
+    };
+    println!("{err}");
+    assert!(
+        err.to_string().contains(needle),
+        "error {err:?} does not contain {needle:?}",
+        err = err.to_string()
+    );
 }
 
 /// Sizes that hit workgroup edges: 1, wg-1, wg, wg+1 and a large one.
