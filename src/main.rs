@@ -263,10 +263,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Info => info(),
         Command::Config { model, timesteps } => {
-            let mut config = load_model(&model)?;
-            if let Some(t) = timesteps {
-                config.timesteps = t;
-            }
+            let config = load_model_with(&model, timesteps)?;
             bitspike::model::plan(&config)?;
             println!("{}", config.to_json());
             Ok(())
@@ -284,10 +281,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }),
             ..
         } => {
-            let mut config = load_model(&model)?;
-            if let Some(t) = timesteps {
-                config.timesteps = t;
-            }
+            let config = load_model_with(&model, timesteps)?;
             let ctx = open_gpu()?;
             let options = bitspike::bench::e2e::E2eOptions {
                 model: config,
@@ -345,10 +339,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             limit_train,
             limit_test,
         } => {
-            let mut config = load_model(&model)?;
-            if let Some(t) = timesteps {
-                config.timesteps = t;
-            }
+            let mut config = load_model_with(&model, timesteps)?;
             if let Some(mode) = agmm {
                 config.agmm.mode = mode;
             }
@@ -426,6 +417,15 @@ fn info() -> anyhow::Result<()> {
         println!("  {name:<40} {value}");
     }
     Ok(())
+}
+
+/// The model of `args` with its timesteps overridden by `-T` when given.
+fn load_model_with(args: &ModelArgs, timesteps: Option<usize>) -> anyhow::Result<ModelConfig> {
+    let mut config = load_model(args)?;
+    if let Some(t) = timesteps {
+        config.timesteps = t;
+    }
+    Ok(config)
 }
 
 fn load_model(args: &ModelArgs) -> anyhow::Result<ModelConfig> {

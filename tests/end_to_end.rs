@@ -21,7 +21,7 @@ use bitspike::kernels::linear::LinearShape;
 use bitspike::kernels::loss::{LossKind, LossParams, LossSummary};
 use bitspike::kernels::optim::{SgdConfig, SgdParams};
 use bitspike::kernels::pool::{PoolParams, PoolWindow};
-use bitspike::model::{LayerConfig, ModelConfig, Shortcut};
+use bitspike::model::{LayerConfig, ModelConfig};
 use bitspike::snn::{Network, Optimizer};
 use common::*;
 
@@ -36,14 +36,7 @@ fn tiny_model() -> ModelConfig {
     m.timesteps = T;
     m.normalize_mean = vec![0.0];
     m.normalize_std = vec![1.0];
-    let conv = |out_channels, binary| LayerConfig::Conv {
-        out_channels,
-        kernel: 3,
-        stride: 1,
-        padding: 1,
-        binary,
-        shortcut: Shortcut::None,
-    };
+    let conv = LayerConfig::conv3;
     m.layers = vec![
         conv(4, false),
         LayerConfig::Pool { size: 2 },

@@ -29,12 +29,14 @@ pub fn rows(ctx: &GpuContext, reps: usize) -> Result<Vec<BenchRow>, GpuError> {
     let bwd = AgmmBackward::new(ctx)?;
     let shape = format!("T={t} N={n}");
     let tn = (t * n) as f64;
-    rows.push(BenchRow::memory(
-        "agmm_forward",
-        shape.clone(),
-        time_gpu(ctx, reps, |enc| fwd.dispatch(ctx, enc, &params, &x, &y, &e))?,
-        tn * 4.0 * 3.0,
-    ));
+    rows.push(
+        BenchRow::timed(
+            "agmm_forward",
+            shape.clone(),
+            time_gpu(ctx, reps, |enc| fwd.dispatch(ctx, enc, &params, &x, &y, &e))?,
+        )
+        .bytes(tn * 4.0 * 3.0),
+    );
     rows.push(BenchRow {
         kernel: "agmm_backward".into(),
         shape,
@@ -55,23 +57,25 @@ pub fn rows(ctx: &GpuContext, reps: usize) -> Result<Vec<BenchRow>, GpuError> {
     let sample_loss = GpuBuffer::<f32>::zeros(ctx, b, "sample loss")?;
     let summary = GpuBuffer::<LossSummary>::zeros(ctx, 1, "loss summary")?;
     let ce = CrossEntropy::new(ctx)?;
-    rows.push(BenchRow::memory(
-        "cross_entropy",
-        format!("T={t} B={b} C={c}"),
-        time_gpu(ctx, reps, |enc| {
-            ce.dispatch(
-                ctx,
-                enc,
-                &params,
-                &logits,
-                &labels,
-                &grad,
-                &sample_loss,
-                &summary,
-            )
-        })?,
-        (t * b * c * 8 + b * 8) as f64,
-    ));
+    rows.push(
+        BenchRow::timed(
+            "cross_entropy",
+            format!("T={t} B={b} C={c}"),
+            time_gpu(ctx, reps, |enc| {
+                ce.dispatch(
+                    ctx,
+                    enc,
+                    &params,
+                    &logits,
+                    &labels,
+                    &grad,
+                    &sample_loss,
+                    &summary,
+                )
+            })?,
+        )
+        .bytes((t * b * c * 8 + b * 8) as f64),
+    );
 
     // Optimizers on one tensor the size of the mnist model (320 + 36864 + 36864 + 31370).
     let len = 320 + 36_864 + 36_864 + 31_370;
@@ -84,14 +88,16 @@ pub fn rows(ctx: &GpuContext, reps: usize) -> Result<Vec<BenchRow>, GpuError> {
     let sgd_params = SgdParams::new(&sgd_config, len, 1e-6, sgd_config.weight_decay);
     let sgd = SgdStep::new(ctx)?;
     let shape = format!("len={len}");
-    rows.push(BenchRow::memory(
-        "sgd_step",
-        shape.clone(),
-        time_gpu(ctx, reps, |enc| {
-            sgd.dispatch(ctx, enc, &sgd_params, &weights, &grad, &state_a)
-        })?,
-        len as f64 * 4.0 * 5.0,
-    ));
+    rows.push(
+        BenchRow::timed(
+            "sgd_step",
+            shape.clone(),
+            time_gpu(ctx, reps, |enc| {
+                sgd.dispatch(ctx, enc, &sgd_params, &weights, &grad, &state_a)
+            })?,
+        )
+        .bytes(len as f64 * 4.0 * 5.0),
+    );
     let adam_config = AdamConfig::default();
     let adam_params = AdamParams::new(&adam_config, len, 10, 1e-6, 0.0);
     let adam = AdamStep::new(ctx)?;

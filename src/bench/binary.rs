@@ -90,15 +90,15 @@ fn layer_rows(
             flops: None,
             bytes: weight_bytes,
         },
-        BenchRow::memory(
+        BenchRow::timed(
             format!("pack_weights {name}"),
             format!(
                 "[{}, {}, {}, {}]",
                 shape.out_channels, shape.in_channels, shape.kernel_h, shape.kernel_w
             ),
             time_gpu(ctx, reps, |e| pack_weights.dispatch(ctx, e, &wp, &w, &wpk))?,
-            (shape.weight_len() * 4 + wp.total_words as usize * 4) as f64,
-        ),
+        )
+        .bytes((shape.weight_len() * 4 + wp.total_words as usize * 4) as f64),
         BenchRow {
             kernel: format!("pack_spikes {name} input"),
             shape: format!(
@@ -156,16 +156,18 @@ pub fn rows(ctx: &GpuContext, reps: usize) -> Result<Vec<BenchRow>, GpuError> {
     let current = GpuBuffer::<u32>::zeros(ctx, pp.words as usize, "current")?;
     let snapshot = GpuBuffer::<u32>::zeros(ctx, pp.words as usize, "snapshot")?;
     let counts = GpuBuffer::<u32>::zeros(ctx, 2, "counts")?;
-    rows.push(BenchRow::memory(
-        "pack_signs+sign_flip_count+snapshot",
-        format!("conv3 weights, {numel} signs"),
-        time_gpu(ctx, reps, |e| {
-            pack.dispatch(ctx, e, &pp, &w, &current)?;
-            flips.dispatch(ctx, e, &fp, &snapshot, &current, &counts)?;
-            flips.snapshot(e, &current, &snapshot)
-        })?,
-        (numel * 4 + pp.words as usize * 4 * 4) as f64,
-    ));
+    rows.push(
+        BenchRow::timed(
+            "pack_signs+sign_flip_count+snapshot",
+            format!("conv3 weights, {numel} signs"),
+            time_gpu(ctx, reps, |e| {
+                pack.dispatch(ctx, e, &pp, &w, &current)?;
+                flips.dispatch(ctx, e, &fp, &snapshot, &current, &counts)?;
+                flips.snapshot(e, &current, &snapshot)
+            })?,
+        )
+        .bytes((numel * 4 + pp.words as usize * 4 * 4) as f64),
+    );
 
     // Moments over conv1's spikes [256, 32, 28, 28], the largest spike tensor of the preset.
     let moments = Moments::new(ctx)?;
@@ -173,13 +175,15 @@ pub fn rows(ctx: &GpuContext, reps: usize) -> Result<Vec<BenchRow>, GpuError> {
     let x = GpuBuffer::from_slice(ctx, &spikes(len), "spikes")?;
     let scratch = GpuBuffer::<f32>::zeros(ctx, Moments::partials_len(len), "partials")?;
     let summary = GpuBuffer::<f32>::zeros(ctx, 6, "summary")?;
-    rows.push(BenchRow::memory(
-        "moments (partial+final)",
-        format!("[{BATCH}, 32, 28, 28] = {len}"),
-        time_gpu(ctx, reps, |e| {
-            moments.dispatch(ctx, e, &x, &scratch, &summary, 1, true)
-        })?,
-        len as f64 * 4.0,
-    ));
+    rows.push(
+        BenchRow::timed(
+            "moments (partial+final)",
+            format!("[{BATCH}, 32, 28, 28] = {len}"),
+            time_gpu(ctx, reps, |e| {
+                moments.dispatch(ctx, e, &x, &scratch, &summary, 1, true)
+            })?,
+        )
+        .bytes(len as f64 * 4.0),
+    );
     Ok(rows)
 }

@@ -30,12 +30,12 @@ fn square_gemm(
         KernelVariant::RegisterBlocked => "gemm_register",
         KernelVariant::SharedTiled => "gemm_tiled",
     };
-    Ok(BenchRow::compute(
+    Ok(BenchRow::timed(
         name,
         format!("M=N=K={s}"),
         time_gpu(ctx, reps, |e| gemm.dispatch(ctx, e, &shape, &a, &b, &c))?,
-        shape.flops(),
-    ))
+    )
+    .flops(shape.flops()))
 }
 
 fn conv_rows(
@@ -63,33 +63,18 @@ fn conv_rows(
         shape.stride,
         shape.padding
     );
-    let row = |pass: &str, seconds: f64| BenchRow {
-        kernel: format!("{name}_{pass}"),
-        shape: desc.clone(),
-        seconds,
-        flops: Some(shape.flops()),
-        bytes: None,
-    };
-    Ok(vec![
-        row(
-            "forward",
-            time_gpu(ctx, reps, |e| {
-                conv.forward(ctx, e, &shape, &x, &w, &cols, &y)
-            })?,
-        ),
-        row(
-            "backward_input",
-            time_gpu(ctx, reps, |e| {
-                conv.backward_input(ctx, e, &shape, &gy, &w, &cols, &gx)
-            })?,
-        ),
-        row(
-            "backward_weight",
-            time_gpu(ctx, reps, |e| {
-                conv.backward_weight(ctx, e, &shape, &x, &gy, &cols, &gw)
-            })?,
-        ),
-    ])
+    let seconds = [
+        time_gpu(ctx, reps, |e| {
+            conv.forward(ctx, e, &shape, &x, &w, &cols, &y)
+        })?,
+        time_gpu(ctx, reps, |e| {
+            conv.backward_input(ctx, e, &shape, &gy, &w, &cols, &gx)
+        })?,
+        time_gpu(ctx, reps, |e| {
+            conv.backward_weight(ctx, e, &shape, &x, &gy, &cols, &gw)
+        })?,
+    ];
+    Ok(pass_rows(name, &desc, shape.flops(), seconds))
 }
 
 fn linear_rows(
@@ -110,33 +95,27 @@ fn linear_rows(
         "N={} {}->{}",
         shape.batch, shape.in_features, shape.out_features
     );
-    let row = |pass: &str, seconds: f64| BenchRow {
-        kernel: format!("linear_{pass}"),
-        shape: desc.clone(),
-        seconds,
-        flops: Some(shape.flops()),
-        bytes: None,
-    };
-    Ok(vec![
-        row(
-            "forward",
-            time_gpu(ctx, reps, |e| {
-                linear.forward(ctx, e, &shape, &x, &w, Some(&b), &y)
-            })?,
-        ),
-        row(
-            "backward_input",
-            time_gpu(ctx, reps, |e| {
-                linear.backward_input(ctx, e, &shape, &gy, &w, &gx)
-            })?,
-        ),
-        row(
-            "backward_weight",
-            time_gpu(ctx, reps, |e| {
-                linear.backward_weight(ctx, e, &shape, &x, &gy, &gw, Some(&gb))
-            })?,
-        ),
-    ])
+    let seconds = [
+        time_gpu(ctx, reps, |e| {
+            linear.forward(ctx, e, &shape, &x, &w, Some(&b), &y)
+        })?,
+        time_gpu(ctx, reps, |e| {
+            linear.backward_input(ctx, e, &shape, &gy, &w, &gx)
+        })?,
+        time_gpu(ctx, reps, |e| {
+            linear.backward_weight(ctx, e, &shape, &x, &gy, &gw, Some(&gb))
+        })?,
+    ];
+    Ok(pass_rows("linear", &desc, shape.flops(), seconds))
+}
+
+/// The forward, backward-input and backward-weight rows (`{name}_{pass}`) of one layer.
+fn pass_rows(name: &str, desc: &str, flops: f64, seconds: [f64; 3]) -> Vec<BenchRow> {
+    ["forward", "backward_input", "backward_weight"]
+        .into_iter()
+        .zip(seconds)
+        .map(|(pass, s)| BenchRow::timed(format!("{name}_{pass}"), desc, s).flops(flops))
+        .collect()
 }
 
 /// Square GEMMs (register-blocked 512 and 1024, shared-tiled 512 and, on GPUs, 1024), then the

@@ -17,14 +17,14 @@ pub fn rows(ctx: &GpuContext, reps: usize) -> Result<Vec<BenchRow>, GpuError> {
     let shape = format!("T={t} N={n}");
     let bytes = (t * n * 4 * 3) as f64;
     Ok(vec![
-        BenchRow::memory(
+        BenchRow::timed(
             "lif_forward",
             shape.clone(),
             time_gpu(ctx, reps, |e| {
                 fwd.dispatch(ctx, e, &params, &current, &spikes, &membrane)
             })?,
-            bytes,
-        ),
+        )
+        .bytes(bytes),
         BenchRow {
             kernel: "lif_backward".into(),
             shape,

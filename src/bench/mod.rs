@@ -21,35 +21,30 @@ pub struct BenchRow {
 }
 
 impl BenchRow {
-    /// A memory-bound row: `bytes` read and written per call.
-    pub fn memory(
-        kernel: impl Into<String>,
-        shape: impl Into<String>,
-        seconds: f64,
-        bytes: f64,
-    ) -> Self {
+    /// A row for `kernel` on `shape` taking `seconds` per call.
+    pub fn timed(kernel: impl Into<String>, shape: impl Into<String>, seconds: f64) -> Self {
         Self {
             kernel: kernel.into(),
             shape: shape.into(),
             seconds,
             flops: None,
-            bytes: Some(bytes),
+            bytes: None,
         }
     }
 
-    /// A compute-bound row: `flops` useful operations per call.
-    pub fn compute(
-        kernel: impl Into<String>,
-        shape: impl Into<String>,
-        seconds: f64,
-        flops: f64,
-    ) -> Self {
+    /// Compute-bound: `flops` useful operations per call.
+    pub fn flops(self, flops: f64) -> Self {
         Self {
-            kernel: kernel.into(),
-            shape: shape.into(),
-            seconds,
             flops: Some(flops),
-            bytes: None,
+            ..self
+        }
+    }
+
+    /// Memory-bound: `bytes` read and written per call.
+    pub fn bytes(self, bytes: f64) -> Self {
+        Self {
+            bytes: Some(bytes),
+            ..self
         }
     }
 

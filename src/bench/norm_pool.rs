@@ -112,22 +112,22 @@ fn maxpool_rows(
         (params.output_len() * 4) as f64,
     );
     Ok(vec![
-        BenchRow::memory(
+        BenchRow::timed(
             "maxpool_forward",
             tag.clone(),
             time_gpu(ctx, reps, |e| {
                 pool.forward(ctx, e, shape, &input, &output, &argmax)
             })?,
-            in_bytes + 2.0 * out_bytes,
-        ),
-        BenchRow::memory(
+        )
+        .bytes(in_bytes + 2.0 * out_bytes),
+        BenchRow::timed(
             "maxpool_backward",
             tag,
             time_gpu(ctx, reps, |e| {
                 pool.backward(ctx, e, shape, &argmax, &output, &grad_input)
             })?,
-            in_bytes + 2.0 * out_bytes,
-        ),
+        )
+        .bytes(in_bytes + 2.0 * out_bytes),
     ])
 }
 
@@ -146,11 +146,13 @@ pub fn rows(ctx: &GpuContext, reps: usize) -> Result<Vec<BenchRow>, GpuError> {
     let a = GpuBuffer::from_slice(ctx, &activations(len), "a")?;
     let b = GpuBuffer::from_slice(ctx, &activations(len), "b")?;
     let out = GpuBuffer::<f32>::zeros(ctx, len, "out")?;
-    rows.push(BenchRow::memory(
-        "residual_add",
-        format!("[{SAMPLES}, 64, 196]"),
-        time_gpu(ctx, reps, |e| add.dispatch(ctx, e, &params, &a, &b, &out))?,
-        (len * 4 * 3) as f64,
-    ));
+    rows.push(
+        BenchRow::timed(
+            "residual_add",
+            format!("[{SAMPLES}, 64, 196]"),
+            time_gpu(ctx, reps, |e| add.dispatch(ctx, e, &params, &a, &b, &out))?,
+        )
+        .bytes((len * 4 * 3) as f64),
+    );
     Ok(rows)
 }

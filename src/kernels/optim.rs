@@ -156,16 +156,8 @@ kernel! {
 
     /// Records one update; all buffers hold `params.len` values.
     fn dispatch(params, weights: f32, grad: f32, momentum: f32) -> Workgroups {
-        check_lens(
-            Self::NAME,
-            "len",
-            params.len as usize,
-            &[
-                ("weights", weights.len()),
-                ("grad", grad.len()),
-                ("momentum", momentum.len()),
-            ],
-        )?;
+        let lens = [("weights", weights.len()), ("grad", grad.len()), ("momentum", momentum.len())];
+        check_lens(Self::NAME, "len", params.len as usize, &lens)?;
         Workgroups::for_items(params.len as u64, WORKGROUP)
     }
 }
@@ -182,17 +174,13 @@ kernel! {
                 "step count must be >= 1 (bias corrections divide by 1 - beta^t)",
             ));
         }
-        check_lens(
-            Self::NAME,
-            "len",
-            params.len as usize,
-            &[
-                ("weights", weights.len()),
-                ("grad", grad.len()),
-                ("exp_avg", exp_avg.len()),
-                ("exp_avg_sq", exp_avg_sq.len()),
-            ],
-        )?;
+        let lens = [
+            ("weights", weights.len()),
+            ("grad", grad.len()),
+            ("exp_avg", exp_avg.len()),
+            ("exp_avg_sq", exp_avg_sq.len()),
+        ];
+        check_lens(Self::NAME, "len", params.len as usize, &lens)?;
         Workgroups::for_items(params.len as u64, WORKGROUP)
     }
 }

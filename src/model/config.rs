@@ -73,6 +73,20 @@ pub enum LayerConfig {
     },
 }
 
+impl LayerConfig {
+    /// A 3x3 conv unit with stride 1, padding 1 and no shortcut (the presets' plain unit).
+    pub fn conv3(out_channels: usize, binary: bool) -> Self {
+        LayerConfig::Conv {
+            out_channels,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            binary,
+            shortcut: Shortcut::None,
+        }
+    }
+}
+
 fn one() -> usize {
     1
 }
@@ -135,14 +149,7 @@ impl ModelConfig {
     /// `mnist` (docs/method.md §7): FPConv 1->32 + BN + LIF; MaxPool 2; BConv 32->64 + BN + AGMM + LIF;
     /// MaxPool 2; BConv 64->64 + BN + AGMM + LIF; flatten; FP Linear 64*7*7 -> 10. T = 4.
     pub fn mnist() -> Self {
-        let conv = |out_channels, binary| LayerConfig::Conv {
-            out_channels,
-            kernel: 3,
-            stride: 1,
-            padding: 1,
-            binary,
-            shortcut: Shortcut::None,
-        };
+        let conv = LayerConfig::conv3;
         Self {
             name: "mnist".into(),
             input: [1, 28, 28],
@@ -229,14 +236,7 @@ impl ModelConfig {
     /// `vgg11` for event data (docs/method.md §7): 64C3-128C3-AP2-256C3-256C3-AP2-512C3-512C3-AP2-
     /// 512C3-512C3-GAP-FC, T = 10, 2 polarity channels at 48x48.
     pub fn vgg11(classes: usize) -> Self {
-        let conv = |out_channels, binary| LayerConfig::Conv {
-            out_channels,
-            kernel: 3,
-            stride: 1,
-            padding: 1,
-            binary,
-            shortcut: Shortcut::None,
-        };
+        let conv = LayerConfig::conv3;
         let pool = LayerConfig::Pool { size: 2 };
         Self {
             name: "vgg11".into(),
