@@ -13,7 +13,10 @@
 //
 //   mean = sum x / M,  var = sum (x - mean)^2 / M  (biased, used for normalisation)
 //   running_mean = (1 - momentum) * running_mean + momentum * mean
-//   running_var  = (1 - momentum) * running_var  + momentum * var * M / (M - 1)
+//   running_var  = (1 - momentum) * running_var  + momentum * var * R / (R - 1)
+// with R = repeats * M, the values BN would see if the batch were repeated `repeats` times
+// (the single-frame encoder: B frames standing for T*B identical samples; the mean and the
+// biased variance are those of the batch itself).
 // The host rejects M < 2 (PyTorch raises for one value per channel in training).
 
 //!include common/group_index.wgsl
@@ -61,6 +64,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         save_invstd[c] = 1.0 / sqrt(var_b + params.eps);
         let mom = params.momentum;
         running_mean[c] = (1.0 - mom) * running_mean[c] + mom * mean;
-        running_var[c] = (1.0 - mom) * running_var[c] + mom * var_b * mf / (mf - 1.0);
+        let rf = mf * f32(max(params.repeats, 1u));
+        running_var[c] = (1.0 - mom) * running_var[c] + mom * var_b * rf / (rf - 1.0);
     }
 }

@@ -4,7 +4,10 @@
 //   0 uniform params    : LifParams (common/lif.wgsl)
 //   1 storage read      : membrane     [T, N] f32  h[t] saved by lif_forward
 //   2 storage read      : grad_spikes  [T, N] f32  dL/ds[t] from the layer above
-//   3 storage rw        : grad_current [T, N] f32  dL/dI[t] (written)
+//   3 storage rw        : grad_current [T, N] f32  dL/dI[t] (written), or [N] when
+//                                                 broadcast_input = 1: the forward read one
+//                                                 frame at every t, so its gradient is the sum
+//                                                 of dL/dI[t] over t (summed from t = T-1 down)
 // Dispatch: one invocation per neuron, workgroups of 64, folded 1-D (ceil(N / 64) groups).
 //
 // With gh = dL/dh[t+1] carried backwards and sg(h) = max(0, g - |h - v_th|) / g^2:
@@ -28,6 +31,7 @@
     }
     let g = params.surrogate_width;
     var gh = 0.0; // dL/dh[t+1]
+    var frame_grad = 0.0; // sum over t of dL/dI[t] (broadcast input)
     for (var k = 0u; k < params.timesteps; k++) {
         let t = params.timesteps - 1u - k;
         let i = t * params.neurons + n;
@@ -48,6 +52,13 @@
         }
         let surrogate = max(0.0, g - abs(h - params.v_th)) / (g * g);
         gh = gs * surrogate + carry;
-        grad_current[i] = gh;
+        if (params.broadcast_input == 1u) {
+            frame_grad += gh;
+        } else {
+            grad_current[i] = gh;
+        }
+    }
+    if (params.broadcast_input == 1u) {
+        grad_current[n] = frame_grad;
     }
 }

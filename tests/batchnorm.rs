@@ -545,3 +545,50 @@ fn batchnorm_rejects_mismatched_buffers() {
         "`grad_bias` has 4 elements",
     );
 }
+
+/// A batch that stands for `repeats` identical copies (the single-frame encoder): GPU equals
+/// the mirror, and both equal BN run on the batch really repeated `repeats` times (same saved
+/// statistics and output; the running variance's unbiased correction counts every copy).
+#[test]
+fn batchnorm_repeated_batch_equals_the_repeated_tensor() {
+    let Some((ctx, config, bn, mut r)) = setup(19) else {
+        return;
+    };
+    for (samples, channels, spatial, repeats) in [
+        (2usize, 3usize, 5usize, 4usize),
+        (1, 4, 9, 2),
+        (8, 16, 49, 4),
+    ] {
+        let frame = BatchNormShape::new(samples, channels, spatial).repeated(repeats);
+        let full = BatchNormShape::new(samples * repeats, channels, spatial);
+        let x = activations(&mut r, BatchNormShape::new(samples, channels, spatial));
+        let x_full: Vec<f32> = (0..repeats).flat_map(|_| x.iter().copied()).collect();
+        let layer = Layer::random(&mut r, channels);
+        let got = gpu_train(&ctx, &bn, frame, &x, &layer);
+        let want = cpu_train(&config, frame, &x, &layer);
+        let repeated = cpu_train(&config, full, &x_full, &layer);
+        let tag = format!("batchnorm repeated {frame:?}");
+        for (what, a, b) in [
+            ("mean", &got.mean, &want.mean),
+            ("invstd", &got.invstd, &want.invstd),
+            ("running_mean", &got.running_mean, &want.running_mean),
+            ("running_var", &got.running_var, &want.running_var),
+            (
+                "running_var vs repeated tensor",
+                &want.running_var,
+                &repeated.running_var,
+            ),
+            ("invstd vs repeated tensor", &want.invstd, &repeated.invstd),
+        ] {
+            assert_close(&format!("{tag} {what}"), a, b, 1e-5, 1e-5);
+        }
+        assert_close(&format!("{tag} y"), &got.y, &want.y, 1e-4, 1e-4);
+        assert_close(
+            &format!("{tag} y vs repeated"),
+            &want.y,
+            &repeated.y[..x.len()],
+            1e-5,
+            1e-5,
+        );
+    }
+}

@@ -184,3 +184,49 @@ fn lif_forward_broadcast_equals_repeated_input() {
         assert_exact(&format!("gpu broadcast membrane N={n}"), &h, &want_h);
     }
 }
+
+/// With a broadcast input (one frame read at every t), `lif_backward` writes the frame's
+/// gradient: the GPU equals the mirror, and the mirror equals the per-t gradients of the
+/// repeated current summed over t (what the full-time path would feed the layer below).
+#[test]
+fn lif_backward_broadcast_sums_over_time_and_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let bwd = LifBackward::new(&ctx).unwrap();
+    let mut r = rng(4);
+    for (config, t, n) in cases() {
+        let full = LifParams::new(&config, t, n);
+        let broadcast = LifParams {
+            broadcast_input: 1,
+            ..full
+        };
+        let frame = uniform(&mut r, n, -0.5, 2.0);
+        let repeated: Vec<f32> = (0..t).flat_map(|_| frame.iter().copied()).collect();
+        let grad_s = uniform(&mut r, t * n, -1.0, 1.0);
+        let (mut s, mut h) = (vec![0.0; t * n], vec![0.0; t * n]);
+        cpu::lif::lif_forward(&broadcast, &frame, &mut s, &mut h);
+        let mut per_t = vec![0.0; t * n];
+        cpu::lif::lif_backward(&full, &h, &grad_s, &mut per_t);
+        let summed: Vec<f32> = (0..n)
+            .map(|i| (0..t).rev().map(|ti| per_t[ti * n + i]).sum())
+            .collect();
+        let mut want = vec![0.0; n];
+        cpu::lif::lif_backward(&broadcast, &h, &grad_s, &mut want);
+        let tag = format!("lif_backward broadcast {config:?} T={t} N={n}");
+        assert_close(
+            &format!("{tag} mirror vs summed"),
+            &want,
+            &summed,
+            1e-5,
+            1e-6,
+        );
+        let (hb, gs, gi) = (upload(&ctx, &h), upload(&ctx, &grad_s), zeros(&ctx, n));
+        record(&ctx, |enc| {
+            bwd.dispatch(&ctx, enc, &broadcast, &hb, &gs, &gi)
+        });
+        assert_close(&tag, &read(&ctx, &gi), &want, 1e-5, 1e-5);
+        // Same membrane either way: the repeated current gives the same forward.
+        let (mut s2, mut h2) = (vec![0.0; t * n], vec![0.0; t * n]);
+        cpu::lif::lif_forward(&full, &repeated, &mut s2, &mut h2);
+        assert_exact(&format!("{tag} forward"), &h2, &h);
+    }
+}

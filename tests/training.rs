@@ -420,3 +420,72 @@ fn inference_workspace_is_smaller_gives_same_logits_and_refuses_backward() {
     println!("{e}");
     assert!(e.contains("inference workspace"), "{e}");
 }
+
+/// Training through the single-frame encoder (direct encoding: conv1 and its BN once per
+/// sample, the frame's gradient summed over t by the LIF backward) against the same step on all
+/// T copies: the same loss, gradients, running statistics and updated weights, to float
+/// rounding (the BN sums run in another order).
+#[test]
+fn training_single_frame_encoder_equals_full_time_batch() {
+    let Some(ctx) = gpu() else { return };
+    let (train, _) = data(16, 16);
+    let model = ModelConfig::mnist();
+    let spec = bitspike::data::InputSpec::for_model(&model, false);
+    let idx: Vec<usize> = (0..16).collect();
+    let host = bitspike::data::make_batch(&train, &idx, &spec, 0);
+    let optimizer = bitspike::snn::Optimizer::Adam(Default::default());
+    let mut results = Vec::new();
+    for single_frame in [true, false] {
+        let mut net = bitspike::snn::Network::new(&ctx, &model, 7).unwrap();
+        net.set_frame_broadcast(single_frame);
+        let ws = net.workspace(&ctx, 16).unwrap();
+        net.upload(&ctx, &ws, &host.input, &host.labels).unwrap();
+        let mut enc = ctx.encoder("step");
+        net.record_forward(&ctx, &mut enc, &ws, true).unwrap();
+        net.record_backward(&ctx, &mut enc, &ws).unwrap();
+        ctx.submit(enc);
+        assert_eq!(net.uses_single_frame_encoder(&ws), single_frame);
+        let grads: Vec<(String, Vec<f32>)> = net
+            .params()
+            .iter()
+            .map(|p| (p.name.clone(), p.grad.read_blocking(&ctx).unwrap()))
+            .collect();
+        let spikes = net
+            .layer_output(&ws, 0)
+            .unwrap()
+            .read_blocking(&ctx)
+            .unwrap();
+        let loss = net.read_metrics(&ctx).block(&ctx).unwrap().train().loss_sum;
+        let mut enc = ctx.encoder("optimizer");
+        net.record_optimizer(&ctx, &mut enc, &optimizer, 1e-3)
+            .unwrap();
+        ctx.submit(enc);
+        let ck = net
+            .checkpoint(&ctx, false, Default::default())
+            .block(&ctx)
+            .unwrap();
+        results.push((loss, grads, spikes, ck));
+    }
+    let (frame, full) = (&results[0], &results[1]);
+    println!("loss single-frame {} full {}", frame.0, full.0);
+    assert!((frame.0 - full.0).abs() <= 1e-5 * full.0.abs().max(1.0));
+    let differing = frame.2.iter().zip(&full.2).filter(|(a, b)| a != b).count();
+    println!("conv1 spikes differing: {differing} of {}", full.2.len());
+    assert!(
+        differing * 10_000 <= full.2.len(),
+        "{differing} conv1 spikes differ"
+    );
+    for ((name, a), (_, b)) in frame.1.iter().zip(&full.1) {
+        let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
+        assert_close(&format!("grad {name}"), a, b, 1e-3, 1e-3 * scale);
+    }
+    for (a, b) in frame.3.tensors.iter().zip(&full.3.tensors) {
+        assert_close(
+            &format!("after the step: {}", a.name),
+            &a.data,
+            &b.data,
+            1e-4,
+            1e-5,
+        );
+    }
+}

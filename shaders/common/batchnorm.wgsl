@@ -9,7 +9,7 @@ struct BatchNormParams {
     from_variance: u32,  // batchnorm_apply only: 1 = `scale` holds a variance (eval)
     eps: f32,
     momentum: f32,
-    _pad0: u32,
+    repeats: u32,        // batchnorm_stats only: the batch stands for this many copies (0 = 1)
     _pad1: u32,
 }
 

@@ -26,6 +26,8 @@ pub fn batchnorm_stats(
     running_var: &mut [f32],
 ) {
     let m = (params.samples * params.spatial) as f64;
+    // The unbiased correction counts the repeated batch (see `BatchNormShape::repeats`).
+    let r = m * params.repeats.max(1) as f64;
     let mom = params.momentum as f64;
     for c in 0..params.channels as usize {
         let mean = channel(params, c).map(|i| x[i] as f64).sum::<f64>() / m;
@@ -36,7 +38,7 @@ pub fn batchnorm_stats(
         save_mean[c] = mean as f32;
         save_invstd[c] = (1.0 / (var + params.eps as f64).sqrt()) as f32;
         running_mean[c] = ((1.0 - mom) * running_mean[c] as f64 + mom * mean) as f32;
-        running_var[c] = ((1.0 - mom) * running_var[c] as f64 + mom * var * m / (m - 1.0)) as f32;
+        running_var[c] = ((1.0 - mom) * running_var[c] as f64 + mom * var * r / (r - 1.0)) as f32;
     }
 }
 

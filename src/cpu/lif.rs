@@ -36,8 +36,10 @@ pub fn lif_backward(
     grad_current: &mut [f32],
 ) {
     let (t_len, n_len) = (params.timesteps as usize, params.neurons as usize);
+    let broadcast = params.broadcast_input == 1;
     for n in 0..n_len {
         let mut gh = 0.0f32;
+        let mut frame_grad = 0.0f32;
         for t in (0..t_len).rev() {
             let i = t * n_len + n;
             let h = membrane[i];
@@ -55,7 +57,14 @@ pub fn lif_backward(
                 params.decay * (1.0 - s) * gh
             };
             gh = gs * lif_surrogate(h, params.v_th, params.surrogate_width) + carry;
-            grad_current[i] = gh;
+            if broadcast {
+                frame_grad += gh;
+            } else {
+                grad_current[i] = gh;
+            }
+        }
+        if broadcast {
+            grad_current[n] = frame_grad;
         }
     }
 }

@@ -36,6 +36,11 @@ pub struct BatchNormShape {
     pub samples: usize,
     pub channels: usize,
     pub spatial: usize,
+    /// How many times the batch stands for itself: the single-frame encoder runs BN on `B`
+    /// frames that represent `T*B` identical samples. The statistics are the same; only the
+    /// unbiased correction of the running variance counts `repeats * N*HW` values, as BN on
+    /// the repeated batch would. 1 everywhere else.
+    pub repeats: usize,
 }
 
 impl BatchNormShape {
@@ -45,7 +50,13 @@ impl BatchNormShape {
             samples,
             channels,
             spatial,
+            repeats: 1,
         }
+    }
+
+    /// The same shape standing for `repeats` identical copies of its batch.
+    pub fn repeated(self, repeats: usize) -> Self {
+        Self { repeats, ..self }
     }
 
     /// Number of activations, `N*C*HW`.
@@ -74,7 +85,9 @@ pub struct BatchNormParams {
     pub from_variance: u32,
     pub eps: f32,
     pub momentum: f32,
-    pub _pad0: u32,
+    /// `batchnorm_stats` only: the batch stands for this many identical copies (see
+    /// [`BatchNormShape::repeats`]); 0 counts as 1.
+    pub repeats: u32,
     pub _pad1: u32,
 }
 const _: () = assert!(std::mem::size_of::<BatchNormParams>() == 32);
@@ -89,7 +102,7 @@ impl BatchNormParams {
             from_variance: from_variance as u32,
             eps: config.eps,
             momentum: config.momentum,
-            _pad0: 0,
+            repeats: shape.repeats as u32,
             _pad1: 0,
         }
     }
@@ -101,6 +114,7 @@ impl BatchNormParams {
             self.channels as usize,
             self.spatial as usize,
         )
+        .repeated(self.repeats.max(1) as usize)
     }
 
     /// Checks activation-sized and channel-sized buffers against the shape; the shader indexes

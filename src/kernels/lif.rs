@@ -56,7 +56,8 @@ pub struct LifParams {
     pub v_th: f32,
     pub surrogate_width: f32,
     /// 1: `current` is a single `[N]` frame reused at every timestep (direct encoding, where
-    /// the encoder's output is the same at every t). Forward only.
+    /// the encoder's output is the same at every t); the backward then writes the frame's
+    /// gradient `[N]`, the sum of dL/dI[t] over t.
     pub broadcast_input: u32,
 }
 const _: () = assert!(std::mem::size_of::<LifParams>() == 32);
@@ -79,6 +80,20 @@ impl LifParams {
         let expected = self.timesteps as usize * self.neurons as usize;
         check_lens(kernel, "T*N", expected, buffers)
     }
+
+    /// Checks the input current (or its gradient): `[N]` with a broadcast input, else `[T, N]`.
+    fn check_current(&self, kernel: &'static str, name: &str, len: usize) -> Result<(), GpuError> {
+        if self.broadcast_input == 1 {
+            check_lens(
+                kernel,
+                "N (broadcast input)",
+                self.neurons as usize,
+                &[(name, len)],
+            )
+        } else {
+            self.check(kernel, &[(name, len)])
+        }
+    }
 }
 
 const WORKGROUP: u32 = 64;
@@ -88,12 +103,7 @@ kernel! {
     pub struct LifForward("lif_forward", LifParams);
 
     fn dispatch(params, current: f32, spikes: f32, membrane: f32) -> Workgroups {
-        let expected_current = if params.broadcast_input == 1 {
-            params.neurons as usize
-        } else {
-            params.timesteps as usize * params.neurons as usize
-        };
-        current.expect_len(Self::NAME, "current", expected_current)?;
+        params.check_current(Self::NAME, "current", current.len())?;
         params.check(
             Self::NAME,
             &[("spikes", spikes.len()), ("membrane", membrane.len())],
@@ -103,18 +113,16 @@ kernel! {
 }
 
 kernel! {
-    /// `lif_backward`: membrane `[T, N]`, dL/ds `[T, N]` -> dL/dI `[T, N]`.
+    /// `lif_backward`: membrane `[T, N]`, dL/ds `[T, N]` -> dL/dI `[T, N]` (or `[N]`, summed
+    /// over t, with a broadcast input).
     pub struct LifBackward("lif_backward", LifParams);
 
     fn dispatch(params, membrane: f32, grad_spikes: f32, grad_current: f32) -> Workgroups {
         params.check(
             Self::NAME,
-            &[
-                ("membrane", membrane.len()),
-                ("grad_spikes", grad_spikes.len()),
-                ("grad_current", grad_current.len()),
-            ],
+            &[("membrane", membrane.len()), ("grad_spikes", grad_spikes.len())],
         )?;
+        params.check_current(Self::NAME, "grad_current", grad_current.len())?;
         Workgroups::for_items(params.neurons as u64, WORKGROUP)
     }
 }

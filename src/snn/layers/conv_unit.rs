@@ -95,15 +95,22 @@ struct DownGrads {
     g_input: GpuBuffer<f32>,
 }
 
-/// Direct encoding feeds the same frame at every timestep, so in eval mode the encoder conv
-/// and its BN run once on `[B, ...]` and the LIF reads that frame at every t (T times less
-/// work, bit-identical results).
+/// Direct encoding feeds the same frame at every timestep, so the encoder conv and its BN run
+/// once on `[B, ...]` and the LIF reads that frame at every t: T times less conv and BN work.
+/// In eval mode the results are bit-identical to running all T copies. In training the BN
+/// statistics are those of the T copies (the same values, summed in another order) and the
+/// backward needs the frame's gradient only: the LIF backward sums dL/dI[t] over t, and BN
+/// backward and the conv weight gradient then run on `[B, ...]` (docs/method.md §6).
 pub(crate) struct FrameWs {
     pub(crate) input: GpuBuffer<f32>,
     conv_out: GpuBuffer<f32>,
     bn_out: GpuBuffer<f32>,
+    /// Training workspaces: dL/d(frame BN output) and dL/d(frame conv output).
+    grads: Option<(GpuBuffer<f32>, GpuBuffer<f32>)>,
     /// True when the uploaded batch really repeats one frame over time.
     pub(crate) valid: std::cell::Cell<bool>,
+    /// True when the last training forward took this path (its backward must too).
+    trained: std::cell::Cell<bool>,
 }
 
 impl ConvUnit {
@@ -183,6 +190,15 @@ impl ConvUnit {
                 input: GpuBuffer::zeros(ctx, batch * ci * hi * wi, "frame input")?,
                 conv_out: GpuBuffer::zeros(ctx, out, "frame conv out")?,
                 bn_out: GpuBuffer::zeros(ctx, out, "frame bn out")?,
+                grads: if training {
+                    Some((
+                        GpuBuffer::zeros(ctx, out, "frame bn out grad")?,
+                        GpuBuffer::zeros(ctx, out, "frame conv out grad")?,
+                    ))
+                } else {
+                    None
+                },
+                trained: std::cell::Cell::new(false),
                 valid: std::cell::Cell::new(false),
             })
         } else {
@@ -257,8 +273,15 @@ impl ConvUnit {
         io: Forward,
     ) -> Result<(), GpuError> {
         if let Some(frame) = &ws.frame {
-            if !io.train && io.single_frame && frame.valid.get() {
+            let usable = io.single_frame && frame.valid.get();
+            if usable && !io.train {
                 return self.forward_frame(rec, ws, frame, scratch, io);
+            }
+            if io.train {
+                frame.trained.set(usable);
+                if usable {
+                    return self.forward_frame(rec, ws, frame, scratch, io);
+                }
             }
         }
         let Forward {
@@ -387,8 +410,9 @@ impl ConvUnit {
         Ok(())
     }
 
-    /// Eval-mode encoder on one frame per sample: conv and BN on `[B, ...]`, then the LIF
-    /// reads the same frame at every timestep.
+    /// The encoder on one frame per sample: conv and BN on `[B, ...]` (training: the batch
+    /// statistics of the T copies, saved for the backward), then the LIF reads the same frame at
+    /// every timestep.
     fn forward_frame(
         &self,
         rec: &mut Recorder,
@@ -409,18 +433,21 @@ impl ConvUnit {
             &scratch.cols,
             &frame.conv_out,
         )?;
-        rec.k.bn.forward_eval(
-            rec.ctx,
-            rec.enc,
-            self.bn_shape(batch),
+        let saved = BatchNormSaved {
+            mean: &ws.mean,
+            invstd: &ws.invstd,
+        };
+        let bn_shape = self.bn_shape(batch).repeated(io.timesteps);
+        batch_norm(
+            rec,
+            io.train,
+            bn_shape,
             &frame.conv_out,
-            &self.bn.state(),
+            &self.bn,
+            &saved,
             &frame.bn_out,
         )?;
-        let lif = LifParams {
-            broadcast_input: 1,
-            ..LifParams::new(&self.lif, io.timesteps, self.elements(batch))
-        };
+        let lif = self.frame_lif(io.timesteps, batch);
         rec.k.lif_forward.dispatch(
             rec.ctx,
             rec.enc,
@@ -428,6 +455,63 @@ impl ConvUnit {
             &frame.bn_out,
             io.output,
             &ws.membrane,
+        )?;
+        if io.train {
+            rec.moments(io.output, &scratch.moment_partials, self.rate_slot)?;
+        }
+        Ok(())
+    }
+
+    /// The LIF reading one `[B, ...]` frame at each of `timesteps` steps.
+    fn frame_lif(&self, timesteps: usize, batch: usize) -> LifParams {
+        LifParams {
+            broadcast_input: 1,
+            ..LifParams::new(&self.lif, timesteps, self.elements(batch))
+        }
+    }
+
+    /// Backward of [`ConvUnit::forward_frame`] in training: the LIF backward writes the frame's
+    /// gradient (summed over t), then BN backward and the conv weight gradient on `[B, ...]`.
+    /// The encoder is the first layer: there is no input gradient.
+    fn backward_frame(
+        &self,
+        rec: &mut Recorder,
+        ws: &ConvWs,
+        frame: &FrameWs,
+        scratch: &Scratch,
+        io: Backward,
+    ) -> Result<(), GpuError> {
+        let (Some((g_bn_out, g_conv_out)), None) = (&frame.grads, io.g_input) else {
+            return Err(GpuError::shape(
+                "conv unit backward",
+                format!("{}: the single-frame encoder path needs a training workspace of the first layer", self.name),
+            ));
+        };
+        let lif = self.frame_lif(io.timesteps, io.batch);
+        rec.k
+            .lif_backward
+            .dispatch(rec.ctx, rec.enc, &lif, &ws.membrane, io.g_output, g_bn_out)?;
+        let shape = ConvShape {
+            batch: io.batch,
+            ..ws.shape
+        };
+        let encoder = ConvBn {
+            shape: &shape,
+            weight: &self.weight,
+            bn: &self.bn,
+            conv_out: &frame.conv_out,
+            mean: &ws.mean,
+            invstd: &ws.invstd,
+        };
+        let bn_shape = self.bn_shape(io.batch);
+        encoder.backward(
+            rec,
+            scratch,
+            bn_shape,
+            &frame.input,
+            g_bn_out,
+            g_conv_out,
+            None,
         )
     }
 
@@ -440,6 +524,9 @@ impl ConvUnit {
         scratch: &Scratch,
         io: Backward,
     ) -> Result<(), GpuError> {
+        if let Some(frame) = ws.frame.as_ref().filter(|f| f.trained.get()) {
+            return self.backward_frame(rec, ws, frame, scratch, io);
+        }
         let Backward {
             input,
             g_output: g_spikes,
