@@ -100,7 +100,7 @@ struct DownGrads {
 /// In eval mode the results are bit-identical to running all T copies. In training the BN
 /// statistics are those of the T copies (the same values, summed in another order) and the
 /// backward needs the frame's gradient only: the LIF backward sums dL/dI[t] over t, and BN
-/// backward and the conv weight gradient then run on `[B, ...]` (docs/method.md §6).
+/// backward and the conv weight gradient then run on `[B, ...]` (docs/method.md §2).
 pub(crate) struct FrameWs {
     pub(crate) input: GpuBuffer<f32>,
     conv_out: GpuBuffer<f32>,
