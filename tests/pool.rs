@@ -423,3 +423,45 @@ fn pool_rejects_bad_shapes() {
     let fwd = bitspike::kernels::pool::AvgPoolForward::new(&ctx).unwrap();
     assert_err_contains(fwd.dispatch(&ctx, &mut enc, &bad, &x, &out), "inconsistent");
 }
+
+/// The scatter form (non-overlapping windows): the kernel equals its mirror, the mirror equals
+/// the gather mirror (odd edges included: inputs no window chose stay 0), and overlapping
+/// windows are refused.
+#[test]
+fn maxpool_backward_scatter_matches_cpu_reference_and_the_gather_form() {
+    let scattered = cases()
+        .into_iter()
+        .filter(|(shape, window)| params(*shape, *window).non_overlapping())
+        .collect::<Vec<_>>();
+    assert!(
+        scattered.len() >= 10,
+        "only {} non-overlapping cases",
+        scattered.len()
+    );
+    for_each_case(29, scattered, |ctx, r, shape, window, p| {
+        let x = spikes(r, p.input_len(), 0.3);
+        let (mut out, mut arg) = (vec![0.0; p.output_len()], vec![0u32; p.output_len()]);
+        cpu::pool::maxpool_forward(p, &x, &mut out, &mut arg);
+        let g = uniform(r, p.output_len(), -1.0, 1.0);
+        let (mut gather, mut want) = (vec![0.0; p.input_len()], vec![5.0; p.input_len()]);
+        cpu::pool::maxpool_backward(p, &arg, &g, &mut gather);
+        cpu::pool::maxpool_backward_scatter(p, &arg, &g, &mut want);
+        let tag = format!("maxpool_backward_scatter {shape:?} {window:?}");
+        assert_exact(&format!("{tag} mirror vs gather mirror"), &want, &gather);
+        let kernel = bitspike::kernels::pool::MaxPoolBackwardScatter::new(ctx).unwrap();
+        let (ab, gb) = (upload(ctx, &arg), upload(ctx, &g));
+        let gi = zeros::<f32>(ctx, p.input_len());
+        record(ctx, |enc| kernel.dispatch(ctx, enc, p, &ab, &gb, &gi));
+        assert_exact(&tag, &read(ctx, &gi), &want);
+    });
+    let Some(ctx) = gpu() else { return };
+    let p = params([1, 1, 9, 8], PoolWindow::square(3, 2));
+    let kernel = bitspike::kernels::pool::MaxPoolBackwardScatter::new(&ctx).unwrap();
+    let (a, g, gi) = (
+        zeros::<u32>(&ctx, p.output_len()),
+        zeros::<f32>(&ctx, p.output_len()),
+        zeros::<f32>(&ctx, p.input_len()),
+    );
+    let mut enc = ctx.encoder("overlapping");
+    assert_err_contains(kernel.dispatch(&ctx, &mut enc, &p, &a, &g, &gi), "overlap");
+}

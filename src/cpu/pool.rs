@@ -74,6 +74,23 @@ pub fn maxpool_forward(params: &PoolParams, input: &[f32], output: &mut [f32], a
     }
 }
 
+/// Mirror of `shaders/maxpool_backward_scatter.wgsl` (non-overlapping windows): `grad_input`
+/// cleared, then each output's gradient written at its argmax.
+pub fn maxpool_backward_scatter(
+    params: &PoolParams,
+    argmax: &[u32],
+    grad_output: &[f32],
+    grad_input: &mut [f32],
+) {
+    let (planes, ih, iw, oh, ow, ..) = dims(params);
+    grad_input.fill(0.0);
+    for p in 0..planes {
+        for o in p * oh * ow..(p + 1) * oh * ow {
+            grad_input[p * ih * iw + argmax[o] as usize] = grad_output[o];
+        }
+    }
+}
+
 /// Mirror of `shaders/maxpool_backward.wgsl` (gather over covering windows).
 pub fn maxpool_backward(
     params: &PoolParams,

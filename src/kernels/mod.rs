@@ -165,6 +165,7 @@ pub const KERNELS: &[KernelSource] = &[
     lif::LifBackward::SOURCE,
     lif::LifForward::SOURCE,
     pool::MaxPoolBackward::SOURCE,
+    pool::MaxPoolBackwardScatter::SOURCE,
     pool::MaxPoolForward::SOURCE,
     stats::Moments::FINAL,
     stats::Moments::PARTIAL,

@@ -124,6 +124,11 @@ impl PoolParams {
         self.planes as usize * self.in_h as usize * self.in_w as usize
     }
 
+    /// True when no two windows share an input (stride equal to the window both ways).
+    pub fn non_overlapping(&self) -> bool {
+        self.stride_h == self.kernel_h && self.stride_w == self.kernel_w
+    }
+
     /// Output elements, `planes * out_h * out_w`.
     pub fn output_len(&self) -> usize {
         self.planes as usize * self.out_h as usize * self.out_w as usize
@@ -199,6 +204,28 @@ kernel! {
 }
 
 kernel! {
+    /// `maxpool_backward_scatter`: for non-overlapping windows, each output's gradient written
+    /// at its argmax in `grad_input` `[P, H, W]`, which the caller has cleared.
+    pub struct MaxPoolBackwardScatter("maxpool_backward_scatter", PoolParams);
+
+    /// Records the dispatch; fails for overlapping windows (the gather form handles those).
+    fn dispatch(params, argmax: u32, grad_output: f32, grad_input: f32) -> Workgroups {
+        if !params.non_overlapping() {
+            return Err(GpuError::shape(
+                Self::NAME,
+                "windows overlap (stride < kernel): use maxpool_backward",
+            ));
+        }
+        params.check(
+            Self::NAME,
+            &[("grad_input", grad_input.len())],
+            &[("argmax", argmax.len()), ("grad_output", grad_output.len())],
+        )?;
+        Workgroups::for_items(params.output_len() as u64, WORKGROUP)
+    }
+}
+
+kernel! {
     /// `avgpool_forward`: input `[P, H, W]` -> output `[P, oH, oW]`, the mean of each window.
     pub struct AvgPoolForward("avgpool_forward", PoolParams);
 
@@ -234,6 +261,7 @@ pub struct MaxPool2d {
     pub window: PoolWindow,
     forward: MaxPoolForward,
     backward: MaxPoolBackward,
+    scatter: MaxPoolBackwardScatter,
 }
 
 impl MaxPool2d {
@@ -243,6 +271,7 @@ impl MaxPool2d {
             window,
             forward: MaxPoolForward::new(ctx)?,
             backward: MaxPoolBackward::new(ctx)?,
+            scatter: MaxPoolBackwardScatter::new(ctx)?,
         })
     }
 
@@ -273,7 +302,8 @@ impl MaxPool2d {
         )
     }
 
-    /// Gradient w.r.t. the `[n, c, h, w]` input (overwritten).
+    /// Gradient w.r.t. the `[n, c, h, w]` input (overwritten): cleared and scattered for
+    /// non-overlapping windows (a quarter of the work for 2x2/2), gathered otherwise.
     pub fn backward(
         &self,
         ctx: &GpuContext,
@@ -284,14 +314,20 @@ impl MaxPool2d {
         grad_input: &GpuBuffer<f32>,
     ) -> Result<(), GpuError> {
         let [n, c, h, w] = shape;
-        self.backward.dispatch(
-            ctx,
-            encoder,
-            &self.params(n, c, h, w)?,
-            argmax,
-            grad_output,
-            grad_input,
-        )
+        let params = self.params(n, c, h, w)?;
+        if params.non_overlapping() {
+            grad_input.expect_len(
+                MaxPoolBackwardScatter::NAME,
+                "grad_input",
+                params.input_len(),
+            )?;
+            encoder.clear_buffer(grad_input.raw(), 0, None);
+            self.scatter
+                .dispatch(ctx, encoder, &params, argmax, grad_output, grad_input)
+        } else {
+            self.backward
+                .dispatch(ctx, encoder, &params, argmax, grad_output, grad_input)
+        }
     }
 }
 
