@@ -47,12 +47,14 @@ pub struct Part {
     pub ms: f64,
 }
 
-/// One layer's forward and backward (training mode).
+/// One layer's forward and backward (training mode), and its eval-mode forward at the
+/// inference batch.
 #[derive(Clone, Debug, Serialize)]
 pub struct LayerTime {
     pub name: String,
     pub forward_ms: f64,
     pub backward_ms: f64,
+    pub infer_ms: f64,
 }
 
 /// Everything `bench e2e` measured.
@@ -204,7 +206,7 @@ pub fn run(ctx: &GpuContext, opts: &E2eOptions) -> Result<E2eReport, NetworkErro
             ms: median(ms),
         })
         .collect();
-    let layers = layer_times(ctx, &net, &ws, opts.steps.clamp(1, 5))?;
+    let mut layers = layer_times(ctx, &net, &ws, opts.steps.clamp(1, 5))?;
     let peak_train_bytes = memory::peak_bytes().saturating_sub(base);
     drop(ws);
 
@@ -231,6 +233,7 @@ pub fn run(ctx: &GpuContext, opts: &E2eOptions) -> Result<E2eReport, NetworkErro
         }
     }
     let infer = median(infer_ms);
+    infer_layer_times(ctx, &net, &ws, opts.steps.clamp(1, 5), &mut layers)?;
     let peak_infer_bytes = memory::peak_bytes().saturating_sub(base);
     Ok(E2eReport {
         tool: "bitspike",
@@ -293,8 +296,34 @@ fn layer_times(
             name: layer.name().to_string(),
             forward_ms: median(f),
             backward_ms: median(b),
+            infer_ms: 0.0,
         })
         .collect())
+}
+
+/// Each layer's eval-mode forward as a separate submission (median of `reps`), in `layers`.
+fn infer_layer_times(
+    ctx: &GpuContext,
+    net: &Network,
+    ws: &Workspace,
+    reps: usize,
+    layers: &mut [LayerTime],
+) -> Result<(), NetworkError> {
+    let mut times = vec![Vec::new(); layers.len()];
+    for _ in 0..reps {
+        for (i, t) in times.iter_mut().enumerate() {
+            let start = Instant::now();
+            let mut enc = ctx.encoder("bench layer");
+            net.record_layer_forward(ctx, &mut enc, ws, i, false)?;
+            ctx.submit(enc);
+            ctx.wait_idle()?;
+            t.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    for (layer, t) in layers.iter_mut().zip(times) {
+        layer.infer_ms = median(t);
+    }
+    Ok(())
 }
 
 /// The report as Markdown tables.
@@ -320,11 +349,14 @@ pub fn format_report(r: &E2eReport) -> String {
             100.0 * p.ms / total.max(1e-9)
         ));
     }
-    out.push_str("\n| layer | forward ms | backward ms |\n|---|---:|---:|\n");
+    out.push_str(&format!(
+        "\n| layer | training forward ms | backward ms | inference forward ms (B = {}) |\n|---|---:|---:|---:|\n",
+        r.infer.batch
+    ));
     for l in &r.layers {
         out.push_str(&format!(
-            "| {} | {:.2} | {:.2} |\n",
-            l.name, l.forward_ms, l.backward_ms
+            "| {} | {:.2} | {:.2} | {:.2} |\n",
+            l.name, l.forward_ms, l.backward_ms, l.infer_ms
         ));
     }
     out.push_str(&format!(
