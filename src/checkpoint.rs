@@ -29,8 +29,12 @@ pub enum CheckpointError {
     },
     #[error("checkpoint does not fit this model: first mismatch at tensor `{name}`: {problem}")]
     Mismatch { name: String, problem: String },
-    #[error("{file}: metadata key `{key}` is missing or malformed")]
-    Metadata { file: String, key: String },
+    #[error("{file}: metadata key `{key}` is malformed: {reason}")]
+    Metadata {
+        file: String,
+        key: String,
+        reason: String,
+    },
 }
 
 /// One f32 tensor with its PyTorch-style name and shape.
@@ -77,32 +81,43 @@ pub const FORMAT: &str = "bitspike-1";
 
 impl CheckpointMeta {
     /// Parses the metadata of `ck` (read from `file`); a present but malformed value is an
-    /// error naming its key, an absent one takes its default.
+    /// error naming its key and why, an absent one takes its default. Firing rates only feed
+    /// the energy estimate: malformed ones are logged and dropped rather than making the
+    /// checkpoint unusable.
     pub fn read(file: &str, ck: &Checkpoint) -> Result<Self, CheckpointError> {
-        let bad = |key: &str| CheckpointError::Metadata {
+        let bad = |key: &str, reason: String| CheckpointError::Metadata {
             file: file.into(),
             key: key.into(),
+            reason,
         };
         let get = |key: &str| ck.metadata.get(key);
         let model = match get(key::MODEL) {
-            Some(json) => Some(ModelConfig::from_json(json).map_err(|_| bad(key::MODEL))?),
+            Some(json) => {
+                Some(ModelConfig::from_json(json).map_err(|e| bad(key::MODEL, e.to_string()))?)
+            }
             None => None,
         };
-        fn number<T: std::str::FromStr>(
-            value: Option<&String>,
-            bad: impl Fn() -> CheckpointError,
-        ) -> Result<Option<T>, CheckpointError> {
-            value.map(|v| v.parse().map_err(|_| bad())).transpose()
-        }
-        let firing_rates = match get(key::FIRING) {
-            Some(json) => serde_json::from_str(json).map_err(|_| bad(key::FIRING))?,
+        let number = |key: &str| -> Result<Option<u64>, CheckpointError> {
+            get(key)
+                .map(|v| {
+                    v.parse()
+                        .map_err(|_| bad(key, format!("`{v}` is not a whole number")))
+                })
+                .transpose()
+        };
+        let firing_rates = match get(key::FIRING).map(|json| serde_json::from_str(json)) {
+            Some(Ok(rates)) => rates,
+            Some(Err(e)) => {
+                log::warn!("{file}: ignoring malformed firing_rates metadata: {e}");
+                Vec::new()
+            }
             None => Vec::new(),
         };
         Ok(Self {
             model,
-            step: number(get(key::STEP), || bad(key::STEP))?.unwrap_or(0),
-            epoch: number(get(key::EPOCH), || bad(key::EPOCH))?.unwrap_or(0),
-            seed: number(get(key::SEED), || bad(key::SEED))?,
+            step: number(key::STEP)?.unwrap_or(0),
+            epoch: number(key::EPOCH)?.unwrap_or(0) as usize,
+            seed: number(key::SEED)?,
             train_config: get(key::TRAIN).cloned(),
             firing_rates,
         })

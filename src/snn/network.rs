@@ -426,7 +426,7 @@ impl Network {
         self.frame_broadcast && ws.frame().is_some_and(|f| f.valid.get())
     }
 
-    /// Turns the eval-mode single-frame encoder path on or off (tests compare both).
+    /// Turns the single-frame encoder path (training and eval) on or off (tests compare both).
     pub fn set_frame_broadcast(&mut self, enabled: bool) {
         self.frame_broadcast = enabled;
     }

@@ -155,7 +155,10 @@ impl Workspaces {
         let index = match self.built.iter().position(fits) {
             Some(i) => i,
             None => {
-                self.built.retain(|w| w.owner == net.id());
+                // Workspaces of other networks are stale; an inference workspace of this batch is
+                // replaced by the training one (which also serves inference).
+                self.built
+                    .retain(|w| w.owner == net.id() && !(training && w.batch == batch));
                 self.built.push(Workspace::new(ctx, net, batch, training)?);
                 self.built.len() - 1
             }

@@ -62,7 +62,7 @@ pub struct TrainConfig {
     pub seed: u64,
     pub shuffle: bool,
     pub augment: bool,
-    /// Read the loss summary every this many steps (progress display, NaN detection).
+    /// Refresh the CLI's progress line every this many steps (NaN is checked at every step).
     pub log_every: usize,
 }
 

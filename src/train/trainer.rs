@@ -22,8 +22,8 @@ use crate::snn::{
 
 use super::{record_from, EpochRecord, EpochTiming, TrainConfig, TrainError};
 
-/// Submissions allowed in flight: enough to keep the device busy while the host prepares the
-/// next batch, few enough that a UI sharing the queue never waits behind much compute.
+/// Submissions allowed in flight: few enough that a UI sharing the queue never waits behind
+/// much compute.
 pub const MAX_IN_FLIGHT: usize = 2;
 
 /// Mixed into the run seed with the step number: the augmentation / Poisson noise of a step
@@ -120,6 +120,9 @@ pub struct Trainer {
     last_lr: f32,
     /// Measured in the last finished epoch (written into checkpoints).
     firing_rates: Vec<(String, f64)>,
+    /// An error found while collecting, returned by the next `poll` so the reports collected
+    /// before it are not lost.
+    deferred_error: Option<TrainError>,
 }
 
 impl Trainer {
@@ -139,7 +142,7 @@ impl Trainer {
         if let Some(m) = config.max_steps {
             total_steps = total_steps.min(m as u64);
         }
-        Ok(Self {
+        let mut trainer = Self {
             net,
             last_lr: config.lr,
             config,
@@ -152,7 +155,12 @@ impl Trainer {
             clock: EpochClock::default(),
             last: RawMetrics::default(),
             firing_rates: Vec::new(),
-        })
+            deferred_error: None,
+        };
+        if trainer.finished() {
+            trainer.phase = Phase::Done; // e.g. zero epochs
+        }
+        Ok(trainer)
     }
 
     /// The network (read-only: inspection, summaries).
@@ -193,14 +201,15 @@ impl Trainer {
         self.workspaces.batches()
     }
 
-    /// True when the last eval forward at `batch` took the single-frame encoder path.
+    /// True when the batch uploaded last at `batch` repeats one frame over time and the
+    /// single-frame encoder path is on, i.e. a forward at `batch` takes that path.
     pub fn uses_single_frame_encoder(&self, batch: usize) -> bool {
         self.workspaces
             .find(batch)
             .is_some_and(|ws| self.net.uses_single_frame_encoder(ws))
     }
 
-    /// Turns the eval-mode single-frame encoder path on or off (tests compare both).
+    /// Turns the single-frame encoder path (training and eval) on or off (tests compare both).
     pub fn set_frame_broadcast(&mut self, enabled: bool) {
         self.net.set_frame_broadcast(enabled);
     }
@@ -293,6 +302,8 @@ impl Trainer {
                     self.net.record_flip_count(ctx, &mut enc)?;
                     ctx.submit(enc);
                     self.net.reset_eval_summary(ctx);
+                    // Training time ends here (later step reports arrive during the eval).
+                    self.clock.train_seconds = self.elapsed_in_epoch();
                     self.clock.eval_started = Some(Instant::now());
                     self.phase = Phase::Evaluating { batch: 0 };
                     return Ok(true);
@@ -407,15 +418,27 @@ impl Trainer {
     /// Collects the readbacks that have arrived, oldest first. Never waits. An error (a
     /// failed readback, a non-finite loss) ends the run.
     pub fn poll(&mut self) -> Result<Vec<Event>, TrainError> {
-        let events = self.collect();
-        if events.is_err() {
-            self.stop();
+        if let Some(e) = self.deferred_error.take() {
+            return Err(e);
         }
-        events
+        let mut events = Vec::new();
+        match self.collect(&mut events) {
+            Ok(()) => Ok(events),
+            // Reports collected before the error still reach the caller; the error comes with
+            // the next poll.
+            Err(e) if !events.is_empty() => {
+                self.stop();
+                self.deferred_error = Some(e);
+                Ok(events)
+            }
+            Err(e) => {
+                self.stop();
+                Err(e)
+            }
+        }
     }
 
-    fn collect(&mut self) -> Result<Vec<Event>, TrainError> {
-        let mut events = Vec::new();
+    fn collect(&mut self, events: &mut Vec<Event>) -> Result<(), TrainError> {
         while let Some((_, readback)) = self.in_flight.front_mut() {
             let Some(result) = readback.try_take() else {
                 break;
@@ -440,7 +463,7 @@ impl Trainer {
                 Work::EpochEnd => events.push(Event::Epoch(self.finish_epoch(&raw)?)),
             }
         }
-        Ok(events)
+        Ok(())
     }
 
     /// Turns the cumulative summaries after a step into that step's values.
@@ -480,11 +503,9 @@ impl Trainer {
             })
             .collect();
         self.clock.samples += samples;
-        self.clock.train_seconds = self
-            .clock
-            .started
-            .map(|t| t.elapsed().as_secs_f64())
-            .unwrap_or(0.0);
+        if self.clock.eval_started.is_none() {
+            self.clock.train_seconds = self.elapsed_in_epoch();
+        }
         let report = StepReport {
             epoch: self.epoch,
             step_in_epoch: 0,
@@ -501,6 +522,13 @@ impl Trainer {
         };
         self.last = now;
         Ok(report)
+    }
+
+    fn elapsed_in_epoch(&self) -> f64 {
+        self.clock
+            .started
+            .map(|t| t.elapsed().as_secs_f64())
+            .unwrap_or(0.0)
     }
 
     /// Ends the epoch from the summaries read after its last eval batch.
@@ -551,7 +579,28 @@ impl Trainer {
                 "the run has finished all its steps".into(),
             ));
         }
+        let result = self.drive_epoch(ctx, train, test, on_step);
+        if result.is_err() {
+            self.stop();
+        }
+        result
+    }
+
+    /// The loop of [`Trainer::run_epoch`]. Waiting for the whole queue rather than its oldest
+    /// submission costs only the host's batch preparation (under a millisecond) per two steps.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn drive_epoch(
+        &mut self,
+        ctx: &GpuContext,
+        train: &Dataset,
+        test: &Dataset,
+        on_step: &mut dyn FnMut(&StepReport),
+    ) -> Result<EpochRecord, TrainError> {
         loop {
+            // An error found after reports were collected comes with the next poll.
+            if let Some(e) = self.deferred_error.take() {
+                return Err(e);
+            }
             if self.in_flight.len() < MAX_IN_FLIGHT && self.submit_next(ctx, train, test)? {
                 continue;
             }
@@ -581,6 +630,7 @@ impl Trainer {
         mut logits_out: Option<&mut Vec<f32>>,
     ) -> Result<LossSummary, TrainError> {
         self.check_data(data)?;
+        self.check_not_evaluating()?;
         self.net.reset_eval_summary(ctx);
         let (t, classes) = (self.model().timesteps, self.model().classes);
         for index in 0..self.eval_batches(data.len()) {
@@ -618,6 +668,7 @@ impl Trainer {
         input: &[f32],
         label: u32,
     ) -> Result<(Vec<LayerReadback>, Readback<f32>), TrainError> {
+        self.check_not_evaluating()?;
         let ws = self.workspaces.get(ctx, &self.net, 1, false)?;
         self.net.upload(ctx, ws, input, &[label])?;
         let mut enc = ctx.encoder("probe");
@@ -625,6 +676,16 @@ impl Trainer {
         ctx.submit(enc);
         let layers = self.net.read_spiking_layers(ctx, ws)?;
         Ok((layers, self.net.logits(ws)?.read_back(ctx)))
+    }
+
+    /// Eval-mode forwards outside the epoch's evaluation would join its eval summary.
+    fn check_not_evaluating(&self) -> Result<(), TrainError> {
+        match self.phase {
+            Phase::Evaluating { .. } | Phase::Summarising => Err(TrainError::Data(
+                "the end-of-epoch evaluation is running; try again when it is done".into(),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Starts reading a checkpoint of the network with optimizer state and the run's
