@@ -579,44 +579,45 @@ impl Trainer {
                 "the run has finished all its steps".into(),
             ));
         }
-        let result = self.drive_epoch(ctx, train, test, on_step);
-        if result.is_err() {
-            self.stop();
-        }
-        result
-    }
-
-    /// The loop of [`Trainer::run_epoch`]. Waiting for the whole queue rather than its oldest
-    /// submission costs only the host's batch preparation (under a millisecond) per two steps.
-    #[cfg(not(target_arch = "wasm32"))]
-    fn drive_epoch(
-        &mut self,
-        ctx: &GpuContext,
-        train: &Dataset,
-        test: &Dataset,
-        on_step: &mut dyn FnMut(&StepReport),
-    ) -> Result<EpochRecord, TrainError> {
         loop {
-            // An error found after reports were collected comes with the next poll.
-            if let Some(e) = self.deferred_error.take() {
-                return Err(e);
-            }
-            if self.in_flight.len() < MAX_IN_FLIGHT && self.submit_next(ctx, train, test)? {
-                continue;
-            }
-            if self.in_flight.is_empty() {
-                return Err(TrainError::Data(
-                    "nothing to run: the step limit is reached".into(),
-                ));
-            }
-            ctx.wait_idle().map_err(NetworkError::from)?;
-            for event in self.poll()? {
+            let events = match self.advance(ctx, train, test) {
+                Ok(events) => events,
+                Err(e) => {
+                    self.stop();
+                    return Err(e);
+                }
+            };
+            for event in events {
                 match event {
                     Event::Step(report) => on_step(&report),
                     Event::Epoch(record) => return Ok(record),
                 }
             }
         }
+    }
+
+    /// One round of [`Trainer::run_epoch`]: submits while fewer than [`MAX_IN_FLIGHT`] are
+    /// queued, then waits for the device and collects. Waiting for the whole queue rather than
+    /// its oldest submission costs only the host's batch preparation (under a millisecond).
+    #[cfg(not(target_arch = "wasm32"))]
+    fn advance(
+        &mut self,
+        ctx: &GpuContext,
+        train: &Dataset,
+        test: &Dataset,
+    ) -> Result<Vec<Event>, TrainError> {
+        // An error found after reports were collected comes with the next poll.
+        if let Some(e) = self.deferred_error.take() {
+            return Err(e);
+        }
+        while self.in_flight.len() < MAX_IN_FLIGHT && self.submit_next(ctx, train, test)? {}
+        if self.in_flight.is_empty() {
+            return Err(TrainError::Data(
+                "nothing to run: the step limit is reached".into(),
+            ));
+        }
+        ctx.wait_idle().map_err(NetworkError::from)?;
+        self.poll()
     }
 
     /// Runs `data` through the network in eval mode and returns its loss summary; with
