@@ -1,7 +1,6 @@
 //! The `bitspike` command line (native): `gui` (the default), `train`, `eval`, `summary`,
 //! `info`, `bench`.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
@@ -13,6 +12,7 @@ use bitspike::data::{self, Dataset, EmbeddedSplit, FileSetKind};
 use bitspike::gpu::{GpuContext, Pending};
 use bitspike::model::summary::Summary;
 use bitspike::model::{AgmmMode, LossKind, ModelConfig, PRESETS};
+use bitspike::train::run_dir::RunDir;
 use bitspike::train::{EpochRecord, OptimizerKind, TrainConfig, Trainer};
 
 #[derive(Parser)]
@@ -137,6 +137,10 @@ enum Command {
         /// Also save the final checkpoint here.
         #[arg(long)]
         save: Option<PathBuf>,
+        /// Start a fresh run in an --out directory that already holds one (its checkpoint and
+        /// metrics are deleted); without it such a directory is refused.
+        #[arg(long)]
+        overwrite: bool,
         /// Use only the first N training samples (after loading).
         #[arg(long)]
         limit_train: Option<usize>,
@@ -336,6 +340,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             no_shuffle,
             no_augment,
             save,
+            overwrite,
             limit_train,
             limit_test,
         } => {
@@ -361,6 +366,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 log_every: 5,
                 ..defaults
             };
+            // Every setting is checked before any data is read or memory allocated.
+            bitspike::model::plan(&config)?;
+            train_config.validate()?;
             let (mut train_set, mut test_set) = load_data(&data)?;
             if let Some(n) = limit_train {
                 train_set = train_set.truncated(n);
@@ -376,6 +384,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 &out,
                 init.as_deref(),
                 save.as_deref(),
+                overwrite,
             )
         }
     }
@@ -489,16 +498,7 @@ fn load_data(args: &DataArgs) -> anyhow::Result<(Dataset, Dataset)> {
     })
 }
 
-fn write_jsonl(path: &Path, record: &EpochRecord) -> anyhow::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    writeln!(f, "{}", serde_json::to_string(record)?)?;
-    Ok(())
-}
-
+#[allow(clippy::too_many_arguments)]
 fn train(
     model: ModelConfig,
     config: TrainConfig,
@@ -507,7 +507,12 @@ fn train(
     out: &Path,
     init: Option<&Path>,
     save: Option<&Path>,
+    overwrite: bool,
 ) -> anyhow::Result<()> {
+    // The checkpoint is read and checked against the model before the run directory changes.
+    let init = init
+        .map(|path| Ok::<_, anyhow::Error>((path, Checkpoint::load(path)?)))
+        .transpose()?;
     let ctx = open_gpu()?;
     eprintln!("adapter: {}", ctx.describe());
     eprintln!(
@@ -523,23 +528,39 @@ fn train(
         config.seed
     );
     let mut trainer = Trainer::new(&ctx, &model, config.clone(), train_set.len())?;
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let metrics_path = out.join("metrics.jsonl");
-    if let Some(path) = init {
-        let ck = Checkpoint::load(path)?;
-        trainer
-            .restore(&ctx, &ck)
-            .with_context(|| format!("loading {}", path.display()))?;
-        eprintln!(
-            "resumed from {} at epoch {}, step {}",
-            path.display(),
-            trainer.epoch(),
-            trainer.step()
-        );
-    } else if metrics_path.exists() {
-        std::fs::remove_file(&metrics_path)?;
+    let run = RunDir::open(out)?;
+    match &init {
+        Some((path, ck)) => {
+            trainer
+                .restore(&ctx, ck)
+                .with_context(|| format!("loading {}", path.display()))?;
+            let dropped = run.resume(trainer.epoch())?;
+            eprintln!(
+                "resumed from {} at epoch {}, step {}{}",
+                path.display(),
+                trainer.epoch(),
+                trainer.step(),
+                if dropped > 0 {
+                    format!(" ({dropped} metrics lines after that epoch dropped)")
+                } else {
+                    String::new()
+                }
+            );
+            if trainer.finished() {
+                println!(
+                    "nothing to train: {} is at epoch {}, step {}, already at the requested \
+                     --epochs {} / --steps; no checkpoint written",
+                    path.display(),
+                    trainer.epoch(),
+                    trainer.step(),
+                    config.epochs
+                );
+                return Ok(());
+            }
+        }
+        None => run.start_fresh(overwrite)?,
     }
-    let last = out.join("last.safetensors");
+    let (metrics_path, last) = (run.metrics_path(), run.checkpoint_path());
     let mut records = Vec::new();
     while !trainer.finished() {
         let bar = ProgressBar::new((train_set.len() / config.batch.max(1)) as u64);
@@ -564,7 +585,8 @@ fn train(
         });
         bar.finish_and_clear();
         let record = record?;
-        write_jsonl(&metrics_path, &record)?;
+        // The log line first, then the checkpoint (see bitspike::train::run_dir).
+        run.append(&record)?;
         trainer.checkpoint(&ctx).block(&ctx)?.save(&last)?;
         println!(
             "epoch {:>3}  train loss {:.4} acc {:6.2}%  test loss {:.4} acc {:6.2}%  flips {:.4}%  {:.1} samples/s  {:.1}s",
@@ -640,6 +662,7 @@ fn eval(
 ) -> anyhow::Result<()> {
     let ck = Checkpoint::load(path)?;
     let model = model_from_checkpoint(path, &ck)?;
+    bitspike::model::plan(&model).with_context(|| format!("{}: model_config", path.display()))?;
     let (_, mut test) = load_data(data_args)?;
     if let Some(n) = limit {
         test = test.truncated(n);

@@ -461,7 +461,11 @@ impl BitspikeApp {
                 self.saving = None;
                 match result
                     .map_err(|e| e.to_string())
-                    .and_then(|ck| ck.to_bytes().map_err(|e| e.to_string()))
+                    .and_then(|ck| {
+                        ck.check_finite()
+                            .and_then(|()| ck.to_bytes())
+                            .map_err(|e| e.to_string())
+                    })
                 {
                     Ok(bytes) => self.files.save(&name, bytes),
                     Err(e) => self.error = Some(format!("saving the checkpoint: {e}")),
