@@ -333,9 +333,8 @@ pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), Chec
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_else(|| "checkpoint".into());
-    let prefix = format!(".{name}.tmp-");
-    remove_stale_temporaries(dir, &prefix);
-    let tmp = dir.join(format!("{prefix}{}", std::process::id()));
+    remove_stale_temporaries(dir, &name);
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -349,18 +348,19 @@ pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), Chec
     result.map_err(io)
 }
 
-/// Removes `<prefix><pid>` files in `dir` whose writer process is gone (on Linux, no
-/// `/proc/<pid>`; elsewhere any other pid's file). Best effort: a file that cannot be removed
-/// is left for the next save.
+/// Removes the temporaries `.<name>.tmp-<pid>` of [`write_atomically`] in `dir` whose writer
+/// process is gone (on Linux, no `/proc/<pid>`; elsewhere any other pid's file). Best effort:
+/// a file that cannot be removed is left for the next save.
 #[cfg(not(target_arch = "wasm32"))]
-fn remove_stale_temporaries(dir: &std::path::Path, prefix: &str) {
+pub fn remove_stale_temporaries(dir: &std::path::Path, name: &str) {
+    let prefix = format!(".{name}.tmp-");
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     let proc_fs = std::path::Path::new("/proc/self").exists();
     for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        let Some(pid) = name.strip_prefix(prefix).and_then(|p| p.parse::<u32>().ok()) else {
+        let file = entry.file_name().to_string_lossy().to_string();
+        let Some(pid) = file.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
         let alive = pid == std::process::id()

@@ -124,7 +124,7 @@ fn bad_training_settings_are_refused_by_name() {
     for (flag, value, name) in [
         ("--lr", "nan", "lr"),
         ("--lr", "inf", "lr"),
-        ("--lr", "-1", "lr"),
+        ("--lr", "-0.5", "lr"),
         ("--momentum", "1.5", "momentum"),
         ("--weight-decay", "1e39", "weight_decay"),
         ("--batch", "0", "batch"),
@@ -132,7 +132,8 @@ fn bad_training_settings_are_refused_by_name() {
         ("--epochs", "99999999999", "epochs"),
         ("-T", "4294967296", "timesteps"),
     ] {
-        let err = cli_fails(&["train", flag, value, "--out", "/nonexistent/x"], &[]);
+        let arg = format!("{flag}={value}");
+        let err = cli_fails(&["train", &arg, "--out", "/nonexistent/x"], &[]);
         assert!(err.contains(name), "{flag} {value}: {err}");
     }
 }
@@ -263,8 +264,20 @@ fn non_finite_tensors_are_never_loaded_nor_saved() {
     std::fs::write(&bad, ck.to_bytes().unwrap()).unwrap();
     let err = trainer.restore(&ctx, &Checkpoint::load(&bad).unwrap()).unwrap_err().to_string();
     assert!(err.contains("conv2.weight"), "{err}");
+    let config = dir.join("tiny.json");
+    std::fs::write(&config, tiny().to_json()).unwrap();
     let err = cli_fails(
-        &["train", "--init", bad.to_str().unwrap(), "--epochs", "2", "--out", dir.join("run").to_str().unwrap()],
+        &[
+            "train",
+            "--config",
+            config.to_str().unwrap(),
+            "--init",
+            bad.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--out",
+            dir.join("run").to_str().unwrap(),
+        ],
         &[],
     );
     assert!(err.contains("conv2.weight"), "{err}");

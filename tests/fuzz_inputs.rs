@@ -106,7 +106,11 @@ fn mutate(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        // PROPTEST_CASES=N for a longer run (see the header).
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1024),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn idx_files_never_panic(
@@ -166,11 +170,13 @@ proptest! {
         let mut value: serde_json::Value = serde_json::from_str(&json).unwrap();
         let mut ints = Vec::new();
         collect_integers(&mut value, &mut ints);
+        let n = ints.len();
         for (at, v) in &edits {
-            if !ints.is_empty() {
-                *ints[at % ints.len()] = serde_json::Value::from(*v);
+            if n > 0 {
+                *ints[at % n] = serde_json::Value::from(*v);
             }
         }
+        drop(ints);
         let mut text = serde_json::to_string(&value).unwrap();
         for (at, f) in &floats {
             // Floats are replaced textually so that values JSON parsers widen (1e39) get in.

@@ -13,7 +13,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::EpochRecord;
-use crate::checkpoint::write_atomically;
+use crate::checkpoint::{remove_stale_temporaries, write_atomically};
 
 /// File names inside a run directory.
 pub const METRICS_FILE: &str = "metrics.jsonl";
@@ -50,6 +50,10 @@ impl RunDir {
             path: dir.display().to_string(),
             source,
         })?;
+        // Leftovers of writers killed mid-save (both files are written atomically).
+        for name in [METRICS_FILE, CHECKPOINT_FILE] {
+            remove_stale_temporaries(dir, name);
+        }
         Ok(Self {
             dir: dir.to_path_buf(),
         })
