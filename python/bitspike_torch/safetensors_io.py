@@ -77,8 +77,8 @@ def dumps(tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None
     """Serialises float32 tensors (sorted by name, as the Rust crate writes them)."""
     header, offset, chunks = {}, 0, []
     for name in sorted(tensors):
-        array = np.ascontiguousarray(tensors[name], dtype="<f4")
-        raw = array.tobytes()
+        array = np.asarray(tensors[name], dtype="<f4")
+        raw = array.tobytes(order="C")
         header[name] = {"dtype": "F32", "shape": list(array.shape),
                         "data_offsets": [offset, offset + len(raw)]}
         chunks.append(raw)
