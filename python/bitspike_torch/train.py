@@ -14,10 +14,11 @@ firing rate per spiking layer, latent-gradient mean and variance per binary laye
 epoch and eval time) and writes OUT/last.safetensors, a bitspike checkpoint (`bitspike eval`,
 `bitspike gui --checkpoint`, `bitspike train --init` read it).
 
-What is not bitspike's: the shuffle order, CIFAR augmentation and Poisson spikes use torch's
-seeded generators (bitspike's Xoshiro streams are not reproduced), so only `--no-shuffle` runs
-without augmentation and with direct encoding repeat bitspike step for step. With several
-processes BN statistics are per process (`--sync-bn` uses SyncBatchNorm on CUDA).
+The shuffle order and the CIFAR augmentation are bitspike's own seeded streams (`rng.py`), so
+a one-process run with direct encoding repeats `bitspike train` step for step (up to float
+rounding); Poisson spikes come from torch's generator. With several processes each takes its
+slice of every global batch; BN statistics are then per process (`--sync-bn` uses
+SyncBatchNorm on CUDA).
 
 Under torchrun the backend is NCCL when CUDA is available and gloo otherwise. (Debian's torch
 1.13 on Python 3.11 needs `torchrun --redirects 2 --tee 2 ...`: its default log-redirect
@@ -42,7 +43,7 @@ import torch.distributed as dist
 from . import checkpoint as ckpt
 from . import config as config_mod
 from . import data as data_mod
-from . import evaluate
+from . import evaluate, rng
 from .model import BSNN, loss_fn, predict
 
 ADAM_LR, SGD_LR = 1e-3, 0.1  # OptimizerKind::default_lr
@@ -133,26 +134,19 @@ def lr_at(lr: float, step: int, total_steps: int) -> float:
     return float(np.float32(lr * 0.5 * (1.0 + math.cos(math.pi * progress))))
 
 
-def epoch_order(n: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
-    """Sample order of an epoch: file order, or a permutation seeded by (seed, epoch) that
-    every process computes alike."""
-    if not shuffle:
-        return np.arange(n)
-    g = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % (2 ** 63))
-    return torch.randperm(n, generator=g).numpy()
-
-
-def augment(images: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Random crop with zero padding 4 and horizontal flip, per sample (as bitspike's)."""
+def augment(images: np.ndarray, shifts: list[tuple[int, int, bool]]) -> np.ndarray:
+    """bitspike's CIFAR augmentation: output pixel (y, x) reads the source at
+    (y + dy, (flip ? W-1-x : x) + dx), zero outside the image."""
     b, _, h, w = images.shape
-    padded = torch.nn.functional.pad(images, (4, 4, 4, 4))
-    shifts = torch.randint(0, 9, (b, 2), generator=g)
-    flips = torch.rand(b, generator=g) < 0.5
-    out = torch.empty_like(images)
-    for i in range(b):
-        dy, dx = int(shifts[i, 0]), int(shifts[i, 1])
-        crop = padded[i, :, dy:dy + h, dx:dx + w]
-        out[i] = crop.flip(-1) if flips[i] else crop
+    padded = np.pad(images, ((0, 0), (0, 0), (4, 4), (4, 4)))
+    out = np.empty_like(images)
+    for i, (dy, dx, flip) in enumerate(shifts):
+        rows = padded[i, :, 4 + dy:4 + dy + h]
+        # Flipped, column x reads source column w-1-x+dx: the mirrored window starts at 4-dx.
+        if flip:
+            out[i] = rows[:, :, ::-1][:, :, 4 - dx:4 - dx + w]
+        else:
+            out[i] = rows[:, :, 4 + dx:4 + dx + w]
     return out
 
 
@@ -278,22 +272,21 @@ def run(args) -> int:
     binary = [n for n, _ in model.binary_weights()]
     previous_signs = signs(model)
     firing_rates: list = init.firing_rates if init else []
-    aug_gen = torch.Generator().manual_seed(args.seed * 7919 + group.rank)
     while step < total_steps and epoch < args.epochs:
         stats = EpochStats(spiking, binary)
-        order = epoch_order(len(train_set), args.seed, epoch, not args.no_shuffle)
+        order = rng.epoch_order(len(train_set), args.seed, epoch, not args.no_shuffle)
         started = time.perf_counter()
         lr_now = lr
         net.train()
         for s in range(steps_per_epoch):
             if step >= total_steps:
                 break
-            idx = order[s * batch:(s + 1) * batch][group.rank * local_batch:
-                                                   (group.rank + 1) * local_batch]
-            images = torch.from_numpy(train_set.images[idx])
+            mine = slice(group.rank * local_batch, (group.rank + 1) * local_batch)
+            idx = order[s * batch:(s + 1) * batch][mine]
+            images = train_set.images[idx]
             if augment_on(args):
-                images = augment(images, aug_gen)
-            images = images.to(group.device)
+                images = augment(images, rng.augmentation(batch, args.seed, step)[mine])
+            images = torch.from_numpy(images).to(group.device)
             labels = torch.from_numpy(train_set.labels[idx]).to(group.device)
             lr_now = lr_at(lr, step, total_steps)
             for g in opt.param_groups:

@@ -2,7 +2,7 @@
 package's eval logits equal `bitspike eval --dump-logits` and one SGD step gives the same
 updated tensors, in all three AGMM modes, for `mnist` and a small resnet-style model; and a
 checkpoint PyTorch wrote continues in `bitspike train --init` exactly as in PyTorch (Adam
-state included).
+state included); and the Python trainer draws bitspike's shuffle order and CIFAR augmentation.
 
 Tolerance: relative 1e-4, i.e. max |bitspike - torch| <= 1e-4 * max |bitspike| per tensor;
 argmax identical. Adam's second moment is held to 1e-3: it squares the gradient (doubling its
@@ -11,6 +11,8 @@ different orders (the encoder conv's weight gradient, over T*B*28*28 positions).
 comparison prints its measured error."""
 
 import json
+import subprocess
+import sys
 import tempfile
 import unittest
 from pathlib import Path
@@ -41,6 +43,12 @@ SMALL_RESNET = {
         {"kind": "conv", "out_channels": 32, "binary": True, "shortcut": "identity"},
         {"kind": "global_avg_pool"},
         {"kind": "linear", "out_features": 10}]}
+TINY_CIFAR = {"name": "tiny-cifar", "input": [3, 32, 32], "classes": 10, "timesteps": 2,
+              "pooling": "max", "normalize_mean": [0.5, 0.5, 0.5], "normalize_std": [0.25] * 3,
+              "layers": [{"kind": "conv", "out_channels": 8, "binary": False},
+                         {"kind": "pool", "size": 4},
+                         {"kind": "conv", "out_channels": 8, "binary": True},
+                         {"kind": "linear", "out_features": 10}]}
 MODELS = {"mnist": config.preset("mnist"), "small-resnet": config.normalize(SMALL_RESNET)}
 MODES = ("full", "detached", "off")
 
@@ -141,9 +149,38 @@ class SameNumbers(unittest.TestCase):
         self.assertLessEqual(abs(metrics[-1]["train_loss"] - torch_metrics[-1]["train_loss"]),
                              RTOL * metrics[-1]["train_loss"])
 
-    def compare(self, label: str, before, rust, torch_, optimizer: bool) -> None:
+    def test_shuffled_step_follows_bitspikes_order(self):
+        cfg, trained = self.trained("mnist", "full")
+        common = ["--config", cfg, "--init", trained, "--steps", 17, "--epochs", 100,
+                  "--batch", BATCH, "--limit-train", 8 * BATCH, "--limit-test", 16, "--seed", 3]
+        rust, torch_ = both_trainers(common, self.dir / "shuffled")
+        self.compare("Adam step, shuffled batch (mnist, full)", ckpt.read(trained),
+                     ckpt.read(rust), ckpt.read(torch_), optimizer=True, update_tolerance=1e-2)
+
+    def test_augmented_cifar_step_follows_bitspike(self):
+        cifar = self.dir / "cifar"
+        subprocess.run([sys.executable, str(bitspike_cli.REPO / "scripts" / "make_cifar_sample.py"),
+                        str(cifar), "64"], check=True, capture_output=True)
+        cfg = self.dir / "tiny-cifar.json"
+        cfg.write_text(config.to_json(config.normalize(TINY_CIFAR)))
+        start = self.dir / "cifar-start"
+        data = ["--dataset", "cifar10", "--data", cifar, "--config", cfg, "--batch", 16,
+                "--limit-test", 8, "--seed", 4]
+        self.assertEqual(train.main([str(a) for a in data + ["--steps", 2, "--lr", 0.01,
+                                                             "--out", start,
+                                                             "--device", "cpu"]]), 0)
+        written = start / "last.safetensors"
+        rust, torch_ = both_trainers(data + ["--init", written, "--steps", 3, "--epochs", 100],
+                                     self.dir / "augmented")
+        self.compare("Adam step, shuffled and augmented CIFAR batch (tiny conv net)",
+                     ckpt.read(written), ckpt.read(rust), ckpt.read(torch_), optimizer=True,
+                     update_tolerance=1e-2)
+
+    def compare(self, label: str, before, rust, torch_, optimizer: bool,
+                update_tolerance: float | None = None) -> None:
         """Every tensor of the two results within RTOL; reports the worst tensor and the
-        error relative to the update itself."""
+        error relative to the update itself, which must stay within `update_tolerance` when
+        given (a step on another batch changes it by ~100%)."""
         names = [n for n in rust.tensors if optimizer or not n.startswith("optim.")]
         self.assertEqual(set(rust.tensors), set(torch_.tensors))
         worst, worst_name, worst_update, worst_state = 0.0, "", 0.0, 0.0
@@ -163,6 +200,8 @@ class SameNumbers(unittest.TestCase):
                            f"worst update rel {worst_update:.2e}"
                            + (f"; optimizer state rel {worst_state:.2e}" if optimizer else ""))
         self.assertLessEqual(worst, RTOL, f"{label}: {worst_name}")
+        if update_tolerance is not None:
+            self.assertLessEqual(worst_update, update_tolerance, f"{label}: the update differs")
 
 
 if __name__ == "__main__":
