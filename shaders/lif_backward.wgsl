@@ -16,9 +16,17 @@
 //   soft: gs[t] = dL/ds[t] - lambda * v_th * gh        (term dropped when detach_reset)
 //         gh'   = gs[t] * sg(h[t]) + lambda * gh
 //   dL/dI[t] = gh'
+//
+// The reset rule, detach_reset and broadcast_input come in as override constants (one pipeline
+// per combination, `crate::gpu::Specialised`), not from the uniform's fields of the same names:
+// lavapipe leaked host memory on every dispatch while all modes' code sat behind uniform branches.
 
 //!include common/flat_index.wgsl
 //!include common/lif.wgsl
+
+override SOFT_RESET: u32 = 0u;
+override DETACH_RESET: u32 = 0u;
+override BROADCAST_INPUT: u32 = 0u;
 
 @group(0) @binding(1) var<storage, read> membrane: array<f32>;
 @group(0) @binding(2) var<storage, read> grad_spikes: array<f32>;
@@ -39,26 +47,26 @@
         let s = select(0.0, 1.0, h >= params.v_th);
         var gs = grad_spikes[i];
         var carry: f32;
-        if (params.soft_reset == 1u) {
-            if (params.detach_reset == 0u) {
+        if (SOFT_RESET == 1u) {
+            if (DETACH_RESET == 0u) {
                 gs -= params.decay * params.v_th * gh;
             }
             carry = params.decay * gh;
         } else {
-            if (params.detach_reset == 0u) {
+            if (DETACH_RESET == 0u) {
                 gs -= params.decay * h * gh;
             }
             carry = params.decay * (1.0 - s) * gh;
         }
         let surrogate = max(0.0, g - abs(h - params.v_th)) / (g * g);
         gh = gs * surrogate + carry;
-        if (params.broadcast_input == 1u) {
+        if (BROADCAST_INPUT == 1u) {
             frame_grad += gh;
         } else {
             grad_current[i] = gh;
         }
     }
-    if (params.broadcast_input == 1u) {
+    if (BROADCAST_INPUT == 1u) {
         grad_current[n] = frame_grad;
     }
 }

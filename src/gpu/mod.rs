@@ -14,5 +14,5 @@ pub use buffer::{GpuBuffer, Readback};
 pub use context::{GpuContext, KernelVariant};
 pub use dispatch::Workgroups;
 pub use error::GpuError;
-pub use kernel::{check_lens, KernelSource};
+pub use kernel::{check_lens, KernelSource, Specialised};
 pub use pending::{Pending, ReadbackSet, Slot};

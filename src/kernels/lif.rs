@@ -3,7 +3,7 @@
 use bytemuck::{Pod, Zeroable};
 use serde::{Deserialize, Serialize};
 
-use crate::gpu::{check_lens, GpuError, Workgroups};
+use crate::gpu::{check_lens, GpuError, Specialised, Workgroups};
 
 /// Reset rule after a spike (docs/method.md §2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -112,17 +112,59 @@ kernel! {
     }
 }
 
-kernel! {
-    /// `lif_backward`: membrane `[T, N]`, dL/ds `[T, N]` -> dL/dI `[T, N]` (or `[N]`, summed
-    /// over t, with a broadcast input).
-    pub struct LifBackward("lif_backward", LifParams);
+/// `lif_backward`: membrane `[T, N]`, dL/ds `[T, N]` -> dL/dI `[T, N]` (or `[N]`, summed over t,
+/// with a broadcast input). One pipeline per (reset rule, detach_reset, broadcast_input), the
+/// shader's override constants (see [`Specialised`] for why), compiled on first use.
+pub struct LifBackward;
 
-    fn dispatch(params, membrane: f32, grad_spikes: f32, grad_current: f32) -> Workgroups {
+impl LifBackward {
+    pub const NAME: &'static str = "lif_backward";
+    pub const SOURCE: crate::gpu::KernelSource = kernel_source!("lif_backward", LifParams);
+    const SPECIALISED: Specialised = Specialised::new(
+        Self::SOURCE,
+        &["SOFT_RESET", "DETACH_RESET", "BROADCAST_INPUT"],
+    );
+
+    /// Compiles (or fetches from the cache) the pipeline of the default mode (hard reset, no
+    /// detach, per-timestep input), so a broken shader fails here; the others on first use.
+    pub fn new(ctx: &crate::gpu::GpuContext) -> Result<Self, GpuError> {
+        Self::SPECIALISED.pipeline(ctx, &[0, 0, 0])?;
+        Ok(Self)
+    }
+
+    /// Records the backward pass.
+    pub fn dispatch(
+        &self,
+        ctx: &crate::gpu::GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &LifParams,
+        membrane: &crate::gpu::GpuBuffer<f32>,
+        grad_spikes: &crate::gpu::GpuBuffer<f32>,
+        grad_current: &crate::gpu::GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
         params.check(
             Self::NAME,
-            &[("membrane", membrane.len()), ("grad_spikes", grad_spikes.len())],
+            &[
+                ("membrane", membrane.len()),
+                ("grad_spikes", grad_spikes.len()),
+            ],
         )?;
         params.check_current(Self::NAME, "grad_current", grad_current.len())?;
-        Workgroups::for_items(params.neurons as u64, WORKGROUP)
+        let pipeline = Self::SPECIALISED.pipeline(
+            ctx,
+            &[
+                params.soft_reset.min(1),
+                params.detach_reset.min(1),
+                params.broadcast_input.min(1),
+            ],
+        )?;
+        ctx.dispatch(
+            encoder,
+            &pipeline,
+            Self::NAME,
+            bytemuck::bytes_of(params),
+            &[membrane.raw(), grad_spikes.raw(), grad_current.raw()],
+            Workgroups::for_items(params.neurons as u64, WORKGROUP),
+        )
     }
 }

@@ -5,7 +5,7 @@
 use bytemuck::{Pod, Zeroable};
 use serde::{Deserialize, Serialize};
 
-use crate::gpu::{check_lens, GpuError, Workgroups};
+use crate::gpu::{check_lens, GpuError, Specialised, Workgroups};
 
 /// Which cross-entropy the readout uses (docs/method.md §6): a model's `loss` field and the
 /// CLI's `--loss`.
@@ -153,30 +153,24 @@ impl LossSummary {
 /// `cross_entropy`: logits `[T, B, C]`, labels `[B]` -> dL/do `[T, B, C]` (batch-mean loss),
 /// per-sample loss `[B]`, and an update of `summary[slot]`. One workgroup per dispatch.
 ///
-/// One pipeline per loss kind (the shader's `override KIND`), not a branch on the uniform:
-/// Mesa's lavapipe 22.3 leaks about 0.7 MB of host memory on every dispatch of the shader that
-/// holds both kinds' code (found by `tests/soak.rs`: 110 MB per MNIST epoch), and each
-/// specialised pipeline compiles only the code its kind runs.
+/// One pipeline per loss kind (the shader's `override KIND`, see [`Specialised`] for why).
 pub struct CrossEntropy {
-    /// Indexed by `LossParams::kind`.
     pipelines: [std::sync::Arc<wgpu::ComputePipeline>; 2],
 }
 
 impl CrossEntropy {
     pub const NAME: &'static str = "cross_entropy";
     pub const SOURCE: crate::gpu::KernelSource = kernel_source!("cross_entropy", LossParams);
+    const SPECIALISED: Specialised = Specialised::new(Self::SOURCE, &["KIND"]);
 
-    /// Compiles (or fetches from the context's cache) both specialised pipelines.
+    /// Compiles (or fetches from the context's cache) both specialised pipelines, indexed by
+    /// `LossParams::kind`.
     pub fn new(ctx: &crate::gpu::GpuContext) -> Result<Self, GpuError> {
-        let pipeline = |kind: u32| {
-            ctx.pipeline(
-                &format!("{}/kind{kind}", Self::NAME),
-                Self::SOURCE.wgsl,
-                &[("KIND", kind as f64)],
-            )
-        };
         Ok(Self {
-            pipelines: [pipeline(0)?, pipeline(1)?],
+            pipelines: [
+                Self::SPECIALISED.pipeline(ctx, &[0])?,
+                Self::SPECIALISED.pipeline(ctx, &[1])?,
+            ],
         })
     }
 
