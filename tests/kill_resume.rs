@@ -121,9 +121,11 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
                 train_cmd(&config, &out, &["--overwrite"])
             };
             let mut child = cmd.spawn().unwrap();
-            if kills < MAX_KILLS && r.random_bool(0.8) {
-                // Anywhere from start-up to past the end of a whole run.
-                let wait = full.mul_f64(r.random_range(0.05..1.1));
+            // Every trial's first run is killed somewhere inside a whole run's time; later ones
+            // (resumed, so shorter) anywhere from start-up to past the end of a whole run.
+            if kills == 0 || (kills < MAX_KILLS && r.random_bool(0.8)) {
+                let upto = if kills == 0 { 0.8 } else { 1.1 };
+                let wait = full.mul_f64(r.random_range(0.05..upto));
                 let deadline = Instant::now() + wait;
                 while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
                     std::thread::sleep(Duration::from_millis(5));
@@ -164,6 +166,8 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
         );
         println!("trial {trial}: {kills} kills, resumed to the same result");
     }
+    // A kill misses only when the process finished first (a faster machine than the timed
+    // reference run); most must land or the test proves nothing.
     assert!(
         kills_landed >= TRIALS,
         "the trials killed {kills_landed} times"
