@@ -46,6 +46,25 @@ enum DatasetKind {
     Cifar10,
     /// CIFAR-100 binary files (train.bin, test.bin) in --data DIR.
     Cifar100,
+    /// N-MNIST event files (Train/<digit>/*.bin, Test/<digit>/*.bin) in --data DIR.
+    Nmnist,
+    /// DVS128 Gesture AEDAT 3.1 recordings, labels and trial lists in --data DIR.
+    Dvsgesture,
+    /// CIFAR10-DVS AEDAT 2.0 files, one folder per class, in --data DIR.
+    Cifar10dvs,
+}
+
+impl DatasetKind {
+    /// The event data set this is, if it is one.
+    fn events(self) -> Option<data::events::EventKind> {
+        use data::events::EventKind;
+        match self {
+            DatasetKind::Nmnist => Some(EventKind::NMnist),
+            DatasetKind::Dvsgesture => Some(EventKind::DvsGesture),
+            DatasetKind::Cifar10dvs => Some(EventKind::Cifar10Dvs),
+            _ => None,
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -53,9 +72,38 @@ struct DataArgs {
     /// Which data set.
     #[arg(long, value_enum, default_value = "mnist10k")]
     dataset: DatasetKind,
-    /// Directory with the data set's files (for idx / cifar10 / cifar100).
+    /// Directory with the data set's files (for idx / cifar10 / cifar100 and the event sets).
     #[arg(long)]
     data: Option<PathBuf>,
+    #[command(flatten)]
+    events: EventArgs,
+}
+
+/// How event data (nmnist, dvsgesture, cifar10dvs) becomes frames.
+#[derive(clap::Args, Debug)]
+struct EventArgs {
+    /// Event data: frames per sample, one per timestep (default: the model's T; sets T).
+    #[arg(long)]
+    frames: Option<usize>,
+    /// Event data: frame side after downsampling (default: the model's input size, e.g.
+    /// 128 -> 64 for dvsgesture, 128 -> 48 for cifar10dvs).
+    #[arg(long)]
+    frame_size: Option<usize>,
+    /// Event data: clip event counts to 0/1 (binary frames).
+    #[arg(long)]
+    clip: bool,
+    /// CIFAR10-DVS: shuffle each class with this seed before the 9:1 split (default: file order).
+    #[arg(long)]
+    split_seed: Option<u64>,
+    /// Event data: where the frames cache goes (default: the --data directory).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Event data: neither read nor write the frames cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Event data: rebuild the frames from the events and overwrite the cache.
+    #[arg(long)]
+    rebuild_cache: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -166,6 +214,9 @@ enum Command {
         /// Summarise the model stored in this checkpoint (uses its measured firing rates).
         #[arg(long)]
         checkpoint: Option<PathBuf>,
+        /// Event models: measure the input's event rate on this data set (--dataset, --data).
+        #[command(flatten)]
+        data: DataArgs,
     },
     /// Print the adapter, backend, limits and features bitspike runs on.
     Info,
@@ -309,7 +360,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", bitspike::bench::format_table(&rows));
             Ok(())
         }
-        Command::Summary { model, checkpoint } => summary(&model, checkpoint.as_deref()),
+        Command::Summary {
+            model,
+            checkpoint,
+            data,
+        } => summary(&model, checkpoint.as_deref(), &data),
         Command::Eval {
             checkpoint,
             data,
@@ -361,7 +416,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 log_every: 5,
                 ..defaults
             };
-            let (mut train_set, mut test_set) = load_data(&data)?;
+            let (mut train_set, mut test_set) = match data.dataset.events() {
+                Some(kind) => load_event_data(&data, kind, &mut config)?,
+                None => load_data(&data)?,
+            };
             if let Some(n) = limit_train {
                 train_set = train_set.truncated(n);
             }
@@ -455,6 +513,9 @@ fn load_data(args: &DataArgs) -> anyhow::Result<(Dataset, Dataset)> {
         DatasetKind::Idx => FileSetKind::Idx,
         DatasetKind::Cifar10 => FileSetKind::Cifar10,
         DatasetKind::Cifar100 => FileSetKind::Cifar100,
+        DatasetKind::Nmnist | DatasetKind::Dvsgesture | DatasetKind::Cifar10dvs => {
+            bail!("event data sets are loaded by load_event_data")
+        }
     };
     let dir = args
         .data
@@ -487,6 +548,65 @@ fn load_data(args: &DataArgs) -> anyhow::Result<(Dataset, Dataset)> {
             data::expected_files(kind)
         )
     })
+}
+
+/// Loads an event data set as frames for `model`: T frames (`--frames`, which also sets the
+/// model's T, or the model's T) at the model's input size (or `--frame-size`), through the
+/// frames cache.
+fn load_event_data(
+    args: &DataArgs,
+    kind: data::events::EventKind,
+    model: &mut ModelConfig,
+) -> anyhow::Result<(Dataset, Dataset)> {
+    use data::events::{load_event_datasets, CacheUse, FrameSettings};
+    let e = &args.events;
+    let dir = args
+        .data
+        .clone()
+        .context("--data DIR is required for this --dataset")?;
+    if let Some(frames) = e.frames {
+        model.timesteps = frames;
+    }
+    let [_, h, w] = model.input;
+    let (height, width) = e.frame_size.map_or((h, w), |s| (s, s));
+    let settings = FrameSettings {
+        frames: model.timesteps,
+        height,
+        width,
+        clip: e.clip,
+    };
+    let cache_dir = e.cache_dir.clone().unwrap_or_else(|| dir.clone());
+    let cache = if e.no_cache {
+        CacheUse::Off
+    } else if e.rebuild_cache {
+        CacheUse::Rebuild(cache_dir)
+    } else {
+        CacheUse::ReadWrite(cache_dir)
+    };
+    let start = std::time::Instant::now();
+    let loaded = load_event_datasets(kind, &dir, &settings, e.split_seed, &cache).with_context(
+        || {
+            format!(
+                "loading {} from {} (expects {})",
+                kind.name(),
+                dir.display(),
+                data::events::expected_layout(kind)
+            )
+        },
+    )?;
+    eprintln!(
+        "{}: {} train / {} test samples, {} frames of 2x{}x{}{} ({}, {:.1}s)",
+        kind.name(),
+        loaded.train.len(),
+        loaded.test.len(),
+        settings.frames,
+        settings.height,
+        settings.width,
+        if settings.clip { " clipped to 0/1" } else { "" },
+        loaded.note,
+        start.elapsed().as_secs_f64()
+    );
+    Ok((loaded.train, loaded.test))
 }
 
 fn write_jsonl(path: &Path, record: &EpochRecord) -> anyhow::Result<()> {
@@ -639,8 +759,18 @@ fn eval(
     batch: usize,
 ) -> anyhow::Result<()> {
     let ck = Checkpoint::load(path)?;
-    let model = model_from_checkpoint(path, &ck)?;
-    let (_, mut test) = load_data(data_args)?;
+    let mut model = model_from_checkpoint(path, &ck)?;
+    let trained_t = model.timesteps;
+    let (_, mut test) = match data_args.dataset.events() {
+        Some(kind) => load_event_data(data_args, kind, &mut model)?,
+        None => load_data(data_args)?,
+    };
+    if model.timesteps != trained_t {
+        bail!(
+            "--frames {} differs from the checkpoint's T = {trained_t}",
+            model.timesteps
+        );
+    }
     if let Some(n) = limit {
         test = test.truncated(n);
     }
@@ -704,8 +834,12 @@ fn write_npy_f32(path: &Path, data: &[f32], shape: &[usize]) -> anyhow::Result<(
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
-fn summary(args: &ModelArgs, checkpoint: Option<&Path>) -> anyhow::Result<()> {
-    let (model, rates) = match checkpoint {
+fn summary(
+    args: &ModelArgs,
+    checkpoint: Option<&Path>,
+    data_args: &DataArgs,
+) -> anyhow::Result<()> {
+    let (mut model, mut rates) = match checkpoint {
         Some(path) => {
             let ck = Checkpoint::load(path)?;
             let meta = CheckpointMeta::read(&path.display().to_string(), &ck)?;
@@ -714,6 +848,22 @@ fn summary(args: &ModelArgs, checkpoint: Option<&Path>) -> anyhow::Result<()> {
         }
         None => (load_model(args)?, None),
     };
+    // Event input: the first layer does one accumulate per event and synapse; its rate is the
+    // mean event count per input element and timestep, measured on the data when given.
+    let mut event_rate = None;
+    if let (Some(kind), Some(_), bitspike::model::Encoding::Events) =
+        (data_args.dataset.events(), &data_args.data, model.encoding)
+    {
+        let (train, _) = load_event_data(data_args, kind, &mut model)?;
+        let total: u64 = train.images.iter().map(|&v| v as u64).sum();
+        let rate = total as f64 / train.images.len().max(1) as f64;
+        println!(
+            "event input: {rate:.4} events per input element and timestep ({} samples)",
+            train.len()
+        );
+        event_rate = Some(rate);
+        rates.get_or_insert_with(Vec::new);
+    }
     let s = Summary::new(&model)?;
     // The spikes entering row i are the outputs of row i-1 (measured per layer during training).
     let input_rates: Option<Vec<f64>> = rates.map(|rates| {
@@ -722,7 +872,7 @@ fn summary(args: &ModelArgs, checkpoint: Option<&Path>) -> anyhow::Result<()> {
             .enumerate()
             .map(|(i, _)| {
                 if i == 0 {
-                    1.0
+                    event_rate.unwrap_or(1.0)
                 } else {
                     let prev = &s.rows[i - 1].name;
                     rates

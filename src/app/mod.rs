@@ -382,7 +382,7 @@ impl BitspikeApp {
             return Err("no GPU device or no data".into());
         };
         let data_shape = [train.channels, train.height, train.width];
-        if model.input != data_shape {
+        if model.data_shape() != data_shape {
             return Err(format!(
                 "model '{}' takes input {:?} but the data is {:?}: choose a model for this \
                  input (mnist: 1x28x28, resnet19: 3x32x32) or other data",
@@ -564,7 +564,7 @@ impl BitspikeApp {
                         let shape = [train.channels, train.height, train.width];
                         if let Some(p) = crate::model::PRESETS
                             .iter()
-                            .find(|p| ModelConfig::preset(p).is_some_and(|m| m.input == shape))
+                            .find(|p| ModelConfig::preset(p).is_some_and(|m| m.data_shape() == shape))
                         {
                             self.setup.preset = p.to_string();
                         }

@@ -16,7 +16,7 @@ use crate::data::Dataset;
 
 const MAGIC: &[u8; 8] = b"BSFRAMES";
 const VERSION: u32 = 1;
-const HEADER_BYTES: usize = 72;
+const HEADER_BYTES: usize = 64;
 
 /// A decoded frames file.
 #[derive(Clone, Debug, PartialEq)]

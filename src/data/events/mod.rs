@@ -7,7 +7,8 @@
 //! - `frames.rs`: events to frames (SpikingJelly's `split_by='number'`), downsampling;
 //! - `cache.rs`: the compact frames file written next to the data, checked against the data and
 //!   the settings before it is used;
-//! - `sets.rs`: the folder layouts, labels and train/test splits of the three sets.
+//! - `sets.rs`: the folder layouts, labels and train/test splits of the three sets;
+//! - `synthetic.rs`: N-MNIST-shaped events made from static digits (tests, the README run).
 //!
 //! The frames land in an ordinary [`Dataset`](super::Dataset) whose `channels` are the T frames
 //! of 2 polarities stacked frame-major (`[T, 2, H, W]` per sample, counts as `u8`), which the
@@ -22,6 +23,7 @@ mod cache;
 mod frames;
 mod nmnist;
 mod sets;
+pub mod synthetic;
 
 pub use aedat2::decode_aedat2_cifar10dvs;
 pub use aedat3::{decode_aedat3, parse_gesture_labels, parse_trial_list, GestureSegment};
