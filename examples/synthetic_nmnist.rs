@@ -8,7 +8,9 @@ use bitspike::data::{embedded_mnist10k, EmbeddedSplit};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let dir = args.next().ok_or("usage: synthetic_nmnist DIR [TRAIN] [TEST]")?;
+    let dir = args
+        .next()
+        .ok_or("usage: synthetic_nmnist DIR [TRAIN] [TEST]")?;
     let train_n = args.next().map(|s| s.parse()).transpose()?.unwrap_or(8000);
     let test_n = args.next().map(|s| s.parse()).transpose()?.unwrap_or(2000);
     let train = embedded_mnist10k(EmbeddedSplit::Train)?.truncated(train_n);

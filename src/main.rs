@@ -584,16 +584,15 @@ fn load_event_data(
         CacheUse::ReadWrite(cache_dir)
     };
     let start = std::time::Instant::now();
-    let loaded = load_event_datasets(kind, &dir, &settings, e.split_seed, &cache).with_context(
-        || {
+    let loaded =
+        load_event_datasets(kind, &dir, &settings, e.split_seed, &cache).with_context(|| {
             format!(
                 "loading {} from {} (expects {})",
                 kind.name(),
                 dir.display(),
                 data::events::expected_layout(kind)
             )
-        },
-    )?;
+        })?;
     eprintln!(
         "{}: {} train / {} test samples, {} frames of 2x{}x{}{} ({}, {:.1}s)",
         kind.name(),

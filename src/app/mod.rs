@@ -562,10 +562,9 @@ impl BitspikeApp {
                     if self.setup.config.is_none() {
                         // The preset that takes this input, if one does.
                         let shape = [train.channels, train.height, train.width];
-                        if let Some(p) = crate::model::PRESETS
-                            .iter()
-                            .find(|p| ModelConfig::preset(p).is_some_and(|m| m.data_shape() == shape))
-                        {
+                        if let Some(p) = crate::model::PRESETS.iter().find(|p| {
+                            ModelConfig::preset(p).is_some_and(|m| m.data_shape() == shape)
+                        }) {
                             self.setup.preset = p.to_string();
                         }
                     }

@@ -198,7 +198,8 @@ mod tests {
         let b = make_batch(&data, &[1, 0], &spec, 0);
         assert_eq!(b.labels, vec![7, 4]);
         // [T, B, C, H, W]: t = 2, batch slot 0 (sample 1), channel 1, x = 1.
-        let at = |t: usize, bi: usize, ch: usize, x: usize| b.input[((t * 2 + bi) * 2 + ch) * 2 + x];
+        let at =
+            |t: usize, bi: usize, ch: usize, x: usize| b.input[((t * 2 + bi) * 2 + ch) * 2 + x];
         assert_eq!(at(2, 0, 1, 1), (100.0 + 20.0 + 2.0 + 1.0 - 1.0) / 2.0);
         assert_eq!(at(0, 1, 0, 0), 0.0);
         assert_eq!(at(1, 1, 0, 1), 11.0);

@@ -39,7 +39,7 @@ pub fn decode_aedat3(
     };
     if !bytes.starts_with(b"#!AER-DAT3") {
         return Err(bad(
-            "does not start with `#!AER-DAT3.1` (not an AEDAT 3 file)".into()
+            "does not start with `#!AER-DAT3.1` (not an AEDAT 3 file)".into(),
         ));
     }
     let end = bytes
@@ -151,7 +151,10 @@ pub struct GestureSegment {
 }
 
 /// Parses a `*_labels.csv` file (`class,startTime_usec,endTime_usec`, classes 1..=11).
-pub fn parse_gesture_labels(file: &str, bytes: &[u8]) -> Result<Vec<GestureSegment>, EventDataError> {
+pub fn parse_gesture_labels(
+    file: &str,
+    bytes: &[u8],
+) -> Result<Vec<GestureSegment>, EventDataError> {
     let text = std::str::from_utf8(bytes).map_err(|e| EventDataError::Labels {
         file: file.to_string(),
         line: 1,
@@ -212,7 +215,9 @@ pub fn parse_trial_list(file: &str, bytes: &[u8]) -> Result<Vec<String>, EventDa
             return Err(EventDataError::Labels {
                 file: file.to_string(),
                 line: i + 1,
-                message: format!("expected a recording name like `user01_fluorescent.aedat`, found `{line}`"),
+                message: format!(
+                    "expected a recording name like `user01_fluorescent.aedat`, found `{line}`"
+                ),
             });
         }
         trials.push(line.to_string());

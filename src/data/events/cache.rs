@@ -33,7 +33,11 @@ pub struct FramesFile {
 
 /// The cache file name for a data set and its settings, e.g.
 /// `bitspike-nmnist-T10-34x34-counts.frames`.
-pub fn cache_file_name(kind: EventKind, settings: &FrameSettings, split_seed: Option<u64>) -> String {
+pub fn cache_file_name(
+    kind: EventKind,
+    settings: &FrameSettings,
+    split_seed: Option<u64>,
+) -> String {
     format!(
         "bitspike-{}-T{}-{}x{}-{}{}.frames",
         kind.name(),
@@ -113,10 +117,14 @@ pub fn decode_frames_file(file: &str, bytes: &[u8]) -> Result<FramesFile, EventD
             "frames file version {version}, this bitspike reads version {VERSION}"
         )));
     }
-    let kind = [EventKind::NMnist, EventKind::DvsGesture, EventKind::Cifar10Dvs]
-        .into_iter()
-        .find(|k| k.code() == bytes[12])
-        .ok_or_else(|| bad(format!("unknown data set code {}", bytes[12])))?;
+    let kind = [
+        EventKind::NMnist,
+        EventKind::DvsGesture,
+        EventKind::Cifar10Dvs,
+    ]
+    .into_iter()
+    .find(|k| k.code() == bytes[12])
+    .ok_or_else(|| bad(format!("unknown data set code {}", bytes[12])))?;
     let (clip, has_seed) = (bytes[13] != 0, bytes[14] != 0);
     let (frames, height, width, classes) = (
         le_u32(bytes, 16) as usize,
@@ -165,7 +173,11 @@ pub fn decode_frames_file(file: &str, bytes: &[u8]) -> Result<FramesFile, EventD
             "truncated or padded: the header promises {expected} bytes of labels and frames, \
              the stream holds {}{}",
             payload.len().min(expected as usize),
-            if payload.len() as u64 > expected { "+" } else { "" }
+            if payload.len() as u64 > expected {
+                "+"
+            } else {
+                ""
+            }
         )));
     }
     let mut at = 0usize;
@@ -176,8 +188,14 @@ pub fn decode_frames_file(file: &str, bytes: &[u8]) -> Result<FramesFile, EventD
         let len = count * settings.sample_bytes();
         let images = payload[at..at + len].to_vec();
         at += len;
-        if let Some((i, l)) = labels.iter().enumerate().find(|(_, &l)| l as usize >= classes) {
-            return Err(bad(format!("{what} label {l} at sample {i} outside 0..{classes}")));
+        if let Some((i, l)) = labels
+            .iter()
+            .enumerate()
+            .find(|(_, &l)| l as usize >= classes)
+        {
+            return Err(bad(format!(
+                "{what} label {l} at sample {i} outside 0..{classes}"
+            )));
         }
         Ok(Dataset {
             images,

@@ -6,7 +6,7 @@
 //! integer scaling of the coordinates (`x' = x * W / sensor_width`, as tonic's `Downsample`).
 //! Counts saturate at 255 (frames are stored as `u8`).
 
-use super::{EventDataError, Event, MAX_FRAMES};
+use super::{Event, EventDataError, MAX_FRAMES};
 
 /// How a sample's events become frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,7 +69,11 @@ pub fn slice_bounds(n: usize, frames: usize) -> Vec<(usize, usize)> {
 /// Integrates `events` from a `(width, height)` sensor into `settings.frames` frames
 /// `[T, 2, H, W]` of counts (see the module doc). Events must lie on the sensor (the decoders
 /// check); any that do not are skipped rather than trusted as an index.
-pub fn events_to_frames(events: &[Event], sensor: (usize, usize), settings: &FrameSettings) -> Vec<u8> {
+pub fn events_to_frames(
+    events: &[Event],
+    sensor: (usize, usize),
+    settings: &FrameSettings,
+) -> Vec<u8> {
     let (h, w) = (settings.height, settings.width);
     let plane = h * w;
     let mut out = vec![0u8; settings.sample_bytes()];
@@ -85,7 +89,11 @@ pub fn events_to_frames(events: &[Event], sensor: (usize, usize), settings: &Fra
             }
             let (x, y) = (x * w / sensor.0, y * h / sensor.1);
             let cell = &mut frame[e.on as usize * plane + y * w + x];
-            *cell = if settings.clip { 1 } else { cell.saturating_add(1) };
+            *cell = if settings.clip {
+                1
+            } else {
+                cell.saturating_add(1)
+            };
         }
     }
     out

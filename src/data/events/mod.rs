@@ -26,18 +26,18 @@ mod sets;
 pub mod synthetic;
 
 pub use aedat2::decode_aedat2_cifar10dvs;
+pub use aedat2::encode_aedat2_cifar10dvs;
+pub use aedat3::encode_aedat3;
 pub use aedat3::{decode_aedat3, parse_gesture_labels, parse_trial_list, GestureSegment};
 pub use cache::{cache_file_name, decode_frames_file, encode_frames_file, FramesFile};
 pub use frames::{events_to_frames, slice_bounds, FrameSettings};
 pub use nmnist::decode_nmnist;
+pub use nmnist::encode_nmnist;
 #[cfg(not(target_arch = "wasm32"))]
 pub use sets::load_event_datasets;
 pub use sets::{
     event_datasets_from_files, expected_layout, CacheUse, EventData, EventSource, CIFAR10_CLASSES,
 };
-pub use aedat2::encode_aedat2_cifar10dvs;
-pub use aedat3::encode_aedat3;
-pub use nmnist::encode_nmnist;
 
 use thiserror::Error;
 

@@ -17,9 +17,8 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::{
-    decode_aedat2_cifar10dvs, decode_aedat3, decode_nmnist, events_to_frames,
-    parse_gesture_labels, parse_trial_list, Event, EventDataError, EventKind, FrameSettings,
-    MAX_FRAME_BYTES,
+    decode_aedat2_cifar10dvs, decode_aedat3, decode_nmnist, events_to_frames, parse_gesture_labels,
+    parse_trial_list, Event, EventDataError, EventKind, FrameSettings, MAX_FRAME_BYTES,
 };
 use crate::data::{Dataset, NamedBytes};
 use crate::rng::SeededRng;
@@ -288,8 +287,7 @@ fn plan_gesture(cat: &Catalog) -> Result<SetPlan, EventDataError> {
             })?;
             used.push(recording.clone());
             used.push(labels.clone());
-            let segments =
-                parse_gesture_labels(&cat.display(&labels.0), &cat.read(&labels.0)?)?;
+            let segments = parse_gesture_labels(&cat.display(&labels.0), &cat.read(&labels.0)?)?;
             plans.extend(segments.into_iter().map(|s| Plan {
                 file: recording.0.clone(),
                 label: s.class,
@@ -313,7 +311,10 @@ fn cifar10dvs_class(name: &str) -> Option<u8> {
                 .to_lowercase()
                 .starts_with(&format!("cifar10_{c}_"))
     };
-    CIFAR10_CLASSES.iter().position(|c| by_name(&c)).map(|i| i as u8)
+    CIFAR10_CLASSES
+        .iter()
+        .position(|c| by_name(&c))
+        .map(|i| i as u8)
 }
 
 fn plan_cifar10dvs(cat: &Catalog, split_seed: Option<u64>) -> Result<SetPlan, EventDataError> {

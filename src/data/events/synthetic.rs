@@ -23,7 +23,9 @@ fn path() -> Vec<(usize, usize)> {
     for pair in corners.windows(2) {
         let ((x0, y0), (x1, y1)) = (pair[0], pair[1]);
         for s in 1..=6 {
-            let lerp = |a: usize, b: usize| (a as f32 + (b as f32 - a as f32) * s as f32 / 6.0).round() as usize;
+            let lerp = |a: usize, b: usize| {
+                (a as f32 + (b as f32 - a as f32) * s as f32 / 6.0).round() as usize
+            };
             out.push((lerp(x0, x1), lerp(y0, y1)));
         }
     }
@@ -81,7 +83,10 @@ pub fn write_synthetic_nmnist(
         for i in 0..data.len() {
             let folder = dir.join(split).join(data.labels[i].to_string());
             std::fs::create_dir_all(&folder)?;
-            let events = saccade_events(data.image(i), seed ^ (i as u64) << 1 ^ (split == "Test") as u64);
+            let events = saccade_events(
+                data.image(i),
+                seed ^ (i as u64) << 1 ^ (split == "Test") as u64,
+            );
             std::fs::write(
                 folder.join(format!("{:05}.bin", i + 1)),
                 super::encode_nmnist(&events),
