@@ -86,7 +86,7 @@ struct EventArgs {
     #[arg(long)]
     frames: Option<usize>,
     /// Event data: frame side after downsampling (default: the model's input size, e.g.
-    /// 128 -> 64 for dvsgesture, 128 -> 48 for cifar10dvs).
+    /// 128 -> 32 for dvsgesture, 128 -> 48 for cifar10dvs).
     #[arg(long)]
     frame_size: Option<usize>,
     /// Event data: clip event counts to 0/1 (binary frames).
@@ -135,6 +135,9 @@ enum Command {
         /// Screenshot mode: first train a run with this AGMM mode and overlay it (dashed).
         #[arg(long, value_enum)]
         compare_agmm: Option<AgmmMode>,
+        /// Start with these event frames (a `.frames` file a run wrote) instead of MNIST-10k.
+        #[arg(long)]
+        frames_file: Option<PathBuf>,
     },
     /// Train a BSNN (default: the mnist preset on the embedded MNIST-10k).
     Train {
@@ -286,6 +289,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         after_steps: 20,
         checkpoint: None,
         compare_agmm: None,
+        frames_file: None,
     });
     match command {
         Command::Gui {
@@ -294,6 +298,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             after_steps,
             checkpoint,
             compare_agmm,
+            frames_file,
         } => {
             let view = match view {
                 ViewArg::Training => bitspike::app::View::Training,
@@ -308,6 +313,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 after_steps,
                 checkpoint,
                 compare_agmm,
+                frames_file,
                 ..Default::default()
             })?;
             Ok(())
@@ -394,6 +400,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             limit_train,
             limit_test,
         } => {
+            if let (Some(t), Some(f)) = (timesteps, data.events.frames) {
+                if t != f {
+                    bail!("-T {t} and --frames {f} disagree: event frame t is the input at timestep t");
+                }
+            }
             let mut config = load_model_with(&model, timesteps)?;
             if let Some(mode) = agmm {
                 config.agmm.mode = mode;
@@ -861,7 +872,10 @@ fn summary(
             train.len()
         );
         event_rate = Some(rate);
-        rates.get_or_insert_with(Vec::new);
+        if rates.is_none() {
+            println!("(no checkpoint: the other layers are counted at the dense bound, rate 1)");
+            rates = Some(Vec::new());
+        }
     }
     let s = Summary::new(&model)?;
     // The spikes entering row i are the outputs of row i-1 (measured per layer during training).

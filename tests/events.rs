@@ -408,7 +408,11 @@ fn cifar10dvs_splits_9_to_1_per_class_in_file_name_order() {
     let d = event_datasets_from_files(EventKind::Cifar10Dvs, &files, &settings, None).unwrap();
     // airplane: ceil(0.9 * 11) = 10 train, 1 test; truck: ceil(2.7) = 3 train, 0 test.
     println!("train {:?} test {:?}", d.train.labels, d.test.labels);
-    assert_eq!(d.train.labels, [vec![0; 10], vec![9; 3]].concat());
+    // Classes interleave (rank within class, then class).
+    assert_eq!(
+        d.train.labels,
+        [vec![0, 9, 0, 9, 0, 9], vec![0; 7]].concat()
+    );
     assert_eq!(d.test.labels, vec![0]);
     assert_eq!(
         (d.train.channels, d.train.height, d.train.width),
@@ -541,7 +545,8 @@ fn nmnist_folder_loads_and_the_cache_round_trips() {
     let built = load_event_datasets(EventKind::NMnist, &dir, &settings, None, &cache).unwrap();
     println!("{}", built.note);
     assert!(built.note.contains("cached in"), "{}", built.note);
-    assert_eq!(built.train.labels, vec![0, 0, 0, 7, 7, 7, 7]);
+    // File-name order (MNIST indices), digits interleaved.
+    assert_eq!(built.train.labels, vec![0, 7, 0, 7, 0, 7, 7]);
     assert_eq!(built.test.labels, vec![0, 7]);
     assert!(
         built.train.image(6).iter().all(|&v| v == 0),
@@ -650,7 +655,7 @@ fn nmnist_folder_loads_and_the_cache_round_trips() {
 fn event_presets_take_t_frames_and_count_event_input_as_accumulates() {
     for (name, input, t, classes) in [
         ("nmnist", [2, 34, 34], 10, 10),
-        ("dvsgesture", [2, 64, 64], 16, 11),
+        ("dvsgesture", [2, 32, 32], 16, 11),
         ("cifar10dvs", [2, 48, 48], 10, 10),
     ] {
         let m = ModelConfig::preset(name).unwrap();
@@ -738,4 +743,87 @@ fn short_training_run_on_generated_events_loss_falls() {
     println!("refused as expected: {err}");
     assert!(err.contains("event frames"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------- the app
+
+#[test]
+fn the_app_loads_frames_files_and_refuses_broken_event_files() {
+    use bitspike::app::files::Purpose;
+    use bitspike::app::{AppOptions, BitspikeApp};
+    use std::sync::Arc;
+    let Some(ctx) = common::gpu() else { return };
+    let gpu = Arc::new(ctx);
+    let mut app = BitspikeApp::with_gpu(Some(gpu), AppOptions::default(), Arc::default());
+    app.boot();
+    let label = app.data_label().to_string();
+    // Broken input: a message, data and run untouched.
+    let mut broken = gesture_files();
+    broken[2].1.truncate(40);
+    for (purpose, files, expected) in [
+        (
+            Purpose::Frames,
+            vec![("x.frames".to_string(), b"BSFRAMES".to_vec())],
+            "x.frames",
+        ),
+        (
+            Purpose::Events(EventKind::DvsGesture),
+            broken,
+            "user01_led.aedat",
+        ),
+        (
+            Purpose::Events(EventKind::NMnist),
+            vec![("00001.bin".to_string(), encode_nmnist(&[ev(1, 1, 1, true)]))],
+            "Train/<digit>/*.bin",
+        ),
+    ] {
+        app.open_files(purpose, files);
+        let err = app.error().unwrap_or_default().to_string();
+        println!("{purpose:?}: {err}");
+        assert!(err.contains(expected), "{purpose:?}: {err}");
+        assert_eq!(app.data_label(), label);
+    }
+    // A good frames file: the data, T = its frames, the nmnist preset, an events model.
+    let frames = FrameSettings::full(3, (34, 34));
+    let sample = |digit: u16| {
+        events_to_frames(
+            &[ev(0, digit, 2, true), ev(1, 3, digit, false)],
+            (34, 34),
+            &frames,
+        )
+    };
+    let split = |digits: &[u16]| Dataset {
+        images: digits.iter().flat_map(|&d| sample(d)).collect(),
+        labels: digits.iter().map(|&d| d as u8).collect(),
+        channels: 6,
+        height: 34,
+        width: 34,
+        classes: 10,
+    };
+    let file = FramesFile {
+        kind: EventKind::NMnist,
+        settings: frames,
+        split_seed: None,
+        fingerprint: 1,
+        train: split(&[1, 2, 3, 4]),
+        test: split(&[5, 6]),
+    };
+    app.open_files(
+        Purpose::Frames,
+        vec![("n.frames".into(), encode_frames_file(&file))],
+    );
+    println!("{}", app.data_label());
+    assert!(app
+        .data_label()
+        .starts_with("nmnist: 4 train / 2 test, 3 event frames"));
+    let model = app
+        .session()
+        .expect("a run on the event data")
+        .trainer
+        .model()
+        .clone();
+    assert_eq!(
+        (model.name.as_str(), model.timesteps, model.encoding),
+        ("nmnist", 3, Encoding::Events)
+    );
 }

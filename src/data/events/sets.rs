@@ -2,7 +2,8 @@
 //! a folder (native, with the frames cache) or from files in memory (the browser's picker).
 //!
 //! - N-MNIST: `Train/<digit>/*.bin` and `Test/<digit>/*.bin` (the unzipped `Train.zip` and
-//!   `Test.zip`), one sample per file, label = the digit folder.
+//!   `Test.zip`), one sample per file, label = the digit folder; samples in file-name order (the
+//!   names are MNIST indices), so the digits interleave.
 //! - DVS128 Gesture: `trials_to_train.txt`, `trials_to_test.txt`, `userNN_<lighting>.aedat` and
 //!   `userNN_<lighting>_labels.csv` (the unpacked `DvsGesture.tar.gz`, in the folder itself or in
 //!   `DvsGesture/`); one sample per labelled gesture, events with `start <= t < end`.
@@ -11,7 +12,7 @@
 //!   SpikingJelly's `split_to_train_test_set(0.9, ..)`: per class in file-name order (the order
 //!   torchvision's `DatasetFolder` lists them), the first `ceil(0.9 n)` train, the rest test;
 //!   with a split seed the files of each class are shuffled first (seeded, the same on every
-//!   target).
+//!   target). Each split then interleaves the classes (rank within class, then class).
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -239,6 +240,13 @@ fn plan_nmnist(cat: &Catalog) -> Result<SetPlan, EventDataError> {
         }
         used.push(entry.clone());
     }
+    // File-name order (the names are MNIST indices, unique across digits), so the classes
+    // interleave as in MNIST and `--limit-train N` keeps all ten.
+    for plans in [&mut train, &mut test] {
+        plans.sort_by(|a: &Plan, b: &Plan| {
+            base(&a.file).cmp(base(&b.file)).then(a.label.cmp(&b.label))
+        });
+    }
     if train.is_empty() || test.is_empty() {
         return Err(EventDataError::Layout(format!(
             "{}: found {} train and {} test N-MNIST files; expected {}",
@@ -344,11 +352,14 @@ fn plan_cifar10dvs(cat: &Catalog, split_seed: Option<u64>) -> Result<SetPlan, Ev
         }
         let n_train = (files.len() * 9).div_ceil(10);
         for (i, entry) in files.iter().enumerate() {
-            let plan = Plan {
-                file: entry.0.clone(),
-                label: class as u8,
-                window: None,
-            };
+            let plan = (
+                if i < n_train { i } else { i - n_train },
+                Plan {
+                    file: entry.0.clone(),
+                    label: class as u8,
+                    window: None,
+                },
+            );
             if i < n_train {
                 train.push(plan);
             } else {
@@ -357,7 +368,17 @@ fn plan_cifar10dvs(cat: &Catalog, split_seed: Option<u64>) -> Result<SetPlan, Ev
             used.push((*entry).clone());
         }
     }
-    Ok(SetPlan { train, test, used })
+    // Interleave the classes (rank within class, then class), so the first N samples of a
+    // split cover every class (`--limit-train N`); training shuffles each epoch anyway.
+    let order = |mut v: Vec<(usize, Plan)>| {
+        v.sort_by_key(|(rank, p)| (*rank, p.label));
+        v.into_iter().map(|(_, p)| p).collect::<Vec<_>>()
+    };
+    Ok(SetPlan {
+        train: order(train),
+        test: order(test),
+        used,
+    })
 }
 
 fn decode(kind: EventKind, file: &str, bytes: &[u8]) -> Result<Vec<Event>, EventDataError> {
@@ -501,7 +522,12 @@ pub fn load_event_datasets(
         if path.exists() {
             let file = path.display().to_string();
             let bytes = std::fs::read(path).map_err(|e| super::io_error(&file, e))?;
-            let f = decode_frames_file(&file, &bytes)?;
+            let f = decode_frames_file(&file, &bytes).map_err(|e| EventDataError::Cache {
+                file: file.clone(),
+                message: format!(
+                    "unreadable frames cache ({e}); delete it or rebuild it (`--rebuild-cache`)"
+                ),
+            })?;
             let mismatch = |what: String| EventDataError::Cache {
                 file: file.clone(),
                 message: format!(
