@@ -32,6 +32,11 @@ fn read_png(path: &Path) -> (u32, u32, Vec<u8>) {
 }
 
 fn screenshot(view: &str) -> Option<PathBuf> {
+    screenshot_with(view, "", &[])
+}
+
+/// [`screenshot`] with extra `gui` arguments; `tag` keeps the PNG names apart.
+fn screenshot_with(view: &str, tag: &str, extra: &[&std::ffi::OsStr]) -> Option<PathBuf> {
     if !have_xvfb() {
         if std::env::var_os("CI").is_some() {
             panic!("xvfb-run is missing but CI is set: install xvfb (see .ci/run)");
@@ -39,7 +44,10 @@ fn screenshot(view: &str) -> Option<PathBuf> {
         eprintln!("skipping: xvfb-run not found (install xvfb to run the GUI test)");
         return None;
     }
-    let out = std::env::temp_dir().join(format!("bitspike-gui-{view}-{}.png", std::process::id()));
+    let out = std::env::temp_dir().join(format!(
+        "bitspike-gui-{view}{tag}-{}.png",
+        std::process::id()
+    ));
     let _ = std::fs::remove_file(&out);
     let xdg = std::env::temp_dir().join("bitspike-gui-xdg");
     std::fs::create_dir_all(&xdg).expect("xdg dir");
@@ -49,6 +57,7 @@ fn screenshot(view: &str) -> Option<PathBuf> {
         .args(["gui", "--screenshot"])
         .arg(&out)
         .args(["--view", view, "--after-steps", "2"])
+        .args(extra)
         .env("XDG_RUNTIME_DIR", &xdg)
         .env(
             "WGPU_BACKEND",
@@ -111,4 +120,59 @@ fn draw_view_screenshot_shows_content() {
 #[test]
 fn weights_view_screenshot_shows_content() {
     check_view("weights");
+}
+
+#[test]
+fn spikes_view_shows_the_input_event_frame() {
+    use bitspike::data::events::{
+        encode_frames_file, events_to_frames, synthetic::saccade_events, EventKind,
+        FrameSettings, FramesFile,
+    };
+    use bitspike::data::{embedded_mnist10k, Dataset, EmbeddedSplit};
+    // A small frames file (T = 3) of synthetic N-MNIST-shaped events from embedded digits.
+    let settings = FrameSettings::full(3, (34, 34));
+    let split = |which, n| {
+        let digits = embedded_mnist10k(which).expect("embedded").truncated(n);
+        Dataset {
+            images: (0..n)
+                .flat_map(|i| {
+                    events_to_frames(&saccade_events(digits.image(i), i as u64), (34, 34), &settings)
+                })
+                .collect(),
+            labels: digits.labels.clone(),
+            channels: 6,
+            height: 34,
+            width: 34,
+            classes: 10,
+        }
+    };
+    let file = FramesFile {
+        kind: EventKind::NMnist,
+        settings,
+        split_seed: None,
+        fingerprint: 0,
+        train: split(EmbeddedSplit::Train, 64),
+        test: split(EmbeddedSplit::Test, 8),
+    };
+    let frames = std::env::temp_dir().join(format!("bitspike-gui-{}.frames", std::process::id()));
+    std::fs::write(&frames, encode_frames_file(&file)).expect("write frames file");
+    let Some(path) = screenshot_with(
+        "spikes",
+        "-events",
+        &["--frames-file".as_ref(), frames.as_os_str()],
+    ) else {
+        return;
+    };
+    let _ = std::fs::remove_file(&frames);
+    // The event frame is drawn with ON events orange (255, 170, 40) and OFF blue (60, 160, 255).
+    let (_, _, rgba) = read_png(&path);
+    let near = |p: &[u8], c: [u8; 3]| (0..3).all(|i| (p[i] as i32 - c[i] as i32).abs() <= 6);
+    let on = rgba.chunks(4).filter(|p| near(p, [255, 170, 40])).count();
+    let off = rgba.chunks(4).filter(|p| near(p, [60, 160, 255])).count();
+    println!("ON-coloured pixels {on}, OFF-coloured pixels {off}");
+    assert!(on >= 20 && off >= 20, "no event frame: ON {on}, OFF {off} pixels");
+    if let Some(keep) = std::env::var_os("BITSPIKE_KEEP_SCREENSHOT") {
+        let _ = std::fs::copy(&path, keep);
+    }
+    check_content(&path);
 }
