@@ -30,7 +30,7 @@ struct LossParams {
     timesteps: u32,
     batch: u32,
     classes: u32,
-    kind: u32,        // 0 = mean_over_time, 1 = mean_logits
+    kind: u32,        // 0 = mean_over_time, 1 = mean_logits (selects the pipeline: KIND)
     slot: u32,        // summary entry to update
     accumulate: u32,  // 0 = overwrite the slot, 1 = add to it
     _pad0: u32,
@@ -45,6 +45,12 @@ struct LossSummary {
 }
 
 const WG: u32 = 256u;
+
+// The loss kind, fixed per pipeline (0 = mean_over_time, 1 = mean_logits; equal to
+// params.kind, which the host checks). A pipeline constant rather than a branch on the uniform
+// so each pipeline compiles only its own path: with both paths in one shader, Mesa's lavapipe
+// 22.3 leaks ~0.7 MB of host memory per dispatch (tests/soak.rs).
+override KIND: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> params: LossParams;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
@@ -91,7 +97,7 @@ fn sample(b: u32) -> vec2<f32> {
     let correct = select(0.0, 1.0, arg == y);
 
     var loss = 0.0;
-    if (params.kind == 1u) {
+    if (KIND == 1u) {
         // CE of the mean logits m = sum_t o[t] / T; its maximum is best / T.
         let m = best * inv_t;
         var z = 0.0;

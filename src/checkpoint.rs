@@ -29,6 +29,15 @@ pub enum CheckpointError {
     },
     #[error("checkpoint does not fit this model: first mismatch at tensor `{name}`: {problem}")]
     Mismatch { name: String, problem: String },
+    #[error("tensor `{name}` holds {count} non-finite values (first at index {first}: {value}); refusing it")]
+    NonFinite {
+        name: String,
+        count: usize,
+        first: usize,
+        value: f32,
+    },
+    #[error("{file}: {size} bytes is over the limit of {max} bytes for a checkpoint")]
+    TooLarge { file: String, size: u64, max: u64 },
     #[error("{file}: metadata key `{key}` is malformed: {reason}")]
     Metadata {
         file: String,
@@ -75,6 +84,10 @@ mod key {
     pub const TRAIN: &str = "train_config";
     pub const FIRING: &str = "firing_rates";
 }
+
+/// Largest checkpoint file read (checked from its size before reading): 4 GiB, about ten
+/// times `resnet19` with optimizer state.
+pub const MAX_CHECKPOINT_BYTES: u64 = 4 << 30;
 
 /// The `format` value of bitspike checkpoints.
 pub const FORMAT: &str = "bitspike-1";
@@ -256,25 +269,54 @@ impl Checkpoint {
         Ok(())
     }
 
-    /// Writes atomically: a temporary file next to `path`, flushed, then renamed over it.
+    /// Errors on the first tensor holding NaN or infinity, naming it: such a tensor is never
+    /// loaded into a network and never saved.
+    pub fn check_finite(&self) -> Result<(), CheckpointError> {
+        for t in &self.tensors {
+            if let Some(first) = t.data.iter().position(|v| !v.is_finite()) {
+                return Err(CheckpointError::NonFinite {
+                    name: t.name.clone(),
+                    count: t.data.iter().filter(|v| !v.is_finite()).count(),
+                    first,
+                    value: t.data[first],
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes atomically ([`write_atomically`]) after checking every tensor is finite.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn save(&self, path: &std::path::Path) -> Result<(), CheckpointError> {
+        self.check_finite()?;
         write_atomically(path, &self.to_bytes()?)
     }
 
-    /// Reads a checkpoint file.
+    /// Reads a checkpoint file, refusing one over [`MAX_CHECKPOINT_BYTES`] before reading it.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load(path: &std::path::Path) -> Result<Self, CheckpointError> {
-        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
-            file: path.display().to_string(),
+        let file = path.display().to_string();
+        let io = |source| CheckpointError::Io {
+            file: file.clone(),
             source,
-        })?;
-        Self::from_bytes(&path.display().to_string(), &bytes)
+        };
+        let size = std::fs::metadata(path).map_err(io)?.len();
+        if size > MAX_CHECKPOINT_BYTES {
+            return Err(CheckpointError::TooLarge {
+                file: file.clone(),
+                size,
+                max: MAX_CHECKPOINT_BYTES,
+            });
+        }
+        let bytes = std::fs::read(path).map_err(io)?;
+        Self::from_bytes(&file, &bytes)
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file next to it, flushed, then renamed over
-/// it, so a crash or a full disk never leaves a half-written checkpoint behind.
+/// Writes `bytes` to `path` atomically: a temporary file next to it, written and fsynced, then
+/// renamed over it, then the directory fsynced, so a crash, a kill or a full disk never leaves a
+/// half-written file where a good one was, and a finished save survives a power cut. Temporary
+/// files that earlier, killed writers left behind are removed first.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     use std::io::Write;
@@ -291,15 +333,53 @@ pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), Chec
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_else(|| "checkpoint".into());
+    remove_stale_temporaries(dir, &name);
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, path)?;
+        sync_dir(dir)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(io)
+}
+
+/// Removes the temporaries `.<name>.tmp-<pid>` of [`write_atomically`] in `dir` whose writer
+/// process is gone (on Linux, no `/proc/<pid>`; elsewhere any other pid's file). Best effort:
+/// a file that cannot be removed is left for the next save.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn remove_stale_temporaries(dir: &std::path::Path, name: &str) {
+    let prefix = format!(".{name}.tmp-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let proc_fs = std::path::Path::new("/proc/self").exists();
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().to_string();
+        let Some(pid) = file
+            .strip_prefix(&prefix)
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = pid == std::process::id()
+            || (proc_fs && std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Makes a rename in `dir` durable (Unix: fsync of the directory; elsewhere a no-op).
+#[cfg(not(target_arch = "wasm32"))]
+fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }

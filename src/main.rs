@@ -1,7 +1,6 @@
 //! The `bitspike` command line (native): `gui` (the default), `train`, `eval`, `summary`,
 //! `info`, `bench`.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
@@ -13,6 +12,7 @@ use bitspike::data::{self, Dataset, EmbeddedSplit, FileSetKind};
 use bitspike::gpu::{GpuContext, Pending};
 use bitspike::model::summary::Summary;
 use bitspike::model::{AgmmMode, LossKind, ModelConfig, PRESETS};
+use bitspike::train::run_dir::RunDir;
 use bitspike::train::{EpochRecord, OptimizerKind, TrainConfig, Trainer};
 
 #[derive(Parser)]
@@ -85,8 +85,9 @@ struct EventArgs {
     /// Event data: frames per sample, one per timestep (default: the model's T; sets T).
     #[arg(long)]
     frames: Option<usize>,
-    /// Event data: frame side after downsampling (default: the model's input size, e.g.
-    /// 128 -> 32 for dvsgesture, 128 -> 48 for cifar10dvs).
+    /// Event data: frame side after downsampling, at most the sensor's; sets the model's input
+    /// size too (default: the model's input size, e.g. 128 -> 32 for dvsgesture, 128 -> 48 for
+    /// cifar10dvs).
     #[arg(long)]
     frame_size: Option<usize>,
     /// Event data: clip event counts to 0/1 (binary frames).
@@ -188,6 +189,10 @@ enum Command {
         /// Also save the final checkpoint here.
         #[arg(long)]
         save: Option<PathBuf>,
+        /// Start a fresh run in an --out directory that already holds one (its checkpoint and
+        /// metrics are deleted); without it such a directory is refused.
+        #[arg(long)]
+        overwrite: bool,
         /// Use only the first N training samples (after loading).
         #[arg(long)]
         limit_train: Option<usize>,
@@ -397,6 +402,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             no_shuffle,
             no_augment,
             save,
+            overwrite,
             limit_train,
             limit_test,
         } => {
@@ -427,8 +433,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 log_every: 5,
                 ..defaults
             };
-            let (mut train_set, mut test_set) = match data.dataset.events() {
-                Some(kind) => load_event_data(&data, kind, &mut config)?,
+            // Every setting is checked before any data is read or memory allocated: the event
+            // options first (they set T and the input size), then the model and the run.
+            let events = data
+                .dataset
+                .events()
+                .map(|kind| event_settings(&data, kind, &mut config).map(|s| (kind, s)))
+                .transpose()?;
+            bitspike::model::plan(&config)?;
+            train_config.validate()?;
+            let (mut train_set, mut test_set) = match events {
+                Some((kind, settings)) => load_event_data(&data, kind, &settings)?,
                 None => load_data(&data)?,
             };
             if let Some(n) = limit_train {
@@ -445,6 +460,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 &out,
                 init.as_deref(),
                 save.as_deref(),
+                overwrite,
             )
         }
     }
@@ -561,31 +577,89 @@ fn load_data(args: &DataArgs) -> anyhow::Result<(Dataset, Dataset)> {
     })
 }
 
-/// Loads an event data set as frames for `model`: T frames (`--frames`, which also sets the
-/// model's T, or the model's T) at the model's input size (or `--frame-size`), through the
-/// frames cache.
-fn load_event_data(
+/// Applies the event options to `model` and returns the frame settings, checked before any
+/// file is read: `--frames T` sets the model's T and `--frame-size S` its input to S x S (the
+/// defaults are the model's own), the model must take event frames (`"encoding": "events"`,
+/// 2 polarity channels) of at most the sensor's size, and have room for the set's classes.
+fn event_settings(
     args: &DataArgs,
     kind: data::events::EventKind,
     model: &mut ModelConfig,
-) -> anyhow::Result<(Dataset, Dataset)> {
-    use data::events::{load_event_datasets, CacheUse, FrameSettings};
+) -> anyhow::Result<data::events::FrameSettings> {
     let e = &args.events;
-    let dir = args
-        .data
-        .clone()
-        .context("--data DIR is required for this --dataset")?;
+    if model.encoding != bitspike::model::Encoding::Events || model.input[0] != 2 {
+        bail!(
+            "--dataset {} gives event frames (2 polarity channels, one frame per timestep), but              model '{}' takes {:?} input {:?}: use --preset {} or a config with \"encoding\": \
+             \"events\" and 2 input channels",
+            kind.name(),
+            model.name,
+            model.encoding,
+            model.input,
+            kind.name()
+        );
+    }
+    if kind.classes() > model.classes {
+        bail!(
+            "{} has {} classes, model '{}' only {}",
+            kind.name(),
+            kind.classes(),
+            model.name,
+            model.classes
+        );
+    }
     if let Some(frames) = e.frames {
         model.timesteps = frames;
     }
-    let [_, h, w] = model.input;
-    let (height, width) = e.frame_size.map_or((h, w), |s| (s, s));
-    let settings = FrameSettings {
+    if let Some(side) = e.frame_size {
+        model.input = [2, side, side];
+    }
+    let [_, height, width] = model.input;
+    let settings = data::events::FrameSettings {
         frames: model.timesteps,
         height,
         width,
         clip: e.clip,
     };
+    settings.check(kind.sensor())?;
+    Ok(settings)
+}
+
+/// [`event_settings`] for a trained model (eval, summary of a checkpoint): `--frames` and
+/// `--frame-size` may only repeat what the checkpoint was trained with.
+fn checkpoint_event_settings(
+    args: &DataArgs,
+    kind: data::events::EventKind,
+    model: &ModelConfig,
+    path: &Path,
+) -> anyhow::Result<data::events::FrameSettings> {
+    let mut asked = model.clone();
+    let settings = event_settings(args, kind, &mut asked)?;
+    if asked.timesteps != model.timesteps || asked.input != model.input {
+        bail!(
+            "--frames {} / --frame-size {} differ from {}: trained with T = {} on {:?} frames",
+            asked.timesteps,
+            asked.input[1],
+            path.display(),
+            model.timesteps,
+            model.input
+        );
+    }
+    Ok(settings)
+}
+
+/// Loads an event data set as frames (`settings` from [`event_settings`]), through the
+/// frames cache.
+fn load_event_data(
+    args: &DataArgs,
+    kind: data::events::EventKind,
+    settings: &data::events::FrameSettings,
+) -> anyhow::Result<(Dataset, Dataset)> {
+    use data::events::{load_event_datasets, CacheUse};
+    let e = &args.events;
+    let dir = args
+        .data
+        .clone()
+        .context("--data DIR is required for this --dataset")?;
     let cache_dir = e.cache_dir.clone().unwrap_or_else(|| dir.clone());
     let cache = if e.no_cache {
         CacheUse::Off
@@ -596,7 +670,7 @@ fn load_event_data(
     };
     let start = std::time::Instant::now();
     let loaded =
-        load_event_datasets(kind, &dir, &settings, e.split_seed, &cache).with_context(|| {
+        load_event_datasets(kind, &dir, settings, e.split_seed, &cache).with_context(|| {
             format!(
                 "loading {} from {} (expects {})",
                 kind.name(),
@@ -619,16 +693,7 @@ fn load_event_data(
     Ok((loaded.train, loaded.test))
 }
 
-fn write_jsonl(path: &Path, record: &EpochRecord) -> anyhow::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    writeln!(f, "{}", serde_json::to_string(record)?)?;
-    Ok(())
-}
-
+#[allow(clippy::too_many_arguments)]
 fn train(
     model: ModelConfig,
     config: TrainConfig,
@@ -637,7 +702,12 @@ fn train(
     out: &Path,
     init: Option<&Path>,
     save: Option<&Path>,
+    overwrite: bool,
 ) -> anyhow::Result<()> {
+    // The checkpoint is read and checked against the model before the run directory changes.
+    let init = init
+        .map(|path| Ok::<_, anyhow::Error>((path, Checkpoint::load(path)?)))
+        .transpose()?;
     let ctx = open_gpu()?;
     eprintln!("adapter: {}", ctx.describe());
     eprintln!(
@@ -653,23 +723,39 @@ fn train(
         config.seed
     );
     let mut trainer = Trainer::new(&ctx, &model, config.clone(), train_set.len())?;
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let metrics_path = out.join("metrics.jsonl");
-    if let Some(path) = init {
-        let ck = Checkpoint::load(path)?;
-        trainer
-            .restore(&ctx, &ck)
-            .with_context(|| format!("loading {}", path.display()))?;
-        eprintln!(
-            "resumed from {} at epoch {}, step {}",
-            path.display(),
-            trainer.epoch(),
-            trainer.step()
-        );
-    } else if metrics_path.exists() {
-        std::fs::remove_file(&metrics_path)?;
+    let run = RunDir::open(out)?;
+    match &init {
+        Some((path, ck)) => {
+            trainer
+                .restore(&ctx, ck)
+                .with_context(|| format!("loading {}", path.display()))?;
+            let dropped = run.resume(trainer.epoch())?;
+            eprintln!(
+                "resumed from {} at epoch {}, step {}{}",
+                path.display(),
+                trainer.epoch(),
+                trainer.step(),
+                if dropped > 0 {
+                    format!(" ({dropped} metrics lines after that epoch dropped)")
+                } else {
+                    String::new()
+                }
+            );
+            if trainer.finished() {
+                println!(
+                    "nothing to train: {} is at epoch {}, step {}, already at the requested \
+                     --epochs {} / --steps; no checkpoint written",
+                    path.display(),
+                    trainer.epoch(),
+                    trainer.step(),
+                    config.epochs
+                );
+                return Ok(());
+            }
+        }
+        None => run.start_fresh(overwrite)?,
     }
-    let last = out.join("last.safetensors");
+    let (metrics_path, last) = (run.metrics_path(), run.checkpoint_path());
     let mut records = Vec::new();
     while !trainer.finished() {
         let bar = ProgressBar::new((train_set.len() / config.batch.max(1)) as u64);
@@ -694,7 +780,8 @@ fn train(
         });
         bar.finish_and_clear();
         let record = record?;
-        write_jsonl(&metrics_path, &record)?;
+        // The log line first, then the checkpoint (see bitspike::train::run_dir).
+        run.append(&record)?;
         trainer.checkpoint(&ctx).block(&ctx)?.save(&last)?;
         println!(
             "epoch {:>3}  train loss {:.4} acc {:6.2}%  test loss {:.4} acc {:6.2}%  flips {:.4}%  {:.1} samples/s  {:.1}s",
@@ -769,18 +856,15 @@ fn eval(
     batch: usize,
 ) -> anyhow::Result<()> {
     let ck = Checkpoint::load(path)?;
-    let mut model = model_from_checkpoint(path, &ck)?;
-    let trained_t = model.timesteps;
+    let model = model_from_checkpoint(path, &ck)?;
+    bitspike::model::plan(&model).with_context(|| format!("{}: model_config", path.display()))?;
     let (_, mut test) = match data_args.dataset.events() {
-        Some(kind) => load_event_data(data_args, kind, &mut model)?,
+        Some(kind) => {
+            let settings = checkpoint_event_settings(data_args, kind, &model, path)?;
+            load_event_data(data_args, kind, &settings)?
+        }
         None => load_data(data_args)?,
     };
-    if model.timesteps != trained_t {
-        bail!(
-            "--frames {} differs from the checkpoint's T = {trained_t}",
-            model.timesteps
-        );
-    }
     if let Some(n) = limit {
         test = test.truncated(n);
     }
@@ -861,10 +945,13 @@ fn summary(
     // Event input: the first layer does one accumulate per event and synapse; its rate is the
     // mean event count per input element and timestep, measured on the data when given.
     let mut event_rate = None;
-    if let (Some(kind), Some(_), bitspike::model::Encoding::Events) =
-        (data_args.dataset.events(), &data_args.data, model.encoding)
-    {
-        let (train, _) = load_event_data(data_args, kind, &mut model)?;
+    if let (Some(kind), Some(_)) = (data_args.dataset.events(), &data_args.data) {
+        let settings = match checkpoint {
+            Some(path) => checkpoint_event_settings(data_args, kind, &model, path)?,
+            None => event_settings(data_args, kind, &mut model)?,
+        };
+        bitspike::model::plan(&model)?;
+        let (train, _) = load_event_data(data_args, kind, &settings)?;
         let total: u64 = train.images.iter().map(|&v| v as u64).sum();
         let rate = total as f64 / train.images.len().max(1) as f64;
         println!(

@@ -81,6 +81,9 @@ fn malformed_idx_files_are_clear_errors() {
     assert!(err_text(load_idx_pair("img", &good[..20], "lab", &labels, 10)).contains("truncated"));
     assert!(err_text(load_idx_pair("img", &good[..7], "lab", &labels, 10)).contains("truncated"));
     let lying = idx_images(u32::MAX, 28, 28, 12);
+    assert!(err_text(load_idx_pair("img", &lying, "lab", &labels, 10))
+        .contains("promises 3367254359280 bytes of data, over the limit"));
+    let lying = idx_images(1_000, 28, 28, 12);
     assert!(err_text(load_idx_pair("img", &lying, "lab", &labels, 10)).contains("truncated"));
     let mut trailing = good.clone();
     trailing.push(7);

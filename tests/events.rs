@@ -441,6 +441,8 @@ fn cifar10dvs_splits_9_to_1_per_class_in_file_name_order() {
 // ---------------------------------------------------------------- frames
 
 #[test]
+// The indices are written out as ((t * 2 + polarity) * 4 + y) * 4 + x, zeros included.
+#[allow(clippy::identity_op, clippy::erasing_op)]
 fn frames_match_a_hand_computed_example() {
     // 7 events, T = 3: split_by='number' gives 7 / 3 = 2 events per slice, the last slice
     // takes the remainder: [0, 2), [2, 4), [4, 7).

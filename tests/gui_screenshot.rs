@@ -125,8 +125,8 @@ fn weights_view_screenshot_shows_content() {
 #[test]
 fn spikes_view_shows_the_input_event_frame() {
     use bitspike::data::events::{
-        encode_frames_file, events_to_frames, synthetic::saccade_events, EventKind,
-        FrameSettings, FramesFile,
+        encode_frames_file, events_to_frames, synthetic::saccade_events, EventKind, FrameSettings,
+        FramesFile,
     };
     use bitspike::data::{embedded_mnist10k, Dataset, EmbeddedSplit};
     // A small frames file (T = 3) of synthetic N-MNIST-shaped events from embedded digits.
@@ -136,7 +136,11 @@ fn spikes_view_shows_the_input_event_frame() {
         Dataset {
             images: (0..n)
                 .flat_map(|i| {
-                    events_to_frames(&saccade_events(digits.image(i), i as u64), (34, 34), &settings)
+                    events_to_frames(
+                        &saccade_events(digits.image(i), i as u64),
+                        (34, 34),
+                        &settings,
+                    )
                 })
                 .collect(),
             labels: digits.labels.clone(),
@@ -170,7 +174,10 @@ fn spikes_view_shows_the_input_event_frame() {
     let on = rgba.chunks(4).filter(|p| near(p, [255, 170, 40])).count();
     let off = rgba.chunks(4).filter(|p| near(p, [60, 160, 255])).count();
     println!("ON-coloured pixels {on}, OFF-coloured pixels {off}");
-    assert!(on >= 20 && off >= 20, "no event frame: ON {on}, OFF {off} pixels");
+    assert!(
+        on >= 20 && off >= 20,
+        "no event frame: ON {on}, OFF {off} pixels"
+    );
     if let Some(keep) = std::env::var_os("BITSPIKE_KEEP_SCREENSHOT") {
         let _ = std::fs::copy(&path, keep);
     }

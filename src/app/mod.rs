@@ -473,10 +473,11 @@ impl BitspikeApp {
             if let Some(result) = pending.try_take() {
                 let name = name.clone();
                 self.saving = None;
-                match result
-                    .map_err(|e| e.to_string())
-                    .and_then(|ck| ck.to_bytes().map_err(|e| e.to_string()))
-                {
+                match result.map_err(|e| e.to_string()).and_then(|ck| {
+                    ck.check_finite()
+                        .and_then(|()| ck.to_bytes())
+                        .map_err(|e| e.to_string())
+                }) {
                     Ok(bytes) => self.files.save(&name, bytes),
                     Err(e) => self.error = Some(format!("saving the checkpoint: {e}")),
                 }

@@ -41,11 +41,13 @@ pub struct SpikesState {
     pub search_note: Option<String>,
     generation: u64,
     pub panel: LayersPanel,
-    /// The input texture, keyed by result generation and (event input) timestep; the ON/OFF
-    /// event counts of an event frame.
-    input: Option<((u64, usize), TextureHandle, Option<[u64; 2]>)>,
+    input: Option<InputPicture>,
     rng: u64,
 }
+
+/// The input texture, keyed by result generation and (event input) timestep, with the ON/OFF
+/// event counts of an event frame.
+type InputPicture = ((u64, usize), TextureHandle, Option<[u64; 2]>);
 
 impl SpikesState {
     /// Asks for a probe of `sample` (runs on a later frame).

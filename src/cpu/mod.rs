@@ -6,6 +6,7 @@ pub mod batchnorm;
 pub mod binarize;
 pub mod conv;
 pub mod elementwise;
+pub mod finite;
 pub mod flips;
 pub mod gemm;
 pub mod lif;

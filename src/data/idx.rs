@@ -1,7 +1,7 @@
 //! IDX files (the MNIST format): big-endian header `magic, dims...`, then u8 data.
 //! Images: magic 0x00000803 with count, rows, cols. Labels: magic 0x00000801 with count.
 
-use super::{maybe_gunzip, DataError, Dataset};
+use super::{read_sized, DataError, Dataset};
 
 const IMAGES_MAGIC: u32 = 0x0000_0803;
 const LABELS_MAGIC: u32 = 0x0000_0801;
@@ -10,49 +10,47 @@ fn be_u32(bytes: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
 }
 
-fn header(
+/// Reads an IDX file (raw or gzip): checks the magic and the dimensions in the header, then
+/// reads exactly the bytes the dimensions promise. Returns `(dims, data)`.
+fn read_idx(
     file: &str,
     bytes: &[u8],
     magic: u32,
     dims: usize,
     what: &'static str,
-) -> Result<Vec<u64>, DataError> {
+) -> Result<(Vec<u64>, Vec<u8>), DataError> {
     let header_len = 4 + 4 * dims;
-    // The magic first: a swapped or foreign file should say so, not "truncated".
-    if bytes.len() >= 4 && be_u32(bytes, 0) != magic {
-        return Err(DataError::WrongMagic {
-            file: file.into(),
-            found: be_u32(bytes, 0),
-            expected: magic,
-            what,
-        });
-    }
-    if bytes.len() < header_len {
-        return Err(DataError::Truncated {
-            file: file.into(),
-            expected: header_len as u64,
-            found: bytes.len() as u64,
-        });
-    }
-    let dims: Vec<u64> = (0..dims).map(|d| be_u32(bytes, 4 + 4 * d) as u64).collect();
-    // Validate the promised size against the bytes present before anything is allocated.
-    let expected = dims.iter().product::<u64>();
-    let found = (bytes.len() - header_len) as u64;
-    if found < expected {
-        return Err(DataError::Truncated {
-            file: file.into(),
-            expected,
-            found,
-        });
-    }
-    if found > expected {
-        return Err(DataError::TrailingBytes {
-            file: file.into(),
-            expected,
-            found: found - expected,
-        });
-    }
-    Ok(dims)
+    let mut parsed = Vec::new();
+    let (_, data) = read_sized(file, bytes, header_len, |header| {
+        // The magic first: a swapped or foreign file should say so, not "truncated".
+        if header.len() >= 4 && be_u32(header, 0) != magic {
+            return Err(DataError::WrongMagic {
+                file: file.into(),
+                found: be_u32(header, 0),
+                expected: magic,
+                what,
+            });
+        }
+        if header.len() < header_len {
+            return Err(DataError::Truncated {
+                file: file.into(),
+                expected: header_len as u64,
+                found: header.len() as u64,
+            });
+        }
+        parsed = (0..dims)
+            .map(|d| be_u32(header, 4 + 4 * d) as u64)
+            .collect();
+        // Three u32 dimensions multiply to at most 2^96: checked, then capped by read_sized.
+        parsed
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| DataError::BadDimensions {
+                file: file.into(),
+                message: format!("dimensions {parsed:?} overflow"),
+            })
+    })?;
+    Ok((parsed, data))
 }
 
 /// Decodes an IDX image file (raw or gzip). Returns `(count, rows, cols, pixels)`.
@@ -60,14 +58,7 @@ pub fn decode_idx_images(
     file: &str,
     bytes: &[u8],
 ) -> Result<(usize, usize, usize, Vec<u8>), DataError> {
-    let bytes = maybe_gunzip(file, bytes)?;
-    let dims = header(
-        file,
-        &bytes,
-        IMAGES_MAGIC,
-        3,
-        "IDX images: u8, 3 dimensions",
-    )?;
+    let (dims, pixels) = read_idx(file, bytes, IMAGES_MAGIC, 3, "IDX images: u8, 3 dimensions")?;
     let (count, rows, cols) = (dims[0] as usize, dims[1] as usize, dims[2] as usize);
     if rows == 0 || cols == 0 || rows > 4096 || cols > 4096 {
         return Err(DataError::BadDimensions {
@@ -75,14 +66,12 @@ pub fn decode_idx_images(
             message: format!("{rows}x{cols} images"),
         });
     }
-    Ok((count, rows, cols, bytes[16..].to_vec()))
+    Ok((count, rows, cols, pixels))
 }
 
 /// Decodes an IDX label file (raw or gzip).
 pub fn decode_idx_labels(file: &str, bytes: &[u8]) -> Result<Vec<u8>, DataError> {
-    let bytes = maybe_gunzip(file, bytes)?;
-    header(file, &bytes, LABELS_MAGIC, 1, "IDX labels: u8, 1 dimension")?;
-    Ok(bytes[8..].to_vec())
+    Ok(read_idx(file, bytes, LABELS_MAGIC, 1, "IDX labels: u8, 1 dimension")?.1)
 }
 
 /// Builds a data set from an IDX image file and an IDX label file (bytes already read).

@@ -19,6 +19,9 @@ use thiserror::Error;
 
 /// Largest decompressed file we accept (a gzip bomb guard): 2 GiB.
 pub const MAX_DECOMPRESSED_BYTES: u64 = 2 << 30;
+/// Largest data file read from disk (checked from its size before reading): 2 GiB. The
+/// largest common set read this way, CIFAR-100's `train.bin`, is 154 MB.
+pub const MAX_FILE_BYTES: u64 = 2 << 30;
 
 /// A malformed or unreadable data file. Always names the file.
 #[derive(Debug, Error)]
@@ -72,6 +75,8 @@ pub enum DataError {
         record: u64,
         what: &'static str,
     },
+    #[error("{file}: {size} bytes is over the limit of {max} bytes for a data file")]
+    TooLarge { file: String, size: u64, max: u64 },
     #[error("no data files found: {0}")]
     Missing(String),
 }
@@ -119,35 +124,128 @@ impl Dataset {
     }
 }
 
-/// Decompresses `bytes` if they start with the gzip magic, with the size guard.
-pub fn maybe_gunzip(file: &str, bytes: &[u8]) -> Result<Vec<u8>, DataError> {
-    if bytes.len() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b {
-        use std::io::Read;
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(bytes)
-            .take(MAX_DECOMPRESSED_BYTES + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::Gzip {
-                file: file.to_string(),
-                message: e.to_string(),
-            })?;
-        if out.len() as u64 > MAX_DECOMPRESSED_BYTES {
-            return Err(DataError::Gzip {
-                file: file.to_string(),
-                message: format!("decompresses to more than {MAX_DECOMPRESSED_BYTES} bytes"),
-            });
-        }
-        Ok(out)
-    } else {
-        Ok(bytes.to_vec())
+/// True when `bytes` start with the gzip magic.
+pub fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.len() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b
+}
+
+/// Decompresses `bytes` if they start with the gzip magic (else borrows them), never past
+/// [`MAX_DECOMPRESSED_BYTES`]. Loaders whose header states the size use
+/// [`read_sized`] instead, which stops at the size the header promises.
+pub fn maybe_gunzip<'a>(
+    file: &str,
+    bytes: &'a [u8],
+) -> Result<std::borrow::Cow<'a, [u8]>, DataError> {
+    if !is_gzip(bytes) {
+        return Ok(std::borrow::Cow::Borrowed(bytes));
     }
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(bytes)
+        .take(MAX_DECOMPRESSED_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| gzip_error(file, e))?;
+    if out.len() as u64 > MAX_DECOMPRESSED_BYTES {
+        return Err(DataError::Gzip {
+            file: file.to_string(),
+            message: format!("decompresses to more than {MAX_DECOMPRESSED_BYTES} bytes"),
+        });
+    }
+    Ok(std::borrow::Cow::Owned(out))
+}
+
+fn gzip_error(file: &str, e: std::io::Error) -> DataError {
+    DataError::Gzip {
+        file: file.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Reads a file's header of `header_len` bytes, asks `payload_len` how many bytes of data the
+/// header promises (it validates the header and errors on nonsense), then reads exactly that
+/// many, raw or through gzip: memory grows only with data actually present, never past the
+/// promise or [`MAX_DECOMPRESSED_BYTES`], and a short or long file is an error naming it.
+/// Returns `(header, payload)`.
+pub fn read_sized(
+    file: &str,
+    bytes: &[u8],
+    header_len: usize,
+    payload_len: impl FnOnce(&[u8]) -> Result<u64, DataError>,
+) -> Result<(Vec<u8>, Vec<u8>), DataError> {
+    use std::io::Read;
+    let mut reader: Box<dyn Read + '_> = if is_gzip(bytes) {
+        Box::new(flate2::read::MultiGzDecoder::new(bytes))
+    } else {
+        Box::new(bytes)
+    };
+    let io = |e: std::io::Error| {
+        if is_gzip(bytes) {
+            gzip_error(file, e)
+        } else {
+            DataError::Io {
+                file: file.to_string(),
+                source: e,
+            }
+        }
+    };
+    let mut header = Vec::with_capacity(header_len);
+    (&mut reader)
+        .take(header_len as u64)
+        .read_to_end(&mut header)
+        .map_err(io)?;
+    let expected = payload_len(&header)?;
+    if expected > MAX_DECOMPRESSED_BYTES {
+        return Err(DataError::BadDimensions {
+            file: file.to_string(),
+            message: format!(
+                "the header promises {expected} bytes of data, over the limit of \
+                 {MAX_DECOMPRESSED_BYTES}"
+            ),
+        });
+    }
+    // Grow with the data actually read (a lying header does not reserve its promise).
+    let mut payload = Vec::with_capacity(expected.min(64 << 20) as usize);
+    (&mut reader)
+        .take(expected + 1)
+        .read_to_end(&mut payload)
+        .map_err(io)?;
+    let found = payload.len() as u64;
+    if found < expected {
+        return Err(DataError::Truncated {
+            file: file.to_string(),
+            expected,
+            found,
+        });
+    }
+    if found > expected {
+        // Count the rest without keeping it (bounded by the compressed input).
+        let rest = std::io::copy(&mut reader, &mut std::io::sink()).map_err(io)?;
+        return Err(DataError::TrailingBytes {
+            file: file.to_string(),
+            expected,
+            found: found - expected + rest,
+        });
+    }
+    Ok((header, payload))
 }
 
 /// Reads a whole file (native only; the web passes bytes from a file picker).
 #[cfg(not(target_arch = "wasm32"))]
+/// Refuses files over [`MAX_FILE_BYTES`] before reading a byte of them.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, DataError> {
-    std::fs::read(path).map_err(|source| DataError::Io {
-        file: path.display().to_string(),
+    let file = path.display().to_string();
+    let io = |source| DataError::Io {
+        file: file.clone(),
         source,
-    })
+    };
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    if size > MAX_FILE_BYTES {
+        return Err(DataError::TooLarge {
+            file: file.clone(),
+            size,
+            max: MAX_FILE_BYTES,
+        });
+    }
+    std::fs::read(path).map_err(io)
 }

@@ -57,6 +57,10 @@ pub struct GpuContext {
     batched: Mutex<Option<Vec<wgpu::CommandBuffer>>>,
     /// Submissions the GPU has not finished (decremented by `on_submitted_work_done`).
     in_flight: Arc<AtomicUsize>,
+    /// The first error the device reported outside any error scope (out of memory, a lost
+    /// device, a validation failure), kept for [`GpuContext::check_fault`] instead of
+    /// wgpu's default of panicking.
+    fault: Arc<Mutex<Option<GpuError>>>,
 }
 
 impl GpuContext {
@@ -116,6 +120,31 @@ impl GpuContext {
         adapter_info: wgpu::AdapterInfo,
     ) -> Self {
         let variant = KernelVariant::for_adapter(&adapter_info);
+        let fault = Arc::new(Mutex::new(None));
+        let record = |fault: &Arc<Mutex<Option<GpuError>>>, error: GpuError| {
+            log::error!("{error}");
+            if let Ok(mut slot) = fault.lock() {
+                slot.get_or_insert(error);
+            }
+        };
+        let sink = fault.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let error = match &e {
+                wgpu::Error::OutOfMemory { .. } => GpuError::OutOfMemory(e.to_string()),
+                _ => GpuError::Device(e.to_string()),
+            };
+            record(&sink, error);
+        }));
+        let sink = fault.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            // Dropping the device on purpose is not a fault.
+            if reason != wgpu::DeviceLostReason::Destroyed {
+                record(
+                    &sink,
+                    GpuError::DeviceLost(format!("{reason:?}: {message}")),
+                );
+            }
+        });
         Self {
             limits: device.limits(),
             features: device.features(),
@@ -126,7 +155,35 @@ impl GpuContext {
             pipelines: Mutex::new(HashMap::new()),
             batched: Mutex::new(None),
             in_flight: Arc::new(AtomicUsize::new(0)),
+            fault,
         }
+    }
+
+    /// The first out-of-memory, device-lost or validation error the device reported since it
+    /// was opened, if any: once there is one, results computed since are not trustworthy and
+    /// the run must stop (the trainer checks before every submission).
+    pub fn check_fault(&self) -> Result<(), GpuError> {
+        match self.fault.lock().ok().and_then(|f| f.clone()) {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `allocate` inside an out-of-memory error scope, so a device that cannot give the
+    /// memory answers with [`GpuError::OutOfMemory`] naming `what` rather than a fault later.
+    pub fn allocating<T, E: From<GpuError>>(
+        &self,
+        what: &str,
+        allocate: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let result = allocate();
+        // wgpu-core resolves error scopes synchronously; on the web a late answer goes to the
+        // uncaptured-error handler and so to `check_fault`.
+        if let Some(Some(error)) = poll_once(scope.pop()) {
+            return Err(GpuError::OutOfMemory(format!("{what}: {error}")).into());
+        }
+        result
     }
 
     /// True when `queue.submit` can block the calling thread until earlier submissions finish.

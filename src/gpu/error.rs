@@ -3,7 +3,7 @@
 use thiserror::Error;
 
 /// What can go wrong while acquiring a device, creating pipelines or moving data.
-#[derive(Debug, Error)]
+#[derive(Clone, Debug, Error)]
 pub enum GpuError {
     /// No wgpu adapter at all (no driver, or no compute-capable backend).
     #[error(
@@ -34,6 +34,17 @@ pub enum GpuError {
     /// Mapping a buffer for readback failed.
     #[error("GPU readback failed: {0}")]
     Readback(String),
+    /// The device could not allocate memory.
+    #[error(
+        "the GPU is out of memory ({0}). Lower the batch size (--batch) or the timesteps (-T)"
+    )]
+    OutOfMemory(String),
+    /// The device was lost (driver reset, GPU removed, browser tab backgrounded too long).
+    #[error("the GPU device was lost: {0}")]
+    DeviceLost(String),
+    /// An error the device reported outside any error scope.
+    #[error("the GPU reported an error: {0}")]
+    Device(String),
     /// Kernel arguments disagree with each other (wrong buffer length for the given shape).
     #[error("{kernel}: {message}")]
     Shape {

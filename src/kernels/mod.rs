@@ -130,6 +130,7 @@ pub mod batchnorm;
 pub mod binarize;
 pub mod conv;
 pub mod elementwise;
+pub mod finite;
 pub mod flips;
 pub mod gemm;
 pub mod lif;
@@ -175,4 +176,5 @@ pub const KERNELS: &[KernelSource] = &[
     elementwise::ResidualAdd::SOURCE,
     optim::SgdStep::SOURCE,
     flips::SignFlipCount::SOURCE,
+    finite::CountNonFinite::SOURCE,
 ];

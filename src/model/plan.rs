@@ -3,6 +3,7 @@
 
 use thiserror::Error;
 
+use super::bounds::{self, mul, size};
 use super::config::{LayerConfig, ModelConfig, Shortcut};
 
 /// A config that cannot describe a working network.
@@ -16,6 +17,9 @@ pub enum ModelError {
     },
     #[error("model: {0}")]
     Model(String),
+    /// A neuron, AGMM or normalisation value out of its physical range.
+    #[error("model setting `{setting}`: {message}")]
+    Setting { setting: String, message: String },
 }
 
 /// A layer with its resolved per-sample shapes `[C, H, W]` (per timestep).
@@ -45,18 +49,23 @@ fn kind_of(layer: &LayerConfig) -> &'static str {
     }
 }
 
-/// Resolves every layer's shapes and checks the model is trainable as specified.
+/// Resolves every layer's shapes and checks the model is trainable as specified: every size
+/// within [`bounds`], every product of sizes computed with checked arithmetic, every parameter
+/// tensor small enough for one GPU binding, every setting physical.
 pub fn plan(config: &ModelConfig) -> Result<Vec<PlannedLayer>, ModelError> {
+    let model = ModelError::Model;
     let [c0, h0, w0] = config.input;
-    if c0 == 0 || h0 == 0 || w0 == 0 {
-        return Err(ModelError::Model(format!(
-            "input shape {:?} has a zero dimension",
-            config.input
-        )));
-    }
-    if config.timesteps == 0 {
-        return Err(ModelError::Model("timesteps must be at least 1".into()));
-    }
+    size("input channels", c0, bounds::MAX_CHANNELS).map_err(model)?;
+    size("input height", h0, bounds::MAX_SIDE).map_err(model)?;
+    size("input width", w0, bounds::MAX_SIDE).map_err(model)?;
+    size("timesteps", config.timesteps, bounds::MAX_TIMESTEPS).map_err(model)?;
+    size("classes", config.classes, bounds::MAX_FEATURES).map_err(model)?;
+    size(
+        "the number of layers",
+        config.layers.len(),
+        bounds::MAX_LAYERS,
+    )
+    .map_err(model)?;
     if config.normalize_mean.len() != c0 || config.normalize_std.len() != c0 {
         return Err(ModelError::Model(format!(
             "normalize_mean/normalize_std need {c0} entries (one per input channel), got {}/{}",
@@ -64,11 +73,7 @@ pub fn plan(config: &ModelConfig) -> Result<Vec<PlannedLayer>, ModelError> {
             config.normalize_std.len()
         )));
     }
-    if config.normalize_std.iter().any(|&s| s.is_nan() || s <= 0.0) {
-        return Err(ModelError::Model(
-            "normalize_std entries must be positive".into(),
-        ));
-    }
+    bounds::check_settings(config)?;
     let mut shape = config.input;
     let mut layers = Vec::with_capacity(config.layers.len());
     let (mut convs, mut linears) = (0, 0);
@@ -85,7 +90,7 @@ pub fn plan(config: &ModelConfig) -> Result<Vec<PlannedLayer>, ModelError> {
                 "only the final layer may follow a linear readout".into()
             ));
         }
-        let (output, name) = match layer {
+        let (output, name, weights) = match layer {
             LayerConfig::Conv {
                 out_channels,
                 kernel,
@@ -94,46 +99,63 @@ pub fn plan(config: &ModelConfig) -> Result<Vec<PlannedLayer>, ModelError> {
                 shortcut,
                 ..
             } => {
-                if *out_channels == 0 || *kernel == 0 || *stride == 0 {
-                    return Err(err(
-                        "out_channels, kernel and stride must be positive".into()
-                    ));
-                }
-                if h + 2 * padding < *kernel || w + 2 * padding < *kernel {
+                let co = size("out_channels", *out_channels, bounds::MAX_CHANNELS).map_err(err)?;
+                let k = size("kernel", *kernel, bounds::MAX_KERNEL).map_err(err)?;
+                let s = size("stride", *stride, bounds::MAX_STRIDE).map_err(err)?;
+                let p = *padding;
+                if p > bounds::MAX_PADDING {
                     return Err(err(format!(
-                        "kernel {kernel} larger than the padded {h}x{w} input"
+                        "padding = {p} is over the limit of {}",
+                        bounds::MAX_PADDING
                     )));
                 }
-                let ho = (h + 2 * padding - kernel) / stride + 1;
-                let wo = (w + 2 * padding - kernel) / stride + 1;
-                let out = [*out_channels, ho, wo];
+                // All small after the bounds above: no overflow from here on.
+                if h + 2 * p < k || w + 2 * p < k {
+                    return Err(err(format!(
+                        "kernel {k} larger than the padded {h}x{w} input"
+                    )));
+                }
+                let ho = (h + 2 * p - k) / s + 1;
+                let wo = (w + 2 * p - k) / s + 1;
+                let out = [co, ho, wo];
                 match shortcut {
                     Shortcut::Identity if out != shape => {
                         return Err(err(format!("identity shortcut needs equal shapes, {shape:?} -> {out:?}")))
                     }
-                    Shortcut::Downsample if *stride != 2 || ho != h / 2 || wo != w / 2 => {
+                    Shortcut::Downsample if s != 2 || ho != h / 2 || wo != w / 2 => {
                         return Err(err("downsample shortcut (AvgPool 2 + 1x1 conv) needs stride 2 halving H and W".into()))
                     }
                     _ => {}
                 }
                 convs += 1;
-                (out, format!("conv{convs}"))
+                let weights = mul("weights", (co * c) as u64, (k * k) as u64).map_err(err)?;
+                (out, format!("conv{convs}"), weights)
             }
-            LayerConfig::Pool { size } => {
-                if *size == 0 || h < *size || w < *size {
-                    return Err(err(format!("pool size {size} does not fit {h}x{w}")));
+            LayerConfig::Pool { size: window } => {
+                let p = size("pool size", *window, bounds::MAX_POOL).map_err(err)?;
+                if h < p || w < p {
+                    return Err(err(format!("pool size {p} does not fit {h}x{w}")));
                 }
-                ([c, h / size, w / size], format!("pool{index}"))
+                ([c, h / p, w / p], format!("pool{index}"), 0)
             }
-            LayerConfig::GlobalAvgPool => ([c, 1, 1], format!("gap{index}")),
+            LayerConfig::GlobalAvgPool => ([c, 1, 1], format!("gap{index}"), 0),
             LayerConfig::Linear { out_features, .. } => {
-                if *out_features == 0 {
-                    return Err(err("out_features must be positive".into()));
-                }
+                let o = size("out_features", *out_features, bounds::MAX_FEATURES).map_err(err)?;
                 linears += 1;
-                ([*out_features, 1, 1], "fc".to_string())
+                let inputs = feature_map(shape).map_err(err)?;
+                let weights = mul("weights", inputs, o as u64).map_err(err)?;
+                ([o, 1, 1], "fc".to_string(), weights)
             }
         };
+        if weights > bounds::MAX_TENSOR_ELEMENTS {
+            return Err(err(format!(
+                "{weights} weights need {} bytes, over the {} bytes one GPU buffer binding holds \
+                 (max_storage_buffer_binding_size)",
+                weights * 4,
+                bounds::MAX_TENSOR_ELEMENTS * 4
+            )));
+        }
+        feature_map(output).map_err(err)?;
         layers.push(PlannedLayer {
             index,
             name,
@@ -159,4 +181,20 @@ pub fn plan(config: &ModelConfig) -> Result<Vec<PlannedLayer>, ModelError> {
             "the last layer must be a linear readout".into(),
         )),
     }
+}
+
+/// `C * H * W` of a shape, refused above [`bounds::MAX_FEATURE_MAP`].
+fn feature_map([c, h, w]: [usize; 3]) -> Result<u64, String> {
+    let n = mul(
+        "feature map",
+        mul("feature map", c as u64, h as u64)?,
+        w as u64,
+    )?;
+    if n > bounds::MAX_FEATURE_MAP {
+        return Err(format!(
+            "a {c}x{h}x{w} feature map ({n} values per sample and timestep) is over the limit of {}",
+            bounds::MAX_FEATURE_MAP
+        ));
+    }
+    Ok(n)
 }

@@ -59,7 +59,7 @@ impl Network {
     }
 
     /// All tensors with their buffers, in [`Network::tensor_specs`] order.
-    fn tensor_buffers(&self, with_optimizer: bool) -> Vec<&GpuBuffer<f32>> {
+    pub(crate) fn tensor_buffers(&self, with_optimizer: bool) -> Vec<&GpuBuffer<f32>> {
         let params = self.params();
         let mut out: Vec<&GpuBuffer<f32>> = params.iter().map(|p| &p.value).collect();
         for bn in self.batch_norms() {
@@ -113,6 +113,7 @@ impl Network {
         let with_optimizer = ck.tensors.iter().any(|t| t.name.starts_with("optim."));
         let specs = self.tensor_specs(with_optimizer);
         ck.check_fits(&specs)?;
+        ck.check_finite()?;
         for ((name, _), buffer) in specs.into_iter().zip(self.tensor_buffers(with_optimizer)) {
             if let Some(t) = ck.get(&name) {
                 buffer.write(ctx, &t.data)?;

@@ -28,6 +28,8 @@ pub struct Slots {
     pub moments: Vec<(String, MomentKind)>,
     /// `(layer, weights)` per flip slot.
     pub flips: Vec<(String, u64)>,
+    /// Checkpoint name of every tensor whose non-finite values are counted, per slot.
+    pub tensors: Vec<String>,
 }
 
 impl Slots {
@@ -46,6 +48,8 @@ pub struct Summaries {
     pub loss: GpuBuffer<LossSummary>,
     pub moments: GpuBuffer<f32>,
     pub flips: GpuBuffer<u32>,
+    /// Non-finite values per tracked tensor (counted at epoch ends).
+    pub nonfinite: GpuBuffer<u32>,
     pub slots: Arc<Slots>,
 }
 
@@ -55,15 +59,24 @@ impl Summaries {
             loss: GpuBuffer::zeros(ctx, 2, "loss summary")?,
             moments: GpuBuffer::zeros(ctx, 3 * slots.moments.len().max(1), "moment summary")?,
             flips: GpuBuffer::zeros(ctx, slots.flips.len().max(1), "flip counts")?,
+            nonfinite: GpuBuffer::zeros(ctx, slots.tensors.len().max(1), "non-finite counts")?,
             slots: Arc::new(slots),
         })
+    }
+
+    /// Tracks the non-finite values of the tensors named `names` (one counter each).
+    pub fn track_tensors(&mut self, ctx: &GpuContext, names: Vec<String>) -> Result<(), GpuError> {
+        self.nonfinite = GpuBuffer::zeros(ctx, names.len().max(1), "non-finite counts")?;
+        Arc::make_mut(&mut self.slots).tensors = names;
+        Ok(())
     }
 
     /// Zeroes every summary (queued before the next submission).
     pub fn reset(&self, ctx: &GpuContext) -> Result<(), GpuError> {
         self.loss.write(ctx, &[LossSummary::default(); 2])?;
         self.moments.write(ctx, &vec![0.0; self.moments.len()])?;
-        self.flips.write(ctx, &vec![0; self.flips.len()])
+        self.flips.write(ctx, &vec![0; self.flips.len()])?;
+        self.nonfinite.write(ctx, &vec![0; self.nonfinite.len()])
     }
 
     /// Zeroes only the eval loss slot.
@@ -82,6 +95,7 @@ impl Summaries {
             loss: Slot::new(self.loss.read_back(ctx)),
             moments: Slot::new(self.moments.read_back(ctx)),
             flips: Slot::new(self.flips.read_back(ctx)),
+            nonfinite: Slot::new(self.nonfinite.read_back(ctx)),
             slots: self.slots.clone(),
         }
     }
@@ -92,6 +106,7 @@ pub struct MetricsReadback {
     loss: Slot<LossSummary>,
     moments: Slot<f32>,
     flips: Slot<u32>,
+    nonfinite: Slot<u32>,
     slots: Arc<Slots>,
 }
 
@@ -99,8 +114,14 @@ impl Pending for MetricsReadback {
     type Output = RawMetrics;
 
     fn try_take(&mut self) -> Option<Result<RawMetrics, GpuError>> {
-        let ready =
-            (|| Ok::<_, GpuError>(self.loss.poll()? & self.moments.poll()? & self.flips.poll()?))();
+        let ready = (|| {
+            Ok::<_, GpuError>(
+                self.loss.poll()?
+                    & self.moments.poll()?
+                    & self.flips.poll()?
+                    & self.nonfinite.poll()?,
+            )
+        })();
         match ready {
             Err(e) => Some(Err(e)),
             Ok(false) => None,
@@ -108,6 +129,7 @@ impl Pending for MetricsReadback {
                 loss: self.loss.take(),
                 moments: self.moments.take(),
                 flips: self.flips.take(),
+                nonfinite: self.nonfinite.take(),
                 slots: self.slots.clone(),
             })),
         }
@@ -120,10 +142,22 @@ pub struct RawMetrics {
     pub loss: Vec<LossSummary>,
     pub moments: Vec<f32>,
     pub flips: Vec<u32>,
+    pub nonfinite: Vec<u32>,
     pub slots: Arc<Slots>,
 }
 
 impl RawMetrics {
+    /// `(tensor, count)` of every tracked tensor holding NaN or infinity.
+    pub fn nonfinite_tensors(&self) -> Vec<(String, u32)> {
+        self.slots
+            .tensors
+            .iter()
+            .zip(&self.nonfinite)
+            .filter(|(_, &n)| n > 0)
+            .map(|(name, &n)| (name.clone(), n))
+            .collect()
+    }
+
     /// The train loss slot.
     pub fn train(&self) -> LossSummary {
         self.loss.get(TRAIN_SLOT).copied().unwrap_or_default()

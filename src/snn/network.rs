@@ -11,6 +11,7 @@ use rand::SeedableRng;
 
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};
 use crate::kernels::agmm::AgmmMode;
+use crate::kernels::finite::FiniteParams;
 use crate::kernels::loss::LossParams;
 use crate::kernels::optim::{AdamConfig, AdamParams, SgdConfig, SgdParams};
 use crate::model::{plan, ModelConfig, ModelError};
@@ -86,7 +87,7 @@ impl Network {
                 &mut slots,
             )?);
         }
-        let net = Self {
+        let mut net = Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             config: config.clone(),
             layers,
@@ -95,6 +96,8 @@ impl Network {
             step: 0,
             frame_broadcast: true,
         };
+        let names = net.tensor_specs(true).into_iter().map(|(n, _)| n).collect();
+        net.summaries.track_tensors(ctx, names)?;
         net.snapshot_signs(ctx)?;
         Ok(net)
     }
@@ -376,6 +379,27 @@ impl Network {
         let mut rec = self.recorder(ctx, enc);
         for weight in self.weights() {
             weight.count_flips(&mut rec)?;
+        }
+        Ok(())
+    }
+
+    /// Records a count of the NaN and infinite values of every tensor a checkpoint holds
+    /// (parameters, BN statistics, optimizer state) into the summaries; the trainer checks
+    /// the counts at each epoch end ([`crate::snn::RawMetrics::nonfinite_tensors`]).
+    pub fn record_nonfinite_count(
+        &self,
+        ctx: &GpuContext,
+        enc: &mut wgpu::CommandEncoder,
+    ) -> Result<(), NetworkError> {
+        for (slot, buffer) in self.tensor_buffers(true).into_iter().enumerate() {
+            let params = FiniteParams::new(buffer.len(), slot);
+            self.kernels.nonfinite.dispatch(
+                ctx,
+                enc,
+                &params,
+                buffer,
+                &self.summaries.nonfinite,
+            )?;
         }
         Ok(())
     }

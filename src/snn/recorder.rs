@@ -8,6 +8,7 @@ use crate::kernels::batchnorm::{BatchNorm, BatchNormConfig};
 use crate::kernels::binarize::{BinarizeBackward, BinarizeForward};
 use crate::kernels::conv::Conv2d;
 use crate::kernels::elementwise::{Accumulate, ResidualAdd};
+use crate::kernels::finite::CountNonFinite;
 use crate::kernels::flips::{PackSigns, SignFlipCount};
 use crate::kernels::lif::{LifBackward, LifForward};
 use crate::kernels::linear::Linear;
@@ -36,6 +37,7 @@ pub struct Kernels {
     pub binarize_backward: BinarizeBackward,
     pub pack_signs: PackSigns,
     pub flips: SignFlipCount,
+    pub nonfinite: CountNonFinite,
     pub moments: Moments,
     pub pack_spikes: PackSpikes,
     pub pack_weights: PackWeights,
@@ -62,6 +64,7 @@ impl Kernels {
             binarize_backward: BinarizeBackward::new(ctx)?,
             pack_signs: PackSigns::new(ctx)?,
             flips: SignFlipCount::new(ctx)?,
+            nonfinite: CountNonFinite::new(ctx)?,
             moments: Moments::new(ctx)?,
             pack_spikes: PackSpikes::new(ctx)?,
             pack_weights: PackWeights::new(ctx)?,

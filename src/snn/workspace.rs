@@ -159,7 +159,10 @@ impl Workspaces {
                 // replaced by the training one (which also serves inference).
                 self.built
                     .retain(|w| w.owner == net.id() && !(training && w.batch == batch));
-                self.built.push(Workspace::new(ctx, net, batch, training)?);
+                let ws = ctx.allocating(&format!("the workspace for batch {batch}"), || {
+                    Workspace::new(ctx, net, batch, training)
+                })?;
+                self.built.push(ws);
                 self.built.len() - 1
             }
         };

@@ -7,6 +7,8 @@
 //! the CLI loops it and blocks only where it chooses to ([`Trainer::run_epoch`]). Only small
 //! summaries are read back, once per submission; never per timestep.
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod run_dir;
 mod trainer;
 
 pub use trainer::{Event, Phase, SlotMoments, StepReport, Trainer, MAX_IN_FLIGHT};
@@ -15,6 +17,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::kernels::optim::{AdamConfig, SgdConfig};
 use crate::snn::{EpochMetrics, NetworkError, Optimizer};
+
+/// Largest batch a run may ask for (memory is checked separately, per model).
+pub const MAX_BATCH: usize = 65_536;
+/// Largest number of epochs.
+pub const MAX_EPOCHS: usize = 1_000_000;
 
 /// Optimizer choice in a run config and on the CLI (`--optimizer adam`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -89,6 +96,37 @@ impl TrainConfig {
             augment: false,
             log_every: 10,
         }
+    }
+
+    /// Refuses sizes and hyper-parameters no run can use (checked before anything is
+    /// allocated): the message names the setting, its value and the allowed range.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |setting: &str, message: String| {
+            Err(TrainError::Config(format!("`{setting}`: {message}")))
+        };
+        if self.batch == 0 || self.batch > MAX_BATCH {
+            return bad(
+                "batch",
+                format!("{} is outside 1..={MAX_BATCH}", self.batch),
+            );
+        }
+        if self.epochs > MAX_EPOCHS {
+            return bad(
+                "epochs",
+                format!("{} is over the limit of {MAX_EPOCHS}", self.epochs),
+            );
+        }
+        let ranges: [(&str, f32, f32, f32); 3] = [
+            ("lr", self.lr, f32::MIN_POSITIVE, 10.0),
+            ("momentum", self.momentum, 0.0, 0.999),
+            ("weight_decay", self.weight_decay, 0.0, 1.0),
+        ];
+        for (setting, value, lo, hi) in ranges {
+            if !(value.is_finite() && (lo..=hi).contains(&value)) {
+                return bad(setting, format!("{value} is outside [{lo:e}, {hi}]"));
+            }
+        }
+        Ok(())
     }
 
     /// The optimizer with this config's hyper-parameters.
@@ -180,4 +218,19 @@ pub enum TrainError {
     NonFinite { value: f64, epoch: usize, step: u64 },
     #[error("data: {0}")]
     Data(String),
+    #[error("training setting {0}")]
+    Config(String),
+    /// The run would need more memory than there is: refused before allocating.
+    #[error("{0}")]
+    Memory(String),
+    /// Parameters (or optimizer state) hold NaN or infinity: the run stops before saving them.
+    #[error(
+        "training diverged: non-finite values in {tensors} after epoch {epoch} (step {step}). \
+         Stopped; the last good checkpoint (if any) was kept. Try a lower learning rate."
+    )]
+    NonFiniteParameters {
+        tensors: String,
+        epoch: usize,
+        step: u64,
+    },
 }

@@ -13,7 +13,7 @@ use crate::checkpoint::{Checkpoint, CheckpointMeta};
 use crate::data::{epoch_order, make_batch, Dataset, InputSpec};
 use crate::gpu::{GpuContext, Pending, Readback};
 use crate::kernels::loss::LossSummary;
-use crate::model::ModelConfig;
+use crate::model::{footprint, ModelConfig};
 use crate::snn::metrics::mean_and_variance;
 use crate::snn::{
     LayerReadback, MetricsReadback, MomentKind, Network, NetworkError, PendingCheckpoint,
@@ -29,6 +29,33 @@ pub const MAX_IN_FLIGHT: usize = 2;
 /// Mixed into the run seed with the step number: the augmentation / Poisson noise of a step
 /// depends on `(seed, step)` only, so a resumed run continues exactly.
 const STEP_SEED_MIX: u64 = 0xA24B_AED4_963E_E407;
+
+/// Refuses a model and batch whose estimated memory ([`crate::model::footprint`]) exceeds what
+/// the host has left, before anything is allocated. The device's own buffers count as host
+/// memory on a CPU adapter (lavapipe); a discrete GPU's memory is not known to wgpu, so there
+/// only the host-side input batch counts and running out shows up as a typed device error.
+fn check_memory(ctx: &GpuContext, model: &ModelConfig, batch: usize) -> Result<(), TrainError> {
+    let fp = footprint::estimate(model, batch, true).map_err(NetworkError::from)?;
+    let device_is_host = ctx.adapter_info.device_type == wgpu::DeviceType::Cpu;
+    let needed = fp
+        .input_bytes
+        .saturating_add(if device_is_host { fp.device_bytes() } else { 0 });
+    match crate::gpu::memory::host_available_bytes() {
+        Some(available) if needed > available => Err(TrainError::Memory(format!(
+            "{} at batch {batch}, T = {} needs about {} ({} parameters, optimizer state \
+             included: {}; activations and scratch: {}), but only {} of memory is available. \
+             Lower the batch size (--batch) or the timesteps (-T).",
+            model.name,
+            model.timesteps,
+            footprint::human_bytes(needed),
+            fp.parameters,
+            footprint::human_bytes(fp.parameter_bytes),
+            footprint::human_bytes(fp.workspace_bytes),
+            footprint::human_bytes(available),
+        ))),
+        _ => Ok(()),
+    }
+}
 
 /// Where the run is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,10 +160,11 @@ impl Trainer {
         config: TrainConfig,
         train_len: usize,
     ) -> Result<Self, TrainError> {
-        if config.batch == 0 {
-            return Err(TrainError::Data("batch size must be at least 1".into()));
-        }
-        let net = Network::new(ctx, model, config.seed)?;
+        config.validate()?;
+        check_memory(ctx, model, config.batch)?;
+        let net = ctx.allocating("the model's parameters", || {
+            Network::new(ctx, model, config.seed)
+        })?;
         let per_epoch = (train_len / config.batch).max(1) as u64;
         let mut total_steps = per_epoch * config.epochs as u64;
         if let Some(m) = config.max_steps {
@@ -294,6 +322,8 @@ impl Trainer {
         train: &Dataset,
         test: &Dataset,
     ) -> Result<bool, TrainError> {
+        // A device that ran out of memory or was lost since the last submission ends the run.
+        ctx.check_fault().map_err(NetworkError::from)?;
         match self.phase {
             Phase::Training { step } => {
                 if self.step_limit.is_some_and(|l| self.net.step() >= l) {
@@ -304,10 +334,12 @@ impl Trainer {
                 }
                 let steps = self.steps_per_epoch(train.len());
                 if step >= steps || self.net.step() >= self.total_steps {
-                    // The end-of-epoch flip count; the eval summary restarts so the
+                    // The end-of-epoch flip count and check for non-finite parameters; the
+                    // eval summary restarts so the
                     // evaluation is not mixed with earlier eval-mode forwards (probes).
                     let mut enc = ctx.encoder("flip count");
                     self.net.record_flip_count(ctx, &mut enc)?;
+                    self.net.record_nonfinite_count(ctx, &mut enc)?;
                     ctx.submit(enc);
                     self.net.reset_eval_summary(ctx);
                     // Training time ends here (later step reports arrive during the eval).
@@ -542,6 +574,15 @@ impl Trainer {
     /// Ends the epoch from the summaries read after its last eval batch.
     fn finish_epoch(&mut self, raw: &RawMetrics) -> Result<EpochRecord, TrainError> {
         let metrics = raw.epoch_metrics();
+        let bad = raw.nonfinite_tensors();
+        if !bad.is_empty() {
+            let tensors: Vec<String> = bad.iter().map(|(n, c)| format!("{n} ({c})")).collect();
+            return Err(TrainError::NonFiniteParameters {
+                tensors: tensors.join(", "),
+                epoch: self.epoch + 1,
+                step: self.net.step(),
+            });
+        }
         if !metrics.train.mean_loss().is_finite() {
             return Err(TrainError::NonFinite {
                 value: metrics.train.mean_loss(),

@@ -37,7 +37,7 @@ pub fn decode_aedat2_cifar10dvs(file: &str, bytes: &[u8]) -> Result<Vec<Event>, 
     }
     let start = header_len(bytes);
     let body = &bytes[start..];
-    if body.len() % AEDAT2_EVENT_BYTES != 0 {
+    if !body.len().is_multiple_of(AEDAT2_EVENT_BYTES) {
         return Err(EventDataError::Truncated {
             file: file.to_string(),
             message: format!(

@@ -81,7 +81,7 @@ pub fn decode_aedat3(
                  {POLARITY_EVENT_BYTES}"
             )));
         }
-        let data_len = capacity.checked_mul(size).unwrap_or(u64::MAX);
+        let data_len = capacity.saturating_mul(size);
         let data_left = (left - PACKET_HEADER_BYTES) as u64;
         if data_len > data_left {
             return Err(EventDataError::Truncated {

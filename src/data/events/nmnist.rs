@@ -11,7 +11,7 @@ pub const NMNIST_EVENT_BYTES: usize = 5;
 /// the sensor bounds and that time never goes backwards. An empty file is an empty sample.
 pub fn decode_nmnist(file: &str, bytes: &[u8]) -> Result<Vec<Event>, EventDataError> {
     check_file_size(file, bytes.len() as u64)?;
-    if bytes.len() % NMNIST_EVENT_BYTES != 0 {
+    if !bytes.len().is_multiple_of(NMNIST_EVENT_BYTES) {
         return Err(EventDataError::Truncated {
             file: file.to_string(),
             message: format!(

@@ -319,10 +319,7 @@ fn cifar10dvs_class(name: &str) -> Option<u8> {
                 .to_lowercase()
                 .starts_with(&format!("cifar10_{c}_"))
     };
-    CIFAR10_CLASSES
-        .iter()
-        .position(|c| by_name(&c))
-        .map(|i| i as u8)
+    CIFAR10_CLASSES.iter().position(by_name).map(|i| i as u8)
 }
 
 fn plan_cifar10dvs(cat: &Catalog, split_seed: Option<u64>) -> Result<SetPlan, EventDataError> {
@@ -521,6 +518,10 @@ pub fn load_event_datasets(
     if let (CacheUse::ReadWrite(_), Some(path)) = (cache, &cache_path) {
         if path.exists() {
             let file = path.display().to_string();
+            let len = std::fs::metadata(path)
+                .map_err(|e| super::io_error(&file, e))?
+                .len();
+            super::check_file_size(&file, len)?;
             let bytes = std::fs::read(path).map_err(|e| super::io_error(&file, e))?;
             let f = decode_frames_file(&file, &bytes).map_err(|e| EventDataError::Cache {
                 file: file.clone(),

@@ -1,23 +1,17 @@
-#!/usr/bin/env python3
-"""Checks the PyTorch peer's autograd against the backward formulas in the shader headers
-(lif_backward.wgsl, agmm_backward.wgsl, binarize_backward.wgsl) and its parameter count
-against the preset numbers in docs/method.md.
+"""The package's autograd against the backward formulas in the shader headers
+(lif_backward.wgsl, agmm_backward.wgsl, binarize_backward.wgsl), its parameter count against
+the preset numbers in docs/method.md, and the eval-mode encoder shortcut.
 
-Run with the virtualenv that has torch:
-    /work/venv-torch/bin/python -m unittest scripts/test_peer_torch.py -v
+    python -m unittest discover -s python/tests -v
 """
 
-import sys
 import tempfile
 import unittest
 from pathlib import Path
 
-try:
-    import torch
-except ImportError:  # The compare script's tests run without torch; these need it.
-    torch = None
+import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bitspike_torch import config, model as p
 
 T, N = 4, 257
 
@@ -73,14 +67,11 @@ def agmm_backward_reference(x, grad_y, alpha, detached):
     return out
 
 
-@unittest.skipIf(torch is None, "needs torch")
-class PeerMatchesShaders(unittest.TestCase):
+class OpsMatchShaders(unittest.TestCase):
     def setUp(self):
         torch.manual_seed(0)
 
     def test_lif_backward(self):
-        import peer_torch as p
-
         for reset in ("hard", "soft"):
             for detach in (False, True):
                 neuron = {"decay": 0.5, "v_th": 1.0, "reset": reset, "detach_reset": detach,
@@ -101,8 +92,6 @@ class PeerMatchesShaders(unittest.TestCase):
                     torch.testing.assert_close(current.grad.view(T, N), want)
 
     def test_agmm_backward(self):
-        import peer_torch as p
-
         for mode in ("full", "detached"):
             for alpha in (None, 0.3):
                 x = torch.randn(T * N, dtype=torch.float64, requires_grad=True)
@@ -115,8 +104,6 @@ class PeerMatchesShaders(unittest.TestCase):
                     torch.testing.assert_close(x.grad.view(T, N), want)
 
     def test_binarize(self):
-        import peer_torch as p
-
         w = torch.randn(8, 3, 3, 3, dtype=torch.float64) * 0.8
         w[0, 0, 0, 0], w[0, 0, 0, 1] = 0.0, -0.0
         w.requires_grad_()
@@ -130,22 +117,18 @@ class PeerMatchesShaders(unittest.TestCase):
         torch.testing.assert_close(w.grad, gamma * g * (w.detach().abs() <= 1).double())
 
     def test_mnist_parameter_count(self):
-        import peer_torch as p
-
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "mnist.json"
             path.write_text(MNIST_CONFIG)
-            cfg = p.load_config(str(path))
+            cfg = config.load(path)
         self.assertEqual(p.expected_params(cfg), (55_296, 31_978))  # docs/method.md 10.1
         self.assertEqual(sum(q.numel() for q in p.BSNN(cfg).parameters()), 87_274)
 
     def test_eval_encoder_once_matches_every_step(self):
-        import peer_torch as p
-
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "mnist.json"
             path.write_text(MNIST_CONFIG)
-            model = p.BSNN(p.load_config(str(path))).double().eval()
+            model = p.BSNN(config.load(path)).double().eval()
         images = torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8)
         with torch.no_grad():
             once = model(images)
