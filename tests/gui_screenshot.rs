@@ -122,6 +122,38 @@ fn weights_view_screenshot_shows_content() {
     check_view("weights");
 }
 
+/// Where the spikes view draws the sample's input picture in the 1280 x 800 screenshot window:
+/// right of the setup panel, below the sample and timestep sliders, left of the logits table,
+/// above the first layer's raster (x, y ranges in pixels).
+const INPUT_PICTURE: (std::ops::Range<usize>, std::ops::Range<usize>) = (258..420, 90..300);
+
+/// Pixels inside [`INPUT_PICTURE`] in the hue of ON events (orange, `ON_COLOR` = (255, 170,
+/// 40) at any brightness over the dark background) and of OFF events (blue, `OFF_COLOR` =
+/// (60, 160, 255)); pixels where both polarities mix fall in neither.
+fn polarity_pixels(path: &Path) -> (usize, usize) {
+    let (w, _, rgba) = read_png(path);
+    let (mut on, mut off) = (0, 0);
+    for y in INPUT_PICTURE.1.clone() {
+        for x in INPUT_PICTURE.0.clone() {
+            let i = (y * w as usize + x) * 4;
+            let [r, g, b] = [rgba[i] as i32, rgba[i + 1] as i32, rgba[i + 2] as i32];
+            // Orange: red high, blue low, green 40-80% of the way from blue to red.
+            let (lo, hi) = (4 * (r - b), 8 * (r - b));
+            if r >= 100 && r - b >= 80 && (lo..=hi).contains(&(10 * (g - b))) {
+                on += 1;
+            }
+            // Blue: the mirror image.
+            let (lo, hi) = (4 * (b - r), 8 * (b - r));
+            if b >= 100 && b - r >= 80 && (lo..=hi).contains(&(10 * (g - r))) {
+                off += 1;
+            }
+        }
+    }
+    (on, off)
+}
+
+/// The spikes view of event data draws the input event frame of the selected timestep (ON
+/// orange, OFF blue) above the layer rasters.
 #[test]
 fn spikes_view_shows_the_input_event_frame() {
     use bitspike::data::events::{
@@ -168,18 +200,31 @@ fn spikes_view_shows_the_input_event_frame() {
         return;
     };
     let _ = std::fs::remove_file(&frames);
-    // The event frame is drawn with ON events orange (255, 170, 40) and OFF blue (60, 160, 255).
-    let (_, _, rgba) = read_png(&path);
-    let near = |p: &[u8], c: [u8; 3]| (0..3).all(|i| (p[i] as i32 - c[i] as i32).abs() <= 6);
-    let on = rgba.chunks(4).filter(|p| near(p, [255, 170, 40])).count();
-    let off = rgba.chunks(4).filter(|p| near(p, [60, 160, 255])).count();
-    println!("ON-coloured pixels {on}, OFF-coloured pixels {off}");
-    assert!(
-        on >= 20 && off >= 20,
-        "no event frame: ON {on}, OFF {off} pixels"
-    );
     if let Some(keep) = std::env::var_os("BITSPIKE_KEEP_SCREENSHOT") {
         let _ = std::fs::copy(&path, keep);
     }
+    // The same view on the embedded MNIST (a grey digit, no event frame) as the control: no
+    // pixel of the picture's area has either hue there.
+    let Some(plain) = screenshot_with("spikes", "-plain", &[]) else {
+        return;
+    };
+    let (events_on, events_off) = polarity_pixels(&path);
+    let (plain_on, plain_off) = polarity_pixels(&plain);
+    println!(
+        "ON-hued pixels {events_on} (plain MNIST view {plain_on}), OFF-hued pixels \
+         {events_off} (plain {plain_off})"
+    );
+    // A 34x34 frame drawn about 4x: the ~200 ON and ~180 OFF events of frame 0 cover hundreds
+    // of screen pixels in each colour (the rest mixes both).
+    assert_eq!(
+        (plain_on, plain_off),
+        (0, 0),
+        "the control has event colours"
+    );
+    assert!(
+        events_on >= 200 && events_off >= 200,
+        "no event frame drawn: {events_on} ON-hued, {events_off} OFF-hued pixels"
+    );
+    let _ = std::fs::remove_file(&plain);
     check_content(&path);
 }
