@@ -46,6 +46,25 @@ enum DatasetKind {
     Cifar10,
     /// CIFAR-100 binary files (train.bin, test.bin) in --data DIR.
     Cifar100,
+    /// N-MNIST event files (Train/<digit>/*.bin, Test/<digit>/*.bin) in --data DIR.
+    Nmnist,
+    /// DVS128 Gesture AEDAT 3.1 recordings, labels and trial lists in --data DIR.
+    Dvsgesture,
+    /// CIFAR10-DVS AEDAT 2.0 files, one folder per class, in --data DIR.
+    Cifar10dvs,
+}
+
+impl DatasetKind {
+    /// The event data set this is, if it is one.
+    fn events(self) -> Option<data::events::EventKind> {
+        use data::events::EventKind;
+        match self {
+            DatasetKind::Nmnist => Some(EventKind::NMnist),
+            DatasetKind::Dvsgesture => Some(EventKind::DvsGesture),
+            DatasetKind::Cifar10dvs => Some(EventKind::Cifar10Dvs),
+            _ => None,
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -53,9 +72,39 @@ struct DataArgs {
     /// Which data set.
     #[arg(long, value_enum, default_value = "mnist10k")]
     dataset: DatasetKind,
-    /// Directory with the data set's files (for idx / cifar10 / cifar100).
+    /// Directory with the data set's files (for idx / cifar10 / cifar100 and the event sets).
     #[arg(long)]
     data: Option<PathBuf>,
+    #[command(flatten)]
+    events: EventArgs,
+}
+
+/// How event data (nmnist, dvsgesture, cifar10dvs) becomes frames.
+#[derive(clap::Args, Debug)]
+struct EventArgs {
+    /// Event data: frames per sample, one per timestep (default: the model's T; sets T).
+    #[arg(long)]
+    frames: Option<usize>,
+    /// Event data: frame side after downsampling, at most the sensor's; sets the model's input
+    /// size too (default: the model's input size, e.g. 128 -> 32 for dvsgesture, 128 -> 48 for
+    /// cifar10dvs).
+    #[arg(long)]
+    frame_size: Option<usize>,
+    /// Event data: clip event counts to 0/1 (binary frames).
+    #[arg(long)]
+    clip: bool,
+    /// CIFAR10-DVS: shuffle each class with this seed before the 9:1 split (default: file order).
+    #[arg(long)]
+    split_seed: Option<u64>,
+    /// Event data: where the frames cache goes (default: the --data directory).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Event data: neither read nor write the frames cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Event data: rebuild the frames from the events and overwrite the cache.
+    #[arg(long)]
+    rebuild_cache: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -87,6 +136,9 @@ enum Command {
         /// Screenshot mode: first train a run with this AGMM mode and overlay it (dashed).
         #[arg(long, value_enum)]
         compare_agmm: Option<AgmmMode>,
+        /// Start with these event frames (a `.frames` file a run wrote) instead of MNIST-10k.
+        #[arg(long)]
+        frames_file: Option<PathBuf>,
     },
     /// Train a BSNN (default: the mnist preset on the embedded MNIST-10k).
     Train {
@@ -170,6 +222,9 @@ enum Command {
         /// Summarise the model stored in this checkpoint (uses its measured firing rates).
         #[arg(long)]
         checkpoint: Option<PathBuf>,
+        /// Event models: measure the input's event rate on this data set (--dataset, --data).
+        #[command(flatten)]
+        data: DataArgs,
     },
     /// Print the adapter, backend, limits and features bitspike runs on.
     Info,
@@ -239,6 +294,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         after_steps: 20,
         checkpoint: None,
         compare_agmm: None,
+        frames_file: None,
     });
     match command {
         Command::Gui {
@@ -247,6 +303,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             after_steps,
             checkpoint,
             compare_agmm,
+            frames_file,
         } => {
             let view = match view {
                 ViewArg::Training => bitspike::app::View::Training,
@@ -261,6 +318,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 after_steps,
                 checkpoint,
                 compare_agmm,
+                frames_file,
                 ..Default::default()
             })?;
             Ok(())
@@ -313,7 +371,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", bitspike::bench::format_table(&rows));
             Ok(())
         }
-        Command::Summary { model, checkpoint } => summary(&model, checkpoint.as_deref()),
+        Command::Summary {
+            model,
+            checkpoint,
+            data,
+        } => summary(&model, checkpoint.as_deref(), &data),
         Command::Eval {
             checkpoint,
             data,
@@ -344,6 +406,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             limit_train,
             limit_test,
         } => {
+            if let (Some(t), Some(f)) = (timesteps, data.events.frames) {
+                if t != f {
+                    bail!("-T {t} and --frames {f} disagree: event frame t is the input at timestep t");
+                }
+            }
             let mut config = load_model_with(&model, timesteps)?;
             if let Some(mode) = agmm {
                 config.agmm.mode = mode;
@@ -366,10 +433,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 log_every: 5,
                 ..defaults
             };
-            // Every setting is checked before any data is read or memory allocated.
+            // Every setting is checked before any data is read or memory allocated: the event
+            // options first (they set T and the input size), then the model and the run.
+            let events = data
+                .dataset
+                .events()
+                .map(|kind| event_settings(&data, kind, &mut config).map(|s| (kind, s)))
+                .transpose()?;
             bitspike::model::plan(&config)?;
             train_config.validate()?;
-            let (mut train_set, mut test_set) = load_data(&data)?;
+            let (mut train_set, mut test_set) = match events {
+                Some((kind, settings)) => load_event_data(&data, kind, &settings)?,
+                None => load_data(&data)?,
+            };
             if let Some(n) = limit_train {
                 train_set = train_set.truncated(n);
             }
@@ -464,6 +540,9 @@ fn load_data(args: &DataArgs) -> anyhow::Result<(Dataset, Dataset)> {
         DatasetKind::Idx => FileSetKind::Idx,
         DatasetKind::Cifar10 => FileSetKind::Cifar10,
         DatasetKind::Cifar100 => FileSetKind::Cifar100,
+        DatasetKind::Nmnist | DatasetKind::Dvsgesture | DatasetKind::Cifar10dvs => {
+            bail!("event data sets are loaded by load_event_data")
+        }
     };
     let dir = args
         .data
@@ -496,6 +575,122 @@ fn load_data(args: &DataArgs) -> anyhow::Result<(Dataset, Dataset)> {
             data::expected_files(kind)
         )
     })
+}
+
+/// Applies the event options to `model` and returns the frame settings, checked before any
+/// file is read: `--frames T` sets the model's T and `--frame-size S` its input to S x S (the
+/// defaults are the model's own), the model must take event frames (`"encoding": "events"`,
+/// 2 polarity channels) of at most the sensor's size, and have room for the set's classes.
+fn event_settings(
+    args: &DataArgs,
+    kind: data::events::EventKind,
+    model: &mut ModelConfig,
+) -> anyhow::Result<data::events::FrameSettings> {
+    let e = &args.events;
+    if model.encoding != bitspike::model::Encoding::Events || model.input[0] != 2 {
+        bail!(
+            "--dataset {} gives event frames (2 polarity channels, one frame per timestep), but              model '{}' takes {:?} input {:?}: use --preset {} or a config with \"encoding\": \
+             \"events\" and 2 input channels",
+            kind.name(),
+            model.name,
+            model.encoding,
+            model.input,
+            kind.name()
+        );
+    }
+    if kind.classes() > model.classes {
+        bail!(
+            "{} has {} classes, model '{}' only {}",
+            kind.name(),
+            kind.classes(),
+            model.name,
+            model.classes
+        );
+    }
+    if let Some(frames) = e.frames {
+        model.timesteps = frames;
+    }
+    if let Some(side) = e.frame_size {
+        model.input = [2, side, side];
+    }
+    let [_, height, width] = model.input;
+    let settings = data::events::FrameSettings {
+        frames: model.timesteps,
+        height,
+        width,
+        clip: e.clip,
+    };
+    settings.check(kind.sensor())?;
+    Ok(settings)
+}
+
+/// [`event_settings`] for a trained model (eval, summary of a checkpoint): `--frames` and
+/// `--frame-size` may only repeat what the checkpoint was trained with.
+fn checkpoint_event_settings(
+    args: &DataArgs,
+    kind: data::events::EventKind,
+    model: &ModelConfig,
+    path: &Path,
+) -> anyhow::Result<data::events::FrameSettings> {
+    let mut asked = model.clone();
+    let settings = event_settings(args, kind, &mut asked)?;
+    if asked.timesteps != model.timesteps || asked.input != model.input {
+        bail!(
+            "--frames {} / --frame-size {} differ from {}: trained with T = {} on {:?} frames",
+            asked.timesteps,
+            asked.input[1],
+            path.display(),
+            model.timesteps,
+            model.input
+        );
+    }
+    Ok(settings)
+}
+
+/// Loads an event data set as frames (`settings` from [`event_settings`]), through the
+/// frames cache.
+fn load_event_data(
+    args: &DataArgs,
+    kind: data::events::EventKind,
+    settings: &data::events::FrameSettings,
+) -> anyhow::Result<(Dataset, Dataset)> {
+    use data::events::{load_event_datasets, CacheUse};
+    let e = &args.events;
+    let dir = args
+        .data
+        .clone()
+        .context("--data DIR is required for this --dataset")?;
+    let cache_dir = e.cache_dir.clone().unwrap_or_else(|| dir.clone());
+    let cache = if e.no_cache {
+        CacheUse::Off
+    } else if e.rebuild_cache {
+        CacheUse::Rebuild(cache_dir)
+    } else {
+        CacheUse::ReadWrite(cache_dir)
+    };
+    let start = std::time::Instant::now();
+    let loaded =
+        load_event_datasets(kind, &dir, settings, e.split_seed, &cache).with_context(|| {
+            format!(
+                "loading {} from {} (expects {})",
+                kind.name(),
+                dir.display(),
+                data::events::expected_layout(kind)
+            )
+        })?;
+    eprintln!(
+        "{}: {} train / {} test samples, {} frames of 2x{}x{}{} ({}, {:.1}s)",
+        kind.name(),
+        loaded.train.len(),
+        loaded.test.len(),
+        settings.frames,
+        settings.height,
+        settings.width,
+        if settings.clip { " clipped to 0/1" } else { "" },
+        loaded.note,
+        start.elapsed().as_secs_f64()
+    );
+    Ok((loaded.train, loaded.test))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -663,7 +858,13 @@ fn eval(
     let ck = Checkpoint::load(path)?;
     let model = model_from_checkpoint(path, &ck)?;
     bitspike::model::plan(&model).with_context(|| format!("{}: model_config", path.display()))?;
-    let (_, mut test) = load_data(data_args)?;
+    let (_, mut test) = match data_args.dataset.events() {
+        Some(kind) => {
+            let settings = checkpoint_event_settings(data_args, kind, &model, path)?;
+            load_event_data(data_args, kind, &settings)?
+        }
+        None => load_data(data_args)?,
+    };
     if let Some(n) = limit {
         test = test.truncated(n);
     }
@@ -727,8 +928,12 @@ fn write_npy_f32(path: &Path, data: &[f32], shape: &[usize]) -> anyhow::Result<(
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
-fn summary(args: &ModelArgs, checkpoint: Option<&Path>) -> anyhow::Result<()> {
-    let (model, rates) = match checkpoint {
+fn summary(
+    args: &ModelArgs,
+    checkpoint: Option<&Path>,
+    data_args: &DataArgs,
+) -> anyhow::Result<()> {
+    let (mut model, mut rates) = match checkpoint {
         Some(path) => {
             let ck = Checkpoint::load(path)?;
             let meta = CheckpointMeta::read(&path.display().to_string(), &ck)?;
@@ -737,6 +942,28 @@ fn summary(args: &ModelArgs, checkpoint: Option<&Path>) -> anyhow::Result<()> {
         }
         None => (load_model(args)?, None),
     };
+    // Event input: the first layer does one accumulate per event and synapse; its rate is the
+    // mean event count per input element and timestep, measured on the data when given.
+    let mut event_rate = None;
+    if let (Some(kind), Some(_)) = (data_args.dataset.events(), &data_args.data) {
+        let settings = match checkpoint {
+            Some(path) => checkpoint_event_settings(data_args, kind, &model, path)?,
+            None => event_settings(data_args, kind, &mut model)?,
+        };
+        bitspike::model::plan(&model)?;
+        let (train, _) = load_event_data(data_args, kind, &settings)?;
+        let total: u64 = train.images.iter().map(|&v| v as u64).sum();
+        let rate = total as f64 / train.images.len().max(1) as f64;
+        println!(
+            "event input: {rate:.4} events per input element and timestep ({} samples)",
+            train.len()
+        );
+        event_rate = Some(rate);
+        if rates.is_none() {
+            println!("(no checkpoint: the other layers are counted at the dense bound, rate 1)");
+            rates = Some(Vec::new());
+        }
+    }
     let s = Summary::new(&model)?;
     // The spikes entering row i are the outputs of row i-1 (measured per layer during training).
     let input_rates: Option<Vec<f64>> = rates.map(|rates| {
@@ -745,7 +972,7 @@ fn summary(args: &ModelArgs, checkpoint: Option<&Path>) -> anyhow::Result<()> {
             .enumerate()
             .map(|(i, _)| {
                 if i == 0 {
-                    1.0
+                    event_rate.unwrap_or(1.0)
                 } else {
                     let prev = &s.rows[i - 1].name;
                     rates

@@ -503,3 +503,34 @@ fn resuming_a_finished_run_says_so_and_writes_nothing() {
     assert_eq!(std::fs::read(&ck).unwrap(), before);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn event_options_are_refused_before_any_event_file_is_read() {
+    // The data folder does not exist: each error must come from the options, checked first.
+    let data = "/nonexistent/bitspike-events";
+    for (extra, reason) in [
+        (&["--frames", "0"][..], "0 frames per sample"),
+        (
+            &["--frames", "4294967296"][..],
+            "frames per sample: must be 1..=1024",
+        ),
+        (&["--frame-size", "0"][..], "frame size 0x0"),
+        (&["--frame-size", "64"][..], "34x34 sensor"),
+        (&["-T", "8", "--frames", "10"][..], "disagree"),
+        (&["--preset", "mnist"][..], "encoding"),
+        (&["--batch", "0"][..], "batch"),
+    ] {
+        let mut args = vec!["train", "--dataset", "nmnist", "--data", data];
+        if !extra.contains(&"--preset") {
+            args.extend(["--preset", "nmnist"]);
+        }
+        args.extend(extra);
+        args.extend(["--out", "/nonexistent/x"]);
+        let err = cli_fails(&args, &[]);
+        assert!(err.contains(reason), "{extra:?}: {err}");
+        assert!(
+            !err.contains("bitspike-events"),
+            "{extra:?} read the data: {err}"
+        );
+    }
+}

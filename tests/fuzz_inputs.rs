@@ -1,5 +1,6 @@
 //! Property-based fuzzing of every parser of outside input: IDX (raw and gzip), CIFAR, the
-//! data-file picker, model configs (with their plan, summary and memory estimate) and
+//! data-file picker, event files (N-MNIST, AEDAT 3.1, AEDAT 2.0, gesture labels, trial lists,
+//! frames files), model configs (with their plan, summary and memory estimate) and
 //! checkpoints (with their metadata). The property is the same for each: any bytes give `Ok`
 //! or a clean `Err`, never a panic, and nothing is allocated beyond what the input holds.
 //!
@@ -14,7 +15,8 @@
 use std::io::Write as _;
 
 use bitspike::checkpoint::{Checkpoint, CheckpointMeta, NamedTensor};
-use bitspike::data::{self, CifarKind, FileSetKind};
+use bitspike::data::events::{self as ev, Event, EventKind, FrameSettings, FramesFile};
+use bitspike::data::{self, CifarKind, Dataset, FileSetKind};
 use bitspike::model::summary::Summary;
 use bitspike::model::{footprint, plan, ModelConfig};
 use proptest::prelude::*;
@@ -158,6 +160,62 @@ proptest! {
         if let Ok(set) = data::load_cifar(kind, &[("batch".into(), bytes)]) {
             prop_assert_eq!(set.images.len(), set.len() * 3072);
             prop_assert!(set.labels.iter().all(|&l| (l as usize) < set.classes));
+        }
+    }
+
+    #[test]
+    fn event_files_never_panic(
+        n in 0usize..24, per_packet in 1usize..6, which in 0u8..6,
+        mutations in prop::collection::vec(mutation(), 0..4),
+    ) {
+        let events: Vec<Event> = (0..n)
+            .map(|i| Event { t: 7 * i as u64, x: (i * 5 % 34) as u16, y: (i * 11 % 34) as u16, on: i % 3 == 0 })
+            .collect();
+        let (decoded, sensor) = match which {
+            0 => (ev::decode_nmnist("n", &mutate(ev::encode_nmnist(&events), &mutations)), (34, 34)),
+            1 => {
+                let b = mutate(ev::encode_aedat3(&events, per_packet), &mutations);
+                (ev::decode_aedat3("g", &b, 128, 128), (128, 128))
+            }
+            2 => (ev::decode_aedat2_cifar10dvs("c", &mutate(ev::encode_aedat2_cifar10dvs(&events), &mutations)), (128, 128)),
+            3 => {
+                let csv = b"class,startTime_usec,endTime_usec\n1,0,100\n11,100,250\n".to_vec();
+                let _ = ev::parse_gesture_labels("l", &mutate(csv, &mutations));
+                let list = b"user01_fluorescent.aedat\nuser02_lab.aedat\n".to_vec();
+                let _ = ev::parse_trial_list("t", &mutate(list, &mutations));
+                return Ok(());
+            }
+            _ => {
+                let settings = FrameSettings::full(2, (34, 34));
+                let set = |k: usize| Dataset {
+                    images: ev::events_to_frames(&events, (34, 34), &settings).repeat(k),
+                    labels: vec![3; k], channels: 4, height: 34, width: 34, classes: 10,
+                };
+                let file = FramesFile {
+                    kind: EventKind::NMnist, settings, split_seed: Some(5), fingerprint: 9,
+                    train: set(2), test: set(1),
+                };
+                let mut bytes = ev::encode_frames_file(&file);
+                if which == 5 {
+                    // The header is not inside the gzip stream: aim at it.
+                    bytes = mutate(bytes, &mutations);
+                } else {
+                    let (head, tail) = bytes.split_at(64);
+                    bytes = [head, &mutate(tail.to_vec(), &mutations)].concat();
+                }
+                if let Ok(f) = ev::decode_frames_file("f", &bytes) {
+                    let per = f.settings.sample_bytes();
+                    prop_assert_eq!(f.train.images.len(), f.train.len() * per);
+                    prop_assert!(f.test.labels.iter().all(|&l| (l as usize) < f.test.classes));
+                }
+                return Ok(());
+            }
+        };
+        if let Ok(events) = decoded {
+            prop_assert!(events.iter().all(|e| (e.x as usize) < sensor.0 && (e.y as usize) < sensor.1));
+            prop_assert!(events.windows(2).all(|w| w[0].t <= w[1].t));
+            let settings = FrameSettings::full(3, sensor);
+            prop_assert_eq!(ev::events_to_frames(&events, sensor, &settings).len(), settings.sample_bytes());
         }
     }
 

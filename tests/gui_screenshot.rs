@@ -32,6 +32,11 @@ fn read_png(path: &Path) -> (u32, u32, Vec<u8>) {
 }
 
 fn screenshot(view: &str) -> Option<PathBuf> {
+    screenshot_with(view, "", &[])
+}
+
+/// [`screenshot`] with extra `gui` arguments; `tag` keeps the PNG names apart.
+fn screenshot_with(view: &str, tag: &str, extra: &[&std::ffi::OsStr]) -> Option<PathBuf> {
     if !have_xvfb() {
         if std::env::var_os("CI").is_some() {
             panic!("xvfb-run is missing but CI is set: install xvfb (see .ci/run)");
@@ -39,7 +44,10 @@ fn screenshot(view: &str) -> Option<PathBuf> {
         eprintln!("skipping: xvfb-run not found (install xvfb to run the GUI test)");
         return None;
     }
-    let out = std::env::temp_dir().join(format!("bitspike-gui-{view}-{}.png", std::process::id()));
+    let out = std::env::temp_dir().join(format!(
+        "bitspike-gui-{view}{tag}-{}.png",
+        std::process::id()
+    ));
     let _ = std::fs::remove_file(&out);
     let xdg = std::env::temp_dir().join("bitspike-gui-xdg");
     std::fs::create_dir_all(&xdg).expect("xdg dir");
@@ -49,6 +57,7 @@ fn screenshot(view: &str) -> Option<PathBuf> {
         .args(["gui", "--screenshot"])
         .arg(&out)
         .args(["--view", view, "--after-steps", "2"])
+        .args(extra)
         .env("XDG_RUNTIME_DIR", &xdg)
         .env(
             "WGPU_BACKEND",
@@ -111,4 +120,111 @@ fn draw_view_screenshot_shows_content() {
 #[test]
 fn weights_view_screenshot_shows_content() {
     check_view("weights");
+}
+
+/// Where the spikes view draws the sample's input picture in the 1280 x 800 screenshot window:
+/// right of the setup panel, below the sample and timestep sliders, left of the logits table,
+/// above the first layer's raster (x, y ranges in pixels).
+const INPUT_PICTURE: (std::ops::Range<usize>, std::ops::Range<usize>) = (258..420, 90..300);
+
+/// Pixels inside [`INPUT_PICTURE`] in the hue of ON events (orange, `ON_COLOR` = (255, 170,
+/// 40) at any brightness over the dark background) and of OFF events (blue, `OFF_COLOR` =
+/// (60, 160, 255)); pixels where both polarities mix fall in neither.
+fn polarity_pixels(path: &Path) -> (usize, usize) {
+    let (w, _, rgba) = read_png(path);
+    let (mut on, mut off) = (0, 0);
+    for y in INPUT_PICTURE.1.clone() {
+        for x in INPUT_PICTURE.0.clone() {
+            let i = (y * w as usize + x) * 4;
+            let [r, g, b] = [rgba[i] as i32, rgba[i + 1] as i32, rgba[i + 2] as i32];
+            // Orange: red high, blue low, green 40-80% of the way from blue to red.
+            let (lo, hi) = (4 * (r - b), 8 * (r - b));
+            if r >= 100 && r - b >= 80 && (lo..=hi).contains(&(10 * (g - b))) {
+                on += 1;
+            }
+            // Blue: the mirror image.
+            let (lo, hi) = (4 * (b - r), 8 * (b - r));
+            if b >= 100 && b - r >= 80 && (lo..=hi).contains(&(10 * (g - r))) {
+                off += 1;
+            }
+        }
+    }
+    (on, off)
+}
+
+/// The spikes view of event data draws the input event frame of the selected timestep (ON
+/// orange, OFF blue) above the layer rasters.
+#[test]
+fn spikes_view_shows_the_input_event_frame() {
+    use bitspike::data::events::{
+        encode_frames_file, events_to_frames, synthetic::saccade_events, EventKind, FrameSettings,
+        FramesFile,
+    };
+    use bitspike::data::{embedded_mnist10k, Dataset, EmbeddedSplit};
+    // A small frames file (T = 3) of synthetic N-MNIST-shaped events from embedded digits.
+    let settings = FrameSettings::full(3, (34, 34));
+    let split = |which, n| {
+        let digits = embedded_mnist10k(which).expect("embedded").truncated(n);
+        Dataset {
+            images: (0..n)
+                .flat_map(|i| {
+                    events_to_frames(
+                        &saccade_events(digits.image(i), i as u64),
+                        (34, 34),
+                        &settings,
+                    )
+                })
+                .collect(),
+            labels: digits.labels.clone(),
+            channels: 6,
+            height: 34,
+            width: 34,
+            classes: 10,
+        }
+    };
+    let file = FramesFile {
+        kind: EventKind::NMnist,
+        settings,
+        split_seed: None,
+        fingerprint: 0,
+        train: split(EmbeddedSplit::Train, 64),
+        test: split(EmbeddedSplit::Test, 8),
+    };
+    let frames = std::env::temp_dir().join(format!("bitspike-gui-{}.frames", std::process::id()));
+    std::fs::write(&frames, encode_frames_file(&file)).expect("write frames file");
+    let Some(path) = screenshot_with(
+        "spikes",
+        "-events",
+        &["--frames-file".as_ref(), frames.as_os_str()],
+    ) else {
+        return;
+    };
+    let _ = std::fs::remove_file(&frames);
+    if let Some(keep) = std::env::var_os("BITSPIKE_KEEP_SCREENSHOT") {
+        let _ = std::fs::copy(&path, keep);
+    }
+    // The same view on the embedded MNIST (a grey digit, no event frame) as the control: no
+    // pixel of the picture's area has either hue there.
+    let Some(plain) = screenshot_with("spikes", "-plain", &[]) else {
+        return;
+    };
+    let (events_on, events_off) = polarity_pixels(&path);
+    let (plain_on, plain_off) = polarity_pixels(&plain);
+    println!(
+        "ON-hued pixels {events_on} (plain MNIST view {plain_on}), OFF-hued pixels \
+         {events_off} (plain {plain_off})"
+    );
+    // A 34x34 frame drawn about 4x: the ~200 ON and ~180 OFF events of frame 0 cover hundreds
+    // of screen pixels in each colour (the rest mixes both).
+    assert_eq!(
+        (plain_on, plain_off),
+        (0, 0),
+        "the control has event colours"
+    );
+    assert!(
+        events_on >= 200 && events_off >= 200,
+        "no event frame drawn: {events_on} ON-hued, {events_off} OFF-hued pixels"
+    );
+    let _ = std::fs::remove_file(&plain);
+    check_content(&path);
 }

@@ -8,12 +8,18 @@
 
 use std::sync::mpsc::{channel, Receiver, Sender};
 
+use crate::data::events::{EventData, EventKind};
 use crate::data::{FileSetKind, NamedBytes};
 
 /// What the chosen files are for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {
     Dataset(FileSetKind),
+    /// An event data set: a folder natively (decoded on the dialog's thread, through the
+    /// frames cache), the files themselves on the web.
+    Events(EventKind),
+    /// A bitspike frames file (the cache the CLI or the desktop app wrote).
+    Frames,
     ModelConfig,
     Checkpoint,
 }
@@ -31,15 +37,23 @@ pub struct Saved {
     pub message: Result<String, String>,
 }
 
+/// An event data set decoded off the UI thread (native folders).
+pub struct Loaded {
+    pub kind: EventKind,
+    pub result: Result<EventData, String>,
+}
+
 enum Event {
     Picked(Picked),
     Saved(Saved),
+    Loaded(Loaded),
 }
 
 /// What the frame loop gets from [`FileDialogs::poll`].
 pub enum FileEvent {
     Picked(Picked),
     Saved(Saved),
+    Loaded(Loaded),
 }
 
 /// Open dialogs and their results.
@@ -62,8 +76,25 @@ fn filter(purpose: Purpose) -> (&'static str, &'static [&'static str]) {
             ("IDX files", &["gz", "idx3-ubyte", "idx1-ubyte", "ubyte"])
         }
         Purpose::Dataset(_) => ("CIFAR binary batches", &["bin"]),
+        Purpose::Events(_) => ("event files", &["aedat", "bin", "csv", "txt"]),
+        Purpose::Frames => ("bitspike frames file", &["frames"]),
         Purpose::ModelConfig => ("model config (JSON)", &["json"]),
         Purpose::Checkpoint => ("checkpoint (safetensors)", &["safetensors"]),
+    }
+}
+
+/// How the app frames an event data set: the frames and size of the data set's preset
+/// (`nmnist`: 10 x 34 x 34, `dvsgesture`: 16 x 32 x 32, `cifar10dvs`: 10 x 48 x 48), counts.
+pub fn event_frame_settings(kind: EventKind) -> crate::data::events::FrameSettings {
+    let sensor = kind.sensor();
+    match crate::model::ModelConfig::preset(kind.name()) {
+        Some(m) => crate::data::events::FrameSettings {
+            frames: m.timesteps,
+            height: m.input[1],
+            width: m.input[2],
+            clip: false,
+        },
+        None => crate::data::events::FrameSettings::full(10, sensor),
     }
 }
 
@@ -80,15 +111,45 @@ impl FileDialogs {
         Some(match event {
             Event::Picked(p) => FileEvent::Picked(p),
             Event::Saved(s) => FileEvent::Saved(s),
+            Event::Loaded(l) => FileEvent::Loaded(l),
         })
     }
 
     /// Opens a file dialog for `purpose`; data sets allow several files.
     pub fn pick(&mut self, purpose: Purpose) {
         let (name, extensions) = filter(purpose);
-        let multiple = matches!(purpose, Purpose::Dataset(_));
+        let multiple = matches!(purpose, Purpose::Dataset(_) | Purpose::Events(_));
         let tx = self.tx.clone();
         self.open += 1;
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Purpose::Events(kind) = purpose {
+            // A folder: walked, decoded and integrated here, off the UI thread.
+            std::thread::spawn(move || {
+                let dialog = rfd::FileDialog::new().set_title(format!(
+                    "bitspike: choose the {} folder ({})",
+                    kind.name(),
+                    crate::data::events::expected_layout(kind)
+                ));
+                let Some(dir) = dialog.pick_folder() else {
+                    let _ = tx.send(Event::Picked(Picked {
+                        purpose,
+                        files: Vec::new(),
+                        error: None,
+                    }));
+                    return;
+                };
+                let result = crate::data::events::load_event_datasets(
+                    kind,
+                    &dir,
+                    &event_frame_settings(kind),
+                    None,
+                    &crate::data::events::CacheUse::ReadWrite(dir.clone()),
+                )
+                .map_err(|e| e.to_string());
+                let _ = tx.send(Event::Loaded(Loaded { kind, result }));
+            });
+            return;
+        }
         #[cfg(not(target_arch = "wasm32"))]
         std::thread::spawn(move || {
             let mut dialog = rfd::FileDialog::new().set_title(format!("bitspike: choose {name}"));

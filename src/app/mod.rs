@@ -113,6 +113,8 @@ pub struct AppOptions {
     /// train the configured run over it (`--compare-agmm off` shows full vs off). While that
     /// runs it holds the mode of the second run.
     pub compare_agmm: Option<crate::model::AgmmMode>,
+    /// Event frames to start with instead of the embedded MNIST (native `--frames-file`).
+    pub frames_file: Option<PathBuf>,
 }
 
 /// Errors that end the app.
@@ -347,6 +349,18 @@ impl BitspikeApp {
             // The reference run trains with `mode` first; the configured mode comes second.
             self.options.compare_agmm = Some(std::mem::replace(&mut self.setup.agmm, mode));
         }
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(path) = self.options.frames_file.clone() {
+            let name = path.display().to_string();
+            match crate::data::read_file(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| {
+                    crate::data::events::decode_frames_file(&name, &b).map_err(|e| e.to_string())
+                }) {
+                Ok(f) => self.set_event_data(f.kind, f.train, f.test, &format!("from {name}")),
+                Err(e) => self.error = Some(format!("frames not loaded: {e}")),
+            }
+        }
         self.rebuild();
         self.boot_seconds = Some(started.elapsed().as_secs_f64());
         #[cfg(not(target_arch = "wasm32"))]
@@ -382,7 +396,7 @@ impl BitspikeApp {
             return Err("no GPU device or no data".into());
         };
         let data_shape = [train.channels, train.height, train.width];
-        if model.input != data_shape {
+        if model.data_shape() != data_shape {
             return Err(format!(
                 "model '{}' takes input {:?} but the data is {:?}: choose a model for this \
                  input (mnist: 1x28x28, resnet19: 3x32x32) or other data",
@@ -515,6 +529,10 @@ impl BitspikeApp {
                     Ok(m) => self.notice = Some(m),
                     Err(e) => self.error = Some(e),
                 },
+                FileEvent::Loaded(l) => match l.result {
+                    Ok(d) => self.use_event_data(l.kind, d.train, d.test, &d.note),
+                    Err(e) => self.error = Some(format!("data not loaded: {e}")),
+                },
                 FileEvent::Picked(p) => {
                     if let Some(e) = p.error {
                         self.error = Some(e);
@@ -563,10 +581,9 @@ impl BitspikeApp {
                     if self.setup.config.is_none() {
                         // The preset that takes this input, if one does.
                         let shape = [train.channels, train.height, train.width];
-                        if let Some(p) = crate::model::PRESETS
-                            .iter()
-                            .find(|p| ModelConfig::preset(p).is_some_and(|m| m.input == shape))
-                        {
+                        if let Some(p) = crate::model::PRESETS.iter().find(|p| {
+                            ModelConfig::preset(p).is_some_and(|m| m.data_shape() == shape)
+                        }) {
                             self.setup.preset = p.to_string();
                         }
                     }
@@ -576,6 +593,23 @@ impl BitspikeApp {
                 }
                 Err(e) => self.error = Some(format!("data not loaded: {e}")),
             },
+            Purpose::Events(kind) => {
+                let settings = files::event_frame_settings(kind);
+                match crate::data::events::event_datasets_from_files(kind, &files, &settings, None)
+                {
+                    Ok(d) => self.use_event_data(kind, d.train, d.test, &d.note),
+                    Err(e) => self.error = Some(format!("data not loaded: {e}")),
+                }
+            }
+            Purpose::Frames => {
+                let Some((name, bytes)) = files.into_iter().next() else {
+                    return;
+                };
+                match crate::data::events::decode_frames_file(&name, &bytes) {
+                    Ok(f) => self.use_event_data(f.kind, f.train, f.test, &format!("from {name}")),
+                    Err(e) => self.error = Some(format!("frames not loaded: {e}")),
+                }
+            }
             Purpose::ModelConfig => {
                 let Some((name, bytes)) = files.into_iter().next() else {
                     return;
@@ -606,6 +640,58 @@ impl BitspikeApp {
                 }
             }
         }
+    }
+
+    /// Installs decoded event frames (validated already) as the data: T becomes the number of
+    /// frames, and the data set's preset is chosen when no model file is loaded and its input
+    /// size fits.
+    fn use_event_data(
+        &mut self,
+        kind: crate::data::events::EventKind,
+        train: Dataset,
+        test: Dataset,
+        note: &str,
+    ) {
+        self.set_event_data(kind, train, test, note);
+        self.rebuild();
+    }
+
+    /// [`Self::use_event_data`] without rebuilding the run.
+    fn set_event_data(
+        &mut self,
+        kind: crate::data::events::EventKind,
+        train: Dataset,
+        test: Dataset,
+        note: &str,
+    ) {
+        let frames = train.channels / 2;
+        self.data_label = format!(
+            "{}: {} train / {} test, {frames} event frames of 2x{}x{}",
+            kind.name(),
+            train.len(),
+            test.len(),
+            train.height,
+            train.width
+        );
+        self.setup.classes = train.classes;
+        self.setup.timesteps = frames.max(1);
+        // The event presets' largest batches under the 128 MiB binding limit (conv1's output
+        // is T * C * H * W floats per sample): dvsgesture 16, cifar10dvs (vgg11) 11.
+        let most = match kind {
+            crate::data::events::EventKind::NMnist => usize::MAX,
+            crate::data::events::EventKind::DvsGesture => 16,
+            crate::data::events::EventKind::Cifar10Dvs => 8,
+        };
+        self.setup.batch = self.setup.batch.min(most);
+        if self.setup.config.is_none() {
+            if let Some(m) = ModelConfig::preset(kind.name()) {
+                if m.input == [2, train.height, train.width] {
+                    self.setup.preset = kind.name().to_string();
+                }
+            }
+        }
+        self.data = Some((Arc::new(train), Arc::new(test)));
+        self.notice = Some(format!("loaded {} ({note})", self.data_label));
     }
 
     /// Builds a session for the checkpoint's model, restores it, and only then replaces the
@@ -673,6 +759,8 @@ impl BitspikeApp {
                 }
             }
             Action::LoadData(kind) => self.files.pick(Purpose::Dataset(kind)),
+            Action::LoadEvents(kind) => self.files.pick(Purpose::Events(kind)),
+            Action::LoadFrames => self.files.pick(Purpose::Frames),
             Action::LoadConfig => self.files.pick(Purpose::ModelConfig),
             Action::UsePreset => {
                 self.setup.config = None;

@@ -125,10 +125,14 @@ impl Probe {
             return Err(TrainError::Data(format!("no sample {sample}")));
         }
         let model = session.trainer.model().clone();
-        if [data.channels, data.height, data.width] != model.input {
+        if [data.channels, data.height, data.width] != model.data_shape() {
             return Err(TrainError::Data(format!(
                 "input is {}x{}x{} but model '{}' takes {:?}",
-                data.channels, data.height, data.width, model.name, model.input
+                data.channels,
+                data.height,
+                data.width,
+                model.name,
+                model.data_shape()
             )));
         }
         let spec = InputSpec::for_model(&model, false);

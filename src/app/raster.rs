@@ -98,9 +98,78 @@ pub fn input_image(data: &Dataset, index: usize) -> ColorImage {
     ColorImage::new([w, h], pixels)
 }
 
+/// Colour of ON events (brighter) in event frames.
+pub const ON_COLOR: Color32 = Color32::from_rgb(255, 170, 40);
+/// Colour of OFF events (darker) in event frames.
+pub const OFF_COLOR: Color32 = Color32::from_rgb(60, 160, 255);
+
+/// Frame `t` of event sample `index` (`data` holds `[T, 2, H, W]` counts as `2T` channels,
+/// channel 0 = OFF, 1 = ON) as one image: ON in orange, OFF in blue, both mixed, brightness
+/// by count (sqrt-scaled against the frame's largest count). Returns the image and the
+/// (ON, OFF) event counts of the frame.
+pub fn event_frame_image(data: &Dataset, index: usize, t: usize) -> (ColorImage, [u64; 2]) {
+    let (h, w) = (data.height, data.width);
+    let plane = h * w;
+    let frame = data
+        .image(index)
+        .get(t * 2 * plane..(t + 1) * 2 * plane)
+        .unwrap_or(&[]);
+    let count = |ch: usize, i: usize| frame.get(ch * plane + i).copied().unwrap_or(0);
+    let max = frame.iter().copied().max().unwrap_or(0).max(1) as f32;
+    let mut totals = [0u64; 2];
+    let pixels = (0..plane)
+        .map(|i| {
+            let (on, off) = (count(1, i), count(0, i));
+            totals[0] += on as u64;
+            totals[1] += off as u64;
+            let (a, b) = ((on as f32 / max).sqrt(), (off as f32 / max).sqrt());
+            let mix = |bg: u8, on_c: u8, off_c: u8| {
+                (bg as f32
+                    + a * (on_c as f32 - bg as f32)
+                    + b * (off_c as f32 - bg as f32) * (1.0 - a / 2.0))
+                    .clamp(0.0, 255.0) as u8
+            };
+            if on == 0 && off == 0 {
+                BACKGROUND
+            } else {
+                Color32::from_rgb(
+                    mix(BACKGROUND.r(), ON_COLOR.r(), OFF_COLOR.r()),
+                    mix(BACKGROUND.g(), ON_COLOR.g(), OFF_COLOR.g()),
+                    mix(BACKGROUND.b(), ON_COLOR.b(), OFF_COLOR.b()),
+                )
+            }
+        })
+        .collect();
+    (ColorImage::new([w, h], pixels), totals)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_frames_show_on_and_off_in_their_colours() {
+        // T = 2 frames of 2x2: frame 1 has ON at pixel 0 and OFF at pixel 3.
+        let mut images = vec![0u8; 2 * 2 * 4];
+        images[8 + 4] = 3; // t = 1, ON, pixel 0
+        images[8 + 3] = 3; // t = 1, OFF, pixel 3
+        let data = Dataset {
+            images,
+            labels: vec![0],
+            channels: 4,
+            height: 2,
+            width: 2,
+            classes: 10,
+        };
+        let (img, totals) = event_frame_image(&data, 0, 1);
+        assert_eq!(totals, [3, 3]);
+        assert_eq!(img.pixels[0], ON_COLOR);
+        assert_eq!(img.pixels[3], OFF_COLOR);
+        assert_eq!(img.pixels[1], BACKGROUND);
+        let (empty, totals) = event_frame_image(&data, 0, 0);
+        assert_eq!(totals, [0, 0]);
+        assert!(empty.pixels.iter().all(|&p| p == BACKGROUND));
+    }
 
     #[test]
     fn raster_has_one_row_per_timestep_and_marks_spikes() {

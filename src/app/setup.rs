@@ -101,6 +101,10 @@ pub enum Action {
     UseEmbedded,
     /// Open a file dialog for a data set.
     LoadData(FileSetKind),
+    /// An event data set (a folder natively, its files on the web).
+    LoadEvents(crate::data::events::EventKind),
+    /// A bitspike frames file.
+    LoadFrames,
     /// Open a file dialog for a model config (JSON).
     LoadConfig,
     /// Forget a loaded config; back to the preset.
@@ -164,6 +168,35 @@ pub fn show(ui: &mut egui::Ui, setup: &mut Setup, info: PanelInfo<'_>) -> Action
                 .clicked()
             {
                 action = Action::LoadData(FileSetKind::Cifar100);
+            }
+        });
+        ui.horizontal_wrapped(|ui| {
+            use crate::data::events::{expected_layout, EventKind};
+            for (label, kind) in [
+                ("N-MNIST…", EventKind::NMnist),
+                ("DVS Gesture…", EventKind::DvsGesture),
+                ("CIFAR10-DVS…", EventKind::Cifar10Dvs),
+            ] {
+                let hint = if cfg!(target_arch = "wasm32") {
+                    format!(
+                        "choose the files ({}); N-MNIST needs its folders: load a frames file",
+                        expected_layout(kind)
+                    )
+                } else {
+                    format!("choose the folder ({})", expected_layout(kind))
+                };
+                if ui.small_button(label).on_hover_text(hint).clicked() {
+                    action = Action::LoadEvents(kind);
+                }
+            }
+            if ui
+                .small_button("frames file…")
+                .on_hover_text(
+                    "event frames a run saved (bitspike-<set>-T<T>-<H>x<W>-<counts|binary>.frames)",
+                )
+                .clicked()
+            {
+                action = Action::LoadFrames;
             }
         });
         ui.separator();

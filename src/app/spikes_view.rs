@@ -41,9 +41,13 @@ pub struct SpikesState {
     pub search_note: Option<String>,
     generation: u64,
     pub panel: LayersPanel,
-    input: Option<(u64, TextureHandle)>,
+    input: Option<InputPicture>,
     rng: u64,
 }
+
+/// The input texture, keyed by result generation and (event input) timestep, with the ON/OFF
+/// event counts of an event frame.
+type InputPicture = ((u64, usize), TextureHandle, Option<[u64; 2]>);
 
 impl SpikesState {
     /// Asks for a probe of `sample` (runs on a later frame).
@@ -184,22 +188,47 @@ pub fn show(ui: &mut egui::Ui, state: &mut SpikesState, session: Option<&Session
         ui.label("Pick a sample to see its spikes.");
         return;
     };
-    if state
-        .input
-        .as_ref()
-        .is_none_or(|(g, _)| *g != state.generation)
-    {
-        let image = raster::input_image(&result.data, result.sample);
+    // Event input: frame t is the input at timestep t, so the picture follows the timestep
+    // slider (and Play).
+    let events = session.trainer.model().encoding == crate::model::Encoding::Events;
+    state.panel.timestep_controls(ui, result.timesteps);
+    let key = (
+        state.generation,
+        if events { state.panel.timestep } else { 0 },
+    );
+    if state.input.as_ref().is_none_or(|(k, _, _)| *k != key) {
+        let (image, counts) = if events {
+            let (image, counts) = raster::event_frame_image(&result.data, result.sample, key.1);
+            (image, Some(counts))
+        } else {
+            (raster::input_image(&result.data, result.sample), None)
+        };
         let texture = ui
             .ctx()
             .load_texture("input", image, TextureOptions::NEAREST);
-        state.input = Some((state.generation, texture));
+        state.input = Some((key, texture, counts));
     }
-    state.panel.timestep_controls(ui, result.timesteps);
     ui.separator();
     ui.horizontal_top(|ui| {
-        if let Some((_, texture)) = &state.input {
-            ui.add(egui::Image::new(texture).fit_to_exact_size(egui::vec2(140.0, 140.0)));
+        if let Some((key, texture, counts)) = &state.input {
+            ui.vertical(|ui| {
+                ui.add(egui::Image::new(texture).fit_to_exact_size(egui::vec2(140.0, 140.0)));
+                if let Some([on, off]) = counts {
+                    ui.label(egui::RichText::new(format!("events at t = {}:", key.1)).small());
+                    ui.horizontal(|ui| {
+                        ui.label(
+                            egui::RichText::new(format!("ON {on}"))
+                                .small()
+                                .color(raster::ON_COLOR),
+                        );
+                        ui.label(
+                            egui::RichText::new(format!("OFF {off}"))
+                                .small()
+                                .color(raster::OFF_COLOR),
+                        );
+                    });
+                }
+            });
         }
         ui.vertical(|ui| {
             prediction_line(ui, result);

@@ -83,7 +83,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// The data a model is timed on: the embedded MNIST-10k for 1x28x28 inputs with at most 10
 /// classes, seeded random images of the model's input shape otherwise.
 fn bench_data(model: &ModelConfig, split: EmbeddedSplit) -> Result<Dataset, NetworkError> {
-    let [c, h, w] = model.input;
+    // Event models take T frames stacked as channels (`ModelConfig::data_shape`).
+    let [c, h, w] = model.data_shape();
     if [c, h, w] == [1, 28, 28] && model.classes >= 10 {
         if let Ok(d) = embedded_mnist10k(split) {
             return Ok(d);

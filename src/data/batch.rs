@@ -56,6 +56,9 @@ pub struct HostBatch {
 
 /// Builds the batch for `indices`. `rng_seed` drives augmentation and Poisson spikes.
 pub fn make_batch(data: &Dataset, indices: &[usize], spec: &InputSpec, rng_seed: u64) -> HostBatch {
+    if spec.encoding == Encoding::Events {
+        return make_event_batch(data, indices, spec);
+    }
     let (c, h, w) = (data.channels, data.height, data.width);
     let per = c * h * w;
     let b = indices.len();
@@ -98,13 +101,47 @@ pub fn make_batch(data: &Dataset, indices: &[usize], spec: &InputSpec, rng_seed:
     let mut input = Vec::with_capacity(spec.timesteps * b * per);
     for _ in 0..spec.timesteps {
         match spec.encoding {
-            Encoding::Direct => input.extend_from_slice(&frame),
+            // Events returned above (`make_event_batch`).
+            Encoding::Direct | Encoding::Events => input.extend_from_slice(&frame),
             Encoding::Poisson => {
                 input.extend(
                     intensity
                         .iter()
                         .map(|&p| if rng.random::<f32>() < p { 1.0 } else { 0.0 }),
                 )
+            }
+        }
+    }
+    HostBatch {
+        input,
+        labels: indices.iter().map(|&i| data.labels[i] as u32).collect(),
+        batch: b,
+    }
+}
+
+/// The events encoding: each sample holds T frames of C channels stacked as `T * C` channels
+/// (`ModelConfig::data_shape`); frame t, as `(count - mean) / std`, is the input at timestep t.
+/// A data set with fewer frames than T (the trainer refuses it before) gives zero frames.
+fn make_event_batch(data: &Dataset, indices: &[usize], spec: &InputSpec) -> HostBatch {
+    let c = spec.mean.len().max(1);
+    let plane = data.height * data.width;
+    let per = c * plane;
+    let b = indices.len();
+    let mut input = vec![0.0f32; spec.timesteps * b * per];
+    for t in 0..spec.timesteps {
+        for (bi, &idx) in indices.iter().enumerate() {
+            let Some(frame) = data.image(idx).get(t * per..(t + 1) * per) else {
+                continue;
+            };
+            let out = &mut input[(t * b + bi) * per..(t * b + bi + 1) * per];
+            for ch in 0..c {
+                let (m, s) = (spec.mean[ch], spec.std[ch]);
+                for (o, &v) in out[ch * plane..(ch + 1) * plane]
+                    .iter_mut()
+                    .zip(&frame[ch * plane..(ch + 1) * plane])
+                {
+                    *o = (v as f32 - m) / s;
+                }
             }
         }
     }
@@ -128,6 +165,45 @@ mod tests {
             width: 4,
             classes: 3,
         }
+    }
+
+    #[test]
+    fn events_encoding_puts_frame_t_at_timestep_t() {
+        // 2 samples, T = 3 frames of 2 channels of 1x2 pixels: value = 10*t + 2*ch + x + 100*s.
+        let mut images = Vec::new();
+        for s in 0..2u8 {
+            for t in 0..3u8 {
+                for ch in 0..2u8 {
+                    for x in 0..2u8 {
+                        images.push(100 * s + 10 * t + 2 * ch + x);
+                    }
+                }
+            }
+        }
+        let data = Dataset {
+            images,
+            labels: vec![4, 7],
+            channels: 6,
+            height: 1,
+            width: 2,
+            classes: 10,
+        };
+        let spec = InputSpec {
+            timesteps: 3,
+            encoding: Encoding::Events,
+            mean: vec![0.0, 1.0],
+            std: vec![1.0, 2.0],
+            augment: false,
+        };
+        let b = make_batch(&data, &[1, 0], &spec, 0);
+        assert_eq!(b.labels, vec![7, 4]);
+        // [T, B, C, H, W]: t = 2, batch slot 0 (sample 1), channel 1, x = 1.
+        let at =
+            |t: usize, bi: usize, ch: usize, x: usize| b.input[((t * 2 + bi) * 2 + ch) * 2 + x];
+        assert_eq!(at(2, 0, 1, 1), (100.0 + 20.0 + 2.0 + 1.0 - 1.0) / 2.0);
+        assert_eq!(at(0, 1, 0, 0), 0.0);
+        assert_eq!(at(1, 1, 0, 1), 11.0);
+        assert_eq!(b.input.len(), 3 * 2 * 2 * 2);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 mod batch;
 mod cifar;
 mod embedded;
+pub mod events;
 mod files;
 mod idx;
 

@@ -48,7 +48,9 @@ impl Summary {
     pub fn new(config: &ModelConfig) -> Result<Self, ModelError> {
         let layers = plan(config)?;
         let t = config.timesteps as u64;
-        let mut spikes = config.encoding == Encoding::Poisson;
+        // Poisson spikes and events drive the first layer with accumulates (one per event and
+        // synapse), scaled by the input's event rate; direct (analog) input needs MACs.
+        let mut spikes = matches!(config.encoding, Encoding::Poisson | Encoding::Events);
         let mut rows = Vec::new();
         for l in &layers {
             let [ci, _, _] = l.input;

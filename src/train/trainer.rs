@@ -257,11 +257,19 @@ impl Trainer {
 
     fn check_data(&self, data: &Dataset) -> Result<(), TrainError> {
         let model = self.net.config();
-        let [c, h, w] = model.input;
+        // Event data holds its T frames stacked as channels (`ModelConfig::data_shape`).
+        let [c, h, w] = model.data_shape();
         if [data.channels, data.height, data.width] != [c, h, w] {
             return Err(TrainError::Data(format!(
-                "data set images are {}x{}x{}, the model expects {c}x{h}x{w}",
-                data.channels, data.height, data.width
+                "data set samples are {}x{}x{}, the model expects {c}x{h}x{w}{}",
+                data.channels,
+                data.height,
+                data.width,
+                if model.encoding == crate::model::Encoding::Events {
+                    format!(" ({} event frames of {:?})", model.timesteps, model.input)
+                } else {
+                    String::new()
+                }
             )));
         }
         if data.classes > model.classes {
