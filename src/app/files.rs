@@ -16,6 +16,8 @@ pub enum Purpose {
     Dataset(FileSetKind),
     ModelConfig,
     Checkpoint,
+    /// An ablation's `report.json`.
+    Ablation,
 }
 
 /// Files a dialog delivered (empty when the user cancelled).
@@ -64,6 +66,7 @@ fn filter(purpose: Purpose) -> (&'static str, &'static [&'static str]) {
         Purpose::Dataset(_) => ("CIFAR binary batches", &["bin"]),
         Purpose::ModelConfig => ("model config (JSON)", &["json"]),
         Purpose::Checkpoint => ("checkpoint (safetensors)", &["safetensors"]),
+        Purpose::Ablation => ("ablation report (report.json)", &["json"]),
     }
 }
 
