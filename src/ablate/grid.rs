@@ -202,6 +202,16 @@ fn leaves(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, String
                 leaves(&format!("{prefix}[{i}]"), v, out);
             }
         }
+        // f32 settings (lr, momentum) arrive widened to f64: show them as the f32 they are.
+        serde_json::Value::Number(n) if n.is_f64() => {
+            let v = n.as_f64().unwrap_or_default();
+            let text = if (v as f32) as f64 == v {
+                (v as f32).to_string()
+            } else {
+                v.to_string()
+            };
+            out.push((prefix.to_string(), text));
+        }
         other => out.push((prefix.to_string(), other.to_string())),
     }
 }
