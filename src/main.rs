@@ -167,7 +167,12 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
         /// AGMM modes to compare (comma-separated).
-        #[arg(long, value_enum, value_delimiter = ',', default_value = "full,detached,off")]
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "full,detached,off"
+        )]
         agmm: Vec<AgmmMode>,
         /// Optimizers (comma-separated).
         #[arg(long, value_enum, value_delimiter = ',', default_value = "adam")]

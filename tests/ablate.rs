@@ -62,12 +62,30 @@ fn aggregation_matches_hand_computed_means_intervals_and_paired_differences() {
     // Epoch 2 accuracies: full 0.90 0.92 0.94, off 0.88 0.91 0.91;
     // flip ratios: full 0.010 0.012 0.011, off 0.020 0.018 0.022.
     let runs = vec![
-        (key(AgmmMode::Full, 1), vec![record(1, 0.85, 0.03, 1.0), record(2, 0.90, 0.010, 0.5)]),
-        (key(AgmmMode::Off, 1), vec![record(1, 0.80, 0.04, 1.1), record(2, 0.88, 0.020, 0.6)]),
-        (key(AgmmMode::Full, 2), vec![record(1, 0.91, 0.03, 1.0), record(2, 0.92, 0.012, 0.5)]),
-        (key(AgmmMode::Off, 2), vec![record(1, 0.80, 0.04, 1.1), record(2, 0.91, 0.018, 0.6)]),
-        (key(AgmmMode::Full, 3), vec![record(1, 0.80, 0.03, 1.0), record(2, 0.94, 0.011, 0.5)]),
-        (key(AgmmMode::Off, 3), vec![record(1, 0.80, 0.04, 1.1), record(2, 0.91, 0.022, 0.6)]),
+        (
+            key(AgmmMode::Full, 1),
+            vec![record(1, 0.85, 0.03, 1.0), record(2, 0.90, 0.010, 0.5)],
+        ),
+        (
+            key(AgmmMode::Off, 1),
+            vec![record(1, 0.80, 0.04, 1.1), record(2, 0.88, 0.020, 0.6)],
+        ),
+        (
+            key(AgmmMode::Full, 2),
+            vec![record(1, 0.91, 0.03, 1.0), record(2, 0.92, 0.012, 0.5)],
+        ),
+        (
+            key(AgmmMode::Off, 2),
+            vec![record(1, 0.80, 0.04, 1.1), record(2, 0.91, 0.018, 0.6)],
+        ),
+        (
+            key(AgmmMode::Full, 3),
+            vec![record(1, 0.80, 0.03, 1.0), record(2, 0.94, 0.011, 0.5)],
+        ),
+        (
+            key(AgmmMode::Off, 3),
+            vec![record(1, 0.80, 0.04, 1.1), record(2, 0.91, 0.022, 0.6)],
+        ),
     ];
     let report = aggregate(
         &runs,
@@ -86,20 +104,36 @@ fn aggregation_matches_hand_computed_means_intervals_and_paired_differences() {
     assert_eq!(acc.n, 3);
     close("full acc mean", acc.mean, 0.92);
     close("full acc sd", acc.std.unwrap(), 0.02);
-    close("full acc ci_low", acc.ci_low.unwrap(), 0.92 - T2 * 0.02 / 3f64.sqrt());
-    close("full acc ci_high", acc.ci_high.unwrap(), 0.92 + T2 * 0.02 / 3f64.sqrt());
+    close(
+        "full acc ci_low",
+        acc.ci_low.unwrap(),
+        0.92 - T2 * 0.02 / 3f64.sqrt(),
+    );
+    close(
+        "full acc ci_high",
+        acc.ci_high.unwrap(),
+        0.92 + T2 * 0.02 / 3f64.sqrt(),
+    );
     // Flips: mean 0.011, sd 0.001; the per-layer fc value is twice the total.
     close("full flips mean", e2.flip_ratio_total.mean, 0.011);
     close("full flips sd", e2.flip_ratio_total.std.unwrap(), 0.001);
     assert_eq!(e2.flip_ratio[1].layer, "fc");
     close("full fc flips mean", e2.flip_ratio[1].estimate.mean, 0.022);
     close("full firing conv1", e2.firing_rate[0].estimate.mean, 0.2);
-    close("full grad variance", e2.grad_variance[0].estimate.mean, 1e-4);
+    close(
+        "full grad variance",
+        e2.grad_variance[0].estimate.mean,
+        1e-4,
+    );
     // Convergence to 90 %: full first reaches it at epochs 2, 1, 2; off at 2, 2, 2.
     let c = &full.convergence;
     assert_eq!((c.reached, c.runs), (3, 3));
     close("full convergence epoch", c.epoch.unwrap().mean, 5.0 / 3.0);
-    close("off convergence epoch", report.cells[1].convergence.epoch.unwrap().mean, 2.0);
+    close(
+        "off convergence epoch",
+        report.cells[1].convergence.epoch.unwrap().mean,
+        2.0,
+    );
 
     // Paired, full - off per seed: accuracy 0.02 0.01 0.03 (mean 0.02, sd 0.01);
     // flips -0.010 -0.006 -0.011 (mean -0.009, sd sqrt(7e-6)); relative -1/2 -1/3 -1/2.
@@ -108,12 +142,27 @@ fn aggregation_matches_hand_computed_means_intervals_and_paired_differences() {
     assert_eq!(p.name, "adam: full - off");
     let d = &p.epochs[1];
     close("paired acc mean", d.test_accuracy.mean, 0.02);
-    close("paired acc ci_low", d.test_accuracy.ci_low.unwrap(), 0.02 - T2 * 0.01 / 3f64.sqrt());
+    close(
+        "paired acc ci_low",
+        d.test_accuracy.ci_low.unwrap(),
+        0.02 - T2 * 0.01 / 3f64.sqrt(),
+    );
     close("paired flips mean", d.flip_ratio_total.mean, -0.009);
-    close("paired flips sd", d.flip_ratio_total.std.unwrap(), 7e-6f64.sqrt());
+    close(
+        "paired flips sd",
+        d.flip_ratio_total.std.unwrap(),
+        7e-6f64.sqrt(),
+    );
     let half = T2 * 7e-6f64.sqrt() / 3f64.sqrt();
-    close("paired flips ci_high", d.flip_ratio_total.ci_high.unwrap(), -0.009 + half);
-    assert!(d.flip_ratio_total.excludes_zero(), "the flip reduction is outside the noise here");
+    close(
+        "paired flips ci_high",
+        d.flip_ratio_total.ci_high.unwrap(),
+        -0.009 + half,
+    );
+    assert!(
+        d.flip_ratio_total.excludes_zero(),
+        "the flip reduction is outside the noise here"
+    );
     close(
         "paired relative flips",
         d.flip_ratio_total_relative.unwrap().mean,
@@ -124,7 +173,11 @@ fn aggregation_matches_hand_computed_means_intervals_and_paired_differences() {
     let json = serde_json::to_string(&report).unwrap();
     let back = bitspike::ablate::report::AblationReport::from_json(&json).unwrap();
     assert_eq!(back.cells.len(), 2);
-    close("read back", back.paired[0].epochs[1].flip_ratio_total.mean, -0.009);
+    close(
+        "read back",
+        back.paired[0].epochs[1].flip_ratio_total.mean,
+        -0.009,
+    );
     let md = report.to_markdown();
     assert!(md.contains("| adam/full | 2 | 3 | 92.00 ["), "{md}");
 }
@@ -132,7 +185,10 @@ fn aggregation_matches_hand_computed_means_intervals_and_paired_differences() {
 #[test]
 fn an_unfinished_run_counts_only_in_the_epochs_it_finished() {
     let runs = vec![
-        (key(AgmmMode::Full, 1), vec![record(1, 0.5, 0.1, 1.0), record(2, 0.6, 0.1, 1.0)]),
+        (
+            key(AgmmMode::Full, 1),
+            vec![record(1, 0.5, 0.1, 1.0), record(2, 0.6, 0.1, 1.0)],
+        ),
         (key(AgmmMode::Full, 2), vec![record(1, 0.7, 0.1, 1.0)]),
         (key(AgmmMode::Off, 1), vec![]),
     ];
@@ -141,7 +197,10 @@ fn an_unfinished_run_counts_only_in_the_epochs_it_finished() {
     assert_eq!(full.epochs[0].test_accuracy.n, 2);
     close("epoch 1 mean", full.epochs[0].test_accuracy.mean, 0.6);
     assert_eq!(full.epochs[1].test_accuracy.n, 1);
-    assert_eq!(full.epochs[1].test_accuracy.ci_low, None, "one run has no interval");
+    assert_eq!(
+        full.epochs[1].test_accuracy.ci_low, None,
+        "one run has no interval"
+    );
     assert_eq!(full.epochs_finished, vec![2, 1]);
     assert!(report.cells[1].epochs.is_empty());
     assert!(report.paired[0].epochs.is_empty(), "no seed has both runs");
@@ -169,7 +228,11 @@ fn same_seed_gives_same_initial_weights_in_every_agmm_mode() {
             let o = other
                 .get(&t.name)
                 .unwrap_or_else(|| panic!("{mode:?} lacks {}", t.name));
-            assert_eq!(t.data, o.data, "{} differs between full and {mode:?}", t.name);
+            assert_eq!(
+                t.data, o.data,
+                "{} differs between full and {mode:?}",
+                t.name
+            );
             compared += 1;
         }
         println!("{mode:?}: {compared} tensors equal to full's");
@@ -217,8 +280,20 @@ fn interface_command_writes_a_report_with_intervals_per_cell_and_epoch() {
     let out = dir.join("grid");
     let output = Command::new(EXE)
         .args([
-            "ablate", "--agmm", "full,off", "--seeds", "2", "--steps", "6", "--batch", "16",
-            "--limit-train", "96", "--limit-test", "64", "--out",
+            "ablate",
+            "--agmm",
+            "full,off",
+            "--seeds",
+            "2",
+            "--steps",
+            "6",
+            "--batch",
+            "16",
+            "--limit-train",
+            "96",
+            "--limit-test",
+            "64",
+            "--out",
         ])
         .arg(&out)
         .output()
@@ -241,35 +316,74 @@ fn interface_command_writes_a_report_with_intervals_per_cell_and_epoch() {
                     m["ci_low"].as_f64().unwrap(),
                     m["ci_high"].as_f64().unwrap(),
                 );
-                println!("{} {metric}: {mean} [{lo}, {hi}] n {}", cell["name"], m["n"]);
+                println!(
+                    "{} {metric}: {mean} [{lo}, {hi}] n {}",
+                    cell["name"], m["n"]
+                );
                 assert_eq!(m["n"].as_u64(), Some(2));
                 assert!(lo <= mean && mean <= hi);
             }
         }
     }
     assert_eq!(report["paired"].as_array().unwrap().len(), 1);
-    for run in ["adam-full-seed1", "adam-full-seed2", "adam-off-seed1", "adam-off-seed2"] {
+    for run in [
+        "adam-full-seed1",
+        "adam-full-seed2",
+        "adam-off-seed1",
+        "adam-off-seed2",
+    ] {
         for file in ["metrics.jsonl", "last.safetensors", "settings.json"] {
             assert!(out.join(run).join(file).exists(), "{run}/{file} missing");
         }
     }
-    for file in ["report.md", "accuracy.png", "flips.png", "loss.png", "firing.png", "grid.json"] {
-        let len = std::fs::metadata(out.join(file)).map(|m| m.len()).unwrap_or(0);
-        assert!(len > 1000 || file.ends_with(".md") || file.ends_with(".json"), "{file}: {len} bytes");
+    for file in [
+        "report.md",
+        "accuracy.png",
+        "flips.png",
+        "loss.png",
+        "firing.png",
+        "grid.json",
+    ] {
+        let len = std::fs::metadata(out.join(file))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert!(
+            len > 1000 || file.ends_with(".md") || file.ends_with(".json"),
+            "{file}: {len} bytes"
+        );
     }
     // A second identical command trains nothing and reports the same numbers.
     let again = Command::new(EXE)
         .args([
-            "ablate", "--agmm", "full,off", "--seeds", "2", "--steps", "6", "--batch", "16",
-            "--limit-train", "96", "--limit-test", "64", "--out",
+            "ablate",
+            "--agmm",
+            "full,off",
+            "--seeds",
+            "2",
+            "--steps",
+            "6",
+            "--batch",
+            "16",
+            "--limit-train",
+            "96",
+            "--limit-test",
+            "64",
+            "--out",
         ])
         .arg(&out)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(again.status.success(), "{stderr}");
-    assert_eq!(stderr.matches("finished earlier, skipped").count(), 4, "{stderr}");
-    assert_eq!(read_json(&out.join("report.json"))["cells"], report["cells"]);
+    assert_eq!(
+        stderr.matches("finished earlier, skipped").count(),
+        4,
+        "{stderr}"
+    );
+    assert_eq!(
+        read_json(&out.join("report.json"))["cells"],
+        report["cells"]
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -278,8 +392,21 @@ fn grid_cmd(config: &Path, out: &Path, extra: &[&str]) -> Command {
     cmd.args(["ablate", "--config"])
         .arg(config)
         .args([
-            "--agmm", "full,off", "--seeds", "1", "--epochs", "2", "--batch", "16",
-            "--limit-train", "48", "--limit-test", "32", "-T", "2", "--out",
+            "--agmm",
+            "full,off",
+            "--seeds",
+            "1",
+            "--epochs",
+            "2",
+            "--batch",
+            "16",
+            "--limit-train",
+            "48",
+            "--limit-test",
+            "32",
+            "-T",
+            "2",
+            "--out",
         ])
         .arg(out)
         .args(extra);
@@ -316,7 +443,11 @@ fn a_killed_grid_resumes_to_the_uninterrupted_result_and_a_changed_setting_is_re
     let config = tiny_config(&dir);
     let (whole, killed) = (dir.join("whole"), dir.join("killed"));
     let status = grid_cmd(&config, &whole, &[]).output().unwrap();
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
 
     // Kill (SIGKILL) right after the first run's first epoch is logged and checkpointed.
     let mut child = grid_cmd(&config, &killed, &[])
@@ -334,7 +465,10 @@ fn a_killed_grid_resumes_to_the_uninterrupted_result_and_a_changed_setting_is_re
         }
     }
     child.wait().unwrap();
-    assert!(!killed.join("report.json").exists(), "killed before the report");
+    assert!(
+        !killed.join("report.json").exists(),
+        "killed before the report"
+    );
 
     let resumed = grid_cmd(&config, &killed, &[]).output().unwrap();
     let text = String::from_utf8_lossy(&resumed.stderr);
@@ -345,10 +479,16 @@ fn a_killed_grid_resumes_to_the_uninterrupted_result_and_a_changed_setting_is_re
             || text.contains("adam-full-seed1: finished earlier"),
         "the first run continues from its checkpoint: {text}"
     );
-    assert_eq!(logs(&killed), logs(&whole), "resumed grid equals the uninterrupted one");
+    assert_eq!(
+        logs(&killed),
+        logs(&whole),
+        "resumed grid equals the uninterrupted one"
+    );
 
     // A changed setting (the learning rate) is refused before anything runs.
-    let refused = grid_cmd(&config, &killed, &["--lr", "0.01"]).output().unwrap();
+    let refused = grid_cmd(&config, &killed, &["--lr", "0.01"])
+        .output()
+        .unwrap();
     let message = String::from_utf8_lossy(&refused.stderr);
     println!("changed setting: {message}");
     assert!(!refused.status.success());
@@ -357,7 +497,11 @@ fn a_killed_grid_resumes_to_the_uninterrupted_result_and_a_changed_setting_is_re
         message.contains("train.lr 0.001 there, 0.01 now"),
         "the message names the setting and both values: {message}"
     );
-    assert_eq!(logs(&killed), logs(&whole), "a refused command changes nothing");
+    assert_eq!(
+        logs(&killed),
+        logs(&whole),
+        "a refused command changes nothing"
+    );
 
     // The report alone, on the existing grid.
     std::fs::remove_file(killed.join("report.json")).unwrap();
@@ -366,7 +510,11 @@ fn a_killed_grid_resumes_to_the_uninterrupted_result_and_a_changed_setting_is_re
         .arg(&killed)
         .output()
         .unwrap();
-    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
     assert!(killed.join("report.json").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -100,7 +100,9 @@ pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> AblateErro
 
 fn check_axis<T: PartialEq + std::fmt::Debug>(name: &str, values: &[T]) -> Result<(), AblateError> {
     if values.is_empty() {
-        return Err(AblateError::Grid(format!("--{name} needs at least one value")));
+        return Err(AblateError::Grid(format!(
+            "--{name} needs at least one value"
+        )));
     }
     for (i, v) in values.iter().enumerate() {
         if values[..i].contains(v) {
@@ -299,7 +301,10 @@ pub enum GridEvent<'a> {
 }
 
 /// The epochs finished by each run of a grid directory (an empty list for a run not started).
-pub fn read_runs(spec: &GridSpec, out: &Path) -> Result<Vec<(RunKey, Vec<EpochRecord>)>, AblateError> {
+pub fn read_runs(
+    spec: &GridSpec,
+    out: &Path,
+) -> Result<Vec<(RunKey, Vec<EpochRecord>)>, AblateError> {
     let mut runs = Vec::new();
     for (key, _) in spec.runs() {
         let path = out
@@ -383,8 +388,13 @@ pub fn run_grid(
             resume_epoch: checkpoint.as_ref().map(|(_, epoch)| *epoch),
             steps,
         });
-        let mut trainer = Trainer::new(ctx, &settings.model, settings.train.clone(), train_set.len())
-            .map_err(train_error)?;
+        let mut trainer = Trainer::new(
+            ctx,
+            &settings.model,
+            settings.train.clone(),
+            train_set.len(),
+        )
+        .map_err(train_error)?;
         let start = match &checkpoint {
             Some((ck, _)) => RunStart::Resume(ck),
             // Settings matched (or were just written): a log without checkpoint is an epoch 1

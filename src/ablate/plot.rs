@@ -104,7 +104,10 @@ fn draw_panel<DB: DrawingBackend>(
                 c.points.iter().map(|(x, e)| (*x, e.band().1)).collect();
             outline.extend(c.points.iter().rev().map(|(x, e)| (*x, e.band().0)));
             chart
-                .draw_series(std::iter::once(Polygon::new(outline, color.mix(0.18).filled())))
+                .draw_series(std::iter::once(Polygon::new(
+                    outline,
+                    color.mix(0.18).filled(),
+                )))
                 .map_err(err)?;
         }
         for (x, e) in &c.points {
@@ -121,7 +124,9 @@ fn draw_panel<DB: DrawingBackend>(
             .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
             .map_err(err)?
             .label(c.label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+            });
         chart
             .draw_series(line.into_iter().map(|p| Circle::new(p, 3, color.filled())))
             .map_err(err)?;

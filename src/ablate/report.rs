@@ -170,7 +170,8 @@ fn max_epoch<'a>(runs: impl Iterator<Item = &'a Vec<EpochRecord>>) -> usize {
 }
 
 fn cell_epoch(epoch: usize, records: &[&EpochRecord]) -> CellEpoch {
-    let field = |f: fn(&EpochRecord) -> f64| estimate(&records.iter().map(|r| f(r)).collect::<Vec<_>>());
+    let field =
+        |f: fn(&EpochRecord) -> f64| estimate(&records.iter().map(|r| f(r)).collect::<Vec<_>>());
     CellEpoch {
         epoch,
         step: records.iter().map(|r| r.step as f64).sum::<f64>() / records.len().max(1) as f64,

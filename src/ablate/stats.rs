@@ -146,7 +146,10 @@ mod tests {
         for (df, expected) in table {
             let got = t_quantile_two_sided(0.95, df);
             println!("df {df}: got {got:.6}, table {expected:.6}");
-            assert!((got - expected).abs() < 2e-6, "df {df}: {got} vs {expected}");
+            assert!(
+                (got - expected).abs() < 2e-6,
+                "df {df}: {got} vs {expected}"
+            );
         }
     }
 

@@ -374,10 +374,9 @@ impl BitspikeApp {
                 path
             };
             match crate::data::read_file(&file) {
-                Ok(bytes) => self.open_files(
-                    Purpose::Ablation,
-                    vec![(file.display().to_string(), bytes)],
-                ),
+                Ok(bytes) => {
+                    self.open_files(Purpose::Ablation, vec![(file.display().to_string(), bytes)])
+                }
                 Err(e) => {
                     self.error = Some(format!(
                         "ablation not opened: {e} (write the report with \
@@ -486,14 +485,11 @@ impl BitspikeApp {
             if let Some(result) = pending.try_take() {
                 let name = name.clone();
                 self.saving = None;
-                match result
-                    .map_err(|e| e.to_string())
-                    .and_then(|ck| {
-                        ck.check_finite()
-                            .and_then(|()| ck.to_bytes())
-                            .map_err(|e| e.to_string())
-                    })
-                {
+                match result.map_err(|e| e.to_string()).and_then(|ck| {
+                    ck.check_finite()
+                        .and_then(|()| ck.to_bytes())
+                        .map_err(|e| e.to_string())
+                }) {
                     Ok(bytes) => self.files.save(&name, bytes),
                     Err(e) => self.error = Some(format!("saving the checkpoint: {e}")),
                 }

@@ -318,9 +318,12 @@ fn banded(p: &mut PlotUi<'_>, series: &[(String, Vec<(f64, Estimate)>)], scale: 
         for (x, e) in points {
             let (lo, hi) = e.band();
             p.line(
-                Line::new(name.as_str(), PlotPoints::from(vec![[*x, lo * scale], [*x, hi * scale]]))
-                    .color(color)
-                    .width(1.0),
+                Line::new(
+                    name.as_str(),
+                    PlotPoints::from(vec![[*x, lo * scale], [*x, hi * scale]]),
+                )
+                .color(color)
+                .width(1.0),
             );
         }
         let mean: Vec<[f64; 2]> = points.iter().map(|(x, e)| [*x, e.mean * scale]).collect();
@@ -329,7 +332,11 @@ fn banded(p: &mut PlotUi<'_>, series: &[(String, Vec<(f64, Estimate)>)], scale: 
                 .color(color)
                 .width(2.0),
         );
-        p.points(Points::new(name.as_str(), PlotPoints::from(mean)).radius(3.0).color(color));
+        p.points(
+            Points::new(name.as_str(), PlotPoints::from(mean))
+                .radius(3.0)
+                .color(color),
+        );
     }
 }
 
@@ -356,7 +363,12 @@ fn cell_series(
 /// 95 % confidence bands, one colour per cell (optimizer / AGMM mode), the curves of the PNG
 /// plots next to the report.
 pub fn show_ablation(ui: &mut egui::Ui, label: &str, report: &AblationReport) {
-    let seeds = report.cells.iter().map(|c| c.seeds.len()).max().unwrap_or(0);
+    let seeds = report
+        .cells
+        .iter()
+        .map(|c| c.seeds.len())
+        .max()
+        .unwrap_or(0);
     ui.label(format!(
         "Ablation {label}: {} cells, up to {seeds} seeds each; lines are means, bands and bars \
          the {:.0} % Student-t confidence intervals over seeds.",

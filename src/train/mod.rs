@@ -107,10 +107,16 @@ impl TrainConfig {
             Err(TrainError::Config(format!("`{setting}`: {message}")))
         };
         if self.batch == 0 || self.batch > MAX_BATCH {
-            return bad("batch", format!("{} is outside 1..={MAX_BATCH}", self.batch));
+            return bad(
+                "batch",
+                format!("{} is outside 1..={MAX_BATCH}", self.batch),
+            );
         }
         if self.epochs > MAX_EPOCHS {
-            return bad("epochs", format!("{} is over the limit of {MAX_EPOCHS}", self.epochs));
+            return bad(
+                "epochs",
+                format!("{} is over the limit of {MAX_EPOCHS}", self.epochs),
+            );
         }
         let ranges: [(&str, f32, f32, f32); 3] = [
             ("lr", self.lr, f32::MIN_POSITIVE, 10.0),
