@@ -360,10 +360,7 @@ pub fn remove_stale_temporaries(dir: &std::path::Path, name: &str) {
     let proc_fs = std::path::Path::new("/proc/self").exists();
     for entry in entries.flatten() {
         let file = entry.file_name().to_string_lossy().to_string();
-        let Some(pid) = file
-            .strip_prefix(&prefix)
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
+        let Some(pid) = file.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
         let alive = pid == std::process::id()

@@ -92,9 +92,7 @@ fn every_corpus_config_is_refused_with_a_reason() {
         assert!(footprint::estimate(&config, 64, true).is_err(), "{name}");
         // The message names what is wrong.
         let setting = name.rsplit_once('_').map(|(s, _)| s).unwrap_or(&name);
-        let setting = setting
-            .trim_end_matches("_2p32")
-            .trim_end_matches("_channels");
+        let setting = setting.trim_end_matches("_2p32").trim_end_matches("_channels");
         let expected = match setting {
             "layers" => "layer",
             "agmm_alpha" => "agmm.alpha",
@@ -117,18 +115,7 @@ fn the_cli_refuses_every_corpus_config_cleanly() {
         cli_fails(&["config", "--config", path], &[]);
         cli_fails(&["summary", "--config", path], &[]);
         // Refused before any data is read or the GPU opened.
-        cli_fails(
-            &[
-                "train",
-                "--config",
-                path,
-                "--steps",
-                "1",
-                "--out",
-                "/nonexistent/x",
-            ],
-            &[],
-        );
+        cli_fails(&["train", "--config", path, "--steps", "1", "--out", "/nonexistent/x"], &[]);
     }
 }
 
@@ -179,35 +166,20 @@ fn lying_data_files_fail_fast_without_reading_the_lie() {
         idx.extend_from_slice(&d.to_be_bytes());
     }
     idx.extend([0u8; 100]);
-    let err = data::decode_idx_images("lie", &idx)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("over the limit") || err.contains("truncated"),
-        "{err}"
-    );
+    let err = data::decode_idx_images("lie", &idx).unwrap_err().to_string();
+    assert!(err.contains("over the limit") || err.contains("truncated"), "{err}");
     // The same lie behind gzip: decompression stops at what is there.
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut enc, &idx).unwrap();
     let gz = enc.finish().unwrap();
-    let err = data::decode_idx_images("lie.gz", &gz)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("over the limit") || err.contains("truncated"),
-        "{err}"
-    );
+    let err = data::decode_idx_images("lie.gz", &gz).unwrap_err().to_string();
+    assert!(err.contains("over the limit") || err.contains("truncated"), "{err}");
     // A small lie within the cap: the data read is what is present, not what was promised.
     let mut small = vec![0, 0, 8, 1];
     small.extend_from_slice(&100_000_000u32.to_be_bytes());
     small.extend([1u8; 10]);
-    let err = data::decode_idx_labels("labels", &small)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("truncated") && err.contains("file has 10"),
-        "{err}"
-    );
+    let err = data::decode_idx_labels("labels", &small).unwrap_err().to_string();
+    assert!(err.contains("truncated") && err.contains("file has 10"), "{err}");
     // Through the CLI too.
     std::fs::copy(&huge, dir.join("test.bin")).ok();
     cli_fails(
@@ -239,12 +211,7 @@ fn absurd_checkpoint_metadata_is_refused_before_allocating() {
         tensors: vec![],
         metadata: Default::default(),
     };
-    for case in [
-        "out_channels_1e9",
-        "timesteps_1e6",
-        "decay_1e39",
-        "input_1e9",
-    ] {
+    for case in ["out_channels_1e9", "timesteps_1e6", "decay_1e39", "input_1e9"] {
         let text = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/corpus/configs/{case}.json")),
         )
@@ -253,35 +220,17 @@ fn absurd_checkpoint_metadata_is_refused_before_allocating() {
         write_checkpoint(&path, &text, &empty);
         let p = path.to_str().unwrap();
         let err = cli_fails(&["eval", "--checkpoint", p, "--limit", "4"], &[]);
-        assert!(
-            err.contains("model_config") || err.contains(case.split('_').next().unwrap()),
-            "{err}"
-        );
+        assert!(err.contains("model_config") || err.contains(case.split('_').next().unwrap()), "{err}");
         cli_fails(&["summary", "--checkpoint", p], &[]);
-        cli_fails(
-            &[
-                "train",
-                "--init",
-                p,
-                "--steps",
-                "1",
-                "--out",
-                dir.join("run").to_str().unwrap(),
-            ],
-            &[],
-        );
+        cli_fails(&["train", "--init", p, "--steps", "1", "--out", dir.join("run").to_str().unwrap()], &[]);
     }
     std::fs::remove_dir_all(&dir).ok();
 }
 
 fn tiny_data() -> (data::Dataset, data::Dataset) {
     (
-        embedded_mnist10k(EmbeddedSplit::Train)
-            .unwrap()
-            .truncated(32),
-        embedded_mnist10k(EmbeddedSplit::Test)
-            .unwrap()
-            .truncated(16),
+        embedded_mnist10k(EmbeddedSplit::Train).unwrap().truncated(32),
+        embedded_mnist10k(EmbeddedSplit::Test).unwrap().truncated(16),
     )
 }
 
@@ -303,33 +252,17 @@ fn non_finite_tensors_are_never_loaded_nor_saved() {
     let mut ck = trainer.checkpoint(&ctx).block(&ctx).unwrap();
     let dir = temp_dir("nan-ck");
     ck.save(&dir.join("good.safetensors")).unwrap();
-    let t = ck
-        .tensors
-        .iter_mut()
-        .find(|t| t.name == "conv2.weight")
-        .unwrap();
+    let t = ck.tensors.iter_mut().find(|t| t.name == "conv2.weight").unwrap();
     t.data[3] = f32::NAN;
     t.data[5] = f32::INFINITY;
     // Saving refuses, naming the tensor, and leaves the good file alone.
-    let err = ck
-        .save(&dir.join("good.safetensors"))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("conv2.weight") && err.contains("2 non-finite"),
-        "{err}"
-    );
-    Checkpoint::load(&dir.join("good.safetensors"))
-        .unwrap()
-        .check_finite()
-        .unwrap();
+    let err = ck.save(&dir.join("good.safetensors")).unwrap_err().to_string();
+    assert!(err.contains("conv2.weight") && err.contains("2 non-finite"), "{err}");
+    Checkpoint::load(&dir.join("good.safetensors")).unwrap().check_finite().unwrap();
     // Loading refuses, naming the tensor (library and CLI).
     let bad = dir.join("bad.safetensors");
     std::fs::write(&bad, ck.to_bytes().unwrap()).unwrap();
-    let err = trainer
-        .restore(&ctx, &Checkpoint::load(&bad).unwrap())
-        .unwrap_err()
-        .to_string();
+    let err = trainer.restore(&ctx, &Checkpoint::load(&bad).unwrap()).unwrap_err().to_string();
     assert!(err.contains("conv2.weight"), "{err}");
     let config = dir.join("tiny.json");
     std::fs::write(&config, tiny().to_json()).unwrap();
@@ -360,18 +293,13 @@ fn weights_turning_non_finite_stop_the_run_at_the_epoch_end() {
     // optimizer would: the update m / (sqrt(v) + eps) becomes 0, so weights and loss stay
     // finite and only the epoch-end check on the GPU can see it.
     let state = &trainer.net().param("fc.bias").unwrap().state_b;
-    state
-        .write(&ctx, &vec![f32::INFINITY; state.len()])
-        .unwrap();
+    state.write(&ctx, &vec![f32::INFINITY; state.len()]).unwrap();
     let err = trainer
         .run_epoch(&ctx, &train, &test, &mut |_| {})
         .unwrap_err()
         .to_string();
     println!("{err}");
-    assert!(
-        err.contains("non-finite") && err.contains("optim.fc.bias.b"),
-        "{err}"
-    );
+    assert!(err.contains("non-finite") && err.contains("optim.fc.bias.b"), "{err}");
 }
 
 #[test]
@@ -381,21 +309,10 @@ fn a_run_that_cannot_fit_in_memory_is_refused_up_front() {
     }
     let dir = temp_dir("memory");
     let err = cli_fails(
-        &[
-            "train",
-            "--steps",
-            "1",
-            "--limit-train",
-            "64",
-            "--out",
-            dir.to_str().unwrap(),
-        ],
+        &["train", "--steps", "1", "--limit-train", "64", "--out", dir.to_str().unwrap()],
         &[("BITSPIKE_MEMORY_LIMIT", "32M")],
     );
-    assert!(
-        err.contains("needs about") && err.contains("--batch"),
-        "{err}"
-    );
+    assert!(err.contains("needs about") && err.contains("--batch"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -430,18 +347,12 @@ fn the_run_directory_stays_consistent() {
     assert_eq!(epochs, vec![1, 2]);
     // A fresh run in a used directory is refused, or starts clean when told to.
     let err = run.start_fresh(false).unwrap_err().to_string();
-    assert!(
-        err.contains("--init") && err.contains("--overwrite"),
-        "{err}"
-    );
+    assert!(err.contains("--init") && err.contains("--overwrite"), "{err}");
     run.start_fresh(true).unwrap();
     assert!(!run.metrics_path().exists());
     // Temporaries of dead writers are removed by the next save; a live one's is kept.
     let dead = dir.join(".last.safetensors.tmp-4000000"); // above Linux's pid_max
-    let live = dir.join(format!(
-        ".last.safetensors.tmp-{}",
-        std::os::unix::process::parent_id()
-    ));
+    let live = dir.join(format!(".last.safetensors.tmp-{}", std::os::unix::process::parent_id()));
     std::fs::write(&dead, b"partial").unwrap();
     std::fs::write(&live, b"writing").unwrap();
     write_atomically(&run.checkpoint_path(), b"new").unwrap();
@@ -459,25 +370,12 @@ fn resuming_a_finished_run_says_so_and_writes_nothing() {
     let dir = temp_dir("finished");
     let out = dir.join("run");
     let args = |extra: &[&str]| {
-        let mut a = vec![
-            "train",
-            "--steps",
-            "1",
-            "--batch",
-            "8",
-            "--limit-train",
-            "16",
-            "--limit-test",
-            "8",
-        ];
+        let mut a = vec!["train", "--steps", "1", "--batch", "8", "--limit-train", "16", "--limit-test", "8"];
         a.extend_from_slice(extra);
         a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
     };
     let o = out.to_str().unwrap();
-    let status = Command::new(EXE)
-        .args(args(&["--out", o]))
-        .status()
-        .unwrap();
+    let status = Command::new(EXE).args(args(&["--out", o])).status().unwrap();
     assert!(status.success());
     let ck = out.join("last.safetensors");
     let before = std::fs::read(&ck).unwrap();
@@ -492,13 +390,7 @@ fn resuming_a_finished_run_says_so_and_writes_nothing() {
     assert!(text.contains("nothing to train"), "{text}");
     assert_eq!(std::fs::read(&ck).unwrap(), before);
     // Training again into the same directory without --init is refused: nothing is lost.
-    let err = cli_fails(
-        &args(&["--out", o])
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-        &[],
-    );
+    let err = cli_fails(&args(&["--out", o]).iter().map(String::as_str).collect::<Vec<_>>(), &[]);
     assert!(err.contains("already holds a run"), "{err}");
     assert_eq!(std::fs::read(&ck).unwrap(), before);
     std::fs::remove_dir_all(&dir).ok();

@@ -56,10 +56,7 @@ fn count_nonfinite_matches_cpu_reference() {
         Ok::<_, bitspike::gpu::GpuError>(())
     });
     assert_eq!(want[0], 0);
-    assert!(
-        want.iter().sum::<u32>() > 0,
-        "the mirror saw the injected NaNs"
-    );
+    assert!(want.iter().sum::<u32>() > 0, "the mirror saw the injected NaNs");
     assert_exact("count_nonfinite", &read(&ctx, &counts), &want);
 }
 

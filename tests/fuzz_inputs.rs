@@ -90,11 +90,7 @@ fn mutate(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
             }
             Mutation::Word(p, v) if bytes.len() >= 4 => {
                 // Mostly header fields: aim at the first 16 bytes half the time.
-                let n = if p % 2 == 0 {
-                    bytes.len().min(16)
-                } else {
-                    bytes.len()
-                };
+                let n = if p % 2 == 0 { bytes.len().min(16) } else { bytes.len() };
                 let at = (p / 2) % (n - 3);
                 bytes[at..at + 4].copy_from_slice(&v.to_be_bytes());
             }

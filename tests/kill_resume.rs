@@ -144,11 +144,7 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
             );
             break;
         }
-        assert_eq!(
-            log(&out),
-            want_log,
-            "trial {trial} ({kills} kills): metrics log"
-        );
+        assert_eq!(log(&out), want_log, "trial {trial} ({kills} kills): metrics log");
         assert!(
             tensors(&out) == want_tensors,
             "trial {trial} ({kills} kills): checkpoint differs from the uninterrupted run"
@@ -158,15 +154,9 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
             .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
             .filter(|n| n.contains(".tmp-"))
             .collect();
-        assert!(
-            stray.is_empty(),
-            "trial {trial}: stray temporaries {stray:?}"
-        );
+        assert!(stray.is_empty(), "trial {trial}: stray temporaries {stray:?}");
         println!("trial {trial}: {kills} kills, resumed to the same result");
     }
-    assert!(
-        kills_landed >= TRIALS,
-        "the trials killed {kills_landed} times"
-    );
+    assert!(kills_landed >= TRIALS, "the trials killed {kills_landed} times");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -36,12 +36,8 @@ fn training_evaluating_and_probing_in_a_loop_keep_memory_flat() {
         ],
         ..ModelConfig::mnist()
     };
-    let train = embedded_mnist10k(EmbeddedSplit::Train)
-        .unwrap()
-        .truncated(32);
-    let test = embedded_mnist10k(EmbeddedSplit::Test)
-        .unwrap()
-        .truncated(24);
+    let train = embedded_mnist10k(EmbeddedSplit::Train).unwrap().truncated(32);
+    let test = embedded_mnist10k(EmbeddedSplit::Test).unwrap().truncated(24);
     const EPOCHS: usize = 40;
     let config = TrainConfig {
         epochs: EPOCHS,
@@ -57,15 +53,11 @@ fn training_evaluating_and_probing_in_a_loop_keep_memory_flat() {
         // The app's probes and checkpoint reads between epochs.
         for i in 0..10 {
             let sample = make_batch(&test, &[(epoch + i) % test.len()], &spec, 0);
-            let (layers, logits) = trainer
-                .probe(&ctx, &sample.input, sample.labels[0])
-                .unwrap();
+            let (layers, logits) = trainer.probe(&ctx, &sample.input, sample.labels[0]).unwrap();
             // The app polls once per frame; here the device is driven until all arrived.
             let mut layers = layers;
             while !layers.iter_mut().all(|l| l.poll().unwrap()) {
-                ctx.device
-                    .poll(wgpu::PollType::wait_indefinitely())
-                    .unwrap();
+                ctx.device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
             }
             logits.block(&ctx).unwrap();
         }

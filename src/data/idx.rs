@@ -38,9 +38,7 @@ fn read_idx(
                 found: header.len() as u64,
             });
         }
-        parsed = (0..dims)
-            .map(|d| be_u32(header, 4 + 4 * d) as u64)
-            .collect();
+        parsed = (0..dims).map(|d| be_u32(header, 4 + 4 * d) as u64).collect();
         // Three u32 dimensions multiply to at most 2^96: checked, then capped by read_sized.
         parsed
             .iter()

@@ -139,10 +139,7 @@ impl GpuContext {
         device.set_device_lost_callback(move |reason, message| {
             // Dropping the device on purpose is not a fault.
             if reason != wgpu::DeviceLostReason::Destroyed {
-                record(
-                    &sink,
-                    GpuError::DeviceLost(format!("{reason:?}: {message}")),
-                );
+                record(&sink, GpuError::DeviceLost(format!("{reason:?}: {message}")));
             }
         });
         Self {

@@ -35,9 +35,7 @@ pub enum GpuError {
     #[error("GPU readback failed: {0}")]
     Readback(String),
     /// The device could not allocate memory.
-    #[error(
-        "the GPU is out of memory ({0}). Lower the batch size (--batch) or the timesteps (-T)"
-    )]
+    #[error("the GPU is out of memory ({0}). Lower the batch size (--batch) or the timesteps (-T)")]
     OutOfMemory(String),
     /// The device was lost (driver reset, GPU removed, browser tab backgrounded too long).
     #[error("the GPU device was lost: {0}")]

@@ -60,11 +60,7 @@ pub fn parse_bytes(text: &str) -> Option<u64> {
         'G' => (&t[..t.len() - 1], 30),
         _ => (t, 0),
     };
-    digits
-        .trim()
-        .parse::<u64>()
-        .ok()?
-        .checked_mul(1u64 << shift)
+    digits.trim().parse::<u64>().ok()?.checked_mul(1u64 << shift)
 }
 
 #[cfg(test)]

@@ -44,15 +44,10 @@ impl Footprint {
 }
 
 /// Estimates the memory of `config` at `batch` samples, for training (`training`) or eval.
-pub fn estimate(
-    config: &ModelConfig,
-    batch: usize,
-    training: bool,
-) -> Result<Footprint, ModelError> {
+pub fn estimate(config: &ModelConfig, batch: usize, training: bool) -> Result<Footprint, ModelError> {
     let layers = plan(config)?;
     let model = ModelError::Model;
-    let samples =
-        mul("samples x timesteps", batch as u64, config.timesteps as u64).map_err(model)?;
+    let samples = mul("samples x timesteps", batch as u64, config.timesteps as u64).map_err(model)?;
     let mut parameters = 0u64;
     // Per sample and timestep: values kept by all layers, and the largest im2col scratch.
     let mut per_sample = 0u64;

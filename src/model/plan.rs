@@ -60,12 +60,7 @@ pub fn plan(config: &ModelConfig) -> Result<Vec<PlannedLayer>, ModelError> {
     size("input width", w0, bounds::MAX_SIDE).map_err(model)?;
     size("timesteps", config.timesteps, bounds::MAX_TIMESTEPS).map_err(model)?;
     size("classes", config.classes, bounds::MAX_FEATURES).map_err(model)?;
-    size(
-        "the number of layers",
-        config.layers.len(),
-        bounds::MAX_LAYERS,
-    )
-    .map_err(model)?;
+    size("the number of layers", config.layers.len(), bounds::MAX_LAYERS).map_err(model)?;
     if config.normalize_mean.len() != c0 || config.normalize_std.len() != c0 {
         return Err(ModelError::Model(format!(
             "normalize_mean/normalize_std need {c0} entries (one per input channel), got {}/{}",
@@ -185,11 +180,7 @@ pub fn plan(config: &ModelConfig) -> Result<Vec<PlannedLayer>, ModelError> {
 
 /// `C * H * W` of a shape, refused above [`bounds::MAX_FEATURE_MAP`].
 fn feature_map([c, h, w]: [usize; 3]) -> Result<u64, String> {
-    let n = mul(
-        "feature map",
-        mul("feature map", c as u64, h as u64)?,
-        w as u64,
-    )?;
+    let n = mul("feature map", mul("feature map", c as u64, h as u64)?, w as u64)?;
     if n > bounds::MAX_FEATURE_MAP {
         return Err(format!(
             "a {c}x{h}x{w} feature map ({n} values per sample and timestep) is over the limit of {}",

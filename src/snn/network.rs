@@ -11,9 +11,9 @@ use rand::SeedableRng;
 
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};
 use crate::kernels::agmm::AgmmMode;
-use crate::kernels::finite::FiniteParams;
 use crate::kernels::loss::LossParams;
 use crate::kernels::optim::{AdamConfig, AdamParams, SgdConfig, SgdParams};
+use crate::kernels::finite::FiniteParams;
 use crate::model::{plan, ModelConfig, ModelError};
 use crate::rng::SeededRng;
 
@@ -393,13 +393,9 @@ impl Network {
     ) -> Result<(), NetworkError> {
         for (slot, buffer) in self.tensor_buffers(true).into_iter().enumerate() {
             let params = FiniteParams::new(buffer.len(), slot);
-            self.kernels.nonfinite.dispatch(
-                ctx,
-                enc,
-                &params,
-                buffer,
-                &self.summaries.nonfinite,
-            )?;
+            self.kernels
+                .nonfinite
+                .dispatch(ctx, enc, &params, buffer, &self.summaries.nonfinite)?;
         }
         Ok(())
     }
