@@ -44,6 +44,9 @@ fn register_font() -> Result<(), String> {
         .clone()
 }
 
+/// One panel of a figure: title, y-axis label, curves.
+type Panel<'a> = (String, String, Vec<Curve<'a>>);
+
 /// One curve: a cell's points `(epoch, estimate)`.
 struct Curve<'a> {
     label: &'a str,
@@ -158,7 +161,7 @@ fn save_png(path: &Path, rgb: &[u8], (w, h): (u32, u32)) -> Result<(), String> {
 }
 
 /// Renders one figure of `panels` (title, y label, curves) side by side into `path`.
-fn figure(path: &Path, panels: &[(String, String, Vec<Curve<'_>>)]) -> Result<(), String> {
+fn figure(path: &Path, panels: &[Panel<'_>]) -> Result<(), String> {
     register_font()?;
     let cols = panels.len().clamp(1, 3);
     let rows = panels.len().div_ceil(cols).max(1);
@@ -214,7 +217,7 @@ fn curves<'a>(
 /// paths.
 pub fn write_plots(report: &AblationReport, dir: &Path) -> Result<Vec<PathBuf>, AblateError> {
     let ci = format!("mean, {:.0} % CI over seeds", 100.0 * report.confidence);
-    let mut figures: Vec<(&str, Vec<(String, String, Vec<Curve<'_>>)>)> = vec![
+    let mut figures: Vec<(&str, Vec<Panel<'_>>)> = vec![
         (
             "accuracy.png",
             vec![(

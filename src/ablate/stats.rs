@@ -157,7 +157,7 @@ mod tests {
     fn t_probability_of_cauchy_and_df2_closed_forms() {
         // df 1 is Cauchy: P(|T|<1) = 1/2; df 2: P(|T|<t) = t / sqrt(2 + t^2).
         assert!((t_two_sided_probability(1.0, 1) - 0.5).abs() < 1e-15);
-        for t in [0.3, 1.0, 4.0] {
+        for t in [0.3_f64, 1.0, 4.0] {
             let exact = t / (2.0 + t * t).sqrt();
             assert!((t_two_sided_probability(t, 2) - exact).abs() < 1e-15);
         }
