@@ -10,9 +10,12 @@
 //! - [`checkpoint`]: safetensors checkpoints (PyTorch names/layouts), atomic writes.
 //! - [`snn`]: the BSNN on the GPU: parameters, forward/backward/optimizer recording, metrics.
 //! - [`train`]: the trainer (epochs, schedule, evaluation, metrics records).
+//! - [`ablate`]: grids of runs over AGMM modes, optimizers and seeds, with confidence
+//!   intervals, a report and plots (`bitspike ablate`).
 //! - [`data`]: data-set loaders (IDX, CIFAR) and the embedded MNIST-10k.
 //! - [`app`]: the eframe app, in a desktop window (`bitspike gui`) and in the browser.
 
+pub mod ablate;
 pub mod checkpoint;
 pub mod cpu;
 pub mod data;

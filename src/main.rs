@@ -1,5 +1,5 @@
-//! The `bitspike` command line (native): `gui` (the default), `train`, `eval`, `summary`,
-//! `info`, `bench`.
+//! The `bitspike` command line (native): `gui` (the default), `train`, `ablate`, `eval`,
+//! `summary`, `info`, `bench`.
 
 use std::path::{Path, PathBuf};
 
@@ -9,9 +9,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use bitspike::checkpoint::{Checkpoint, CheckpointMeta};
 use bitspike::data::{self, Dataset, EmbeddedSplit, FileSetKind};
-use bitspike::gpu::{GpuContext, Pending};
+use bitspike::gpu::GpuContext;
 use bitspike::model::summary::Summary;
 use bitspike::model::{AgmmMode, LossKind, ModelConfig, PRESETS};
+use bitspike::train::run::{train_in_dir, RunEvent, RunStart};
 use bitspike::train::run_dir::RunDir;
 use bitspike::train::{EpochRecord, OptimizerKind, TrainConfig, Trainer};
 
@@ -117,6 +118,49 @@ struct ModelArgs {
     config: Option<PathBuf>,
 }
 
+/// The settings of a training run other than optimizer, AGMM mode and seed: those of `train`,
+/// and the fixed settings of every run of an `ablate` grid.
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
+    epochs: usize,
+    /// Stop after this many optimizer steps in total.
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long, default_value_t = TrainConfig::default().batch)]
+    batch: usize,
+    /// Timesteps T (overrides the model's).
+    #[arg(short = 'T', long)]
+    timesteps: Option<usize>,
+    /// Peak learning rate (default: 1e-3 for Adam, 0.1 for SGD).
+    #[arg(long)]
+    lr: Option<f32>,
+    #[arg(long, default_value_t = TrainConfig::default().momentum)]
+    momentum: f32,
+    /// Weight decay on conv/linear weights (default: 0 for Adam, 1e-4 for SGD).
+    #[arg(long)]
+    weight_decay: Option<f32>,
+    /// Loss (overrides the model's).
+    #[arg(long, value_enum)]
+    loss: Option<LossKind>,
+    /// Keep file order (no shuffling).
+    #[arg(long)]
+    no_shuffle: bool,
+    /// Disable CIFAR augmentation (crop + flip).
+    #[arg(long)]
+    no_augment: bool,
+    /// Use only the first N training samples (after loading).
+    #[arg(long)]
+    limit_train: Option<usize>,
+    /// Use only the first N test samples.
+    #[arg(long)]
+    limit_test: Option<usize>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Open the desktop app (the default): train and look inside the network.
@@ -139,39 +183,20 @@ enum Command {
         /// Start with these event frames (a `.frames` file a run wrote) instead of MNIST-10k.
         #[arg(long)]
         frames_file: Option<PathBuf>,
+        /// Show an ablation (a `bitspike ablate` grid directory or its report.json) in the
+        /// training view: its curves with 95 % confidence bands.
+        #[arg(long, value_name = "DIR")]
+        ablation: Option<PathBuf>,
     },
     /// Train a BSNN (default: the mnist preset on the embedded MNIST-10k).
     Train {
         #[command(flatten)]
-        data: DataArgs,
-        #[command(flatten)]
-        model: ModelArgs,
-        #[arg(long, default_value_t = TrainConfig::default().epochs)]
-        epochs: usize,
-        /// Stop after this many optimizer steps in total.
-        #[arg(long)]
-        steps: Option<usize>,
-        #[arg(long, default_value_t = TrainConfig::default().batch)]
-        batch: usize,
-        /// Timesteps T (overrides the model's).
-        #[arg(short = 'T', long)]
-        timesteps: Option<usize>,
+        run: RunArgs,
         #[arg(long, value_enum, default_value_t = OptimizerKind::default())]
         optimizer: OptimizerKind,
-        /// Peak learning rate (default: 1e-3 for Adam, 0.1 for SGD).
-        #[arg(long)]
-        lr: Option<f32>,
-        #[arg(long, default_value_t = TrainConfig::default().momentum)]
-        momentum: f32,
-        /// Weight decay on conv/linear weights (default: 0 for Adam, 1e-4 for SGD).
-        #[arg(long)]
-        weight_decay: Option<f32>,
         /// AGMM mode (overrides the model's).
         #[arg(long, value_enum)]
         agmm: Option<AgmmMode>,
-        /// Loss (overrides the model's).
-        #[arg(long, value_enum)]
-        loss: Option<LossKind>,
         #[arg(long, default_value_t = TrainConfig::default().seed)]
         seed: u64,
         /// Output directory for metrics.jsonl and last.safetensors.
@@ -180,12 +205,6 @@ enum Command {
         /// Start from this checkpoint (weights, optimizer state, step, epoch).
         #[arg(long)]
         init: Option<PathBuf>,
-        /// Keep file order (no shuffling).
-        #[arg(long)]
-        no_shuffle: bool,
-        /// Disable CIFAR augmentation (crop + flip).
-        #[arg(long)]
-        no_augment: bool,
         /// Also save the final checkpoint here.
         #[arg(long)]
         save: Option<PathBuf>,
@@ -193,12 +212,40 @@ enum Command {
         /// metrics are deleted); without it such a directory is refused.
         #[arg(long)]
         overwrite: bool,
-        /// Use only the first N training samples (after loading).
-        #[arg(long)]
-        limit_train: Option<usize>,
-        /// Use only the first N test samples.
-        #[arg(long)]
-        limit_test: Option<usize>,
+    },
+    /// Train a grid of runs (AGMM modes x optimizers x seeds, every other setting fixed) and
+    /// report means with 95 % confidence intervals, paired differences and plots.
+    Ablate {
+        #[command(flatten)]
+        run: RunArgs,
+        /// AGMM modes to compare (comma-separated).
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "full,detached,off"
+        )]
+        agmm: Vec<AgmmMode>,
+        /// Optimizers (comma-separated).
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "adam")]
+        optimizer: Vec<OptimizerKind>,
+        /// Seeds: a count N (seeds 1 to N) or a comma-separated list (e.g. 3,7,11). Runs of one
+        /// seed start from the same weights and see the same batches.
+        #[arg(long, default_value = "3")]
+        seeds: String,
+        /// Grid directory: one run directory per optimizer, mode and seed, the report and the
+        /// plots. Rerunning the same command continues an interrupted grid.
+        #[arg(long, required_unless_present = "report")]
+        out: Option<PathBuf>,
+        /// Only aggregate the grid in DIR (report.json, report.md, PNG plots); trains nothing.
+        #[arg(long, value_name = "DIR", conflicts_with = "out")]
+        report: Option<PathBuf>,
+        /// Paired differences are taken against this AGMM mode (same optimizer and seed).
+        #[arg(long, value_enum, default_value = "off")]
+        baseline: AgmmMode,
+        /// Convergence speed: the first epoch whose test accuracy reaches this many percent.
+        #[arg(long, default_value_t = 90.0)]
+        target_accuracy: f64,
     },
     /// Evaluate a checkpoint; optionally dump mean-over-time logits as .npy.
     Eval {
@@ -295,6 +342,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         checkpoint: None,
         compare_agmm: None,
         frames_file: None,
+        ablation: None,
     });
     match command {
         Command::Gui {
@@ -304,6 +352,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             checkpoint,
             compare_agmm,
             frames_file,
+            ablation,
         } => {
             let view = match view {
                 ViewArg::Training => bitspike::app::View::Training,
@@ -319,6 +368,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 checkpoint,
                 compare_agmm,
                 frames_file,
+                ablation,
                 ..Default::default()
             })?;
             Ok(())
@@ -384,74 +434,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             batch,
         } => eval(&checkpoint, &data, limit, dump_logits.as_deref(), batch),
         Command::Train {
-            data,
-            model,
-            epochs,
-            steps,
-            batch,
-            timesteps,
+            run,
             optimizer,
-            lr,
-            momentum,
-            weight_decay,
             agmm,
-            loss,
             seed,
             out,
             init,
-            no_shuffle,
-            no_augment,
             save,
             overwrite,
-            limit_train,
-            limit_test,
         } => {
-            if let (Some(t), Some(f)) = (timesteps, data.events.frames) {
-                if t != f {
-                    bail!("-T {t} and --frames {f} disagree: event frame t is the input at timestep t");
-                }
-            }
-            let mut config = load_model_with(&model, timesteps)?;
+            // Every setting is checked before any data is read or memory allocated: the event
+            // options first (they set T and the input size), then the model and the run.
+            let (mut config, events) = run.model()?;
             if let Some(mode) = agmm {
                 config.agmm.mode = mode;
             }
-            if let Some(loss) = loss {
-                config.loss = loss;
-            }
-            let defaults = TrainConfig::for_optimizer(optimizer);
-            let train_config = TrainConfig {
-                epochs,
-                max_steps: steps,
-                batch,
-                lr: lr.unwrap_or(defaults.lr),
-                momentum,
-                weight_decay: weight_decay.unwrap_or(defaults.weight_decay),
-                seed,
-                shuffle: !no_shuffle,
-                augment: !no_augment
-                    && matches!(data.dataset, DatasetKind::Cifar10 | DatasetKind::Cifar100),
-                log_every: 5,
-                ..defaults
-            };
-            // Every setting is checked before any data is read or memory allocated: the event
-            // options first (they set T and the input size), then the model and the run.
-            let events = data
-                .dataset
-                .events()
-                .map(|kind| event_settings(&data, kind, &mut config).map(|s| (kind, s)))
-                .transpose()?;
+            let train_config = run.train_config(optimizer, seed);
             bitspike::model::plan(&config)?;
             train_config.validate()?;
-            let (mut train_set, mut test_set) = match events {
-                Some((kind, settings)) => load_event_data(&data, kind, &settings)?,
-                None => load_data(&data)?,
-            };
-            if let Some(n) = limit_train {
-                train_set = train_set.truncated(n);
-            }
-            if let Some(n) = limit_test {
-                test_set = test_set.truncated(n);
-            }
+            let (train_set, test_set) = run.datasets(events.as_ref())?;
             train(
                 config,
                 train_config,
@@ -463,7 +464,200 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 overwrite,
             )
         }
+        Command::Ablate {
+            run,
+            agmm,
+            optimizer,
+            seeds,
+            out,
+            report,
+            baseline,
+            target_accuracy,
+        } => {
+            if !(0.0..=100.0).contains(&target_accuracy) {
+                bail!("--target-accuracy {target_accuracy} is outside 0..=100 (percent)");
+            }
+            let options = bitspike::ablate::report::ReportOptions {
+                baseline,
+                target_accuracy: target_accuracy / 100.0,
+            };
+            match (report, out) {
+                (Some(dir), _) => ablate_report(&dir, options),
+                (None, Some(out)) => {
+                    let seeds = parse_seeds(&seeds)?;
+                    ablate(&run, agmm, optimizer, seeds, &out, options)
+                }
+                (None, None) => bail!("--out DIR (or --report DIR) is required"),
+            }
+        }
     }
+}
+
+/// An event data set's kind and the frame settings its options ask for.
+type EventData = (data::events::EventKind, data::events::FrameSettings);
+
+impl RunArgs {
+    /// The model with `-T`, `--loss` and the event options applied, and for an event data set
+    /// its kind and frame settings (checked here, before any event file is read).
+    fn model(&self) -> anyhow::Result<(ModelConfig, Option<EventData>)> {
+        if let (Some(t), Some(f)) = (self.timesteps, self.data.events.frames) {
+            if t != f {
+                bail!("-T {t} and --frames {f} disagree: event frame t is the input at timestep t");
+            }
+        }
+        let mut config = load_model_with(&self.model, self.timesteps)?;
+        if let Some(loss) = self.loss {
+            config.loss = loss;
+        }
+        let events = self
+            .data
+            .dataset
+            .events()
+            .map(|kind| event_settings(&self.data, kind, &mut config).map(|s| (kind, s)))
+            .transpose()?;
+        Ok((config, events))
+    }
+
+    /// The run's training settings with `optimizer` (and its default learning rate and weight
+    /// decay unless given) and `seed`.
+    fn train_config(&self, optimizer: OptimizerKind, seed: u64) -> TrainConfig {
+        let defaults = TrainConfig::for_optimizer(optimizer);
+        TrainConfig {
+            epochs: self.epochs,
+            max_steps: self.steps,
+            batch: self.batch,
+            lr: self.lr.unwrap_or(defaults.lr),
+            momentum: self.momentum,
+            weight_decay: self.weight_decay.unwrap_or(defaults.weight_decay),
+            seed,
+            shuffle: !self.no_shuffle,
+            augment: !self.no_augment
+                && matches!(
+                    self.data.dataset,
+                    DatasetKind::Cifar10 | DatasetKind::Cifar100
+                ),
+            log_every: 5,
+            ..defaults
+        }
+    }
+
+    /// Train and test sets (event frames with `events` from [`RunArgs::model`]), cut to
+    /// `--limit-train` / `--limit-test`.
+    fn datasets(&self, events: Option<&EventData>) -> anyhow::Result<(Dataset, Dataset)> {
+        let (mut train_set, mut test_set) = match events {
+            Some((kind, settings)) => load_event_data(&self.data, *kind, settings)?,
+            None => load_data(&self.data)?,
+        };
+        if let Some(n) = self.limit_train {
+            train_set = train_set.truncated(n);
+        }
+        if let Some(n) = self.limit_test {
+            test_set = test_set.truncated(n);
+        }
+        Ok((train_set, test_set))
+    }
+
+    /// The data options as an ablation records them.
+    fn data_settings(&self, events: Option<&EventData>) -> bitspike::ablate::grid::DataSettings {
+        bitspike::ablate::grid::DataSettings {
+            dataset: format!("{:?}", self.data.dataset).to_lowercase(),
+            data_dir: self.data.data.as_ref().map(|d| d.display().to_string()),
+            limit_train: self.limit_train,
+            limit_test: self.limit_test,
+            frames: events.map(|(_, settings)| format!("{settings:?}")),
+        }
+    }
+}
+
+/// `--seeds`: a count N means seeds 1..=N; a comma-separated list means those seeds.
+fn parse_seeds(text: &str) -> anyhow::Result<Vec<u64>> {
+    let parse = |s: &str| {
+        s.trim()
+            .parse::<u64>()
+            .with_context(|| format!("--seeds: '{}' is not a whole number", s.trim()))
+    };
+    if text.contains(',') {
+        return text
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(parse)
+            .collect();
+    }
+    let n = parse(text)?;
+    if n == 0 {
+        bail!("--seeds 0: at least one seed is needed");
+    }
+    Ok((1..=n).collect())
+}
+
+/// `bitspike ablate --out DIR`: trains the grid's unfinished runs, then writes the report.
+fn ablate(
+    run: &RunArgs,
+    agmm: Vec<AgmmMode>,
+    optimizers: Vec<OptimizerKind>,
+    seeds: Vec<u64>,
+    out: &Path,
+    options: bitspike::ablate::report::ReportOptions,
+) -> anyhow::Result<()> {
+    use bitspike::ablate::grid;
+    let (model, events) = run.model()?;
+    let spec = grid::GridSpec {
+        agmm,
+        optimizers,
+        seeds,
+        train: run.train_config(OptimizerKind::default(), TrainConfig::default().seed),
+        model,
+        lr: run.lr,
+        weight_decay: run.weight_decay,
+        data: run.data_settings(events.as_ref()),
+    };
+    // Every setting, and every existing run directory, is checked before data or GPU.
+    bitspike::model::plan(&spec.model)?;
+    spec.validate()?;
+    grid::check_existing(&spec, out)?;
+    let (train_set, test_set) = run.datasets(events.as_ref())?;
+    let ctx = open_gpu()?;
+    let runs = spec.runs();
+    let total_steps: u64 = runs
+        .iter()
+        .map(|(_, s)| s.train.total_steps(train_set.len()))
+        .sum();
+    eprintln!("adapter: {}", ctx.describe());
+    eprintln!(
+        "grid: {} runs ({} AGMM modes x {} optimizers x {} seeds), model {} (T = {}), {} train / \
+         {} test samples, batch {}, {} steps in all, into {}",
+        runs.len(),
+        spec.agmm.len(),
+        spec.optimizers.len(),
+        spec.seeds.len(),
+        spec.model.name,
+        spec.model.timesteps,
+        train_set.len(),
+        test_set.len(),
+        spec.train.batch,
+        total_steps,
+        out.display()
+    );
+    let mut progress = bitspike::ablate::progress::GridProgress::new(runs.len(), total_steps);
+    let result = grid::run_grid(&ctx, &spec, &train_set, &test_set, out, &mut |event| {
+        progress.handle(event)
+    });
+    progress.finish();
+    result?;
+    ablate_report(out, options)
+}
+
+/// `bitspike ablate --report DIR` (and the end of every grid): aggregates and writes.
+fn ablate_report(
+    dir: &Path,
+    options: bitspike::ablate::report::ReportOptions,
+) -> anyhow::Result<()> {
+    let (report, files) = bitspike::ablate::grid::write_report(dir, options)?;
+    println!("{}", report.to_markdown());
+    for file in files {
+        println!("written: {}", file.display());
+    }
+    Ok(())
 }
 
 fn open_gpu() -> anyhow::Result<GpuContext> {
@@ -589,7 +783,8 @@ fn event_settings(
     let e = &args.events;
     if model.encoding != bitspike::model::Encoding::Events || model.input[0] != 2 {
         bail!(
-            "--dataset {} gives event frames (2 polarity channels, one frame per timestep), but              model '{}' takes {:?} input {:?}: use --preset {} or a config with \"encoding\": \
+            "--dataset {} gives event frames (2 polarity channels, one frame per timestep), but \
+             model '{}' takes {:?} input {:?}: use --preset {} or a config with \"encoding\": \
              \"events\" and 2 input channels",
             kind.name(),
             model.name,
@@ -724,78 +919,100 @@ fn train(
     );
     let mut trainer = Trainer::new(&ctx, &model, config.clone(), train_set.len())?;
     let run = RunDir::open(out)?;
-    match &init {
-        Some((path, ck)) => {
-            trainer
-                .restore(&ctx, ck)
-                .with_context(|| format!("loading {}", path.display()))?;
-            let dropped = run.resume(trainer.epoch())?;
-            eprintln!(
-                "resumed from {} at epoch {}, step {}{}",
-                path.display(),
-                trainer.epoch(),
-                trainer.step(),
+    let start = match &init {
+        Some((_, ck)) => RunStart::Resume(ck),
+        None => RunStart::Fresh { overwrite },
+    };
+    let init_path = init.as_ref().map(|(path, _)| path.display().to_string());
+    let every = config.log_every.max(1);
+    let mut bar: Option<ProgressBar> = None;
+    let outcome = train_in_dir(
+        &ctx,
+        &mut trainer,
+        train_set,
+        test_set,
+        &run,
+        start,
+        &mut |event| match event {
+            RunEvent::Resumed {
+                epoch,
+                step,
+                dropped,
+            } => eprintln!(
+                "resumed from {} at epoch {epoch}, step {step}{}",
+                init_path.as_deref().unwrap_or_default(),
                 if dropped > 0 {
                     format!(" ({dropped} metrics lines after that epoch dropped)")
                 } else {
                     String::new()
                 }
-            );
-            if trainer.finished() {
-                println!(
-                    "nothing to train: {} is at epoch {}, step {}, already at the requested \
-                     --epochs {} / --steps; no checkpoint written",
-                    path.display(),
-                    trainer.epoch(),
-                    trainer.step(),
-                    config.epochs
+            ),
+            RunEvent::EpochStarted {
+                epoch,
+                epochs,
+                steps,
+            } => {
+                let b = ProgressBar::new(steps as u64);
+                b.set_style(
+                    ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
                 );
-                return Ok(());
+                b.set_prefix(format!("{epoch}/{epochs}"));
+                bar = Some(b);
             }
-        }
-        None => run.start_fresh(overwrite)?,
+            RunEvent::Step(p) => {
+                if let Some(b) = &bar {
+                    if p.step_in_epoch % every == 0 || p.step_in_epoch == p.steps_in_epoch {
+                        b.set_position(p.step_in_epoch as u64);
+                        b.set_message(format!(
+                            "step {} loss {:.4} acc {:.2}% {:.1} samples/s",
+                            p.global_step,
+                            p.epoch_loss,
+                            100.0 * p.epoch_accuracy,
+                            p.epoch_samples_per_second
+                        ));
+                    }
+                }
+            }
+            RunEvent::EpochFinished(record) => {
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+                println!(
+                    "epoch {:>3}  train loss {:.4} acc {:6.2}%  test loss {:.4} acc {:6.2}%  flips {:.4}%  {:.1} samples/s  {:.1}s",
+                    record.epoch,
+                    record.train_loss,
+                    100.0 * record.train_accuracy,
+                    record.test_loss,
+                    100.0 * record.test_accuracy,
+                    100.0 * record.flip_ratio_total,
+                    record.samples_per_second,
+                    record.epoch_seconds
+                );
+            }
+        },
+    );
+    if let Some(b) = bar.take() {
+        b.finish_and_clear();
+    }
+    let outcome = match &init {
+        Some((path, _)) => outcome.with_context(|| format!("continuing {}", path.display()))?,
+        None => outcome?,
+    };
+    if outcome.already_finished {
+        println!(
+            "nothing to train: {} is at epoch {}, step {}, already at the requested \
+             --epochs {} / --steps; no checkpoint written",
+            init_path.as_deref().unwrap_or_default(),
+            trainer.epoch(),
+            trainer.step(),
+            config.epochs
+        );
+        return Ok(());
     }
     let (metrics_path, last) = (run.metrics_path(), run.checkpoint_path());
-    let mut records = Vec::new();
-    while !trainer.finished() {
-        let bar = ProgressBar::new((train_set.len() / config.batch.max(1)) as u64);
-        bar.set_style(
-            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(format!("{}/{}", trainer.epoch() + 1, config.epochs));
-        let every = config.log_every.max(1);
-        let record = trainer.run_epoch(&ctx, train_set, test_set, &mut |p| {
-            if p.step_in_epoch % every == 0 || p.step_in_epoch == p.steps_in_epoch {
-                bar.set_position(p.step_in_epoch as u64);
-                bar.set_message(format!(
-                    "step {} loss {:.4} acc {:.2}% {:.1} samples/s",
-                    p.global_step,
-                    p.epoch_loss,
-                    100.0 * p.epoch_accuracy,
-                    p.epoch_samples_per_second
-                ));
-            }
-        });
-        bar.finish_and_clear();
-        let record = record?;
-        // The log line first, then the checkpoint (see bitspike::train::run_dir).
-        run.append(&record)?;
-        trainer.checkpoint(&ctx).block(&ctx)?.save(&last)?;
-        println!(
-            "epoch {:>3}  train loss {:.4} acc {:6.2}%  test loss {:.4} acc {:6.2}%  flips {:.4}%  {:.1} samples/s  {:.1}s",
-            record.epoch,
-            record.train_loss,
-            100.0 * record.train_accuracy,
-            record.test_loss,
-            100.0 * record.test_accuracy,
-            100.0 * record.flip_ratio_total,
-            record.samples_per_second,
-            record.epoch_seconds
-        );
-        records.push(record);
-    }
+    let records = outcome.records;
     if let Some(path) = save {
         std::fs::copy(&last, path).with_context(|| format!("saving {}", path.display()))?;
     }

@@ -228,3 +228,63 @@ fn spikes_view_shows_the_input_event_frame() {
     let _ = std::fs::remove_file(&plain);
     check_content(&path);
 }
+
+/// An ablation report (three seeds, two cells, three epochs of made-up but plausible numbers)
+/// opened with `--ablation DIR` replaces the live curves with means and confidence bands.
+#[test]
+fn training_view_shows_an_opened_ablation_with_bands() {
+    use bitspike::ablate::report::{aggregate, ReportOptions};
+    use bitspike::ablate::RunKey;
+    use bitspike::model::AgmmMode;
+    use bitspike::train::{EpochRecord, OptimizerKind};
+    let record = |epoch: usize, acc: f64, flips: f64| EpochRecord {
+        epoch,
+        step: 10 * epoch as u64,
+        lr: 0.001,
+        train_loss: 1.0 / epoch as f64,
+        train_accuracy: acc,
+        test_loss: 1.0,
+        test_accuracy: acc,
+        flip_ratio: vec![("conv2".into(), flips)],
+        flip_ratio_total: flips,
+        firing_rate: vec![("conv1".into(), 0.1 + flips)],
+        grad_stats: vec![("conv2".into(), 0.0, 1e-8)],
+        samples_per_second: 40.0,
+        epoch_seconds: 1.0,
+        eval_seconds: 0.1,
+    };
+    let mut runs = Vec::new();
+    for seed in 1..=3u64 {
+        for (agmm, shift) in [(AgmmMode::Full, 0.01), (AgmmMode::Off, 0.0)] {
+            let noise = 0.005 * seed as f64;
+            let records = (1..=3)
+                .map(|e| {
+                    record(
+                        e,
+                        0.8 + 0.05 * e as f64 + shift + noise,
+                        0.1 / e as f64 - shift,
+                    )
+                })
+                .collect();
+            let key = RunKey {
+                optimizer: OptimizerKind::Adam,
+                agmm,
+                seed,
+            };
+            runs.push((key, records));
+        }
+    }
+    let report = aggregate(&runs, ReportOptions::default());
+    let dir = std::env::temp_dir().join(format!("bitspike-gui-ablation-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(
+        dir.join("report.json"),
+        serde_json::to_string(&report).expect("report json"),
+    )
+    .expect("write report.json");
+    let args = [std::ffi::OsStr::new("--ablation"), dir.as_os_str()];
+    if let Some(path) = screenshot_with("training", "-ablation", &args) {
+        check_content(&path);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

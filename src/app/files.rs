@@ -22,6 +22,8 @@ pub enum Purpose {
     Frames,
     ModelConfig,
     Checkpoint,
+    /// An ablation's `report.json`.
+    Ablation,
 }
 
 /// Files a dialog delivered (empty when the user cancelled).
@@ -80,6 +82,7 @@ fn filter(purpose: Purpose) -> (&'static str, &'static [&'static str]) {
         Purpose::Frames => ("bitspike frames file", &["frames"]),
         Purpose::ModelConfig => ("model config (JSON)", &["json"]),
         Purpose::Checkpoint => ("checkpoint (safetensors)", &["safetensors"]),
+        Purpose::Ablation => ("ablation report (report.json)", &["json"]),
     }
 }
 

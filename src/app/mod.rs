@@ -115,6 +115,9 @@ pub struct AppOptions {
     pub compare_agmm: Option<crate::model::AgmmMode>,
     /// Event frames to start with instead of the embedded MNIST (native `--frames-file`).
     pub frames_file: Option<PathBuf>,
+    /// An ablation to show in the training view (native `--ablation DIR`: the grid directory
+    /// of `bitspike ablate`, or its `report.json`).
+    pub ablation: Option<PathBuf>,
 }
 
 /// Errors that end the app.
@@ -221,6 +224,9 @@ pub struct BitspikeApp {
     started: bool,
     history: History,
     reference: Option<Reference>,
+    /// An ablation report shown in the training view instead of the live curves, with its
+    /// label (the file it came from).
+    ablation: Option<(String, crate::ablate::report::AblationReport)>,
     spikes: SpikesState,
     draw: DrawState,
     weights: WeightsState,
@@ -281,6 +287,7 @@ impl BitspikeApp {
             started: false,
             history: History::default(),
             reference: None,
+            ablation: None,
             spikes: SpikesState::default(),
             draw: DrawState::default(),
             weights: WeightsState::default(),
@@ -371,6 +378,25 @@ impl BitspikeApp {
                     vec![(path.display().to_string(), bytes)],
                 ),
                 Err(e) => self.error = Some(format!("checkpoint not loaded: {e}")),
+            }
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(path) = self.options.ablation.clone() {
+            let file = if path.is_dir() {
+                path.join(crate::ablate::REPORT_JSON)
+            } else {
+                path
+            };
+            match crate::data::read_file(&file) {
+                Ok(bytes) => {
+                    self.open_files(Purpose::Ablation, vec![(file.display().to_string(), bytes)])
+                }
+                Err(e) => {
+                    self.error = Some(format!(
+                        "ablation not opened: {e} (write the report with \
+                         `bitspike ablate --report DIR`)"
+                    ))
+                }
             }
         }
         if self.options.load_demo {
@@ -552,6 +578,8 @@ impl BitspikeApp {
             let name = file.path().display().to_string();
             if name.ends_with(".safetensors") {
                 self.files.read_dropped(Purpose::Checkpoint, file);
+            } else if name.ends_with(crate::ablate::REPORT_JSON) {
+                self.files.read_dropped(Purpose::Ablation, file);
             } else if name.ends_with(".json") {
                 self.files.read_dropped(Purpose::ModelConfig, file);
             } else {
@@ -637,6 +665,25 @@ impl BitspikeApp {
                 };
                 if let Err(e) = self.load_checkpoint(&name, &bytes) {
                     self.error = Some(format!("checkpoint not loaded: {e}"));
+                }
+            }
+            Purpose::Ablation => {
+                let Some((name, bytes)) = files.into_iter().next() else {
+                    return;
+                };
+                let parsed = std::str::from_utf8(&bytes)
+                    .map_err(|e| e.to_string())
+                    .and_then(crate::ablate::report::AblationReport::from_json);
+                match parsed {
+                    Ok(report) => {
+                        self.notice = Some(format!(
+                            "ablation {name}: {} cells, shown in the training view",
+                            report.cells.len()
+                        ));
+                        self.ablation = Some((name, report));
+                        self.view = View::Training;
+                    }
+                    Err(e) => self.error = Some(format!("{name}: not an ablation report: {e}")),
                 }
             }
         }
@@ -785,6 +832,8 @@ impl BitspikeApp {
                 });
             }
             Action::ClearReference => self.reference = None,
+            Action::LoadAblation => self.files.pick(Purpose::Ablation),
+            Action::CloseAblation => self.ablation = None,
             Action::None => {}
         }
     }
@@ -1047,6 +1096,7 @@ impl eframe::App for BitspikeApp {
             state: self.run_state(),
             data_label: &self.data_label,
             has_reference: self.reference.as_ref().map(|r| r.label.as_str()),
+            ablation: self.ablation.as_ref().map(|(label, _)| label.as_str()),
             busy: self.files.busy() || self.saving.is_some(),
         };
         let action = if self.show_setup {
@@ -1069,7 +1119,10 @@ impl eframe::App for BitspikeApp {
                 return;
             }
             match self.view {
-                View::Training => training_view::show(ui, &self.history, self.reference.as_ref()),
+                View::Training => match &self.ablation {
+                    Some((label, report)) => training_view::show_ablation(ui, label, report),
+                    None => training_view::show(ui, &self.history, self.reference.as_ref()),
+                },
                 View::Spikes => spikes_view::show(ui, &mut self.spikes, self.session.as_ref()),
                 View::Draw => draw_view::show(ui, &mut self.draw, self.session.as_ref()),
                 View::Weights => weights_view::show(ui, &mut self.weights, self.session.as_ref()),

@@ -114,6 +114,9 @@ pub enum Action {
     /// Keep the current run's curves to overlay the next run on.
     KeepReference,
     ClearReference,
+    /// Open an ablation's `report.json` (`bitspike ablate`) to show its curves with bands.
+    LoadAblation,
+    CloseAblation,
 }
 
 /// Facts the panel shows but does not own.
@@ -121,6 +124,8 @@ pub struct PanelInfo<'a> {
     pub state: RunState,
     pub data_label: &'a str,
     pub has_reference: Option<&'a str>,
+    /// The label of the ablation shown in the training view, if any.
+    pub ablation: Option<&'a str>,
     /// A file dialog or checkpoint save is in progress.
     pub busy: bool,
 }
@@ -347,6 +352,26 @@ pub fn show(ui: &mut egui::Ui, setup: &mut Setup, info: PanelInfo<'_>) -> Action
                 .clicked()
             {
                 action = Action::KeepReference;
+            }
+        }
+    }
+    match info.ablation {
+        Some(label) => {
+            ui.label(format!("ablation: {label}"));
+            if ui.small_button("close ablation").clicked() {
+                action = Action::CloseAblation;
+            }
+        }
+        None => {
+            if ui
+                .add_enabled(!info.busy, egui::Button::new("Open ablation…").small())
+                .on_hover_text(
+                    "the report.json of a `bitspike ablate` grid directory: its curves with \
+                     95 % confidence bands, in the training view",
+                )
+                .clicked()
+            {
+                action = Action::LoadAblation;
             }
         }
     }

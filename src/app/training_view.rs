@@ -1,10 +1,13 @@
 //! The training view: live curves (loss, accuracy, firing rate, sign-flip ratio, latent
 //! gradient mean and variance, throughput, epoch progress) from the per-step and per-epoch
 //! summaries the session collects. A finished or paused run can be kept as a reference and is
-//! then drawn under the next run (e.g. AGMM full vs off), dashed.
+//! then drawn under the next run (e.g. AGMM full vs off), dashed. An opened ablation
+//! ([`show_ablation`]) replaces the live curves with its per-epoch means and confidence bands.
 
-use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints, PlotUi, Points};
+use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints, PlotUi, Points, Polygon};
 
+use crate::ablate::report::{AblationReport, CellEpoch};
+use crate::ablate::stats::Estimate;
 use crate::train::EpochRecord;
 
 /// Everything plotted, appended as readbacks arrive. x is the global optimizer step.
@@ -286,6 +289,164 @@ pub fn show(ui: &mut egui::Ui, history: &History, reference: Option<&Reference>)
             );
         }
     });
+}
+
+/// One band per cell: the CI as one quadrilateral per pair of neighbouring epochs (each
+/// convex, which egui fills correctly; a whole band polygon may not be), the mean as a line
+/// with points. Colours follow the cell order, as in the PNG plots.
+fn banded(p: &mut PlotUi<'_>, series: &[(String, Vec<(f64, Estimate)>)], scale: f64) {
+    for (i, (name, points)) in series.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let fill = color.gamma_multiply(0.25);
+        for pair in points.windows(2) {
+            let [(x0, a), (x1, b)] = [pair[0], pair[1]];
+            let (a_lo, a_hi) = a.band();
+            let (b_lo, b_hi) = b.band();
+            let quad = vec![
+                [x0, a_lo * scale],
+                [x1, b_lo * scale],
+                [x1, b_hi * scale],
+                [x0, a_hi * scale],
+            ];
+            p.polygon(
+                Polygon::new(name.as_str(), PlotPoints::from(quad))
+                    .fill_color(fill)
+                    .stroke(egui::Stroke::NONE)
+                    .allow_hover(false),
+            );
+        }
+        for (x, e) in points {
+            let (lo, hi) = e.band();
+            p.line(
+                Line::new(
+                    name.as_str(),
+                    PlotPoints::from(vec![[*x, lo * scale], [*x, hi * scale]]),
+                )
+                .color(color)
+                .width(1.0),
+            );
+        }
+        let mean: Vec<[f64; 2]> = points.iter().map(|(x, e)| [*x, e.mean * scale]).collect();
+        p.line(
+            Line::new(name.as_str(), PlotPoints::from(mean.clone()))
+                .color(color)
+                .width(2.0),
+        );
+        p.points(
+            Points::new(name.as_str(), PlotPoints::from(mean))
+                .radius(3.0)
+                .color(color),
+        );
+    }
+}
+
+/// `(cell, [(epoch, estimate)])` of the metric `f` picks.
+fn cell_series(
+    report: &AblationReport,
+    f: impl Fn(&CellEpoch) -> Option<Estimate>,
+) -> Vec<(String, Vec<(f64, Estimate)>)> {
+    report
+        .cells
+        .iter()
+        .map(|cell| {
+            let points = cell
+                .epochs
+                .iter()
+                .filter_map(|e| Some((e.epoch as f64, f(e)?)))
+                .collect();
+            (cell.name.clone(), points)
+        })
+        .collect()
+}
+
+/// Draws an ablation (`bitspike ablate`'s report.json): per-epoch means over seeds with their
+/// 95 % confidence bands, one colour per cell (optimizer / AGMM mode), the curves of the PNG
+/// plots next to the report.
+pub fn show_ablation(ui: &mut egui::Ui, label: &str, report: &AblationReport) {
+    let seeds = report
+        .cells
+        .iter()
+        .map(|c| c.seeds.len())
+        .max()
+        .unwrap_or(0);
+    ui.label(format!(
+        "Ablation {label}: {} cells, up to {seeds} seeds each; lines are means, bands and bars \
+         the {:.0} % Student-t confidence intervals over seeds.",
+        report.cells.len(),
+        100.0 * report.confidence
+    ));
+    let layers: Vec<String> = report
+        .cells
+        .iter()
+        .flat_map(|c| c.epochs.first())
+        .flat_map(|e| e.firing_rate.iter().map(|l| l.layer.clone()))
+        .fold(Vec::new(), |mut acc, name| {
+            if !acc.contains(&name) {
+                acc.push(name);
+            }
+            acc
+        });
+    let layer_id = ui.scope_id().with("ablation firing layer");
+    let mut layer: usize = ui.data_mut(|d| *d.get_temp_mut_or_default(layer_id));
+    let height = ((ui.available_height() - 90.0) / 2.0).clamp(80.0, 320.0);
+    let half = (ui.available_width() - 16.0) / 2.0;
+    let epoch_plot = |ui: &mut egui::Ui, id: &str, title: &str, add: &dyn Fn(&mut PlotUi<'_>)| {
+        ui.vertical(|ui| {
+            ui.set_width(half);
+            ui.label(egui::RichText::new(title).strong());
+            Plot::new(id)
+                .height(height)
+                .legend(Legend::default())
+                .x_axis_label("epoch")
+                .allow_scroll(false)
+                .show(ui, |p| add(p));
+        });
+    };
+    ui.horizontal(|ui| {
+        epoch_plot(ui, "ablation accuracy", "Test accuracy (%)", &|p| {
+            banded(p, &cell_series(report, |e| Some(e.test_accuracy)), 100.0)
+        });
+        epoch_plot(
+            ui,
+            "ablation flips",
+            "Sign-flip ratio per epoch, all binary layers (%)",
+            &|p| banded(p, &cell_series(report, |e| Some(e.flip_ratio_total)), 100.0),
+        );
+    });
+    ui.horizontal(|ui| {
+        epoch_plot(ui, "ablation loss", "Train loss", &|p| {
+            banded(p, &cell_series(report, |e| Some(e.train_loss)), 1.0)
+        });
+        ui.vertical(|ui| {
+            ui.set_width(half);
+            ui.horizontal(|ui| {
+                ui.label(egui::RichText::new("Firing rate, layer").strong());
+                egui::ComboBox::from_id_salt("ablation firing layer")
+                    .selected_text(layers.get(layer).map_or("-", |s| s.as_str()))
+                    .show_ui(ui, |ui| {
+                        for (i, name) in layers.iter().enumerate() {
+                            ui.selectable_value(&mut layer, i, name);
+                        }
+                    });
+            });
+            let name = layers.get(layer).cloned().unwrap_or_default();
+            Plot::new("ablation firing")
+                .height(height - 8.0)
+                .legend(Legend::default())
+                .x_axis_label("epoch")
+                .allow_scroll(false)
+                .show(ui, |p| {
+                    let series = cell_series(report, |e| {
+                        e.firing_rate
+                            .iter()
+                            .find(|l| l.layer == name)
+                            .map(|l| l.estimate)
+                    });
+                    banded(p, &series, 1.0)
+                });
+        });
+    });
+    ui.data_mut(|d| d.insert_temp(layer_id, layer));
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@
 //! summaries are read back, once per submission; never per timestep.
 
 #[cfg(not(target_arch = "wasm32"))]
+pub mod run;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod run_dir;
 mod trainer;
 
@@ -127,6 +129,28 @@ impl TrainConfig {
             }
         }
         Ok(())
+    }
+
+    /// Optimizer steps in one epoch over `train_len` samples, as the run's length counts them.
+    pub fn steps_per_epoch(&self, train_len: usize) -> u64 {
+        (train_len / self.batch.max(1)).max(1) as u64
+    }
+
+    /// Optimizer steps in the whole run over `train_len` samples: epochs x steps per epoch,
+    /// capped by `max_steps` (at least 1).
+    pub fn total_steps(&self, train_len: usize) -> u64 {
+        let mut total = self.steps_per_epoch(train_len) * self.epochs as u64;
+        if let Some(m) = self.max_steps {
+            total = total.min(m as u64);
+        }
+        total.max(1)
+    }
+
+    /// Epochs the run will log over `train_len` samples (a `max_steps` budget that ends
+    /// mid-epoch ends that epoch early, which still counts).
+    pub fn planned_epochs(&self, train_len: usize) -> usize {
+        let per_epoch = self.steps_per_epoch(train_len);
+        (self.total_steps(train_len).div_ceil(per_epoch) as usize).min(self.epochs)
     }
 
     /// The optimizer with this config's hyper-parameters.

@@ -165,11 +165,7 @@ impl Trainer {
         let net = ctx.allocating("the model's parameters", || {
             Network::new(ctx, model, config.seed)
         })?;
-        let per_epoch = (train_len / config.batch).max(1) as u64;
-        let mut total_steps = per_epoch * config.epochs as u64;
-        if let Some(m) = config.max_steps {
-            total_steps = total_steps.min(m as u64);
-        }
+        let total_steps = config.total_steps(train_len);
         let mut trainer = Self {
             net,
             last_lr: config.lr,
