@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 
 use bitspike::ablate::report::{aggregate, ReportOptions};
 use bitspike::ablate::RunKey;
-use bitspike::model::{AgmmMode, LayerConfig, ModelConfig};
+use bitspike::model::{AgmmMode, ModelConfig};
 use bitspike::train::{EpochRecord, OptimizerKind, TrainConfig, Trainer};
 
 const EXE: &str = env!("CARGO_BIN_EXE_bitspike");
@@ -241,20 +241,7 @@ fn same_seed_gives_same_initial_weights_in_every_agmm_mode() {
 }
 
 fn tiny_config(dir: &Path) -> PathBuf {
-    let config = ModelConfig {
-        name: "tiny".into(),
-        layers: vec![
-            LayerConfig::conv3(4, true),
-            LayerConfig::Pool { size: 2 },
-            LayerConfig::conv3(8, true),
-            LayerConfig::Linear {
-                out_features: 10,
-                binary: false,
-                bias: true,
-            },
-        ],
-        ..ModelConfig::mnist()
-    };
+    let config = common::tiny_model(true);
     let path = dir.join("tiny.json");
     std::fs::write(&path, config.to_json()).unwrap();
     path

@@ -15,7 +15,7 @@ use bitspike::checkpoint::{write_atomically, Checkpoint, CheckpointMeta};
 use bitspike::data::{self, embedded_mnist10k, EmbeddedSplit};
 use bitspike::gpu::Pending;
 use bitspike::model::summary::Summary;
-use bitspike::model::{footprint, plan, LayerConfig, ModelConfig};
+use bitspike::model::{footprint, plan, ModelConfig};
 use bitspike::train::run_dir::RunDir;
 use bitspike::train::{EpochRecord, TrainConfig, Trainer};
 use common::*;
@@ -41,23 +41,6 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 /// A small, fast model: FP conv 1->4, max pool, binary conv 4->8, linear readout.
-fn tiny() -> ModelConfig {
-    ModelConfig {
-        name: "tiny".into(),
-        layers: vec![
-            LayerConfig::conv3(4, false),
-            LayerConfig::Pool { size: 2 },
-            LayerConfig::conv3(8, true),
-            LayerConfig::Linear {
-                out_features: 10,
-                binary: false,
-                bias: true,
-            },
-        ],
-        ..ModelConfig::mnist()
-    }
-}
-
 /// Runs the CLI; asserts a clean failure (exit 1, an `error:` line, no panic) and returns stderr.
 fn cli_fails(args: &[&str], env: &[(&str, &str)]) -> String {
     let out = Command::new(EXE)
@@ -298,7 +281,7 @@ fn tiny_config() -> TrainConfig {
 fn non_finite_tensors_are_never_loaded_nor_saved() {
     let Some(ctx) = gpu() else { return };
     let (train, test) = tiny_data();
-    let mut trainer = Trainer::new(&ctx, &tiny(), tiny_config(), train.len()).unwrap();
+    let mut trainer = Trainer::new(&ctx, &tiny_model(false), tiny_config(), train.len()).unwrap();
     trainer.run_epoch(&ctx, &train, &test, &mut |_| {}).unwrap();
     let mut ck = trainer.checkpoint(&ctx).block(&ctx).unwrap();
     let dir = temp_dir("nan-ck");
@@ -332,7 +315,7 @@ fn non_finite_tensors_are_never_loaded_nor_saved() {
         .to_string();
     assert!(err.contains("conv2.weight"), "{err}");
     let config = dir.join("tiny.json");
-    std::fs::write(&config, tiny().to_json()).unwrap();
+    std::fs::write(&config, tiny_model(false).to_json()).unwrap();
     let err = cli_fails(
         &[
             "train",
@@ -355,7 +338,7 @@ fn non_finite_tensors_are_never_loaded_nor_saved() {
 fn weights_turning_non_finite_stop_the_run_at_the_epoch_end() {
     let Some(ctx) = gpu() else { return };
     let (train, test) = tiny_data();
-    let mut trainer = Trainer::new(&ctx, &tiny(), tiny_config(), train.len()).unwrap();
+    let mut trainer = Trainer::new(&ctx, &tiny_model(false), tiny_config(), train.len()).unwrap();
     // Poison Adam's second moment of the readout bias with infinity, as an overflowing
     // optimizer would: the update m / (sqrt(v) + eps) becomes 0, so weights and loss stay
     // finite and only the epoch-end check on the GPU can see it.

@@ -13,7 +13,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bitspike::checkpoint::Checkpoint;
-use bitspike::model::{LayerConfig, ModelConfig};
 use bitspike::train::EpochRecord;
 use common::*;
 use rand::Rng;
@@ -24,20 +23,7 @@ const TRIALS: usize = 8;
 const MAX_KILLS: usize = 3;
 
 fn tiny_config(dir: &Path) -> PathBuf {
-    let config = ModelConfig {
-        name: "tiny".into(),
-        layers: vec![
-            LayerConfig::conv3(4, false),
-            LayerConfig::Pool { size: 2 },
-            LayerConfig::conv3(8, true),
-            LayerConfig::Linear {
-                out_features: 10,
-                binary: false,
-                bias: true,
-            },
-        ],
-        ..ModelConfig::mnist()
-    };
+    let config = common::tiny_model(false);
     let path = dir.join("tiny.json");
     std::fs::write(&path, config.to_json()).unwrap();
     path

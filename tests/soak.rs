@@ -8,7 +8,6 @@ mod common;
 
 use bitspike::data::{embedded_mnist10k, make_batch, EmbeddedSplit, InputSpec};
 use bitspike::gpu::{memory, Pending};
-use bitspike::model::{LayerConfig, ModelConfig};
 use bitspike::train::{TrainConfig, Trainer};
 use common::*;
 
@@ -22,20 +21,7 @@ fn rss_bytes() -> Option<u64> {
 #[test]
 fn training_evaluating_and_probing_in_a_loop_keep_memory_flat() {
     let Some(ctx) = gpu() else { return };
-    let model = ModelConfig {
-        name: "tiny".into(),
-        layers: vec![
-            LayerConfig::conv3(4, false),
-            LayerConfig::Pool { size: 2 },
-            LayerConfig::conv3(8, true),
-            LayerConfig::Linear {
-                out_features: 10,
-                binary: false,
-                bias: true,
-            },
-        ],
-        ..ModelConfig::mnist()
-    };
+    let model = common::tiny_model(false);
     let train = embedded_mnist10k(EmbeddedSplit::Train)
         .unwrap()
         .truncated(32);

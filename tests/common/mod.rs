@@ -215,3 +215,24 @@ pub fn direct_conv<T: Copy + Default + std::ops::AddAssign>(
     }
     y
 }
+
+/// The small model the reliability, kill-resume, soak and ablation tests train on MNIST-shaped
+/// data: conv(4) -> pool 2 -> binary conv(8) -> linear(10), the rest of the `mnist` preset.
+/// `binary_first`: the first conv binary too (two binary layers to count flips on).
+pub fn tiny_model(binary_first: bool) -> bitspike::model::ModelConfig {
+    use bitspike::model::{LayerConfig, ModelConfig};
+    ModelConfig {
+        name: "tiny".into(),
+        layers: vec![
+            LayerConfig::conv3(4, binary_first),
+            LayerConfig::Pool { size: 2 },
+            LayerConfig::conv3(8, true),
+            LayerConfig::Linear {
+                out_features: 10,
+                binary: false,
+                bias: true,
+            },
+        ],
+        ..ModelConfig::mnist()
+    }
+}
