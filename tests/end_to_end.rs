@@ -22,7 +22,7 @@ use bitspike::kernels::loss::{LossKind, LossParams, LossSummary};
 use bitspike::kernels::optim::{SgdConfig, SgdParams};
 use bitspike::kernels::pool::{PoolParams, PoolWindow};
 use bitspike::model::{LayerConfig, ModelConfig};
-use bitspike::snn::{Network, Optimizer};
+use bitspike::snn::{Network, Optimizer, Pass};
 use common::*;
 
 const T: usize = 3;
@@ -147,7 +147,8 @@ fn training_step_on_gpu_equals_composed_cpu_mirrors() {
         nesterov: false,
     };
     let mut enc = ctx.encoder("step");
-    net.record_forward(&ctx, &mut enc, &ws, true).unwrap();
+    net.record_forward(&ctx, &mut enc, &ws, Pass::Train)
+        .unwrap();
     net.record_backward(&ctx, &mut enc, &ws).unwrap();
     net.record_optimizer(&ctx, &mut enc, &Optimizer::Sgd(sgd), lr)
         .unwrap();

@@ -10,6 +10,7 @@ use bitspike::checkpoint::Checkpoint;
 use bitspike::data::{embedded_mnist10k, Dataset, EmbeddedSplit};
 use bitspike::gpu::Pending;
 use bitspike::model::ModelConfig;
+use bitspike::snn::Pass;
 use bitspike::train::{EpochRecord, TrainConfig, Trainer};
 use common::*;
 
@@ -407,7 +408,7 @@ fn inference_workspace_is_smaller_gives_same_logits_and_refuses_backward() {
     for ws in [&train_ws, &eval_ws] {
         net.upload(&ctx, ws, &host.input, &host.labels).unwrap();
         let mut enc = ctx.encoder("eval");
-        net.record_forward(&ctx, &mut enc, ws, false).unwrap();
+        net.record_forward(&ctx, &mut enc, ws, Pass::Eval).unwrap();
         ctx.submit(enc);
         logits.push(net.logits(ws).unwrap().read_blocking(&ctx).unwrap());
     }
@@ -446,7 +447,8 @@ fn training_single_frame_encoder_equals_full_time_batch() {
         let ws = net.workspace(&ctx, 16).unwrap();
         net.upload(&ctx, &ws, &host.input, &host.labels).unwrap();
         let mut enc = ctx.encoder("step");
-        net.record_forward(&ctx, &mut enc, &ws, true).unwrap();
+        net.record_forward(&ctx, &mut enc, &ws, Pass::Train)
+            .unwrap();
         net.record_backward(&ctx, &mut enc, &ws).unwrap();
         ctx.submit(enc);
         assert_eq!(net.uses_single_frame_encoder(&ws), single_frame);

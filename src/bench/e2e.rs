@@ -17,7 +17,7 @@ use crate::gpu::{memory, GpuContext, Pending};
 use crate::kernels::optim::AdamConfig;
 use crate::model::ModelConfig;
 use crate::rng::SeededRng;
-use crate::snn::{Network, NetworkError, Optimizer, Workspace};
+use crate::snn::{Network, NetworkError, Optimizer, Pass, Workspace};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -151,7 +151,7 @@ pub fn run(ctx: &GpuContext, opts: &E2eOptions) -> Result<E2eReport, NetworkErro
         let host = batches.host();
         net.upload(ctx, &ws, &host.input, &host.labels)?;
         let mut enc = ctx.encoder("bench step");
-        net.record_forward(ctx, &mut enc, &ws, true)?;
+        net.record_forward(ctx, &mut enc, &ws, Pass::Train)?;
         net.record_backward(ctx, &mut enc, &ws)?;
         net.record_optimizer(ctx, &mut enc, &optimizer, lr)?;
         ctx.submit(enc);
@@ -179,7 +179,9 @@ pub fn run(ctx: &GpuContext, opts: &E2eOptions) -> Result<E2eReport, NetworkErro
         phase_ms[1].push(time(&mut |_| {
             net.upload(ctx, &ws, &host.input, &host.labels)
         })?);
-        phase_ms[2].push(time(&mut |enc| net.record_forward(ctx, enc, &ws, true))?);
+        phase_ms[2].push(time(&mut |enc| {
+            net.record_forward(ctx, enc, &ws, Pass::Train)
+        })?);
         phase_ms[3].push(time(&mut |enc| net.record_backward(ctx, enc, &ws))?);
         let start = Instant::now();
         let mut enc = ctx.encoder("bench optimizer");
@@ -226,7 +228,7 @@ pub fn run(ctx: &GpuContext, opts: &E2eOptions) -> Result<E2eReport, NetworkErro
         let host = batches.host();
         net.upload(ctx, &ws, &host.input, &host.labels)?;
         let mut enc = ctx.encoder("bench eval");
-        net.record_forward(ctx, &mut enc, &ws, false)?;
+        net.record_forward(ctx, &mut enc, &ws, Pass::Eval)?;
         ctx.submit(enc);
         ctx.wait_idle()?;
         if rep >= opts.warmup.min(2) {
@@ -281,7 +283,7 @@ fn layer_times(
     for _ in 0..reps {
         for (i, times) in fwd.iter_mut().enumerate() {
             times.push(timed(&|enc| {
-                net.record_layer_forward(ctx, enc, ws, i, true)
+                net.record_layer_forward(ctx, enc, ws, i, Pass::Train)
             })?);
         }
         timed(&|enc| net.record_loss(ctx, enc, ws, true))?;
@@ -315,7 +317,7 @@ fn infer_layer_times(
         for (i, t) in times.iter_mut().enumerate() {
             let start = Instant::now();
             let mut enc = ctx.encoder("bench layer");
-            net.record_layer_forward(ctx, &mut enc, ws, i, false)?;
+            net.record_layer_forward(ctx, &mut enc, ws, i, Pass::Eval)?;
             ctx.submit(enc);
             ctx.wait_idle()?;
             t.push(start.elapsed().as_secs_f64() * 1e3);

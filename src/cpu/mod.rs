@@ -8,6 +8,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod finite;
 pub mod flips;
+pub mod fused;
 pub mod gemm;
 pub mod lif;
 pub mod linear;

@@ -132,6 +132,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod finite;
 pub mod flips;
+pub mod fused;
 pub mod gemm;
 pub mod lif;
 pub mod linear;
@@ -158,6 +159,7 @@ pub const KERNELS: &[KernelSource] = &[
     binarize::BinarizeBackward::SOURCE,
     binarize::BinarizeForward::SOURCE,
     popcount::BinaryConvPopcount::SOURCE,
+    fused::BnAgmmLifEval::SOURCE,
     conv::Col2im::SOURCE,
     loss::CrossEntropy::SOURCE,
     gemm::Gemm::REGISTER,

@@ -18,7 +18,7 @@ pub mod workspace;
 
 pub use checkpoint_io::PendingCheckpoint;
 pub use inspect::{LayerReadback, WeightReadback};
-pub use layers::Layer;
+pub use layers::{Layer, Pass};
 pub use metrics::{EpochMetrics, MetricsReadback, MomentKind, RawMetrics};
 pub use network::{Network, NetworkError, Optimizer};
 pub use weight::Weight;

@@ -17,7 +17,7 @@ use crate::kernels::optim::{AdamConfig, AdamParams, SgdConfig, SgdParams};
 use crate::model::{plan, ModelConfig, ModelError};
 use crate::rng::SeededRng;
 
-use super::layers::{Backward, BuildSettings, Forward, Layer};
+use super::layers::{Backward, BuildSettings, Forward, Layer, Pass};
 use super::metrics::{MetricsReadback, MomentKind, Slots, Summaries, EVAL_SLOT, TRAIN_SLOT};
 use super::param::Param;
 use super::recorder::{Kernels, Recorder};
@@ -230,19 +230,19 @@ impl Network {
     }
 
     /// Records the forward pass (and the loss) for the batch uploaded into `ws`.
-    /// `train`: batch statistics for BN (running stats updated), loss into the train slot,
-    /// firing rates accumulated; otherwise running statistics and the eval slot.
+    /// [`Pass::Train`]: batch statistics for BN (running stats updated), loss into the train
+    /// slot, firing rates accumulated; otherwise running statistics and the eval slot.
     pub fn record_forward(
         &self,
         ctx: &GpuContext,
         enc: &mut wgpu::CommandEncoder,
         ws: &Workspace,
-        train: bool,
+        pass: Pass,
     ) -> Result<(), NetworkError> {
         for index in 0..self.layers.len() {
-            self.record_layer_forward(ctx, enc, ws, index, train)?;
+            self.record_layer_forward(ctx, enc, ws, index, pass)?;
         }
-        self.record_loss(ctx, enc, ws, train)
+        self.record_loss(ctx, enc, ws, pass == Pass::Train)
     }
 
     /// Records the forward of layer `index` alone (the layers before it must have run).
@@ -252,10 +252,11 @@ impl Network {
         enc: &mut wgpu::CommandEncoder,
         ws: &Workspace,
         index: usize,
-        train: bool,
+        pass: Pass,
     ) -> Result<(), NetworkError> {
         self.check_owner(ws)?;
         let layer = self.layer_at(index)?;
+        let train = pass == Pass::Train;
         let io = Forward {
             input: ws.layer_input(index),
             output: &ws.outputs[index],
@@ -263,6 +264,7 @@ impl Network {
             batch: ws.batch,
             train,
             single_frame: self.frame_broadcast,
+            inspect: pass == Pass::Inspect,
         };
         let mut rec = self.recorder(ctx, enc);
         Ok(layer.forward(&mut rec, &ws.layers[index], &ws.scratch, io)?)

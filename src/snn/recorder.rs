@@ -10,6 +10,7 @@ use crate::kernels::conv::Conv2d;
 use crate::kernels::elementwise::{Accumulate, ResidualAdd};
 use crate::kernels::finite::CountNonFinite;
 use crate::kernels::flips::{PackSigns, SignFlipCount};
+use crate::kernels::fused::BnAgmmLifEval;
 use crate::kernels::lif::{LifBackward, LifForward};
 use crate::kernels::linear::Linear;
 use crate::kernels::loss::CrossEntropy;
@@ -28,6 +29,8 @@ pub struct Kernels {
     pub lif_backward: LifBackward,
     pub agmm_forward: AgmmForward,
     pub agmm_backward: AgmmBackward,
+    /// Eval without inspection: BN + AGMM + shortcut + LIF in one pass.
+    pub bn_agmm_lif_eval: BnAgmmLifEval,
     pub add: ResidualAdd,
     pub accumulate: Accumulate,
     pub loss: CrossEntropy,
@@ -55,6 +58,7 @@ impl Kernels {
             lif_backward: LifBackward::new(ctx)?,
             agmm_forward: AgmmForward::new(ctx)?,
             agmm_backward: AgmmBackward::new(ctx)?,
+            bn_agmm_lif_eval: BnAgmmLifEval::new(ctx)?,
             add: ResidualAdd::new(ctx)?,
             accumulate: Accumulate::new(ctx)?,
             loss: CrossEntropy::new(ctx)?,

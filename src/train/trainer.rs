@@ -16,7 +16,7 @@ use crate::kernels::loss::LossSummary;
 use crate::model::{footprint, ModelConfig};
 use crate::snn::metrics::mean_and_variance;
 use crate::snn::{
-    LayerReadback, MetricsReadback, MomentKind, Network, NetworkError, PendingCheckpoint,
+    LayerReadback, MetricsReadback, MomentKind, Network, NetworkError, Pass, PendingCheckpoint,
     RawMetrics, Workspaces,
 };
 
@@ -417,7 +417,7 @@ impl Trainer {
         let ws = self.workspaces.get(ctx, &self.net, batch, true)?;
         self.net.upload(ctx, ws, &host.input, &host.labels)?;
         let mut enc = ctx.encoder("train step");
-        self.net.record_forward(ctx, &mut enc, ws, true)?;
+        self.net.record_forward(ctx, &mut enc, ws, Pass::Train)?;
         self.net.record_backward(ctx, &mut enc, ws)?;
         self.net.record_optimizer(ctx, &mut enc, &optimizer, lr)?;
         ctx.submit(enc);
@@ -446,7 +446,7 @@ impl Trainer {
         let ws = self.workspaces.get(ctx, &self.net, idx.len(), false)?;
         self.net.upload(ctx, ws, &host.input, &host.labels)?;
         let mut enc = ctx.encoder("eval step");
-        self.net.record_forward(ctx, &mut enc, ws, false)?;
+        self.net.record_forward(ctx, &mut enc, ws, Pass::Eval)?;
         ctx.submit(enc);
         Ok(idx.len())
     }
@@ -718,7 +718,7 @@ impl Trainer {
         let ws = self.workspaces.get(ctx, &self.net, 1, false)?;
         self.net.upload(ctx, ws, input, &[label])?;
         let mut enc = ctx.encoder("probe");
-        self.net.record_forward(ctx, &mut enc, ws, false)?;
+        self.net.record_forward(ctx, &mut enc, ws, Pass::Inspect)?;
         ctx.submit(enc);
         let layers = self.net.read_spiking_layers(ctx, ws)?;
         Ok((layers, self.net.logits(ws)?.read_back(ctx)))

@@ -10,6 +10,7 @@ use crate::kernels::agmm::{AgmmConfig, AgmmParams};
 use crate::kernels::batchnorm::{BatchNormSaved, BatchNormShape};
 use crate::kernels::conv::{Conv2d, ConvShape};
 use crate::kernels::elementwise::ElementwiseParams;
+use crate::kernels::fused::BnAgmmLifSpec;
 use crate::kernels::lif::{LifConfig, LifParams};
 use crate::kernels::pool::{AvgPool2d, PoolWindow};
 use crate::kernels::popcount::{PackSpikesParams, PackWeightsParams, PopcountConvParams};
@@ -331,6 +332,9 @@ impl ConvUnit {
                 &ws.conv_out,
             )?,
         }
+        if !train && !io.inspect {
+            return self.forward_fused_eval(rec, ws, scratch, io);
+        }
         let saved = BatchNormSaved {
             mean: &ws.mean,
             invstd: &ws.invstd,
@@ -359,17 +363,41 @@ impl ConvUnit {
             _ => &ws.bn_out,
         };
         let elements = ElementwiseParams::new(n * self.output.iter().product::<usize>());
-        let lif_in = match (self.shortcut, &ws.pre, &self.downsample, &ws.down) {
-            (Shortcut::Identity, Some(pre), _, _) => {
+        let lif_in = match (self.shortcut_forward(rec, ws, scratch, io)?, &ws.pre) {
+            (Some(shortcut), Some(pre)) => {
                 rec.k
                     .add
-                    .dispatch(rec.ctx, rec.enc, &elements, gated, input, pre)?;
+                    .dispatch(rec.ctx, rec.enc, &elements, gated, shortcut, pre)?;
                 pre
             }
-            (Shortcut::Downsample, Some(pre), Some(d), Some(dw)) => {
+            _ => gated,
+        };
+        let lif = LifParams::new(&self.lif, t, self.elements(batch));
+        rec.k
+            .lif_forward
+            .dispatch(rec.ctx, rec.enc, &lif, lif_in, spikes, &ws.membrane)?;
+        if train {
+            rec.moments(spikes, &scratch.moment_partials, self.rate_slot)?;
+        }
+        Ok(())
+    }
+
+    /// The shortcut added before the LIF, if any: the unit's input (identity) or the
+    /// downsampling branch (AvgPool 2, binary 1x1 conv, BN), recorded here.
+    fn shortcut_forward<'w>(
+        &self,
+        rec: &mut Recorder,
+        ws: &'w ConvWs,
+        scratch: &Scratch,
+        io: Forward<'w>,
+    ) -> Result<Option<&'w GpuBuffer<f32>>, GpuError> {
+        let n = io.timesteps * io.batch;
+        match (self.shortcut, &self.downsample, &ws.down) {
+            (Shortcut::Identity, _, _) => Ok(Some(io.input)),
+            (Shortcut::Downsample, Some(d), Some(dw)) => {
                 let [ci, hi, wi] = self.input;
                 d.pool
-                    .forward(rec.ctx, rec.enc, [n, ci, hi, wi], input, &dw.pooled)?;
+                    .forward(rec.ctx, rec.enc, [n, ci, hi, wi], io.input, &dw.pooled)?;
                 d.weight.binarize(rec)?;
                 rec.k.conv.forward(
                     rec.ctx,
@@ -386,28 +414,63 @@ impl ConvUnit {
                 };
                 batch_norm(
                     rec,
-                    train,
-                    bn_shape,
+                    io.train,
+                    self.bn_shape(n),
                     &dw.conv_out,
                     &d.bn,
                     &saved,
                     &dw.bn_out,
                 )?;
-                rec.k
-                    .add
-                    .dispatch(rec.ctx, rec.enc, &elements, gated, &dw.bn_out, pre)?;
-                pre
+                Ok(Some(&dw.bn_out))
             }
-            _ => gated,
-        };
-        let lif = LifParams::new(&self.lif, t, self.elements(batch));
-        rec.k
-            .lif_forward
-            .dispatch(rec.ctx, rec.enc, &lif, lif_in, spikes, &ws.membrane)?;
-        if train {
-            rec.moments(spikes, &scratch.moment_partials, self.rate_slot)?;
+            _ => Ok(None),
         }
-        Ok(())
+    }
+
+    /// Eval without inspection: BN (running statistics), AGMM, the shortcut and the LIF in one
+    /// fused pass from the conv output to the spikes (`bn_agmm_lif_eval`), skipping the
+    /// intermediates only a backward or a probe reads. Exactly the chain's spikes (tested).
+    fn forward_fused_eval(
+        &self,
+        rec: &mut Recorder,
+        ws: &ConvWs,
+        scratch: &Scratch,
+        io: Forward,
+    ) -> Result<(), GpuError> {
+        let residual = self.shortcut_forward(rec, ws, scratch, io)?;
+        let spec = self.fused_spec(rec, io.timesteps, io.batch, residual.is_some(), false);
+        rec.k.bn_agmm_lif_eval.dispatch(
+            rec.ctx,
+            rec.enc,
+            &spec,
+            &ws.conv_out,
+            &self.bn.state(),
+            residual,
+            io.output,
+        )
+    }
+
+    /// The fused eval pass of this unit for `batch` samples.
+    fn fused_spec(
+        &self,
+        rec: &Recorder,
+        timesteps: usize,
+        batch: usize,
+        residual: bool,
+        broadcast: bool,
+    ) -> BnAgmmLifSpec {
+        let [c, h, w] = self.output;
+        BnAgmmLifSpec {
+            timesteps,
+            batch,
+            channels: c,
+            spatial: h * w,
+            eps: rec.k.bn.config.eps,
+            agmm: self.agmm,
+            residual,
+            broadcast,
+            lif: self.lif,
+        }
     }
 
     /// The encoder on one frame per sample: conv and BN on `[B, ...]` (training: the batch
@@ -433,6 +496,18 @@ impl ConvUnit {
             &scratch.cols,
             &frame.conv_out,
         )?;
+        if !io.train && !io.inspect {
+            let spec = self.fused_spec(rec, io.timesteps, batch, false, true);
+            return rec.k.bn_agmm_lif_eval.dispatch(
+                rec.ctx,
+                rec.enc,
+                &spec,
+                &frame.conv_out,
+                &self.bn.state(),
+                None,
+                io.output,
+            );
+        }
         let saved = BatchNormSaved {
             mean: &ws.mean,
             invstd: &ws.invstd,

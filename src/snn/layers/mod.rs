@@ -47,6 +47,20 @@ pub struct Scratch {
     pub moment_partials: GpuBuffer<f32>,
 }
 
+/// What a forward pass records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// Batch statistics, running-stat updates, firing-rate moments and every intermediate the
+    /// backward reads.
+    Train,
+    /// Running statistics, and only what the next layer and the loss read: a conv unit's BN,
+    /// AGMM, shortcut and LIF run as one fused pass writing the spikes alone.
+    Eval,
+    /// Eval that also keeps each conv unit's membranes and AGMM expectations for the app's
+    /// probes (the unfused chain; same spikes and logits as [`Pass::Eval`]).
+    Inspect,
+}
+
 /// A layer's forward inputs.
 #[derive(Clone, Copy)]
 pub struct Forward<'a> {
@@ -58,6 +72,8 @@ pub struct Forward<'a> {
     pub train: bool,
     /// The eval-mode single-frame encoder path may be used.
     pub single_frame: bool,
+    /// Eval only: keep the intermediates an inspection reads ([`Pass::Inspect`]).
+    pub inspect: bool,
 }
 
 /// A layer's backward inputs.

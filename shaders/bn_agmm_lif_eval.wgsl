@@ -1,0 +1,102 @@
+// bn_agmm_lif_eval: a conv unit's element-wise tail in eval mode, fused into one pass
+// (docs/method.md §4, §5, §7): BN with running statistics -> [AGMM gate] -> [+ shortcut] -> LIF,
+// reading the conv output once and writing only the spikes. It computes exactly what the chain
+// batchnorm_apply (from_variance = 1) -> agmm_forward -> residual_add -> lif_forward computes,
+// operation for operation in f32, but skips the intermediates (BN output, gate output, E, the sum,
+// the membrane) that only a backward or an inspection needs: eval reads 1-2 tensors and writes 1
+// instead of reading 4 and writing 7. Inspection forwards (probes) keep the chain.
+//
+// Bindings:
+//   0 uniform params   : BnAgmmLifParams
+//   1 storage read     : x        [T, N] f32  conv output (N = B*C*H*W, time-major), or one
+//                                             [N] frame read at every t when BROADCAST = 1
+//   2 storage read     : mean     [C] f32     BN running_mean
+//   3 storage read     : var      [C] f32     BN running_var
+//   4 storage read     : weight   [C] f32     BN affine gamma
+//   5 storage read     : bias     [C] f32     BN affine beta
+//   6 storage read     : residual [T, N] f32  the shortcut added before the LIF (RESIDUAL = 1);
+//                                             any buffer otherwise (not read)
+//   7 storage rw       : spikes   [T, N] f32  s[t] in {0, 1}
+// Dispatch: one invocation per element, workgroups of 64, folded 1-D (ceil(N / 64) groups).
+//
+// Per element n of channel c = (n / HW) % C, for t = 1..T:
+//   X[t] = (x[t] - mean[c]) * (invstd * weight[c]) + bias[c],  invstd = 1 / sqrt(var[c] + eps)
+//   GATE = 1: E[t] = (1 - alpha[t]) E[t-1] + alpha[t] X[t],  X[t] <- X[t] / (1 + exp(-E[t]))
+//   RESIDUAL = 1: X[t] <- X[t] + residual[t]
+//   LIF (hard / soft reset, as lif_forward): h[t] from u[t-1], s[t-1] and X[t]; s[t] = h >= v_th
+//
+// The gate, the shortcut, the broadcast frame and the reset rule are override constants (one
+// pipeline per combination, `crate::gpu::Specialised`): lavapipe leaks host memory per dispatch
+// of shaders with several modes behind uniform branches.
+
+//!include common/flat_index.wgsl
+
+struct BnAgmmLifParams {
+    timesteps: u32,
+    elements: u32,     // N per timestep
+    channels: u32,     // C
+    spatial: u32,      // HW
+    eps: f32,          // BN epsilon
+    alpha_const: f32,  // AGMM: 0 = running mean (alpha[t] = 1/t), else the constant
+    decay: f32,        // LIF lambda
+    v_th: f32,         // LIF threshold
+}
+
+@group(0) @binding(0) var<uniform> params: BnAgmmLifParams;
+
+override GATE: u32 = 0u;
+override RESIDUAL: u32 = 0u;
+override BROADCAST: u32 = 0u;
+override SOFT_RESET: u32 = 0u;
+
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> mean: array<f32>;
+@group(0) @binding(3) var<storage, read> variance: array<f32>;
+@group(0) @binding(4) var<storage, read> weight: array<f32>;
+@group(0) @binding(5) var<storage, read> bias: array<f32>;
+@group(0) @binding(6) var<storage, read> residual: array<f32>;
+@group(0) @binding(7) var<storage, read_write> spikes: array<f32>;
+
+@compute @workgroup_size(64) fn main(inv: FlatInvocation) {
+    let n = flat_index(inv, 64u);
+    if (n >= params.elements) {
+        return;
+    }
+    let c = (n / params.spatial) % params.channels;
+    let invstd = 1.0 / sqrt(variance[c] + params.eps);
+    let k = invstd * weight[c];
+    let m = mean[c];
+    let b = bias[c];
+    // A broadcast frame is normalised once: the same value at every t.
+    let frame = (x[n] - m) * k + b;
+    var run = 0.0;
+    var u = 0.0;
+    var s = 0.0;
+    for (var t = 0u; t < params.timesteps; t++) {
+        let i = t * params.elements + n;
+        var cur = frame;
+        if (BROADCAST == 0u) {
+            cur = (x[i] - m) * k + b;
+        }
+        if (GATE == 1u) {
+            var a = 1.0 / f32(t + 1u);
+            if (params.alpha_const > 0.0) {
+                a = params.alpha_const;
+            }
+            run = (1.0 - a) * run + a * cur;
+            cur = cur / (1.0 + exp(-run));
+        }
+        if (RESIDUAL == 1u) {
+            cur = cur + residual[i];
+        }
+        var h: f32;
+        if (SOFT_RESET == 1u) {
+            h = params.decay * (u - params.v_th * s) + cur;
+        } else {
+            h = params.decay * u * (1.0 - s) + cur;
+        }
+        s = select(0.0, 1.0, h >= params.v_th);
+        u = h;
+        spikes[i] = s;
+    }
+}

@@ -1,0 +1,55 @@
+//! CPU mirrors of the fused kernels in [`crate::kernels::fused`] (same names, same argument
+//! order), written as the shader computes, in f32.
+
+use crate::kernels::fused::BnAgmmLifSpec;
+use crate::kernels::lif::ResetMode;
+
+/// The BN running statistics and affine parameters, `[C]` each.
+pub struct BnEval<'a> {
+    pub running_mean: &'a [f32],
+    pub running_var: &'a [f32],
+    pub weight: &'a [f32],
+    pub bias: &'a [f32],
+}
+
+/// Mirror of `shaders/bn_agmm_lif_eval.wgsl`.
+pub fn bn_agmm_lif_eval(
+    spec: &BnAgmmLifSpec,
+    x: &[f32],
+    bn: &BnEval,
+    residual: Option<&[f32]>,
+    spikes: &mut [f32],
+) {
+    let params = spec.params();
+    let n_len = spec.elements();
+    for n in 0..n_len {
+        let c = (n / spec.spatial) % spec.channels;
+        let invstd = 1.0 / (bn.running_var[c] + spec.eps).sqrt();
+        let k = invstd * bn.weight[c];
+        let normalise = |v: f32| (v - bn.running_mean[c]) * k + bn.bias[c];
+        let (mut run, mut u, mut s) = (0.0f32, 0.0f32, 0.0f32);
+        for t in 0..spec.timesteps {
+            let i = t * n_len + n;
+            let mut cur = normalise(x[if spec.broadcast { n } else { i }]);
+            if spec.gated() {
+                let a = if params.alpha_const > 0.0 {
+                    params.alpha_const
+                } else {
+                    1.0 / (t + 1) as f32
+                };
+                run = (1.0 - a) * run + a * cur;
+                cur /= 1.0 + (-run).exp();
+            }
+            if let Some(r) = residual {
+                cur += r[i];
+            }
+            let h = match spec.lif.reset {
+                ResetMode::Soft => spec.lif.decay * (u - spec.lif.v_th * s) + cur,
+                ResetMode::Hard => spec.lif.decay * u * (1.0 - s) + cur,
+            };
+            s = if h >= spec.lif.v_th { 1.0 } else { 0.0 };
+            u = h;
+            spikes[i] = s;
+        }
+    }
+}

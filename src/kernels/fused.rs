@@ -1,0 +1,197 @@
+//! Fused kernels: one pass where the layers would otherwise record a chain of element-wise
+//! kernels. Each computes exactly what its chain computes (tested against the chain on the GPU
+//! and against the composed CPU mirrors) and replaces it only where nothing reads the
+//! intermediates.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::gpu::{check_lens, GpuBuffer, GpuContext, GpuError, Specialised, Workgroups};
+
+use super::agmm::{AgmmAlpha, AgmmConfig, AgmmMode};
+use super::batchnorm::BatchNormState;
+use super::lif::{LifConfig, ResetMode};
+
+/// Mirrors `struct BnAgmmLifParams` in `shaders/bn_agmm_lif_eval.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct BnAgmmLifParams {
+    pub timesteps: u32,
+    /// Elements per timestep, `N = B*C*H*W`.
+    pub elements: u32,
+    pub channels: u32,
+    /// `H*W`.
+    pub spatial: u32,
+    /// BN epsilon.
+    pub eps: f32,
+    /// AGMM: 0 selects the running mean (`alpha[t] = 1/t`), else the constant.
+    pub alpha_const: f32,
+    /// LIF `lambda`.
+    pub decay: f32,
+    pub v_th: f32,
+}
+const _: () = assert!(std::mem::size_of::<BnAgmmLifParams>() == 32);
+
+/// What one dispatch of [`BnAgmmLifEval`] computes: the shape, the stages present and their
+/// settings.
+#[derive(Clone, Copy, Debug)]
+pub struct BnAgmmLifSpec {
+    pub timesteps: usize,
+    /// `[B, C, H, W]` of one timestep.
+    pub batch: usize,
+    pub channels: usize,
+    pub spatial: usize,
+    pub eps: f32,
+    /// The AGMM gate; `None` (or mode `off`, whose forward is the identity) skips it.
+    pub agmm: Option<AgmmConfig>,
+    /// A shortcut `[T, N]` is added before the LIF.
+    pub residual: bool,
+    /// `x` is one `[N]` frame read at every timestep (direct encoding's encoder).
+    pub broadcast: bool,
+    pub lif: LifConfig,
+}
+
+impl BnAgmmLifSpec {
+    /// Elements per timestep.
+    pub fn elements(&self) -> usize {
+        self.batch * self.channels * self.spatial
+    }
+
+    /// The uniform for this spec.
+    pub fn params(&self) -> BnAgmmLifParams {
+        BnAgmmLifParams {
+            timesteps: self.timesteps as u32,
+            elements: self.elements() as u32,
+            channels: self.channels as u32,
+            spatial: self.spatial as u32,
+            eps: self.eps,
+            alpha_const: match self.agmm.map(|a| a.alpha) {
+                Some(AgmmAlpha::Constant(a)) => a,
+                _ => 0.0,
+            },
+            decay: self.lif.decay,
+            v_th: self.lif.v_th,
+        }
+    }
+
+    /// True when the AGMM gate runs (modes `full` and `detached`; their forwards are equal).
+    pub fn gated(&self) -> bool {
+        self.agmm.is_some_and(|a| a.mode != AgmmMode::Off)
+    }
+
+    /// The override values `[GATE, RESIDUAL, BROADCAST, SOFT_RESET]`.
+    fn overrides(&self) -> [u32; 4] {
+        [
+            self.gated() as u32,
+            self.residual as u32,
+            self.broadcast as u32,
+            (self.lif.reset == ResetMode::Soft) as u32,
+        ]
+    }
+}
+
+/// `bn_agmm_lif_eval`: conv output -> BN (running statistics) -> [AGMM gate] -> [+ shortcut]
+/// -> LIF spikes, in one pass writing only the spikes (eval without inspection). One pipeline
+/// per combination of gate, shortcut, broadcast frame and reset rule (override constants, see
+/// [`Specialised`] for why), compiled on first use.
+pub struct BnAgmmLifEval;
+
+impl BnAgmmLifEval {
+    pub const NAME: &'static str = "bn_agmm_lif_eval";
+    pub const SOURCE: crate::gpu::KernelSource =
+        kernel_source!("bn_agmm_lif_eval", BnAgmmLifParams);
+    const SPECIALISED: Specialised = Specialised::new(
+        Self::SOURCE,
+        &["GATE", "RESIDUAL", "BROADCAST", "SOFT_RESET"],
+    );
+    const WORKGROUP: u32 = 64;
+
+    /// Compiles (or fetches from the cache) the pipeline of a gated unit without shortcut
+    /// (hard reset), so a broken shader fails here; the others on first use.
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        Self::SPECIALISED.pipeline(ctx, &[1, 0, 0, 0])?;
+        Ok(Self)
+    }
+
+    /// Records the pass. `residual` must be given exactly when `spec.residual` is set.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        spec: &BnAgmmLifSpec,
+        x: &GpuBuffer<f32>,
+        bn: &BatchNormState,
+        residual: Option<&GpuBuffer<f32>>,
+        spikes: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        let n = spec.elements();
+        let total = spec
+            .timesteps
+            .checked_mul(n)
+            .filter(|&v| v <= u32::MAX as usize)
+            .ok_or_else(|| {
+                GpuError::shape(
+                    Self::NAME,
+                    format!("T*N = {} * {n} overflows u32", spec.timesteps),
+                )
+            })?;
+        if spec.channels == 0 || spec.spatial == 0 {
+            return Err(GpuError::shape(Self::NAME, "zero channels or spatial size"));
+        }
+        let x_len = if spec.broadcast { n } else { total };
+        let x_formula = if spec.broadcast {
+            "N (broadcast)"
+        } else {
+            "T*N"
+        };
+        check_lens(Self::NAME, x_formula, x_len, &[("x", x.len())])?;
+        check_lens(
+            Self::NAME,
+            "C",
+            spec.channels,
+            &[
+                ("running_mean", bn.running_mean.len()),
+                ("running_var", bn.running_var.len()),
+                ("weight", bn.weight.len()),
+                ("bias", bn.bias.len()),
+            ],
+        )?;
+        check_lens(Self::NAME, "T*N", total, &[("spikes", spikes.len())])?;
+        let residual = match (spec.residual, residual) {
+            (true, Some(r)) => {
+                check_lens(Self::NAME, "T*N", total, &[("residual", r.len())])?;
+                r
+            }
+            (false, None) => x,
+            (true, None) => {
+                return Err(GpuError::shape(
+                    Self::NAME,
+                    "the spec adds a shortcut but none was given",
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(GpuError::shape(
+                    Self::NAME,
+                    "a shortcut was given but the spec adds none",
+                ))
+            }
+        };
+        let pipeline = Self::SPECIALISED.pipeline(ctx, &spec.overrides())?;
+        ctx.dispatch(
+            encoder,
+            &pipeline,
+            Self::NAME,
+            bytemuck::bytes_of(&spec.params()),
+            &[
+                x.raw(),
+                bn.running_mean.raw(),
+                bn.running_var.raw(),
+                bn.weight.raw(),
+                bn.bias.raw(),
+                residual.raw(),
+                spikes.raw(),
+            ],
+            Workgroups::for_items(n as u64, Self::WORKGROUP),
+        )
+    }
+}

@@ -1,0 +1,249 @@
+//! `bn_agmm_lif_eval` (BN with running statistics -> AGMM gate -> shortcut -> LIF in one pass)
+//! against its CPU mirror and against the chain of kernels it replaces in eval
+//! (batchnorm_apply -> agmm_forward -> residual_add -> lif_forward), spikes exact, on awkward
+//! sizes and every combination of gate, shortcut, broadcast frame and reset rule.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use bitspike::cpu;
+use bitspike::cpu::fused::BnEval;
+use bitspike::gpu::{GpuBuffer, GpuContext};
+use bitspike::kernels::agmm::{AgmmAlpha, AgmmConfig, AgmmForward, AgmmMode, AgmmParams};
+use bitspike::kernels::batchnorm::{BatchNorm, BatchNormConfig, BatchNormShape, BatchNormState};
+use bitspike::kernels::elementwise::{ElementwiseParams, ResidualAdd};
+use bitspike::kernels::fused::{BnAgmmLifEval, BnAgmmLifSpec};
+use bitspike::kernels::lif::{LifConfig, LifForward, LifParams, ResetMode};
+use common::*;
+
+/// One case's inputs on the host.
+struct Case {
+    spec: BnAgmmLifSpec,
+    x: Vec<f32>,
+    mean: Vec<f32>,
+    var: Vec<f32>,
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    residual: Option<Vec<f32>>,
+}
+
+fn specs() -> Vec<BnAgmmLifSpec> {
+    let gates = [
+        None,
+        Some(AgmmConfig::default()),
+        Some(AgmmConfig {
+            mode: AgmmMode::Detached,
+            alpha: AgmmAlpha::Constant(0.3),
+        }),
+        Some(AgmmConfig {
+            mode: AgmmMode::Off,
+            alpha: AgmmAlpha::RunningMean,
+        }),
+    ];
+    let soft = LifConfig {
+        reset: ResetMode::Soft,
+        decay: 0.9,
+        v_th: 0.7,
+        ..LifConfig::default()
+    };
+    // [B, C, HW]: one element, a workgroup edge (64 = 1*4*16) plus one, and a large odd one.
+    let shapes = [[1, 1, 1], [1, 3, 21], [1, 5, 13], [3, 7, 25], [5, 11, 49]];
+    let mut out = Vec::new();
+    for (g, agmm) in gates.into_iter().enumerate() {
+        for residual in [false, true] {
+            for broadcast in [false, true] {
+                if broadcast && (residual || agmm.is_some()) {
+                    continue; // the encoder: no gate, no shortcut
+                }
+                for (s, [batch, channels, spatial]) in shapes.into_iter().enumerate() {
+                    let timesteps = [1, 4, 7][(g + s) % 3];
+                    let lif = if (g + s) % 2 == 0 {
+                        LifConfig::default()
+                    } else {
+                        soft
+                    };
+                    out.push(BnAgmmLifSpec {
+                        timesteps,
+                        batch,
+                        channels,
+                        spatial,
+                        eps: BatchNormConfig::default().eps,
+                        agmm,
+                        residual,
+                        broadcast,
+                        lif,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn case(spec: BnAgmmLifSpec, seed: u64) -> Case {
+    let mut r = rng(seed);
+    let n = spec.elements();
+    let total = spec.timesteps * n;
+    let c = spec.channels;
+    Case {
+        x: uniform(&mut r, if spec.broadcast { n } else { total }, -3.0, 4.0),
+        mean: uniform(&mut r, c, -0.5, 0.5),
+        var: uniform(&mut r, c, 0.2, 2.5),
+        weight: uniform(&mut r, c, 0.4, 1.6),
+        bias: uniform(&mut r, c, -0.3, 0.6),
+        // The identity shortcut carries spikes; the downsampling one BN output: mix both.
+        residual: spec.residual.then(|| {
+            let s = spikes(&mut r, total, 0.3);
+            let f = uniform(&mut r, total, -1.0, 1.0);
+            s.iter().zip(&f).map(|(a, b)| a + 0.25 * b).collect()
+        }),
+        spec,
+    }
+}
+
+struct OnGpu {
+    x: GpuBuffer<f32>,
+    mean: GpuBuffer<f32>,
+    var: GpuBuffer<f32>,
+    weight: GpuBuffer<f32>,
+    bias: GpuBuffer<f32>,
+    residual: Option<GpuBuffer<f32>>,
+}
+
+impl OnGpu {
+    fn new(ctx: &GpuContext, c: &Case) -> Self {
+        Self {
+            x: upload(ctx, &c.x),
+            mean: upload(ctx, &c.mean),
+            var: upload(ctx, &c.var),
+            weight: upload(ctx, &c.weight),
+            bias: upload(ctx, &c.bias),
+            residual: c.residual.as_ref().map(|r| upload(ctx, r)),
+        }
+    }
+
+    fn state(&self) -> BatchNormState<'_> {
+        BatchNormState {
+            weight: &self.weight,
+            bias: &self.bias,
+            running_mean: &self.mean,
+            running_var: &self.var,
+        }
+    }
+}
+
+fn fused_on_gpu(ctx: &GpuContext, kernel: &BnAgmmLifEval, c: &Case) -> Vec<f32> {
+    let g = OnGpu::new(ctx, c);
+    let out = zeros(ctx, c.spec.timesteps * c.spec.elements());
+    record(ctx, |enc| {
+        kernel.dispatch(
+            ctx,
+            enc,
+            &c.spec,
+            &g.x,
+            &g.state(),
+            g.residual.as_ref(),
+            &out,
+        )
+    });
+    read(ctx, &out)
+}
+
+#[test]
+fn bn_agmm_lif_eval_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let kernel = BnAgmmLifEval::new(&ctx).unwrap();
+    for (i, spec) in specs().into_iter().enumerate() {
+        let c = case(spec, 100 + i as u64);
+        let mut want = vec![0.0; spec.timesteps * spec.elements()];
+        let bn = BnEval {
+            running_mean: &c.mean,
+            running_var: &c.var,
+            weight: &c.weight,
+            bias: &c.bias,
+        };
+        cpu::fused::bn_agmm_lif_eval(&spec, &c.x, &bn, c.residual.as_deref(), &mut want);
+        let got = fused_on_gpu(&ctx, &kernel, &c);
+        let fired = want.iter().filter(|&&s| s == 1.0).count();
+        assert!(
+            want.len() < 64 || (fired > 0 && fired < want.len()),
+            "{spec:?}: a degenerate case ({fired} of {} fire)",
+            want.len()
+        );
+        assert_exact(&format!("bn_agmm_lif_eval {spec:?} spikes"), &got, &want);
+    }
+}
+
+/// The fused pass against the kernels it replaces, run on the GPU one after another.
+#[test]
+fn bn_agmm_lif_eval_equals_the_unfused_chain() {
+    let Some(ctx) = gpu() else { return };
+    let fused = BnAgmmLifEval::new(&ctx).unwrap();
+    let bn = BatchNorm::new(&ctx, BatchNormConfig::default()).unwrap();
+    let agmm = AgmmForward::new(&ctx).unwrap();
+    let add = ResidualAdd::new(&ctx).unwrap();
+    let lif = LifForward::new(&ctx).unwrap();
+    for (i, spec) in specs().into_iter().enumerate() {
+        let c = case(spec, 500 + i as u64);
+        let g = OnGpu::new(&ctx, &c);
+        let (t, n) = (spec.timesteps, spec.elements());
+        let frames = if spec.broadcast { 1 } else { t };
+        let bn_out = zeros(&ctx, frames * n);
+        let (gated, e, pre) = (zeros(&ctx, t * n), zeros(&ctx, t * n), zeros(&ctx, t * n));
+        let (chain_spikes, membrane) = (zeros(&ctx, t * n), zeros(&ctx, t * n));
+        record(&ctx, |enc| {
+            let shape = BatchNormShape::new(frames * spec.batch, spec.channels, spec.spatial);
+            bn.forward_eval(&ctx, enc, shape, &g.x, &g.state(), &bn_out)?;
+            let mut current = &bn_out;
+            if let Some(config) = spec.agmm.filter(|_| spec.gated()) {
+                agmm.dispatch(
+                    &ctx,
+                    enc,
+                    &AgmmParams::new(&config, t, n),
+                    current,
+                    &gated,
+                    &e,
+                )?;
+                current = &gated;
+            }
+            if let Some(r) = &g.residual {
+                add.dispatch(&ctx, enc, &ElementwiseParams::new(t * n), current, r, &pre)?;
+                current = &pre;
+            }
+            let params = LifParams {
+                broadcast_input: spec.broadcast as u32,
+                ..LifParams::new(&spec.lif, t, n)
+            };
+            lif.dispatch(&ctx, enc, &params, current, &chain_spikes, &membrane)
+        });
+        let want = read(&ctx, &chain_spikes);
+        let got = fused_on_gpu(&ctx, &fused, &c);
+        assert_exact(&format!("fused vs chain {spec:?} spikes"), &got, &want);
+    }
+}
+
+#[test]
+fn bn_agmm_lif_eval_refuses_wrong_lengths() {
+    let Some(ctx) = gpu() else { return };
+    let kernel = BnAgmmLifEval::new(&ctx).unwrap();
+    let spec = specs()[3];
+    let c = case(spec, 9);
+    let g = OnGpu::new(&ctx, &c);
+    let total = spec.timesteps * spec.elements();
+    let short = zeros::<f32>(&ctx, total - 1);
+    let mut enc = ctx.encoder("test");
+    assert_err_contains(
+        kernel.dispatch(&ctx, &mut enc, &spec, &g.x, &g.state(), None, &short),
+        "`spikes` has",
+    );
+    let with_shortcut = BnAgmmLifSpec {
+        residual: true,
+        ..spec
+    };
+    let out = zeros::<f32>(&ctx, total);
+    assert_err_contains(
+        kernel.dispatch(&ctx, &mut enc, &with_shortcut, &g.x, &g.state(), None, &out),
+        "none was given",
+    );
+}
