@@ -247,3 +247,118 @@ fn bn_agmm_lif_eval_refuses_wrong_lengths() {
         "none was given",
     );
 }
+
+/// A small residual model: the encoder, a binary unit with an identity shortcut, one with the
+/// downsampling shortcut (stride 2), a pool and the readout.
+fn residual_model() -> bitspike::model::ModelConfig {
+    use bitspike::model::{LayerConfig, ModelConfig, Shortcut};
+    let unit = |out_channels, stride, shortcut| LayerConfig::Conv {
+        out_channels,
+        kernel: 3,
+        stride,
+        padding: 1,
+        binary: true,
+        shortcut,
+    };
+    ModelConfig {
+        name: "residual".into(),
+        layers: vec![
+            LayerConfig::conv3(8, false),
+            unit(8, 1, Shortcut::Identity),
+            unit(16, 2, Shortcut::Downsample),
+            LayerConfig::Pool { size: 2 },
+            LayerConfig::Linear {
+                out_features: 10,
+                binary: false,
+                bias: true,
+            },
+        ],
+        ..ModelConfig::mnist()
+    }
+}
+
+/// Whole networks in eval mode: the fused pass ([`Pass::Eval`]) and the chain the probes keep
+/// ([`Pass::Inspect`]) give every layer exactly the same spikes and the same logits, after a
+/// few training steps (non-trivial BN running statistics), with and without the single-frame
+/// encoder, for the mnist preset and a residual model under every AGMM mode, a constant alpha
+/// and the soft reset.
+#[test]
+fn network_eval_fused_equals_inspect_chain() {
+    use bitspike::kernels::agmm::AgmmConfig;
+    use bitspike::snn::{Network, Optimizer, Pass};
+    let Some(ctx) = gpu() else { return };
+    let soft = LifConfig {
+        reset: ResetMode::Soft,
+        ..LifConfig::default()
+    };
+    let constant = AgmmConfig {
+        mode: AgmmMode::Full,
+        alpha: AgmmAlpha::Constant(0.5),
+    };
+    let mut models = vec![bitspike::model::ModelConfig::mnist()];
+    for mode in [AgmmMode::Full, AgmmMode::Detached, AgmmMode::Off] {
+        let mut m = residual_model();
+        m.agmm.mode = mode;
+        models.push(m);
+    }
+    let mut m = residual_model();
+    m.agmm = constant;
+    m.neuron = soft;
+    models.push(m);
+
+    let batch = 6;
+    let mut r = rng(77);
+    for (mi, model) in models.iter().enumerate() {
+        let t = model.timesteps;
+        let frame_len: usize = model.input.iter().product::<usize>() * batch;
+        let frame = uniform(&mut r, frame_len, -0.5, 2.5);
+        let input: Vec<f32> = (0..t).flat_map(|_| frame.iter().copied()).collect();
+        let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
+        for single_frame in [true, false] {
+            let mut net = Network::new(&ctx, model, 5 + mi as u64).unwrap();
+            net.set_frame_broadcast(single_frame);
+            let ws = net.workspace(&ctx, batch).unwrap();
+            net.upload(&ctx, &ws, &input, &labels).unwrap();
+            let optimizer = Optimizer::Adam(Default::default());
+            for _ in 0..3 {
+                let mut enc = ctx.encoder("step");
+                net.record_forward(&ctx, &mut enc, &ws, Pass::Train)
+                    .unwrap();
+                net.record_backward(&ctx, &mut enc, &ws).unwrap();
+                net.record_optimizer(&ctx, &mut enc, &optimizer, 1e-2)
+                    .unwrap();
+                ctx.submit(enc);
+            }
+            let eval_ws = net.inference_workspace(&ctx, batch).unwrap();
+            net.upload(&ctx, &eval_ws, &input, &labels).unwrap();
+            let mut outputs = Vec::new();
+            let mut live = Vec::new();
+            for pass in [Pass::Eval, Pass::Inspect] {
+                let mut enc = ctx.encoder("eval");
+                net.record_forward(&ctx, &mut enc, &eval_ws, pass).unwrap();
+                ctx.submit(enc);
+                live.push(bitspike::gpu::memory::live_bytes());
+                let layers: Vec<Vec<f32>> = (0..net.layers().len())
+                    .map(|i| read(&ctx, net.layer_output(&eval_ws, i).unwrap()))
+                    .collect();
+                outputs.push(layers);
+            }
+            let tag = format!(
+                "{} agmm {:?} single_frame {single_frame}",
+                model.name, model.agmm
+            );
+            // Plain eval holds no membranes or expectations; the first inspection allocates
+            // them. (Other tests in this binary may allocate concurrently: only the order is
+            // asserted, on a margin no other test's buffers reach.)
+            assert!(
+                live[1] > live[0],
+                "{tag}: live bytes {live:?}: the inspection forward allocated nothing"
+            );
+            let fired: f32 = outputs[1][0].iter().sum();
+            assert!(fired > 0.0, "{tag}: the encoder never fired");
+            for (i, (fused, chain)) in outputs[0].iter().zip(&outputs[1]).enumerate() {
+                assert_exact(&format!("{tag} layer {i}"), fused, chain);
+            }
+        }
+    }
+}

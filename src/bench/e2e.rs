@@ -66,6 +66,10 @@ pub struct E2eReport {
     pub timesteps: usize,
     pub train: Throughput,
     pub infer: Throughput,
+    /// The same inference batches through the unfused chain the probes keep
+    /// ([`Pass::Inspect`]: BN, AGMM, shortcut and LIF as separate passes that also write the
+    /// membranes and expectations), timed alternately with `infer`: what the fusion buys.
+    pub infer_unfused: Throughput,
     /// Training step by phase.
     pub phases: Vec<Part>,
     pub layers: Vec<LayerTime>,
@@ -222,22 +226,35 @@ pub fn run(ctx: &GpuContext, opts: &E2eOptions) -> Result<E2eReport, NetworkErro
         batch: opts.infer_batch,
         next: 0,
     };
-    let mut infer_ms = Vec::new();
+    // The peak of plain eval, before the first inspection allocates the chain's buffers.
+    let host = batches.host();
+    net.upload(ctx, &ws, &host.input, &host.labels)?;
+    let mut enc = ctx.encoder("bench eval");
+    net.record_forward(ctx, &mut enc, &ws, Pass::Eval)?;
+    ctx.submit(enc);
+    ctx.wait_idle()?;
+    let peak_infer_bytes = memory::peak_bytes().saturating_sub(base);
+    let (mut infer_ms, mut unfused_ms) = (Vec::new(), Vec::new());
     for rep in 0..opts.warmup.min(2) + opts.steps {
-        let start = Instant::now();
-        let host = batches.host();
-        net.upload(ctx, &ws, &host.input, &host.labels)?;
-        let mut enc = ctx.encoder("bench eval");
-        net.record_forward(ctx, &mut enc, &ws, Pass::Eval)?;
-        ctx.submit(enc);
-        ctx.wait_idle()?;
-        if rep >= opts.warmup.min(2) {
-            infer_ms.push(start.elapsed().as_secs_f64() * 1e3);
+        for (pass, times) in [
+            (Pass::Eval, &mut infer_ms),
+            (Pass::Inspect, &mut unfused_ms),
+        ] {
+            let start = Instant::now();
+            let host = batches.host();
+            net.upload(ctx, &ws, &host.input, &host.labels)?;
+            let mut enc = ctx.encoder("bench eval");
+            net.record_forward(ctx, &mut enc, &ws, pass)?;
+            ctx.submit(enc);
+            ctx.wait_idle()?;
+            if rep >= opts.warmup.min(2) {
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+            }
         }
     }
     let infer = median(infer_ms);
+    let unfused = median(unfused_ms);
     infer_layer_times(ctx, &net, &ws, opts.steps.clamp(1, 5), &mut layers)?;
-    let peak_infer_bytes = memory::peak_bytes().saturating_sub(base);
     Ok(E2eReport {
         tool: "bitspike",
         adapter: ctx.describe(),
@@ -252,6 +269,12 @@ pub fn run(ctx: &GpuContext, opts: &E2eOptions) -> Result<E2eReport, NetworkErro
         infer: Throughput {
             ms: infer,
             samples_per_s: opts.infer_batch as f64 / (infer / 1e3),
+            batch: opts.infer_batch,
+            reps: opts.steps,
+        },
+        infer_unfused: Throughput {
+            ms: unfused,
+            samples_per_s: opts.infer_batch as f64 / (unfused / 1e3),
             batch: opts.infer_batch,
             reps: opts.steps,
         },
@@ -336,7 +359,11 @@ pub fn format_report(r: &E2eReport) -> String {
         "model {} (T = {}) on {}\n\n| | batch | median ms | samples/s |\n|---|---:|---:|---:|\n",
         r.model, r.timesteps, r.adapter
     );
-    for (name, t) in [("training step", &r.train), ("inference batch", &r.infer)] {
+    for (name, t) in [
+        ("training step", &r.train),
+        ("inference batch", &r.infer),
+        ("inference batch, unfused chain", &r.infer_unfused),
+    ] {
         out.push_str(&format!(
             "| {name} | {} | {:.1} | {:.1} |\n",
             t.batch, t.ms, t.samples_per_s

@@ -84,7 +84,9 @@ impl Network {
                 shape: layer.output_shape(),
                 v_th: self.config().neuron.v_th,
                 spikes: Slot::new(self.layer_output(ws, i)?.read_back(ctx)),
-                membrane: conv.map(|c| Slot::new(c.membrane().read_back(ctx))),
+                membrane: conv
+                    .and_then(|c| c.membrane())
+                    .map(|m| Slot::new(m.read_back(ctx))),
                 expectation: conv
                     .and_then(|c| c.agmm_expectation())
                     .map(|e| Slot::new(e.read_back(ctx))),

@@ -56,14 +56,13 @@ pub struct ConvUnit {
 pub struct ConvWs {
     shape: ConvShape,
     conv_out: GpuBuffer<f32>,
-    bn_out: GpuBuffer<f32>,
     mean: GpuBuffer<f32>,
     invstd: GpuBuffer<f32>,
-    /// AGMM output and running expectation `E[t]`.
-    agmm_out: Option<(GpuBuffer<f32>, GpuBuffer<f32>)>,
-    /// Sum before the LIF when there is a shortcut.
-    pre: Option<GpuBuffer<f32>>,
-    membrane: GpuBuffer<f32>,
+    /// The unfused chain's intermediates (BN output, AGMM output and `E`, the pre-LIF sum,
+    /// the membrane): training workspaces allocate them up front (the backward reads them),
+    /// inference workspaces on their first [`super::Pass::Inspect`] forward, so plain eval,
+    /// which runs the fused pass, never holds them.
+    chain: std::cell::OnceCell<ChainWs>,
     /// Gradient buffers (`None` in inference-only workspaces).
     grads: Option<ConvGrads>,
     down: Option<DownWs>,
@@ -71,6 +70,15 @@ pub struct ConvWs {
     packed_input: Option<GpuBuffer<u32>>,
     /// The single-frame encoder path (eval mode, direct encoding, first layer).
     pub(crate) frame: Option<FrameWs>,
+}
+
+struct ChainWs {
+    bn_out: GpuBuffer<f32>,
+    /// AGMM output and running expectation `E[t]`.
+    agmm_out: Option<(GpuBuffer<f32>, GpuBuffer<f32>)>,
+    /// Sum before the LIF when there is a shortcut.
+    pre: Option<GpuBuffer<f32>>,
+    membrane: GpuBuffer<f32>,
 }
 
 struct ConvGrads {
@@ -205,22 +213,18 @@ impl ConvUnit {
         } else {
             None
         };
+        let chain = std::cell::OnceCell::new();
+        if training {
+            // Cannot be set already: the cell was made just above.
+            let _ = chain.set(self.chain_ws(ctx, len)?);
+        }
         let ws = ConvWs {
             shape,
             packed_input,
             conv_out: z("conv out")?,
-            bn_out: z("bn out")?,
             mean: GpuBuffer::zeros(ctx, c, "mean")?,
             invstd: GpuBuffer::zeros(ctx, c, "invstd")?,
-            agmm_out: match self.agmm {
-                Some(_) => Some((z("agmm out")?, z("agmm E")?)),
-                None => None,
-            },
-            pre: match self.shortcut {
-                Shortcut::None => None,
-                _ => Some(z("pre-LIF sum")?),
-            },
-            membrane: z("membrane")?,
+            chain,
             grads: if training {
                 Some(ConvGrads {
                     g_pre: z("pre-LIF grad")?,
@@ -252,6 +256,36 @@ impl ConvUnit {
             frame,
         };
         Ok((ws, cols_len))
+    }
+
+    /// The unfused chain's buffers for `len = T*N` elements.
+    fn chain_ws(&self, ctx: &GpuContext, len: usize) -> Result<ChainWs, GpuError> {
+        let z = |label: &str| GpuBuffer::<f32>::zeros(ctx, len, label);
+        Ok(ChainWs {
+            bn_out: z("bn out")?,
+            agmm_out: match self.agmm {
+                Some(_) => Some((z("agmm out")?, z("agmm E")?)),
+                None => None,
+            },
+            pre: match self.shortcut {
+                Shortcut::None => None,
+                _ => Some(z("pre-LIF sum")?),
+            },
+            membrane: z("membrane")?,
+        })
+    }
+
+    /// The chain's buffers of `ws`, allocated on first use (an inference workspace's first
+    /// inspection).
+    fn chain<'w>(&self, ctx: &GpuContext, ws: &'w ConvWs) -> Result<&'w ChainWs, GpuError> {
+        if let Some(chain) = ws.chain.get() {
+            return Ok(chain);
+        }
+        let len = ws.shape.batch * self.output.iter().product::<usize>();
+        let _ = ws.chain.set(self.chain_ws(ctx, len)?);
+        ws.chain.get().ok_or_else(|| {
+            GpuError::shape("conv unit", format!("{}: chain buffers missing", self.name))
+        })
     }
 
     fn bn_shape(&self, n: usize) -> BatchNormShape {
@@ -335,6 +369,7 @@ impl ConvUnit {
         if !train && !io.inspect {
             return self.forward_fused_eval(rec, ws, scratch, io);
         }
+        let chain = self.chain(rec.ctx, ws)?;
         let saved = BatchNormSaved {
             mean: &ws.mean,
             invstd: &ws.invstd,
@@ -346,24 +381,24 @@ impl ConvUnit {
             &ws.conv_out,
             &self.bn,
             &saved,
-            &ws.bn_out,
+            &chain.bn_out,
         )?;
-        let gated = match (&self.agmm, &ws.agmm_out) {
+        let gated = match (&self.agmm, &chain.agmm_out) {
             (Some(a), Some((y, e))) => {
                 rec.k.agmm_forward.dispatch(
                     rec.ctx,
                     rec.enc,
                     &AgmmParams::new(a, t, self.elements(batch)),
-                    &ws.bn_out,
+                    &chain.bn_out,
                     y,
                     e,
                 )?;
                 y
             }
-            _ => &ws.bn_out,
+            _ => &chain.bn_out,
         };
         let elements = ElementwiseParams::new(n * self.output.iter().product::<usize>());
-        let lif_in = match (self.shortcut_forward(rec, ws, scratch, io)?, &ws.pre) {
+        let lif_in = match (self.shortcut_forward(rec, ws, scratch, io)?, &chain.pre) {
             (Some(shortcut), Some(pre)) => {
                 rec.k
                     .add
@@ -375,7 +410,7 @@ impl ConvUnit {
         let lif = LifParams::new(&self.lif, t, self.elements(batch));
         rec.k
             .lif_forward
-            .dispatch(rec.ctx, rec.enc, &lif, lif_in, spikes, &ws.membrane)?;
+            .dispatch(rec.ctx, rec.enc, &lif, lif_in, spikes, &chain.membrane)?;
         if train {
             rec.moments(spikes, &scratch.moment_partials, self.rate_slot)?;
         }
@@ -523,13 +558,14 @@ impl ConvUnit {
             &frame.bn_out,
         )?;
         let lif = self.frame_lif(io.timesteps, batch);
+        let chain = self.chain(rec.ctx, ws)?;
         rec.k.lif_forward.dispatch(
             rec.ctx,
             rec.enc,
             &lif,
             &frame.bn_out,
             io.output,
-            &ws.membrane,
+            &chain.membrane,
         )?;
         if io.train {
             rec.moments(io.output, &scratch.moment_partials, self.rate_slot)?;
@@ -563,9 +599,15 @@ impl ConvUnit {
             ));
         };
         let lif = self.frame_lif(io.timesteps, io.batch);
-        rec.k
-            .lif_backward
-            .dispatch(rec.ctx, rec.enc, &lif, &ws.membrane, io.g_output, g_bn_out)?;
+        let chain = self.trained_chain(ws)?;
+        rec.k.lif_backward.dispatch(
+            rec.ctx,
+            rec.enc,
+            &lif,
+            &chain.membrane,
+            io.g_output,
+            g_bn_out,
+        )?;
         let shape = ConvShape {
             batch: io.batch,
             ..ws.shape
@@ -621,21 +663,22 @@ impl ConvUnit {
             ));
         };
         let lif = LifParams::new(&self.lif, t, self.elements(batch));
+        let chain = self.trained_chain(ws)?;
         rec.k.lif_backward.dispatch(
             rec.ctx,
             rec.enc,
             &lif,
-            &ws.membrane,
+            &chain.membrane,
             g_spikes,
             &grads.g_pre,
         )?;
-        let g_bn_out = match (&self.agmm, &ws.agmm_out, &grads.g_bn_out) {
+        let g_bn_out = match (&self.agmm, &chain.agmm_out, &grads.g_bn_out) {
             (Some(a), Some((_, e)), Some(g)) => {
                 rec.k.agmm_backward.dispatch(
                     rec.ctx,
                     rec.enc,
                     &AgmmParams::new(a, t, self.elements(batch)),
-                    &ws.bn_out,
+                    &chain.bn_out,
                     e,
                     &grads.g_pre,
                     g,
@@ -695,15 +738,32 @@ impl ConvUnit {
     }
 }
 
+impl ConvUnit {
+    /// The chain's buffers a training forward left (a backward needs them).
+    fn trained_chain<'w>(&self, ws: &'w ConvWs) -> Result<&'w ChainWs, GpuError> {
+        ws.chain.get().ok_or_else(|| {
+            GpuError::shape(
+                "conv unit backward",
+                format!(
+                    "{}: an inference workspace has no training forward to go back through",
+                    self.name
+                ),
+            )
+        })
+    }
+}
+
 impl ConvWs {
-    /// Membrane potential `h[t]` (`[T*B, C, H, W]`, charged, before the reset).
-    pub fn membrane(&self) -> &GpuBuffer<f32> {
-        &self.membrane
+    /// Membrane potential `h[t]` (`[T*B, C, H, W]`, charged, before the reset), as the last
+    /// training or inspection forward left it; `None` before any (plain eval keeps none).
+    pub fn membrane(&self) -> Option<&GpuBuffer<f32>> {
+        self.chain.get().map(|c| &c.membrane)
     }
 
-    /// AGMM running expectation `E[t]`, when the unit has AGMM.
+    /// AGMM running expectation `E[t]`, when the unit has AGMM (and a training or inspection
+    /// forward wrote it).
     pub fn agmm_expectation(&self) -> Option<&GpuBuffer<f32>> {
-        self.agmm_out.as_ref().map(|(_, e)| e)
+        self.chain.get()?.agmm_out.as_ref().map(|(_, e)| e)
     }
 }
 
