@@ -1,6 +1,6 @@
 //! Binary-layer kernels at the `mnist` preset (N = T*B = 256): binarization, spike and weight
 //! packing, the bit-packed popcount forward of conv2/conv3 next to the float im2col + GEMM
-//! forward of the same layer, sign-flip counting and moments over the largest spike tensor.
+//! forward of the same layer, the packed weight and input gradients next to the float ones, sign-flip counting and moments over the largest spike tensor.
 //! Popcount rows count `2 * C_out * C_in * kH * kW * OH * OW * N` equivalent FLOPs so their
 //! GFLOP/s compares with the float path's.
 
@@ -9,6 +9,9 @@ use crate::gpu::{GpuBuffer, GpuContext, GpuError};
 use crate::kernels::binarize::{BinarizeForward, BinarizeParams};
 use crate::kernels::conv::{Conv2d, ConvShape};
 use crate::kernels::flips::{FlipParams, PackSigns, PackSignsParams, SignFlipCount};
+use crate::kernels::packed_grad::{
+    PackedConvGradParams, PackedConvInputGrad, PackedConvWeightGrad,
+};
 use crate::kernels::popcount::{
     BinaryConvPopcount, PackSpikes, PackSpikesParams, PackWeights, PackWeightsParams,
     PopcountConvParams,
@@ -55,6 +58,10 @@ fn layer_rows(
         BinaryConvPopcount::new(ctx)?,
         BinarizeForward::new(ctx)?,
         Conv2d::new(ctx)?,
+    );
+    let (packed_grad, packed_input) = (
+        PackedConvWeightGrad::new(ctx)?,
+        PackedConvInputGrad::new(ctx)?,
     );
     let sp = PackSpikesParams::for_conv(&shape);
     let wp = PackWeightsParams::for_conv(&shape);
@@ -130,9 +137,64 @@ fn layer_rows(
         },
         BenchRow {
             kernel: format!("float conv forward (im2col+GEMM) {name}"),
-            shape: desc,
+            shape: desc.clone(),
             seconds: time_gpu(ctx, reps, |e| {
                 float_conv.forward(ctx, e, &shape, &x, &wb, &cols, &y)
+            })?,
+            flops,
+            bytes: None,
+        },
+        // The weight gradient from the same spikes (y stands in for dL/d(output)).
+        BenchRow {
+            kernel: format!("packed_conv_weight_grad {name}"),
+            shape: desc.clone(),
+            seconds: time_gpu(ctx, reps, |e| {
+                packed_grad.dispatch(
+                    ctx,
+                    e,
+                    &PackedConvGradParams::weight_grad(&shape),
+                    &xp,
+                    &y,
+                    &wb,
+                )
+            })?,
+            flops,
+            bytes: None,
+        },
+        BenchRow {
+            kernel: format!("float conv backward_weight (im2col+GEMM) {name}"),
+            shape: desc.clone(),
+            seconds: time_gpu(ctx, reps, |e| {
+                float_conv.backward_weight(ctx, e, &shape, &x, &y, &cols, &wb)
+            })?,
+            flops,
+            bytes: None,
+        },
+        // The input gradient (x stands in for dL/d(input); wb was overwritten above, so
+        // rebinarize first).
+        BenchRow {
+            kernel: format!("packed_conv_input_grad {name}"),
+            shape: desc.clone(),
+            seconds: time_gpu(ctx, reps, |e| {
+                packed_input.dispatch(
+                    ctx,
+                    e,
+                    &PackedConvGradParams::input_grad(&shape),
+                    &y,
+                    &wpk,
+                    &gamma,
+                    &x,
+                )
+            })?,
+            flops,
+            bytes: None,
+        },
+        BenchRow {
+            kernel: format!("float conv backward_input (GEMM+col2im) {name}"),
+            shape: desc,
+            seconds: time_gpu(ctx, reps, |e| {
+                binarize.dispatch(ctx, e, &bp, &w, &wb, &gamma)?;
+                float_conv.backward_input(ctx, e, &shape, &y, &wb, &cols, &x)
             })?,
             flops,
             bytes: None,

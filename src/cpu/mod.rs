@@ -14,6 +14,7 @@ pub mod lif;
 pub mod linear;
 pub mod loss;
 pub mod optim;
+pub mod packed_grad;
 pub mod pool;
 pub mod popcount;
 pub mod stats;

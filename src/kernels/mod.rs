@@ -138,6 +138,7 @@ pub mod lif;
 pub mod linear;
 pub mod loss;
 pub mod optim;
+pub mod packed_grad;
 pub mod pool;
 pub mod popcount;
 pub mod stats;
@@ -175,6 +176,8 @@ pub const KERNELS: &[KernelSource] = &[
     flips::PackSigns::SOURCE,
     popcount::PackSpikes::SOURCE,
     popcount::PackWeights::SOURCE,
+    packed_grad::PackedConvInputGrad::SOURCE,
+    packed_grad::PackedConvWeightGrad::SOURCE,
     elementwise::ResidualAdd::SOURCE,
     optim::SgdStep::SOURCE,
     flips::SignFlipCount::SOURCE,

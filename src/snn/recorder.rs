@@ -15,6 +15,7 @@ use crate::kernels::lif::{LifBackward, LifForward};
 use crate::kernels::linear::Linear;
 use crate::kernels::loss::CrossEntropy;
 use crate::kernels::optim::{AdamStep, SgdStep};
+use crate::kernels::packed_grad::{PackedConvInputGrad, PackedConvWeightGrad};
 use crate::kernels::popcount::{BinaryConvPopcount, PackSpikes, PackWeights};
 use crate::kernels::stats::Moments;
 
@@ -45,6 +46,8 @@ pub struct Kernels {
     pub pack_spikes: PackSpikes,
     pub pack_weights: PackWeights,
     pub popcount: BinaryConvPopcount,
+    pub packed_weight_grad: PackedConvWeightGrad,
+    pub packed_input_grad: PackedConvInputGrad,
 }
 
 impl Kernels {
@@ -73,6 +76,8 @@ impl Kernels {
             pack_spikes: PackSpikes::new(ctx)?,
             pack_weights: PackWeights::new(ctx)?,
             popcount: BinaryConvPopcount::new(ctx)?,
+            packed_weight_grad: PackedConvWeightGrad::new(ctx)?,
+            packed_input_grad: PackedConvInputGrad::new(ctx)?,
         })
     }
 }

@@ -5,13 +5,14 @@
 //! `pack_spikes` + `binary_conv_popcount`: the float path's exact integer counts at a fraction
 //! of the cost); everything else, and every backward, is im2col + GEMM.
 
-use crate::gpu::{GpuBuffer, GpuContext, GpuError};
+use crate::gpu::{GpuBuffer, GpuContext, GpuError, KernelVariant};
 use crate::kernels::agmm::{AgmmConfig, AgmmParams};
 use crate::kernels::batchnorm::{BatchNormSaved, BatchNormShape};
 use crate::kernels::conv::{Conv2d, ConvShape};
 use crate::kernels::elementwise::ElementwiseParams;
 use crate::kernels::fused::BnAgmmLifSpec;
 use crate::kernels::lif::{LifConfig, LifParams};
+use crate::kernels::packed_grad::PackedConvGradParams;
 use crate::kernels::pool::{AvgPool2d, PoolWindow};
 use crate::kernels::popcount::{PackSpikesParams, PackWeightsParams, PopcountConvParams};
 use crate::model::Shortcut;
@@ -619,6 +620,8 @@ impl ConvUnit {
             conv_out: &frame.conv_out,
             mean: &ws.mean,
             invstd: &ws.invstd,
+            packed_input: None,
+            packed_weights: None,
         };
         let bn_shape = self.bn_shape(io.batch);
         encoder.backward(
@@ -694,6 +697,11 @@ impl ConvUnit {
             conv_out: &ws.conv_out,
             mean: &ws.mean,
             invstd: &ws.invstd,
+            packed_input: ws.packed_input.as_ref(),
+            packed_weights: match (&self.popcount, &self.weight.binary) {
+                (Some(packed), Some(b)) => Some((packed, &b.gamma)),
+                _ => None,
+            },
         };
         let g_conv_out = &grads.g_conv_out;
         main.backward(rec, scratch, bn_shape, input, g_bn_out, g_conv_out, g_input)?;
@@ -714,6 +722,8 @@ impl ConvUnit {
                     conv_out: &dw.conv_out,
                     mean: &dw.mean,
                     invstd: &dw.invstd,
+                    packed_input: None,
+                    packed_weights: None,
                 };
                 let (pooled, g_pooled) = (&dw.pooled, Some(&dg.g_pooled));
                 let g_conv = &dg.g_conv_out;
@@ -776,6 +786,10 @@ struct ConvBn<'a> {
     conv_out: &'a GpuBuffer<f32>,
     mean: &'a GpuBuffer<f32>,
     invstd: &'a GpuBuffer<f32>,
+    /// The conv input as the popcount forward packed it (spike input, binary weights).
+    packed_input: Option<&'a GpuBuffer<u32>>,
+    /// The weight signs as the popcount forward packed them, and gamma.
+    packed_weights: Option<(&'a GpuBuffer<u32>, &'a GpuBuffer<f32>)>,
 }
 
 impl ConvBn<'_> {
@@ -810,18 +824,42 @@ impl ConvBn<'_> {
         )?;
         let conv = &rec.k.conv;
         let (weight, cols) = (self.weight, &scratch.cols);
-        conv.backward_weight(
-            rec.ctx,
-            rec.enc,
-            self.shape,
-            input,
-            g_conv_out,
-            cols,
-            weight.grad_target(),
-        )?;
+        // On CPU rasterisers the gradients read the forward's packed spikes and signs (32
+        // channels per load, no im2col columns); GPUs keep the GEMMs, which have the
+        // parallelism they need (the packed weight gradient runs one invocation per weight tap
+        // and 32 channels, looping over the whole batch).
+        let packed = rec.ctx.variant == KernelVariant::RegisterBlocked;
+        match self.packed_input.filter(|_| packed) {
+            Some(packed) => rec.k.packed_weight_grad.dispatch(
+                rec.ctx,
+                rec.enc,
+                &PackedConvGradParams::weight_grad(self.shape),
+                packed,
+                g_conv_out,
+                weight.grad_target(),
+            )?,
+            None => conv.backward_weight(
+                rec.ctx,
+                rec.enc,
+                self.shape,
+                input,
+                g_conv_out,
+                cols,
+                weight.grad_target(),
+            )?,
+        }
         weight.straight_through(rec, &scratch.moment_partials)?;
-        match g_input {
-            Some(g_in) => {
+        match (g_input, self.packed_weights.filter(|_| packed)) {
+            (Some(g_in), Some((signs, gamma))) => rec.k.packed_input_grad.dispatch(
+                rec.ctx,
+                rec.enc,
+                &PackedConvGradParams::input_grad(self.shape),
+                g_conv_out,
+                signs,
+                gamma,
+                g_in,
+            ),
+            (Some(g_in), None) => {
                 let conv = &rec.k.conv;
                 conv.backward_input(
                     rec.ctx,
@@ -833,7 +871,7 @@ impl ConvBn<'_> {
                     g_in,
                 )
             }
-            None => Ok(()),
+            (None, _) => Ok(()),
         }
     }
 }

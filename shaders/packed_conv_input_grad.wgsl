@@ -1,0 +1,112 @@
+// packed_conv_input_grad: the input gradient of a binary conv, its weights read as sign bits
+// (docs/method.md §3, §7): with W_b[co, ci, kh, kw] = gamma[co] * sign(W) (sign(0) = +1),
+// dL/dx[n, ci, iy, ix] = sum over co, kh, kw (taps that reach the pixel) of
+// W_b[co, ci, kh, kw] * g[n, co, oy, ox],  oy * stride - pad + kh = iy (same for x).
+// The float path multiplies W_b^T by g into im2col-shaped columns (C_in*k*k rows of N*HW
+// floats) and folds them back with col2im; here each invocation sums its pixel's taps
+// directly, and one 32-bit word of `pack_weights` gives the signs of 32 input channels, so a
+// tap costs two loads (g and the word) for 32 multiply-adds.
+//
+// Bindings:
+//   0 uniform params : PackedConvGradParams (shaders/packed_conv_weight_grad.wgsl has the same)
+//   1 storage read   : grad_output [N, C_out, H_out, W_out] f32  dL/d(conv output)
+//   2 storage read   : weights     [kH, kW, words, C_out_pad] u32  pack_weights of the latent W
+//   3 storage read   : gamma       [C_out] f32                  per-channel scale of W_b
+//   4 storage rw     : grad_input  [N, C_in, H, W] f32          (written, not accumulated)
+// Dispatch: one invocation per (n, word, iy, ix): 32 input channels of one input pixel,
+// workgroups of 64, folded 1-D (ceil(N * words * H * W / 64)); x varies fastest, so
+// neighbouring invocations read neighbouring gradients and the same weight word.
+//
+// Each of the 32 sums runs over kh, then kw, then co (the CPU mirror's order).
+
+//!include common/flat_index.wgsl
+
+struct PackedConvGradParams {
+    batch: u32,
+    in_channels: u32,
+    out_channels: u32,
+    height: u32,
+    width: u32,
+    out_height: u32,
+    out_width: u32,
+    kernel_h: u32,
+    kernel_w: u32,
+    stride: u32,
+    padding: u32,
+    words: u32,       // ceil(in_channels / 32)
+    invocations: u32, // here batch * words * height * width
+    out_pad: u32,     // out_channels rounded up to 16 (packed weights)
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: PackedConvGradParams;
+@group(0) @binding(1) var<storage, read> grad_output: array<f32>;
+@group(0) @binding(2) var<storage, read> weights: array<u32>;
+@group(0) @binding(3) var<storage, read> gamma: array<f32>;
+@group(0) @binding(4) var<storage, read_write> grad_input: array<f32>;
+
+// +1.0 / -1.0 for bits set / clear, four bits at a time.
+fn signs4(w: u32, first: u32) -> vec4<f32> {
+    let bits = (vec4<u32>(w) >> vec4<u32>(first, first + 1u, first + 2u, first + 3u)) & vec4<u32>(1u);
+    return vec4<f32>(bits) * 2.0 - 1.0;
+}
+
+@compute @workgroup_size(64) fn main(inv: FlatInvocation) {
+    let g = flat_index(inv, 64u);
+    if (g >= params.invocations) {
+        return;
+    }
+    let plane = params.height * params.width;
+    let ix = g % params.width;
+    let iy = (g / params.width) % params.height;
+    let word = (g / plane) % params.words;
+    let n = g / (plane * params.words);
+    let out_plane = params.out_height * params.out_width;
+    let s = params.stride;
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    var a4 = vec4<f32>(0.0);
+    var a5 = vec4<f32>(0.0);
+    var a6 = vec4<f32>(0.0);
+    var a7 = vec4<f32>(0.0);
+    // Taps outside, channels inside: the tap arithmetic (divisions) runs k*k times, not
+    // C_out*k*k times.
+    for (var kh = 0u; kh < params.kernel_h; kh++) {
+        // oy * stride = iy + pad - kh must be a whole, in-range output row.
+        let ry = i32(iy + params.padding) - i32(kh);
+        if (ry < 0 || u32(ry) % s != 0u || u32(ry) / s >= params.out_height) {
+            continue;
+        }
+        let oy = u32(ry) / s;
+        for (var kw = 0u; kw < params.kernel_w; kw++) {
+            let rx = i32(ix + params.padding) - i32(kw);
+            if (rx < 0 || u32(rx) % s != 0u || u32(rx) / s >= params.out_width) {
+                continue;
+            }
+            let g_at = n * params.out_channels * out_plane + oy * params.out_width + u32(rx) / s;
+            let w_at = ((kh * params.kernel_w + kw) * params.words + word) * params.out_pad;
+            for (var co = 0u; co < params.out_channels; co++) {
+                let gv = grad_output[g_at + co * out_plane] * gamma[co];
+                let w = weights[w_at + co];
+                a0 += gv * signs4(w, 0u);
+                a1 += gv * signs4(w, 4u);
+                a2 += gv * signs4(w, 8u);
+                a3 += gv * signs4(w, 12u);
+                a4 += gv * signs4(w, 16u);
+                a5 += gv * signs4(w, 20u);
+                a6 += gv * signs4(w, 24u);
+                a7 += gv * signs4(w, 28u);
+            }
+        }
+    }
+    let sums = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
+    for (var j = 0u; j < 32u; j++) {
+        let ci = word * 32u + j;
+        if (ci < params.in_channels) {
+            grad_input[((n * params.in_channels + ci) * params.height + iy) * params.width + ix] = sums[j / 4u][j % 4u];
+        }
+    }
+}

@@ -1,0 +1,107 @@
+// packed_conv_weight_grad: the weight gradient of a conv whose input is spikes, read bit-packed
+// (docs/method.md §3, §7): dW[co, ci, kh, kw] = sum over n, oy, ox of
+// g[n, co, oy, ox] * s[n, ci, oy*stride - pad + kh, ox*stride - pad + kw], with s in {0, 1}.
+// The float path materialises im2col columns of the spikes (K = C_in*k*k rows of N*HW floats)
+// and runs a GEMM; here one 32-bit word carries 32 input channels of one position (the
+// `pack_spikes` output the popcount forward already made), so each position costs two loads
+// (the word and the gradient) for 32 multiply-adds, and no columns are written or read.
+//
+// Bindings:
+//   0 uniform params : PackedConvGradParams
+//   1 storage read   : packed      [N, H, W, words] u32  pack_spikes of the conv input (N = T*B)
+//   2 storage read   : grad_output [N, C_out, H_out, W_out] f32  dL/d(conv output)
+//   3 storage rw     : grad_weight [C_out, C_in, kH, kW] f32  (written, not accumulated)
+// Dispatch: one invocation per (co, word, kh, kw), i.e. 32 input channels of one weight tap,
+// workgroups of 64, folded 1-D (ceil(C_out * words * kH * kW / 64)). Taps vary fastest, so
+// neighbouring invocations share co and word and read the same gradient values.
+//
+// Each of the 32 sums runs over n, then oy, then ox, in that order (the CPU mirror's order).
+
+//!include common/flat_index.wgsl
+
+struct PackedConvGradParams {
+    batch: u32,
+    in_channels: u32,
+    out_channels: u32,
+    height: u32,
+    width: u32,
+    out_height: u32,
+    out_width: u32,
+    kernel_h: u32,
+    kernel_w: u32,
+    stride: u32,
+    padding: u32,
+    words: u32,       // ceil(in_channels / 32)
+    invocations: u32, // here out_channels * words * kernel_h * kernel_w
+    out_pad: u32,     // out_channels rounded up to 16 (packed weights; unused here)
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: PackedConvGradParams;
+@group(0) @binding(1) var<storage, read> packed: array<u32>;
+@group(0) @binding(2) var<storage, read> grad_output: array<f32>;
+@group(0) @binding(3) var<storage, read_write> grad_weight: array<f32>;
+
+// Bit b of a word as 0.0 / 1.0, four bits at a time.
+fn bits4(w: u32, first: u32) -> vec4<f32> {
+    return vec4<f32>((vec4<u32>(w) >> vec4<u32>(first, first + 1u, first + 2u, first + 3u)) & vec4<u32>(1u));
+}
+
+@compute @workgroup_size(64) fn main(inv: FlatInvocation) {
+    let g = flat_index(inv, 64u);
+    if (g >= params.invocations) {
+        return;
+    }
+    let taps = params.kernel_h * params.kernel_w;
+    let kw = g % params.kernel_w;
+    let kh = (g / params.kernel_w) % params.kernel_h;
+    let word = (g / taps) % params.words;
+    let co = g / (taps * params.words);
+    let out_plane = params.out_height * params.out_width;
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    var a4 = vec4<f32>(0.0);
+    var a5 = vec4<f32>(0.0);
+    var a6 = vec4<f32>(0.0);
+    var a7 = vec4<f32>(0.0);
+    for (var n = 0u; n < params.batch; n++) {
+        let g_base = (n * params.out_channels + co) * out_plane;
+        for (var oy = 0u; oy < params.out_height; oy++) {
+            let iy = i32(oy * params.stride + kh) - i32(params.padding);
+            if (iy < 0 || iy >= i32(params.height)) {
+                continue;
+            }
+            let row = (n * params.height + u32(iy)) * params.width;
+            for (var ox = 0u; ox < params.out_width; ox++) {
+                let ix = i32(ox * params.stride + kw) - i32(params.padding);
+                if (ix < 0 || ix >= i32(params.width)) {
+                    continue;
+                }
+                let w = packed[(row + u32(ix)) * params.words + word];
+                if (w == 0u) {
+                    continue;
+                }
+                let gv = grad_output[g_base + oy * params.out_width + ox];
+                a0 += gv * bits4(w, 0u);
+                a1 += gv * bits4(w, 4u);
+                a2 += gv * bits4(w, 8u);
+                a3 += gv * bits4(w, 12u);
+                a4 += gv * bits4(w, 16u);
+                a5 += gv * bits4(w, 20u);
+                a6 += gv * bits4(w, 24u);
+                a7 += gv * bits4(w, 28u);
+            }
+        }
+    }
+    let sums = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
+    let tap = kh * params.kernel_w + kw;
+    for (var j = 0u; j < 32u; j++) {
+        let ci = word * 32u + j;
+        if (ci < params.in_channels) {
+            grad_weight[(co * params.in_channels + ci) * taps + tap] = sums[j / 4u][j % 4u];
+        }
+    }
+}

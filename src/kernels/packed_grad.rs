@@ -1,0 +1,180 @@
+//! Backward passes of binary conv layers on spike input that read the forward's bit-packed
+//! operands (docs/method.md §3): `packed_conv_weight_grad` and `packed_conv_input_grad`
+//! (`shaders/<name>.wgsl`).
+//!
+//! A binary conv unit's popcount forward already packs its input spikes (`pack_spikes`, 32
+//! channels per word) and its weight signs (`pack_weights`). The weight gradient reads the
+//! spike words instead of float im2col columns of 0/1 values; the input gradient reads the sign
+//! words and gamma instead of the float `gamma * sign(W)` matrix, and accumulates each input
+//! pixel directly instead of writing columns for col2im. Both are float sums of the same terms
+//! as the GEMM path's, in another order.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::conv::ConvShape;
+use super::popcount::{channel_words, padded_out_channels, PackSpikesParams, PackWeightsParams};
+use crate::gpu::{GpuError, Workgroups};
+
+const WORKGROUP: u32 = 64;
+
+/// Mirrors `struct PackedConvGradParams` in `shaders/packed_conv_weight_grad.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct PackedConvGradParams {
+    pub batch: u32,
+    pub in_channels: u32,
+    pub out_channels: u32,
+    pub height: u32,
+    pub width: u32,
+    pub out_height: u32,
+    pub out_width: u32,
+    pub kernel_h: u32,
+    pub kernel_w: u32,
+    pub stride: u32,
+    pub padding: u32,
+    /// `ceil(in_channels / 32)`.
+    pub words: u32,
+    /// One per (output channel, word, tap) in the weight gradient; one per (sample, word,
+    /// input pixel) in the input gradient.
+    pub invocations: u32,
+    /// `out_channels` rounded up to 16: the fastest dimension of packed weights.
+    pub out_pad: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
+}
+const _: () = assert!(std::mem::size_of::<PackedConvGradParams>() == 64);
+
+impl PackedConvGradParams {
+    /// Params of [`PackedConvWeightGrad`] for the conv `shape` (its input packed by
+    /// `pack_spikes`).
+    pub fn weight_grad(shape: &ConvShape) -> Self {
+        let words = channel_words(shape.in_channels);
+        Self {
+            invocations: (shape.out_channels * words * shape.kernel_h * shape.kernel_w) as u32,
+            ..Self::common(shape)
+        }
+    }
+
+    /// Params of [`PackedConvInputGrad`] for the conv `shape` (its weights packed by
+    /// `pack_weights`).
+    pub fn input_grad(shape: &ConvShape) -> Self {
+        let words = channel_words(shape.in_channels);
+        Self {
+            invocations: (shape.batch * words * shape.height * shape.width) as u32,
+            ..Self::common(shape)
+        }
+    }
+
+    fn common(shape: &ConvShape) -> Self {
+        let words = channel_words(shape.in_channels);
+        Self {
+            batch: shape.batch as u32,
+            in_channels: shape.in_channels as u32,
+            out_channels: shape.out_channels as u32,
+            height: shape.height as u32,
+            width: shape.width as u32,
+            out_height: shape.out_h() as u32,
+            out_width: shape.out_w() as u32,
+            kernel_h: shape.kernel_h as u32,
+            kernel_w: shape.kernel_w as u32,
+            stride: shape.stride as u32,
+            padding: shape.padding as u32,
+            words: words as u32,
+            invocations: 0,
+            out_pad: padded_out_channels(shape.out_channels) as u32,
+            _pad1: 0,
+            _pad2: 0,
+        }
+    }
+
+    /// The conv shape these params describe.
+    pub fn shape(&self) -> ConvShape {
+        ConvShape {
+            batch: self.batch as usize,
+            in_channels: self.in_channels as usize,
+            out_channels: self.out_channels as usize,
+            height: self.height as usize,
+            width: self.width as usize,
+            kernel_h: self.kernel_h as usize,
+            kernel_w: self.kernel_w as usize,
+            stride: self.stride as usize,
+            padding: self.padding as usize,
+        }
+    }
+
+    fn check(&self, kernel: &'static str) -> Result<(), GpuError> {
+        let shape = self.shape();
+        let big = [
+            ("input", shape.input_len()),
+            (
+                "packed spikes",
+                PackSpikesParams::for_conv(&shape).total_words as usize,
+            ),
+            ("grad_output", shape.output_len()),
+            ("grad_weight", shape.weight_len()),
+            ("invocations", self.invocations as usize),
+        ];
+        for (what, len) in big {
+            if len > u32::MAX as usize {
+                return Err(GpuError::shape(
+                    kernel,
+                    format!("{what} = {len} overflows u32 indexing"),
+                ));
+            }
+        }
+        if self.stride == 0 || self.invocations == 0 {
+            return Err(GpuError::shape(kernel, "zero stride or an empty weight"));
+        }
+        Ok(())
+    }
+}
+
+kernel! {
+    /// `packed_conv_weight_grad`: packed input spikes `[N, H, W, words]`, dL/d(output)
+    /// `[N, C_out, OH, OW]` -> dL/dW `[C_out, C_in, kH, kW]` (written), the float im2col +
+    /// GEMM weight gradient's sums without the columns.
+    pub struct PackedConvWeightGrad("packed_conv_weight_grad", PackedConvGradParams);
+
+    /// Records the dispatch: one invocation per (output channel, 32 input channels, tap).
+    fn dispatch(params, packed: u32, grad_output: f32, grad_weight: f32) -> Workgroups {
+        params.check(Self::NAME)?;
+        if *params != PackedConvGradParams::weight_grad(&params.shape()) {
+            return Err(GpuError::shape(Self::NAME, "params not made by `weight_grad`"));
+        }
+        let shape = params.shape();
+        packed.expect_len(
+            Self::NAME,
+            "packed",
+            PackSpikesParams::for_conv(&shape).total_words as usize,
+        )?;
+        grad_output.expect_len(Self::NAME, "grad_output", shape.output_len())?;
+        grad_weight.expect_len(Self::NAME, "grad_weight", shape.weight_len())?;
+        Workgroups::for_items(params.invocations as u64, WORKGROUP)
+    }
+}
+
+kernel! {
+    /// `packed_conv_input_grad`: dL/d(output) `[N, C_out, OH, OW]`, packed weight signs
+    /// `[kH, kW, words, C_out_pad]`, gamma `[C_out]` -> dL/d(input) `[N, C_in, H, W]`
+    /// (written): the float path's `W_b^T` GEMM and col2im with `W_b = gamma * sign(W)` read as
+    /// bits.
+    pub struct PackedConvInputGrad("packed_conv_input_grad", PackedConvGradParams);
+
+    /// Records the dispatch: one invocation per (sample, 32 input channels, input pixel).
+    fn dispatch(params, grad_output: f32, weights: u32, gamma: f32, grad_input: f32) -> Workgroups {
+        params.check(Self::NAME)?;
+        let shape = params.shape();
+        if *params != PackedConvGradParams::input_grad(&shape) {
+            return Err(GpuError::shape(Self::NAME, "params not made by `input_grad`"));
+        }
+        grad_output.expect_len(Self::NAME, "grad_output", shape.output_len())?;
+        weights.expect_len(
+            Self::NAME,
+            "weights (packed)",
+            PackWeightsParams::for_conv(&shape).total_words as usize,
+        )?;
+        gamma.expect_len(Self::NAME, "gamma", shape.out_channels)?;
+        grad_input.expect_len(Self::NAME, "grad_input", shape.input_len())?;
+        Workgroups::for_items(params.invocations as u64, WORKGROUP)
+    }
+}

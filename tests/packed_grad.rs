@@ -1,0 +1,190 @@
+//! `packed_conv_weight_grad` (the weight gradient of a conv on spikes, read bit-packed) and
+//! `packed_conv_input_grad` (the input gradient with the weights read as sign bits and gamma)
+//! against their CPU mirrors (same f32 sums in the same order), against the f64 conv gradients
+//! of the CPU reference and against the float im2col + GEMM paths they replace, on awkward
+//! shapes: channel counts around a word (1, 31, 32, 33, 70), strides, padding, non-square
+//! kernels.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use bitspike::cpu;
+use bitspike::kernels::conv::{Conv2d, ConvShape};
+use bitspike::kernels::packed_grad::{
+    PackedConvGradParams, PackedConvInputGrad, PackedConvWeightGrad,
+};
+use bitspike::kernels::popcount::{PackSpikesParams, PackWeightsParams};
+use common::*;
+
+fn shapes() -> Vec<ConvShape> {
+    let mut out = vec![
+        ConvShape::new(1, 1, 1, 1, 1, 1, 1, 0),
+        ConvShape::new(2, 31, 3, 5, 7, 3, 1, 1),
+        ConvShape::new(3, 32, 17, 6, 6, 3, 2, 1),
+        ConvShape::new(2, 33, 5, 9, 4, 3, 1, 0),
+        ConvShape::new(4, 70, 8, 14, 14, 3, 1, 1),
+        ConvShape::new(5, 64, 64, 7, 7, 3, 1, 1),
+        ConvShape::new(2, 40, 6, 8, 8, 1, 2, 0),
+    ];
+    // A non-square kernel.
+    out.push(ConvShape {
+        kernel_h: 1,
+        kernel_w: 3,
+        padding: 1,
+        ..ConvShape::new(2, 36, 4, 5, 6, 3, 1, 1)
+    });
+    out
+}
+
+#[test]
+fn packed_conv_weight_grad_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let kernel = PackedConvWeightGrad::new(&ctx).unwrap();
+    let float = Conv2d::new(&ctx).unwrap();
+    let mut r = rng(3);
+    for shape in shapes() {
+        let input = spikes(&mut r, shape.input_len(), 0.2);
+        let grad_out = uniform(&mut r, shape.output_len(), -1.0, 1.0);
+        let pack = PackSpikesParams::for_conv(&shape);
+        let mut packed = vec![0u32; pack.total_words as usize];
+        cpu::popcount::pack_spikes(&pack, &input, &mut packed);
+        let params = PackedConvGradParams::weight_grad(&shape);
+
+        let mut want = vec![0.0; shape.weight_len()];
+        cpu::packed_grad::packed_conv_weight_grad(&params, &packed, &grad_out, &mut want);
+        let (p, g, out) = (
+            upload(&ctx, &packed),
+            upload(&ctx, &grad_out),
+            filled(&ctx, shape.weight_len(), f32::NAN),
+        );
+        record(&ctx, |enc| {
+            kernel.dispatch(&ctx, enc, &params, &p, &g, &out)
+        });
+        let got = read(&ctx, &out);
+        let tag = format!("{shape:?}");
+        assert_close(&format!("{tag} vs mirror"), &got, &want, 1e-6, 1e-6);
+
+        // The mathematical gradient (f64) and the float im2col + GEMM path it replaces.
+        let mut exact = vec![0.0; shape.weight_len()];
+        cpu::conv::conv2d_backward_weight(&shape, &input, &grad_out, &mut exact);
+        assert_close(&format!("{tag} vs f64 reference"), &got, &exact, 1e-4, 1e-4);
+        let (x, cols, gemm_out) = (
+            upload(&ctx, &input),
+            zeros(&ctx, Conv2d::cols_scratch_len(&shape).unwrap()),
+            zeros(&ctx, shape.weight_len()),
+        );
+        record(&ctx, |enc| {
+            float.backward_weight(&ctx, enc, &shape, &x, &g, &cols, &gemm_out)
+        });
+        assert_close(
+            &format!("{tag} vs float path"),
+            &got,
+            &read(&ctx, &gemm_out),
+            1e-4,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn packed_conv_weight_grad_refuses_wrong_lengths() {
+    let Some(ctx) = gpu() else { return };
+    let kernel = PackedConvWeightGrad::new(&ctx).unwrap();
+    let shape = shapes()[2];
+    let params = PackedConvGradParams::weight_grad(&shape);
+    let words = PackSpikesParams::for_conv(&shape).total_words as usize;
+    let (p, g, w) = (
+        zeros::<u32>(&ctx, words),
+        zeros::<f32>(&ctx, shape.output_len()),
+        zeros::<f32>(&ctx, shape.weight_len() + 1),
+    );
+    let mut enc = ctx.encoder("test");
+    assert_err_contains(
+        kernel.dispatch(&ctx, &mut enc, &params, &p, &g, &w),
+        "grad_weight",
+    );
+}
+
+#[test]
+fn packed_conv_input_grad_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let kernel = PackedConvInputGrad::new(&ctx).unwrap();
+    let float = Conv2d::new(&ctx).unwrap();
+    let mut r = rng(4);
+    for shape in shapes() {
+        let latent = uniform(&mut r, shape.weight_len(), -1.0, 1.0);
+        let gamma = uniform(&mut r, shape.out_channels, 0.05, 0.5);
+        let grad_out = uniform(&mut r, shape.output_len(), -1.0, 1.0);
+        let pack = PackWeightsParams::for_conv(&shape);
+        let mut signs = vec![0u32; pack.total_words as usize];
+        cpu::popcount::pack_weights(&pack, &latent, &mut signs);
+        let per_co = shape.weight_len() / shape.out_channels;
+        let weight_b: Vec<f32> = latent
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| gamma[i / per_co] * if w >= 0.0 { 1.0 } else { -1.0 })
+            .collect();
+        let params = PackedConvGradParams::input_grad(&shape);
+
+        let mut want = vec![0.0; shape.input_len()];
+        cpu::packed_grad::packed_conv_input_grad(&params, &grad_out, &signs, &gamma, &mut want);
+        let (g, sg, gm, out) = (
+            upload(&ctx, &grad_out),
+            upload(&ctx, &signs),
+            upload(&ctx, &gamma),
+            filled(&ctx, shape.input_len(), f32::NAN),
+        );
+        record(&ctx, |enc| {
+            kernel.dispatch(&ctx, enc, &params, &g, &sg, &gm, &out)
+        });
+        let got = read(&ctx, &out);
+        let tag = format!("input grad {shape:?}");
+        assert_close(&format!("{tag} vs mirror"), &got, &want, 1e-6, 1e-6);
+
+        let mut exact = vec![0.0; shape.input_len()];
+        cpu::conv::conv2d_backward_input(&shape, &grad_out, &weight_b, &mut exact);
+        assert_close(&format!("{tag} vs f64 reference"), &got, &exact, 1e-4, 1e-5);
+        let (wb, cols, gemm_out) = (
+            upload(&ctx, &weight_b),
+            zeros(&ctx, Conv2d::cols_scratch_len(&shape).unwrap()),
+            zeros(&ctx, shape.input_len()),
+        );
+        record(&ctx, |enc| {
+            float.backward_input(&ctx, enc, &shape, &g, &wb, &cols, &gemm_out)
+        });
+        assert_close(
+            &format!("{tag} vs float path"),
+            &got,
+            &read(&ctx, &gemm_out),
+            1e-4,
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn packed_conv_input_grad_refuses_wrong_lengths_and_foreign_params() {
+    let Some(ctx) = gpu() else { return };
+    let kernel = PackedConvInputGrad::new(&ctx).unwrap();
+    let shape = shapes()[3];
+    let words = PackWeightsParams::for_conv(&shape).total_words as usize;
+    let (g, sg, gm, out) = (
+        zeros::<f32>(&ctx, shape.output_len()),
+        zeros::<u32>(&ctx, words),
+        zeros::<f32>(&ctx, shape.out_channels),
+        zeros::<f32>(&ctx, shape.input_len()),
+    );
+    let mut enc = ctx.encoder("test");
+    let params = PackedConvGradParams::input_grad(&shape);
+    let short = zeros::<f32>(&ctx, shape.out_channels - 1);
+    assert_err_contains(
+        kernel.dispatch(&ctx, &mut enc, &params, &g, &sg, &short, &out),
+        "gamma",
+    );
+    let foreign = PackedConvGradParams::weight_grad(&shape);
+    assert_err_contains(
+        kernel.dispatch(&ctx, &mut enc, &foreign, &g, &sg, &gm, &out),
+        "input_grad",
+    );
+}
