@@ -46,10 +46,11 @@ struct PackedConvGradParams {
 @group(0) @binding(3) var<storage, read> gamma: array<f32>;
 @group(0) @binding(4) var<storage, read_write> grad_input: array<f32>;
 
-// +1.0 / -1.0 for bits set / clear, four bits at a time.
-fn signs4(w: u32, first: u32) -> vec4<f32> {
+// v where the bit is set (sign +1), -v where it is clear, four bits at a time. A select, not a
+// multiply by +-1.0: SwiftShader (the browser's CPU WebGPU) and lavapipe then agree bit for bit.
+fn signed4(v: f32, w: u32, first: u32) -> vec4<f32> {
     let bits = (vec4<u32>(w) >> vec4<u32>(first, first + 1u, first + 2u, first + 3u)) & vec4<u32>(1u);
-    return vec4<f32>(bits) * 2.0 - 1.0;
+    return select(vec4<f32>(-v), vec4<f32>(v), bits == vec4<u32>(1u));
 }
 
 @compute @workgroup_size(64) fn main(inv: FlatInvocation) {
@@ -91,14 +92,14 @@ fn signs4(w: u32, first: u32) -> vec4<f32> {
             for (var co = 0u; co < params.out_channels; co++) {
                 let gv = grad_output[g_at + co * out_plane] * gamma[co];
                 let w = weights[w_at + co];
-                a0 += gv * signs4(w, 0u);
-                a1 += gv * signs4(w, 4u);
-                a2 += gv * signs4(w, 8u);
-                a3 += gv * signs4(w, 12u);
-                a4 += gv * signs4(w, 16u);
-                a5 += gv * signs4(w, 20u);
-                a6 += gv * signs4(w, 24u);
-                a7 += gv * signs4(w, 28u);
+                a0 += signed4(gv, w, 0u);
+                a1 += signed4(gv, w, 4u);
+                a2 += signed4(gv, w, 8u);
+                a3 += signed4(gv, w, 12u);
+                a4 += signed4(gv, w, 16u);
+                a5 += signed4(gv, w, 20u);
+                a6 += signed4(gv, w, 24u);
+                a7 += signed4(gv, w, 28u);
             }
         }
     }

@@ -48,6 +48,8 @@ pub struct Loaded {
 enum Event {
     Picked(Picked),
     Saved(Saved),
+    // Sent by the native loader thread only; the web loads event data in its own task.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     Loaded(Loaded),
 }
 

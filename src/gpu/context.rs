@@ -42,11 +42,58 @@ impl KernelVariant {
     }
 }
 
+/// Which backward passes of binary conv layers on spike input read the forward's bit-packed
+/// operands (`crate::kernels::packed_grad`) instead of running float GEMMs: on CPU rasterisers,
+/// where they are 2-4x faster; GPUs keep the GEMMs. `BITSPIKE_PACKED_BACKWARD=all|weight|off`
+/// overrides natively (to compare, or to reproduce the browser's numbers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PackedBackward {
+    pub weight_grad: bool,
+    pub input_grad: bool,
+}
+
+impl PackedBackward {
+    /// The default for a kernel variant. In the browser the input gradient stays on the GEMM:
+    /// with both packed passes on, Chromium's SwiftShader WebGPU and native lavapipe trained
+    /// apart after two steps (README, "Test"), although each pass alone agrees bit for bit.
+    pub fn for_variant(variant: KernelVariant) -> Self {
+        let cpu = variant == KernelVariant::RegisterBlocked;
+        let default = Self {
+            weight_grad: cpu,
+            input_grad: cpu && !cfg!(target_arch = "wasm32"),
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Ok(forced) = std::env::var("BITSPIKE_PACKED_BACKWARD") {
+            return match forced.as_str() {
+                "all" => Self {
+                    weight_grad: true,
+                    input_grad: true,
+                },
+                "weight" => Self {
+                    weight_grad: true,
+                    input_grad: false,
+                },
+                "off" => Self {
+                    weight_grad: false,
+                    input_grad: false,
+                },
+                other => {
+                    log::warn!("ignoring BITSPIKE_PACKED_BACKWARD={other} (use all|weight|off)");
+                    default
+                }
+            };
+        }
+        default
+    }
+}
+
 /// A device, its queue, and everything created once per device (the pipeline cache).
 pub struct GpuContext {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub adapter_info: wgpu::AdapterInfo,
+    /// Which binary-layer backward passes read packed operands.
+    pub packed_backward: PackedBackward,
     /// Limits the device was opened with (at least the WebGPU defaults).
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
@@ -152,6 +199,7 @@ impl GpuContext {
             queue,
             adapter_info,
             variant,
+            packed_backward: PackedBackward::for_variant(variant),
             pipelines: Mutex::new(HashMap::new()),
             batched: Mutex::new(None),
             in_flight: Arc::new(AtomicUsize::new(0)),
@@ -251,13 +299,22 @@ impl GpuContext {
             &self.adapter_info.name
         };
         format!(
-            "{} ({:?}, {:?}, driver {} {}), kernels: {:?}",
+            "{} ({:?}, {:?}, driver {} {}), kernels: {:?}, packed backward: {}",
             name,
             self.adapter_info.backend,
             self.adapter_info.device_type,
             self.adapter_info.driver,
             self.adapter_info.driver_info,
-            self.variant
+            self.variant,
+            match (
+                self.packed_backward.weight_grad,
+                self.packed_backward.input_grad
+            ) {
+                (true, true) => "weight and input gradients",
+                (true, false) => "weight gradient",
+                (false, true) => "input gradient",
+                (false, false) => "off",
+            }
         )
     }
 

@@ -11,7 +11,7 @@ pub mod memory;
 mod pending;
 
 pub use buffer::{GpuBuffer, Readback};
-pub use context::{GpuContext, KernelVariant};
+pub use context::{GpuContext, KernelVariant, PackedBackward};
 pub use dispatch::Workgroups;
 pub use error::GpuError;
 pub use kernel::{check_lens, KernelSource, Specialised};

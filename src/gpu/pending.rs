@@ -7,7 +7,9 @@
 
 use bytemuck::Pod;
 
-use super::{GpuContext, GpuError, Readback};
+#[cfg(not(target_arch = "wasm32"))]
+use super::GpuContext;
+use super::{GpuError, Readback};
 
 /// A result that arrives later.
 pub trait Pending {

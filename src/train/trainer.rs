@@ -12,6 +12,7 @@ use web_time::Instant;
 use crate::checkpoint::{Checkpoint, CheckpointMeta};
 use crate::data::{epoch_order, make_batch, Dataset, InputSpec};
 use crate::gpu::{GpuContext, Pending, Readback};
+#[cfg(not(target_arch = "wasm32"))]
 use crate::kernels::loss::LossSummary;
 use crate::model::{footprint, ModelConfig};
 use crate::snn::metrics::mean_and_variance;

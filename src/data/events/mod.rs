@@ -160,6 +160,7 @@ pub enum EventDataError {
     Settings(String),
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn io_error(file: &str, source: std::io::Error) -> EventDataError {
     EventDataError::Io {
         file: file.to_string(),

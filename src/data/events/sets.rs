@@ -175,6 +175,7 @@ fn walk(
 }
 
 /// FNV-1a over the names and sizes of the files a data set was built from.
+#[cfg(not(target_arch = "wasm32"))]
 fn fingerprint<'a>(files: impl Iterator<Item = &'a (String, u64)>) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     let mut eat = |bytes: &[u8]| {

@@ -5,7 +5,7 @@
 //! `pack_spikes` + `binary_conv_popcount`: the float path's exact integer counts at a fraction
 //! of the cost); everything else, and every backward, is im2col + GEMM.
 
-use crate::gpu::{GpuBuffer, GpuContext, GpuError, KernelVariant};
+use crate::gpu::{GpuBuffer, GpuContext, GpuError};
 use crate::kernels::agmm::{AgmmConfig, AgmmParams};
 use crate::kernels::batchnorm::{BatchNormSaved, BatchNormShape};
 use crate::kernels::conv::{Conv2d, ConvShape};
@@ -827,9 +827,9 @@ impl ConvBn<'_> {
         // On CPU rasterisers the gradients read the forward's packed spikes and signs (32
         // channels per load, no im2col columns); GPUs keep the GEMMs, which have the
         // parallelism they need (the packed weight gradient runs one invocation per weight tap
-        // and 32 channels, looping over the whole batch).
-        let packed = rec.ctx.variant == KernelVariant::RegisterBlocked;
-        match self.packed_input.filter(|_| packed) {
+        // and 32 channels, looping over the whole batch). See `gpu::PackedBackward`.
+        let packed = rec.ctx.packed_backward;
+        match self.packed_input.filter(|_| packed.weight_grad) {
             Some(packed) => rec.k.packed_weight_grad.dispatch(
                 rec.ctx,
                 rec.enc,
@@ -849,7 +849,7 @@ impl ConvBn<'_> {
             )?,
         }
         weight.straight_through(rec, &scratch.moment_partials)?;
-        match (g_input, self.packed_weights.filter(|_| packed)) {
+        match (g_input, self.packed_weights.filter(|_| packed.input_grad)) {
             (Some(g_in), Some((signs, gamma))) => rec.k.packed_input_grad.dispatch(
                 rec.ctx,
                 rec.enc,
