@@ -8,7 +8,7 @@
 // tap costs two loads (g and the word) for 32 multiply-adds.
 //
 // Bindings:
-//   0 uniform params : PackedConvGradParams (shaders/packed_conv_weight_grad.wgsl has the same)
+//   0 uniform params : PackedConvGradParams (common/packed_grad.wgsl)
 //   1 storage read   : grad_output [N, C_out, H_out, W_out] f32  dL/d(conv output)
 //   2 storage read   : weights     [kH, kW, words, C_out_pad] u32  pack_weights of the latent W
 //   3 storage read   : gamma       [C_out] f32                  per-channel scale of W_b
@@ -20,27 +20,8 @@
 // Each of the 32 sums runs over kh, then kw, then co (the CPU mirror's order).
 
 //!include common/flat_index.wgsl
+//!include common/packed_grad.wgsl
 
-struct PackedConvGradParams {
-    batch: u32,
-    in_channels: u32,
-    out_channels: u32,
-    height: u32,
-    width: u32,
-    out_height: u32,
-    out_width: u32,
-    kernel_h: u32,
-    kernel_w: u32,
-    stride: u32,
-    padding: u32,
-    words: u32,       // ceil(in_channels / 32)
-    invocations: u32, // here batch * words * height * width
-    out_pad: u32,     // out_channels rounded up to 16 (packed weights)
-    _pad1: u32,
-    _pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: PackedConvGradParams;
 @group(0) @binding(1) var<storage, read> grad_output: array<f32>;
 @group(0) @binding(2) var<storage, read> weights: array<u32>;
 @group(0) @binding(3) var<storage, read> gamma: array<f32>;

@@ -7,7 +7,7 @@
 // (the word and the gradient) for 32 multiply-adds, and no columns are written or read.
 //
 // Bindings:
-//   0 uniform params : PackedConvGradParams
+//   0 uniform params : PackedConvGradParams (common/packed_grad.wgsl)
 //   1 storage read   : packed      [N, H, W, words] u32  pack_spikes of the conv input (N = T*B)
 //   2 storage read   : grad_output [N, C_out, H_out, W_out] f32  dL/d(conv output)
 //   3 storage rw     : grad_weight [C_out, C_in, kH, kW] f32  (written, not accumulated)
@@ -18,27 +18,8 @@
 // Each of the 32 sums runs over n, then oy, then ox, in that order (the CPU mirror's order).
 
 //!include common/flat_index.wgsl
+//!include common/packed_grad.wgsl
 
-struct PackedConvGradParams {
-    batch: u32,
-    in_channels: u32,
-    out_channels: u32,
-    height: u32,
-    width: u32,
-    out_height: u32,
-    out_width: u32,
-    kernel_h: u32,
-    kernel_w: u32,
-    stride: u32,
-    padding: u32,
-    words: u32,       // ceil(in_channels / 32)
-    invocations: u32, // here out_channels * words * kernel_h * kernel_w
-    out_pad: u32,     // out_channels rounded up to 16 (packed weights; unused here)
-    _pad1: u32,
-    _pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: PackedConvGradParams;
 @group(0) @binding(1) var<storage, read> packed: array<u32>;
 @group(0) @binding(2) var<storage, read> grad_output: array<f32>;
 @group(0) @binding(3) var<storage, read_write> grad_weight: array<f32>;

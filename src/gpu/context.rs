@@ -55,7 +55,7 @@ pub struct PackedBackward {
 impl PackedBackward {
     /// The default for a kernel variant. In the browser the input gradient stays on the GEMM:
     /// with both packed passes on, Chromium's SwiftShader WebGPU and native lavapipe trained
-    /// apart after two steps (README, "Test"), although each pass alone agrees bit for bit.
+    /// apart after two steps (README, "Web app"), although each pass alone agrees bit for bit.
     pub fn for_variant(variant: KernelVariant) -> Self {
         let cpu = variant == KernelVariant::RegisterBlocked;
         let default = Self {

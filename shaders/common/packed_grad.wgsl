@@ -1,0 +1,24 @@
+// PackedConvGradParams and the uniform `params` (binding 0) of packed_conv_weight_grad and
+// packed_conv_input_grad. Mirrored by `crate::kernels::packed_grad::PackedConvGradParams`.
+
+struct PackedConvGradParams {
+    batch: u32,
+    in_channels: u32,
+    out_channels: u32,
+    height: u32,
+    width: u32,
+    out_height: u32,
+    out_width: u32,
+    kernel_h: u32,
+    kernel_w: u32,
+    stride: u32,
+    padding: u32,
+    words: u32,       // ceil(in_channels / 32)
+    invocations: u32, // weight grad: out_channels * words * kernel_h * kernel_w;
+                      // input grad: batch * words * height * width
+    out_pad: u32,     // out_channels rounded up to 16 (packed weights)
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: PackedConvGradParams;
