@@ -16,6 +16,21 @@ use bitspike::train::run::{train_in_dir, RunEvent, RunStart};
 use bitspike::train::run_dir::RunDir;
 use bitspike::train::{EpochRecord, OptimizerKind, TrainConfig, Trainer};
 
+/// `println!` for the CLI's results: a closed stdout (`bitspike info | head -1`) ends the
+/// program quietly instead of panicking, and another write error is a clear error.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("error: writing to stdout: {e}");
+            std::process::exit(1);
+        }
+    }};
+}
+
 #[derive(Parser)]
 #[command(
     name = "bitspike",
@@ -159,6 +174,10 @@ struct RunArgs {
     /// Use only the first N test samples.
     #[arg(long)]
     limit_test: Option<usize>,
+    /// Also evaluate the test set after every N optimizer steps (logged to evals.jsonl; the
+    /// ablation report's step-level convergence). Training itself is unchanged.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    eval_every: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -377,7 +396,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config { model, timesteps } => {
             let config = load_model_with(&model, timesteps)?;
             bitspike::model::plan(&config)?;
-            println!("{}", config.to_json());
+            out!("{}", config.to_json());
             Ok(())
         }
         Command::Bench {
@@ -404,7 +423,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let report = bitspike::bench::e2e::run(&ctx, &options)?;
             if json {
-                println!("{}", serde_json::to_string(&report)?);
+                out!("{}", serde_json::to_string(&report)?);
             } else {
                 print!("{}", bitspike::bench::e2e::format_report(&report));
             }
@@ -416,9 +435,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             filter,
         } => {
             let ctx = open_gpu()?;
-            println!("adapter: {}", ctx.describe());
+            out!("adapter: {}", ctx.describe());
             let rows = bitspike::bench::run_all(&ctx, reps.max(1), filter.as_deref())?;
-            println!("{}", bitspike::bench::format_table(&rows));
+            out!("{}", bitspike::bench::format_table(&rows));
             Ok(())
         }
         Command::Summary {
@@ -462,6 +481,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 init.as_deref(),
                 save.as_deref(),
                 overwrite,
+                run.eval_every,
             )
         }
         Command::Ablate {
@@ -610,6 +630,7 @@ fn ablate(
         lr: run.lr,
         weight_decay: run.weight_decay,
         data: run.data_settings(events.as_ref()),
+        eval_every: run.eval_every,
     };
     // Every setting, and every existing run directory, is checked before data or GPU.
     bitspike::model::plan(&spec.model)?;
@@ -653,9 +674,9 @@ fn ablate_report(
     options: bitspike::ablate::report::ReportOptions,
 ) -> anyhow::Result<()> {
     let (report, files) = bitspike::ablate::grid::write_report(dir, options)?;
-    println!("{}", report.to_markdown());
+    out!("{}", report.to_markdown());
     for file in files {
-        println!("written: {}", file.display());
+        out!("written: {}", file.display());
     }
     Ok(())
 }
@@ -666,10 +687,10 @@ fn open_gpu() -> anyhow::Result<GpuContext> {
 
 fn info() -> anyhow::Result<()> {
     let ctx = open_gpu()?;
-    println!("adapter:  {}", ctx.describe());
-    println!("features: {:?}", ctx.features);
+    out!("adapter:  {}", ctx.describe());
+    out!("features: {:?}", ctx.features);
     let l = &ctx.limits;
-    println!("limits (requested: the WebGPU defaults):");
+    out!("limits (requested: the WebGPU defaults):");
     for (name, value) in [
         (
             "max_storage_buffer_binding_size",
@@ -693,7 +714,7 @@ fn info() -> anyhow::Result<()> {
             l.max_compute_workgroups_per_dimension as u64,
         ),
     ] {
-        println!("  {name:<40} {value}");
+        out!("  {name:<40} {value}");
     }
     Ok(())
 }
@@ -898,6 +919,7 @@ fn train(
     init: Option<&Path>,
     save: Option<&Path>,
     overwrite: bool,
+    eval_every: Option<u64>,
 ) -> anyhow::Result<()> {
     // The checkpoint is read and checked against the model before the run directory changes.
     let init = init
@@ -918,6 +940,7 @@ fn train(
         config.seed
     );
     let mut trainer = Trainer::new(&ctx, &model, config.clone(), train_set.len())?;
+    trainer.set_eval_every(eval_every);
     let run = RunDir::open(out)?;
     let start = match &init {
         Some((_, ck)) => RunStart::Resume(ck),
@@ -975,11 +998,24 @@ fn train(
                     }
                 }
             }
+            RunEvent::StepEvals(evals) => {
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+                for e in evals {
+                    out!(
+                        "  step {:>6}  test loss {:.4} acc {:6.2}%",
+                        e.step,
+                        e.test_loss,
+                        100.0 * e.test_accuracy
+                    );
+                }
+            }
             RunEvent::EpochFinished(record) => {
                 if let Some(b) = bar.take() {
                     b.finish_and_clear();
                 }
-                println!(
+                out!(
                     "epoch {:>3}  train loss {:.4} acc {:6.2}%  test loss {:.4} acc {:6.2}%  flips {:.4}%  {:.1} samples/s  {:.1}s",
                     record.epoch,
                     record.train_loss,
@@ -1001,7 +1037,7 @@ fn train(
         None => outcome?,
     };
     if outcome.already_finished {
-        println!(
+        out!(
             "nothing to train: {} is at epoch {}, step {}, already at the requested \
              --epochs {} / --steps; no checkpoint written",
             init_path.as_deref().unwrap_or_default(),
@@ -1017,7 +1053,7 @@ fn train(
         std::fs::copy(&last, path).with_context(|| format!("saving {}", path.display()))?;
     }
     print_summary_table(&records);
-    println!(
+    out!(
         "metrics: {}  checkpoint: {}",
         metrics_path.display(),
         last.display()
@@ -1027,10 +1063,10 @@ fn train(
 
 fn print_summary_table(records: &[EpochRecord]) {
     let Some(last) = records.last() else { return };
-    println!("\n| epoch | train loss | train acc | test loss | test acc | flip ratio | samples/s | s/epoch |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    out!("\n| epoch | train loss | train acc | test loss | test acc | flip ratio | samples/s | s/epoch |");
+    out!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in records {
-        println!(
+        out!(
             "| {} | {:.4} | {:.2}% | {:.4} | {:.2}% | {:.4}% | {:.1} | {:.1} |",
             r.epoch,
             r.train_loss,
@@ -1042,12 +1078,12 @@ fn print_summary_table(records: &[EpochRecord]) {
             r.epoch_seconds
         );
     }
-    println!("\nlast epoch per layer:");
+    out!("\nlast epoch per layer:");
     for (name, rate) in &last.firing_rate {
-        println!("  {name:<8} firing rate {rate:.4}");
+        out!("  {name:<8} firing rate {rate:.4}");
     }
     for ((name, flip), (_, mean, var)) in last.flip_ratio.iter().zip(&last.grad_stats) {
-        println!(
+        out!(
             "  {name:<8} flip ratio {:.4}%  grad mean {mean:.3e} var {var:.3e}",
             100.0 * flip
         );
@@ -1101,7 +1137,7 @@ fn eval(
     let mut logits = Vec::new();
     let eval = trainer.evaluate(&ctx, &test, dump.is_some().then_some(&mut logits))?;
     let secs = start.elapsed().as_secs_f64();
-    println!(
+    out!(
         "{} samples: accuracy {:.2}% ({} correct), loss {:.4}, {:.1} samples/s",
         eval.samples,
         100.0 * eval.accuracy(),
@@ -1111,7 +1147,7 @@ fn eval(
     );
     if let Some(out) = dump {
         write_npy_f32(out, &logits, &[test.len(), model.classes])?;
-        println!(
+        out!(
             "logits [{}, {}] written to {}",
             test.len(),
             model.classes,
@@ -1171,13 +1207,13 @@ fn summary(
         let (train, _) = load_event_data(data_args, kind, &settings)?;
         let total: u64 = train.images.iter().map(|&v| v as u64).sum();
         let rate = total as f64 / train.images.len().max(1) as f64;
-        println!(
+        out!(
             "event input: {rate:.4} events per input element and timestep ({} samples)",
             train.len()
         );
         event_rate = Some(rate);
         if rates.is_none() {
-            println!("(no checkpoint: the other layers are counted at the dense bound, rate 1)");
+            out!("(no checkpoint: the other layers are counted at the dense bound, rate 1)");
             rates = Some(Vec::new());
         }
     }
@@ -1201,9 +1237,12 @@ fn summary(
             })
             .collect()
     });
-    println!(
+    out!(
         "model {} (T = {}, input {:?}, {} classes)\n",
-        model.name, model.timesteps, model.input, model.classes
+        model.name,
+        model.timesteps,
+        model.input,
+        model.classes
     );
     print!("{}", s.to_markdown(input_rates.as_deref()));
     Ok(())

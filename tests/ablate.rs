@@ -505,3 +505,71 @@ fn a_killed_grid_resumes_to_the_uninterrupted_result_and_a_changed_setting_is_re
     assert!(killed.join("report.json").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--eval-every 2` on a grid of 2 epochs of 3 steps: each run's `evals.jsonl` holds the
+/// evaluations after steps 2, 4 and 6 (the last one sees the weights of epoch 2's own
+/// evaluation, so it gives the same accuracy); the training is exactly that of the grid
+/// without it; the report gives each cell's first step reaching the target; a changed interval
+/// in the same grid directory is refused.
+#[test]
+fn eval_every_logs_evaluations_reports_step_convergence_and_changes_no_training() {
+    let dir = temp_dir("eval-every");
+    let config = tiny_config(&dir);
+    let (plain, evaluated) = (dir.join("plain"), dir.join("evaluated"));
+    let run = |out: &Path, extra: &[&str]| {
+        let output = grid_cmd(&config, out, extra).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run(&plain, &[]);
+    run(&evaluated, &["--eval-every", "2", "--target-accuracy", "0"]);
+    assert_eq!(
+        logs(&plain),
+        logs(&evaluated),
+        "the evaluations changed the training"
+    );
+    for (name, log) in logs(&evaluated) {
+        let text = std::fs::read_to_string(evaluated.join(&name).join("evals.jsonl")).unwrap();
+        let evals: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let steps: Vec<u64> = evals.iter().map(|e| e["step"].as_u64().unwrap()).collect();
+        let epochs: Vec<u64> = evals.iter().map(|e| e["epoch"].as_u64().unwrap()).collect();
+        assert_eq!(steps, [2, 4, 6], "{name}");
+        assert_eq!(epochs, [1, 2, 2], "{name}");
+        assert_eq!(
+            evals[2]["test_accuracy"], log[1]["test_accuracy"],
+            "{name}: step 6 against epoch 2's evaluation"
+        );
+        assert_eq!(evals[2]["test_loss"], log[1]["test_loss"], "{name}");
+        assert!(!plain.join(&name).join("evals.jsonl").exists());
+    }
+    let report = read_json(&evaluated.join("report.json"));
+    for cell in report["cells"].as_array().unwrap() {
+        let s = &cell["step_convergence"];
+        assert_eq!(s["eval_every"], 2, "{cell}");
+        assert_eq!(s["runs"], 1, "{cell}");
+        assert_eq!(s["reached"], 1, "{cell}");
+        assert_eq!(
+            s["step"]["mean"], 2.0,
+            "{cell}: target 0 % is reached at once"
+        );
+    }
+    let md = std::fs::read_to_string(evaluated.join("report.md")).unwrap();
+    assert!(md.contains("Convergence by step"), "{md}");
+    let plain_report = read_json(&plain.join("report.json"));
+    assert!(plain_report["cells"][0].get("step_convergence").is_none());
+
+    let refused = grid_cmd(&config, &evaluated, &["--eval-every", "3"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    println!("{stderr}");
+    assert!(!refused.status.success());
+    assert!(stderr.contains("eval_every 2 there, 3 now"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -56,6 +56,9 @@ pub struct GridSpec {
     /// Weight decay for every optimizer (None: each optimizer's default).
     pub weight_decay: Option<f32>,
     pub data: DataSettings,
+    /// `--eval-every`: test-set evaluations after every this many steps (`evals.jsonl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_every: Option<u64>,
 }
 
 /// Everything that defines one run: compared with `settings.json` before a directory is
@@ -65,6 +68,9 @@ pub struct RunSettings {
     pub model: ModelConfig,
     pub train: TrainConfig,
     pub data: DataSettings,
+    /// `--eval-every` (absent when not set, as in grids made before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_every: Option<u64>,
 }
 
 /// What stops an ablation.
@@ -164,6 +170,7 @@ impl GridSpec {
                 ..self.train.clone()
             },
             data: self.data.clone(),
+            eval_every: self.eval_every,
         }
     }
 }
@@ -308,21 +315,37 @@ pub fn read_runs(
     spec: &GridSpec,
     out: &Path,
 ) -> Result<Vec<(RunKey, Vec<EpochRecord>)>, AblateError> {
+    read_run_lines(spec, out, crate::train::run_dir::METRICS_FILE)
+}
+
+/// The mid-training evaluations of each run of a grid directory (`evals.jsonl`, from
+/// `--eval-every`; an empty list for a run without).
+pub fn read_evals(
+    spec: &GridSpec,
+    out: &Path,
+) -> Result<Vec<(RunKey, Vec<crate::train::StepEval>)>, AblateError> {
+    read_run_lines(spec, out, crate::train::run_dir::EVALS_FILE)
+}
+
+/// The JSON lines of `file` in each run directory, in grid order. A torn last line (a kill
+/// mid-append) is skipped; a missing file is empty.
+fn read_run_lines<T: serde::de::DeserializeOwned>(
+    spec: &GridSpec,
+    out: &Path,
+    file: &str,
+) -> Result<Vec<(RunKey, Vec<T>)>, AblateError> {
     let mut runs = Vec::new();
     for (key, _) in spec.runs() {
-        let path = out
-            .join(key.dir_name())
-            .join(crate::train::run_dir::METRICS_FILE);
-        let records = match std::fs::read_to_string(&path) {
+        let path = out.join(key.dir_name()).join(file);
+        let items = match std::fs::read_to_string(&path) {
             Ok(text) => text
                 .lines()
-                // A torn last line (a kill mid-append) is not an epoch.
-                .filter_map(|line| serde_json::from_str::<EpochRecord>(line).ok())
+                .filter_map(|line| serde_json::from_str::<T>(line).ok())
                 .collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(io_error(&path)(e)),
         };
-        runs.push((key, records));
+        runs.push((key, items));
     }
     Ok(runs)
 }
@@ -398,6 +421,7 @@ pub fn run_grid(
             train_set.len(),
         )
         .map_err(train_error)?;
+        trainer.set_eval_every(settings.eval_every);
         let start = match &checkpoint {
             Some((ck, _)) => RunStart::Resume(ck),
             // Settings matched (or were just written): a log without checkpoint is an epoch 1
@@ -432,6 +456,9 @@ pub fn write_report(
         return Err(AblateError::NoResults(out.display().to_string()));
     }
     let mut report = super::report::aggregate(&runs, options);
+    if let Some(every) = spec.eval_every {
+        super::report::add_step_convergence(&mut report, &read_evals(&spec, out)?, every);
+    }
     report.grid = serde_json::to_value(&spec).ok();
     let json = out.join(super::REPORT_JSON);
     write_json(&json, &report)?;

@@ -158,6 +158,17 @@ impl GridProgress {
                 }
                 self.update_overall();
             }
+            GridEvent::Run(RunEvent::StepEvals(evals)) => {
+                if let Some(last) = evals.last() {
+                    let name = self.key.map(|k| k.dir_name()).unwrap_or_default();
+                    self.println(format!(
+                        "    {name} step {}: test acc {:.2}% ({} evaluations this epoch)",
+                        last.step,
+                        100.0 * last.test_accuracy,
+                        evals.len()
+                    ));
+                }
+            }
             GridEvent::Run(RunEvent::EpochFinished(r)) => {
                 let name = self.key.map(|k| k.dir_name()).unwrap_or_default();
                 self.println(format!(

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::stats::{Estimate, CONFIDENCE};
 use super::{agmm_name, cell_name, RunKey};
 use crate::model::AgmmMode;
-use crate::train::{EpochRecord, OptimizerKind};
+use crate::train::{EpochRecord, OptimizerKind, StepEval};
 
 /// The `format` field of `report.json`.
 pub const FORMAT: &str = "bitspike-ablation-report/1";
@@ -55,6 +55,21 @@ pub struct Convergence {
     pub step: Option<Estimate>,
 }
 
+/// How fast a cell reaches the target test accuracy between epoch ends: from the runs'
+/// mid-training evaluations (`--eval-every`, `evals.jsonl`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepConvergence {
+    pub target_accuracy: f64,
+    /// The evaluation interval in steps.
+    pub eval_every: u64,
+    /// Runs with at least one evaluation.
+    pub runs: usize,
+    /// Runs whose test accuracy reached the target at some evaluation.
+    pub reached: usize,
+    /// First evaluated step reaching the target, over the runs that reached it.
+    pub step: Option<Estimate>,
+}
+
 /// One cell: all seeds of one optimizer and AGMM mode.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CellReport {
@@ -67,6 +82,9 @@ pub struct CellReport {
     pub epochs_finished: Vec<usize>,
     pub epochs: Vec<CellEpoch>,
     pub convergence: Convergence,
+    /// With `--eval-every`: convergence by step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_convergence: Option<StepConvergence>,
 }
 
 /// One paired difference `mode - baseline` after one epoch, over the seeds both finished.
@@ -210,6 +228,45 @@ fn convergence(runs: &[&Vec<EpochRecord>], target: f64) -> Convergence {
     }
 }
 
+/// Adds each cell's step-level convergence from the runs' mid-training evaluations
+/// (`evals` in the order of [`aggregate`]'s runs; runs without evaluations count as not
+/// started). Cells whose runs have no evaluation at all get none.
+pub fn add_step_convergence(
+    report: &mut AblationReport,
+    evals: &[(RunKey, Vec<StepEval>)],
+    eval_every: u64,
+) {
+    for cell in &mut report.cells {
+        let runs: Vec<&Vec<StepEval>> = evals
+            .iter()
+            .filter(|(k, es)| {
+                k.optimizer == cell.optimizer && k.agmm == cell.agmm && !es.is_empty()
+            })
+            .map(|(_, es)| es)
+            .collect();
+        if runs.is_empty() {
+            continue;
+        }
+        let target = report.target_accuracy;
+        let hits: Vec<f64> = runs
+            .iter()
+            .filter_map(|es| {
+                let mut sorted: Vec<&StepEval> = es.iter().collect();
+                sorted.sort_by_key(|e| e.step);
+                sorted.into_iter().find(|e| e.test_accuracy >= target)
+            })
+            .map(|e| e.step as f64)
+            .collect();
+        cell.step_convergence = Some(StepConvergence {
+            target_accuracy: target,
+            eval_every,
+            runs: runs.len(),
+            reached: hits.len(),
+            step: Estimate::of(&hits),
+        });
+    }
+}
+
 /// Paired differences `value(mode) - value(baseline)` per seed for one epoch.
 fn paired_epoch(epoch: usize, pairs: &[(&EpochRecord, &EpochRecord)]) -> PairedEpoch {
     let diff = |f: fn(&EpochRecord) -> f64| {
@@ -282,6 +339,7 @@ pub fn aggregate(runs: &[(RunKey, Vec<EpochRecord>)], options: ReportOptions) ->
             epochs_finished: logs.iter().map(|rs| rs.len()).collect(),
             epochs,
             convergence: convergence(&logs, options.target_accuracy),
+            step_convergence: None,
         });
     }
     let mut paired = Vec::new();
@@ -457,6 +515,34 @@ impl AblationReport {
                 show(&c.epoch),
                 show(&c.step)
             ));
+        }
+        let stepped: Vec<(&CellReport, &StepConvergence)> = self
+            .cells
+            .iter()
+            .filter_map(|c| c.step_convergence.as_ref().map(|s| (c, s)))
+            .collect();
+        if let Some((_, first)) = stepped.first() {
+            md.push_str(&format!(
+                "\n## Convergence by step: first evaluation (every {} steps) with test accuracy >= {:.1} %\n\n",
+                first.eval_every,
+                100.0 * self.target_accuracy
+            ));
+            md.push_str(
+                "| cell | runs reaching it | first step (over those runs) |\n|---|---:|---:|\n",
+            );
+            for (cell, s) in stepped {
+                let step = match &s.step {
+                    Some(e) => match (e.ci_low, e.ci_high) {
+                        (Some(lo), Some(hi)) => format!("{:.1} [{:.1}, {:.1}]", e.mean, lo, hi),
+                        _ => format!("{:.1}", e.mean),
+                    },
+                    None => "-".into(),
+                };
+                md.push_str(&format!(
+                    "| {} | {}/{} | {} |\n",
+                    cell.name, s.reached, s.runs, step
+                ));
+            }
         }
         md
     }

@@ -190,6 +190,18 @@ pub struct EpochRecord {
     pub eval_seconds: f64,
 }
 
+/// A test-set evaluation in the middle of training (`--eval-every N`: after every N optimizer
+/// steps; one line of `evals.jsonl`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepEval {
+    /// The epoch in progress (1-based, as in [`EpochRecord::epoch`]).
+    pub epoch: usize,
+    /// Optimizer steps taken before the evaluation.
+    pub step: u64,
+    pub test_loss: f64,
+    pub test_accuracy: f64,
+}
+
 /// Wall-clock facts about an epoch that the GPU summaries do not hold.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct EpochTiming {

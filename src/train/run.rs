@@ -11,7 +11,7 @@ use crate::data::Dataset;
 use crate::gpu::{GpuContext, GpuError, Pending};
 
 use super::run_dir::{RunDir, RunDirError};
-use super::{EpochRecord, StepReport, TrainError, Trainer};
+use super::{EpochRecord, StepEval, StepReport, TrainError, Trainer};
 
 /// How the run begins.
 pub enum RunStart<'a> {
@@ -37,6 +37,8 @@ pub enum RunEvent<'a> {
         steps: usize,
     },
     Step(&'a StepReport),
+    /// The epoch's mid-training evaluations (`--eval-every`), logged to `evals.jsonl`.
+    StepEvals(&'a [StepEval]),
     /// Logged and checkpointed.
     EpochFinished(&'a EpochRecord),
 }
@@ -62,8 +64,9 @@ pub enum RunError {
     Gpu(#[from] GpuError),
 }
 
-/// Trains `trainer` to the end of its run, logging each epoch to `run` and checkpointing after
-/// it. Blocks on the device (native).
+/// Trains `trainer` to the end of its run, logging each epoch to `run` (first the evaluations
+/// of [`Trainer::set_eval_every`], if any, then the epoch's line) and checkpointing after it.
+/// Blocks on the device (native).
 pub fn train_in_dir(
     ctx: &GpuContext,
     trainer: &mut Trainer,
@@ -106,7 +109,12 @@ pub fn train_in_dir(
         let record = trainer.run_epoch(ctx, train_set, test_set, &mut |p| {
             on_event(RunEvent::Step(p))
         })?;
-        // The log line first, then the checkpoint (see super::run_dir).
+        // The log lines first, then the checkpoint (see super::run_dir).
+        let evals = trainer.take_step_evals();
+        run.append_evals(&evals)?;
+        if !evals.is_empty() {
+            on_event(RunEvent::StepEvals(&evals));
+        }
         run.append(&record)?;
         trainer.checkpoint(ctx).block(ctx)?.save(&last)?;
         on_event(RunEvent::EpochFinished(&record));

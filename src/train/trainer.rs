@@ -21,7 +21,7 @@ use crate::snn::{
     RawMetrics, Workspaces,
 };
 
-use super::{record_from, EpochRecord, EpochTiming, TrainConfig, TrainError};
+use super::{record_from, EpochRecord, EpochTiming, StepEval, TrainConfig, TrainError};
 
 /// Submissions allowed in flight: few enough that a UI sharing the queue never waits behind
 /// much compute.
@@ -151,6 +151,12 @@ pub struct Trainer {
     /// An error found while collecting, returned by the next `poll` so the reports collected
     /// before it are not lost.
     deferred_error: Option<TrainError>,
+    /// Evaluate the test set after every this many optimizer steps (native driver only).
+    eval_every: Option<u64>,
+    /// The step of the last such evaluation (none is due at a run's first or resumed step).
+    last_step_eval: u64,
+    /// Evaluations not yet taken by the caller.
+    step_evals: Vec<StepEval>,
 }
 
 impl Trainer {
@@ -181,6 +187,9 @@ impl Trainer {
             last: RawMetrics::default(),
             firing_rates: Vec::new(),
             deferred_error: None,
+            eval_every: None,
+            last_step_eval: 0,
+            step_evals: Vec::new(),
         };
         if trainer.finished() {
             trainer.phase = Phase::Done; // e.g. zero epochs
@@ -210,6 +219,28 @@ impl Trainer {
     /// Optimizer steps taken.
     pub fn step(&self) -> u64 {
         self.net.step()
+    }
+
+    /// Evaluates the test set after every `every` optimizer steps of [`Trainer::run_epoch`]
+    /// (`None` or 0: only at epoch ends), not at the current step (nor at the step of a
+    /// checkpoint restored later); the results wait in [`Trainer::take_step_evals`]. The evaluations change nothing in the training: the
+    /// same steps see the same batches and reach the same weights.
+    pub fn set_eval_every(&mut self, every: Option<u64>) {
+        self.eval_every = every.filter(|&n| n > 0);
+        self.last_step_eval = self.net.step();
+    }
+
+    /// The mid-training evaluations made since the last call, in step order.
+    pub fn take_step_evals(&mut self) -> Vec<StepEval> {
+        std::mem::take(&mut self.step_evals)
+    }
+
+    /// True when `--eval-every` asks for an evaluation at the current step.
+    fn step_eval_due(&self) -> bool {
+        let step = self.net.step();
+        matches!(self.phase, Phase::Training { .. })
+            && step != self.last_step_eval
+            && self.eval_every.is_some_and(|n| step.is_multiple_of(n))
     }
 
     pub fn phase(&self) -> Phase {
@@ -656,8 +687,24 @@ impl Trainer {
         if let Some(e) = self.deferred_error.take() {
             return Err(e);
         }
-        while self.in_flight.len() < MAX_IN_FLIGHT && self.submit_next(ctx, train, test)? {}
+        // A due evaluation waits until the steps in flight are collected, so it sees exactly
+        // the weights after its step.
+        while self.in_flight.len() < MAX_IN_FLIGHT
+            && !self.step_eval_due()
+            && self.submit_next(ctx, train, test)?
+        {}
         if self.in_flight.is_empty() {
+            if self.step_eval_due() {
+                let summary = self.evaluate(ctx, test, None)?;
+                self.last_step_eval = self.net.step();
+                self.step_evals.push(StepEval {
+                    epoch: self.epoch + 1,
+                    step: self.net.step(),
+                    test_loss: summary.mean_loss(),
+                    test_accuracy: summary.accuracy(),
+                });
+                return Ok(Vec::new());
+            }
             return Err(TrainError::Data(
                 "nothing to run: the step limit is reached".into(),
             ));
@@ -753,6 +800,8 @@ impl Trainer {
     pub fn restore(&mut self, ctx: &GpuContext, ck: &Checkpoint) -> Result<(), TrainError> {
         let meta = self.net.load_checkpoint(ctx, ck)?;
         self.epoch = meta.epoch;
+        // The checkpoint's step was evaluated (or not) by the run that saved it.
+        self.last_step_eval = self.net.step();
         self.firing_rates = meta.firing_rates;
         self.in_flight.clear();
         self.clock = EpochClock::default();
