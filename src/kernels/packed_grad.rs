@@ -12,7 +12,9 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::conv::ConvShape;
-use super::popcount::{channel_words, padded_out_channels, PackSpikesParams, PackWeightsParams};
+use super::popcount::{
+    channel_words, check_u32, padded_out_channels, PackSpikesParams, PackWeightsParams,
+};
 use crate::gpu::{GpuError, Workgroups};
 
 const WORKGROUP: u32 = 64;
@@ -115,12 +117,7 @@ impl PackedConvGradParams {
             ("invocations", self.invocations as usize),
         ];
         for (what, len) in big {
-            if len > u32::MAX as usize {
-                return Err(GpuError::shape(
-                    kernel,
-                    format!("{what} = {len} overflows u32 indexing"),
-                ));
-            }
+            check_u32(kernel, what, len)?;
         }
         if self.stride == 0 || self.invocations == 0 {
             return Err(GpuError::shape(kernel, "zero stride or an empty weight"));

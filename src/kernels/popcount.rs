@@ -39,7 +39,8 @@ pub fn popcount_linear_shape(batch: usize, n_in: usize, n_out: usize) -> ConvSha
     ConvShape::new(batch, n_in, n_out, 1, 1, 1, 1, 0)
 }
 
-fn check_u32(kernel: &'static str, what: &str, len: usize) -> Result<(), GpuError> {
+/// Errors when `len` (an element count the shader indexes) does not fit a `u32`.
+pub(crate) fn check_u32(kernel: &'static str, what: &str, len: usize) -> Result<(), GpuError> {
     if len > u32::MAX as usize {
         return Err(GpuError::shape(
             kernel,
