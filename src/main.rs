@@ -16,19 +16,32 @@ use bitspike::train::run::{train_in_dir, RunEvent, RunStart};
 use bitspike::train::run_dir::RunDir;
 use bitspike::train::{EpochRecord, OptimizerKind, TrainConfig, Trainer};
 
-/// `println!` for the CLI's results: a closed stdout (`bitspike info | head -1`) ends the
-/// program quietly instead of panicking, and another write error is a clear error.
-macro_rules! out {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                std::process::exit(0);
-            }
+/// Set once stdout is closed (`bitspike train ... | head`): later output is dropped.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes the CLI's results to stdout. A closed stdout (`bitspike info | head -1`) does not
+/// panic (as `print!` does) and does not stop the command: a training run piped into `head`
+/// goes on, logging and checkpointing; only its printing stops. Other write errors are logged.
+fn write_stdout(text: std::fmt::Arguments) {
+    use std::io::Write as _;
+    use std::sync::atomic::Ordering;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
             eprintln!("error: writing to stdout: {e}");
-            std::process::exit(1);
         }
-    }};
+    }
+}
+
+/// `println!` through [`write_stdout`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
 }
 
 #[derive(Parser)]
@@ -425,7 +438,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 out!("{}", serde_json::to_string(&report)?);
             } else {
-                print!("{}", bitspike::bench::e2e::format_report(&report));
+                write_stdout(format_args!(
+                    "{}",
+                    bitspike::bench::e2e::format_report(&report)
+                ));
             }
             Ok(())
         }
@@ -1244,6 +1260,6 @@ fn summary(
         model.input,
         model.classes
     );
-    print!("{}", s.to_markdown(input_rates.as_deref()));
+    write_stdout(format_args!("{}", s.to_markdown(input_rates.as_deref())));
     Ok(())
 }

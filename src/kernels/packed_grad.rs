@@ -19,7 +19,7 @@ use crate::gpu::{GpuError, Workgroups};
 
 const WORKGROUP: u32 = 64;
 
-/// Mirrors `struct PackedConvGradParams` in `shaders/packed_conv_weight_grad.wgsl`.
+/// Mirrors `struct PackedConvGradParams` in `shaders/common/packed_grad.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct PackedConvGradParams {

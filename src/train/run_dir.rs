@@ -85,6 +85,12 @@ impl RunDir {
     /// unless `overwrite`, which removes the old checkpoint first and then the old log (a kill
     /// in between leaves a log without checkpoint, which is refused again, never mixed).
     pub fn start_fresh(&self, overwrite: bool) -> Result<(), RunDirError> {
+        // Evaluations without a metrics line or checkpoint belong to no run (a kill between the
+        // two appends of epoch 1): they go in any case.
+        let evals = self.evals_path();
+        if evals.exists() && !self.metrics_path().exists() && !self.checkpoint_path().exists() {
+            std::fs::remove_file(&evals).map_err(Self::io(&evals))?;
+        }
         let (metrics, checkpoint) = (self.metrics_path(), self.checkpoint_path());
         let present: Vec<&str> = [(&checkpoint, CHECKPOINT_FILE), (&metrics, METRICS_FILE)]
             .into_iter()
@@ -238,6 +244,11 @@ mod tests {
         assert_eq!(metrics.lines().count(), 1);
         // A fresh start over the run removes the evaluations with the rest.
         run.start_fresh(true).unwrap();
+        assert!(!run.evals_path().exists());
+        // Evaluations a kill left without their epoch's line are no run: a fresh start (even
+        // without --overwrite) drops them instead of appending after them.
+        run.append_evals(&[eval(1, 2)]).unwrap();
+        run.start_fresh(false).unwrap();
         assert!(!run.evals_path().exists());
         let _ = std::fs::remove_dir_all(&dir);
     }

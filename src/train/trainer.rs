@@ -152,6 +152,7 @@ pub struct Trainer {
     /// before it are not lost.
     deferred_error: Option<TrainError>,
     /// Evaluate the test set after every this many optimizer steps (native driver only).
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     eval_every: Option<u64>,
     /// The step of the last such evaluation (none is due at a run's first or resumed step).
     last_step_eval: u64,
@@ -236,6 +237,7 @@ impl Trainer {
     }
 
     /// True when `--eval-every` asks for an evaluation at the current step.
+    #[cfg(not(target_arch = "wasm32"))]
     fn step_eval_due(&self) -> bool {
         let step = self.net.step();
         matches!(self.phase, Phase::Training { .. })

@@ -3,7 +3,8 @@
 //!
 //! Binary weights on spike input run the forward as bit-packed popcount (`pack_weights` +
 //! `pack_spikes` + `binary_conv_popcount`: the float path's exact integer counts at a fraction
-//! of the cost); everything else, and every backward, is im2col + GEMM.
+//! of the cost), and on CPU adapters their backward reads the same packed operands
+//! (`kernels::packed_grad`, chosen by `gpu::PackedBackward`); everything else is im2col + GEMM.
 
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};
 use crate::kernels::agmm::{AgmmConfig, AgmmParams};
@@ -283,7 +284,10 @@ impl ConvUnit {
             return Ok(chain);
         }
         let len = ws.shape.batch * self.output.iter().product::<usize>();
-        let _ = ws.chain.set(self.chain_ws(ctx, len)?);
+        let chain = ctx.allocating(&format!("{}: the inspection buffers", self.name), || {
+            self.chain_ws(ctx, len)
+        })?;
+        let _ = ws.chain.set(chain);
         ws.chain.get().ok_or_else(|| {
             GpuError::shape("conv unit", format!("{}: chain buffers missing", self.name))
         })
