@@ -68,7 +68,8 @@ pub struct E2eReport {
     pub infer: Throughput,
     /// The same inference batches through the unfused chain the probes keep
     /// ([`Pass::Inspect`]: BN, AGMM, shortcut and LIF as separate passes that also write the
-    /// membranes and expectations), timed alternately with `infer`: what the fusion buys.
+    /// membranes and expectations), timed alternately with `infer` on consecutive batches of
+    /// the same size: what the fusion buys.
     pub infer_unfused: Throughput,
     /// Training step by phase.
     pub phases: Vec<Part>,
