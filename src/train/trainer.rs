@@ -224,8 +224,9 @@ impl Trainer {
 
     /// Evaluates the test set after every `every` optimizer steps of [`Trainer::run_epoch`]
     /// (`None` or 0: only at epoch ends), not at the current step (nor at the step of a
-    /// checkpoint restored later); the results wait in [`Trainer::take_step_evals`]. The evaluations change nothing in the training: the
-    /// same steps see the same batches and reach the same weights.
+    /// checkpoint restored later); the results wait in [`Trainer::take_step_evals`]. The
+    /// evaluations change nothing in the training: the same steps see the same batches and
+    /// reach the same weights.
     pub fn set_eval_every(&mut self, every: Option<u64>) {
         self.eval_every = every.filter(|&n| n > 0);
         self.last_step_eval = self.net.step();
