@@ -706,7 +706,7 @@ fn info() -> anyhow::Result<()> {
     out!("adapter:  {}", ctx.describe());
     out!("features: {:?}", ctx.features);
     let l = &ctx.limits;
-    out!("limits (requested: the WebGPU defaults):");
+    out!("limits (the WebGPU defaults; natively the adapter's buffer sizes, unless BITSPIKE_LIMITS=webgpu):");
     for (name, value) in [
         (
             "max_storage_buffer_binding_size",

@@ -133,15 +133,16 @@ pub enum AppError {
 pub const WINDOW_SIZE: [f32; 2] = [1280.0, 800.0];
 
 /// The device descriptor eframe opens its device with: the limits our kernels need (the
-/// WebGPU defaults: 8 storage buffers per stage, 128 MiB bindings, ...), and large textures
-/// for big surfaces where the adapter has them.
+/// WebGPU defaults: 8 storage buffers per stage, ...; natively the adapter's buffer sizes, see
+/// `gpu::limits`), and large textures for big surfaces where the adapter has them.
 pub fn device_descriptor(adapter: &wgpu::Adapter) -> wgpu::DeviceDescriptor<'static> {
-    let max_texture = adapter.limits().max_texture_dimension_2d.min(8192);
+    let adapter_limits = adapter.limits();
+    let max_texture = adapter_limits.max_texture_dimension_2d.min(8192);
     wgpu::DeviceDescriptor {
         label: Some("bitspike app device"),
         required_limits: wgpu::Limits {
             max_texture_dimension_2d: max_texture,
-            ..crate::gpu::limits::required_limits()
+            ..crate::gpu::limits::device_limits(&adapter_limits)
         },
         ..Default::default()
     }

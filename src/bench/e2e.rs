@@ -78,6 +78,12 @@ pub struct E2eReport {
     /// `infer_batch` (parameters, optimizer state, activations, scratch).
     pub peak_train_bytes: u64,
     pub peak_infer_bytes: u64,
+    /// Host time to record one training step (forward, backward, optimizer) into a command
+    /// encoder, before it is submitted: the per-dispatch work a real GPU waits on.
+    pub record_ms: f64,
+    /// Bind groups the whole run took from the cache / created (`gpu::bind_cache`).
+    pub bind_group_hits: u64,
+    pub bind_group_misses: u64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -150,22 +156,26 @@ pub fn run(ctx: &GpuContext, opts: &E2eOptions) -> Result<E2eReport, NetworkErro
         batch: opts.batch,
         next: 0,
     };
-    let mut step_ms = Vec::new();
+    let (mut step_ms, mut record_ms) = (Vec::new(), Vec::new());
     for rep in 0..opts.warmup + opts.steps {
         let start = Instant::now();
         let host = batches.host();
         net.upload(ctx, &ws, &host.input, &host.labels)?;
+        let record = Instant::now();
         let mut enc = ctx.encoder("bench step");
         net.record_forward(ctx, &mut enc, &ws, Pass::Train)?;
         net.record_backward(ctx, &mut enc, &ws)?;
         net.record_optimizer(ctx, &mut enc, &optimizer, lr)?;
+        let recorded = record.elapsed().as_secs_f64() * 1e3;
         ctx.submit(enc);
         net.read_metrics(ctx).block(ctx)?;
         if rep >= opts.warmup {
             step_ms.push(start.elapsed().as_secs_f64() * 1e3);
+            record_ms.push(recorded);
         }
     }
     let train_ms = median(step_ms);
+    let record_ms = median(record_ms);
 
     // The same step, phase by phase.
     let mut phase_ms: Vec<Vec<f64>> = vec![Vec::new(); 6];
@@ -283,6 +293,9 @@ pub fn run(ctx: &GpuContext, opts: &E2eOptions) -> Result<E2eReport, NetworkErro
         layers,
         peak_train_bytes,
         peak_infer_bytes,
+        record_ms,
+        bind_group_hits: ctx.bind_group_stats().0,
+        bind_group_misses: ctx.bind_group_stats().1,
     })
 }
 
@@ -391,9 +404,13 @@ pub fn format_report(r: &E2eReport) -> String {
         ));
     }
     out.push_str(&format!(
-        "\npeak GPU memory (live buffers): training {:.1} MiB, inference {:.1} MiB\n",
+        "\npeak GPU memory (live buffers): training {:.1} MiB, inference {:.1} MiB\n\
+         host time recording a training step: {:.2} ms (bind groups: {} from the cache, {} created)\n",
         mib(r.peak_train_bytes),
-        mib(r.peak_infer_bytes)
+        mib(r.peak_infer_bytes),
+        r.record_ms,
+        r.bind_group_hits,
+        r.bind_group_misses
     ));
     out
 }

@@ -17,6 +17,8 @@ use super::{limits, memory, GpuContext, GpuError};
 pub struct GpuBuffer<T: Pod> {
     buffer: wgpu::Buffer,
     len: usize,
+    /// False for an [`GpuBuffer::alias`]: the memory totals count the owner only.
+    owner: bool,
     _element: PhantomData<T>,
 }
 
@@ -25,7 +27,9 @@ const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_DST);
 
 impl<T: Pod> GpuBuffer<T> {
-    fn byte_size(len: usize) -> Result<u64, GpuError> {
+    /// Bytes of `len` elements (at least 16: zero-sized bindings are invalid), checked
+    /// against `ctx`'s buffer limits; `label` names the buffer in the error.
+    fn byte_size(ctx: &GpuContext, len: usize, label: &str) -> Result<u64, GpuError> {
         let elem = std::mem::size_of::<T>() as u64;
         debug_assert!(
             elem.is_multiple_of(4),
@@ -33,19 +37,20 @@ impl<T: Pod> GpuBuffer<T> {
         );
         let bytes = (len as u64)
             .checked_mul(elem)
-            .ok_or(GpuError::LimitExceeded {
+            .ok_or_else(|| GpuError::LimitExceeded {
+                what: format!("buffer '{label}'"),
                 limit: "max_buffer_size",
                 requested: u64::MAX,
-                max: limits::MAX_BUFFER_BYTES,
+                max: ctx.limits.max_buffer_size,
             })?;
-        limits::check_storage_bytes(bytes)?;
+        limits::check_buffer(label, bytes, &ctx.limits)?;
         // Zero-sized bindings are invalid; keep a 4-element minimum.
         Ok(bytes.max(16))
     }
 
     /// A zero-filled buffer.
     pub fn zeros(ctx: &GpuContext, len: usize, label: &str) -> Result<Self, GpuError> {
-        let size = Self::byte_size(len)?;
+        let size = Self::byte_size(ctx, len, label)?;
         let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,
@@ -56,6 +61,7 @@ impl<T: Pod> GpuBuffer<T> {
         Ok(Self {
             buffer,
             len,
+            owner: true,
             _element: PhantomData,
         })
     }
@@ -67,7 +73,7 @@ impl<T: Pod> GpuBuffer<T> {
             buf.write(ctx, data)?;
             return Ok(buf);
         }
-        Self::byte_size(data.len())?;
+        Self::byte_size(ctx, data.len(), label)?;
         let buffer = ctx
             .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -79,6 +85,7 @@ impl<T: Pod> GpuBuffer<T> {
         Ok(Self {
             buffer,
             len: data.len(),
+            owner: true,
             _element: PhantomData,
         })
     }
@@ -99,6 +106,29 @@ impl<T: Pod> GpuBuffer<T> {
     }
 
     /// Number of elements.
+    /// A second handle on the first `len` elements of this buffer (same memory, its own length
+    /// for the kernels' shape checks). For scratch that layers take turns with: each user
+    /// overwrites what it reads within one forward or backward. Counted once, by the owner.
+    pub fn alias(&self, len: usize) -> Result<Self, GpuError> {
+        if len > self.len {
+            return Err(GpuError::shape(
+                "GpuBuffer::alias",
+                format!("{len} elements of a buffer of {}", self.len),
+            ));
+        }
+        Ok(Self {
+            buffer: self.buffer.clone(),
+            len,
+            owner: false,
+            _element: PhantomData,
+        })
+    }
+
+    /// Bytes this handle's elements cover (an alias may cover less than the buffer).
+    pub fn bytes(&self) -> u64 {
+        (self.len * std::mem::size_of::<T>()) as u64
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
@@ -162,7 +192,9 @@ impl<T: Pod> GpuBuffer<T> {
 
 impl<T: Pod> Drop for GpuBuffer<T> {
     fn drop(&mut self) {
-        memory::freed(self.buffer.size());
+        if self.owner {
+            memory::freed(self.buffer.size());
+        }
     }
 }
 

@@ -8,8 +8,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use wgpu::util::DeviceExt;
-
+use super::bind_cache::BindGroupCache;
 use super::dispatch::Workgroups;
 use super::{limits, GpuError, KernelSource};
 
@@ -100,6 +99,7 @@ pub struct GpuContext {
     /// GEMM-like kernel family chosen for this adapter.
     pub variant: KernelVariant,
     pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
+    bind_groups: Mutex<BindGroupCache>,
     /// Command buffers collected while batching ([`GpuContext::batch`]); `None` otherwise.
     batched: Mutex<Option<Vec<wgpu::CommandBuffer>>>,
     /// Submissions the GPU has not finished (decremented by `on_submitted_work_done`).
@@ -135,7 +135,7 @@ impl GpuContext {
             });
         }
         let adapter_limits = adapter.limits();
-        let wanted = limits::required_limits();
+        let wanted = limits::device_limits(&adapter_limits);
         if let Err(reason) = limits_fit(&wanted, &adapter_limits) {
             return Err(GpuError::RequestDevice(format!(
                 "adapter '{}' offers less than the WebGPU defaults: {reason}",
@@ -201,6 +201,7 @@ impl GpuContext {
             variant,
             packed_backward: PackedBackward::for_variant(variant),
             pipelines: Mutex::new(HashMap::new()),
+            bind_groups: Mutex::new(BindGroupCache::default()),
             batched: Mutex::new(None),
             in_flight: Arc::new(AtomicUsize::new(0)),
             fault,
@@ -398,30 +399,13 @@ impl GpuContext {
             storage.len() as u64,
             limits::MAX_STORAGE_BUFFERS_PER_STAGE as u64,
         )?;
-        let uniform = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: params,
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
-        let mut entries = Vec::with_capacity(storage.len() + 1);
-        entries.push(wgpu::BindGroupEntry {
-            binding: 0,
-            resource: uniform.as_entire_binding(),
-        });
-        for (i, buffer) in storage.iter().enumerate() {
-            limits::check_storage_bytes(buffer.size())?;
-            entries.push(wgpu::BindGroupEntry {
-                binding: i as u32 + 1,
-                resource: buffer.as_entire_binding(),
-            });
+        for buffer in storage {
+            limits::check_buffer(label, buffer.size(), &self.limits)?;
         }
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(label),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        });
+        let bind_group = match self.bind_groups.lock() {
+            Ok(mut cache) => cache.get(&self.device, pipeline, label, params, storage),
+            Err(_) => return Err(GpuError::Device("bind-group cache poisoned".into())),
+        };
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some(label),
             timestamp_writes: None,
@@ -430,6 +414,14 @@ impl GpuContext {
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(x, y, z);
         Ok(())
+    }
+
+    /// Bind-group cache counters: (hits, misses, entries held).
+    pub fn bind_group_stats(&self) -> (u64, u64, usize) {
+        match self.bind_groups.lock() {
+            Ok(c) => (c.hits, c.misses, c.len()),
+            Err(_) => (0, 0, 0),
+        }
     }
 
     /// A fresh command encoder.

@@ -21,9 +21,11 @@ pub enum GpuError {
     /// `request_device` failed.
     #[error("could not open the GPU device: {0}")]
     RequestDevice(String),
-    /// A requested size exceeds one of the limits in [`crate::gpu::limits`].
-    #[error("{limit} exceeded: requested {requested}, maximum {max} (over by {})", requested - max)]
+    /// A requested size exceeds one of the device's limits ([`crate::gpu::limits`]); `what`
+    /// names the buffer or dispatch when known.
+    #[error("{}", limit_message(what, limit, *requested, *max))]
     LimitExceeded {
+        what: String,
         limit: &'static str,
         requested: u64,
         max: u64,
@@ -60,5 +62,15 @@ impl GpuError {
             kernel,
             message: message.into(),
         }
+    }
+}
+
+fn limit_message(what: &str, limit: &str, requested: u64, max: u64) -> String {
+    let over = requested.saturating_sub(max);
+    let text = format!("{limit} exceeded: requested {requested}, maximum {max} (over by {over})");
+    if what.is_empty() {
+        text
+    } else {
+        format!("{what}: {text}")
     }
 }

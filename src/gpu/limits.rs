@@ -1,8 +1,17 @@
-//! Device limits as named constants.
+//! Device limits.
 //!
-//! We request the WebGPU defaults (what every browser guarantees) so that a kernel that runs
-//! natively also runs in the page. Sizes are checked against these before any buffer is created
-//! or any dispatch recorded; an excess is a [`GpuError::LimitExceeded`] naming the limit.
+//! The browser opens its device with the WebGPU defaults (what every browser guarantees);
+//! natively we ask for the same, except the two buffer sizes, which we take from the adapter
+//! (a real GPU's Vulkan driver gives GiBs per binding, so `resnet19` at batch 128 keeps each
+//! activation in one buffer). Set `BITSPIKE_LIMITS=webgpu` to open a native device with the
+//! browser's limits exactly. Buffer sizes are checked against the device's limits before
+//! anything is created ([`check_buffer`]); an excess is a [`GpuError::LimitExceeded`] naming
+//! the buffer and the limit.
+//!
+//! Sizes that shape a computation stay on the WebGPU constants below whatever the device
+//! allows: the im2col scratch is chunked to [`MAX_STORAGE_BINDING_BYTES`] everywhere, because
+//! the chunk size sets the order of the weight gradient's float sums, and the page must
+//! reproduce native results bit for bit.
 
 use super::GpuError;
 
@@ -19,7 +28,7 @@ pub const MAX_WORKGROUP_STORAGE_BYTES: u32 = 16 << 10;
 /// Storage buffers visible to one shader stage (WebGPU `maxStorageBuffersPerShaderStage`).
 pub const MAX_STORAGE_BUFFERS_PER_STAGE: u32 = 8;
 
-/// The `wgpu::Limits` we ask the device for: WebGPU defaults.
+/// The WebGPU defaults of the limits our kernels depend on (what the page asks for).
 pub fn required_limits() -> wgpu::Limits {
     wgpu::Limits {
         max_compute_workgroups_per_dimension: MAX_WORKGROUPS_PER_DIMENSION,
@@ -32,10 +41,29 @@ pub fn required_limits() -> wgpu::Limits {
     }
 }
 
+/// The limits to open a device on an adapter offering `adapter` with: [`required_limits`],
+/// and natively (unless `BITSPIKE_LIMITS=webgpu`) the adapter's buffer sizes where larger.
+pub fn device_limits(adapter: &wgpu::Limits) -> wgpu::Limits {
+    let webgpu = required_limits();
+    let browser_limits = cfg!(target_arch = "wasm32")
+        || std::env::var("BITSPIKE_LIMITS").is_ok_and(|v| v.eq_ignore_ascii_case("webgpu"));
+    if browser_limits {
+        return webgpu;
+    }
+    wgpu::Limits {
+        max_storage_buffer_binding_size: adapter
+            .max_storage_buffer_binding_size
+            .max(webgpu.max_storage_buffer_binding_size),
+        max_buffer_size: adapter.max_buffer_size.max(webgpu.max_buffer_size),
+        ..webgpu
+    }
+}
+
 /// Errors unless `requested <= max`.
 pub fn check(limit: &'static str, requested: u64, max: u64) -> Result<(), GpuError> {
     if requested > max {
         Err(GpuError::LimitExceeded {
+            what: String::new(),
             limit,
             requested,
             max,
@@ -45,14 +73,30 @@ pub fn check(limit: &'static str, requested: u64, max: u64) -> Result<(), GpuErr
     }
 }
 
-/// Checks that a storage binding of `bytes` fits one binding and one buffer.
-pub fn check_storage_bytes(bytes: u64) -> Result<(), GpuError> {
-    check("max_buffer_size", bytes, MAX_BUFFER_BYTES)?;
+/// Checks that a storage buffer of `bytes` (named `what` in the error) fits one buffer and
+/// one binding of a device with `limits`.
+pub fn check_buffer(what: &str, bytes: u64, limits: &wgpu::Limits) -> Result<(), GpuError> {
+    let named = |e: GpuError| match e {
+        GpuError::LimitExceeded {
+            limit,
+            requested,
+            max,
+            ..
+        } => GpuError::LimitExceeded {
+            what: format!("buffer '{what}'"),
+            limit,
+            requested,
+            max,
+        },
+        other => other,
+    };
+    check("max_buffer_size", bytes, limits.max_buffer_size).map_err(named)?;
     check(
         "max_storage_buffer_binding_size",
         bytes,
-        MAX_STORAGE_BINDING_BYTES,
+        limits.max_storage_buffer_binding_size,
     )
+    .map_err(named)
 }
 
 #[cfg(test)]
@@ -60,12 +104,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn limit_error_names_the_limit_and_excess() {
-        let err = check_storage_bytes(MAX_STORAGE_BINDING_BYTES + 4).unwrap_err();
+    fn limit_error_names_the_buffer_the_limit_and_excess() {
+        let limits = required_limits();
+        let err = check_buffer("layer output", MAX_STORAGE_BINDING_BYTES + 4, &limits).unwrap_err();
         let text = err.to_string();
         println!("{text}");
+        assert!(text.contains("buffer 'layer output'"));
         assert!(text.contains("max_storage_buffer_binding_size"));
         assert!(text.contains("over by 4"));
-        assert!(check_storage_bytes(MAX_STORAGE_BINDING_BYTES).is_ok());
+        assert!(check_buffer("x", MAX_STORAGE_BINDING_BYTES, &limits).is_ok());
+        let err = check_buffer("x", MAX_BUFFER_BYTES + 8, &limits).unwrap_err();
+        assert!(err.to_string().contains("max_buffer_size"), "{err}");
+    }
+
+    #[test]
+    fn native_limits_take_the_adapters_buffer_sizes_only() {
+        let adapter = wgpu::Limits {
+            max_storage_buffer_binding_size: 1 << 31,
+            max_buffer_size: 1 << 34,
+            max_compute_workgroup_storage_size: 1 << 16,
+            ..Default::default()
+        };
+        let limits = device_limits(&adapter);
+        if std::env::var_os("BITSPIKE_LIMITS").is_none() {
+            assert_eq!(limits.max_storage_buffer_binding_size, 1 << 31);
+            assert_eq!(limits.max_buffer_size, 1 << 34);
+        }
+        // Everything else stays at the WebGPU defaults the kernels are written for.
+        assert_eq!(
+            limits.max_compute_workgroup_storage_size,
+            MAX_WORKGROUP_STORAGE_BYTES
+        );
+        // An adapter below the defaults still gets asked for the defaults (and refuses).
+        let small = wgpu::Limits::downlevel_defaults();
+        assert!(device_limits(&small).max_buffer_size >= MAX_BUFFER_BYTES);
     }
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 static LIVE: AtomicU64 = AtomicU64::new(0);
 static PEAK: AtomicU64 = AtomicU64::new(0);
+static DROPS: AtomicU64 = AtomicU64::new(0);
 
 pub(super) fn allocated(bytes: u64) {
     let live = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
@@ -15,6 +16,13 @@ pub(super) fn allocated(bytes: u64) {
 
 pub(super) fn freed(bytes: u64) {
     LIVE.fetch_sub(bytes, Ordering::Relaxed);
+    DROPS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// How many owning buffers were dropped so far (the bind-group cache empties itself when this
+/// moves, so it never keeps a dropped buffer's memory alive).
+pub fn owners_dropped() -> u64 {
+    DROPS.load(Ordering::Relaxed)
 }
 
 /// Bytes in live buffers now.

@@ -1,6 +1,7 @@
 //! The GPU runtime: device acquisition, typed buffers, the pipeline cache, dispatch geometry and
 //! device limits. Kernels (`crate::kernels`) are built on these and nothing else.
 
+mod bind_cache;
 mod buffer;
 mod context;
 mod dispatch;

@@ -321,7 +321,8 @@ impl MaxPool2d {
                 "grad_input",
                 params.input_len(),
             )?;
-            encoder.clear_buffer(grad_input.raw(), 0, None);
+            // Only this handle's elements: the buffer may be a larger shared scratch.
+            encoder.clear_buffer(grad_input.raw(), 0, Some(grad_input.bytes()));
             self.scatter
                 .dispatch(ctx, encoder, &params, argmax, grad_output, grad_input)
         } else {

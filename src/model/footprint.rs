@@ -3,23 +3,32 @@
 //! dying half-way through allocating (on lavapipe GPU buffers are host memory, and the
 //! allocator aborts the process when it runs out).
 //!
-//! The estimate counts what the layers keep per sample and timestep: a training conv unit
-//! holds about eight feature maps of its output size (conv out, BN out, AGMM out, spikes and
-//! their gradients), a pooling layer three, an eval-mode conv unit four; the im2col scratch is
-//! shared by all layers (the largest one counts); every parameter tensor has about five copies
-//! (latent, binarised, gradient, two optimizer moments). `tests/footprint.rs` checks that the
-//! estimate is above the buffers actually allocated and not far above.
+//! The estimate counts what the layers keep per sample and timestep and what they share
+//! (`snn::transients`). A training conv unit keeps five feature maps of its output size (spikes,
+//! conv out, BN out, AGMM `E`, membrane; a downsampling shortcut two more and a quarter of its
+//! input); a pooling layer two (output, argmax); the readout one. Shared by all layers: two
+//! gradient maps of the largest layer, the largest unit's gradient chain and forward
+//! intermediates (five maps; a shortcut's three more, one of its input size) and the im2col
+//! scratch. An eval-mode conv unit keeps two maps (conv out, spikes). Every parameter tensor
+//! has about five copies (latent, binarised, gradient, two optimizer moments).
+//! `tests/footprint.rs` checks that the estimate is above the buffers actually allocated and
+//! not far above.
 
 use super::bounds::mul;
-use super::config::{LayerConfig, ModelConfig};
+use super::config::{Encoding, LayerConfig, ModelConfig, PoolKind, Shortcut};
 use super::plan::{plan, ModelError};
 
-/// Feature maps a training conv unit holds per output value.
-const TRAIN_MAPS_PER_CONV: u64 = 8;
-/// Feature maps an eval-mode conv unit holds per output value.
-const EVAL_MAPS_PER_CONV: u64 = 4;
-/// Feature maps a pooling layer holds per output value (output, argmax, gradient).
-const MAPS_PER_POOL: u64 = 3;
+/// Feature maps a training conv unit keeps per output value.
+const TRAIN_MAPS_PER_CONV: u64 = 5;
+/// A downsampling shortcut's (conv out, BN out; plus a quarter of the unit's input, pooled).
+const MAPS_PER_SHORTCUT: u64 = 2;
+/// Feature maps an eval-mode conv unit keeps per output value.
+const EVAL_MAPS_PER_CONV: u64 = 2;
+/// Feature maps a pooling layer keeps per output value (output, argmax).
+const MAPS_PER_POOL: u64 = 2;
+/// Shared gradient chain and forward intermediates of the largest training unit (pre-LIF
+/// grad, BN-out grad, conv-out grad, AGMM out, pre-LIF sum).
+const SHARED_UNIT_MAPS: u64 = 5;
 /// Copies of every parameter (latent, effective, gradient, optimizer state).
 const PARAM_COPIES: u64 = 5;
 
@@ -54,37 +63,76 @@ pub fn estimate(
     let samples =
         mul("samples x timesteps", batch as u64, config.timesteps as u64).map_err(model)?;
     let mut parameters = 0u64;
-    // Per sample and timestep: values kept by all layers, and the largest im2col scratch.
+    // Per sample and timestep: values kept by all layers, the largest im2col scratch, and
+    // the largest maps the shared buffers are sized for.
     let mut per_sample = 0u64;
     let mut cols = 0u64;
+    let (mut max_layer, mut max_unit, mut max_shortcut) = (0u64, 0u64, 0u64);
     let [c0, h0, w0] = config.input;
     let input = (c0 * h0 * w0) as u64; // bounded by plan()
     per_sample += input;
+    // Whether a layer's input is spikes (a binary conv on spikes runs the popcount forward,
+    // which needs no im2col scratch in eval).
+    let mut spike_input = false;
     for l in &layers {
         // plan() bounded every feature map and weight tensor: these products cannot overflow.
-        let [ci, _, _] = l.input;
+        let [ci, hi, wi] = l.input;
         let [co, ho, wo] = l.output;
         let out = (co * ho * wo) as u64;
+        max_layer = max_layer.max(out);
         match &l.config {
-            LayerConfig::Conv { kernel, .. } => {
+            LayerConfig::Conv {
+                kernel,
+                shortcut,
+                binary,
+                ..
+            } => {
                 parameters += (co * ci * kernel * kernel) as u64 + 4 * co as u64;
-                let maps = if training {
-                    TRAIN_MAPS_PER_CONV
+                let downsample = *shortcut == Shortcut::Downsample;
+                if downsample {
+                    parameters += (co * ci) as u64 + 4 * co as u64;
+                }
+                // The packed input spikes (32 channels a word) and, for a direct-encoded
+                // first layer, the single-frame encoder's [B, ...] input, conv and BN outputs.
+                per_sample += (ci * hi * wi) as u64 / 32 + 1;
+                if l.index == 0 && config.encoding == Encoding::Direct {
+                    per_sample += ((ci * hi * wi) as u64 + 4 * out) / config.timesteps as u64 + 1;
+                }
+                if downsample {
+                    per_sample += MAPS_PER_SHORTCUT * out + (ci * hi * wi) as u64 / 4;
+                }
+                per_sample += if training {
+                    max_unit = max_unit.max(out);
+                    if downsample {
+                        // Shared: its conv grad, input grad and pooled-input grad.
+                        max_shortcut = max_shortcut.max(out + (ci * hi * wi) as u64 * 5 / 4);
+                    }
+                    TRAIN_MAPS_PER_CONV * out
                 } else {
-                    EVAL_MAPS_PER_CONV
+                    EVAL_MAPS_PER_CONV * out
                 };
-                per_sample += maps * out;
-                cols = cols.max((ho * wo * ci * kernel * kernel) as u64);
+                if training || !(*binary && spike_input) {
+                    cols = cols.max((ho * wo * ci * kernel * kernel) as u64);
+                }
+                spike_input = true;
             }
             LayerConfig::Pool { .. } | LayerConfig::GlobalAvgPool => {
                 per_sample += MAPS_PER_POOL * out;
+                let max =
+                    matches!(l.config, LayerConfig::Pool { .. }) && config.pooling == PoolKind::Max;
+                spike_input &= max;
             }
             LayerConfig::Linear { .. } => {
                 parameters += (l.input.iter().product::<usize>() * co + co) as u64;
-                per_sample += 3 * out;
+                per_sample += out;
             }
         }
     }
+    per_sample += if training {
+        2 * max_layer + SHARED_UNIT_MAPS * max_unit + max_shortcut
+    } else {
+        max_layer
+    };
     let workspace_values = mul("workspace", samples, per_sample + cols).map_err(model)?;
     Ok(Footprint {
         parameters,

@@ -2,7 +2,7 @@
 //! forward, backward and optimizer passes by walking [`layers`], where each layer kind (conv
 //! unit, pooling, linear) owns its parameters, workspace and recording. Around it:
 //! [`param`] and [`weight`] (trainable tensors and the weight/BN blocks), [`recorder`] (the
-//! kernels and the encoder a layer records into), [`workspace`] (activations per batch size),
+//! kernels and the encoder a layer records into), [`workspace`] (activations per batch size) with [`transients`] (the buffers layers share),
 //! [`metrics`] (epoch summaries on the GPU), [`checkpoint_io`] and [`inspect`] (reading the
 //! network out without waiting).
 
@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod network;
 pub mod param;
 pub mod recorder;
+pub mod transients;
 pub mod weight;
 pub mod workspace;
 

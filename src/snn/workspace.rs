@@ -8,6 +8,7 @@ use crate::kernels::stats::Moments;
 
 use super::layers::{LayerWs, Scratch};
 use super::network::{Network, NetworkError};
+use super::transients::{Transient, Transients};
 
 /// The activations of one batch size.
 pub struct Workspace {
@@ -18,8 +19,10 @@ pub struct Workspace {
     pub(crate) labels: GpuBuffer<u32>,
     /// Output of each layer (`[T*B, C, H, W]`; logits `[T, B, classes]` for the readout).
     pub(crate) outputs: Vec<GpuBuffer<f32>>,
-    /// dL/d(output) of each layer; inference workspaces keep only the readout's (the loss
-    /// kernel writes it).
+    /// dL/d(output) of each layer: in training, aliases of the two shared
+    /// [`Transient::LayerGrad`] buffers (layer `i` reads its own and writes layer `i - 1`'s, so
+    /// parity alternates); inference workspaces keep only the readout's (the loss kernel
+    /// writes it).
     pub(crate) grads: Vec<Option<GpuBuffer<f32>>>,
     /// Built with gradient buffers (training) or without (inference only).
     pub(crate) training: bool,
@@ -46,24 +49,42 @@ impl Workspace {
         let [c0, h0, w0] = config.input;
         let direct = config.encoding == crate::model::Encoding::Direct;
         let mut outputs = Vec::new();
-        let mut grads = Vec::new();
         let mut layers = Vec::new();
+        let mut transients = Transients::default();
         let mut cols_len = 1usize;
         // Moments run over layer outputs (firing rates) and weight gradients.
         let mut moment_max = net.params().iter().map(|p| p.len()).max().unwrap_or(1);
         let last = net.layers().len().saturating_sub(1);
+        let grad_slot = |i: usize| Transient::LayerGrad((i % 2) as u8);
+        let mut lens = Vec::new();
         for (i, layer) in net.layers().iter().enumerate() {
             let len = n * layer.output_shape().iter().product::<usize>();
             outputs.push(GpuBuffer::zeros(ctx, len, "layer output")?);
-            grads.push(if training || i == last {
-                Some(GpuBuffer::zeros(ctx, len, "layer output grad")?)
+            if training {
+                transients.declare(grad_slot(i), len);
+            }
+            lens.push(len);
+            moment_max = moment_max.max(len);
+            let first = i == 0 && direct;
+            let (ws, cols) = layer.workspace(ctx, t, batch, first, training, &mut transients)?;
+            cols_len = cols_len.max(cols);
+            layers.push(ws);
+        }
+        // Training allocates every shared buffer now (recording a step never allocates);
+        // inference allocates the forward ones on a first inspection (plain eval runs the
+        // fused pass and needs none).
+        if training {
+            transients.allocate(ctx, false)?;
+        }
+        let mut grads = Vec::new();
+        for (i, &len) in lens.iter().enumerate() {
+            grads.push(if training {
+                Some(transients.get(ctx, grad_slot(i), len)?)
+            } else if i == last {
+                Some(GpuBuffer::zeros(ctx, len, "readout grad")?)
             } else {
                 None
             });
-            moment_max = moment_max.max(len);
-            let (ws, cols) = layer.workspace(ctx, t, batch, i == 0 && direct, training)?;
-            cols_len = cols_len.max(cols);
-            layers.push(ws);
         }
         Ok(Self {
             owner: net.id(),
@@ -81,6 +102,7 @@ impl Workspace {
                     Moments::partials_len(moment_max),
                     "moment partials",
                 )?,
+                transients,
             },
             sample_loss: GpuBuffer::zeros(ctx, batch, "sample loss")?,
         })

@@ -23,6 +23,7 @@ use crate::rng::SeededRng;
 use super::super::metrics::{MomentKind, Slots};
 use super::super::param::{Init, Param};
 use super::super::recorder::Recorder;
+use super::super::transients::{Transient, Transients};
 use super::super::weight::{BnParams, Weight};
 use super::{Backward, Forward, Scratch};
 
@@ -65,8 +66,9 @@ pub struct ConvWs {
     /// inference workspaces on their first [`super::Pass::Inspect`] forward, so plain eval,
     /// which runs the fused pass, never holds them.
     chain: std::cell::OnceCell<ChainWs>,
-    /// Gradient buffers (`None` in inference-only workspaces).
-    grads: Option<ConvGrads>,
+    /// Built for training: a backward can run (its gradients are the workspace's shared
+    /// transients, `snn::transients`).
+    training: bool,
     down: Option<DownWs>,
     /// Input spikes packed 32 channels per word (popcount forward).
     packed_input: Option<GpuBuffer<u32>>,
@@ -74,21 +76,13 @@ pub struct ConvWs {
     pub(crate) frame: Option<FrameWs>,
 }
 
+/// What the backward (or a probe) reads of the unfused chain; the AGMM output and the
+/// pre-LIF sum, which only the next kernel reads, are shared transients.
 struct ChainWs {
     bn_out: GpuBuffer<f32>,
-    /// AGMM output and running expectation `E[t]`.
-    agmm_out: Option<(GpuBuffer<f32>, GpuBuffer<f32>)>,
-    /// Sum before the LIF when there is a shortcut.
-    pre: Option<GpuBuffer<f32>>,
+    /// AGMM running expectation `E[t]`.
+    expectation: Option<GpuBuffer<f32>>,
     membrane: GpuBuffer<f32>,
-}
-
-struct ConvGrads {
-    g_pre: GpuBuffer<f32>,
-    g_bn_out: Option<GpuBuffer<f32>>,
-    g_conv_out: GpuBuffer<f32>,
-    /// The downsampling shortcut's.
-    down: Option<DownGrads>,
 }
 
 struct DownWs {
@@ -98,12 +92,6 @@ struct DownWs {
     bn_out: GpuBuffer<f32>,
     mean: GpuBuffer<f32>,
     invstd: GpuBuffer<f32>,
-}
-
-struct DownGrads {
-    g_conv_out: GpuBuffer<f32>,
-    g_pooled: GpuBuffer<f32>,
-    g_input: GpuBuffer<f32>,
 }
 
 /// Direct encoding feeds the same frame at every timestep, so the encoder conv and its BN run
@@ -155,7 +143,8 @@ impl ConvUnit {
     }
 
     /// The workspace for `timesteps * batch` samples, and the im2col scratch it needs;
-    /// `frame`: also the single-frame encoder buffers; `training`: also the gradients.
+    /// `frame`: also the single-frame encoder buffers; `training`: also what a backward
+    /// reads. The shared buffers it uses are declared in `transients`.
     pub fn workspace(
         &self,
         ctx: &GpuContext,
@@ -163,14 +152,22 @@ impl ConvUnit {
         batch: usize,
         frame: bool,
         training: bool,
+        transients: &mut Transients,
     ) -> Result<(ConvWs, usize), GpuError> {
         let n = timesteps * batch;
         let [ci, hi, wi] = self.input;
         let [c, h, w] = self.output;
         let len = n * c * h * w;
         let shape = ConvShape::new(n, ci, c, hi, wi, self.kernel, self.stride, self.padding);
-        let mut cols_len = Conv2d::cols_scratch_len(&shape)?;
+        // A popcount unit's forward needs no im2col columns; its backward does where the GEMMs
+        // run (`gpu::PackedBackward`), so only training workspaces size the scratch for it.
+        let mut cols_len = if training || self.popcount.is_none() {
+            Conv2d::cols_scratch_len(&shape)?
+        } else {
+            1
+        };
         let z = |label: &str| GpuBuffer::<f32>::zeros(ctx, len, label);
+        self.declare_transients(transients, n, training);
         let down = match &self.downsample {
             Some(_) => {
                 let dshape = ConvShape::new(n, ci, c, hi / 2, wi / 2, 1, 1, 0);
@@ -227,33 +224,7 @@ impl ConvUnit {
             mean: GpuBuffer::zeros(ctx, c, "mean")?,
             invstd: GpuBuffer::zeros(ctx, c, "invstd")?,
             chain,
-            grads: if training {
-                Some(ConvGrads {
-                    g_pre: z("pre-LIF grad")?,
-                    g_bn_out: match self.agmm {
-                        Some(_) => Some(z("bn out grad")?),
-                        None => None,
-                    },
-                    g_conv_out: z("conv out grad")?,
-                    down: match down {
-                        Some(_) => {
-                            let pooled = n * ci * (hi / 2) * (wi / 2);
-                            Some(DownGrads {
-                                g_conv_out: z("shortcut conv grad")?,
-                                g_pooled: GpuBuffer::zeros(ctx, pooled, "shortcut pooled grad")?,
-                                g_input: GpuBuffer::zeros(
-                                    ctx,
-                                    n * ci * hi * wi,
-                                    "shortcut input grad",
-                                )?,
-                            })
-                        }
-                        None => None,
-                    },
-                })
-            } else {
-                None
-            },
+            training,
             down,
             frame,
         };
@@ -265,16 +236,37 @@ impl ConvUnit {
         let z = |label: &str| GpuBuffer::<f32>::zeros(ctx, len, label);
         Ok(ChainWs {
             bn_out: z("bn out")?,
-            agmm_out: match self.agmm {
-                Some(_) => Some((z("agmm out")?, z("agmm E")?)),
+            expectation: match self.agmm {
+                Some(_) => Some(z("agmm E")?),
                 None => None,
-            },
-            pre: match self.shortcut {
-                Shortcut::None => None,
-                _ => Some(z("pre-LIF sum")?),
             },
             membrane: z("membrane")?,
         })
+    }
+
+    /// Declares the shared buffers this unit's forward chain and backward use, for `n = T*B`.
+    fn declare_transients(&self, transients: &mut Transients, n: usize, training: bool) {
+        let len = self.elements(n);
+        if self.agmm.is_some() {
+            transients.declare(Transient::AgmmOut, len);
+        }
+        if self.shortcut != Shortcut::None {
+            transients.declare(Transient::PreSum, len);
+        }
+        if !training {
+            return;
+        }
+        transients.declare(Transient::PreGrad, len);
+        transients.declare(Transient::ConvOutGrad, len);
+        if self.agmm.is_some() {
+            transients.declare(Transient::BnOutGrad, len);
+        }
+        if self.downsample.is_some() {
+            let [ci, hi, wi] = self.input;
+            transients.declare(Transient::ShortcutConvGrad, len);
+            transients.declare(Transient::ShortcutPooledGrad, n * ci * (hi / 2) * (wi / 2));
+            transients.declare(Transient::ShortcutInputGrad, n * ci * hi * wi);
+        }
     }
 
     /// The chain's buffers of `ws`, allocated on first use (an inference workspace's first
@@ -388,29 +380,35 @@ impl ConvUnit {
             &saved,
             &chain.bn_out,
         )?;
-        let gated = match (&self.agmm, &chain.agmm_out) {
-            (Some(a), Some((y, e))) => {
+        let len = self.elements(n);
+        let transients = &scratch.transients;
+        let agmm_out;
+        let gated = match (&self.agmm, &chain.expectation) {
+            (Some(a), Some(e)) => {
+                agmm_out = transients.get(rec.ctx, Transient::AgmmOut, len)?;
                 rec.k.agmm_forward.dispatch(
                     rec.ctx,
                     rec.enc,
                     &AgmmParams::new(a, t, self.elements(batch)),
                     &chain.bn_out,
-                    y,
+                    &agmm_out,
                     e,
                 )?;
-                y
+                &agmm_out
             }
             _ => &chain.bn_out,
         };
-        let elements = ElementwiseParams::new(n * self.output.iter().product::<usize>());
-        let lif_in = match (self.shortcut_forward(rec, ws, scratch, io)?, &chain.pre) {
-            (Some(shortcut), Some(pre)) => {
+        let elements = ElementwiseParams::new(len);
+        let pre;
+        let lif_in = match self.shortcut_forward(rec, ws, scratch, io)? {
+            Some(shortcut) => {
+                pre = transients.get(rec.ctx, Transient::PreSum, len)?;
                 rec.k
                     .add
-                    .dispatch(rec.ctx, rec.enc, &elements, gated, shortcut, pre)?;
-                pre
+                    .dispatch(rec.ctx, rec.enc, &elements, gated, shortcut, &pre)?;
+                &pre
             }
-            _ => gated,
+            None => gated,
         };
         let lif = LifParams::new(&self.lif, t, self.elements(batch));
         rec.k
@@ -660,7 +658,7 @@ impl ConvUnit {
         } = io;
         let n = t * batch;
         let bn_shape = self.bn_shape(n);
-        let Some(grads) = &ws.grads else {
+        if !ws.training {
             return Err(GpuError::shape(
                 "conv unit backward",
                 format!(
@@ -668,31 +666,31 @@ impl ConvUnit {
                     self.name
                 ),
             ));
-        };
+        }
+        let len = self.elements(n);
+        let transients = &scratch.transients;
+        let g_pre = transients.get(rec.ctx, Transient::PreGrad, len)?;
         let lif = LifParams::new(&self.lif, t, self.elements(batch));
         let chain = self.trained_chain(ws)?;
-        rec.k.lif_backward.dispatch(
-            rec.ctx,
-            rec.enc,
-            &lif,
-            &chain.membrane,
-            g_spikes,
-            &grads.g_pre,
-        )?;
-        let g_bn_out = match (&self.agmm, &chain.agmm_out, &grads.g_bn_out) {
-            (Some(a), Some((_, e)), Some(g)) => {
+        rec.k
+            .lif_backward
+            .dispatch(rec.ctx, rec.enc, &lif, &chain.membrane, g_spikes, &g_pre)?;
+        let g_bn_out;
+        let g_gated = match (&self.agmm, &chain.expectation) {
+            (Some(a), Some(e)) => {
+                g_bn_out = transients.get(rec.ctx, Transient::BnOutGrad, len)?;
                 rec.k.agmm_backward.dispatch(
                     rec.ctx,
                     rec.enc,
                     &AgmmParams::new(a, t, self.elements(batch)),
                     &chain.bn_out,
                     e,
-                    &grads.g_pre,
-                    g,
+                    &g_pre,
+                    &g_bn_out,
                 )?;
-                g
+                &g_bn_out
             }
-            _ => &grads.g_pre,
+            _ => &g_pre,
         };
         let main = ConvBn {
             shape: &ws.shape,
@@ -707,18 +705,18 @@ impl ConvUnit {
                 _ => None,
             },
         };
-        let g_conv_out = &grads.g_conv_out;
-        main.backward(rec, scratch, bn_shape, input, g_bn_out, g_conv_out, g_input)?;
+        let g_conv_out = transients.get(rec.ctx, Transient::ConvOutGrad, len)?;
+        main.backward(rec, scratch, bn_shape, input, g_gated, &g_conv_out, g_input)?;
         let Some(g_in) = g_input else { return Ok(()) };
         let [ci, hi, wi] = self.input;
         let in_elements = ElementwiseParams::new(n * ci * hi * wi);
-        match (self.shortcut, &self.downsample, &ws.down, &grads.down) {
-            (Shortcut::Identity, _, _, _) => {
+        match (self.shortcut, &self.downsample, &ws.down) {
+            (Shortcut::Identity, _, _) => {
                 rec.k
                     .accumulate
-                    .dispatch(rec.ctx, rec.enc, &in_elements, &grads.g_pre, g_in)?
+                    .dispatch(rec.ctx, rec.enc, &in_elements, &g_pre, g_in)?
             }
-            (Shortcut::Downsample, Some(d), Some(dw), Some(dg)) => {
+            (Shortcut::Downsample, Some(d), Some(dw)) => {
                 let shortcut = ConvBn {
                     shape: &dw.shape,
                     weight: &d.weight,
@@ -729,22 +727,25 @@ impl ConvUnit {
                     packed_input: None,
                     packed_weights: None,
                 };
-                let (pooled, g_pooled) = (&dw.pooled, Some(&dg.g_pooled));
-                let g_conv = &dg.g_conv_out;
+                let g_conv = transients.get(rec.ctx, Transient::ShortcutConvGrad, len)?;
+                let g_pooled =
+                    transients.get(rec.ctx, Transient::ShortcutPooledGrad, dw.pooled.len())?;
+                let g_shortcut_in =
+                    transients.get(rec.ctx, Transient::ShortcutInputGrad, n * ci * hi * wi)?;
                 shortcut.backward(
                     rec,
                     scratch,
                     bn_shape,
-                    pooled,
-                    &grads.g_pre,
-                    g_conv,
-                    g_pooled,
+                    &dw.pooled,
+                    &g_pre,
+                    &g_conv,
+                    Some(&g_pooled),
                 )?;
                 d.pool
-                    .backward(rec.ctx, rec.enc, [n, ci, hi, wi], &dg.g_pooled, &dg.g_input)?;
+                    .backward(rec.ctx, rec.enc, [n, ci, hi, wi], &g_pooled, &g_shortcut_in)?;
                 rec.k
                     .accumulate
-                    .dispatch(rec.ctx, rec.enc, &in_elements, &dg.g_input, g_in)?;
+                    .dispatch(rec.ctx, rec.enc, &in_elements, &g_shortcut_in, g_in)?;
             }
             _ => {}
         }
@@ -777,7 +778,7 @@ impl ConvWs {
     /// AGMM running expectation `E[t]`, when the unit has AGMM (and a training or inspection
     /// forward wrote it).
     pub fn agmm_expectation(&self) -> Option<&GpuBuffer<f32>> {
-        self.chain.get()?.agmm_out.as_ref().map(|(_, e)| e)
+        self.chain.get()?.expectation.as_ref()
     }
 }
 

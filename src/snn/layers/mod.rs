@@ -45,6 +45,8 @@ pub struct Scratch {
     pub cols: GpuBuffer<f32>,
     /// Partial sums of the moments kernel.
     pub moment_partials: GpuBuffer<f32>,
+    /// Gradients and forward intermediates live only within one layer's pass.
+    pub transients: super::transients::Transients,
 }
 
 /// What a forward pass records.
@@ -220,7 +222,7 @@ impl Layer {
 
     /// The layer's workspace for `timesteps * batch` samples and the im2col scratch it needs;
     /// `first_direct`: the first layer under direct encoding (single-frame encoder buffers);
-    /// `training`: with gradient buffers.
+    /// `training`: with what a backward reads. Shared buffers are declared in `transients`.
     pub fn workspace(
         &self,
         ctx: &GpuContext,
@@ -228,10 +230,12 @@ impl Layer {
         batch: usize,
         first_direct: bool,
         training: bool,
+        transients: &mut super::transients::Transients,
     ) -> Result<(LayerWs, usize), GpuError> {
         Ok(match self {
             Layer::Conv(c) => {
-                let (ws, cols) = c.workspace(ctx, timesteps, batch, first_direct, training)?;
+                let (ws, cols) =
+                    c.workspace(ctx, timesteps, batch, first_direct, training, transients)?;
                 (LayerWs::Conv(Box::new(ws)), cols)
             }
             Layer::Pool(p) => (LayerWs::Pool(p.workspace(ctx, timesteps * batch)?), 1),
