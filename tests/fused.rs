@@ -13,8 +13,9 @@ use bitspike::gpu::{GpuBuffer, GpuContext};
 use bitspike::kernels::agmm::{AgmmAlpha, AgmmConfig, AgmmForward, AgmmMode, AgmmParams};
 use bitspike::kernels::batchnorm::{BatchNorm, BatchNormConfig, BatchNormShape, BatchNormState};
 use bitspike::kernels::elementwise::{ElementwiseParams, ResidualAdd};
-use bitspike::kernels::fused::{BnAgmmLifEval, BnAgmmLifSpec};
+use bitspike::kernels::fused::{BnAgmmLifEval, BnAgmmLifEvalPacked, BnAgmmLifSpec};
 use bitspike::kernels::lif::{LifConfig, LifForward, LifParams, ResetMode};
+use bitspike::kernels::popcount::PackSpikesParams;
 use common::*;
 
 /// One case's inputs on the host.
@@ -175,6 +176,80 @@ fn bn_agmm_lif_eval_matches_cpu_reference() {
     }
 }
 
+/// The packed variant: exactly the float pass's spikes packed as `pack_spikes` packs them, on
+/// every spec above plus channel counts of one word, one word and a bit, and three words; and
+/// a stale output is overwritten (the kernel zeroes it first).
+#[test]
+fn bn_agmm_lif_eval_packed_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let kernel = BnAgmmLifEvalPacked::new(&ctx).unwrap();
+    let mut all = specs();
+    for (channels, batch, spatial, timesteps) in [(32, 2, 9, 4), (33, 3, 7, 3), (70, 2, 5, 5)] {
+        for broadcast in [false, true] {
+            all.push(BnAgmmLifSpec {
+                timesteps,
+                batch,
+                channels,
+                spatial,
+                eps: BatchNormConfig::default().eps,
+                agmm: (!broadcast).then(AgmmConfig::default),
+                residual: !broadcast && channels == 33,
+                broadcast,
+                lif: LifConfig::default(),
+            });
+        }
+    }
+    for (i, spec) in all.into_iter().enumerate() {
+        let c = case(spec, 300 + i as u64);
+        let len = BnAgmmLifEvalPacked::packed_len(&spec);
+        let mut want = vec![0u32; len];
+        let bn = BnEval {
+            running_mean: &c.mean,
+            running_var: &c.var,
+            weight: &c.weight,
+            bias: &c.bias,
+        };
+        cpu::fused::bn_agmm_lif_eval_packed(&spec, &c.x, &bn, c.residual.as_deref(), &mut want);
+        let g = OnGpu::new(&ctx, &c);
+        let out = upload(&ctx, &vec![u32::MAX; len]);
+        record(&ctx, |enc| {
+            kernel.dispatch(
+                &ctx,
+                enc,
+                &spec,
+                &g.x,
+                &g.state(),
+                g.residual.as_ref(),
+                &out,
+            )
+        });
+        let got = read(&ctx, &out);
+        let ones: u32 = want.iter().map(|w| w.count_ones()).sum();
+        assert!(
+            len < 4 || ones > 0,
+            "{spec:?}: a degenerate case (no spike)"
+        );
+        assert_eq!(got, want, "bn_agmm_lif_eval_packed {spec:?}");
+    }
+    // A packed output of the wrong length is refused.
+    let spec = specs()[3];
+    let c = case(spec, 1);
+    let g = OnGpu::new(&ctx, &c);
+    let short = zeros::<u32>(&ctx, BnAgmmLifEvalPacked::packed_len(&spec) + 1);
+    let err = kernel
+        .dispatch(
+            &ctx,
+            &mut ctx.encoder("t"),
+            &spec,
+            &g.x,
+            &g.state(),
+            g.residual.as_ref(),
+            &short,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("packed"), "{err}");
+}
+
 /// The fused pass against the kernels it replaces, run on the GPU one after another.
 #[test]
 fn bn_agmm_lif_eval_equals_the_unfused_chain() {
@@ -250,6 +325,28 @@ fn bn_agmm_lif_eval_refuses_wrong_lengths() {
 
 /// A small residual model: the encoder, a binary unit with an identity shortcut, one with the
 /// downsampling shortcut (stride 2), a pool and the readout.
+/// Conv units straight into conv units (the packed hand-over without a pool between), with
+/// channel counts that fill one word, two words and a word and a bit.
+fn plain_model() -> bitspike::model::ModelConfig {
+    use bitspike::model::{LayerConfig, ModelConfig};
+    ModelConfig {
+        name: "plain".into(),
+        layers: vec![
+            LayerConfig::conv3(32, false),
+            LayerConfig::conv3(40, true),
+            LayerConfig::conv3(33, true),
+            LayerConfig::Pool { size: 2 },
+            LayerConfig::conv3(8, true),
+            LayerConfig::Linear {
+                out_features: 10,
+                binary: false,
+                bias: true,
+            },
+        ],
+        ..ModelConfig::mnist()
+    }
+}
+
 fn residual_model() -> bitspike::model::ModelConfig {
     use bitspike::model::{LayerConfig, ModelConfig, Shortcut};
     let unit = |out_channels, stride, shortcut| LayerConfig::Conv {
@@ -305,6 +402,7 @@ fn network_eval_fused_equals_inspect_chain() {
     m.agmm = constant;
     m.neuron = soft;
     models.push(m);
+    models.push(plain_model());
 
     let batch = 6;
     let mut r = rng(77);
@@ -333,16 +431,37 @@ fn network_eval_fused_equals_inspect_chain() {
             net.upload(&ctx, &eval_ws, &input, &labels).unwrap();
             let mut outputs = Vec::new();
             let mut live = Vec::new();
-            for pass in [Pass::Eval, Pass::Inspect] {
+            // Eval with the packed hand-over between layers, whose words are kept aside, then
+            // plain float eval, then the inspection chain.
+            let mut packed_words = Vec::new();
+            for (pass, packed) in [
+                (Pass::Eval, true),
+                (Pass::Eval, false),
+                (Pass::Inspect, false),
+            ] {
+                net.set_packed_spikes(packed);
                 let mut enc = ctx.encoder("eval");
                 net.record_forward(&ctx, &mut enc, &eval_ws, pass).unwrap();
                 ctx.submit(enc);
                 live.push(bitspike::gpu::memory::live_bytes());
+                if packed {
+                    packed_words = (0..net.layers().len())
+                        .map(|i| {
+                            net.packed_output(&eval_ws, i)
+                                .map(|b| b.read_blocking(&ctx).unwrap())
+                        })
+                        .collect::<Vec<_>>();
+                    // The logits of the packed eval (the readout reads floats).
+                    let logits = read(&ctx, net.logits(&eval_ws).unwrap());
+                    outputs.push(vec![logits]);
+                    continue;
+                }
                 let layers: Vec<Vec<f32>> = (0..net.layers().len())
                     .map(|i| read(&ctx, net.layer_output(&eval_ws, i).unwrap()))
                     .collect();
                 outputs.push(layers);
             }
+            let (packed_logits, outputs) = (outputs[0][0].clone(), &outputs[1..]);
             let tag = format!(
                 "{} agmm {:?} single_frame {single_frame}",
                 model.name, model.agmm
@@ -351,13 +470,38 @@ fn network_eval_fused_equals_inspect_chain() {
             // them. (Other tests in this binary may allocate concurrently: only the order is
             // asserted, on a margin no other test's buffers reach.)
             assert!(
-                live[1] > live[0],
+                live[2] > live[1],
                 "{tag}: live bytes {live:?}: the inspection forward allocated nothing"
             );
             let fired: f32 = outputs[1][0].iter().sum();
             assert!(fired > 0.0, "{tag}: the encoder never fired");
             for (i, (fused, chain)) in outputs[0].iter().zip(&outputs[1]).enumerate() {
                 assert_exact(&format!("{tag} layer {i}"), fused, chain);
+            }
+            // The packed hand-over: each layer's words are exactly its spikes packed.
+            let last = net.layers().len() - 1;
+            assert_exact(
+                &format!("{tag} logits, packed eval"),
+                &packed_logits,
+                &outputs[1][last],
+            );
+            let handed: Vec<usize> = (0..last).filter(|&i| packed_words[i].is_some()).collect();
+            if model.name == "mnist" || model.name == "plain" {
+                assert!(
+                    !handed.is_empty(),
+                    "{tag}: no layer handed its spikes packed"
+                );
+            }
+            for i in handed {
+                let [c, h, w] = net.layers()[i].output_shape();
+                let params = PackSpikesParams::new(t * batch, c, h, w);
+                let mut expect = vec![0u32; params.total_words as usize];
+                cpu::popcount::pack_spikes(&params, &outputs[1][i], &mut expect);
+                assert_eq!(
+                    packed_words[i].as_ref().unwrap(),
+                    &expect,
+                    "{tag} layer {i}: packed spikes"
+                );
             }
         }
     }

@@ -12,7 +12,8 @@ mod common;
 
 use bitspike::cpu;
 use bitspike::gpu::{GpuBuffer, GpuContext};
-use bitspike::kernels::pool::{AvgPool2d, MaxPool2d, PoolParams, PoolWindow};
+use bitspike::kernels::pool::{AvgPool2d, MaxPool2d, PackedPoolParams, PoolParams, PoolWindow};
+use bitspike::kernels::popcount::PackSpikesParams;
 use bitspike::rng::SeededRng;
 use common::*;
 
@@ -209,6 +210,37 @@ fn maxpool_of_spikes_is_logical_or() {
             &got,
             &want,
         );
+    });
+}
+
+/// Max pooling of bit-packed spikes (`maxpool_packed`) gives exactly the float max pool's
+/// output, packed, on every case above (channel counts of 1, 3, 128, 255, 257 words' worth)
+/// and matches its CPU mirror; a stale output is overwritten.
+#[test]
+fn maxpool_packed_matches_cpu_reference() {
+    for_each_case(23, cases(), |ctx, r, shape, window, p| {
+        let [n, c, h, w] = shape;
+        let x = spikes(r, p.input_len(), 0.15);
+        let (pooled, _) = gpu_maxpool(ctx, shape, window, &x);
+        let pack = |data: &[f32], h: usize, w: usize| {
+            let params = PackSpikesParams::new(n, c, h, w);
+            let mut out = vec![0u32; params.total_words as usize];
+            cpu::popcount::pack_spikes(&params, data, &mut out);
+            out
+        };
+        let input = pack(&x, h, w);
+        let want = pack(&pooled, p.out_h as usize, p.out_w as usize);
+        let pp = PackedPoolParams::new(shape, window).unwrap();
+        let mut mirror = vec![0u32; pp.output_len()];
+        cpu::pool::maxpool_packed(&pp, &input, &mut mirror);
+        assert_eq!(mirror, want, "cpu maxpool_packed {shape:?} {window:?}");
+        let pool = MaxPool2d::new(ctx, window).unwrap();
+        let (xb, out) = (
+            upload(ctx, &input),
+            upload(ctx, &vec![u32::MAX; want.len()]),
+        );
+        record(ctx, |enc| pool.forward_packed(ctx, enc, shape, &xb, &out));
+        assert_eq!(read(ctx, &out), want, "maxpool_packed {shape:?} {window:?}");
     });
 }
 

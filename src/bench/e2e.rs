@@ -71,6 +71,10 @@ pub struct E2eReport {
     /// membranes and expectations), timed alternately with `infer` on consecutive batches of
     /// the same size: what the fusion buys.
     pub infer_unfused: Throughput,
+    /// The fused eval with the spikes handed between layers as floats (no
+    /// `layers::packed_flow`), timed alternately with `infer` as well: what the packed hand-over
+    /// buys.
+    pub infer_unpacked: Throughput,
     /// Training step by phase.
     pub phases: Vec<Part>,
     pub layers: Vec<LayerTime>,
@@ -245,12 +249,14 @@ pub fn run(ctx: &GpuContext, opts: &E2eOptions) -> Result<E2eReport, NetworkErro
     ctx.submit(enc);
     ctx.wait_idle()?;
     let peak_infer_bytes = memory::peak_bytes().saturating_sub(base);
-    let (mut infer_ms, mut unfused_ms) = (Vec::new(), Vec::new());
+    let (mut infer_ms, mut unfused_ms, mut unpacked_ms) = (Vec::new(), Vec::new(), Vec::new());
     for rep in 0..opts.warmup.min(2) + opts.steps {
-        for (pass, times) in [
-            (Pass::Eval, &mut infer_ms),
-            (Pass::Inspect, &mut unfused_ms),
+        for (pass, packed, times) in [
+            (Pass::Eval, true, &mut infer_ms),
+            (Pass::Eval, false, &mut unpacked_ms),
+            (Pass::Inspect, false, &mut unfused_ms),
         ] {
+            net.set_packed_spikes(packed);
             let start = Instant::now();
             let host = batches.host();
             net.upload(ctx, &ws, &host.input, &host.labels)?;
@@ -265,6 +271,8 @@ pub fn run(ctx: &GpuContext, opts: &E2eOptions) -> Result<E2eReport, NetworkErro
     }
     let infer = median(infer_ms);
     let unfused = median(unfused_ms);
+    let unpacked = median(unpacked_ms);
+    net.set_packed_spikes(true);
     infer_layer_times(ctx, &net, &ws, opts.steps.clamp(1, 5), &mut layers)?;
     Ok(E2eReport {
         tool: "bitspike",
@@ -286,6 +294,12 @@ pub fn run(ctx: &GpuContext, opts: &E2eOptions) -> Result<E2eReport, NetworkErro
         infer_unfused: Throughput {
             ms: unfused,
             samples_per_s: opts.infer_batch as f64 / (unfused / 1e3),
+            batch: opts.infer_batch,
+            reps: opts.steps,
+        },
+        infer_unpacked: Throughput {
+            ms: unpacked,
+            samples_per_s: opts.infer_batch as f64 / (unpacked / 1e3),
             batch: opts.infer_batch,
             reps: opts.steps,
         },
@@ -376,6 +390,10 @@ pub fn format_report(r: &E2eReport) -> String {
     for (name, t) in [
         ("training step", &r.train),
         ("inference batch", &r.infer),
+        (
+            "inference batch, spikes as floats between layers",
+            &r.infer_unpacked,
+        ),
         ("inference batch, unfused chain", &r.infer_unfused),
     ] {
         out.push_str(&format!(

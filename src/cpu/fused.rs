@@ -3,6 +3,7 @@
 
 use crate::kernels::fused::BnAgmmLifSpec;
 use crate::kernels::lif::ResetMode;
+use crate::kernels::popcount::PackSpikesParams;
 
 /// The BN running statistics and affine parameters, `[C]` each.
 pub struct BnEval<'a> {
@@ -52,4 +53,19 @@ pub fn bn_agmm_lif_eval(
             spikes[i] = s;
         }
     }
+}
+
+/// Mirror of `shaders/bn_agmm_lif_eval_packed.wgsl`: [`bn_agmm_lif_eval`]'s spikes packed as
+/// `pack_spikes` packs `[T*B, C, H, W]` (only `H*W` matters for the layout).
+pub fn bn_agmm_lif_eval_packed(
+    spec: &BnAgmmLifSpec,
+    x: &[f32],
+    bn: &BnEval,
+    residual: Option<&[f32]>,
+    packed: &mut [u32],
+) {
+    let mut spikes = vec![0.0; spec.timesteps * spec.elements()];
+    bn_agmm_lif_eval(spec, x, bn, residual, &mut spikes);
+    let params = PackSpikesParams::new(spec.timesteps * spec.batch, spec.channels, spec.spatial, 1);
+    super::popcount::pack_spikes(&params, &spikes, packed);
 }

@@ -2,7 +2,7 @@
 //! `avgpool_forward`, `avgpool_backward`): same names, same argument order, same loop order
 //! (so max pooling and its argmax match bit for bit).
 
-use crate::kernels::pool::PoolParams;
+use crate::kernels::pool::{PackedPoolParams, PoolParams};
 
 /// Dimensions as usize: (planes, in_h, in_w, out_h, out_w, kernel_h, kernel_w, stride_h, stride_w).
 type Dims = (
@@ -149,6 +149,41 @@ pub fn avgpool_backward(params: &PoolParams, grad_output: &[f32], grad_input: &m
                     }
                 }
                 grad_input[(p * ih + y) * iw + x] = sum / (kh * kw) as f32;
+            }
+        }
+    }
+}
+
+/// Mirror of `shaders/maxpool_packed.wgsl`: each output word is the OR of its window's words.
+pub fn maxpool_packed(params: &PackedPoolParams, input: &[u32], output: &mut [u32]) {
+    let d = |v: u32| v as usize;
+    let (n, ih, iw, oh, ow) = (
+        d(params.samples),
+        d(params.in_h),
+        d(params.in_w),
+        d(params.out_h),
+        d(params.out_w),
+    );
+    let (kh, kw, sh, sw, words) = (
+        d(params.kernel_h),
+        d(params.kernel_w),
+        d(params.stride_h),
+        d(params.stride_w),
+        d(params.words),
+    );
+    for s in 0..n {
+        for y in 0..oh {
+            for x in 0..ow {
+                for word in 0..words {
+                    let mut acc = 0u32;
+                    for dy in 0..kh {
+                        for dx in 0..kw {
+                            acc |=
+                                input[((s * ih + y * sh + dy) * iw + x * sw + dx) * words + word];
+                        }
+                    }
+                    output[((s * oh + y) * ow + x) * words + word] = acc;
+                }
             }
         }
     }

@@ -124,31 +124,123 @@ impl BnAgmmLifEval {
         residual: Option<&GpuBuffer<f32>>,
         spikes: &GpuBuffer<f32>,
     ) -> Result<(), GpuError> {
-        let n = spec.elements();
-        let total = spec
-            .timesteps
+        let total = spec.checked_total(Self::NAME)?;
+        let residual = spec.check_inputs(Self::NAME, x, bn, residual)?;
+        check_lens(Self::NAME, "T*N", total, &[("spikes", spikes.len())])?;
+        let pipeline = Self::SPECIALISED.pipeline(ctx, &spec.overrides())?;
+        spec.record(
+            ctx,
+            encoder,
+            &pipeline,
+            Self::NAME,
+            x,
+            bn,
+            residual,
+            (spikes.raw(), Self::WORKGROUP),
+        )
+    }
+}
+
+/// `bn_agmm_lif_eval_packed`: [`BnAgmmLifEval`] writing the spikes bit-packed (32 channels a
+/// word, `pack_spikes`' layout) for a popcount conv that reads them next. Zeroes the output,
+/// then sets the bits of the spikes.
+pub struct BnAgmmLifEvalPacked;
+
+impl BnAgmmLifEvalPacked {
+    pub const NAME: &'static str = "bn_agmm_lif_eval_packed";
+    pub const SOURCE: crate::gpu::KernelSource =
+        kernel_source!("bn_agmm_lif_eval_packed", BnAgmmLifParams);
+    const SPECIALISED: Specialised = Specialised::new(
+        Self::SOURCE,
+        &["GATE", "RESIDUAL", "BROADCAST", "SOFT_RESET"],
+    );
+    const WORKGROUP: u32 = 64;
+
+    /// Compiles one pipeline (a broken shader fails here); the others on first use.
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        Self::SPECIALISED.pipeline(ctx, &[1, 0, 0, 0])?;
+        Ok(Self)
+    }
+
+    /// Words of the packed output: `T*B*H*W*ceil(C / 32)`.
+    pub fn packed_len(spec: &BnAgmmLifSpec) -> usize {
+        spec.timesteps * spec.batch * spec.spatial * spec.channels.div_ceil(32)
+    }
+
+    /// Records the zeroing and the pass. `residual` as for [`BnAgmmLifEval::dispatch`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        spec: &BnAgmmLifSpec,
+        x: &GpuBuffer<f32>,
+        bn: &BatchNormState,
+        residual: Option<&GpuBuffer<f32>>,
+        packed: &GpuBuffer<u32>,
+    ) -> Result<(), GpuError> {
+        spec.checked_total(Self::NAME)?;
+        let residual = spec.check_inputs(Self::NAME, x, bn, residual)?;
+        check_lens(
+            Self::NAME,
+            "T*B*H*W*ceil(C/32)",
+            Self::packed_len(spec),
+            &[("packed", packed.len())],
+        )?;
+        let pipeline = Self::SPECIALISED.pipeline(ctx, &spec.overrides())?;
+        encoder.clear_buffer(packed.raw(), 0, Some(packed.bytes()));
+        spec.record(
+            ctx,
+            encoder,
+            &pipeline,
+            Self::NAME,
+            x,
+            bn,
+            residual,
+            (packed.raw(), Self::WORKGROUP),
+        )
+    }
+}
+
+impl BnAgmmLifSpec {
+    /// `T*N`, refused past `u32` (the shaders index in u32), and a non-empty shape.
+    fn checked_total(&self, kernel: &'static str) -> Result<usize, GpuError> {
+        let n = self.elements();
+        if self.channels == 0 || self.spatial == 0 {
+            return Err(GpuError::shape(kernel, "zero channels or spatial size"));
+        }
+        self.timesteps
             .checked_mul(n)
             .filter(|&v| v <= u32::MAX as usize)
             .ok_or_else(|| {
                 GpuError::shape(
-                    Self::NAME,
-                    format!("T*N = {} * {n} overflows u32", spec.timesteps),
+                    kernel,
+                    format!("T*N = {} * {n} overflows u32", self.timesteps),
                 )
-            })?;
-        if spec.channels == 0 || spec.spatial == 0 {
-            return Err(GpuError::shape(Self::NAME, "zero channels or spatial size"));
-        }
-        let x_len = if spec.broadcast { n } else { total };
-        let x_formula = if spec.broadcast {
-            "N (broadcast)"
+            })
+    }
+
+    /// Checks `x`, the BN state and the shortcut against the spec; returns what binding 6 gets
+    /// (the shortcut, or `x` as a never-read placeholder).
+    fn check_inputs<'a>(
+        &self,
+        kernel: &'static str,
+        x: &'a GpuBuffer<f32>,
+        bn: &BatchNormState,
+        residual: Option<&'a GpuBuffer<f32>>,
+    ) -> Result<&'a GpuBuffer<f32>, GpuError> {
+        let n = self.elements();
+        let total = self.timesteps * n;
+        let (x_len, x_formula) = if self.broadcast {
+            (n, "N (broadcast)")
         } else {
-            "T*N"
+            (total, "T*N")
         };
-        check_lens(Self::NAME, x_formula, x_len, &[("x", x.len())])?;
+        check_lens(kernel, x_formula, x_len, &[("x", x.len())])?;
         check_lens(
-            Self::NAME,
+            kernel,
             "C",
-            spec.channels,
+            self.channels,
             &[
                 ("running_mean", bn.running_mean.len()),
                 ("running_var", bn.running_var.len()),
@@ -156,32 +248,41 @@ impl BnAgmmLifEval {
                 ("bias", bn.bias.len()),
             ],
         )?;
-        check_lens(Self::NAME, "T*N", total, &[("spikes", spikes.len())])?;
-        let residual = match (spec.residual, residual) {
+        match (self.residual, residual) {
             (true, Some(r)) => {
-                check_lens(Self::NAME, "T*N", total, &[("residual", r.len())])?;
-                r
+                check_lens(kernel, "T*N", total, &[("residual", r.len())])?;
+                Ok(r)
             }
-            (false, None) => x,
-            (true, None) => {
-                return Err(GpuError::shape(
-                    Self::NAME,
-                    "the spec adds a shortcut but none was given",
-                ))
-            }
-            (false, Some(_)) => {
-                return Err(GpuError::shape(
-                    Self::NAME,
-                    "a shortcut was given but the spec adds none",
-                ))
-            }
-        };
-        let pipeline = Self::SPECIALISED.pipeline(ctx, &spec.overrides())?;
+            (false, None) => Ok(x),
+            (true, None) => Err(GpuError::shape(
+                kernel,
+                "the spec adds a shortcut but none was given",
+            )),
+            (false, Some(_)) => Err(GpuError::shape(
+                kernel,
+                "a shortcut was given but the spec adds none",
+            )),
+        }
+    }
+
+    /// Records one dispatch of either fused kernel over the `N` elements of a timestep.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        pipeline: &wgpu::ComputePipeline,
+        kernel: &'static str,
+        x: &GpuBuffer<f32>,
+        bn: &BatchNormState,
+        residual: &GpuBuffer<f32>,
+        (out, workgroup): (&wgpu::Buffer, u32),
+    ) -> Result<(), GpuError> {
         ctx.dispatch(
             encoder,
-            &pipeline,
-            Self::NAME,
-            bytemuck::bytes_of(&spec.params()),
+            pipeline,
+            kernel,
+            bytemuck::bytes_of(&self.params()),
             &[
                 x.raw(),
                 bn.running_mean.raw(),
@@ -189,9 +290,9 @@ impl BnAgmmLifEval {
                 bn.weight.raw(),
                 bn.bias.raw(),
                 residual.raw(),
-                spikes.raw(),
+                out,
             ],
-            Workgroups::for_items(n as u64, Self::WORKGROUP),
+            Workgroups::for_items(self.elements() as u64, workgroup),
         )
     }
 }

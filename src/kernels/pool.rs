@@ -255,6 +255,98 @@ kernel! {
     }
 }
 
+/// Mirrors `struct PackedPoolParams` in `shaders/maxpool_packed.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct PackedPoolParams {
+    /// `N = T*B`.
+    pub samples: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub kernel_h: u32,
+    pub kernel_w: u32,
+    pub stride_h: u32,
+    pub stride_w: u32,
+    /// `ceil(C / 32)`.
+    pub words: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+}
+const _: () = assert!(std::mem::size_of::<PackedPoolParams>() == 48);
+
+impl PackedPoolParams {
+    /// Params for `[n, c, h, w]` spikes packed as `[n, h, w, ceil(c / 32)]`; windows and output
+    /// size as [`PoolParams::new`].
+    pub fn new(shape: [usize; 4], window: PoolWindow) -> Result<Self, GpuError> {
+        let [n, c, h, w] = shape;
+        let words = c.div_ceil(32);
+        let p = PoolParams::new(n * words, h, w, window)?;
+        Ok(Self {
+            samples: n as u32,
+            in_h: p.in_h,
+            in_w: p.in_w,
+            out_h: p.out_h,
+            out_w: p.out_w,
+            kernel_h: p.kernel_h,
+            kernel_w: p.kernel_w,
+            stride_h: p.stride_h,
+            stride_w: p.stride_w,
+            words: words as u32,
+            _pad0: 0,
+            _pad1: 0,
+        })
+    }
+
+    /// Input words, `N*H*W*words`.
+    pub fn input_len(&self) -> usize {
+        [self.samples, self.in_h, self.in_w, self.words]
+            .iter()
+            .map(|&v| v as usize)
+            .product()
+    }
+
+    /// Output words, `N*oH*oW*words`.
+    pub fn output_len(&self) -> usize {
+        [self.samples, self.out_h, self.out_w, self.words]
+            .iter()
+            .map(|&v| v as usize)
+            .product()
+    }
+}
+
+kernel! {
+    /// `maxpool_packed`: spikes packed `[N, H, W, words]` -> pooled `[N, oH, oW, words]`, the
+    /// OR of each window (max pooling of 0/1 spikes, 32 channels at a time).
+    pub struct MaxPoolPacked("maxpool_packed", PackedPoolParams);
+
+    /// Records the dispatch.
+    fn dispatch(params, input: u32, output: u32) -> Workgroups {
+        let window = PoolWindow {
+            kernel_h: params.kernel_h as usize,
+            kernel_w: params.kernel_w as usize,
+            stride_h: params.stride_h as usize,
+            stride_w: params.stride_w as usize,
+        };
+        // Plain data: rebuilt from its shape to reject inconsistent sizes.
+        let shape = [
+            params.samples as usize,
+            params.words as usize * 32,
+            params.in_h as usize,
+            params.in_w as usize,
+        ];
+        let expected = PackedPoolParams::new(shape, window)
+            .map_err(|e| GpuError::shape(Self::NAME, e.to_string()))?;
+        if (expected.out_h, expected.out_w) != (params.out_h, params.out_w) {
+            return Err(GpuError::shape(Self::NAME, "output size inconsistent with the window"));
+        }
+        check_lens(Self::NAME, "N*H*W*words", params.input_len(), &[("input", input.len())])?;
+        check_lens(Self::NAME, "N*oH*oW*words", params.output_len(), &[("output", output.len())])?;
+        Workgroups::for_items(params.output_len() as u64, WORKGROUP)
+    }
+}
+
 /// A max-pooling layer on `[N, C, H, W]` (`N = T*B`): forward saves the argmax, backward
 /// routes each output gradient to it.
 pub struct MaxPool2d {
@@ -262,6 +354,7 @@ pub struct MaxPool2d {
     forward: MaxPoolForward,
     backward: MaxPoolBackward,
     scatter: MaxPoolBackwardScatter,
+    packed: MaxPoolPacked,
 }
 
 impl MaxPool2d {
@@ -272,12 +365,27 @@ impl MaxPool2d {
             forward: MaxPoolForward::new(ctx)?,
             backward: MaxPoolBackward::new(ctx)?,
             scatter: MaxPoolBackwardScatter::new(ctx)?,
+            packed: MaxPoolPacked::new(ctx)?,
         })
     }
 
     /// Params for an `[n, c, h, w]` input.
     pub fn params(&self, n: usize, c: usize, h: usize, w: usize) -> Result<PoolParams, GpuError> {
         PoolParams::new(n * c, h, w, self.window)
+    }
+
+    /// `[n, c, h, w]` spikes packed (`[n, h, w, ceil(c / 32)]`) -> the pooled spikes, packed
+    /// the same way (eval: no argmax, nothing goes back through it).
+    pub fn forward_packed(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        shape: [usize; 4],
+        input: &GpuBuffer<u32>,
+        output: &GpuBuffer<u32>,
+    ) -> Result<(), GpuError> {
+        let params = PackedPoolParams::new(shape, self.window)?;
+        self.packed.dispatch(ctx, encoder, &params, input, output)
     }
 
     /// `[n, c, h, w]` input -> `[n, c, oh, ow]` output and argmax.

@@ -58,6 +58,8 @@ pub struct Network {
     step: u64,
     /// Use the single-frame encoder path in eval mode when possible (default on).
     frame_broadcast: bool,
+    /// Eval hands spikes bit-packed between layers where it can (`layers::packed_flow`).
+    packed_spikes: bool,
 }
 
 impl Network {
@@ -95,6 +97,7 @@ impl Network {
             summaries: Summaries::new(ctx, slots)?,
             step: 0,
             frame_broadcast: true,
+            packed_spikes: true,
         };
         let names = net.tensor_specs(true).into_iter().map(|(n, _)| n).collect();
         net.summaries.track_tensors(ctx, names)?;
@@ -257,6 +260,7 @@ impl Network {
         self.check_owner(ws)?;
         let layer = self.layer_at(index)?;
         let train = pass == Pass::Train;
+        let packed = pass == Pass::Eval && self.packed_spikes;
         let io = Forward {
             input: ws.layer_input(index),
             output: &ws.outputs[index],
@@ -265,6 +269,8 @@ impl Network {
             train,
             single_frame: self.frame_broadcast,
             inspect: pass == Pass::Inspect,
+            packed_output: ws.packed_output(index).filter(|_| packed),
+            packed_input: packed && index > 0 && ws.packed_output(index - 1).is_some(),
         };
         let mut rec = self.recorder(ctx, enc);
         Ok(layer.forward(&mut rec, &ws.layers[index], &ws.scratch, io)?)
@@ -450,6 +456,18 @@ impl Network {
     /// uploaded last.
     pub fn uses_single_frame_encoder(&self, ws: &Workspace) -> bool {
         self.frame_broadcast && ws.frame().is_some_and(|f| f.valid.get())
+    }
+
+    /// Turns the bit-packed hand-over between layers in [`Pass::Eval`] on or off
+    /// (`layers::packed_flow`; tests and `bench e2e` compare both).
+    pub fn set_packed_spikes(&mut self, enabled: bool) {
+        self.packed_spikes = enabled;
+    }
+
+    /// Where layer `index` writes its spikes packed in [`Pass::Eval`], if the next layer reads
+    /// them so (tests compare these words with the floats of [`Pass::Inspect`]).
+    pub fn packed_output<'w>(&self, ws: &'w Workspace, index: usize) -> Option<&'w GpuBuffer<u32>> {
+        ws.packed_output(index).filter(|_| self.packed_spikes)
     }
 
     /// Turns the single-frame encoder path (training and eval) on or off (tests compare both).

@@ -10,7 +10,7 @@ use crate::kernels::conv::Conv2d;
 use crate::kernels::elementwise::{Accumulate, ResidualAdd};
 use crate::kernels::finite::CountNonFinite;
 use crate::kernels::flips::{PackSigns, SignFlipCount};
-use crate::kernels::fused::BnAgmmLifEval;
+use crate::kernels::fused::{BnAgmmLifEval, BnAgmmLifEvalPacked};
 use crate::kernels::lif::{LifBackward, LifForward};
 use crate::kernels::linear::Linear;
 use crate::kernels::loss::CrossEntropy;
@@ -32,6 +32,7 @@ pub struct Kernels {
     pub agmm_backward: AgmmBackward,
     /// Eval without inspection: BN + AGMM + shortcut + LIF in one pass.
     pub bn_agmm_lif_eval: BnAgmmLifEval,
+    pub bn_agmm_lif_eval_packed: BnAgmmLifEvalPacked,
     pub add: ResidualAdd,
     pub accumulate: Accumulate,
     pub loss: CrossEntropy,
@@ -62,6 +63,7 @@ impl Kernels {
             agmm_forward: AgmmForward::new(ctx)?,
             agmm_backward: AgmmBackward::new(ctx)?,
             bn_agmm_lif_eval: BnAgmmLifEval::new(ctx)?,
+            bn_agmm_lif_eval_packed: BnAgmmLifEvalPacked::new(ctx)?,
             add: ResidualAdd::new(ctx)?,
             accumulate: Accumulate::new(ctx)?,
             loss: CrossEntropy::new(ctx)?,

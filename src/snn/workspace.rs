@@ -27,6 +27,8 @@ pub struct Workspace {
     /// Built with gradient buffers (training) or without (inference only).
     pub(crate) training: bool,
     pub(crate) layers: Vec<LayerWs>,
+    /// Layer `i` hands its spikes to layer `i + 1` packed in eval (`layers::packed_flow`).
+    packed_flow: Vec<bool>,
     pub(crate) scratch: Scratch,
     pub(crate) sample_loss: GpuBuffer<f32>,
 }
@@ -57,6 +59,7 @@ impl Workspace {
         let last = net.layers().len().saturating_sub(1);
         let grad_slot = |i: usize| Transient::LayerGrad((i % 2) as u8);
         let mut lens = Vec::new();
+        let packed_flow = super::layers::packed_flow(net.layers());
         for (i, layer) in net.layers().iter().enumerate() {
             let len = n * layer.output_shape().iter().product::<usize>();
             outputs.push(GpuBuffer::zeros(ctx, len, "layer output")?);
@@ -66,7 +69,9 @@ impl Workspace {
             lens.push(len);
             moment_max = moment_max.max(len);
             let first = i == 0 && direct;
-            let (ws, cols) = layer.workspace(ctx, t, batch, first, training, &mut transients)?;
+            let packed_in = i > 0 && packed_flow[i - 1];
+            let (ws, cols) =
+                layer.workspace(ctx, t, batch, first, training, packed_in, &mut transients)?;
             cols_len = cols_len.max(cols);
             layers.push(ws);
         }
@@ -95,6 +100,7 @@ impl Workspace {
             grads,
             training,
             layers,
+            packed_flow,
             scratch: Scratch {
                 cols: GpuBuffer::zeros(ctx, cols_len, "im2col scratch")?,
                 moment_partials: GpuBuffer::zeros(
@@ -118,6 +124,19 @@ impl Workspace {
         match index.checked_sub(1) {
             Some(previous) => &self.outputs[previous],
             None => &self.input,
+        }
+    }
+
+    /// Where layer `index` writes its spikes bit-packed for the next layer in eval: the next
+    /// conv's packed input or the next max pool's.
+    pub(crate) fn packed_output(&self, index: usize) -> Option<&GpuBuffer<u32>> {
+        if !self.packed_flow.get(index).copied().unwrap_or(false) {
+            return None;
+        }
+        match self.layers.get(index + 1)? {
+            LayerWs::Conv(c) => c.packed_input(),
+            LayerWs::Pool(p) => p.packed_input.as_ref(),
+            LayerWs::Linear => None,
         }
     }
 

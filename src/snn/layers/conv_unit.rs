@@ -336,13 +336,16 @@ impl ConvUnit {
                     &self.weight.param.value,
                     packed_w,
                 )?;
-                rec.k.pack_spikes.dispatch(
-                    rec.ctx,
-                    rec.enc,
-                    &PackSpikesParams::for_conv(&ws.shape),
-                    input,
-                    packed_s,
-                )?;
+                // In eval the previous layer may have written them packed already.
+                if !io.packed_input {
+                    rec.k.pack_spikes.dispatch(
+                        rec.ctx,
+                        rec.enc,
+                        &PackSpikesParams::for_conv(&ws.shape),
+                        input,
+                        packed_s,
+                    )?;
+                }
                 rec.k.popcount.dispatch(
                     rec.ctx,
                     rec.enc,
@@ -477,15 +480,30 @@ impl ConvUnit {
     ) -> Result<(), GpuError> {
         let residual = self.shortcut_forward(rec, ws, scratch, io)?;
         let spec = self.fused_spec(rec, io.timesteps, io.batch, residual.is_some(), false);
-        rec.k.bn_agmm_lif_eval.dispatch(
-            rec.ctx,
-            rec.enc,
-            &spec,
-            &ws.conv_out,
-            &self.bn.state(),
-            residual,
-            io.output,
-        )
+        self.record_fused_eval(rec, &spec, &ws.conv_out, residual, io)
+    }
+
+    /// The fused eval pass, its spikes written as floats or, for a next layer that reads them
+    /// packed, as bits (`bn_agmm_lif_eval_packed`).
+    fn record_fused_eval(
+        &self,
+        rec: &mut Recorder,
+        spec: &BnAgmmLifSpec,
+        x: &GpuBuffer<f32>,
+        residual: Option<&GpuBuffer<f32>>,
+        io: Forward,
+    ) -> Result<(), GpuError> {
+        let bn = self.bn.state();
+        match io.packed_output {
+            Some(packed) => rec
+                .k
+                .bn_agmm_lif_eval_packed
+                .dispatch(rec.ctx, rec.enc, spec, x, &bn, residual, packed),
+            None => rec
+                .k
+                .bn_agmm_lif_eval
+                .dispatch(rec.ctx, rec.enc, spec, x, &bn, residual, io.output),
+        }
     }
 
     /// The fused eval pass of this unit for `batch` samples.
@@ -536,15 +554,7 @@ impl ConvUnit {
         )?;
         if !io.train && !io.inspect {
             let spec = self.fused_spec(rec, io.timesteps, batch, false, true);
-            return rec.k.bn_agmm_lif_eval.dispatch(
-                rec.ctx,
-                rec.enc,
-                &spec,
-                &frame.conv_out,
-                &self.bn.state(),
-                None,
-                io.output,
-            );
+            return self.record_fused_eval(rec, &spec, &frame.conv_out, None, io);
         }
         let saved = BatchNormSaved {
             mean: &ws.mean,
@@ -769,6 +779,11 @@ impl ConvUnit {
 }
 
 impl ConvWs {
+    /// The input spikes packed 32 channels a word (popcount units).
+    pub(crate) fn packed_input(&self) -> Option<&GpuBuffer<u32>> {
+        self.packed_input.as_ref()
+    }
+
     /// Membrane potential `h[t]` (`[T*B, C, H, W]`, charged, before the reset), as the last
     /// training or inspection forward left it; `None` before any (plain eval keeps none).
     pub fn membrane(&self) -> Option<&GpuBuffer<f32>> {

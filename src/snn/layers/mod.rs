@@ -76,6 +76,12 @@ pub struct Forward<'a> {
     pub single_frame: bool,
     /// Eval only: keep the intermediates an inspection reads ([`Pass::Inspect`]).
     pub inspect: bool,
+    /// [`Pass::Eval`] only: the next layer reads this layer's spikes bit-packed (32 channels a
+    /// word) from this buffer; they go there instead of `output`, which is left as it was.
+    pub packed_output: Option<&'a GpuBuffer<u32>>,
+    /// [`Pass::Eval`] only: the previous layer wrote this layer's input packed into the buffer
+    /// this layer packs its input into (a popcount conv) or pools from (a max pool).
+    pub packed_input: bool,
 }
 
 /// A layer's backward inputs.
@@ -222,7 +228,10 @@ impl Layer {
 
     /// The layer's workspace for `timesteps * batch` samples and the im2col scratch it needs;
     /// `first_direct`: the first layer under direct encoding (single-frame encoder buffers);
-    /// `training`: with what a backward reads. Shared buffers are declared in `transients`.
+    /// `training`: with what a backward reads; `packed_input`: a max pool that receives its
+    /// input bit-packed in eval (see [`packed_flow`]). Shared buffers are declared in
+    /// `transients`.
+    #[allow(clippy::too_many_arguments)]
     pub fn workspace(
         &self,
         ctx: &GpuContext,
@@ -230,6 +239,7 @@ impl Layer {
         batch: usize,
         first_direct: bool,
         training: bool,
+        packed_input: bool,
         transients: &mut super::transients::Transients,
     ) -> Result<(LayerWs, usize), GpuError> {
         Ok(match self {
@@ -238,7 +248,10 @@ impl Layer {
                     c.workspace(ctx, timesteps, batch, first_direct, training, transients)?;
                 (LayerWs::Conv(Box::new(ws)), cols)
             }
-            Layer::Pool(p) => (LayerWs::Pool(p.workspace(ctx, timesteps * batch)?), 1),
+            Layer::Pool(p) => (
+                LayerWs::Pool(p.workspace(ctx, timesteps * batch, packed_input)?),
+                1,
+            ),
             Layer::Linear(_) => (LayerWs::Linear, 1),
         })
     }
@@ -272,6 +285,29 @@ impl Layer {
             _ => Err(foreign_workspace(self.name())),
         }
     }
+}
+
+/// Which layers hand their spikes to the next layer bit-packed in [`Pass::Eval`]: a conv
+/// unit followed by a popcount conv unit, or by a max pool and then a popcount conv unit (the
+/// pool then ORs packed words), where that conv has no shortcut (a shortcut reads its input
+/// as floats). The unit writes 1 bit per spike instead of an f32, the pool reads and writes
+/// 32x less, and the conv skips `pack_spikes`: the same bits `pack_spikes` would have made.
+pub fn packed_flow(layers: &[Layer]) -> Vec<bool> {
+    let reads_packed = |l: Option<&Layer>| matches!(l, Some(Layer::Conv(c)) if c.popcount.is_some() && c.shortcut == crate::model::Shortcut::None);
+    let max_pool = |l: Option<&Layer>| matches!(l, Some(Layer::Pool(p)) if matches!(p.pooling, Pooling::Max(_)));
+    let mut flow = vec![false; layers.len()];
+    for i in 0..layers.len() {
+        if !matches!(layers[i], Layer::Conv(_)) {
+            continue;
+        }
+        if reads_packed(layers.get(i + 1)) {
+            flow[i] = true;
+        } else if max_pool(layers.get(i + 1)) && reads_packed(layers.get(i + 2)) {
+            flow[i] = true;
+            flow[i + 1] = true;
+        }
+    }
+    flow
 }
 
 /// Workspaces carry their network's id and are checked before recording, so this only

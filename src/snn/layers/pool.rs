@@ -23,18 +23,36 @@ pub struct PoolLayer {
     pub output: [usize; 3],
 }
 
-/// Where each max-pooling output came from (nothing to keep for average pooling).
+/// Where each max-pooling output came from (nothing to keep for average pooling), and the
+/// packed input spikes of a max pool between two conv units in eval.
 pub struct PoolWs {
     argmax: Option<GpuBuffer<u32>>,
+    pub(crate) packed_input: Option<GpuBuffer<u32>>,
 }
 
 impl PoolLayer {
-    pub fn workspace(&self, ctx: &GpuContext, samples: usize) -> Result<PoolWs, GpuError> {
+    /// `packed`: the previous unit hands this pool its spikes bit-packed in eval
+    /// (`layers::packed_flow`).
+    pub fn workspace(
+        &self,
+        ctx: &GpuContext,
+        samples: usize,
+        packed: bool,
+    ) -> Result<PoolWs, GpuError> {
         let len = samples * self.output.iter().product::<usize>();
+        let [c, h, w] = self.input;
         Ok(PoolWs {
             argmax: match self.pooling {
                 Pooling::Max(_) => Some(GpuBuffer::zeros(ctx, len, "argmax")?),
                 Pooling::Avg(_) => None,
+            },
+            packed_input: match (&self.pooling, packed) {
+                (Pooling::Max(_), true) => Some(GpuBuffer::zeros(
+                    ctx,
+                    samples * h * w * c.div_ceil(32),
+                    "pool packed input",
+                )?),
+                _ => None,
             },
         })
     }
@@ -53,6 +71,14 @@ impl PoolLayer {
         io: Forward,
     ) -> Result<(), GpuError> {
         let dims = self.input_dims(io.timesteps * io.batch);
+        if let (Pooling::Max(max), Some(input), Some(output), true) = (
+            &self.pooling,
+            &ws.packed_input,
+            io.packed_output,
+            io.packed_input,
+        ) {
+            return max.forward_packed(rec.ctx, rec.enc, dims, input, output);
+        }
         match (&self.pooling, &ws.argmax) {
             (Pooling::Max(max), Some(argmax)) => {
                 max.forward(rec.ctx, rec.enc, dims, io.input, io.output, argmax)?

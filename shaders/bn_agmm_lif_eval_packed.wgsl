@@ -1,0 +1,107 @@
+// bn_agmm_lif_eval_packed: bn_agmm_lif_eval writing its spikes bit-packed, in the layout
+// pack_spikes gives the next binary conv: eval mode, where the unit's only reader is a
+// popcount conv (directly or through a max pool, which then ORs words: maxpool_packed). The
+// neuron arithmetic is bn_agmm_lif_eval's, line for line (docs/method.md §4, §5, §7); only the
+// store differs: a spike sets its channel's bit with atomicOr (the 32 channels of a word belong
+// to 32 different invocations), so the output must be zeroed first. Writing one bit instead of
+// one f32 per neuron and timestep is what it buys: 32x less to write and for the next layer to
+// read, and no pack_spikes pass.
+//
+// Bindings:
+//   0 uniform params   : BnAgmmLifParams (as bn_agmm_lif_eval)
+//   1 storage read     : x        [T, N] f32  conv output (N = B*C*H*W, time-major), or one
+//                                             [N] frame read at every t when BROADCAST = 1
+//   2 storage read     : mean     [C] f32     BN running_mean
+//   3 storage read     : var      [C] f32     BN running_var
+//   4 storage read     : weight   [C] f32     BN affine gamma
+//   5 storage read     : bias     [C] f32     BN affine beta
+//   6 storage read     : residual [T, N] f32  the shortcut added before the LIF (RESIDUAL = 1);
+//                                             any buffer otherwise (not read)
+//   7 storage rw       : packed   [T*B, H, W, words] u32, words = ceil(C / 32): bit i of word j
+//                                             at (t*B + b, y, x) is s[t] of channel 32j + i;
+//                                             zeroed by the caller, bits set here
+// Dispatch: one invocation per element, workgroups of 64, folded 1-D (ceil(N / 64) groups).
+//
+// The gate, the shortcut, the broadcast frame and the reset rule are override constants, as in
+// bn_agmm_lif_eval (one pipeline per combination, `crate::gpu::Specialised`).
+
+//!include common/flat_index.wgsl
+
+struct BnAgmmLifParams {
+    timesteps: u32,
+    elements: u32,     // N per timestep
+    channels: u32,     // C
+    spatial: u32,      // HW
+    eps: f32,          // BN epsilon
+    alpha_const: f32,  // AGMM: 0 = running mean (alpha[t] = 1/t), else the constant
+    decay: f32,        // LIF lambda
+    v_th: f32,         // LIF threshold
+}
+
+@group(0) @binding(0) var<uniform> params: BnAgmmLifParams;
+
+override GATE: u32 = 0u;
+override RESIDUAL: u32 = 0u;
+override BROADCAST: u32 = 0u;
+override SOFT_RESET: u32 = 0u;
+
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> mean: array<f32>;
+@group(0) @binding(3) var<storage, read> variance: array<f32>;
+@group(0) @binding(4) var<storage, read> weight: array<f32>;
+@group(0) @binding(5) var<storage, read> bias: array<f32>;
+@group(0) @binding(6) var<storage, read> residual: array<f32>;
+@group(0) @binding(7) var<storage, read_write> packed: array<atomic<u32>>;
+
+@compute @workgroup_size(64) fn main(inv: FlatInvocation) {
+    let n = flat_index(inv, 64u);
+    if (n >= params.elements) {
+        return;
+    }
+    let c = (n / params.spatial) % params.channels;
+    let per_sample = params.channels * params.spatial;
+    let batch = params.elements / per_sample;
+    let words = (params.channels + 31u) / 32u;
+    // Word of (b, y, x) at t = 0; each timestep is batch * H * W * words further on.
+    let word0 = ((n / per_sample) * params.spatial + n % params.spatial) * words + c / 32u;
+    let step = batch * params.spatial * words;
+    let bit = 1u << (c % 32u);
+    let invstd = 1.0 / sqrt(variance[c] + params.eps);
+    let k = invstd * weight[c];
+    let m = mean[c];
+    let b = bias[c];
+    // A broadcast frame is normalised once: the same value at every t.
+    let frame = (x[n] - m) * k + b;
+    var run = 0.0;
+    var u = 0.0;
+    var s = 0.0;
+    for (var t = 0u; t < params.timesteps; t++) {
+        let i = t * params.elements + n;
+        var cur = frame;
+        if (BROADCAST == 0u) {
+            cur = (x[i] - m) * k + b;
+        }
+        if (GATE == 1u) {
+            var a = 1.0 / f32(t + 1u);
+            if (params.alpha_const > 0.0) {
+                a = params.alpha_const;
+            }
+            run = (1.0 - a) * run + a * cur;
+            cur = cur / (1.0 + exp(-run));
+        }
+        if (RESIDUAL == 1u) {
+            cur = cur + residual[i];
+        }
+        var h: f32;
+        if (SOFT_RESET == 1u) {
+            h = params.decay * (u - params.v_th * s) + cur;
+        } else {
+            h = params.decay * u * (1.0 - s) + cur;
+        }
+        s = select(0.0, 1.0, h >= params.v_th);
+        u = h;
+        if (s > 0.0) {
+            atomicOr(&packed[word0 + t * step], bit);
+        }
+    }
+}
