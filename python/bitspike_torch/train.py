@@ -28,6 +28,7 @@ setting hits an IntFlag change in Python 3.11.)
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -113,6 +114,8 @@ class Distributed:
 
     def close(self) -> None:
         if self.world > 1:
+            # Every rank's queued work is done before the group goes away.
+            dist.barrier()
             dist.destroy_process_group()
 
 
@@ -343,6 +346,12 @@ def run(args) -> int:
         if args.save and last.exists():
             shutil.copyfile(last, args.save)
         log(f"metrics: {metrics}  checkpoint: {last}")
+    # The DDP wrapper goes first, while the process group is still registered: its Reducer
+    # holds the group, and a group destroyed with the Reducer at interpreter exit deadlocked
+    # torch 1.13 + gloo (the destructor joins a gloo thread that waits for the GIL the exiting
+    # main thread holds; seen in a CI rehearsal, rank 1 hung after writing its last epoch).
+    del net
+    gc.collect()
     group.close()
     return 0
 
