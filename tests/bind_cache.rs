@@ -60,4 +60,17 @@ fn repeated_dispatches_reuse_bind_groups_and_drops_empty_the_cache() {
     let (hits4, misses4, held) = ctx.bind_group_stats();
     assert_eq!((hits4 - hits3, misses4 - misses3), (0, 1));
     assert_eq!(held, 1, "entries after a drop");
+
+    // A dropped buffer's bind groups go before the next allocation too, not only at the next
+    // dispatch: a replaced workspace's memory is free before its successor is allocated.
+    let tmp = zeros::<f32>(&ctx, 4);
+    record(&ctx, |enc| add.dispatch(&ctx, enc, &all, &a, &b, &tmp));
+    assert_eq!(ctx.bind_group_stats().2, 2);
+    drop(tmp);
+    let _next = zeros::<f32>(&ctx, 4);
+    assert_eq!(
+        ctx.bind_group_stats().2,
+        0,
+        "entries after a drop and an allocation"
+    );
 }

@@ -112,10 +112,11 @@ class Distributed:
             dist.all_reduce(t)
         return t.tolist()
 
-    def close(self) -> None:
+    def close(self, barrier: bool = True) -> None:
         if self.world > 1:
-            # Every rank's queued work is done before the group goes away.
-            dist.barrier()
+            if barrier:
+                # Every rank's queued work is done before the group goes away.
+                dist.barrier()
             dist.destroy_process_group()
 
 
@@ -275,84 +276,90 @@ def run(args) -> int:
     binary = [n for n, _ in model.binary_weights()]
     previous_signs = signs(model)
     firing_rates: list = init.firing_rates if init else []
-    while step < total_steps and epoch < args.epochs:
-        stats = EpochStats(spiking, binary)
-        order = rng.epoch_order(len(train_set), args.seed, epoch, not args.no_shuffle)
-        started = time.perf_counter()
-        lr_now = lr
-        net.train()
-        for s in range(steps_per_epoch):
-            if step >= total_steps:
-                break
-            mine = slice(group.rank * local_batch, (group.rank + 1) * local_batch)
-            idx = order[s * batch:(s + 1) * batch][mine]
-            images = train_set.images[idx]
-            if augment_on(args):
-                images = augment(images, rng.augmentation(batch, args.seed, step)[mine])
-            images = torch.from_numpy(images).to(group.device)
-            labels = torch.from_numpy(train_set.labels[idx]).to(group.device)
-            lr_now = lr_at(lr, step, total_steps)
-            for g in opt.param_groups:
-                g["lr"] = lr_now
-            spikes: dict = {}
-            logits = net(images, spikes_out=spikes)
-            loss = loss_fn(logits, labels, cfg["loss"])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            stats.add_step(loss.item(), int((predict(logits) == labels).sum()), len(idx),
-                           spikes, [(n, w.grad) for n, w in model.binary_weights()])
-            opt.step()
-            step += 1
-            if not math.isfinite(loss.item()):
-                raise SystemExit(f"training diverged: the loss became {loss.item()} at epoch "
-                                 f"{epoch}, step {step}. Stopped. Try a lower learning rate.")
-        train_seconds = time.perf_counter() - started
-        now_signs = signs(model)
-        flips = [(n, float((now_signs[n] != previous_signs[n]).sum()), now_signs[n].numel())
-                 for n in binary]
-        previous_signs = now_signs
-        eval_started = time.perf_counter()
-        shard = np.array_split(np.arange(len(test_set)), group.world)[group.rank]
-        test_loss, test_correct, test_n = group.sum(list(evaluate.run(
-            model, test_set, group.device, args.batch, indices=shard)))
-        eval_seconds = time.perf_counter() - eval_started
-        stats.reduce(group)
-        firing_rates = [[n, stats.firing[n][0] / max(stats.firing[n][1], 1)] for n in spiking]
-        record = {
-            "epoch": epoch + 1, "step": step, "lr": lr_now,
-            "train_loss": stats.loss_sum / max(stats.samples, 1),
-            "train_accuracy": stats.correct / max(stats.samples, 1),
-            "test_loss": test_loss / max(test_n, 1), "test_accuracy": test_correct / max(test_n, 1),
-            "flip_ratio": [[n, f / max(t, 1)] for n, f, t in flips],
-            "flip_ratio_total": sum(f for _, f, _ in flips) / max(sum(t for *_, t in flips), 1),
-            "firing_rate": firing_rates,
-            "grad_stats": [[n, *mean_and_variance(stats.grads[n])] for n in binary],
-            "samples_per_second": stats.samples / max(train_seconds, 1e-9),
-            "epoch_seconds": train_seconds, "eval_seconds": eval_seconds,
-        }
-        epoch += 1
+    finished = False
+    try:
+        while step < total_steps and epoch < args.epochs:
+            stats = EpochStats(spiking, binary)
+            order = rng.epoch_order(len(train_set), args.seed, epoch, not args.no_shuffle)
+            started = time.perf_counter()
+            lr_now = lr
+            net.train()
+            for s in range(steps_per_epoch):
+                if step >= total_steps:
+                    break
+                mine = slice(group.rank * local_batch, (group.rank + 1) * local_batch)
+                idx = order[s * batch:(s + 1) * batch][mine]
+                images = train_set.images[idx]
+                if augment_on(args):
+                    images = augment(images, rng.augmentation(batch, args.seed, step)[mine])
+                images = torch.from_numpy(images).to(group.device)
+                labels = torch.from_numpy(train_set.labels[idx]).to(group.device)
+                lr_now = lr_at(lr, step, total_steps)
+                for g in opt.param_groups:
+                    g["lr"] = lr_now
+                spikes: dict = {}
+                logits = net(images, spikes_out=spikes)
+                loss = loss_fn(logits, labels, cfg["loss"])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                stats.add_step(loss.item(), int((predict(logits) == labels).sum()), len(idx),
+                               spikes, [(n, w.grad) for n, w in model.binary_weights()])
+                opt.step()
+                step += 1
+                if not math.isfinite(loss.item()):
+                    raise SystemExit(f"training diverged: the loss became {loss.item()} at epoch "
+                                     f"{epoch}, step {step}. Stopped. Try a lower learning rate.")
+            train_seconds = time.perf_counter() - started
+            now_signs = signs(model)
+            flips = [(n, float((now_signs[n] != previous_signs[n]).sum()), now_signs[n].numel())
+                     for n in binary]
+            previous_signs = now_signs
+            eval_started = time.perf_counter()
+            shard = np.array_split(np.arange(len(test_set)), group.world)[group.rank]
+            test_loss, test_correct, test_n = group.sum(list(evaluate.run(
+                model, test_set, group.device, args.batch, indices=shard)))
+            eval_seconds = time.perf_counter() - eval_started
+            stats.reduce(group)
+            firing_rates = [[n, stats.firing[n][0] / max(stats.firing[n][1], 1)] for n in spiking]
+            record = {
+                "epoch": epoch + 1, "step": step, "lr": lr_now,
+                "train_loss": stats.loss_sum / max(stats.samples, 1),
+                "train_accuracy": stats.correct / max(stats.samples, 1),
+                "test_loss": test_loss / max(test_n, 1), "test_accuracy": test_correct / max(test_n, 1),
+                "flip_ratio": [[n, f / max(t, 1)] for n, f, t in flips],
+                "flip_ratio_total": sum(f for _, f, _ in flips) / max(sum(t for *_, t in flips), 1),
+                "firing_rate": firing_rates,
+                "grad_stats": [[n, *mean_and_variance(stats.grads[n])] for n in binary],
+                "samples_per_second": stats.samples / max(train_seconds, 1e-9),
+                "epoch_seconds": train_seconds, "eval_seconds": eval_seconds,
+            }
+            epoch += 1
+            if group.main:
+                with metrics.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+                ckpt.save(out / "last.safetensors", model, opt, step=step, epoch=epoch,
+                          seed=args.seed, train_config=train_config(args, lr, weight_decay),
+                          firing_rates=firing_rates)
+            log(f"epoch {record['epoch']:>3}  train loss {record['train_loss']:.4f} acc "
+                f"{100 * record['train_accuracy']:6.2f}%  test loss {record['test_loss']:.4f} acc "
+                f"{100 * record['test_accuracy']:6.2f}%  flips {100 * record['flip_ratio_total']:.4f}%"
+                f"  {record['samples_per_second']:.1f} samples/s  {train_seconds:.1f}s")
         if group.main:
-            with metrics.open("a") as f:
-                f.write(json.dumps(record) + "\n")
-            ckpt.save(out / "last.safetensors", model, opt, step=step, epoch=epoch,
-                      seed=args.seed, train_config=train_config(args, lr, weight_decay),
-                      firing_rates=firing_rates)
-        log(f"epoch {record['epoch']:>3}  train loss {record['train_loss']:.4f} acc "
-            f"{100 * record['train_accuracy']:6.2f}%  test loss {record['test_loss']:.4f} acc "
-            f"{100 * record['test_accuracy']:6.2f}%  flips {100 * record['flip_ratio_total']:.4f}%"
-            f"  {record['samples_per_second']:.1f} samples/s  {train_seconds:.1f}s")
-    if group.main:
-        last = out / "last.safetensors"
-        if args.save and last.exists():
-            shutil.copyfile(last, args.save)
-        log(f"metrics: {metrics}  checkpoint: {last}")
-    # The DDP wrapper goes first, while the process group is still registered: its Reducer
-    # holds the group, and a group destroyed with the Reducer at interpreter exit deadlocked
-    # torch 1.13 + gloo (the destructor joins a gloo thread that waits for the GIL the exiting
-    # main thread holds; seen in a CI rehearsal, rank 1 hung after writing its last epoch).
-    del net
-    gc.collect()
-    group.close()
+            last = out / "last.safetensors"
+            if args.save and last.exists():
+                shutil.copyfile(last, args.save)
+            log(f"metrics: {metrics}  checkpoint: {last}")
+        finished = True
+    finally:
+        # The DDP wrapper goes first, while the process group is still registered: its
+        # Reducer holds the group, and a group destroyed with the Reducer at interpreter exit
+        # deadlocked torch 1.13 + gloo (the destructor joins a gloo thread that waits for the
+        # GIL the exiting main thread holds; seen in a CI rehearsal, rank 1 hung after writing
+        # its last epoch). Also when training stops with an error; then without the barrier,
+        # which the other ranks may never reach.
+        del net
+        gc.collect()
+        group.close(barrier=finished)
     return 0
 
 

@@ -7,9 +7,11 @@
 //! different params never share a uniform: the params are part of the key.
 //!
 //! Entries hold their buffers alive, so the cache must not outlive them: it is emptied
-//! whenever an owning [`super::GpuBuffer`] has been dropped since the last lookup (a workspace
-//! or network replaced), and past [`CAPACITY`] entries the least recently used half goes
-//! (params that change every step, like Adam's step count, only add entries).
+//! whenever an owning [`super::GpuBuffer`] has been dropped since the last look, at each
+//! dispatch and before each buffer is created (a workspace or network replaced: the old one's
+//! memory is free before the new one is allocated), and past [`CAPACITY`] entries the least
+//! recently used half goes (params that change every step, like Adam's step count, only add
+//! entries).
 
 use std::collections::HashMap;
 
@@ -74,11 +76,7 @@ impl BindGroupCache {
             self.misses += 1;
             return create(device, pipeline, label, params, storage);
         }
-        let drops = memory::owners_dropped();
-        if drops != self.drops_seen {
-            self.entries.clear();
-            self.drops_seen = drops;
-        }
+        self.forget_dropped();
         self.clock += 1;
         let key = Key {
             pipeline: pipeline.clone(),
@@ -104,6 +102,16 @@ impl BindGroupCache {
             },
         );
         bind_group
+    }
+
+    /// Empties the cache if an owning buffer was dropped since the last look: its entries may
+    /// hold that buffer's memory. Called at every lookup and before every allocation.
+    pub fn forget_dropped(&mut self) {
+        let drops = memory::owners_dropped();
+        if drops != self.drops_seen {
+            self.entries.clear();
+            self.drops_seen = drops;
+        }
     }
 
     /// Entries held now.

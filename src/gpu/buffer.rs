@@ -43,7 +43,7 @@ impl<T: Pod> GpuBuffer<T> {
                 requested: u64::MAX,
                 max: ctx.limits.max_buffer_size,
             })?;
-        limits::check_buffer(label, bytes, &ctx.limits)?;
+        limits::check_buffer(bytes, &ctx.limits, || format!("buffer '{label}'"))?;
         // Zero-sized bindings are invalid; keep a 4-element minimum.
         Ok(bytes.max(16))
     }
@@ -51,6 +51,9 @@ impl<T: Pod> GpuBuffer<T> {
     /// A zero-filled buffer.
     pub fn zeros(ctx: &GpuContext, len: usize, label: &str) -> Result<Self, GpuError> {
         let size = Self::byte_size(ctx, len, label)?;
+        // Bind groups of buffers dropped since the last dispatch go first, so their memory is
+        // free before this allocation (a replaced workspace, then its successor).
+        ctx.forget_dropped_bind_groups();
         let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,
@@ -74,6 +77,7 @@ impl<T: Pod> GpuBuffer<T> {
             return Ok(buf);
         }
         Self::byte_size(ctx, data.len(), label)?;
+        ctx.forget_dropped_bind_groups();
         let buffer = ctx
             .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -105,7 +109,6 @@ impl<T: Pod> GpuBuffer<T> {
         Ok(())
     }
 
-    /// Number of elements.
     /// A second handle on the first `len` elements of this buffer (same memory, its own length
     /// for the kernels' shape checks). For scratch that layers take turns with: each user
     /// overwrites what it reads within one forward or backward. Counted once, by the owner.
@@ -129,6 +132,7 @@ impl<T: Pod> GpuBuffer<T> {
         (self.len * std::mem::size_of::<T>()) as u64
     }
 
+    /// Number of elements.
     pub fn len(&self) -> usize {
         self.len
     }

@@ -400,7 +400,9 @@ impl GpuContext {
             limits::MAX_STORAGE_BUFFERS_PER_STAGE as u64,
         )?;
         for buffer in storage {
-            limits::check_buffer(label, buffer.size(), &self.limits)?;
+            limits::check_buffer(buffer.size(), &self.limits, || {
+                format!("a buffer bound to {label}")
+            })?;
         }
         let bind_group = match self.bind_groups.lock() {
             Ok(mut cache) => cache.get(&self.device, pipeline, label, params, storage),
@@ -414,6 +416,13 @@ impl GpuContext {
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(x, y, z);
         Ok(())
+    }
+
+    /// Drops the cached bind groups if a buffer they may hold was dropped (see `bind_cache`).
+    pub(super) fn forget_dropped_bind_groups(&self) {
+        if let Ok(mut cache) = self.bind_groups.lock() {
+            cache.forget_dropped();
+        }
     }
 
     /// Bind-group cache counters: (hits, misses, entries held).

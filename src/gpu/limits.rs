@@ -73,9 +73,13 @@ pub fn check(limit: &'static str, requested: u64, max: u64) -> Result<(), GpuErr
     }
 }
 
-/// Checks that a storage buffer of `bytes` (named `what` in the error) fits one buffer and
-/// one binding of a device with `limits`.
-pub fn check_buffer(what: &str, bytes: u64, limits: &wgpu::Limits) -> Result<(), GpuError> {
+/// Checks that a storage buffer of `bytes` fits one buffer and one binding of a device with
+/// `limits`; `what` names it in the error (made only then).
+pub fn check_buffer(
+    bytes: u64,
+    limits: &wgpu::Limits,
+    what: impl Fn() -> String,
+) -> Result<(), GpuError> {
     let named = |e: GpuError| match e {
         GpuError::LimitExceeded {
             limit,
@@ -83,7 +87,7 @@ pub fn check_buffer(what: &str, bytes: u64, limits: &wgpu::Limits) -> Result<(),
             max,
             ..
         } => GpuError::LimitExceeded {
-            what: format!("buffer '{what}'"),
+            what: what(),
             limit,
             requested,
             max,
@@ -106,14 +110,15 @@ mod tests {
     #[test]
     fn limit_error_names_the_buffer_the_limit_and_excess() {
         let limits = required_limits();
-        let err = check_buffer("layer output", MAX_STORAGE_BINDING_BYTES + 4, &limits).unwrap_err();
+        let name = || "buffer 'layer output'".to_string();
+        let err = check_buffer(MAX_STORAGE_BINDING_BYTES + 4, &limits, name).unwrap_err();
         let text = err.to_string();
         println!("{text}");
         assert!(text.contains("buffer 'layer output'"));
         assert!(text.contains("max_storage_buffer_binding_size"));
         assert!(text.contains("over by 4"));
-        assert!(check_buffer("x", MAX_STORAGE_BINDING_BYTES, &limits).is_ok());
-        let err = check_buffer("x", MAX_BUFFER_BYTES + 8, &limits).unwrap_err();
+        assert!(check_buffer(MAX_STORAGE_BINDING_BYTES, &limits, name).is_ok());
+        let err = check_buffer(MAX_BUFFER_BYTES + 8, &limits, name).unwrap_err();
         assert!(err.to_string().contains("max_buffer_size"), "{err}");
     }
 

@@ -20,7 +20,7 @@ pub(super) fn freed(bytes: u64) {
 }
 
 /// How many owning buffers were dropped so far (the bind-group cache empties itself when this
-/// moves, so it never keeps a dropped buffer's memory alive).
+/// moves, at the next dispatch or allocation).
 pub fn owners_dropped() -> u64 {
     DROPS.load(Ordering::Relaxed)
 }

@@ -9,7 +9,9 @@
 //! input); a pooling layer two (output, argmax); the readout one. Shared by all layers: two
 //! gradient maps of the largest layer, the largest unit's gradient chain and forward
 //! intermediates (five maps; a shortcut's three more, one of its input size) and the im2col
-//! scratch. An eval-mode conv unit keeps two maps (conv out, spikes). Every parameter tensor
+//! scratch. An eval-mode conv unit keeps two maps (conv out, spikes). Packed spikes (a popcount
+//! unit's input, a max pool's for the packed eval hand-over) are a word per 32 channels. Every
+//! parameter tensor
 //! has about five copies (latent, binarised, gradient, two optimizer moments).
 //! `tests/footprint.rs` checks that the estimate is above the buffers actually allocated and
 //! not far above.
@@ -94,7 +96,7 @@ pub fn estimate(
                 }
                 // The packed input spikes (32 channels a word) and, for a direct-encoded
                 // first layer, the single-frame encoder's [B, ...] input, conv and BN outputs.
-                per_sample += (ci * hi * wi) as u64 / 32 + 1;
+                per_sample += (ci.div_ceil(32) * hi * wi) as u64;
                 if l.index == 0 && config.encoding == Encoding::Direct {
                     per_sample += ((ci * hi * wi) as u64 + 4 * out) / config.timesteps as u64 + 1;
                 }
@@ -117,7 +119,8 @@ pub fn estimate(
                 spike_input = true;
             }
             LayerConfig::Pool { .. } | LayerConfig::GlobalAvgPool => {
-                per_sample += MAPS_PER_POOL * out;
+                // A max pool between conv units also keeps its input packed for eval.
+                per_sample += MAPS_PER_POOL * out + (ci.div_ceil(32) * hi * wi) as u64;
                 let max =
                     matches!(l.config, LayerConfig::Pool { .. }) && config.pooling == PoolKind::Max;
                 spike_input &= max;

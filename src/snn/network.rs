@@ -248,7 +248,9 @@ impl Network {
         self.record_loss(ctx, enc, ws, pass == Pass::Train)
     }
 
-    /// Records the forward of layer `index` alone (the layers before it must have run).
+    /// Records the forward of layer `index` alone (the layers before it must have run, in the
+    /// same pass: in [`Pass::Eval`] a layer may read its input from where the previous layer
+    /// wrote it packed).
     pub fn record_layer_forward(
         &self,
         ctx: &GpuContext,
