@@ -6,36 +6,9 @@
 mod common;
 
 use bitspike::gpu::memory;
-use bitspike::model::{footprint, LayerConfig, ModelConfig, Shortcut};
+use bitspike::model::{footprint, ModelConfig};
 use bitspike::snn::Network;
 use common::*;
-
-fn residual_model() -> ModelConfig {
-    let unit = |out_channels, stride, shortcut| LayerConfig::Conv {
-        out_channels,
-        kernel: 3,
-        stride,
-        padding: 1,
-        binary: true,
-        shortcut,
-    };
-    ModelConfig {
-        name: "residual".into(),
-        layers: vec![
-            LayerConfig::conv3(16, false),
-            unit(16, 1, Shortcut::Identity),
-            unit(32, 2, Shortcut::Downsample),
-            unit(32, 1, Shortcut::Identity),
-            LayerConfig::GlobalAvgPool,
-            LayerConfig::Linear {
-                out_features: 10,
-                binary: false,
-                bias: true,
-            },
-        ],
-        ..ModelConfig::mnist()
-    }
-}
 
 #[test]
 fn estimate_covers_what_is_allocated_and_not_far_more() {

@@ -347,33 +347,6 @@ fn plain_model() -> bitspike::model::ModelConfig {
     }
 }
 
-fn residual_model() -> bitspike::model::ModelConfig {
-    use bitspike::model::{LayerConfig, ModelConfig, Shortcut};
-    let unit = |out_channels, stride, shortcut| LayerConfig::Conv {
-        out_channels,
-        kernel: 3,
-        stride,
-        padding: 1,
-        binary: true,
-        shortcut,
-    };
-    ModelConfig {
-        name: "residual".into(),
-        layers: vec![
-            LayerConfig::conv3(8, false),
-            unit(8, 1, Shortcut::Identity),
-            unit(16, 2, Shortcut::Downsample),
-            LayerConfig::Pool { size: 2 },
-            LayerConfig::Linear {
-                out_features: 10,
-                binary: false,
-                bias: true,
-            },
-        ],
-        ..ModelConfig::mnist()
-    }
-}
-
 /// Whole networks in eval mode: the fused pass ([`Pass::Eval`]) and the chain the probes keep
 /// ([`Pass::Inspect`]) give every layer exactly the same spikes and the same logits, after a
 /// few training steps (non-trivial BN running statistics), with and without the single-frame
@@ -394,11 +367,11 @@ fn network_eval_fused_equals_inspect_chain() {
     };
     let mut models = vec![bitspike::model::ModelConfig::mnist()];
     for mode in [AgmmMode::Full, AgmmMode::Detached, AgmmMode::Off] {
-        let mut m = residual_model();
+        let mut m = common::residual_model();
         m.agmm.mode = mode;
         models.push(m);
     }
-    let mut m = residual_model();
+    let mut m = common::residual_model();
     m.agmm = constant;
     m.neuron = soft;
     models.push(m);

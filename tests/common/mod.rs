@@ -236,3 +236,32 @@ pub fn tiny_model(binary_first: bool) -> bitspike::model::ModelConfig {
         ..ModelConfig::mnist()
     }
 }
+
+/// A small residual model: FP encoder, a binary unit with the identity shortcut, one with the
+/// downsampling shortcut (AvgPool 2 + binary 1x1 conv + BN), max pool, FP readout.
+pub fn residual_model() -> bitspike::model::ModelConfig {
+    use bitspike::model::{LayerConfig, ModelConfig, Shortcut};
+    let unit = |out_channels, stride, shortcut| LayerConfig::Conv {
+        out_channels,
+        kernel: 3,
+        stride,
+        padding: 1,
+        binary: true,
+        shortcut,
+    };
+    ModelConfig {
+        name: "residual".into(),
+        layers: vec![
+            LayerConfig::conv3(8, false),
+            unit(8, 1, Shortcut::Identity),
+            unit(16, 2, Shortcut::Downsample),
+            LayerConfig::Pool { size: 2 },
+            LayerConfig::Linear {
+                out_features: 10,
+                binary: false,
+                bias: true,
+            },
+        ],
+        ..ModelConfig::mnist()
+    }
+}
