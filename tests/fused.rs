@@ -367,11 +367,11 @@ fn network_eval_fused_equals_inspect_chain() {
     };
     let mut models = vec![bitspike::model::ModelConfig::mnist()];
     for mode in [AgmmMode::Full, AgmmMode::Detached, AgmmMode::Off] {
-        let mut m = common::residual_model();
+        let mut m = residual_model();
         m.agmm.mode = mode;
         models.push(m);
     }
-    let mut m = common::residual_model();
+    let mut m = residual_model();
     m.agmm = constant;
     m.neuron = soft;
     models.push(m);
