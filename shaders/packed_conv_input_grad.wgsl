@@ -27,11 +27,13 @@
 @group(0) @binding(3) var<storage, read> gamma: array<f32>;
 @group(0) @binding(4) var<storage, read_write> grad_input: array<f32>;
 
-// v where the bit is set (sign +1), -v where it is clear, four bits at a time. A select, not a
-// multiply by +-1.0: SwiftShader (the browser's CPU WebGPU) and lavapipe then agree bit for bit.
+// v where the bit is set (sign +1), -v where it is clear, four bits at a time: the clear bit,
+// moved to the sign position, flips v's sign bit. Exactly +-v, the value a select of v or -v
+// gives (what SwiftShader and lavapipe agree on bit for bit), in three integer operations per
+// channel instead of four.
 fn signed4(v: f32, w: u32, first: u32) -> vec4<f32> {
-    let bits = (vec4<u32>(w) >> vec4<u32>(first, first + 1u, first + 2u, first + 3u)) & vec4<u32>(1u);
-    return select(vec4<f32>(-v), vec4<f32>(v), bits == vec4<u32>(1u));
+    let flip = (vec4<u32>(~w) << vec4<u32>(31u - first, 30u - first, 29u - first, 28u - first)) & vec4<u32>(0x80000000u);
+    return bitcast<vec4<f32>>(vec4<u32>(bitcast<u32>(v)) ^ flip);
 }
 
 @compute @workgroup_size(64) fn main(inv: FlatInvocation) {

@@ -24,9 +24,13 @@
 @group(0) @binding(2) var<storage, read> grad_output: array<f32>;
 @group(0) @binding(3) var<storage, read_write> grad_weight: array<f32>;
 
-// Bit b of a word as 0.0 / 1.0, four bits at a time.
-fn bits4(w: u32, first: u32) -> vec4<f32> {
-    return vec4<f32>((vec4<u32>(w) >> vec4<u32>(first, first + 1u, first + 2u, first + 3u)) & vec4<u32>(1u));
+// v where bit b of w is set, +0.0 where it is clear, four bits at a time: the bit moved to the
+// sign position and shifted back arithmetically is an all-ones or all-zeros mask of v's bits.
+// Adding +0.0 leaves a sum as it is, so the sums equal those of v * bit (the CPU mirror's).
+fn masked4(v: f32, w: u32, first: u32) -> vec4<f32> {
+    let at_sign = vec4<u32>(w) << vec4<u32>(31u - first, 30u - first, 29u - first, 28u - first);
+    let mask = bitcast<vec4<u32>>(bitcast<vec4<i32>>(at_sign) >> vec4<u32>(31u));
+    return bitcast<vec4<f32>>(vec4<u32>(bitcast<u32>(v)) & mask);
 }
 
 @compute @workgroup_size(64) fn main(inv: FlatInvocation) {
@@ -66,14 +70,14 @@ fn bits4(w: u32, first: u32) -> vec4<f32> {
                     continue;
                 }
                 let gv = grad_output[g_base + oy * params.out_width + ox];
-                a0 += gv * bits4(w, 0u);
-                a1 += gv * bits4(w, 4u);
-                a2 += gv * bits4(w, 8u);
-                a3 += gv * bits4(w, 12u);
-                a4 += gv * bits4(w, 16u);
-                a5 += gv * bits4(w, 20u);
-                a6 += gv * bits4(w, 24u);
-                a7 += gv * bits4(w, 28u);
+                a0 += masked4(gv, w, 0u);
+                a1 += masked4(gv, w, 4u);
+                a2 += masked4(gv, w, 8u);
+                a3 += masked4(gv, w, 12u);
+                a4 += masked4(gv, w, 16u);
+                a5 += masked4(gv, w, 20u);
+                a6 += masked4(gv, w, 24u);
+                a7 += masked4(gv, w, 28u);
             }
         }
     }

@@ -63,7 +63,8 @@ fn packed_conv_weight_grad_matches_cpu_reference() {
         });
         let got = read(&ctx, &out);
         let tag = format!("{shape:?}");
-        assert_close(&format!("{tag} vs mirror"), &got, &want, 1e-6, 1e-6);
+        // The same terms in the same order: bit for bit.
+        assert_exact(&format!("{tag} vs mirror"), &got, &want);
 
         // The mathematical gradient (f64) and the float im2col + GEMM path it replaces.
         let mut exact = vec![0.0; shape.weight_len()];
@@ -140,7 +141,8 @@ fn packed_conv_input_grad_matches_cpu_reference() {
         });
         let got = read(&ctx, &out);
         let tag = format!("input grad {shape:?}");
-        assert_close(&format!("{tag} vs mirror"), &got, &want, 1e-6, 1e-6);
+        // The same terms in the same order: bit for bit.
+        assert_exact(&format!("{tag} vs mirror"), &got, &want);
 
         let mut exact = vec![0.0; shape.input_len()];
         cpu::conv::conv2d_backward_input(&shape, &grad_out, &weight_b, &mut exact);
