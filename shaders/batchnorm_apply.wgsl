@@ -10,9 +10,10 @@
 //   4 storage read   : weight   [C] f32   affine gamma
 //   5 storage read   : bias     [C] f32   affine beta
 //   6 storage rw     : y        [N, C, HW] f32 (written)
-// Dispatch: workgroups of 256, each covering 2048 consecutive elements (8 per invocation,
-// 256 apart, so neighbouring invocations touch neighbouring values), folded 1-D
-// (ceil(N*C*HW / 2048) groups).
+// Dispatch: one invocation per run of up to 16 consecutive values of one (sample, channel)
+// plane, workgroups of 64, folded 1-D (ceil(N*C*ceil(HW/16) / 64) groups): the channel's four
+// parameters are loaded once per run, not once per value (on lavapipe every per-invocation
+// load is a gather, and the four parameter loads cost more than the value's own).
 
 //!include common/flat_index.wgsl
 //!include common/batchnorm.wgsl
@@ -24,28 +25,20 @@
 @group(0) @binding(5) var<storage, read> bias: array<f32>;
 @group(0) @binding(6) var<storage, read_write> y: array<f32>;
 
-const WG: u32 = 256u;
-const ITEMS: u32 = 8u;  // elements per invocation, 256 apart
-
-@compute @workgroup_size(256) fn main(inv: FlatInvocation) {
-    let total = params.samples * params.channels * params.spatial;
-    let start = flat_index(inv, WG * ITEMS);
-    if (start >= total) {
+@compute @workgroup_size(64) fn main(inv: FlatInvocation) {
+    let run = plane_run(flat_index(inv, 64u));
+    if (run.len == 0u) {
         return;
     }
-    // Channel of element i is (i / HW) % C, stepped without a division (common/batchnorm.wgsl).
-    var walk = channel_walk(start, WG);
-    for (var k = 0u; k < ITEMS; k++) {
-        let i = start + k * WG;
-        if (i >= total) {
-            break;
-        }
-        let c = walk.c;
-        var invstd = scale[c];
-        if (params.from_variance == 1u) {
-            invstd = 1.0 / sqrt(invstd + params.eps);
-        }
-        y[i] = (x[i] - mean[c]) * (invstd * weight[c]) + bias[c];
-        channel_walk_next(&walk);
+    var invstd = scale[run.c];
+    if (params.from_variance == 1u) {
+        invstd = 1.0 / sqrt(invstd + params.eps);
+    }
+    let m = mean[run.c];
+    let a = invstd * weight[run.c];
+    let b = bias[run.c];
+    for (var k = 0u; k < run.len; k++) {
+        let i = run.start + k;
+        y[i] = (x[i] - m) * a + b;
     }
 }

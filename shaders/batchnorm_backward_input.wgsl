@@ -13,9 +13,9 @@
 //   6 storage read        : grad_weight [C] f32 = sum dy * xhat
 //   7 storage read        : grad_bias   [C] f32 = sum dy
 //   8 storage rw          : grad_x      [N, C, HW] f32 (written)
-// Dispatch: workgroups of 256, each covering 2048 consecutive elements (8 per invocation,
-// 256 apart, so neighbouring invocations touch neighbouring values), folded 1-D
-// (ceil(N*C*HW / 2048) groups).
+// Dispatch: one invocation per run of up to 16 consecutive values of one (sample, channel)
+// plane, workgroups of 64, folded 1-D (ceil(N*C*ceil(HW/16) / 64) groups): the channel's five
+// per-channel values are loaded once per run (as in batchnorm_apply).
 
 //!include common/flat_index.wgsl
 //!include common/batchnorm.wgsl
@@ -29,27 +29,21 @@
 @group(0) @binding(7) var<storage, read> grad_bias: array<f32>;
 @group(0) @binding(8) var<storage, read_write> grad_x: array<f32>;
 
-const WG: u32 = 256u;
-const ITEMS: u32 = 8u;  // elements per invocation, 256 apart
-
-@compute @workgroup_size(256) fn main(inv: FlatInvocation) {
-    let total = params.samples * params.channels * params.spatial;
-    let start = flat_index(inv, WG * ITEMS);
-    if (start >= total) {
+@compute @workgroup_size(64) fn main(inv: FlatInvocation) {
+    let run = plane_run(flat_index(inv, 64u));
+    if (run.len == 0u) {
         return;
     }
     let inv_m = 1.0 / f32(params.samples * params.spatial);
-    // Channel stepping without a division per element, as in batchnorm_apply.
-    var walk = channel_walk(start, WG);
-    for (var k = 0u; k < ITEMS; k++) {
-        let i = start + k * WG;
-        if (i >= total) {
-            break;
-        }
-        let c = walk.c;
-        let invstd = save_invstd[c];
-        let xhat = (x[i] - save_mean[c]) * invstd;
-        grad_x[i] = weight[c] * invstd * (grad_y[i] - inv_m * (grad_bias[c] + xhat * grad_weight[c]));
-        channel_walk_next(&walk);
+    let c = run.c;
+    let invstd = save_invstd[c];
+    let mean = save_mean[c];
+    let scale = weight[c] * invstd;
+    let gb = grad_bias[c];
+    let gw = grad_weight[c];
+    for (var k = 0u; k < run.len; k++) {
+        let i = run.start + k;
+        let xhat = (x[i] - mean) * invstd;
+        grad_x[i] = scale * (grad_y[i] - inv_m * (gb + xhat * gw));
     }
 }

@@ -15,38 +15,30 @@ struct BatchNormParams {
 
 @group(0) @binding(0) var<uniform> params: BatchNormParams;
 
-// Walking the elements of one invocation `step` apart without a division per element.
-// The tensor is [N, C, HW] (N = samples, C = channels, HW = spatial); the walk divides once at
-// the start, then each step advances the position by `step % HW` and the next coarser index by
-// `step / HW`, carrying once when the position wraps.
+// Runs of up to RUN consecutive values within one (sample, channel) plane (batchnorm_apply,
+// batchnorm_backward_input): invocation `g` takes run g % R of plane g / R, R = ceil(HW / RUN).
+// `len` is 0 past the last plane.
+const RUN: u32 = 16u;
 
-// Over the whole tensor (batchnorm_apply, batchnorm_backward_input): `c` is the channel of the
-// current element, (i / HW) % C.
-struct ChannelWalk {
-    p: u32,
+struct PlaneRun {
+    start: u32,
+    len: u32,
     c: u32,
-    dp: u32,
-    dc: u32,
 }
 
-fn channel_walk(start: u32, step: u32) -> ChannelWalk {
-    let hw = params.spatial;
-    let row = start / hw;
-    let dn = step / hw;
-    return ChannelWalk(start - row * hw, row % params.channels, step - dn * hw, dn % params.channels);
+fn plane_run(g: u32) -> PlaneRun {
+    let runs = (params.spatial + RUN - 1u) / RUN;
+    let plane = g / runs;
+    if (plane >= params.samples * params.channels) {
+        return PlaneRun(0u, 0u, 0u);
+    }
+    let first = (g - plane * runs) * RUN;
+    return PlaneRun(plane * params.spatial + first, min(RUN, params.spatial - first), plane % params.channels);
 }
 
-fn channel_walk_next(w: ptr<function, ChannelWalk>) {
-    (*w).p += (*w).dp;
-    (*w).c += (*w).dc;
-    if ((*w).p >= params.spatial) {
-        (*w).p -= params.spatial;
-        (*w).c += 1u;
-    }
-    if ((*w).c >= params.channels) {
-        (*w).c -= params.channels;
-    }
-}
+// Walking the values of one channel `step` apart without a division per value: the walk
+// divides once at the start, then each step advances the position by `step % HW` and the
+// sample by `step / HW`, carrying once when the position wraps.
 
 // Over the M = N * HW values of one channel (batchnorm_stats, batchnorm_backward_reduce), from
 // the channel's value `first` as (n, p).

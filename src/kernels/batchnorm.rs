@@ -93,6 +93,11 @@ pub struct BatchNormParams {
 const _: () = assert!(std::mem::size_of::<BatchNormParams>() == 32);
 
 impl BatchNormParams {
+    /// Invocations of the per-run kernels: `ceil(HW / 16)` runs per (sample, channel) plane.
+    fn plane_runs(&self) -> u64 {
+        u64::from(self.samples) * u64::from(self.channels) * u64::from(self.spatial).div_ceil(RUN)
+    }
+
     /// Params for `shape`; `from_variance` selects eval-mode statistics in `batchnorm_apply`.
     pub fn new(config: &BatchNormConfig, shape: BatchNormShape, from_variance: bool) -> Self {
         Self {
@@ -163,9 +168,11 @@ impl BatchNormParams {
     }
 }
 
-/// Elements one workgroup of `batchnorm_apply` / `batchnorm_backward_input` covers (256
-/// invocations x 8 elements).
-const ELEMENTS_PER_WORKGROUP: u32 = 256 * 8;
+/// Values per invocation of `batchnorm_apply` and `batchnorm_backward_input` (`RUN` in `shaders/common/batchnorm.wgsl`): a
+/// run within one (sample, channel) plane.
+const RUN: u64 = 16;
+/// Workgroup size of the per-run kernels.
+const RUN_WORKGROUP: u32 = 64;
 
 kernel! {
     /// `batchnorm_stats`: x `[N, C, HW]` -> batch mean and invstd `[C]`; updates the running mean
@@ -222,7 +229,7 @@ kernel! {
                 ("bias", bias.len()),
             ],
         )?;
-        Workgroups::for_items(params.shape().elements() as u64, ELEMENTS_PER_WORKGROUP)
+        Workgroups::for_items(params.plane_runs(), RUN_WORKGROUP)
     }
 }
 
@@ -287,7 +294,7 @@ kernel! {
                 ("grad_bias", grad_bias.len()),
             ],
         )?;
-        Workgroups::for_items(params.shape().elements() as u64, ELEMENTS_PER_WORKGROUP)
+        Workgroups::for_items(params.plane_runs(), RUN_WORKGROUP)
     }
 }
 
