@@ -20,7 +20,10 @@
 //   7 storage rw       : packed   [T*B, H, W, words] u32, words = ceil(C / 32): bit i of word j
 //                                             at (t*B + b, y, x) is s[t] of channel 32j + i;
 //                                             zeroed by the caller, bits set here
-// Dispatch: one invocation per element, workgroups of 64, folded 1-D (ceil(N / 64) groups).
+// Dispatch: one invocation per run of up to 16 consecutive neurons of one (sample, channel)
+// plane, workgroups of 64, folded 1-D (ceil(B*C*ceil(HW/16) / 64) groups): the channel's BN
+// values are loaded once per run, not per neuron (per-invocation loads are what costs on
+// lavapipe).
 //
 // The gate, the shortcut, the broadcast frame and the reset rule are override constants, as in
 // bn_agmm_lif_eval (one pipeline per combination, `crate::gpu::Specialised`).
@@ -40,6 +43,9 @@ struct BnAgmmLifParams {
 
 @group(0) @binding(0) var<uniform> params: BnAgmmLifParams;
 
+// Neurons per invocation: a run within one (sample, channel) plane.
+const RUN: u32 = 16u;
+
 override GATE: u32 = 0u;
 override RESIDUAL: u32 = 0u;
 override BROADCAST: u32 = 0u;
@@ -54,54 +60,63 @@ override SOFT_RESET: u32 = 0u;
 @group(0) @binding(7) var<storage, read_write> packed: array<atomic<u32>>;
 
 @compute @workgroup_size(64) fn main(inv: FlatInvocation) {
-    let n = flat_index(inv, 64u);
-    if (n >= params.elements) {
+    let runs = (params.spatial + RUN - 1u) / RUN;
+    let g = flat_index(inv, 64u);
+    let plane = g / runs;
+    if (plane >= params.elements / params.spatial) {
         return;
     }
-    let c = (n / params.spatial) % params.channels;
-    let per_sample = params.channels * params.spatial;
-    let batch = params.elements / per_sample;
-    let words = (params.channels + 31u) / 32u;
-    // Word of (b, y, x) at t = 0; each timestep is batch * H * W * words further on.
-    let word0 = ((n / per_sample) * params.spatial + n % params.spatial) * words + c / 32u;
-    let step = batch * params.spatial * words;
-    let bit = 1u << (c % 32u);
+    let first = (g - plane * runs) * RUN;
+    let start = plane * params.spatial + first;
+    let len = min(RUN, params.spatial - first);
+    let c = plane % params.channels;
     let invstd = 1.0 / sqrt(variance[c] + params.eps);
     let k = invstd * weight[c];
     let m = mean[c];
     let b = bias[c];
-    // A broadcast frame is normalised once: the same value at every t.
-    let frame = (x[n] - m) * k + b;
-    var run = 0.0;
-    var u = 0.0;
-    var s = 0.0;
-    for (var t = 0u; t < params.timesteps; t++) {
-        let i = t * params.elements + n;
-        var cur = frame;
-        if (BROADCAST == 0u) {
-            cur = (x[i] - m) * k + b;
-        }
-        if (GATE == 1u) {
-            var a = 1.0 / f32(t + 1u);
-            if (params.alpha_const > 0.0) {
-                a = params.alpha_const;
+    let per_sample = params.channels * params.spatial;
+    let batch = params.elements / per_sample;
+    let words = (params.channels + 31u) / 32u;
+    // Each timestep is batch * H * W * words words further on.
+    let step = batch * params.spatial * words;
+    let bit = 1u << (c % 32u);
+    for (var r = 0u; r < len; r++) {
+        let n = start + r;
+        // Word of (b, y, x) at t = 0.
+        let word0 = ((n / per_sample) * params.spatial + n % params.spatial) * words + c / 32u;
+        // A broadcast frame is normalised once: the same value at every t.
+        let frame = (x[n] - m) * k + b;
+        var run = 0.0;
+        var u = 0.0;
+        var s = 0.0;
+        for (var t = 0u; t < params.timesteps; t++) {
+            let i = t * params.elements + n;
+            var cur = frame;
+            if (BROADCAST == 0u) {
+                cur = (x[i] - m) * k + b;
             }
-            run = (1.0 - a) * run + a * cur;
-            cur = cur / (1.0 + exp(-run));
-        }
-        if (RESIDUAL == 1u) {
-            cur = cur + residual[i];
-        }
-        var h: f32;
-        if (SOFT_RESET == 1u) {
-            h = params.decay * (u - params.v_th * s) + cur;
-        } else {
-            h = params.decay * u * (1.0 - s) + cur;
-        }
-        s = select(0.0, 1.0, h >= params.v_th);
-        u = h;
-        if (s > 0.0) {
-            atomicOr(&packed[word0 + t * step], bit);
+            if (GATE == 1u) {
+                var a = 1.0 / f32(t + 1u);
+                if (params.alpha_const > 0.0) {
+                    a = params.alpha_const;
+                }
+                run = (1.0 - a) * run + a * cur;
+                cur = cur / (1.0 + exp(-run));
+            }
+            if (RESIDUAL == 1u) {
+                cur = cur + residual[i];
+            }
+            var h: f32;
+            if (SOFT_RESET == 1u) {
+                h = params.decay * (u - params.v_th * s) + cur;
+            } else {
+                h = params.decay * u * (1.0 - s) + cur;
+            }
+            s = select(0.0, 1.0, h >= params.v_th);
+            u = h;
+            if (s > 0.0) {
+                atomicOr(&packed[word0 + t * step], bit);
+            }
         }
     }
 }

@@ -292,7 +292,11 @@ impl BnAgmmLifSpec {
                 residual.raw(),
                 out,
             ],
-            Workgroups::for_items(self.elements() as u64, workgroup),
+            // One invocation per run of 16 neurons in a (sample, channel) plane (`RUN`).
+            Workgroups::for_items(
+                (self.elements() / self.spatial) as u64 * (self.spatial as u64).div_ceil(16),
+                workgroup,
+            ),
         )
     }
 }
