@@ -78,39 +78,54 @@ override SOFT_RESET: u32 = 0u;
     let k = invstd * weight[c];
     let m = mean[c];
     let b = bias[c];
-    for (var r = 0u; r < len; r++) {
-        let n = start + r;
-        // A broadcast frame is normalised once: the same value at every t.
-        let frame = (x[n] - m) * k + b;
-        var run = 0.0;
-        var u = 0.0;
-        var s = 0.0;
-        for (var t = 0u; t < params.timesteps; t++) {
-            let i = t * params.elements + n;
-            var cur = frame;
-            if (BROADCAST == 0u) {
-                cur = (x[i] - m) * k + b;
+    // One flat loop over (neuron of the run, t), t fastest, the neuron's state reset at t = 0:
+    // lavapipe 22.3 leaked host memory per dispatch with a time loop nested in a neuron loop.
+    let steps = len * params.timesteps;
+    var n = start;
+    var t = 0u;
+    var frame = 0.0;
+    var run = 0.0;
+    var u = 0.0;
+    var s = 0.0;
+    for (var q = 0u; q < steps; q++) {
+        if (t == 0u) {
+            if (BROADCAST == 1u) {
+                // A broadcast frame is normalised once: the same value at every t.
+                frame = (x[n] - m) * k + b;
             }
-            if (GATE == 1u) {
-                var a = 1.0 / f32(t + 1u);
-                if (params.alpha_const > 0.0) {
-                    a = params.alpha_const;
-                }
-                run = (1.0 - a) * run + a * cur;
-                cur = cur / (1.0 + exp(-run));
+            run = 0.0;
+            u = 0.0;
+            s = 0.0;
+        }
+        let i = t * params.elements + n;
+        var cur = frame;
+        if (BROADCAST == 0u) {
+            cur = (x[i] - m) * k + b;
+        }
+        if (GATE == 1u) {
+            var a = 1.0 / f32(t + 1u);
+            if (params.alpha_const > 0.0) {
+                a = params.alpha_const;
             }
-            if (RESIDUAL == 1u) {
-                cur = cur + residual[i];
-            }
-            var h: f32;
-            if (SOFT_RESET == 1u) {
-                h = params.decay * (u - params.v_th * s) + cur;
-            } else {
-                h = params.decay * u * (1.0 - s) + cur;
-            }
-            s = select(0.0, 1.0, h >= params.v_th);
-            u = h;
-            spikes[i] = s;
+            run = (1.0 - a) * run + a * cur;
+            cur = cur / (1.0 + exp(-run));
+        }
+        if (RESIDUAL == 1u) {
+            cur = cur + residual[i];
+        }
+        var h: f32;
+        if (SOFT_RESET == 1u) {
+            h = params.decay * (u - params.v_th * s) + cur;
+        } else {
+            h = params.decay * u * (1.0 - s) + cur;
+        }
+        s = select(0.0, 1.0, h >= params.v_th);
+        u = h;
+        spikes[i] = s;
+        t += 1u;
+        if (t == params.timesteps) {
+            t = 0u;
+            n += 1u;
         }
     }
 }

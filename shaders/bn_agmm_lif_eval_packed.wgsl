@@ -80,43 +80,59 @@ override SOFT_RESET: u32 = 0u;
     // Each timestep is batch * H * W * words words further on.
     let step = batch * params.spatial * words;
     let bit = 1u << (c % 32u);
-    for (var r = 0u; r < len; r++) {
-        let n = start + r;
-        // Word of (b, y, x) at t = 0.
-        let word0 = ((n / per_sample) * params.spatial + n % params.spatial) * words + c / 32u;
-        // A broadcast frame is normalised once: the same value at every t.
-        let frame = (x[n] - m) * k + b;
-        var run = 0.0;
-        var u = 0.0;
-        var s = 0.0;
-        for (var t = 0u; t < params.timesteps; t++) {
-            let i = t * params.elements + n;
-            var cur = frame;
-            if (BROADCAST == 0u) {
-                cur = (x[i] - m) * k + b;
+    // One flat loop over (neuron of the run, t), as in bn_agmm_lif_eval (lavapipe 22.3 leaked
+    // host memory per dispatch with the time loop nested in a neuron loop).
+    let steps = len * params.timesteps;
+    var n = start;
+    var t = 0u;
+    var word0 = 0u;
+    var frame = 0.0;
+    var run = 0.0;
+    var u = 0.0;
+    var s = 0.0;
+    for (var q = 0u; q < steps; q++) {
+        if (t == 0u) {
+            // Word of (b, y, x) at t = 0.
+            word0 = ((n / per_sample) * params.spatial + n % params.spatial) * words + c / 32u;
+            if (BROADCAST == 1u) {
+                // A broadcast frame is normalised once: the same value at every t.
+                frame = (x[n] - m) * k + b;
             }
-            if (GATE == 1u) {
-                var a = 1.0 / f32(t + 1u);
-                if (params.alpha_const > 0.0) {
-                    a = params.alpha_const;
-                }
-                run = (1.0 - a) * run + a * cur;
-                cur = cur / (1.0 + exp(-run));
+            run = 0.0;
+            u = 0.0;
+            s = 0.0;
+        }
+        let i = t * params.elements + n;
+        var cur = frame;
+        if (BROADCAST == 0u) {
+            cur = (x[i] - m) * k + b;
+        }
+        if (GATE == 1u) {
+            var a = 1.0 / f32(t + 1u);
+            if (params.alpha_const > 0.0) {
+                a = params.alpha_const;
             }
-            if (RESIDUAL == 1u) {
-                cur = cur + residual[i];
-            }
-            var h: f32;
-            if (SOFT_RESET == 1u) {
-                h = params.decay * (u - params.v_th * s) + cur;
-            } else {
-                h = params.decay * u * (1.0 - s) + cur;
-            }
-            s = select(0.0, 1.0, h >= params.v_th);
-            u = h;
-            if (s > 0.0) {
-                atomicOr(&packed[word0 + t * step], bit);
-            }
+            run = (1.0 - a) * run + a * cur;
+            cur = cur / (1.0 + exp(-run));
+        }
+        if (RESIDUAL == 1u) {
+            cur = cur + residual[i];
+        }
+        var h: f32;
+        if (SOFT_RESET == 1u) {
+            h = params.decay * (u - params.v_th * s) + cur;
+        } else {
+            h = params.decay * u * (1.0 - s) + cur;
+        }
+        s = select(0.0, 1.0, h >= params.v_th);
+        u = h;
+        if (s > 0.0) {
+            atomicOr(&packed[word0 + t * step], bit);
+        }
+        t += 1u;
+        if (t == params.timesteps) {
+            t = 0u;
+            n += 1u;
         }
     }
 }
