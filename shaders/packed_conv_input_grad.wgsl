@@ -5,7 +5,7 @@
 // The float path multiplies W_b^T by g into im2col-shaped columns (C_in*k*k rows of N*HW
 // floats) and folds them back with col2im; here each invocation sums its pixel's taps
 // directly, and one 32-bit word of `pack_weights` gives the signs of 32 input channels, so a
-// tap costs two loads (g and the word) for 32 multiply-adds.
+// tap costs two loads (g and the word) for 32 sign flips and adds.
 //
 // Bindings:
 //   0 uniform params : PackedConvGradParams (common/packed_grad.wgsl)

@@ -4,7 +4,7 @@
 // The float path materialises im2col columns of the spikes (K = C_in*k*k rows of N*HW floats)
 // and runs a GEMM; here one 32-bit word carries 32 input channels of one position (the
 // `pack_spikes` output the popcount forward already made), so each position costs two loads
-// (the word and the gradient) for 32 multiply-adds, and no columns are written or read.
+// (the word and the gradient) for 32 masked adds, and no columns are written or read.
 //
 // Bindings:
 //   0 uniform params : PackedConvGradParams (common/packed_grad.wgsl)
@@ -26,7 +26,9 @@
 
 // v where bit b of w is set, +0.0 where it is clear, four bits at a time: the bit moved to the
 // sign position and shifted back arithmetically is an all-ones or all-zeros mask of v's bits.
-// Adding +0.0 leaves a sum as it is, so the sums equal those of v * bit (the CPU mirror's).
+// The sums start at +0.0 and a round-to-nearest sum is -0.0 only of two -0.0s, so they never
+// are, and adding +0.0 leaves them as they are: the sums of the set channels' terms (the CPU
+// mirror's; a non-finite v reaches only the channels whose bit is set).
 fn masked4(v: f32, w: u32, first: u32) -> vec4<f32> {
     let at_sign = vec4<u32>(w) << vec4<u32>(31u - first, 30u - first, 29u - first, 28u - first);
     let mask = bitcast<vec4<u32>>(bitcast<vec4<i32>>(at_sign) >> vec4<u32>(31u));

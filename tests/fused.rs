@@ -48,8 +48,17 @@ fn specs() -> Vec<BnAgmmLifSpec> {
         v_th: 0.7,
         ..LifConfig::default()
     };
-    // [B, C, HW]: one element, a workgroup edge (64 = 1*4*16) plus one, and a large odd one.
-    let shapes = [[1, 1, 1], [1, 3, 21], [1, 5, 13], [3, 7, 25], [5, 11, 49]];
+    // [B, C, HW]: one element, planes shorter than, equal to and one over a run of 16 neurons,
+    // odd planes, and enough runs for several workgroups of 64.
+    let shapes = [
+        [1, 1, 1],
+        [1, 3, 21],
+        [1, 5, 13],
+        [2, 3, 16],
+        [2, 2, 17],
+        [3, 7, 25],
+        [5, 11, 49],
+    ];
     let mut out = Vec::new();
     for (g, agmm) in gates.into_iter().enumerate() {
         for residual in [false, true] {

@@ -36,8 +36,13 @@ pub fn packed_conv_weight_grad(
                                 }
                                 let g =
                                     grad_output[((n * s.out_channels + co) * oh + oy) * ow + ox];
+                                // The shader adds g where the bit is set and +0.0 elsewhere
+                                // (a mask of g's bits); a sum never becomes -0.0, so that is
+                                // skipping, and a non-finite g reaches only the set channels.
                                 for (j, a) in acc.iter_mut().enumerate() {
-                                    *a += g * ((w >> j) & 1) as f32;
+                                    if (w >> j) & 1 == 1 {
+                                        *a += g;
+                                    }
                                 }
                             }
                         }

@@ -168,9 +168,10 @@ impl BatchNormParams {
     }
 }
 
-/// Values per invocation of `batchnorm_apply` and `batchnorm_backward_input` (`RUN` in `shaders/common/batchnorm.wgsl`): a
-/// run within one (sample, channel) plane.
-const RUN: u64 = 16;
+/// Values per invocation of `batchnorm_apply`, `batchnorm_backward_input` and the fused eval
+/// tails (`RUN` in `shaders/common/batchnorm.wgsl` and in `shaders/bn_agmm_lif_eval*.wgsl`): a
+/// run within one (sample, channel) plane, whose per-channel values are loaded once.
+pub(crate) const RUN: u64 = 16;
 /// Workgroup size of the per-run kernels.
 const RUN_WORKGROUP: u32 = 64;
 

@@ -8,7 +8,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::gpu::{check_lens, GpuBuffer, GpuContext, GpuError, Specialised, Workgroups};
 
 use super::agmm::{AgmmAlpha, AgmmConfig, AgmmMode};
-use super::batchnorm::BatchNormState;
+use super::batchnorm::{BatchNormState, RUN};
 use super::lif::{LifConfig, ResetMode};
 
 /// Mirrors `struct BnAgmmLifParams` in `shaders/bn_agmm_lif_eval.wgsl`.
@@ -292,9 +292,9 @@ impl BnAgmmLifSpec {
                 residual.raw(),
                 out,
             ],
-            // One invocation per run of 16 neurons in a (sample, channel) plane (`RUN`).
+            // One invocation per run of neurons in a (sample, channel) plane.
             Workgroups::for_items(
-                (self.elements() / self.spatial) as u64 * (self.spatial as u64).div_ceil(16),
+                (self.elements() / self.spatial) as u64 * (self.spatial as u64).div_ceil(RUN),
                 workgroup,
             ),
         )
