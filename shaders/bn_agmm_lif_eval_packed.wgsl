@@ -20,10 +20,10 @@
 //   7 storage rw       : packed   [T*B, H, W, words] u32, words = ceil(C / 32): bit i of word j
 //                                             at (t*B + b, y, x) is s[t] of channel 32j + i;
 //                                             zeroed by the caller, bits set here
-// Dispatch: one invocation per run of up to 16 consecutive neurons of one (sample, channel)
-// plane, workgroups of 64, folded 1-D (ceil(B*C*ceil(HW/16) / 64) groups): the channel's BN
-// values are loaded once per run, not per neuron (per-invocation loads are what costs on
-// lavapipe).
+// Dispatch: one invocation per run of up to `params.run` consecutive neurons of one (sample,
+// channel) plane, workgroups of 64, folded 1-D (ceil(B*C*ceil(HW/run) / 64) groups): the
+// channel's BN values are loaded once per run (per-invocation loads are what costs on
+// lavapipe, which gets run = 16; GPUs get 1, neighbouring invocations on adjacent neurons).
 //
 // The gate, the shortcut, the broadcast frame and the reset rule are override constants, as in
 // bn_agmm_lif_eval (one pipeline per combination, `crate::gpu::Specialised`).
@@ -39,12 +39,13 @@ struct BnAgmmLifParams {
     alpha_const: f32,  // AGMM: 0 = running mean (alpha[t] = 1/t), else the constant
     decay: f32,        // LIF lambda
     v_th: f32,         // LIF threshold
+    run: u32,          // neurons per invocation: a run within one (sample, channel) plane
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: BnAgmmLifParams;
-
-// Neurons per invocation: a run within one (sample, channel) plane.
-const RUN: u32 = 16u;
 
 override GATE: u32 = 0u;
 override RESIDUAL: u32 = 0u;
@@ -60,15 +61,16 @@ override SOFT_RESET: u32 = 0u;
 @group(0) @binding(7) var<storage, read_write> packed: array<atomic<u32>>;
 
 @compute @workgroup_size(64) fn main(inv: FlatInvocation) {
-    let runs = (params.spatial + RUN - 1u) / RUN;
+    let run_len = max(params.run, 1u);
+    let runs = (params.spatial + run_len - 1u) / run_len;
     let g = flat_index(inv, 64u);
     let plane = g / runs;
     if (plane >= params.elements / params.spatial) {
         return;
     }
-    let first = (g - plane * runs) * RUN;
+    let first = (g - plane * runs) * run_len;
     let start = plane * params.spatial + first;
-    let len = min(RUN, params.spatial - first);
+    let len = min(run_len, params.spatial - first);
     let c = plane % params.channels;
     let invstd = 1.0 / sqrt(variance[c] + params.eps);
     let k = invstd * weight[c];

@@ -10,7 +10,7 @@
 mod common;
 
 use bitspike::cpu;
-use bitspike::gpu::{GpuBuffer, GpuContext, GpuError};
+use bitspike::gpu::{GpuBuffer, GpuContext, GpuError, KernelVariant};
 use bitspike::kernels::batchnorm::{
     BatchNorm, BatchNormConfig, BatchNormParams, BatchNormSaved, BatchNormShape, BatchNormState,
     BatchNormStats,
@@ -183,6 +183,14 @@ fn cpu_train(
 
 /// What the CPU-reference and finite-difference tests start from: the GPU (`None`: skip the
 /// test), the default config, a layer with it on the GPU, and an rng seeded `seed`.
+fn shapes_and_variants() -> Vec<(BatchNormShape, KernelVariant)> {
+    let variants = [KernelVariant::RegisterBlocked, KernelVariant::SharedTiled];
+    shapes()
+        .into_iter()
+        .flat_map(|s| variants.map(|v| (s, v)))
+        .collect()
+}
+
 fn setup(seed: u64) -> Option<(GpuContext, BatchNormConfig, BatchNorm, SeededRng)> {
     let ctx = gpu()?;
     let config = BatchNormConfig::default();
@@ -192,11 +200,14 @@ fn setup(seed: u64) -> Option<(GpuContext, BatchNormConfig, BatchNorm, SeededRng
 
 #[test]
 fn batchnorm_forward_train_matches_cpu_reference() {
-    let Some((ctx, config, bn, mut r)) = setup(11) else {
+    let Some((mut ctx, config, bn, mut r)) = setup(11) else {
         return;
     };
     let mut compared = 0;
-    for shape in shapes() {
+    // Both run lengths (`KernelVariant::plane_run`: 16 values per invocation on CPU
+    // rasterisers, 1 on GPUs) on every shape.
+    for (shape, variant) in shapes_and_variants() {
+        ctx.variant = variant;
         if shape.per_channel() < 2 {
             continue; // rejected in training; see batchnorm_train_rejects_one_value_per_channel
         }
@@ -279,10 +290,13 @@ fn batchnorm_stats_uses_biased_and_unbiased_variance_like_pytorch() {
 
 #[test]
 fn batchnorm_forward_eval_matches_cpu_reference() {
-    let Some((ctx, config, bn, mut r)) = setup(12) else {
+    let Some((mut ctx, config, bn, mut r)) = setup(12) else {
         return;
     };
-    for shape in shapes() {
+    // Both run lengths (`KernelVariant::plane_run`: 16 values per invocation on CPU
+    // rasterisers, 1 on GPUs) on every shape.
+    for (shape, variant) in shapes_and_variants() {
+        ctx.variant = variant;
         let x = activations(&mut r, shape);
         let layer = Layer::random(&mut r, shape.channels);
         let params = BatchNormParams::new(&config, shape, true);
@@ -346,10 +360,13 @@ fn gpu_backward(
 
 #[test]
 fn batchnorm_backward_matches_cpu_reference() {
-    let Some((ctx, config, bn, mut r)) = setup(13) else {
+    let Some((mut ctx, config, bn, mut r)) = setup(13) else {
         return;
     };
-    for shape in shapes() {
+    // Both run lengths (`KernelVariant::plane_run`: 16 values per invocation on CPU
+    // rasterisers, 1 on GPUs) on every shape.
+    for (shape, variant) in shapes_and_variants() {
+        ctx.variant = variant;
         if shape.per_channel() < 2 {
             continue;
         }

@@ -9,7 +9,7 @@ mod common;
 
 use bitspike::cpu;
 use bitspike::cpu::fused::BnEval;
-use bitspike::gpu::{GpuBuffer, GpuContext};
+use bitspike::gpu::{GpuBuffer, GpuContext, KernelVariant};
 use bitspike::kernels::agmm::{AgmmAlpha, AgmmConfig, AgmmForward, AgmmMode, AgmmParams};
 use bitspike::kernels::batchnorm::{BatchNorm, BatchNormConfig, BatchNormShape, BatchNormState};
 use bitspike::kernels::elementwise::{ElementwiseParams, ResidualAdd};
@@ -160,11 +160,20 @@ fn fused_on_gpu(ctx: &GpuContext, kernel: &BnAgmmLifEval, c: &Case) -> Vec<f32> 
     read(ctx, &out)
 }
 
+/// Both kernel variants' run lengths (`KernelVariant::plane_run`: 16 neurons per invocation on
+/// CPU rasterisers, 1 on GPUs): the spikes must not depend on it.
+const VARIANTS: [KernelVariant; 2] = [KernelVariant::RegisterBlocked, KernelVariant::SharedTiled];
+
 #[test]
 fn bn_agmm_lif_eval_matches_cpu_reference() {
-    let Some(ctx) = gpu() else { return };
+    let Some(mut ctx) = gpu() else { return };
     let kernel = BnAgmmLifEval::new(&ctx).unwrap();
-    for (i, spec) in specs().into_iter().enumerate() {
+    for (i, spec, variant) in specs()
+        .into_iter()
+        .enumerate()
+        .flat_map(|(i, s)| VARIANTS.map(|v| (i, s, v)))
+    {
+        ctx.variant = variant;
         let c = case(spec, 100 + i as u64);
         let mut want = vec![0.0; spec.timesteps * spec.elements()];
         let bn = BnEval {
@@ -181,7 +190,11 @@ fn bn_agmm_lif_eval_matches_cpu_reference() {
             "{spec:?}: a degenerate case ({fired} of {} fire)",
             want.len()
         );
-        assert_exact(&format!("bn_agmm_lif_eval {spec:?} spikes"), &got, &want);
+        assert_exact(
+            &format!("bn_agmm_lif_eval {spec:?} ({variant:?}) spikes"),
+            &got,
+            &want,
+        );
     }
 }
 
@@ -190,7 +203,7 @@ fn bn_agmm_lif_eval_matches_cpu_reference() {
 /// a stale output is overwritten (the kernel zeroes it first).
 #[test]
 fn bn_agmm_lif_eval_packed_matches_cpu_reference() {
-    let Some(ctx) = gpu() else { return };
+    let Some(mut ctx) = gpu() else { return };
     let kernel = BnAgmmLifEvalPacked::new(&ctx).unwrap();
     let mut all = specs();
     for (channels, batch, spatial, timesteps) in [(32, 2, 9, 4), (33, 3, 7, 3), (70, 2, 5, 5)] {
@@ -208,7 +221,12 @@ fn bn_agmm_lif_eval_packed_matches_cpu_reference() {
             });
         }
     }
-    for (i, spec) in all.into_iter().enumerate() {
+    for (i, spec, variant) in all
+        .into_iter()
+        .enumerate()
+        .flat_map(|(i, s)| VARIANTS.map(|v| (i, s, v)))
+    {
+        ctx.variant = variant;
         let c = case(spec, 300 + i as u64);
         let len = BnAgmmLifEvalPacked::packed_len(&spec);
         let mut want = vec![0u32; len];
@@ -238,7 +256,7 @@ fn bn_agmm_lif_eval_packed_matches_cpu_reference() {
             len < 4 || ones > 0,
             "{spec:?}: a degenerate case (no spike)"
         );
-        assert_eq!(got, want, "bn_agmm_lif_eval_packed {spec:?}");
+        assert_eq!(got, want, "bn_agmm_lif_eval_packed {spec:?} ({variant:?})");
     }
     // A packed output of the wrong length is refused.
     let spec = specs()[3];

@@ -10,16 +10,16 @@ struct BatchNormParams {
     eps: f32,
     momentum: f32,
     repeats: u32,        // batchnorm_stats only: the batch stands for this many copies (0 = 1)
-    _pad1: u32,
+    run: u32,            // apply / backward_input: values per invocation (0 = 1), see plane_run
 }
 
 @group(0) @binding(0) var<uniform> params: BatchNormParams;
 
-// Runs of up to RUN consecutive values within one (sample, channel) plane (batchnorm_apply,
-// batchnorm_backward_input): invocation `g` takes run g % R of plane g / R, R = ceil(HW / RUN).
-// `len` is 0 past the last plane.
-const RUN: u32 = 16u;
-
+// Runs of up to `run` consecutive values within one (sample, channel) plane (batchnorm_apply,
+// batchnorm_backward_input): invocation `g` takes run g % R of plane g / R, R = ceil(HW / run).
+// `len` is 0 past the last plane. The host picks `run` per adapter (KernelVariant::plane_run):
+// 16 on CPU rasterisers, where the channel's values are then loaded once per run instead of
+// once per value, 1 on GPUs (one value per invocation, neighbours adjacent).
 struct PlaneRun {
     start: u32,
     len: u32,
@@ -27,13 +27,14 @@ struct PlaneRun {
 }
 
 fn plane_run(g: u32) -> PlaneRun {
-    let runs = (params.spatial + RUN - 1u) / RUN;
+    let run = max(params.run, 1u);
+    let runs = (params.spatial + run - 1u) / run;
     let plane = g / runs;
     if (plane >= params.samples * params.channels) {
         return PlaneRun(0u, 0u, 0u);
     }
-    let first = (g - plane * runs) * RUN;
-    return PlaneRun(plane * params.spatial + first, min(RUN, params.spatial - first), plane % params.channels);
+    let first = (g - plane * runs) * run;
+    return PlaneRun(plane * params.spatial + first, min(run, params.spatial - first), plane % params.channels);
 }
 
 // Walking the values of one channel `step` apart without a division per value: the walk

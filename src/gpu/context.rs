@@ -23,6 +23,18 @@ pub enum KernelVariant {
 }
 
 impl KernelVariant {
+    /// Values per invocation of the kernels that read per-channel values beside every element
+    /// (`batchnorm_apply`, `batchnorm_backward_input`, the fused eval tails): a run of one
+    /// (sample, channel) plane. 16 on CPU rasterisers, where every per-invocation load is a
+    /// gather and loading the channel's values once per run pays; 1 on GPUs, where neighbouring
+    /// invocations should touch neighbouring values. Results do not depend on it.
+    pub fn plane_run(self) -> u32 {
+        match self {
+            KernelVariant::RegisterBlocked => 16,
+            KernelVariant::SharedTiled => 1,
+        }
+    }
+
     /// Picks the variant for an adapter; `BITSPIKE_KERNELS=register|tiled` overrides.
     pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
         #[cfg(not(target_arch = "wasm32"))]

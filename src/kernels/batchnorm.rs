@@ -88,14 +88,17 @@ pub struct BatchNormParams {
     /// `batchnorm_stats` only: the batch stands for this many identical copies (see
     /// [`BatchNormShape::repeats`]); 0 counts as 1.
     pub repeats: u32,
-    pub _pad1: u32,
+    /// `batchnorm_apply` and `batchnorm_backward_input`: values per invocation, a run within
+    /// one (sample, channel) plane (`KernelVariant::plane_run`; 0 counts as 1).
+    pub run: u32,
 }
 const _: () = assert!(std::mem::size_of::<BatchNormParams>() == 32);
 
 impl BatchNormParams {
-    /// Invocations of the per-run kernels: `ceil(HW / 16)` runs per (sample, channel) plane.
+    /// Invocations of the per-run kernels: `ceil(HW / run)` runs per (sample, channel) plane.
     fn plane_runs(&self) -> u64 {
-        u64::from(self.samples) * u64::from(self.channels) * u64::from(self.spatial).div_ceil(RUN)
+        let run = u64::from(self.run.max(1));
+        u64::from(self.samples) * u64::from(self.channels) * u64::from(self.spatial).div_ceil(run)
     }
 
     /// Params for `shape`; `from_variance` selects eval-mode statistics in `batchnorm_apply`.
@@ -108,7 +111,7 @@ impl BatchNormParams {
             eps: config.eps,
             momentum: config.momentum,
             repeats: shape.repeats as u32,
-            _pad1: 0,
+            run: 1,
         }
     }
 
@@ -168,10 +171,6 @@ impl BatchNormParams {
     }
 }
 
-/// Values per invocation of `batchnorm_apply`, `batchnorm_backward_input` and the fused eval
-/// tails (`RUN` in `shaders/common/batchnorm.wgsl` and in `shaders/bn_agmm_lif_eval*.wgsl`): a
-/// run within one (sample, channel) plane, whose per-channel values are loaded once.
-pub(crate) const RUN: u64 = 16;
 /// Workgroup size of the per-run kernels.
 const RUN_WORKGROUP: u32 = 64;
 
@@ -352,7 +351,10 @@ impl BatchNorm {
         saved: &BatchNormSaved,
         y: &GpuBuffer<f32>,
     ) -> Result<(), GpuError> {
-        let params = BatchNormParams::new(&self.config, shape, false);
+        let params = BatchNormParams {
+            run: ctx.variant.plane_run(),
+            ..BatchNormParams::new(&self.config, shape, false)
+        };
         // Validate both dispatches before recording either, so an error leaves the encoder clean.
         params.check(
             "BatchNorm::forward_train",
@@ -399,7 +401,10 @@ impl BatchNorm {
         state: &BatchNormState,
         y: &GpuBuffer<f32>,
     ) -> Result<(), GpuError> {
-        let params = BatchNormParams::new(&self.config, shape, true);
+        let params = BatchNormParams {
+            run: ctx.variant.plane_run(),
+            ..BatchNormParams::new(&self.config, shape, true)
+        };
         self.apply.dispatch(
             ctx,
             encoder,
@@ -429,7 +434,10 @@ impl BatchNorm {
         grad_bias: &GpuBuffer<f32>,
         grad_x: &GpuBuffer<f32>,
     ) -> Result<(), GpuError> {
-        let params = BatchNormParams::new(&self.config, shape, false);
+        let params = BatchNormParams {
+            run: ctx.variant.plane_run(),
+            ..BatchNormParams::new(&self.config, shape, false)
+        };
         params.check(
             "BatchNorm::backward",
             &[

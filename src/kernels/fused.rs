@@ -8,7 +8,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::gpu::{check_lens, GpuBuffer, GpuContext, GpuError, Specialised, Workgroups};
 
 use super::agmm::{AgmmAlpha, AgmmConfig, AgmmMode};
-use super::batchnorm::{BatchNormState, RUN};
+use super::batchnorm::BatchNormState;
 use super::lif::{LifConfig, ResetMode};
 
 /// Mirrors `struct BnAgmmLifParams` in `shaders/bn_agmm_lif_eval.wgsl`.
@@ -28,8 +28,14 @@ pub struct BnAgmmLifParams {
     /// LIF `lambda`.
     pub decay: f32,
     pub v_th: f32,
+    /// Neurons per invocation: a run within one (sample, channel) plane, whose BN values are
+    /// loaded once (`KernelVariant::plane_run`; 0 counts as 1).
+    pub run: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
 }
-const _: () = assert!(std::mem::size_of::<BnAgmmLifParams>() == 32);
+const _: () = assert!(std::mem::size_of::<BnAgmmLifParams>() == 48);
 
 /// What one dispatch of [`BnAgmmLifEval`] computes: the shape, the stages present and their
 /// settings.
@@ -70,6 +76,10 @@ impl BnAgmmLifSpec {
             },
             decay: self.lif.decay,
             v_th: self.lif.v_th,
+            run: 1,
+            _pad0: 0,
+            _pad1: 0,
+            _pad2: 0,
         }
     }
 
@@ -278,11 +288,15 @@ impl BnAgmmLifSpec {
         residual: &GpuBuffer<f32>,
         (out, workgroup): (&wgpu::Buffer, u32),
     ) -> Result<(), GpuError> {
+        let params = BnAgmmLifParams {
+            run: ctx.variant.plane_run(),
+            ..self.params()
+        };
         ctx.dispatch(
             encoder,
             pipeline,
             kernel,
-            bytemuck::bytes_of(&self.params()),
+            bytemuck::bytes_of(&params),
             &[
                 x.raw(),
                 bn.running_mean.raw(),
@@ -294,7 +308,8 @@ impl BnAgmmLifSpec {
             ],
             // One invocation per run of neurons in a (sample, channel) plane.
             Workgroups::for_items(
-                (self.elements() / self.spatial) as u64 * (self.spatial as u64).div_ceil(RUN),
+                (self.elements() / self.spatial) as u64
+                    * (self.spatial as u64).div_ceil(u64::from(params.run)),
                 workgroup,
             ),
         )
