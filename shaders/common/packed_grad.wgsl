@@ -15,10 +15,16 @@ struct PackedConvGradParams {
     padding: u32,
     words: u32,       // ceil(in_channels / 32)
     invocations: u32, // weight grad: out_channels * words * kernel_h * kernel_w;
-                      // input grad: batch * words * height * width
+                      // input grad: batch * words * height * pair_slots(width, stride)
     out_pad: u32,     // out_channels rounded up to 16 (packed weights)
     _pad1: u32,
     _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: PackedConvGradParams;
+
+// packed_conv_input_grad: invocation slots per input row, one per pixel pair (ix, ix + stride):
+// stride slots for every 2 * stride pixels, the last block possibly part-empty.
+fn pair_slots(width: u32, stride: u32) -> u32 {
+    return stride * ((width + 2u * stride - 1u) / (2u * stride));
+}

@@ -37,7 +37,7 @@ pub struct PackedConvGradParams {
     /// `ceil(in_channels / 32)`.
     pub words: u32,
     /// One per (output channel, word, tap) in the weight gradient; one per (sample, word,
-    /// input pixel) in the input gradient.
+    /// input row, pixel pair (x, x + stride)) in the input gradient.
     pub invocations: u32,
     /// `out_channels` rounded up to 16: the fastest dimension of packed weights.
     pub out_pad: u32,
@@ -45,6 +45,13 @@ pub struct PackedConvGradParams {
     pub _pad2: u32,
 }
 const _: () = assert!(std::mem::size_of::<PackedConvGradParams>() == 64);
+
+/// Invocation slots per input row of [`PackedConvInputGrad`]: one per pixel pair (x, x + stride),
+/// `stride` slots for every `2 * stride` pixels (`pair_slots` in `shaders/common/packed_grad.wgsl`).
+fn pair_slots(shape: &ConvShape) -> usize {
+    let stride = shape.stride.max(1); // a zero stride is refused by `check`
+    stride * shape.width.div_ceil(2 * stride)
+}
 
 impl PackedConvGradParams {
     /// Params of [`PackedConvWeightGrad`] for the conv `shape` (its input packed by
@@ -62,7 +69,7 @@ impl PackedConvGradParams {
     pub fn input_grad(shape: &ConvShape) -> Self {
         let words = channel_words(shape.in_channels);
         Self {
-            invocations: (shape.batch * words * shape.height * shape.width) as u32,
+            invocations: (shape.batch * words * shape.height * pair_slots(&shape)) as u32,
             ..Self::common(shape)
         }
     }
