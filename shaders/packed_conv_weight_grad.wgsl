@@ -11,9 +11,12 @@
 //   1 storage read   : packed      [N, H, W, words] u32  pack_spikes of the conv input (N = T*B)
 //   2 storage read   : grad_output [N, C_out, H_out, W_out] f32  dL/d(conv output)
 //   3 storage rw     : grad_weight [C_out, C_in, kH, kW] f32  (written, not accumulated)
-// Dispatch: one invocation per (co, word, kh, kw), i.e. 32 input channels of one weight tap,
-// workgroups of 64, folded 1-D (ceil(C_out * words * kH * kW / 64)). Taps vary fastest, so
-// neighbouring invocations share co and word and read the same gradient values.
+// Dispatch: one invocation per (output-channel pair co, co + 1, word, kh, kw), i.e. 32 input
+// channels of one weight tap for two output channels (each spike word loaded once serves
+// both: on lavapipe the loads, not the adds, are what costs), workgroups of 16 (there are few,
+// long invocations; small groups spread them over the CPU's threads), folded 1-D
+// (ceil(ceil(C_out / 2) * words * kH * kW / 16)). Taps vary fastest, so neighbouring
+// invocations share the channels and word and read the same gradient values.
 //
 // Each of the 32 sums runs over n, then oy, then ox, in that order (the CPU mirror's order).
 
@@ -35,8 +38,8 @@ fn masked4(v: f32, w: u32, first: u32) -> vec4<f32> {
     return bitcast<vec4<f32>>(vec4<u32>(bitcast<u32>(v)) & mask);
 }
 
-@compute @workgroup_size(64) fn main(inv: FlatInvocation) {
-    let g = flat_index(inv, 64u);
+@compute @workgroup_size(16) fn main(inv: FlatInvocation) {
+    let g = flat_index(inv, 16u);
     if (g >= params.invocations) {
         return;
     }
@@ -44,7 +47,9 @@ fn masked4(v: f32, w: u32, first: u32) -> vec4<f32> {
     let kw = g % params.kernel_w;
     let kh = (g / params.kernel_w) % params.kernel_h;
     let word = (g / taps) % params.words;
-    let co = g / (taps * params.words);
+    // Two output channels per invocation, co and co + 1: each spike word serves both.
+    let co = 2u * (g / (taps * params.words));
+    let both = co + 1u < params.out_channels;
     let out_plane = params.out_height * params.out_width;
     var a0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0);
@@ -54,6 +59,16 @@ fn masked4(v: f32, w: u32, first: u32) -> vec4<f32> {
     var a5 = vec4<f32>(0.0);
     var a6 = vec4<f32>(0.0);
     var a7 = vec4<f32>(0.0);
+    var b0 = vec4<f32>(0.0);
+    var b1 = vec4<f32>(0.0);
+    var b2 = vec4<f32>(0.0);
+    var b3 = vec4<f32>(0.0);
+    var b4 = vec4<f32>(0.0);
+    var b5 = vec4<f32>(0.0);
+    var b6 = vec4<f32>(0.0);
+    var b7 = vec4<f32>(0.0);
+    // The second channel's plane, or the first's again past the last channel (summed, unused).
+    let second = select(0u, out_plane, both);
     for (var n = 0u; n < params.batch; n++) {
         let g_base = (n * params.out_channels + co) * out_plane;
         for (var oy = 0u; oy < params.out_height; oy++) {
@@ -71,7 +86,9 @@ fn masked4(v: f32, w: u32, first: u32) -> vec4<f32> {
                 if (w == 0u) {
                     continue;
                 }
-                let gv = grad_output[g_base + oy * params.out_width + ox];
+                let at = g_base + oy * params.out_width + ox;
+                let gv = grad_output[at];
+                let gv2 = grad_output[at + second];
                 a0 += masked4(gv, w, 0u);
                 a1 += masked4(gv, w, 4u);
                 a2 += masked4(gv, w, 8u);
@@ -80,15 +97,27 @@ fn masked4(v: f32, w: u32, first: u32) -> vec4<f32> {
                 a5 += masked4(gv, w, 20u);
                 a6 += masked4(gv, w, 24u);
                 a7 += masked4(gv, w, 28u);
+                b0 += masked4(gv2, w, 0u);
+                b1 += masked4(gv2, w, 4u);
+                b2 += masked4(gv2, w, 8u);
+                b3 += masked4(gv2, w, 12u);
+                b4 += masked4(gv2, w, 16u);
+                b5 += masked4(gv2, w, 20u);
+                b6 += masked4(gv2, w, 24u);
+                b7 += masked4(gv2, w, 28u);
             }
         }
     }
     let sums = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
+    let sums2 = array<vec4<f32>, 8>(b0, b1, b2, b3, b4, b5, b6, b7);
     let tap = kh * params.kernel_w + kw;
     for (var j = 0u; j < 32u; j++) {
         let ci = word * 32u + j;
         if (ci < params.in_channels) {
             grad_weight[(co * params.in_channels + ci) * taps + tap] = sums[j / 4u][j % 4u];
+            if (both) {
+                grad_weight[((co + 1u) * params.in_channels + ci) * taps + tap] = sums2[j / 4u][j % 4u];
+            }
         }
     }
 }
