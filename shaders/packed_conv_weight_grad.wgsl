@@ -11,12 +11,14 @@
 //   1 storage read   : packed      [N, H, W, words] u32  pack_spikes of the conv input (N = T*B)
 //   2 storage read   : grad_output [N, C_out, H_out, W_out] f32  dL/d(conv output)
 //   3 storage rw     : grad_weight [C_out, C_in, kH, kW] f32  (written, not accumulated)
-// Dispatch: one invocation per (output-channel pair co, co + 1, word, kh, kw), i.e. 32 input
-// channels of one weight tap for two output channels (each spike word loaded once serves
-// both: on lavapipe the loads, not the adds, are what costs), workgroups of 16 (there are few,
-// long invocations; small groups spread them over the CPU's threads), folded 1-D
-// (ceil(ceil(C_out / 2) * words * kH * kW / 16)). Taps vary fastest, so neighbouring
-// invocations share the channels and word and read the same gradient values.
+// Dispatch: one invocation per (output channels co..co+3, word, kh, kw), i.e. 32 input channels
+// of one weight tap for four output channels (each spike word loaded once serves all four: on
+// lavapipe the loads, not the adds, are what costs; one channel per invocation took 1.8x as
+// long at the mnist shapes, two 1.2x, eight no better than four), workgroups of 8 (there are
+// few, long invocations; small groups spread them over the CPU's threads), folded 1-D
+// (ceil(ceil(C_out / 4) * words * kH * kW / 8)). Taps vary fastest, so neighbouring
+// invocations share the channels and word and read the same gradient values. Channels past
+// C_out read the first channel's gradient again (summed, never stored).
 //
 // Each of the 32 sums runs over n, then oy, then ox, in that order (the CPU mirror's order).
 
@@ -38,8 +40,8 @@ fn masked4(v: f32, w: u32, first: u32) -> vec4<f32> {
     return bitcast<vec4<f32>>(vec4<u32>(bitcast<u32>(v)) & mask);
 }
 
-@compute @workgroup_size(16) fn main(inv: FlatInvocation) {
-    let g = flat_index(inv, 16u);
+@compute @workgroup_size(8) fn main(inv: FlatInvocation) {
+    let g = flat_index(inv, 8u);
     if (g >= params.invocations) {
         return;
     }
@@ -47,9 +49,9 @@ fn masked4(v: f32, w: u32, first: u32) -> vec4<f32> {
     let kw = g % params.kernel_w;
     let kh = (g / params.kernel_w) % params.kernel_h;
     let word = (g / taps) % params.words;
-    // Two output channels per invocation, co and co + 1: each spike word serves both.
-    let co = 2u * (g / (taps * params.words));
-    let both = co + 1u < params.out_channels;
+    let co = 4u * (g / (taps * params.words));
+    // Accumulators: a* for co, b* for co + 1, c* for co + 2, d* for co + 3; 32 input channels
+    // each, as 8 vec4s.
     let out_plane = params.out_height * params.out_width;
     var a0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0);
@@ -67,8 +69,25 @@ fn masked4(v: f32, w: u32, first: u32) -> vec4<f32> {
     var b5 = vec4<f32>(0.0);
     var b6 = vec4<f32>(0.0);
     var b7 = vec4<f32>(0.0);
-    // The second channel's plane, or the first's again past the last channel (summed, unused).
-    let second = select(0u, out_plane, both);
+    var c0 = vec4<f32>(0.0);
+    var c1 = vec4<f32>(0.0);
+    var c2 = vec4<f32>(0.0);
+    var c3 = vec4<f32>(0.0);
+    var c4 = vec4<f32>(0.0);
+    var c5 = vec4<f32>(0.0);
+    var c6 = vec4<f32>(0.0);
+    var c7 = vec4<f32>(0.0);
+    var d0 = vec4<f32>(0.0);
+    var d1 = vec4<f32>(0.0);
+    var d2 = vec4<f32>(0.0);
+    var d3 = vec4<f32>(0.0);
+    var d4 = vec4<f32>(0.0);
+    var d5 = vec4<f32>(0.0);
+    var d6 = vec4<f32>(0.0);
+    var d7 = vec4<f32>(0.0);
+    let o1 = select(0u, out_plane, co + 1u < params.out_channels);
+    let o2 = select(0u, 2u * out_plane, co + 2u < params.out_channels);
+    let o3 = select(0u, 3u * out_plane, co + 3u < params.out_channels);
     for (var n = 0u; n < params.batch; n++) {
         let g_base = (n * params.out_channels + co) * out_plane;
         for (var oy = 0u; oy < params.out_height; oy++) {
@@ -87,36 +106,64 @@ fn masked4(v: f32, w: u32, first: u32) -> vec4<f32> {
                     continue;
                 }
                 let at = g_base + oy * params.out_width + ox;
-                let gv = grad_output[at];
-                let gv2 = grad_output[at + second];
-                a0 += masked4(gv, w, 0u);
-                a1 += masked4(gv, w, 4u);
-                a2 += masked4(gv, w, 8u);
-                a3 += masked4(gv, w, 12u);
-                a4 += masked4(gv, w, 16u);
-                a5 += masked4(gv, w, 20u);
-                a6 += masked4(gv, w, 24u);
-                a7 += masked4(gv, w, 28u);
-                b0 += masked4(gv2, w, 0u);
-                b1 += masked4(gv2, w, 4u);
-                b2 += masked4(gv2, w, 8u);
-                b3 += masked4(gv2, w, 12u);
-                b4 += masked4(gv2, w, 16u);
-                b5 += masked4(gv2, w, 20u);
-                b6 += masked4(gv2, w, 24u);
-                b7 += masked4(gv2, w, 28u);
+                let gv0 = grad_output[at];
+                let gv1 = grad_output[at + o1];
+                let gv2 = grad_output[at + o2];
+                let gv3 = grad_output[at + o3];
+                a0 += masked4(gv0, w, 0u);
+                a1 += masked4(gv0, w, 4u);
+                a2 += masked4(gv0, w, 8u);
+                a3 += masked4(gv0, w, 12u);
+                a4 += masked4(gv0, w, 16u);
+                a5 += masked4(gv0, w, 20u);
+                a6 += masked4(gv0, w, 24u);
+                a7 += masked4(gv0, w, 28u);
+                b0 += masked4(gv1, w, 0u);
+                b1 += masked4(gv1, w, 4u);
+                b2 += masked4(gv1, w, 8u);
+                b3 += masked4(gv1, w, 12u);
+                b4 += masked4(gv1, w, 16u);
+                b5 += masked4(gv1, w, 20u);
+                b6 += masked4(gv1, w, 24u);
+                b7 += masked4(gv1, w, 28u);
+                c0 += masked4(gv2, w, 0u);
+                c1 += masked4(gv2, w, 4u);
+                c2 += masked4(gv2, w, 8u);
+                c3 += masked4(gv2, w, 12u);
+                c4 += masked4(gv2, w, 16u);
+                c5 += masked4(gv2, w, 20u);
+                c6 += masked4(gv2, w, 24u);
+                c7 += masked4(gv2, w, 28u);
+                d0 += masked4(gv3, w, 0u);
+                d1 += masked4(gv3, w, 4u);
+                d2 += masked4(gv3, w, 8u);
+                d3 += masked4(gv3, w, 12u);
+                d4 += masked4(gv3, w, 16u);
+                d5 += masked4(gv3, w, 20u);
+                d6 += masked4(gv3, w, 24u);
+                d7 += masked4(gv3, w, 28u);
             }
         }
     }
-    let sums = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
-    let sums2 = array<vec4<f32>, 8>(b0, b1, b2, b3, b4, b5, b6, b7);
+    let s0 = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
+    let s1 = array<vec4<f32>, 8>(b0, b1, b2, b3, b4, b5, b6, b7);
+    let s2 = array<vec4<f32>, 8>(c0, c1, c2, c3, c4, c5, c6, c7);
+    let s3 = array<vec4<f32>, 8>(d0, d1, d2, d3, d4, d5, d6, d7);
     let tap = kh * params.kernel_w + kw;
     for (var j = 0u; j < 32u; j++) {
         let ci = word * 32u + j;
         if (ci < params.in_channels) {
-            grad_weight[(co * params.in_channels + ci) * taps + tap] = sums[j / 4u][j % 4u];
-            if (both) {
-                grad_weight[((co + 1u) * params.in_channels + ci) * taps + tap] = sums2[j / 4u][j % 4u];
+            let at = (co * params.in_channels + ci) * taps + tap;
+            let next = params.in_channels * taps;
+            grad_weight[at] = s0[j / 4u][j % 4u];
+            if (co + 1u < params.out_channels) {
+                grad_weight[at + next] = s1[j / 4u][j % 4u];
+            }
+            if (co + 2u < params.out_channels) {
+                grad_weight[at + 2u * next] = s2[j / 4u][j % 4u];
+            }
+            if (co + 3u < params.out_channels) {
+                grad_weight[at + 3u * next] = s3[j / 4u][j % 4u];
             }
         }
     }

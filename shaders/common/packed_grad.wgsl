@@ -14,7 +14,7 @@ struct PackedConvGradParams {
     stride: u32,
     padding: u32,
     words: u32,       // ceil(in_channels / 32)
-    invocations: u32, // weight grad: ceil(out_channels / 2) * words * kernel_h * kernel_w;
+    invocations: u32, // weight grad: ceil(out_channels / 4) * words * kernel_h * kernel_w;
                       // input grad: batch * words * height * pair_slots(width, stride)
     out_pad: u32,     // out_channels rounded up to 16 (packed weights)
     _pad1: u32,

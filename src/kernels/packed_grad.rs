@@ -18,9 +18,9 @@ use super::popcount::{
 use crate::gpu::{GpuError, Workgroups};
 
 const WORKGROUP: u32 = 64;
-/// `packed_conv_weight_grad` has few, long invocations (one per output-channel pair, word and
-/// tap: 288 for a 32->64 3x3 conv); small workgroups spread them over the CPU's threads.
-const WEIGHT_GRAD_WORKGROUP: u32 = 16;
+/// `packed_conv_weight_grad` has few, long invocations (one per four output channels, word and
+/// tap: 144 for a 32->64 3x3 conv); small workgroups spread them over the CPU's threads.
+const WEIGHT_GRAD_WORKGROUP: u32 = 8;
 
 /// Mirrors `struct PackedConvGradParams` in `shaders/common/packed_grad.wgsl`.
 #[repr(C)]
@@ -39,7 +39,7 @@ pub struct PackedConvGradParams {
     pub padding: u32,
     /// `ceil(in_channels / 32)`.
     pub words: u32,
-    /// One per (output-channel pair, word, tap) in the weight gradient; one per (sample, word,
+    /// One per (four output channels, word, tap) in the weight gradient; one per (sample, word,
     /// input row, pixel pair (x, x + stride)) in the input gradient.
     pub invocations: u32,
     /// `out_channels` rounded up to 16: the fastest dimension of packed weights.
@@ -62,7 +62,7 @@ impl PackedConvGradParams {
     pub fn weight_grad(shape: &ConvShape) -> Self {
         let words = channel_words(shape.in_channels);
         Self {
-            invocations: (shape.out_channels.div_ceil(2) * words * shape.kernel_h * shape.kernel_w)
+            invocations: (shape.out_channels.div_ceil(4) * words * shape.kernel_h * shape.kernel_w)
                 as u32,
             ..Self::common(shape)
         }
@@ -143,7 +143,7 @@ kernel! {
     /// GEMM weight gradient's sums without the columns.
     pub struct PackedConvWeightGrad("packed_conv_weight_grad", PackedConvGradParams);
 
-    /// Records the dispatch: one invocation per (output-channel pair, 32 input channels, tap).
+    /// Records the dispatch: one invocation per (4 output channels, 32 input channels, tap).
     fn dispatch(params, packed: u32, grad_output: f32, grad_weight: f32) -> Workgroups {
         params.check(Self::NAME)?;
         if *params != PackedConvGradParams::weight_grad(&params.shape()) {
