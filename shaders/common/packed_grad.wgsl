@@ -15,16 +15,17 @@ struct PackedConvGradParams {
     padding: u32,
     words: u32,       // ceil(in_channels / 32)
     invocations: u32, // weight grad: ceil(out_channels / 4) * words * kernel_h * kernel_w;
-                      // input grad: batch * words * height * pair_slots(width, stride)
+                      // input grad: batch * words * height * pixel_slots(width, stride)
     out_pad: u32,     // out_channels rounded up to 16 (packed weights)
-    _pad1: u32,
+    kind: u32,        // 1 = weight grad, 2 = input grad (host-side check only)
     _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: PackedConvGradParams;
 
-// packed_conv_input_grad: invocation slots per input row, one per pixel pair (ix, ix + stride):
-// stride slots for every 2 * stride pixels, the last block possibly part-empty.
-fn pair_slots(width: u32, stride: u32) -> u32 {
-    return stride * ((width + 2u * stride - 1u) / (2u * stride));
+// packed_conv_input_grad: invocation slots per input row, one per four pixels
+// (x + k * stride, k = 0..3): stride slots for every 4 * stride pixels, the last block possibly
+// part-empty.
+fn pixel_slots(width: u32, stride: u32) -> u32 {
+    return stride * ((width + 4u * stride - 1u) / (4u * stride));
 }

@@ -40,20 +40,29 @@ pub struct PackedConvGradParams {
     /// `ceil(in_channels / 32)`.
     pub words: u32,
     /// One per (four output channels, word, tap) in the weight gradient; one per (sample, word,
-    /// input row, pixel pair (x, x + stride)) in the input gradient.
+    /// input row, four pixels (x + k * stride)) in the input gradient.
     pub invocations: u32,
     /// `out_channels` rounded up to 16: the fastest dimension of packed weights.
     pub out_pad: u32,
-    pub _pad1: u32,
+    /// Which kernel the params were made for ([`WEIGHT_GRAD`] or [`INPUT_GRAD`]): the
+    /// invocation counts of the two can coincide, so a dispatch tells foreign params by this.
+    /// Not read by the shaders.
+    pub kind: u32,
     pub _pad2: u32,
 }
 const _: () = assert!(std::mem::size_of::<PackedConvGradParams>() == 64);
 
-/// Invocation slots per input row of [`PackedConvInputGrad`]: one per pixel pair (x, x + stride),
-/// `stride` slots for every `2 * stride` pixels (`pair_slots` in `shaders/common/packed_grad.wgsl`).
-fn pair_slots(shape: &ConvShape) -> usize {
+/// Invocation slots per input row of [`PackedConvInputGrad`]: one per four pixels
+/// (x + k * stride, k = 0..3), `stride` slots for every `4 * stride` pixels (`pixel_slots` in
+/// `shaders/common/packed_grad.wgsl`).
+/// [`PackedConvGradParams::kind`] of [`PackedConvGradParams::weight_grad`].
+pub const WEIGHT_GRAD: u32 = 1;
+/// [`PackedConvGradParams::kind`] of [`PackedConvGradParams::input_grad`].
+pub const INPUT_GRAD: u32 = 2;
+
+fn pixel_slots(shape: &ConvShape) -> usize {
     let stride = shape.stride.max(1); // a zero stride is refused by `check`
-    stride * shape.width.div_ceil(2 * stride)
+    stride * shape.width.div_ceil(4 * stride)
 }
 
 impl PackedConvGradParams {
@@ -64,6 +73,7 @@ impl PackedConvGradParams {
         Self {
             invocations: (shape.out_channels.div_ceil(4) * words * shape.kernel_h * shape.kernel_w)
                 as u32,
+            kind: WEIGHT_GRAD,
             ..Self::common(shape)
         }
     }
@@ -73,7 +83,8 @@ impl PackedConvGradParams {
     pub fn input_grad(shape: &ConvShape) -> Self {
         let words = channel_words(shape.in_channels);
         Self {
-            invocations: (shape.batch * words * shape.height * pair_slots(&shape)) as u32,
+            invocations: (shape.batch * words * shape.height * pixel_slots(&shape)) as u32,
+            kind: INPUT_GRAD,
             ..Self::common(shape)
         }
     }
@@ -95,7 +106,7 @@ impl PackedConvGradParams {
             words: words as u32,
             invocations: 0,
             out_pad: padded_out_channels(shape.out_channels) as u32,
-            _pad1: 0,
+            kind: 0,
             _pad2: 0,
         }
     }
@@ -168,7 +179,8 @@ kernel! {
     /// bits.
     pub struct PackedConvInputGrad("packed_conv_input_grad", PackedConvGradParams);
 
-    /// Records the dispatch: one invocation per (sample, 32 input channels, input row, pixel pair).
+    /// Records the dispatch: one invocation per (sample, 32 input channels, input row, four
+    /// pixels).
     fn dispatch(params, grad_output: f32, weights: u32, gamma: f32, grad_input: f32) -> Workgroups {
         params.check(Self::NAME)?;
         let shape = params.shape();
