@@ -11,15 +11,16 @@
 //                                                           C_out rounded up to 16, zero-filled
 //   3 storage read   : gamma   [C_out] f32                  binarize_forward scales
 //   4 storage rw     : output  [N, C_out, OH, OW] f32       N = T*B (time-major)
-// Dispatch: grid (x, ceil(C_out / 16), z) with x * z >= ceil(N * OH * OW / 128): each
-// workgroup holds 128 output pixels (two per invocation: flat pixels 2q and 2q + 1, q from the
+// Dispatch: grid (x, ceil(C_out / 16), z) with x * z >= ceil(N * OH * OW / 256): each
+// workgroup holds 256 output pixels (four per invocation: flat pixels 4q .. 4q + 3, q from the
 // pixel group wid.x + wid.z * nwg.x) and one block of 16 output channels (wid.y). Each
-// invocation computes 16 channels of two pixels, reusing each loaded input word 16 times and
-// each loaded weight vec4 twice. The 16 channels' weight words of one (tap, word) are
-// contiguous, so they arrive in four vec4 loads (on lavapipe per-lane loads of the weights cost
-// 3x the whole popcount arithmetic, hence also the second pixel: 1.2x at the mnist shapes).
-// Spike loads are per pixel and neighbouring invocations hold neighbouring pixels. A tap whose
-// words are zero for both pixels (padding, or no spike) is skipped: it adds 0 to every count.
+// invocation computes 16 channels of four pixels, reusing each loaded input word 16 times and
+// each loaded weight vec4 four times. The 16 channels' weight words of one (tap, word) are
+// contiguous, so they arrive in four vec4 loads (on lavapipe per-lane loads of the weights
+// cost 3x the whole popcount arithmetic, hence also the four pixels: 1.7x at the mnist shapes
+// against one, 1.2x for two; eight gained another 5 % only). Spike loads are per pixel and
+// neighbouring invocations hold neighbouring pixels. A tap whose words are zero for all four
+// pixels (padding, or no spike) is skipped: it adds 0 to every count.
 
 struct PopcountConvParams {
     batch: u32,
@@ -92,14 +93,16 @@ fn spike_word(px: Pixel, kh: u32, kw: u32, wd: u32) -> u32 {
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    // Two output pixels per invocation, 2q and 2q + 1: every weight load serves both.
-    let p = 2u * ((wid.x + wid.z * nwg.x) * 64u + lid);
+    // Four output pixels per invocation, 4q .. 4q + 3: every weight load serves all four.
+    let p = 4u * ((wid.x + wid.z * nwg.x) * 64u + lid);
     if (p >= params.pixels) {
         return;
     }
-    let has_second = p + 1u < params.pixels;
-    let a = pixel(p);
-    let b = pixel(select(p, p + 1u, has_second));
+    // Pixels past the last one repeat the first (computed, never stored).
+    let px0 = pixel(p);
+    let px1 = pixel(select(p, p + 1u, p + 1u < params.pixels));
+    let px2 = pixel(select(p, p + 2u, p + 2u < params.pixels));
+    let px3 = pixel(select(p, p + 3u, p + 3u < params.pixels));
 
     let words = params.words;
     let co0 = wid.y * 16u;
@@ -108,6 +111,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let block = co0 / 4u;
     let step = params.out_pad / 4u;
 
+    // Counts: acc* for pixel p, bcc* for p + 1, ccc* for p + 2, dcc* for p + 3 (4 channels per
+    // vec4), ones* the pixels' own spike counts.
     var acc0 = vec4<u32>(0u);
     var acc1 = vec4<u32>(0u);
     var acc2 = vec4<u32>(0u);
@@ -116,46 +121,82 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var bcc1 = vec4<u32>(0u);
     var bcc2 = vec4<u32>(0u);
     var bcc3 = vec4<u32>(0u);
-    var ones = 0u;
-    var ones_b = 0u;
+    var ccc0 = vec4<u32>(0u);
+    var ccc1 = vec4<u32>(0u);
+    var ccc2 = vec4<u32>(0u);
+    var ccc3 = vec4<u32>(0u);
+    var dcc0 = vec4<u32>(0u);
+    var dcc1 = vec4<u32>(0u);
+    var dcc2 = vec4<u32>(0u);
+    var dcc3 = vec4<u32>(0u);
+    var ones0 = 0u;
+    var ones1 = 0u;
+    var ones2 = 0u;
+    var ones3 = 0u;
     for (var kh = 0u; kh < params.kernel_h; kh++) {
         for (var kw = 0u; kw < params.kernel_w; kw++) {
             let tap = (kh * params.kernel_w + kw) * words;
             for (var wd = 0u; wd < words; wd++) {
-                let sa = spike_word(a, kh, kw, wd);
-                let sb = spike_word(b, kh, kw, wd);
-                if ((sa | sb) == 0u) {
+                let s0 = spike_word(px0, kh, kw, wd);
+                let s1 = spike_word(px1, kh, kw, wd);
+                let s2 = spike_word(px2, kh, kw, wd);
+                let s3 = spike_word(px3, kh, kw, wd);
+                if ((s0 | s1 | s2 | s3) == 0u) {
                     continue;
                 }
-                ones += countOneBits(sa);
-                ones_b += countOneBits(sb);
-                let va = vec4<u32>(sa);
-                let vb = vec4<u32>(sb);
+                ones0 += countOneBits(s0);
+                let v0 = vec4<u32>(s0);
+                ones1 += countOneBits(s1);
+                let v1 = vec4<u32>(s1);
+                ones2 += countOneBits(s2);
+                let v2 = vec4<u32>(s2);
+                ones3 += countOneBits(s3);
+                let v3 = vec4<u32>(s3);
                 let o = (tap + wd) * step + block;
                 let w0 = weights[o];
                 let w1 = weights[o + 1u];
                 let w2 = weights[o + 2u];
                 let w3 = weights[o + 3u];
-                acc0 += countOneBits(va & w0);
-                acc1 += countOneBits(va & w1);
-                acc2 += countOneBits(va & w2);
-                acc3 += countOneBits(va & w3);
-                bcc0 += countOneBits(vb & w0);
-                bcc1 += countOneBits(vb & w1);
-                bcc2 += countOneBits(vb & w2);
-                bcc3 += countOneBits(vb & w3);
+                acc0 += countOneBits(v0 & w0);
+                acc1 += countOneBits(v0 & w1);
+                acc2 += countOneBits(v0 & w2);
+                acc3 += countOneBits(v0 & w3);
+                bcc0 += countOneBits(v1 & w0);
+                bcc1 += countOneBits(v1 & w1);
+                bcc2 += countOneBits(v1 & w2);
+                bcc3 += countOneBits(v1 & w3);
+                ccc0 += countOneBits(v2 & w0);
+                ccc1 += countOneBits(v2 & w1);
+                ccc2 += countOneBits(v2 & w2);
+                ccc3 += countOneBits(v2 & w3);
+                dcc0 += countOneBits(v3 & w0);
+                dcc1 += countOneBits(v3 & w1);
+                dcc2 += countOneBits(v3 & w2);
+                dcc3 += countOneBits(v3 & w3);
             }
         }
     }
     let plane = params.out_h * params.out_w;
-    store4(co0, a.out_base, plane, acc0, ones);
-    store4(co0 + 4u, a.out_base, plane, acc1, ones);
-    store4(co0 + 8u, a.out_base, plane, acc2, ones);
-    store4(co0 + 12u, a.out_base, plane, acc3, ones);
-    if (has_second) {
-        store4(co0, b.out_base, plane, bcc0, ones_b);
-        store4(co0 + 4u, b.out_base, plane, bcc1, ones_b);
-        store4(co0 + 8u, b.out_base, plane, bcc2, ones_b);
-        store4(co0 + 12u, b.out_base, plane, bcc3, ones_b);
+    store4(co0, px0.out_base, plane, acc0, ones0);
+    store4(co0 + 4u, px0.out_base, plane, acc1, ones0);
+    store4(co0 + 8u, px0.out_base, plane, acc2, ones0);
+    store4(co0 + 12u, px0.out_base, plane, acc3, ones0);
+    if (p + 1u < params.pixels) {
+        store4(co0, px1.out_base, plane, bcc0, ones1);
+        store4(co0 + 4u, px1.out_base, plane, bcc1, ones1);
+        store4(co0 + 8u, px1.out_base, plane, bcc2, ones1);
+        store4(co0 + 12u, px1.out_base, plane, bcc3, ones1);
+    }
+    if (p + 2u < params.pixels) {
+        store4(co0, px2.out_base, plane, ccc0, ones2);
+        store4(co0 + 4u, px2.out_base, plane, ccc1, ones2);
+        store4(co0 + 8u, px2.out_base, plane, ccc2, ones2);
+        store4(co0 + 12u, px2.out_base, plane, ccc3, ones2);
+    }
+    if (p + 3u < params.pixels) {
+        store4(co0, px3.out_base, plane, dcc0, ones3);
+        store4(co0 + 4u, px3.out_base, plane, dcc1, ones3);
+        store4(co0 + 8u, px3.out_base, plane, dcc2, ones3);
+        store4(co0 + 12u, px3.out_base, plane, dcc3, ones3);
     }
 }

@@ -323,7 +323,7 @@ kernel! {
     /// `out = gamma[co] * (2 * popcount(s & w) - popcount(s))` summed over valid taps.
     pub struct BinaryConvPopcount("binary_conv_popcount", PopcountConvParams);
 
-    /// Records the dispatch: workgroups of 128 output pixels (two per invocation) x 16 output
+    /// Records the dispatch: workgroups of 256 output pixels (four per invocation) x 16 output
     /// channels.
     fn dispatch(params, spikes: u32, weights: u32, gamma: f32, output: f32) -> Workgroups {
         params.check(Self::NAME)?;
@@ -332,8 +332,8 @@ kernel! {
         gamma.expect_len(Self::NAME, "gamma", params.out_channels as usize)?;
         output.expect_len(Self::NAME, "output", params.output_len())?;
         // Pixel groups fold into x and z; y indexes the block of 16 output channels.
-        // Two output pixels per invocation.
-        let [x, z, _] = Workgroups::for_items(u64::from(params.pixels).div_ceil(2), WORKGROUP).counts()?;
+        // Four output pixels per invocation.
+        let [x, z, _] = Workgroups::for_items(u64::from(params.pixels).div_ceil(4), WORKGROUP).counts()?;
         let blocks = (params.out_channels as usize).div_ceil(POPCOUNT_CHANNEL_BLOCK) as u32;
         Workgroups::Grid([x, blocks, z])
     }
