@@ -100,8 +100,7 @@ fn shapes() -> Vec<ConvShape> {
     out.push(ConvShape::new(2, 64, 64, 7, 7, 3, 1, 1)); // mnist conv3
     out.push(ConvShape::new(1, 3, 4, 1, 1, 3, 1, 1)); // 1x1 image, only the centre tap valid
     out.push(ConvShape::new(2, 40, 3, 6, 6, 5, 1, 0)); // no padding, 5x5
-    // 15 output pixels: the kernel takes four per invocation, so the last holds three.
-    out.push(ConvShape::new(1, 5, 3, 3, 5, 3, 1, 1));
+    out.push(ConvShape::new(1, 5, 3, 3, 5, 3, 1, 1)); // 15 pixels: 4 per invocation, last 3
     out
 }
 
