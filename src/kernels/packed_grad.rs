@@ -83,7 +83,7 @@ impl PackedConvGradParams {
     pub fn input_grad(shape: &ConvShape) -> Self {
         let words = channel_words(shape.in_channels);
         Self {
-            invocations: (shape.batch * words * shape.height * pixel_slots(&shape)) as u32,
+            invocations: (shape.batch * words * shape.height * pixel_slots(shape)) as u32,
             kind: INPUT_GRAD,
             ..Self::common(shape)
         }
