@@ -18,8 +18,9 @@
 // each loaded weight vec4 four times. The 16 channels' weight words of one (tap, word) are
 // contiguous, so they arrive in four vec4 loads (on lavapipe per-lane loads of the weights
 // cost 3x the whole popcount arithmetic, hence also the four pixels: 1.7x at the mnist shapes
-// against one, 1.2x for two; eight gained another 5 % only). Spike loads are per pixel and
-// neighbouring invocations hold neighbouring pixels. A tap whose words are zero for all four
+// against one, 1.2x for two; eight gained another 5 % only; on GPUs, where this kernel runs
+// too, four pixels per invocation mean 4x fewer threads and ~110 live registers: unmeasured).
+// Spike loads are per pixel and neighbouring invocations hold neighbouring groups of four. A tap whose words are zero for all four
 // pixels (padding, or no spike) is skipped: it adds 0 to every count.
 
 struct PopcountConvParams {

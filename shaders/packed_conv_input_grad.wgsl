@@ -18,9 +18,9 @@
 //   4 storage rw     : grad_input  [N, C_in, H, W] f32          (written, not accumulated)
 // Dispatch: one invocation per (n, word, iy, slot): 32 input channels of four input pixels,
 // workgroups of 64, folded 1-D (ceil(N * words * H * pixel_slots(W, stride) / 64)); slots
-// vary fastest, so neighbouring invocations read neighbouring gradients and the same weight
-// word. A tap that reaches no output for some of the four pixels adds +0.0 there (the sums
-// start at +0.0 and never become -0.0, so that changes nothing).
+// vary fastest, so neighbouring invocations read nearby gradients (four pixels apart) and the
+// same weight word. A tap that reaches no output for some of the four pixels adds +-0.0 there
+// (the sums start at +0.0 and never become -0.0, so that changes nothing, whatever gamma is).
 //
 // Each of the 32 sums runs over kh, then kw, then co (the CPU mirror's order).
 
@@ -124,10 +124,10 @@ fn signed4(v: f32, w: u32, first: u32) -> vec4<f32> {
             for (var co = 0u; co < params.out_channels; co++) {
                 let gm = gamma[co];
                 let w = weights[w_at + co];
-                let gv0 = select(0.0, grad_output[g0 + co * out_plane], v0) * gm;
-                let gv1 = select(0.0, grad_output[g1 + co * out_plane], v1) * gm;
-                let gv2 = select(0.0, grad_output[g2 + co * out_plane], v2) * gm;
-                let gv3 = select(0.0, grad_output[g3 + co * out_plane], v3) * gm;
+                let gv0 = select(0.0, grad_output[g0 + co * out_plane] * gm, v0);
+                let gv1 = select(0.0, grad_output[g1 + co * out_plane] * gm, v1);
+                let gv2 = select(0.0, grad_output[g2 + co * out_plane] * gm, v2);
+                let gv3 = select(0.0, grad_output[g3 + co * out_plane] * gm, v3);
                 a0 += signed4(gv0, w, 0u);
                 a1 += signed4(gv0, w, 4u);
                 a2 += signed4(gv0, w, 8u);

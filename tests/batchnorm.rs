@@ -181,8 +181,7 @@ fn cpu_train(
     out
 }
 
-/// What the CPU-reference and finite-difference tests start from: the GPU (`None`: skip the
-/// test), the default config, a layer with it on the GPU, and an rng seeded `seed`.
+/// Every shape with both kernel variants (their run lengths differ: `KernelVariant::plane_run`).
 fn shapes_and_variants() -> Vec<(BatchNormShape, KernelVariant)> {
     let variants = [KernelVariant::RegisterBlocked, KernelVariant::SharedTiled];
     shapes()
@@ -191,6 +190,8 @@ fn shapes_and_variants() -> Vec<(BatchNormShape, KernelVariant)> {
         .collect()
 }
 
+/// What the CPU-reference and finite-difference tests start from: the GPU (`None`: skip the
+/// test), the default config, a layer with it on the GPU, and an rng seeded `seed`.
 fn setup(seed: u64) -> Option<(GpuContext, BatchNormConfig, BatchNorm, SeededRng)> {
     let ctx = gpu()?;
     let config = BatchNormConfig::default();

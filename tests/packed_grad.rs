@@ -26,6 +26,9 @@ fn shapes() -> Vec<ConvShape> {
         ConvShape::new(4, 70, 8, 14, 14, 3, 1, 1),
         ConvShape::new(5, 64, 64, 7, 7, 3, 1, 1),
         ConvShape::new(2, 40, 6, 8, 8, 1, 2, 0),
+        // Stride 2 with an odd width of 9: the input gradient's last slot of a row starts past
+        // the row's end (four pixels x + 2k per invocation, 9 = 8 + 1).
+        ConvShape::new(2, 33, 6, 9, 9, 3, 2, 1),
     ];
     // A non-square kernel.
     out.push(ConvShape {
@@ -104,6 +107,19 @@ fn packed_conv_weight_grad_refuses_wrong_lengths() {
     assert_err_contains(
         kernel.dispatch(&ctx, &mut enc, &params, &p, &g, &w),
         "grad_weight",
+    );
+    // The input gradient's params are refused (their invocation count may coincide).
+    let w = zeros::<f32>(&ctx, shape.weight_len());
+    assert_err_contains(
+        kernel.dispatch(
+            &ctx,
+            &mut enc,
+            &PackedConvGradParams::input_grad(&shape),
+            &p,
+            &g,
+            &w,
+        ),
+        "weight_grad",
     );
 }
 

@@ -54,7 +54,11 @@ fn gpu_pack(ctx: &GpuContext, shape: &ConvShape, spikes: &[f32], weights: &[f32]
 fn gpu_conv(ctx: &GpuContext, shape: &ConvShape, packed: &Packed, gamma: &[f32]) -> Vec<f32> {
     let conv = BinaryConvPopcount::new(ctx).unwrap();
     let params = PopcountConvParams::new(shape);
-    let (g, out) = (upload(ctx, gamma), zeros::<f32>(ctx, params.output_len()));
+    // NaN-filled: a value the kernel fails to store cannot pass for a zero count.
+    let (g, out) = (
+        upload(ctx, gamma),
+        filled(ctx, params.output_len(), f32::NAN),
+    );
     record(ctx, |enc| {
         conv.dispatch(ctx, enc, &params, &packed.spikes, &packed.weights, &g, &out)
     });

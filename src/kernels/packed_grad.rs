@@ -52,14 +52,14 @@ pub struct PackedConvGradParams {
 }
 const _: () = assert!(std::mem::size_of::<PackedConvGradParams>() == 64);
 
-/// Invocation slots per input row of [`PackedConvInputGrad`]: one per four pixels
-/// (x + k * stride, k = 0..3), `stride` slots for every `4 * stride` pixels (`pixel_slots` in
-/// `shaders/common/packed_grad.wgsl`).
 /// [`PackedConvGradParams::kind`] of [`PackedConvGradParams::weight_grad`].
 pub const WEIGHT_GRAD: u32 = 1;
 /// [`PackedConvGradParams::kind`] of [`PackedConvGradParams::input_grad`].
 pub const INPUT_GRAD: u32 = 2;
 
+/// Invocation slots per input row of [`PackedConvInputGrad`]: one per four pixels
+/// (x + k * stride, k = 0..3), `stride` slots for every `4 * stride` pixels (`pixel_slots` in
+/// `shaders/common/packed_grad.wgsl`).
 fn pixel_slots(shape: &ConvShape) -> usize {
     let stride = shape.stride.max(1); // a zero stride is refused by `check`
     stride * shape.width.div_ceil(4 * stride)

@@ -21,7 +21,8 @@ use super::conv::ConvShape;
 use crate::gpu::{GpuError, Workgroups};
 
 const WORKGROUP: u32 = 64;
-/// Output channels per `binary_conv_popcount` workgroup (each invocation keeps 16 counters).
+/// Output channels per `binary_conv_popcount` workgroup (each invocation keeps 16 counters for
+/// each of its four pixels).
 pub const POPCOUNT_CHANNEL_BLOCK: usize = 16;
 
 /// `out_channels` rounded up to [`POPCOUNT_CHANNEL_BLOCK`]: the fastest dimension of packed weights.

@@ -846,8 +846,9 @@ impl ConvBn<'_> {
         let (weight, cols) = (self.weight, &scratch.cols);
         // On CPU rasterisers the gradients read the forward's packed spikes and signs (32
         // channels per load, no im2col columns); GPUs keep the GEMMs, which have the
-        // parallelism they need (the packed weight gradient runs one invocation per weight tap
-        // and 32 channels, looping over the whole batch). See `gpu::PackedBackward`.
+        // parallelism they need (the packed weight gradient runs one invocation per weight tap,
+        // 32 input and 4 output channels, looping over the whole batch). See
+        // `gpu::PackedBackward`.
         let packed = rec.ctx.packed_backward;
         match self.packed_input.filter(|_| packed.weight_grad) {
             Some(packed) => rec.k.packed_weight_grad.dispatch(
