@@ -11,7 +11,7 @@
 //   5 storage read   : bias     [C] f32   affine beta
 //   6 storage rw     : y        [N, C, HW] f32 (written)
 // Dispatch: one invocation per run of up to `params.run` consecutive values of one (sample,
-// channel) plane (common/batchnorm.wgsl, plane_run), workgroups of 64, folded 1-D
+// channel) plane (common/plane_run.wgsl), workgroups of 64, folded 1-D
 // (ceil(N*C*ceil(HW/run) / 64) groups): the channel's four parameters are loaded once per run
 // (on lavapipe every per-invocation load is a gather, and the four parameter loads cost more
 // than the value's own; GPUs get run = 1).

@@ -14,7 +14,7 @@
 //   7 storage read        : grad_bias   [C] f32 = sum dy
 //   8 storage rw          : grad_x      [N, C, HW] f32 (written)
 // Dispatch: one invocation per run of up to `params.run` consecutive values of one (sample,
-// channel) plane (common/batchnorm.wgsl, plane_run), workgroups of 64, folded 1-D
+// channel) plane (common/plane_run.wgsl), workgroups of 64, folded 1-D
 // (ceil(N*C*ceil(HW/run) / 64) groups): the channel's five values are loaded once per run (as
 // in batchnorm_apply).
 

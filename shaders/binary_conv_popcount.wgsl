@@ -58,6 +58,15 @@ fn store4(co: u32, out_base: u32, plane: u32, acc: vec4<u32>, ones: u32) {
     }
 }
 
+// The 16 channels co..co+15 of one pixel (`out_base`: its value of channel 0).
+fn store16(co: u32, out_base: u32, c0: vec4<u32>, c1: vec4<u32>, c2: vec4<u32>, c3: vec4<u32>, ones: u32) {
+    let plane = params.out_h * params.out_w;
+    store4(co, out_base, plane, c0, ones);
+    store4(co + 4u, out_base, plane, c1, ones);
+    store4(co + 8u, out_base, plane, c2, ones);
+    store4(co + 12u, out_base, plane, c3, ones);
+}
+
 // Output pixel p as (n, oy, ox): the flat index of its first channel's value and its window's
 // top-left input position.
 struct Pixel {
@@ -177,27 +186,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
         }
     }
-    let plane = params.out_h * params.out_w;
-    store4(co0, px0.out_base, plane, acc0, ones0);
-    store4(co0 + 4u, px0.out_base, plane, acc1, ones0);
-    store4(co0 + 8u, px0.out_base, plane, acc2, ones0);
-    store4(co0 + 12u, px0.out_base, plane, acc3, ones0);
+    store16(co0, px0.out_base, acc0, acc1, acc2, acc3, ones0);
     if (p + 1u < params.pixels) {
-        store4(co0, px1.out_base, plane, bcc0, ones1);
-        store4(co0 + 4u, px1.out_base, plane, bcc1, ones1);
-        store4(co0 + 8u, px1.out_base, plane, bcc2, ones1);
-        store4(co0 + 12u, px1.out_base, plane, bcc3, ones1);
+        store16(co0, px1.out_base, bcc0, bcc1, bcc2, bcc3, ones1);
     }
     if (p + 2u < params.pixels) {
-        store4(co0, px2.out_base, plane, ccc0, ones2);
-        store4(co0 + 4u, px2.out_base, plane, ccc1, ones2);
-        store4(co0 + 8u, px2.out_base, plane, ccc2, ones2);
-        store4(co0 + 12u, px2.out_base, plane, ccc3, ones2);
+        store16(co0, px2.out_base, ccc0, ccc1, ccc2, ccc3, ones2);
     }
     if (p + 3u < params.pixels) {
-        store4(co0, px3.out_base, plane, dcc0, ones3);
-        store4(co0 + 4u, px3.out_base, plane, dcc1, ones3);
-        store4(co0 + 8u, px3.out_base, plane, dcc2, ones3);
-        store4(co0 + 12u, px3.out_base, plane, dcc3, ones3);
+        store16(co0, px3.out_base, dcc0, dcc1, dcc2, dcc3, ones3);
     }
 }

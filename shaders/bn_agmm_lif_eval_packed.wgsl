@@ -29,6 +29,7 @@
 // bn_agmm_lif_eval (one pipeline per combination, `crate::gpu::Specialised`).
 
 //!include common/flat_index.wgsl
+//!include common/plane_run.wgsl
 
 struct BnAgmmLifParams {
     timesteps: u32,
@@ -61,17 +62,19 @@ override SOFT_RESET: u32 = 0u;
 @group(0) @binding(7) var<storage, read_write> packed: array<atomic<u32>>;
 
 @compute @workgroup_size(64) fn main(inv: FlatInvocation) {
-    let run_len = max(params.run, 1u);
-    let runs = (params.spatial + run_len - 1u) / run_len;
-    let g = flat_index(inv, 64u);
-    let plane = g / runs;
-    if (plane >= params.elements / params.spatial) {
+    let span = plane_run_of(
+        flat_index(inv, 64u),
+        params.spatial,
+        params.elements / params.spatial,
+        params.channels,
+        params.run,
+    );
+    if (span.len == 0u) {
         return;
     }
-    let first = (g - plane * runs) * run_len;
-    let start = plane * params.spatial + first;
-    let len = min(run_len, params.spatial - first);
-    let c = plane % params.channels;
+    let start = span.start;
+    let len = span.len;
+    let c = span.c;
     let invstd = 1.0 / sqrt(variance[c] + params.eps);
     let k = invstd * weight[c];
     let m = mean[c];

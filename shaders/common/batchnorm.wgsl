@@ -15,26 +15,11 @@ struct BatchNormParams {
 
 @group(0) @binding(0) var<uniform> params: BatchNormParams;
 
-// Runs of up to `run` consecutive values within one (sample, channel) plane (batchnorm_apply,
-// batchnorm_backward_input): invocation `g` takes run g % R of plane g / R, R = ceil(HW / run).
-// `len` is 0 past the last plane. The host picks `run` per adapter (KernelVariant::plane_run):
-// 16 on CPU rasterisers, where the channel's values are then loaded once per run instead of
-// once per value, 1 on GPUs (one value per invocation, neighbours adjacent).
-struct PlaneRun {
-    start: u32,
-    len: u32,
-    c: u32,
-}
+//!include common/plane_run.wgsl
 
+// The run of invocation `g` in batchnorm_apply and batchnorm_backward_input (plane_run.wgsl).
 fn plane_run(g: u32) -> PlaneRun {
-    let run = max(params.run, 1u);
-    let runs = (params.spatial + run - 1u) / run;
-    let plane = g / runs;
-    if (plane >= params.samples * params.channels) {
-        return PlaneRun(0u, 0u, 0u);
-    }
-    let first = (g - plane * runs) * run;
-    return PlaneRun(plane * params.spatial + first, min(run, params.spatial - first), plane % params.channels);
+    return plane_run_of(g, params.spatial, params.samples * params.channels, params.channels, params.run);
 }
 
 // Walking the values of one channel `step` apart without a division per value: the walk
