@@ -7,7 +7,7 @@
 // instead of reading 4 and writing 7. Inspection forwards (probes) keep the chain.
 //
 // Bindings:
-//   0 uniform params   : BnAgmmLifParams
+//   0 uniform params   : BnAgmmLifParams (common/bn_agmm_lif.wgsl, with bindings 1-6)
 //   1 storage read     : x        [T, N] f32  conv output (N = B*C*H*W, time-major), or one
 //                                             [N] frame read at every t when BROADCAST = 1
 //   2 storage read     : mean     [C] f32     BN running_mean
@@ -33,46 +33,12 @@
 // of shaders with several modes behind uniform branches.
 
 //!include common/flat_index.wgsl
-//!include common/plane_run.wgsl
+//!include common/bn_agmm_lif.wgsl
 
-struct BnAgmmLifParams {
-    timesteps: u32,
-    elements: u32,     // N per timestep
-    channels: u32,     // C
-    spatial: u32,      // HW
-    eps: f32,          // BN epsilon
-    alpha_const: f32,  // AGMM: 0 = running mean (alpha[t] = 1/t), else the constant
-    decay: f32,        // LIF lambda
-    v_th: f32,         // LIF threshold
-    run: u32,          // neurons per invocation: a run within one (sample, channel) plane
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: BnAgmmLifParams;
-
-override GATE: u32 = 0u;
-override RESIDUAL: u32 = 0u;
-override BROADCAST: u32 = 0u;
-override SOFT_RESET: u32 = 0u;
-
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> mean: array<f32>;
-@group(0) @binding(3) var<storage, read> variance: array<f32>;
-@group(0) @binding(4) var<storage, read> weight: array<f32>;
-@group(0) @binding(5) var<storage, read> bias: array<f32>;
-@group(0) @binding(6) var<storage, read> residual: array<f32>;
 @group(0) @binding(7) var<storage, read_write> spikes: array<f32>;
 
 @compute @workgroup_size(64) fn main(inv: FlatInvocation) {
-    let span = plane_run_of(
-        flat_index(inv, 64u),
-        params.spatial,
-        params.elements / params.spatial,
-        params.channels,
-        params.run,
-    );
+    let span = neuron_run(flat_index(inv, 64u));
     if (span.len == 0u) {
         return;
     }

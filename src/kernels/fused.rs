@@ -11,7 +11,7 @@ use super::agmm::{AgmmAlpha, AgmmConfig, AgmmMode};
 use super::batchnorm::BatchNormState;
 use super::lif::{LifConfig, ResetMode};
 
-/// Mirrors `struct BnAgmmLifParams` in `shaders/bn_agmm_lif_eval.wgsl`.
+/// Mirrors `struct BnAgmmLifParams` in `shaders/common/bn_agmm_lif.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct BnAgmmLifParams {
