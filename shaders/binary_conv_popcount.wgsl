@@ -11,15 +11,16 @@
 //                                                           C_out rounded up to 16, zero-filled
 //   3 storage read   : gamma   [C_out] f32                  binarize_forward scales
 //   4 storage rw     : output  [N, C_out, OH, OW] f32       N = T*B (time-major)
-// Dispatch: grid (x, ceil(C_out / 16), z) with x * z >= ceil(N * OH * OW / 256): each
-// workgroup holds 256 output pixels (four per invocation: flat pixels 4q .. 4q + 3, q from the
-// pixel group wid.x + wid.z * nwg.x) and one block of 16 output channels (wid.y). Each
-// invocation computes 16 channels of four pixels, reusing each loaded input word 16 times and
-// each loaded weight vec4 four times. The 16 channels' weight words of one (tap, word) are
+// Dispatch: grid (x, ceil(C_out / 16), z) with x * z >= ceil(N * OH * OW / (64 * PIXELS)):
+// each workgroup holds 64 * PIXELS output pixels (PIXELS per invocation: flat pixels PIXELS * q
+// .., q from the pixel group wid.x + wid.z * nwg.x) and one block of 16 output channels (wid.y).
+// PIXELS is an override constant: 4 on CPU rasterisers, 1 on GPUs (KernelVariant::
+// popcount_pixels). Each invocation computes 16 channels of its pixels, reusing each loaded
+// input word 16 times and each loaded weight vec4 for every pixel. The 16 channels' weight words of one (tap, word) are
 // contiguous, so they arrive in four vec4 loads (on lavapipe per-lane loads of the weights
 // cost 3x the whole popcount arithmetic, hence also the four pixels: 1.7x at the mnist shapes
-// against one, 1.2x for two; eight gained another 5 % only; on GPUs, where this kernel runs
-// too, four pixels per invocation mean 4x fewer threads and ~110 live registers: unmeasured).
+// against one, 1.2x for two; eight gained another 5 % only; GPUs, which want many light
+// threads, get one).
 // Spike loads are per pixel and neighbouring invocations hold neighbouring groups of four. A tap whose words are zero for all four
 // pixels (padding, or no spike) is skipped: it adds 0 to every count.
 
@@ -43,6 +44,9 @@ struct PopcountConvParams {
 }
 
 @group(0) @binding(0) var<uniform> params: PopcountConvParams;
+
+// Output pixels per invocation: 4 on CPU rasterisers, 1 on GPUs (KernelVariant::popcount_pixels).
+override PIXELS: u32 = 4u;
 @group(0) @binding(1) var<storage, read> spikes: array<u32>;
 @group(0) @binding(2) var<storage, read> weights: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> gamma: array<f32>;
@@ -103,8 +107,8 @@ fn spike_word(px: Pixel, kh: u32, kw: u32, wd: u32) -> u32 {
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    // Four output pixels per invocation, 4q .. 4q + 3: every weight load serves all four.
-    let p = 4u * ((wid.x + wid.z * nwg.x) * 64u + lid);
+    // PIXELS (1 or 4) output pixels per invocation, PIXELS * q ..: every weight load serves all.
+    let p = PIXELS * ((wid.x + wid.z * nwg.x) * 64u + lid);
     if (p >= params.pixels) {
         return;
     }
@@ -122,7 +126,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let step = params.out_pad / 4u;
 
     // Counts: acc* for pixel p, bcc* for p + 1, ccc* for p + 2, dcc* for p + 3 (4 channels per
-    // vec4), ones* the pixels' own spike counts.
+    // vec4), ones* the pixels' own spike counts. With PIXELS = 1 the last three are never used
+    // (the constant branches below compile away).
     var acc0 = vec4<u32>(0u);
     var acc1 = vec4<u32>(0u);
     var acc2 = vec4<u32>(0u);
@@ -148,20 +153,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             let tap = (kh * params.kernel_w + kw) * words;
             for (var wd = 0u; wd < words; wd++) {
                 let s0 = spike_word(px0, kh, kw, wd);
-                let s1 = spike_word(px1, kh, kw, wd);
-                let s2 = spike_word(px2, kh, kw, wd);
-                let s3 = spike_word(px3, kh, kw, wd);
+                var s1 = 0u;
+                var s2 = 0u;
+                var s3 = 0u;
+                if (PIXELS == 4u) {
+                    s1 = spike_word(px1, kh, kw, wd);
+                    s2 = spike_word(px2, kh, kw, wd);
+                    s3 = spike_word(px3, kh, kw, wd);
+                }
                 if ((s0 | s1 | s2 | s3) == 0u) {
                     continue;
                 }
                 ones0 += countOneBits(s0);
                 let v0 = vec4<u32>(s0);
-                ones1 += countOneBits(s1);
-                let v1 = vec4<u32>(s1);
-                ones2 += countOneBits(s2);
-                let v2 = vec4<u32>(s2);
-                ones3 += countOneBits(s3);
-                let v3 = vec4<u32>(s3);
                 let o = (tap + wd) * step + block;
                 let w0 = weights[o];
                 let w1 = weights[o + 1u];
@@ -171,29 +175,39 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 acc1 += countOneBits(v0 & w1);
                 acc2 += countOneBits(v0 & w2);
                 acc3 += countOneBits(v0 & w3);
-                bcc0 += countOneBits(v1 & w0);
-                bcc1 += countOneBits(v1 & w1);
-                bcc2 += countOneBits(v1 & w2);
-                bcc3 += countOneBits(v1 & w3);
-                ccc0 += countOneBits(v2 & w0);
-                ccc1 += countOneBits(v2 & w1);
-                ccc2 += countOneBits(v2 & w2);
-                ccc3 += countOneBits(v2 & w3);
-                dcc0 += countOneBits(v3 & w0);
-                dcc1 += countOneBits(v3 & w1);
-                dcc2 += countOneBits(v3 & w2);
-                dcc3 += countOneBits(v3 & w3);
+                if (PIXELS == 4u) {
+                    ones1 += countOneBits(s1);
+                    ones2 += countOneBits(s2);
+                    ones3 += countOneBits(s3);
+                    let v1 = vec4<u32>(s1);
+                    let v2 = vec4<u32>(s2);
+                    let v3 = vec4<u32>(s3);
+                    bcc0 += countOneBits(v1 & w0);
+                    bcc1 += countOneBits(v1 & w1);
+                    bcc2 += countOneBits(v1 & w2);
+                    bcc3 += countOneBits(v1 & w3);
+                    ccc0 += countOneBits(v2 & w0);
+                    ccc1 += countOneBits(v2 & w1);
+                    ccc2 += countOneBits(v2 & w2);
+                    ccc3 += countOneBits(v2 & w3);
+                    dcc0 += countOneBits(v3 & w0);
+                    dcc1 += countOneBits(v3 & w1);
+                    dcc2 += countOneBits(v3 & w2);
+                    dcc3 += countOneBits(v3 & w3);
+                }
             }
         }
     }
     store16(co0, px0.out_base, acc0, acc1, acc2, acc3, ones0);
-    if (p + 1u < params.pixels) {
-        store16(co0, px1.out_base, bcc0, bcc1, bcc2, bcc3, ones1);
-    }
-    if (p + 2u < params.pixels) {
-        store16(co0, px2.out_base, ccc0, ccc1, ccc2, ccc3, ones2);
-    }
-    if (p + 3u < params.pixels) {
-        store16(co0, px3.out_base, dcc0, dcc1, dcc2, dcc3, ones3);
+    if (PIXELS == 4u) {
+        if (p + 1u < params.pixels) {
+            store16(co0, px1.out_base, bcc0, bcc1, bcc2, bcc3, ones1);
+        }
+        if (p + 2u < params.pixels) {
+            store16(co0, px2.out_base, ccc0, ccc1, ccc2, ccc3, ones2);
+        }
+        if (p + 3u < params.pixels) {
+            store16(co0, px3.out_base, dcc0, dcc1, dcc2, dcc3, ones3);
+        }
     }
 }

@@ -8,7 +8,7 @@
 mod common;
 
 use bitspike::cpu;
-use bitspike::gpu::{GpuBuffer, GpuContext};
+use bitspike::gpu::{GpuBuffer, GpuContext, KernelVariant};
 use bitspike::kernels::conv::ConvShape;
 use bitspike::kernels::popcount::{
     popcount_linear_shape, BinaryConvPopcount, PackSpikes, PackSpikesParams, PackWeights,
@@ -51,18 +51,33 @@ fn gpu_pack(ctx: &GpuContext, shape: &ConvShape, spikes: &[f32], weights: &[f32]
     packed
 }
 
-fn gpu_conv(ctx: &GpuContext, shape: &ConvShape, packed: &Packed, gamma: &[f32]) -> Vec<f32> {
-    let conv = BinaryConvPopcount::new(ctx).unwrap();
+/// The popcount forward with both kernel variants' pixels per invocation (4 on CPU
+/// rasterisers, 1 on GPUs: `KernelVariant::popcount_pixels`), which must agree exactly; returns
+/// the result.
+fn gpu_conv(ctx: &mut GpuContext, shape: &ConvShape, packed: &Packed, gamma: &[f32]) -> Vec<f32> {
     let params = PopcountConvParams::new(shape);
-    // NaN-filled: a value the kernel fails to store cannot pass for a zero count.
-    let (g, out) = (
-        upload(ctx, gamma),
-        filled(ctx, params.output_len(), f32::NAN),
+    let original = ctx.variant;
+    let mut results = Vec::new();
+    for variant in [KernelVariant::RegisterBlocked, KernelVariant::SharedTiled] {
+        ctx.variant = variant;
+        let conv = BinaryConvPopcount::new(ctx).unwrap();
+        // NaN-filled: a value the kernel fails to store cannot pass for a zero count.
+        let (g, out) = (
+            upload(ctx, gamma),
+            filled(ctx, params.output_len(), f32::NAN),
+        );
+        record(ctx, |enc| {
+            conv.dispatch(ctx, enc, &params, &packed.spikes, &packed.weights, &g, &out)
+        });
+        results.push(read(ctx, &out));
+    }
+    ctx.variant = original;
+    assert_exact(
+        &format!("popcount, 4 vs 1 pixels per invocation, {shape:?}"),
+        &results[0],
+        &results[1],
     );
-    record(ctx, |enc| {
-        conv.dispatch(ctx, enc, &params, &packed.spikes, &packed.weights, &g, &out)
-    });
-    read(ctx, &out)
+    results.swap_remove(0)
 }
 
 /// Spike tensors (N, C, H, W) for `pack_spikes`: C at and around the 32-bit word edges.
@@ -161,7 +176,7 @@ fn pack_weights_matches_cpu_reference() {
 /// gamma = 1: the popcount forward must give exactly the float path's integer sums.
 #[test]
 fn binary_conv_popcount_equals_float_path_exactly() {
-    let Some(ctx) = gpu() else { return };
+    let Some(mut ctx) = gpu() else { return };
     let mut r = rng(43);
     for shape in shapes() {
         let x = spikes(&mut r, shape.input_len(), 0.35);
@@ -170,7 +185,7 @@ fn binary_conv_popcount_equals_float_path_exactly() {
         let ones = vec![1.0f32; shape.out_channels];
         let want = float_binary_conv(&shape, &x, &w, &ones);
         let packed = gpu_pack(&ctx, &shape, &x, &w);
-        let got = gpu_conv(&ctx, &shape, &packed, &ones);
+        let got = gpu_conv(&mut ctx, &shape, &packed, &ones);
         assert_exact(
             &format!("popcount vs float, gamma=1, {shape:?}"),
             &got,
@@ -181,7 +196,7 @@ fn binary_conv_popcount_equals_float_path_exactly() {
 
 #[test]
 fn binary_conv_popcount_matches_cpu_reference() {
-    let Some(ctx) = gpu() else { return };
+    let Some(mut ctx) = gpu() else { return };
     let mut r = rng(44);
     for shape in shapes() {
         let x = spikes(&mut r, shape.input_len(), 0.2);
@@ -199,7 +214,7 @@ fn binary_conv_popcount_matches_cpu_reference() {
         cpu::popcount::pack_weights(&wp, &w, &mut pw);
         let mut want = vec![0.0f32; params.output_len()];
         cpu::popcount::binary_conv_popcount(&params, &ps, &pw, &gamma, &mut want);
-        let got = gpu_conv(&ctx, &shape, &packed, &gamma);
+        let got = gpu_conv(&mut ctx, &shape, &packed, &gamma);
         // both compute gamma * (exact integer): one rounding, bit-exact
         assert_exact(
             &format!("binary_conv_popcount vs CPU mirror {shape:?}"),
@@ -223,7 +238,7 @@ fn binary_conv_popcount_matches_cpu_reference() {
 /// A binary linear layer is the 1x1 conv on a 1x1 image: [N, N_in] spikes, [N_out, N_in] weights.
 #[test]
 fn binary_linear_popcount_equals_float_path() {
-    let Some(ctx) = gpu() else { return };
+    let Some(mut ctx) = gpu() else { return };
     let mut r = rng(45);
     for (batch, n_in, n_out) in LINEAR_SHAPES {
         let shape = popcount_linear_shape(batch, n_in, n_out);
@@ -239,7 +254,7 @@ fn binary_linear_popcount_equals_float_path() {
             }
         }
         let packed = gpu_pack(&ctx, &shape, &x, &w);
-        let got = gpu_conv(&ctx, &shape, &packed, &ones);
+        let got = gpu_conv(&mut ctx, &shape, &packed, &ones);
         assert_exact(
             &format!("binary linear N={batch} {n_in}->{n_out}"),
             &got,

@@ -35,6 +35,16 @@ impl KernelVariant {
         }
     }
 
+    /// Output pixels per invocation of `binary_conv_popcount`: 4 on CPU rasterisers, where each
+    /// weight load shared by four pixels pays (1.7x at the mnist shapes on lavapipe); 1 on GPUs,
+    /// which want many light threads. Results do not depend on it (integer counts).
+    pub fn popcount_pixels(self) -> u32 {
+        match self {
+            KernelVariant::RegisterBlocked => 4,
+            KernelVariant::SharedTiled => 1,
+        }
+    }
+
     /// Picks the variant for an adapter; `BITSPIKE_KERNELS=register|tiled` overrides.
     pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
         #[cfg(not(target_arch = "wasm32"))]

@@ -18,7 +18,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::conv::ConvShape;
-use crate::gpu::{GpuError, Workgroups};
+use crate::gpu::{GpuBuffer, GpuContext, GpuError, KernelSource, Specialised, Workgroups};
 
 const WORKGROUP: u32 = 64;
 /// Output channels per `binary_conv_popcount` workgroup (each invocation keeps 16 counters for
@@ -318,24 +318,55 @@ impl PopcountConvParams {
     }
 }
 
-kernel! {
-    /// `binary_conv_popcount`: packed spikes `[N, H, W, words]`, packed weights
-    /// `[kH, kW, words, C_out_pad]`, gamma `[C_out]` -> output `[N, C_out, OH, OW]` f32 with
-    /// `out = gamma[co] * (2 * popcount(s & w) - popcount(s))` summed over valid taps.
-    pub struct BinaryConvPopcount("binary_conv_popcount", PopcountConvParams);
+/// `binary_conv_popcount`: packed spikes `[N, H, W, words]`, packed weights
+/// `[kH, kW, words, C_out_pad]`, gamma `[C_out]` -> output `[N, C_out, OH, OW]` f32 with
+/// `out = gamma[co] * (2 * popcount(s & w) - popcount(s))` summed over valid taps. One pipeline
+/// per pixels-per-invocation value (`KernelVariant::popcount_pixels`: 4 on CPU rasterisers,
+/// 1 on GPUs), compiled on first use.
+pub struct BinaryConvPopcount;
 
-    /// Records the dispatch: workgroups of 256 output pixels (four per invocation) x 16 output
-    /// channels.
-    fn dispatch(params, spikes: u32, weights: u32, gamma: f32, output: f32) -> Workgroups {
+impl BinaryConvPopcount {
+    pub const NAME: &'static str = "binary_conv_popcount";
+    pub const SOURCE: KernelSource = kernel_source!("binary_conv_popcount", PopcountConvParams);
+    const SPECIALISED: Specialised = Specialised::new(Self::SOURCE, &["PIXELS"]);
+
+    /// Compiles (or fetches from the cache) this adapter's pipeline.
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        Self::SPECIALISED.pipeline(ctx, &[ctx.variant.popcount_pixels()])?;
+        Ok(Self)
+    }
+
+    /// Records the dispatch: workgroups of 64 invocations of `popcount_pixels` output pixels
+    /// each x 16 output channels.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &PopcountConvParams,
+        spikes: &GpuBuffer<u32>,
+        weights: &GpuBuffer<u32>,
+        gamma: &GpuBuffer<f32>,
+        output: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
         params.check(Self::NAME)?;
         spikes.expect_len(Self::NAME, "spikes (packed)", params.packed_spikes_len())?;
         weights.expect_len(Self::NAME, "weights (packed)", params.packed_weights_len())?;
         gamma.expect_len(Self::NAME, "gamma", params.out_channels as usize)?;
         output.expect_len(Self::NAME, "output", params.output_len())?;
+        let per = ctx.variant.popcount_pixels();
+        let pipeline = Self::SPECIALISED.pipeline(ctx, &[per])?;
         // Pixel groups fold into x and z; y indexes the block of 16 output channels.
-        // Four output pixels per invocation.
-        let [x, z, _] = Workgroups::for_items(u64::from(params.pixels).div_ceil(4), WORKGROUP).counts()?;
+        let invocations = u64::from(params.pixels).div_ceil(u64::from(per));
+        let [x, z, _] = Workgroups::for_items(invocations, WORKGROUP).counts()?;
         let blocks = (params.out_channels as usize).div_ceil(POPCOUNT_CHANNEL_BLOCK) as u32;
-        Workgroups::Grid([x, blocks, z])
+        ctx.dispatch(
+            encoder,
+            &pipeline,
+            Self::NAME,
+            bytemuck::bytes_of(params),
+            &[spikes.raw(), weights.raw(), gamma.raw(), output.raw()],
+            Workgroups::Grid([x, blocks, z]),
+        )
     }
 }
