@@ -290,14 +290,7 @@ fn resnet_style_model_trains_on_cifar_format_data() {
     let mut model = ModelConfig::resnet19(10);
     model.input = [3, 32, 32];
     model.pooling = PoolKind::Avg;
-    let conv = |out_channels, stride, shortcut| LayerConfig::Conv {
-        out_channels,
-        kernel: 3,
-        stride,
-        padding: 1,
-        binary: true,
-        shortcut,
-    };
+    let conv = binary_unit;
     model.layers = vec![
         LayerConfig::Conv {
             out_channels: 8,

@@ -95,10 +95,13 @@ pub struct BatchNormParams {
 const _: () = assert!(std::mem::size_of::<BatchNormParams>() == 32);
 
 impl BatchNormParams {
-    /// Invocations of the per-run kernels: `ceil(HW / run)` runs per (sample, channel) plane.
+    /// Invocations of the per-run kernels.
     fn plane_runs(&self) -> u64 {
-        let run = u64::from(self.run.max(1));
-        u64::from(self.samples) * u64::from(self.channels) * u64::from(self.spatial).div_ceil(run)
+        plane_runs(
+            u64::from(self.samples) * u64::from(self.channels),
+            self.spatial,
+            self.run,
+        )
     }
 
     /// Params for `shape`; `from_variance` selects eval-mode statistics in `batchnorm_apply`.
@@ -169,6 +172,13 @@ impl BatchNormParams {
         }
         Ok(())
     }
+}
+
+/// Invocations of a per-run kernel (`shaders/common/plane_run.wgsl`) over `planes` (sample,
+/// channel) planes of `spatial` values: `ceil(spatial / run)` runs per plane (`run` 0 counts
+/// as 1). Shared by BN apply / backward-input and the fused eval tails.
+pub(crate) fn plane_runs(planes: u64, spatial: u32, run: u32) -> u64 {
+    planes * u64::from(spatial).div_ceil(u64::from(run.max(1)))
 }
 
 /// Workgroup size of the per-run kernels.

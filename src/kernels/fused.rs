@@ -8,7 +8,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::gpu::{check_lens, GpuBuffer, GpuContext, GpuError, Specialised, Workgroups};
 
 use super::agmm::{AgmmAlpha, AgmmConfig, AgmmMode};
-use super::batchnorm::BatchNormState;
+use super::batchnorm::{plane_runs, BatchNormState};
 use super::lif::{LifConfig, ResetMode};
 
 /// Mirrors `struct BnAgmmLifParams` in `shaders/common/bn_agmm_lif.wgsl`.
@@ -308,8 +308,11 @@ impl BnAgmmLifSpec {
             ],
             // One invocation per run of neurons in a (sample, channel) plane.
             Workgroups::for_items(
-                (self.elements() / self.spatial) as u64
-                    * (self.spatial as u64).div_ceil(u64::from(params.run)),
+                plane_runs(
+                    (self.elements() / self.spatial) as u64,
+                    params.spatial,
+                    params.run,
+                ),
                 workgroup,
             ),
         )

@@ -15,6 +15,8 @@
 //! [`popcount_linear_shape`] (`H = W = kH = kW = 1`, stride 1, no padding); the flat `[N, N_in]`
 //! spike tensor is already `[N, N_in, 1, 1]` and the output `[N, N_out, 1, 1]` is `[N, N_out]`.
 
+use std::sync::Arc;
+
 use bytemuck::{Pod, Zeroable};
 
 use super::conv::ConvShape;
@@ -322,18 +324,25 @@ impl PopcountConvParams {
 /// `[kH, kW, words, C_out_pad]`, gamma `[C_out]` -> output `[N, C_out, OH, OW]` f32 with
 /// `out = gamma[co] * (2 * popcount(s & w) - popcount(s))` summed over valid taps. One pipeline
 /// per pixels-per-invocation value (`KernelVariant::popcount_pixels`: 4 on CPU rasterisers,
-/// 1 on GPUs), compiled on first use.
-pub struct BinaryConvPopcount;
+/// 1 on GPUs); the pipeline for the context's variant is fetched once, in `new`.
+pub struct BinaryConvPopcount {
+    pipeline: Arc<wgpu::ComputePipeline>,
+    /// Output pixels per invocation the pipeline was specialised for.
+    pixels: u32,
+}
 
 impl BinaryConvPopcount {
     pub const NAME: &'static str = "binary_conv_popcount";
     pub const SOURCE: KernelSource = kernel_source!("binary_conv_popcount", PopcountConvParams);
     const SPECIALISED: Specialised = Specialised::new(Self::SOURCE, &["PIXELS"]);
 
-    /// Compiles (or fetches from the cache) this adapter's pipeline.
+    /// Compiles (or fetches from the cache) the pipeline for `ctx`'s kernel variant.
     pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        Self::SPECIALISED.pipeline(ctx, &[ctx.variant.popcount_pixels()])?;
-        Ok(Self)
+        let pixels = ctx.variant.popcount_pixels();
+        Ok(Self {
+            pipeline: Self::SPECIALISED.pipeline(ctx, &[pixels])?,
+            pixels,
+        })
     }
 
     /// Records the dispatch: workgroups of 64 invocations of `popcount_pixels` output pixels
@@ -354,15 +363,13 @@ impl BinaryConvPopcount {
         weights.expect_len(Self::NAME, "weights (packed)", params.packed_weights_len())?;
         gamma.expect_len(Self::NAME, "gamma", params.out_channels as usize)?;
         output.expect_len(Self::NAME, "output", params.output_len())?;
-        let per = ctx.variant.popcount_pixels();
-        let pipeline = Self::SPECIALISED.pipeline(ctx, &[per])?;
         // Pixel groups fold into x and z; y indexes the block of 16 output channels.
-        let invocations = u64::from(params.pixels).div_ceil(u64::from(per));
+        let invocations = u64::from(params.pixels).div_ceil(u64::from(self.pixels));
         let [x, z, _] = Workgroups::for_items(invocations, WORKGROUP).counts()?;
         let blocks = (params.out_channels as usize).div_ceil(POPCOUNT_CHANNEL_BLOCK) as u32;
         ctx.dispatch(
             encoder,
-            &pipeline,
+            &self.pipeline,
             Self::NAME,
             bytemuck::bytes_of(params),
             &[spikes.raw(), weights.raw(), gamma.raw(), output.raw()],

@@ -237,18 +237,27 @@ pub fn tiny_model(binary_first: bool) -> bitspike::model::ModelConfig {
     }
 }
 
-/// A small residual model: FP encoder, a binary unit with the identity shortcut, one with the
-/// downsampling shortcut (AvgPool 2 + binary 1x1 conv + BN), max pool, FP readout.
-pub fn residual_model() -> bitspike::model::ModelConfig {
-    use bitspike::model::{LayerConfig, ModelConfig, Shortcut};
-    let unit = |out_channels, stride, shortcut| LayerConfig::Conv {
+/// A binary 3x3 conv unit (padding 1) with `out_channels`, `stride` and `shortcut`.
+pub fn binary_unit(
+    out_channels: usize,
+    stride: usize,
+    shortcut: bitspike::model::Shortcut,
+) -> bitspike::model::LayerConfig {
+    bitspike::model::LayerConfig::Conv {
         out_channels,
         kernel: 3,
         stride,
         padding: 1,
         binary: true,
         shortcut,
-    };
+    }
+}
+
+/// A small residual model: FP encoder, a binary unit with the identity shortcut, one with the
+/// downsampling shortcut (AvgPool 2 + binary 1x1 conv + BN), max pool, FP readout.
+pub fn residual_model() -> bitspike::model::ModelConfig {
+    use bitspike::model::{LayerConfig, ModelConfig, Shortcut};
+    let unit = binary_unit;
     ModelConfig {
         name: "residual".into(),
         layers: vec![
