@@ -1,6 +1,8 @@
 //! im2col / col2im and the composite Conv2d (forward, backward input, backward weight) against
 //! the direct-loop CPU mirrors, the gradients also against central finite differences of an f64
-//! forward, and batch chunking with a scratch smaller than the batch.
+//! forward, and batch chunking with a scratch smaller than the batch; the direct conv forward
+//! (few taps per output: the encoder) against the CPU mirror and against the im2col + GEMM chain
+//! it replaces.
 
 // Tests fail by panicking; unwrap is the clearest way to say "this must succeed".
 #![allow(clippy::unwrap_used)]
@@ -10,6 +12,7 @@ mod common;
 use bitspike::cpu;
 use bitspike::gpu::{GpuContext, KernelVariant};
 use bitspike::kernels::conv::{Col2im, Conv2d, ConvShape, Im2col};
+use bitspike::kernels::conv_direct::ConvDirect;
 use common::*;
 
 const VARIANTS: [KernelVariant; 2] = [KernelVariant::RegisterBlocked, KernelVariant::SharedTiled];
@@ -217,7 +220,9 @@ fn conv2d_chunks_the_batch_when_the_scratch_is_small() {
             );
         }
     }
-    let shape = shapes()[0];
+    // A shape past the direct conv's reach (36 taps): its forward runs on the columns.
+    let shape = shapes()[1];
+    assert!(!ConvDirect::applies(&shape));
     let small = zeros(&ctx, shape.cols_per_sample() - 1);
     let (x, w, y) = (
         zeros(&ctx, shape.input_len()),
@@ -283,4 +288,132 @@ fn conv2d_backward_matches_finite_differences() {
             );
         }
     }
+}
+
+/// Shapes within the direct conv's reach (at most 27 taps per output): C_out of 1, under, at
+/// and past the 16-channel block (33), pixel counts that are not multiples of 4 or 64, stride
+/// 2, no padding, 1x1 kernels, 3 input channels (27 taps), and mnist's encoder.
+fn direct_shapes() -> Vec<ConvShape> {
+    [
+        (3, 1, 8, 11, 13, 3, 1, 1),
+        (2, 3, 5, 8, 8, 3, 1, 1),
+        (5, 1, 33, 9, 7, 3, 2, 1),
+        (1, 2, 17, 7, 5, 3, 2, 0),
+        (2, 5, 7, 9, 9, 1, 2, 0),
+        (1, 1, 1, 3, 3, 3, 1, 0),
+        (3, 3, 16, 6, 5, 3, 1, 1),
+        (64, 1, 32, 28, 28, 3, 1, 1),
+    ]
+    .into_iter()
+    .map(|(n, ci, co, h, w, k, s, p)| ConvShape::new(n, ci, co, h, w, k, s, p))
+    .collect()
+}
+
+#[test]
+fn conv_direct_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    for pixels in [1, 4] {
+        let direct = ConvDirect::with_pixels(&ctx, pixels).unwrap();
+        for (i, shape) in direct_shapes().iter().enumerate() {
+            assert!(ConvDirect::applies(shape), "{shape:?}");
+            let mut r = rng(300 + i as u64);
+            let input = uniform(&mut r, shape.input_len(), -1.0, 1.0);
+            let weight = uniform(&mut r, shape.weight_len(), -1.0, 1.0);
+            let (x, w) = (upload(&ctx, &input), upload(&ctx, &weight));
+            // NaN-filled: every output must be written.
+            let y = filled(&ctx, shape.output_len(), f32::NAN);
+            record(&ctx, |enc| direct.dispatch(&ctx, enc, shape, &x, &w, &y));
+            let mut want = vec![0.0; shape.output_len()];
+            cpu::conv::conv2d_forward(shape, &input, &weight, &mut want);
+            // Sums of up to 27 products of values in [-1, 1], in f32.
+            assert_close(
+                &format!("conv_direct pixels={pixels} {shape:?}"),
+                &read(&ctx, &y),
+                &want,
+                1e-5,
+                1e-5,
+            );
+        }
+    }
+}
+
+#[test]
+fn conv_direct_matches_the_im2col_gemm_chain() {
+    let Some(ctx) = gpu() else { return };
+    for variant in VARIANTS {
+        let conv = Conv2d::with_variant(&ctx, variant).unwrap();
+        for (i, shape) in direct_shapes().iter().enumerate() {
+            let mut r = rng(400 + i as u64);
+            let x = upload(&ctx, &uniform(&mut r, shape.input_len(), -1.0, 1.0));
+            let w = upload(&ctx, &uniform(&mut r, shape.weight_len(), -1.0, 1.0));
+            let cols = zeros(&ctx, Conv2d::cols_scratch_len(shape).unwrap());
+            let (direct, chain) = (
+                zeros(&ctx, shape.output_len()),
+                zeros(&ctx, shape.output_len()),
+            );
+            record(&ctx, |enc| {
+                conv.forward(&ctx, enc, shape, &x, &w, &cols, &direct)?;
+                conv.forward_gemm(&ctx, enc, shape, &x, &w, &cols, &chain)
+            });
+            assert_close(
+                &format!("conv_direct vs im2col+GEMM ({variant:?}) {shape:?}"),
+                &read(&ctx, &direct),
+                &read(&ctx, &chain),
+                1e-5,
+                1e-5,
+            );
+        }
+    }
+}
+
+/// The kernel's uniform copy of the weights is shared: two convs with different weights
+/// recorded in one encoder must each see their own.
+#[test]
+fn conv_direct_dispatches_in_one_encoder_keep_their_own_weights() {
+    let Some(ctx) = gpu() else { return };
+    let direct = ConvDirect::new(&ctx).unwrap();
+    let (a, b) = (direct_shapes()[2], direct_shapes()[6]);
+    let mut r = rng(500);
+    let data = |r: &mut _, len| uniform(r, len, -1.0, 1.0);
+    let (xa, wa) = (data(&mut r, a.input_len()), data(&mut r, a.weight_len()));
+    let (xb, wb) = (data(&mut r, b.input_len()), data(&mut r, b.weight_len()));
+    let (gxa, gwa, gxb, gwb) = (
+        upload(&ctx, &xa),
+        upload(&ctx, &wa),
+        upload(&ctx, &xb),
+        upload(&ctx, &wb),
+    );
+    let (ya, yb) = (zeros(&ctx, a.output_len()), zeros(&ctx, b.output_len()));
+    record(&ctx, |enc| {
+        direct.dispatch(&ctx, enc, &a, &gxa, &gwa, &ya)?;
+        direct.dispatch(&ctx, enc, &b, &gxb, &gwb, &yb)
+    });
+    for (shape, x, w, y) in [(a, &xa, &wa, &ya), (b, &xb, &wb, &yb)] {
+        let mut want = vec![0.0; shape.output_len()];
+        cpu::conv::conv2d_forward(&shape, x, w, &mut want);
+        assert_close(&format!("{shape:?}"), &read(&ctx, y), &want, 1e-5, 1e-5);
+    }
+}
+
+#[test]
+fn conv_direct_refuses_shapes_beyond_its_reach() {
+    let Some(ctx) = gpu() else { return };
+    let direct = ConvDirect::new(&ctx).unwrap();
+    // 4 * 9 = 36 taps per output; and 27 taps with weights over 64 KiB.
+    for shape in [
+        ConvShape::new(1, 4, 8, 5, 5, 3, 1, 1),
+        ConvShape::new(1, 3, 640, 5, 5, 3, 1, 1),
+    ] {
+        assert!(!ConvDirect::applies(&shape));
+        let (x, w, y) = (
+            zeros(&ctx, shape.input_len()),
+            zeros(&ctx, shape.weight_len()),
+            zeros(&ctx, shape.output_len()),
+        );
+        assert_err_contains(
+            direct.dispatch(&ctx, &mut ctx.encoder("t"), &shape, &x, &w, &y),
+            "taps per output",
+        );
+    }
+    assert_err_contains(ConvDirect::with_pixels(&ctx, 3), "pixels per invocation");
 }

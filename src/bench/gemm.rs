@@ -4,6 +4,7 @@
 use super::{time_gpu, BenchRow};
 use crate::gpu::{GpuBuffer, GpuContext, GpuError, KernelVariant};
 use crate::kernels::conv::{Conv2d, ConvShape};
+use crate::kernels::conv_direct::ConvDirect;
 use crate::kernels::gemm::{Gemm, GemmShape};
 use crate::kernels::linear::{Linear, LinearShape};
 
@@ -63,6 +64,21 @@ fn conv_rows(
         shape.stride,
         shape.padding
     );
+    let mut rows = Vec::new();
+    if ConvDirect::applies(&shape) {
+        // What the direct conv replaces, for comparison.
+        let gemm = time_gpu(ctx, reps, |e| {
+            conv.forward_gemm(ctx, e, &shape, &x, &w, &cols, &y)
+        })?;
+        rows.push(
+            BenchRow::timed(
+                format!("{name}_forward_im2col_gemm (replaced)"),
+                &desc,
+                gemm,
+            )
+            .flops(shape.flops()),
+        );
+    }
     let seconds = [
         time_gpu(ctx, reps, |e| {
             conv.forward(ctx, e, &shape, &x, &w, &cols, &y)
@@ -74,7 +90,8 @@ fn conv_rows(
             conv.backward_weight(ctx, e, &shape, &x, &gy, &cols, &gw)
         })?,
     ];
-    Ok(pass_rows(name, &desc, shape.flops(), seconds))
+    rows.extend(pass_rows(name, &desc, shape.flops(), seconds));
+    Ok(rows)
 }
 
 fn linear_rows(

@@ -1,9 +1,11 @@
-//! 2-D convolution as im2col + GEMM: the `im2col` and `col2im` kernels
+//! 2-D convolution as im2col + GEMM (the forward of convs with few taps per output directly:
+//! [`super::conv_direct`]): the `im2col` and `col2im` kernels
 //! (`shaders/im2col.wgsl`, `shaders/col2im.wgsl`) and the composite [`Conv2d`] that chains them
 //! with [`Gemm`] for the forward pass and both gradients. No bias: every conv is followed by BN.
 
 use bytemuck::{Pod, Zeroable};
 
+use super::conv_direct::ConvDirect;
 use super::gemm::{Gemm, GemmShape};
 use crate::gpu::{limits, GpuBuffer, GpuContext, GpuError, KernelVariant, Workgroups};
 
@@ -240,12 +242,15 @@ kernel! {
     }
 }
 
-/// Conv2d (no bias) as im2col + batched GEMM.
+/// Conv2d (no bias) as im2col + batched GEMM; the forward of shapes with at most
+/// [`super::conv_direct::CONV_DIRECT_MAX_TAPS`] taps per output runs `conv_direct` instead.
 ///
 /// Each pass needs a column scratch buffer of at least one sample's columns; batches whose
 /// columns do not fit the scratch are processed in chunks of as many samples as fit (see
 /// [`Conv2d::cols_scratch_len`], which sizes it under the 128 MiB binding limit).
 pub struct Conv2d {
+    /// The forward of convs with few taps per output (the encoder), without columns.
+    direct: ConvDirect,
     im2col: Im2col,
     col2im: Col2im,
     gemm: Gemm,
@@ -260,6 +265,7 @@ impl Conv2d {
     /// With a specific GEMM variant.
     pub fn with_variant(ctx: &GpuContext, variant: KernelVariant) -> Result<Self, GpuError> {
         Ok(Self {
+            direct: ConvDirect::with_pixels(ctx, variant.popcount_pixels())?,
             im2col: Im2col::new(ctx)?,
             col2im: Col2im::new(ctx)?,
             gemm: Gemm::with_variant(ctx, variant)?,
@@ -299,6 +305,28 @@ impl Conv2d {
     /// `output [N, C_out, H_out, W_out] = conv(input [N, C_in, H, W], weight [C_out, C_in, kH, kW])`.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        shape: &ConvShape,
+        input: &GpuBuffer<f32>,
+        weight: &GpuBuffer<f32>,
+        cols: &GpuBuffer<f32>,
+        output: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        if ConvDirect::applies(shape) {
+            return self
+                .direct
+                .dispatch(ctx, encoder, shape, input, weight, output);
+        }
+        self.forward_gemm(ctx, encoder, shape, input, weight, cols, output)
+    }
+
+    /// The forward as im2col + GEMM whatever the shape (what `forward` runs beyond
+    /// [`super::conv_direct::CONV_DIRECT_MAX_TAPS`]; the tests and the benchmark compare the
+    /// direct conv with it).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_gemm(
         &self,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,

@@ -129,6 +129,7 @@ pub mod agmm;
 pub mod batchnorm;
 pub mod binarize;
 pub mod conv;
+pub mod conv_direct;
 pub mod elementwise;
 pub mod finite;
 pub mod flips;
@@ -163,6 +164,7 @@ pub const KERNELS: &[KernelSource] = &[
     fused::BnAgmmLifEval::SOURCE,
     fused::BnAgmmLifEvalPacked::SOURCE,
     conv::Col2im::SOURCE,
+    conv_direct::ConvDirect::SOURCE,
     loss::CrossEntropy::SOURCE,
     gemm::Gemm::REGISTER,
     gemm::Gemm::TILED,
