@@ -342,6 +342,7 @@ fn conv_direct_matches_the_im2col_gemm_chain() {
     let Some(ctx) = gpu() else { return };
     for variant in VARIANTS {
         let conv = Conv2d::with_variant(&ctx, variant).unwrap();
+        let direct_conv = ConvDirect::with_pixels(&ctx, variant.popcount_pixels()).unwrap();
         for (i, shape) in direct_shapes().iter().enumerate() {
             let mut r = rng(400 + i as u64);
             let x = upload(&ctx, &uniform(&mut r, shape.input_len(), -1.0, 1.0));
@@ -352,7 +353,7 @@ fn conv_direct_matches_the_im2col_gemm_chain() {
                 zeros(&ctx, shape.output_len()),
             );
             record(&ctx, |enc| {
-                conv.forward(&ctx, enc, shape, &x, &w, &cols, &direct)?;
+                direct_conv.dispatch(&ctx, enc, shape, &x, &w, &direct)?;
                 conv.forward_gemm(&ctx, enc, shape, &x, &w, &cols, &chain)
             });
             assert_close(

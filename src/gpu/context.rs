@@ -108,6 +108,22 @@ impl PackedBackward {
     }
 }
 
+/// [`GpuContext::conv_direct`]: on natively unless `BITSPIKE_CONV_DIRECT=off`, off in the browser.
+fn conv_direct_default() -> bool {
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Ok(forced) = std::env::var("BITSPIKE_CONV_DIRECT") {
+        return match forced.as_str() {
+            "off" => false,
+            "on" => true,
+            other => {
+                log::warn!("ignoring BITSPIKE_CONV_DIRECT={other} (use on|off)");
+                true
+            }
+        };
+    }
+    !cfg!(target_arch = "wasm32")
+}
+
 /// A device, its queue, and everything created once per device (the pipeline cache).
 pub struct GpuContext {
     pub device: wgpu::Device,
@@ -115,6 +131,12 @@ pub struct GpuContext {
     pub adapter_info: wgpu::AdapterInfo,
     /// Which binary-layer backward passes read packed operands.
     pub packed_backward: PackedBackward,
+    /// Whether `Conv2d::forward` runs convs with few taps per output (the encoder) on
+    /// `conv_direct` instead of im2col + GEMM. Off in the browser: with it on, Chromium's
+    /// SwiftShader WebGPU and native lavapipe trained apart from the sixth step (losses within
+    /// 2e-3), where the page must reproduce native numbers exactly. `BITSPIKE_CONV_DIRECT=off`
+    /// turns it off natively (to reproduce the browser's numbers).
+    pub conv_direct: bool,
     /// Limits the device was opened with (at least the WebGPU defaults).
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
@@ -222,6 +244,7 @@ impl GpuContext {
             adapter_info,
             variant,
             packed_backward: PackedBackward::for_variant(variant),
+            conv_direct: conv_direct_default(),
             pipelines: Mutex::new(HashMap::new()),
             bind_groups: Mutex::new(BindGroupCache::default()),
             batched: Mutex::new(None),

@@ -314,7 +314,7 @@ impl Conv2d {
         cols: &GpuBuffer<f32>,
         output: &GpuBuffer<f32>,
     ) -> Result<(), GpuError> {
-        if ConvDirect::applies(shape) {
+        if ctx.conv_direct && ConvDirect::applies(shape) {
             return self
                 .direct
                 .dispatch(ctx, encoder, shape, input, weight, output);
