@@ -5,7 +5,7 @@
 //
 // Bindings:
 //   0 uniform params : PopcountConvParams
-//   1 storage read   : spikes  [N, H, W, words] u32         pack_spikes output, words = ceil(C_in/32)
+//   1 storage read   : spikes  [N, H, W, PLANES, words] u32 pack_spikes output, words = ceil(C_in/32)
 //   2 storage read   : weights [kH, kW, words, C_out_pad] u32  pack_weights output (bit = W >= 0),
 //                                                           read as vec4<u32>; C_out_pad =
 //                                                           C_out rounded up to 16, zero-filled
@@ -23,6 +23,13 @@
 // threads, get one).
 // Spike loads are per pixel and neighbouring invocations hold neighbouring groups of four. A tap whose words are zero for all four
 // pixels (padding, or no spike) is skipped: it adds 0 to every count.
+//
+// Averaged spikes (AREA > 1, an average pool of spikes before the conv: inputs k / AREA): the
+// input is the PLANES bit planes of the counts k ([N, H, W, PLANES, words], pack_spikes), each
+// plane's counts enter shifted left by its index p, so the sums are exactly sum of k * sign(W)
+// over the taps, and out = gamma[co] * (that sum / AREA). A plane that is zero for all four
+// pixels is skipped like a silent tap (high planes mostly are). PLANES and AREA are override
+// constants: with AREA = 1 the plane loop runs once at p = 0 and the kernel is the spikes' one.
 
 struct PopcountConvParams {
     batch: u32,
@@ -39,14 +46,17 @@ struct PopcountConvParams {
     words: u32,          // ceil(in_channels / 32)
     pixels: u32,         // batch * out_h * out_w
     out_pad: u32,        // out_channels rounded up to 16
-    _pad1: u32,
-    _pad2: u32,
+    area: u32,           // AREA (the pipeline's override; kept for the CPU mirror)
+    planes: u32,         // PLANES
 }
 
 @group(0) @binding(0) var<uniform> params: PopcountConvParams;
 
 // Output pixels per invocation: 4 on CPU rasterisers, 1 on GPUs (KernelVariant::popcount_pixels).
 override PIXELS: u32 = 4u;
+// Each input value is the mean of AREA spikes, packed as PLANES bit planes (1 and 1: spikes).
+override AREA: u32 = 1u;
+override PLANES: u32 = 1u;
 @group(0) @binding(1) var<storage, read> spikes: array<u32>;
 @group(0) @binding(2) var<storage, read> weights: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> gamma: array<f32>;
@@ -57,7 +67,11 @@ fn store4(co: u32, out_base: u32, plane: u32, acc: vec4<u32>, ones: u32) {
     for (var j = 0u; j < 4u; j++) {
         let c = co + j;
         if (c < params.out_channels) {
-            output[out_base + c * plane] = gamma[c] * f32(counts[j]);
+            if (AREA == 1u) {
+                output[out_base + c * plane] = gamma[c] * f32(counts[j]);
+            } else {
+                output[out_base + c * plane] = gamma[c] * (f32(counts[j]) / f32(AREA));
+            }
         }
     }
 }
@@ -94,14 +108,15 @@ fn pixel(p: u32) -> Pixel {
     );
 }
 
-// The spike word of tap (kh, kw), word wd of pixel `px`, or 0 where the tap is padding.
+// The spike word of tap (kh, kw), word wd (of plane wd / words) of pixel `px`, or 0 where the
+// tap is padding.
 fn spike_word(px: Pixel, kh: u32, kw: u32, wd: u32) -> u32 {
     let iy = px.y0 + i32(kh);
     let ix = px.x0 + i32(kw);
     if (iy < 0 || iy >= i32(params.height) || ix < 0 || ix >= i32(params.width)) {
         return 0u;
     }
-    return spikes[((px.n * params.height + u32(iy)) * params.width + u32(ix)) * params.words + wd];
+    return spikes[((px.n * params.height + u32(iy)) * params.width + u32(ix)) * PLANES * params.words + wd];
 }
 
 @compute @workgroup_size(64)
@@ -151,7 +166,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var kh = 0u; kh < params.kernel_h; kh++) {
         for (var kw = 0u; kw < params.kernel_w; kw++) {
             let tap = (kh * params.kernel_w + kw) * words;
-            for (var wd = 0u; wd < words; wd++) {
+            for (var wd = 0u; wd < words * PLANES; wd++) {
+                // wd runs over the planes' words: weight word wq of plane sh.
+                var wq = wd;
+                var sh = 0u;
+                if (PLANES > 1u) {
+                    sh = wd / words;
+                    wq = wd - sh * words;
+                }
                 let s0 = spike_word(px0, kh, kw, wd);
                 var s1 = 0u;
                 var s2 = 0u;
@@ -164,36 +186,36 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 if ((s0 | s1 | s2 | s3) == 0u) {
                     continue;
                 }
-                ones0 += countOneBits(s0);
+                ones0 += countOneBits(s0) << sh;
                 let v0 = vec4<u32>(s0);
-                let o = (tap + wd) * step + block;
+                let o = (tap + wq) * step + block;
                 let w0 = weights[o];
                 let w1 = weights[o + 1u];
                 let w2 = weights[o + 2u];
                 let w3 = weights[o + 3u];
-                acc0 += countOneBits(v0 & w0);
-                acc1 += countOneBits(v0 & w1);
-                acc2 += countOneBits(v0 & w2);
-                acc3 += countOneBits(v0 & w3);
+                acc0 += countOneBits(v0 & w0) << vec4<u32>(sh);
+                acc1 += countOneBits(v0 & w1) << vec4<u32>(sh);
+                acc2 += countOneBits(v0 & w2) << vec4<u32>(sh);
+                acc3 += countOneBits(v0 & w3) << vec4<u32>(sh);
                 if (PIXELS == 4u) {
-                    ones1 += countOneBits(s1);
-                    ones2 += countOneBits(s2);
-                    ones3 += countOneBits(s3);
+                    ones1 += countOneBits(s1) << sh;
+                    ones2 += countOneBits(s2) << sh;
+                    ones3 += countOneBits(s3) << sh;
                     let v1 = vec4<u32>(s1);
                     let v2 = vec4<u32>(s2);
                     let v3 = vec4<u32>(s3);
-                    bcc0 += countOneBits(v1 & w0);
-                    bcc1 += countOneBits(v1 & w1);
-                    bcc2 += countOneBits(v1 & w2);
-                    bcc3 += countOneBits(v1 & w3);
-                    ccc0 += countOneBits(v2 & w0);
-                    ccc1 += countOneBits(v2 & w1);
-                    ccc2 += countOneBits(v2 & w2);
-                    ccc3 += countOneBits(v2 & w3);
-                    dcc0 += countOneBits(v3 & w0);
-                    dcc1 += countOneBits(v3 & w1);
-                    dcc2 += countOneBits(v3 & w2);
-                    dcc3 += countOneBits(v3 & w3);
+                    bcc0 += countOneBits(v1 & w0) << vec4<u32>(sh);
+                    bcc1 += countOneBits(v1 & w1) << vec4<u32>(sh);
+                    bcc2 += countOneBits(v1 & w2) << vec4<u32>(sh);
+                    bcc3 += countOneBits(v1 & w3) << vec4<u32>(sh);
+                    ccc0 += countOneBits(v2 & w0) << vec4<u32>(sh);
+                    ccc1 += countOneBits(v2 & w1) << vec4<u32>(sh);
+                    ccc2 += countOneBits(v2 & w2) << vec4<u32>(sh);
+                    ccc3 += countOneBits(v2 & w3) << vec4<u32>(sh);
+                    dcc0 += countOneBits(v3 & w0) << vec4<u32>(sh);
+                    dcc1 += countOneBits(v3 & w1) << vec4<u32>(sh);
+                    dcc2 += countOneBits(v3 & w2) << vec4<u32>(sh);
+                    dcc3 += countOneBits(v3 & w3) << vec4<u32>(sh);
                 }
             }
         }

@@ -1,6 +1,8 @@
 //! Bit-packed binary conv/linear on spikes (docs/method.md §3): `pack_spikes`, `pack_weights` and
 //! `binary_conv_popcount` against their CPU mirrors, and the popcount forward against an
 //! independent float conv `sum s * gamma * sign(W)`: bit-exact integer counts with gamma = 1.
+//! Also on means of spikes (`k / area`, what an average pool of spikes gives), packed as bit
+//! planes of the counts.
 
 // Helpers outside #[test] fns unwrap too: a failed GPU call is a test failure.
 #![allow(clippy::unwrap_used)]
@@ -12,7 +14,7 @@ use bitspike::gpu::{GpuBuffer, GpuContext, KernelVariant};
 use bitspike::kernels::conv::ConvShape;
 use bitspike::kernels::popcount::{
     popcount_linear_shape, BinaryConvPopcount, PackSpikes, PackSpikesParams, PackWeights,
-    PackWeightsParams, PopcountConvParams,
+    PackWeightsParams, PopcountConvParams, SpikeArea,
 };
 use common::*;
 
@@ -35,13 +37,23 @@ struct Packed {
 }
 
 fn gpu_pack(ctx: &GpuContext, shape: &ConvShape, spikes: &[f32], weights: &[f32]) -> Packed {
+    gpu_pack_area(ctx, shape, spikes, weights, SpikeArea::SPIKES)
+}
+
+fn gpu_pack_area(
+    ctx: &GpuContext,
+    shape: &ConvShape,
+    spikes: &[f32],
+    weights: &[f32],
+    area: SpikeArea,
+) -> Packed {
     let ps = PackSpikes::new(ctx).unwrap();
     let pw = PackWeights::new(ctx).unwrap();
-    let sp = PackSpikesParams::for_conv(shape);
+    let sp = PackSpikesParams::for_conv(shape).with_area(area);
     let wp = PackWeightsParams::for_conv(shape);
     let (s, w) = (upload(ctx, spikes), upload(ctx, weights));
     let packed = Packed {
-        spikes: zeros(ctx, sp.total_words as usize),
+        spikes: zeros(ctx, sp.packed_len()),
         weights: zeros(ctx, wp.total_words as usize),
     };
     record(ctx, |enc| {
@@ -55,7 +67,16 @@ fn gpu_pack(ctx: &GpuContext, shape: &ConvShape, spikes: &[f32], weights: &[f32]
 /// rasterisers, 1 on GPUs: `KernelVariant::popcount_pixels`), which must agree exactly; returns
 /// the result.
 fn gpu_conv(ctx: &mut GpuContext, shape: &ConvShape, packed: &Packed, gamma: &[f32]) -> Vec<f32> {
-    let params = PopcountConvParams::new(shape);
+    gpu_conv_params(ctx, &PopcountConvParams::new(shape), packed, gamma)
+}
+
+fn gpu_conv_params(
+    ctx: &mut GpuContext,
+    params: &PopcountConvParams,
+    packed: &Packed,
+    gamma: &[f32],
+) -> Vec<f32> {
+    let shape = params.shape();
     let original = ctx.variant;
     let mut results = Vec::new();
     for variant in [KernelVariant::RegisterBlocked, KernelVariant::SharedTiled] {
@@ -67,7 +88,7 @@ fn gpu_conv(ctx: &mut GpuContext, shape: &ConvShape, packed: &Packed, gamma: &[f
             filled(ctx, params.output_len(), f32::NAN),
         );
         record(ctx, |enc| {
-            conv.dispatch(ctx, enc, &params, &packed.spikes, &packed.weights, &g, &out)
+            conv.dispatch(ctx, enc, params, &packed.spikes, &packed.weights, &g, &out)
         });
         results.push(read(ctx, &out));
     }
@@ -288,4 +309,129 @@ fn binary_conv_popcount_rejects_bad_shapes() {
     assert!(conv
         .dispatch(&ctx, &mut enc, &zero_stride, &s, &w, &g, &o)
         .is_err());
+}
+
+/// Means of `area` spikes, as an average pool of spikes gives them: `k / area` in f32 with
+/// `k` drawn in `0..=area` (mostly small, as from sparse spikes).
+fn averaged_spikes(r: &mut bitspike::rng::SeededRng, len: usize, area: u32) -> Vec<f32> {
+    spikes(r, len * area as usize, 0.3)
+        .chunks(area as usize)
+        .map(|window| window.iter().sum::<f32>() / area as f32)
+        .collect()
+}
+
+/// Areas of average pools: 2x2 (3 planes), 3x3 (4, and k / 9 not exact in f32), 4x4 (5), and
+/// the largest taken (8 planes).
+const AREAS: [usize; 4] = [4, 9, 16, SpikeArea::MAX];
+
+#[test]
+fn pack_spikes_of_averages_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let ps = PackSpikes::new(&ctx).unwrap();
+    let mut r = rng(46);
+    for area in AREAS.map(|a| SpikeArea::new(a).unwrap()) {
+        for (n, c, h, w) in PACK_SPIKES_SHAPES {
+            let params = PackSpikesParams::new(n, c, h, w).with_area(area);
+            let x = averaged_spikes(&mut r, params.spikes_len(), area.get());
+            let mut want = vec![0u32; params.packed_len()];
+            cpu::popcount::pack_spikes(&params, &x, &mut want);
+            let (xb, p) = (upload(&ctx, &x), filled(&ctx, want.len(), u32::MAX));
+            record(&ctx, |enc| ps.dispatch(&ctx, enc, &params, &xb, &p));
+            // bit definition, independently: bit p of the count k at plane p
+            let (words, planes) = (params.words as usize, area.planes() as usize);
+            for (i, &v) in x.iter().enumerate() {
+                let (pix, ch, nn) = (i % (h * w), (i / (h * w)) % c, i / (c * h * w));
+                let mut k = 0u32;
+                for p in 0..planes {
+                    let word = want[((nn * h * w + pix) * planes + p) * words + ch / 32];
+                    k |= ((word >> (ch % 32)) & 1) << p;
+                }
+                assert_eq!(
+                    k as f32 / area.get() as f32,
+                    v,
+                    "count of {v} (area {area:?})"
+                );
+            }
+            assert_exact(
+                &format!("pack_spikes of means of {area:?} [{n}, {c}, {h}, {w}]"),
+                &read(&ctx, &p),
+                &want,
+            );
+        }
+    }
+}
+
+/// Means of spikes: the GPU equals the CPU mirror exactly (both pixel variants), and the float
+/// path within its rounding; with gamma = 1 and a power-of-two area the float path's sums are
+/// exact too, and so must the popcount's be.
+#[test]
+fn binary_conv_popcount_on_averages_matches_cpu_reference() {
+    let Some(mut ctx) = gpu() else { return };
+    let mut r = rng(47);
+    for (i, shape) in shapes().into_iter().enumerate() {
+        let area = SpikeArea::new(AREAS[i % AREAS.len()]).unwrap();
+        let x = averaged_spikes(&mut r, shape.input_len(), area.get());
+        let w = uniform(&mut r, shape.weight_len(), -1.0, 1.0);
+        let gamma = uniform(&mut r, shape.out_channels, 0.05, 1.5);
+        let packed = gpu_pack_area(&ctx, &shape, &x, &w, area);
+        let params = PopcountConvParams::new(&shape).with_area(area);
+        let (sp, wp) = (
+            PackSpikesParams::for_conv(&shape).with_area(area),
+            PackWeightsParams::for_conv(&shape),
+        );
+        let mut ps = vec![0u32; sp.packed_len()];
+        let mut pw = vec![0u32; wp.total_words as usize];
+        cpu::popcount::pack_spikes(&sp, &x, &mut ps);
+        cpu::popcount::pack_weights(&wp, &w, &mut pw);
+        let mut want = vec![0.0f32; params.output_len()];
+        cpu::popcount::binary_conv_popcount(&params, &ps, &pw, &gamma, &mut want);
+        let got = gpu_conv_params(&mut ctx, &params, &packed, &gamma);
+        let tag = format!("{shape:?}, means of {area:?}");
+        assert_exact(&format!("popcount vs CPU mirror, {tag}"), &got, &want);
+        let float = float_binary_conv(&shape, &x, &w, &gamma);
+        let taps = (shape.in_channels * shape.kernel_h * shape.kernel_w) as f32;
+        let max_g = gamma.iter().cloned().fold(0.0, f32::max);
+        assert_close(
+            &format!("popcount vs float path, {tag}"),
+            &got,
+            &float,
+            1e-6,
+            taps * max_g * 1e-6,
+        );
+        if area.get().is_power_of_two() {
+            let ones = vec![1.0f32; shape.out_channels];
+            let exact = gpu_conv_params(&mut ctx, &params, &packed, &ones);
+            let float = float_binary_conv(&shape, &x, &w, &ones);
+            assert_exact(
+                &format!("popcount vs float, gamma=1, {tag}"),
+                &exact,
+                &float,
+            );
+        }
+    }
+}
+
+#[test]
+fn spike_area_planes_and_bounds() {
+    let planes = |a| SpikeArea::new(a).unwrap().planes();
+    assert_eq!((planes(1), planes(4), planes(9), planes(255)), (1, 3, 4, 8));
+    assert!(SpikeArea::new(0).is_none() && SpikeArea::new(256).is_none());
+    assert_eq!(SpikeArea::SPIKES.pooled(4), SpikeArea::new(4));
+    assert!(SpikeArea::new(64).unwrap().pooled(4).is_none());
+    // params with an area outside 1..=255 are refused before anything is recorded
+    let Some(ctx) = gpu() else { return };
+    let conv = BinaryConvPopcount::new(&ctx).unwrap();
+    let shape = ConvShape::new(1, 8, 4, 3, 3, 3, 1, 1);
+    let mut params = PopcountConvParams::new(&shape);
+    params.area = 256;
+    let (s, w) = (zeros::<u32>(&ctx, 1 << 12), zeros::<u32>(&ctx, 1 << 12));
+    let (g, o) = (
+        zeros::<f32>(&ctx, 4),
+        zeros::<f32>(&ctx, params.output_len()),
+    );
+    let mut enc = ctx.encoder("test");
+    assert_err_contains(
+        conv.dispatch(&ctx, &mut enc, &params, &s, &w, &g, &o),
+        "area 256",
+    );
 }

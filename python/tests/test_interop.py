@@ -49,7 +49,20 @@ TINY_CIFAR = {"name": "tiny-cifar", "input": [3, 32, 32], "classes": 10, "timest
                          {"kind": "pool", "size": 4},
                          {"kind": "conv", "out_channels": 8, "binary": True},
                          {"kind": "linear", "out_features": 10}]}
-MODELS = {"mnist": config.preset("mnist"), "small-resnet": config.normalize(SMALL_RESNET)}
+# Average pooling, as the vgg11 preset: the binary conv after the pool reads means of 4 spikes,
+# which bitspike runs as popcounts over bit planes of the counts.
+SMALL_VGG = {
+    "name": "small-vgg", "input": [1, 28, 28], "classes": 10, "timesteps": 4,
+    "pooling": "avg", "normalize_mean": [0.1307], "normalize_std": [0.3081],
+    "layers": [
+        {"kind": "conv", "out_channels": 16, "binary": False},
+        {"kind": "conv", "out_channels": 16, "binary": True},
+        {"kind": "pool", "size": 2},
+        {"kind": "conv", "out_channels": 32, "binary": True},
+        {"kind": "pool", "size": 2},
+        {"kind": "linear", "out_features": 10}]}
+MODELS = {"mnist": config.preset("mnist"), "small-resnet": config.normalize(SMALL_RESNET),
+          "small-vgg": config.normalize(SMALL_VGG)}
 MODES = ("full", "detached", "off")
 
 

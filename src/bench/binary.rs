@@ -1,6 +1,8 @@
 //! Binary-layer kernels at the `mnist` preset (N = T*B = 256): binarization, spike and weight
 //! packing, the bit-packed popcount forward of conv2/conv3 next to the float im2col + GEMM
-//! forward of the same layer, the packed weight and input gradients next to the float ones, sign-flip counting and moments over the largest spike tensor.
+//! forward of the same layer, the packed weight and input gradients next to the float ones, sign-flip counting and moments over the largest spike tensor;
+//! and conv2 on means of 4 spikes (what a 2x2 average pool of spikes gives, as in the `vgg11`
+//! preset): the popcount over bit planes of the counts next to the float forward it replaced.
 //! Popcount rows count `2 * C_out * C_in * kH * kW * OH * OW * N` equivalent FLOPs so their
 //! GFLOP/s compares with the float path's.
 
@@ -14,7 +16,7 @@ use crate::kernels::packed_grad::{
 };
 use crate::kernels::popcount::{
     BinaryConvPopcount, PackSpikes, PackSpikesParams, PackWeights, PackWeightsParams,
-    PopcountConvParams,
+    PopcountConvParams, SpikeArea,
 };
 use crate::kernels::stats::Moments;
 
@@ -202,12 +204,77 @@ fn layer_rows(
     ])
 }
 
+/// conv2's forward on means of 4 spikes (a 2x2 average pool of spikes before it): packing the
+/// bit planes, the popcount over them, and the float forward (what such convs ran before).
+fn averaged_rows(
+    ctx: &GpuContext,
+    reps: usize,
+    shape: ConvShape,
+) -> Result<Vec<BenchRow>, GpuError> {
+    let area = SpikeArea::new(4).ok_or_else(|| GpuError::shape("bench", "area 4"))?;
+    let (pack_spikes, pack_weights) = (PackSpikes::new(ctx)?, PackWeights::new(ctx)?);
+    let (popcount, binarize, float_conv) = (
+        BinaryConvPopcount::new(ctx)?,
+        BinarizeForward::new(ctx)?,
+        Conv2d::new(ctx)?,
+    );
+    let sp = PackSpikesParams::for_conv(&shape).with_area(area);
+    let wp = PackWeightsParams::for_conv(&shape);
+    let cp = PopcountConvParams::new(&shape).with_area(area);
+    let bp = BinarizeParams::new(shape.out_channels, shape.col_rows());
+    let means: Vec<f32> = spikes(4 * shape.input_len())
+        .chunks(4)
+        .map(|w| w.iter().sum::<f32>() / 4.0)
+        .collect();
+    let x = GpuBuffer::from_slice(ctx, &means, "means of spikes")?;
+    let w = GpuBuffer::from_slice(ctx, &weights(shape.weight_len()), "latent")?;
+    let wb = GpuBuffer::<f32>::zeros(ctx, shape.weight_len(), "weight_b")?;
+    let gamma = GpuBuffer::<f32>::zeros(ctx, shape.out_channels, "gamma")?;
+    let xp = GpuBuffer::<u32>::zeros(ctx, sp.packed_len(), "packed planes")?;
+    let wpk = GpuBuffer::<u32>::zeros(ctx, wp.total_words as usize, "packed weights")?;
+    let y = GpuBuffer::<f32>::zeros(ctx, shape.output_len(), "output")?;
+    let cols = GpuBuffer::<f32>::zeros(ctx, Conv2d::cols_scratch_len(&shape)?, "cols")?;
+    let mut enc = ctx.encoder("bench setup");
+    binarize.dispatch(ctx, &mut enc, &bp, &w, &wb, &gamma)?;
+    pack_weights.dispatch(ctx, &mut enc, &wp, &w, &wpk)?;
+    ctx.submit(enc);
+    let desc = format!("{}, means of 4 spikes", describe(&shape));
+    let flops = Some(shape.flops());
+    Ok(vec![
+        BenchRow::timed(
+            "pack_spikes conv2 input, 3 bit planes",
+            desc.clone(),
+            time_gpu(ctx, reps, |e| pack_spikes.dispatch(ctx, e, &sp, &x, &xp))?,
+        ),
+        BenchRow {
+            kernel: "binary_conv_popcount+pack_spikes conv2, 3 bit planes".into(),
+            shape: desc.clone(),
+            seconds: time_gpu(ctx, reps, |e| {
+                pack_spikes.dispatch(ctx, e, &sp, &x, &xp)?;
+                popcount.dispatch(ctx, e, &cp, &xp, &wpk, &gamma, &y)
+            })?,
+            flops,
+            bytes: None,
+        },
+        BenchRow {
+            kernel: "float conv forward (im2col+GEMM) conv2 (replaced)".into(),
+            shape: desc,
+            seconds: time_gpu(ctx, reps, |e| {
+                float_conv.forward(ctx, e, &shape, &x, &wb, &cols, &y)
+            })?,
+            flops,
+            bytes: None,
+        },
+    ])
+}
+
 /// Benchmark rows of the binary-layer family.
 pub fn rows(ctx: &GpuContext, reps: usize) -> Result<Vec<BenchRow>, GpuError> {
     let conv2 = ConvShape::new(BATCH, 32, 64, 14, 14, 3, 1, 1);
     let conv3 = ConvShape::new(BATCH, 64, 64, 7, 7, 3, 1, 1);
     let mut rows = layer_rows(ctx, reps, "conv2", conv2)?;
     rows.extend(layer_rows(ctx, reps, "conv3", conv3)?);
+    rows.extend(averaged_rows(ctx, reps, conv2)?);
 
     // Flip counting for conv3's weights: pack the current signs, XOR-count, snapshot.
     let (pack, flips) = (PackSigns::new(ctx)?, SignFlipCount::new(ctx)?);

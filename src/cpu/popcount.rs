@@ -3,7 +3,9 @@
 
 use crate::kernels::popcount::{PackSpikesParams, PackWeightsParams, PopcountConvParams};
 
-/// Mirror of `shaders/pack_spikes.wgsl`: `[N, C, H, W]` f32 -> `[N, H, W, words]` channel bits.
+/// Mirror of `shaders/pack_spikes.wgsl`: `[N, C, H, W]` f32 -> `[N, H, W, planes, words]`
+/// channel bits (with area 1, one plane: bit set iff the spike is nonzero; else the bit planes
+/// of `k = round(x * area)`, ties to even as WGSL's `round`).
 pub fn pack_spikes(params: &PackSpikesParams, spikes: &[f32], packed: &mut [u32]) {
     let (n_len, c_len, h, w, words) = (
         params.batch as usize,
@@ -12,12 +14,20 @@ pub fn pack_spikes(params: &PackSpikesParams, spikes: &[f32], packed: &mut [u32]
         params.width as usize,
         params.words as usize,
     );
-    packed[..params.total_words as usize].fill(0);
+    let (area, planes) = (params.area, params.planes as usize);
+    packed[..params.packed_len()].fill(0);
     for n in 0..n_len {
         for c in 0..c_len {
             for pix in 0..h * w {
-                if spikes[(n * c_len + c) * h * w + pix] != 0.0 {
-                    packed[(n * h * w + pix) * words + c / 32] |= 1 << (c % 32);
+                let x = spikes[(n * c_len + c) * h * w + pix];
+                let k = if area == 1 {
+                    (x != 0.0) as u32
+                } else {
+                    (x * area as f32).round_ties_even() as u32
+                };
+                for p in 0..planes {
+                    let at = ((n * h * w + pix) * planes + p) * words + c / 32;
+                    packed[at] |= ((k >> p) & 1) << (c % 32);
                 }
             }
         }
@@ -62,6 +72,7 @@ pub fn binary_conv_popcount(
         params.words as usize,
         params.out_pad as usize,
     );
+    let planes = params.planes as usize;
     for n in 0..s.batch {
         for co in 0..s.out_channels {
             for oy in 0..oh {
@@ -77,17 +88,27 @@ pub fn binary_conv_popcount(
                             if ix < 0 || ix >= s.width as isize {
                                 continue;
                             }
-                            let src =
-                                ((n * s.height + iy as usize) * s.width + ix as usize) * words;
+                            let src = ((n * s.height + iy as usize) * s.width + ix as usize)
+                                * planes
+                                * words;
                             let tap = (kh * s.kernel_w + kw) * words;
-                            for wd in 0..words {
-                                let (sw, ww) = (spikes[src + wd], weights[(tap + wd) * pad + co]);
-                                count += 2 * (sw & ww).count_ones() as i64 - sw.count_ones() as i64;
+                            for p in 0..planes {
+                                for wd in 0..words {
+                                    let sw = spikes[src + p * words + wd];
+                                    let ww = weights[(tap + wd) * pad + co];
+                                    let c =
+                                        2 * (sw & ww).count_ones() as i64 - sw.count_ones() as i64;
+                                    count += c << p;
+                                }
                             }
                         }
                     }
-                    output[((n * s.out_channels + co) * oh + oy) * ow + ox] =
-                        gamma[co] * count as f32;
+                    let at = ((n * s.out_channels + co) * oh + oy) * ow + ox;
+                    output[at] = if params.area == 1 {
+                        gamma[co] * count as f32
+                    } else {
+                        gamma[co] * (count as f32 / params.area as f32)
+                    };
                 }
             }
         }

@@ -37,6 +37,39 @@ pub fn channel_words(channels: usize) -> usize {
     channels.div_ceil(32)
 }
 
+/// What a binary conv's input values are when the popcount forward can take them: the mean
+/// of `area` spikes, `k / area` with `k` in `0..=area` (1: spikes themselves; an average pool
+/// of spikes: its window's area). The forward packs the counts `k` as bit planes and sums
+/// `2^p` times each plane's popcounts, exact integers, divided by `area` once at the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpikeArea(u32);
+
+impl SpikeArea {
+    /// Spikes themselves.
+    pub const SPIKES: SpikeArea = SpikeArea(1);
+    /// The largest area taken (8 bit planes); means over more spikes stay floats.
+    pub const MAX: usize = 255;
+
+    /// `Some` for `1..=MAX`.
+    pub fn new(area: usize) -> Option<Self> {
+        (1..=Self::MAX).contains(&area).then_some(Self(area as u32))
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+
+    /// Bits of the largest count: `area` itself.
+    pub fn planes(self) -> u32 {
+        u32::BITS - self.0.leading_zeros()
+    }
+
+    /// The area of the mean of `window` such means (an average pool of averages).
+    pub fn pooled(self, window: usize) -> Option<Self> {
+        Self::new((self.0 as usize).checked_mul(window)?)
+    }
+}
+
 /// The 1x1 `ConvShape` that runs a binary linear layer `[N_out, N_in]` on `batch` samples.
 pub fn popcount_linear_shape(batch: usize, n_in: usize, n_out: usize) -> ConvShape {
     ConvShape::new(batch, n_in, n_out, 1, 1, 1, 1, 0)
@@ -63,10 +96,13 @@ pub struct PackSpikesParams {
     pub width: u32,
     /// `ceil(channels / 32)`.
     pub words: u32,
-    /// `batch * height * width * words`.
+    /// `batch * height * width * words`: the invocations, one per word of each plane.
     pub total_words: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
+    /// Each input value is the mean of `area` spikes, `k / area` (1: spikes themselves; an
+    /// average pool of spikes gives its window's area). See [`SpikeArea`].
+    pub area: u32,
+    /// Bit planes of the counts `k`: [`SpikeArea::planes`].
+    pub planes: u32,
 }
 const _: () = assert!(std::mem::size_of::<PackSpikesParams>() == 32);
 
@@ -81,9 +117,23 @@ impl PackSpikesParams {
             width: width as u32,
             words: words as u32,
             total_words: (batch * height * width * words) as u32,
-            _pad0: 0,
-            _pad1: 0,
+            area: 1,
+            planes: 1,
         }
+    }
+
+    /// The same params for inputs that are means of `area` spikes.
+    pub fn with_area(self, area: SpikeArea) -> Self {
+        Self {
+            area: area.get(),
+            planes: area.planes(),
+            ..self
+        }
+    }
+
+    /// Elements of the packed output `[N, H, W, planes, words]`.
+    pub fn packed_len(&self) -> usize {
+        self.total_words as usize * self.planes as usize
     }
 
     /// The packed input of the conv `shape`.
@@ -107,7 +157,11 @@ impl PackSpikesParams {
                 * self.width as usize,
         )?;
         let total = self.batch as usize * self.height as usize * self.width as usize * words;
-        if self.words as usize != words || self.total_words as usize != total {
+        let area = SpikeArea::new(self.area as usize);
+        if self.words as usize != words
+            || self.total_words as usize != total
+            || area.map(|a| a.planes()) != Some(self.planes)
+        {
             return Err(GpuError::shape(
                 kernel,
                 format!("inconsistent params {self:?} (words {words}, total {total})"),
@@ -117,17 +171,46 @@ impl PackSpikesParams {
     }
 }
 
-kernel! {
-    /// `pack_spikes`: spikes `[N, C, H, W]` f32 in {0, 1} -> `[N, H, W, ceil(C/32)]` u32 channel
-    /// bits (bit set iff the spike is nonzero; bits past `C` zero).
-    pub struct PackSpikes("pack_spikes", PackSpikesParams);
+/// `pack_spikes`: spikes `[N, C, H, W]` f32 in {0, 1} -> `[N, H, W, ceil(C/32)]` u32 channel
+/// bits (bit set iff the spike is nonzero; bits past `C` zero). With an area above 1 the input
+/// values are means of `area` spikes, `k / area`, and the output holds the bit planes of the
+/// counts `k`: `[N, H, W, planes, words]`. One pipeline per area (the shader's `AREA` and
+/// `PLANES` overrides), compiled on first use.
+pub struct PackSpikes;
 
-    /// Records the dispatch: one invocation per output word.
-    fn dispatch(params, spikes: f32, packed: u32) -> Workgroups {
+impl PackSpikes {
+    pub const NAME: &'static str = "pack_spikes";
+    pub const SOURCE: KernelSource = kernel_source!("pack_spikes", PackSpikesParams);
+    const SPECIALISED: Specialised = Specialised::new(Self::SOURCE, &["AREA", "PLANES"]);
+
+    /// Compiles (or fetches from the cache) the spikes' pipeline (area 1), so a broken shader
+    /// fails here.
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        Self::SPECIALISED.pipeline(ctx, &[1, 1])?;
+        Ok(Self)
+    }
+
+    /// Records the dispatch: one invocation per word of channel bits (all planes).
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &PackSpikesParams,
+        spikes: &GpuBuffer<f32>,
+        packed: &GpuBuffer<u32>,
+    ) -> Result<(), GpuError> {
         params.check(Self::NAME)?;
         spikes.expect_len(Self::NAME, "spikes", params.spikes_len())?;
-        packed.expect_len(Self::NAME, "packed", params.total_words as usize)?;
-        Workgroups::for_items(params.total_words as u64, WORKGROUP)
+        packed.expect_len(Self::NAME, "packed", params.packed_len())?;
+        let pipeline = Self::SPECIALISED.pipeline(ctx, &[params.area, params.planes])?;
+        ctx.dispatch(
+            encoder,
+            &pipeline,
+            Self::NAME,
+            bytemuck::bytes_of(params),
+            &[spikes.raw(), packed.raw()],
+            Workgroups::for_items(params.total_words as u64, WORKGROUP),
+        )
     }
 }
 
@@ -236,8 +319,10 @@ pub struct PopcountConvParams {
     pub pixels: u32,
     /// `out_channels` rounded up to 16 ([`padded_out_channels`]).
     pub out_pad: u32,
-    pub _pad1: u32,
-    pub _pad2: u32,
+    /// Each input value is the mean of `area` spikes ([`SpikeArea`]; 1: spikes).
+    pub area: u32,
+    /// Bit planes of the packed input ([`SpikeArea::planes`]).
+    pub planes: u32,
 }
 const _: () = assert!(std::mem::size_of::<PopcountConvParams>() == 64);
 
@@ -259,8 +344,17 @@ impl PopcountConvParams {
             words: channel_words(shape.in_channels) as u32,
             pixels: (shape.batch * shape.out_h() * shape.out_w()) as u32,
             out_pad: padded_out_channels(shape.out_channels) as u32,
-            _pad1: 0,
-            _pad2: 0,
+            area: 1,
+            planes: 1,
+        }
+    }
+
+    /// The same params for inputs that are means of `area` spikes.
+    pub fn with_area(self, area: SpikeArea) -> Self {
+        Self {
+            area: area.get(),
+            planes: area.planes(),
+            ..self
         }
     }
 
@@ -279,9 +373,13 @@ impl PopcountConvParams {
         }
     }
 
-    /// Elements of the packed input `[N, H, W, words]`.
+    /// Elements of the packed input `[N, H, W, planes, words]`.
     pub fn packed_spikes_len(&self) -> usize {
-        self.batch as usize * self.height as usize * self.width as usize * self.words as usize
+        self.batch as usize
+            * self.height as usize
+            * self.width as usize
+            * self.planes as usize
+            * self.words as usize
     }
 
     /// Elements of the packed weights `[kH, kW, words, C_out_pad]`.
@@ -300,7 +398,10 @@ impl PopcountConvParams {
     fn check(&self, kernel: &'static str) -> Result<(), GpuError> {
         let shape = self.shape();
         shape.validate(kernel)?;
-        if *self != Self::new(&shape) {
+        let area = SpikeArea::new(self.area as usize).ok_or_else(|| {
+            GpuError::shape(kernel, format!("area {} outside 1..=255", self.area))
+        })?;
+        if *self != Self::new(&shape).with_area(area) {
             return Err(GpuError::shape(
                 kernel,
                 format!("derived fields inconsistent with the shape in {self:?}"),
@@ -311,11 +412,7 @@ impl PopcountConvParams {
             "output",
             shape.batch * shape.out_channels * shape.out_h() * shape.out_w(),
         )?;
-        check_u32(
-            kernel,
-            "packed spikes",
-            shape.batch * shape.height * shape.width * self.words as usize,
-        )?;
+        check_u32(kernel, "packed spikes", self.packed_spikes_len())?;
         Ok(())
     }
 }
@@ -334,13 +431,14 @@ pub struct BinaryConvPopcount {
 impl BinaryConvPopcount {
     pub const NAME: &'static str = "binary_conv_popcount";
     pub const SOURCE: KernelSource = kernel_source!("binary_conv_popcount", PopcountConvParams);
-    const SPECIALISED: Specialised = Specialised::new(Self::SOURCE, &["PIXELS"]);
+    const SPECIALISED: Specialised = Specialised::new(Self::SOURCE, &["PIXELS", "PLANES", "AREA"]);
 
-    /// Compiles (or fetches from the cache) the pipeline for `ctx`'s kernel variant.
+    /// Compiles (or fetches from the cache) the spikes' pipeline (area 1) for `ctx`'s kernel
+    /// variant; those for averaged spikes compile on first use.
     pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
         let pixels = ctx.variant.popcount_pixels();
         Ok(Self {
-            pipeline: Self::SPECIALISED.pipeline(ctx, &[pixels])?,
+            pipeline: Self::SPECIALISED.pipeline(ctx, &[pixels, 1, 1])?,
             pixels,
         })
     }
@@ -367,9 +465,17 @@ impl BinaryConvPopcount {
         let invocations = u64::from(params.pixels).div_ceil(u64::from(self.pixels));
         let [x, z, _] = Workgroups::for_items(invocations, WORKGROUP).counts()?;
         let blocks = (params.out_channels as usize).div_ceil(POPCOUNT_CHANNEL_BLOCK) as u32;
+        let averaged;
+        let pipeline = if params.area == 1 {
+            &self.pipeline
+        } else {
+            averaged =
+                Self::SPECIALISED.pipeline(ctx, &[self.pixels, params.planes, params.area])?;
+            &averaged
+        };
         ctx.dispatch(
             encoder,
-            &self.pipeline,
+            pipeline,
             Self::NAME,
             bytemuck::bytes_of(params),
             &[spikes.raw(), weights.raw(), gamma.raw(), output.raw()],

@@ -17,8 +17,9 @@
 //! not far above.
 
 use super::bounds::mul;
-use super::config::{Encoding, LayerConfig, ModelConfig, PoolKind, Shortcut};
-use super::plan::{plan, ModelError};
+use super::config::{Encoding, LayerConfig, ModelConfig, Shortcut};
+use super::plan::{plan, spikes_after, ModelError};
+use crate::kernels::popcount::SpikeArea;
 
 /// Feature maps a training conv unit keeps per output value.
 const TRAIN_MAPS_PER_CONV: u64 = 5;
@@ -73,9 +74,9 @@ pub fn estimate(
     let [c0, h0, w0] = config.input;
     let input = (c0 * h0 * w0) as u64; // bounded by plan()
     per_sample += input;
-    // Whether a layer's input is spikes (a binary conv on spikes runs the popcount forward,
-    // which needs no im2col scratch in eval).
-    let mut spike_input = false;
+    // Whether a layer's input is spikes or means of spikes (a binary conv on them runs the
+    // popcount forward, which needs no im2col scratch in eval), as the network decides.
+    let mut spike_input = (config.encoding == Encoding::Poisson).then_some(SpikeArea::SPIKES);
     for l in &layers {
         // plan() bounded every feature map and weight tensor: these products cannot overflow.
         let [ci, hi, wi] = l.input;
@@ -96,7 +97,8 @@ pub fn estimate(
                 }
                 // The packed input spikes (32 channels a word) and, for a direct-encoded
                 // first layer, the single-frame encoder's [B, ...] input, conv and BN outputs.
-                per_sample += (ci.div_ceil(32) * hi * wi) as u64;
+                let planes = spike_input.map_or(1, |a| a.planes()) as usize;
+                per_sample += (planes * ci.div_ceil(32) * hi * wi) as u64;
                 if l.index == 0 && config.encoding == Encoding::Direct {
                     per_sample += ((ci * hi * wi) as u64 + 4 * out) / config.timesteps as u64 + 1;
                 }
@@ -113,23 +115,20 @@ pub fn estimate(
                 } else {
                     EVAL_MAPS_PER_CONV * out
                 };
-                if training || !(*binary && spike_input) {
+                if training || !(*binary && spike_input.is_some()) {
                     cols = cols.max((ho * wo * ci * kernel * kernel) as u64);
                 }
-                spike_input = true;
             }
             LayerConfig::Pool { .. } | LayerConfig::GlobalAvgPool => {
                 // A max pool between conv units also keeps its input packed for eval.
                 per_sample += MAPS_PER_POOL * out + (ci.div_ceil(32) * hi * wi) as u64;
-                let max =
-                    matches!(l.config, LayerConfig::Pool { .. }) && config.pooling == PoolKind::Max;
-                spike_input &= max;
             }
             LayerConfig::Linear { .. } => {
                 parameters += (l.input.iter().product::<usize>() * co + co) as u64;
                 per_sample += out;
             }
         }
+        spike_input = spikes_after(&l.config, config.pooling, spike_input);
     }
     per_sample += if training {
         2 * max_layer + SHARED_UNIT_MAPS * max_unit + max_shortcut

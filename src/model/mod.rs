@@ -9,4 +9,4 @@ pub mod plan;
 pub mod summary;
 
 pub use config::*;
-pub use plan::{plan, ModelError, PlannedLayer};
+pub use plan::{plan, spikes_after, ModelError, PlannedLayer};

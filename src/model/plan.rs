@@ -4,7 +4,8 @@
 use thiserror::Error;
 
 use super::bounds::{self, mul, size};
-use super::config::{LayerConfig, ModelConfig, Shortcut};
+use super::config::{LayerConfig, ModelConfig, PoolKind, Shortcut};
+use crate::kernels::popcount::SpikeArea;
 
 /// A config that cannot describe a working network.
 #[derive(Debug, Error, PartialEq)]
@@ -197,4 +198,23 @@ fn feature_map([c, h, w]: [usize; 3]) -> Result<u64, String> {
         ));
     }
     Ok(n)
+}
+
+/// What the layer after `layer` reads, given what `layer` reads (`input`): spikes (`Some`
+/// of [`SpikeArea::SPIKES`]), means of spikes (`Some` larger area: an average pool of spikes)
+/// or other floats (`None`). A conv unit fires spikes; a max pool passes its input's kind on;
+/// an average pool multiplies the area by its window's (floats past [`SpikeArea::MAX`]). The
+/// network (which runs a binary conv on spikes or their means as popcounts) and the footprint
+/// estimate both follow this.
+pub fn spikes_after(
+    layer: &LayerConfig,
+    pooling: PoolKind,
+    input: Option<SpikeArea>,
+) -> Option<SpikeArea> {
+    match layer {
+        LayerConfig::Conv { .. } => Some(SpikeArea::SPIKES),
+        LayerConfig::Pool { .. } if pooling == PoolKind::Max => input,
+        LayerConfig::Pool { size } => input.and_then(|a| a.pooled(size * size)),
+        LayerConfig::GlobalAvgPool | LayerConfig::Linear { .. } => None,
+    }
 }

@@ -76,18 +76,20 @@ impl Network {
             lif: config.neuron,
             pooling: config.pooling,
         };
-        // Whether the current layer's input is spikes in {0, 1}.
-        let mut spike_input = config.encoding == crate::model::Encoding::Poisson;
+        // Whether the current layer's input is spikes in {0, 1}, or means of spikes.
+        let mut spike_input = (config.encoding == crate::model::Encoding::Poisson)
+            .then_some(crate::kernels::popcount::SpikeArea::SPIKES);
         let mut layers = Vec::with_capacity(planned.len());
         for l in &planned {
             layers.push(Layer::new(
                 ctx,
                 l,
                 &settings,
-                &mut spike_input,
+                spike_input,
                 &mut rng,
                 &mut slots,
             )?);
+            spike_input = crate::model::spikes_after(&l.config, config.pooling, spike_input);
         }
         let mut net = Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),

@@ -15,7 +15,9 @@ use crate::kernels::fused::BnAgmmLifSpec;
 use crate::kernels::lif::{LifConfig, LifParams};
 use crate::kernels::packed_grad::PackedConvGradParams;
 use crate::kernels::pool::{AvgPool2d, PoolWindow};
-use crate::kernels::popcount::{PackSpikesParams, PackWeightsParams, PopcountConvParams};
+use crate::kernels::popcount::{
+    PackSpikesParams, PackWeightsParams, PopcountConvParams, SpikeArea,
+};
 use crate::model::Shortcut;
 
 use crate::rng::SeededRng;
@@ -49,8 +51,11 @@ pub struct ConvUnit {
     pub shortcut: Shortcut,
     pub downsample: Option<Downsample>,
     pub lif: LifConfig,
-    /// Packed weights of the popcount forward (binary weights on spike input).
+    /// Packed weights of the popcount forward (binary weights on spikes or means of spikes).
     pub popcount: Option<GpuBuffer<u32>>,
+    /// What the popcount forward's input values are: spikes, or means of `area` spikes (after
+    /// an average pool), packed as bit planes of the counts.
+    pub input_area: SpikeArea,
     /// Moment slot of this layer's firing rate.
     pub rate_slot: usize,
 }
@@ -187,7 +192,9 @@ impl ConvUnit {
         let packed_input = match self.popcount {
             Some(_) => Some(GpuBuffer::zeros(
                 ctx,
-                PopcountConvParams::new(&shape).packed_spikes_len(),
+                PopcountConvParams::new(&shape)
+                    .with_area(self.input_area)
+                    .packed_spikes_len(),
                 "packed spikes",
             )?),
             None => None,
@@ -341,7 +348,7 @@ impl ConvUnit {
                     rec.k.pack_spikes.dispatch(
                         rec.ctx,
                         rec.enc,
-                        &PackSpikesParams::for_conv(&ws.shape),
+                        &PackSpikesParams::for_conv(&ws.shape).with_area(self.input_area),
                         input,
                         packed_s,
                     )?;
@@ -349,7 +356,7 @@ impl ConvUnit {
                 rec.k.popcount.dispatch(
                     rec.ctx,
                     rec.enc,
-                    &PopcountConvParams::new(&ws.shape),
+                    &PopcountConvParams::new(&ws.shape).with_area(self.input_area),
                     packed_s,
                     packed_w,
                     &b.gamma,
@@ -709,7 +716,11 @@ impl ConvUnit {
             conv_out: &ws.conv_out,
             mean: &ws.mean,
             invstd: &ws.invstd,
-            packed_input: ws.packed_input.as_ref(),
+            // The packed weight gradient reads spike bits; bit planes of means take the GEMM.
+            packed_input: ws
+                .packed_input
+                .as_ref()
+                .filter(|_| self.input_area == SpikeArea::SPIKES),
             packed_weights: match (&self.popcount, &self.weight.binary) {
                 (Some(packed), Some(b)) => Some((packed, &b.gamma)),
                 _ => None,
@@ -929,8 +940,9 @@ pub struct ConvSpec<'a> {
     pub padding: usize,
     pub binary: bool,
     pub shortcut: Shortcut,
-    /// The unit's input is spikes in {0, 1} (enables the popcount forward).
-    pub spike_input: bool,
+    /// The unit's input is spikes in {0, 1} or means of `area` spikes (enables the popcount
+    /// forward).
+    pub spike_area: Option<SpikeArea>,
     pub agmm: Option<AgmmConfig>,
     pub lif: LifConfig,
 }
@@ -959,7 +971,7 @@ impl ConvUnit {
             rng,
             slots,
         )?;
-        let popcount = if spec.binary && spec.spike_input {
+        let popcount = if spec.binary && spec.spike_area.is_some() {
             let len = PackWeightsParams::new(co, ci, k, k).total_words as usize;
             Some(GpuBuffer::zeros(ctx, len, "packed weights")?)
         } else {
@@ -990,6 +1002,7 @@ impl ConvUnit {
             downsample,
             lif: spec.lif,
             popcount,
+            input_area: spec.spike_area.unwrap_or(SpikeArea::SPIKES),
             rate_slot: slots.take_moment(spec.name, MomentKind::FiringRate),
         })
     }

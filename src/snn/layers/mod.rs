@@ -11,6 +11,7 @@ use crate::gpu::{GpuBuffer, GpuContext, GpuError};
 use crate::kernels::agmm::AgmmConfig;
 use crate::kernels::lif::LifConfig;
 use crate::kernels::pool::{AvgPool2d, MaxPool2d, PoolWindow};
+use crate::kernels::popcount::SpikeArea;
 use crate::model::{LayerConfig, PlannedLayer, PoolKind};
 use crate::rng::SeededRng;
 
@@ -105,12 +106,12 @@ pub struct BuildSettings {
 
 impl Layer {
     /// Builds the layer planned as `planned`. `spike_input` says whether its input is spikes
-    /// in {0, 1} and is updated to whether its output is.
+    /// in {0, 1} or the mean of a few (`Some(area)`; see [`crate::model::spikes_after`]).
     pub fn new(
         ctx: &GpuContext,
         planned: &PlannedLayer,
         settings: &BuildSettings,
-        spike_input: &mut bool,
+        spike_input: Option<SpikeArea>,
         rng: &mut SeededRng,
         slots: &mut Slots,
     ) -> Result<Self, GpuError> {
@@ -133,27 +134,22 @@ impl Layer {
                     padding: *padding,
                     binary: *binary,
                     shortcut: *shortcut,
-                    spike_input: *spike_input,
+                    spike_area: spike_input,
                     agmm: settings.agmm,
                     lif: settings.lif,
                 };
-                *spike_input = true;
                 Layer::Conv(ConvUnit::new(ctx, spec, rng, slots)?)
             }
             LayerConfig::Pool { size } => {
                 let window = PoolWindow::square(*size, *size);
                 let pooling = match settings.pooling {
                     PoolKind::Max => Pooling::Max(MaxPool2d::new(ctx, window)?),
-                    // Averaging spikes gives fractions, not spikes.
-                    PoolKind::Avg => {
-                        *spike_input = false;
-                        Pooling::Avg(AvgPool2d::new(ctx, window)?)
-                    }
+                    // Averaging spikes gives fractions, k / area (model::spikes_after).
+                    PoolKind::Avg => Pooling::Avg(AvgPool2d::new(ctx, window)?),
                 };
                 Layer::Pool(pool_layer(planned, pooling, slots))
             }
             LayerConfig::GlobalAvgPool => {
-                *spike_input = false;
                 let window = PoolWindow::global(planned.input[1], planned.input[2]);
                 let pooling = Pooling::Avg(AvgPool2d::new(ctx, window)?);
                 Layer::Pool(pool_layer(planned, pooling, slots))
@@ -293,7 +289,7 @@ impl Layer {
 /// as floats). The unit writes 1 bit per spike instead of an f32, the pool reads and writes
 /// 32x less, and the conv skips `pack_spikes`: the same bits `pack_spikes` would have made.
 pub fn packed_flow(layers: &[Layer]) -> Vec<bool> {
-    let reads_packed = |l: Option<&Layer>| matches!(l, Some(Layer::Conv(c)) if c.popcount.is_some() && c.shortcut == crate::model::Shortcut::None);
+    let reads_packed = |l: Option<&Layer>| matches!(l, Some(Layer::Conv(c)) if c.popcount.is_some() && c.input_area == SpikeArea::SPIKES && c.shortcut == crate::model::Shortcut::None);
     let max_pool = |l: Option<&Layer>| matches!(l, Some(Layer::Pool(p)) if matches!(p.pooling, Pooling::Max(_)));
     let mut flow = vec![false; layers.len()];
     for i in 0..layers.len() {
