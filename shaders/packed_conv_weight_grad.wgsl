@@ -21,6 +21,13 @@
 // C_out read the first channel's gradient again (summed, never stored).
 //
 // Each of the 32 sums runs over n, then oy, then ox, in that order (the CPU mirror's order).
+//
+// One dispatch sums the output rows r = n * OH + oy in params.row_start..row_end, and one after
+// the first starts from the sums grad_weight holds: the host splits the rows over dispatches
+// (PackedConvWeightGrad::dispatch) because lavapipe stops all of an invocation's loops after
+// 65,535 iterations in all (crate::gpu::MAX_LOOP_ITERATIONS), which cut the sums short from
+// about 64 frames of 28 x 28. Stored and reloaded f32 sums continue exactly: the same additions
+// in the same order as one pass.
 
 //!include common/flat_index.wgsl
 //!include common/packed_grad.wgsl
@@ -38,6 +45,22 @@ fn masked4(v: f32, w: u32, first: u32) -> vec4<f32> {
     let at_sign = vec4<u32>(w) << vec4<u32>(31u - first, 30u - first, 29u - first, 28u - first);
     let mask = bitcast<vec4<u32>>(bitcast<vec4<i32>>(at_sign) >> vec4<u32>(31u));
     return bitcast<vec4<f32>>(vec4<u32>(bitcast<u32>(v)) & mask);
+}
+
+// The sum a previous dispatch stored for output channel co (past C_out: 0) and input channels
+// ci..ci+3 (past C_in: 0) at tap `tap`.
+fn stored4(co: u32, ci: u32, tap: u32) -> vec4<f32> {
+    var v = vec4<f32>(0.0);
+    if (co >= params.out_channels) {
+        return v;
+    }
+    let taps = params.kernel_h * params.kernel_w;
+    for (var j = 0u; j < 4u; j++) {
+        if (ci + j < params.in_channels) {
+            v[j] = grad_weight[(co * params.in_channels + ci + j) * taps + tap];
+        }
+    }
+    return v;
 }
 
 @compute @workgroup_size(8) fn main(inv: FlatInvocation) {
@@ -85,16 +108,52 @@ fn masked4(v: f32, w: u32, first: u32) -> vec4<f32> {
     var d5 = vec4<f32>(0.0);
     var d6 = vec4<f32>(0.0);
     var d7 = vec4<f32>(0.0);
+    let tap = kh * params.kernel_w + kw;
+    if (params.row_start > 0u) {
+        let ci = word * 32u;
+        a0 = stored4(co, ci, tap);
+        a1 = stored4(co, ci + 4u, tap);
+        a2 = stored4(co, ci + 8u, tap);
+        a3 = stored4(co, ci + 12u, tap);
+        a4 = stored4(co, ci + 16u, tap);
+        a5 = stored4(co, ci + 20u, tap);
+        a6 = stored4(co, ci + 24u, tap);
+        a7 = stored4(co, ci + 28u, tap);
+        b0 = stored4(co + 1u, ci, tap);
+        b1 = stored4(co + 1u, ci + 4u, tap);
+        b2 = stored4(co + 1u, ci + 8u, tap);
+        b3 = stored4(co + 1u, ci + 12u, tap);
+        b4 = stored4(co + 1u, ci + 16u, tap);
+        b5 = stored4(co + 1u, ci + 20u, tap);
+        b6 = stored4(co + 1u, ci + 24u, tap);
+        b7 = stored4(co + 1u, ci + 28u, tap);
+        c0 = stored4(co + 2u, ci, tap);
+        c1 = stored4(co + 2u, ci + 4u, tap);
+        c2 = stored4(co + 2u, ci + 8u, tap);
+        c3 = stored4(co + 2u, ci + 12u, tap);
+        c4 = stored4(co + 2u, ci + 16u, tap);
+        c5 = stored4(co + 2u, ci + 20u, tap);
+        c6 = stored4(co + 2u, ci + 24u, tap);
+        c7 = stored4(co + 2u, ci + 28u, tap);
+        d0 = stored4(co + 3u, ci, tap);
+        d1 = stored4(co + 3u, ci + 4u, tap);
+        d2 = stored4(co + 3u, ci + 8u, tap);
+        d3 = stored4(co + 3u, ci + 12u, tap);
+        d4 = stored4(co + 3u, ci + 16u, tap);
+        d5 = stored4(co + 3u, ci + 20u, tap);
+        d6 = stored4(co + 3u, ci + 24u, tap);
+        d7 = stored4(co + 3u, ci + 28u, tap);
+    }
     let o1 = select(0u, out_plane, co + 1u < params.out_channels);
     let o2 = select(0u, 2u * out_plane, co + 2u < params.out_channels);
     let o3 = select(0u, 3u * out_plane, co + 3u < params.out_channels);
-    for (var n = 0u; n < params.batch; n++) {
+    // Rows r = n * OH + oy, with (n, oy) stepped along (no division per row).
+    var n = params.row_start / params.out_height;
+    var oy = params.row_start % params.out_height;
+    for (var r = params.row_start; r < params.row_end; r++) {
         let g_base = (n * params.out_channels + co) * out_plane;
-        for (var oy = 0u; oy < params.out_height; oy++) {
-            let iy = i32(oy * params.stride + kh) - i32(params.padding);
-            if (iy < 0 || iy >= i32(params.height)) {
-                continue;
-            }
+        let iy = i32(oy * params.stride + kh) - i32(params.padding);
+        if (iy >= 0 && iy < i32(params.height)) {
             let row = (n * params.height + u32(iy)) * params.width;
             for (var ox = 0u; ox < params.out_width; ox++) {
                 let ix = i32(ox * params.stride + kw) - i32(params.padding);
@@ -144,12 +203,16 @@ fn masked4(v: f32, w: u32, first: u32) -> vec4<f32> {
                 d7 += masked4(gv3, w, 28u);
             }
         }
+        oy += 1u;
+        if (oy == params.out_height) {
+            oy = 0u;
+            n += 1u;
+        }
     }
     let s0 = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
     let s1 = array<vec4<f32>, 8>(b0, b1, b2, b3, b4, b5, b6, b7);
     let s2 = array<vec4<f32>, 8>(c0, c1, c2, c3, c4, c5, c6, c7);
     let s3 = array<vec4<f32>, 8>(d0, d1, d2, d3, d4, d5, d6, d7);
-    let tap = kh * params.kernel_w + kw;
     for (var j = 0u; j < 32u; j++) {
         let ci = word * 32u + j;
         if (ci < params.in_channels) {

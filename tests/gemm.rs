@@ -163,3 +163,22 @@ fn gemm_vec4_paths_match_cpu_reference() {
         shapes
     });
 }
+
+/// A summed batch whose K loops come to more than the 65,535 loop passes lavapipe runs per
+/// invocation (`gpu::MAX_LOOP_ITERATIONS`; conv1's weight gradient at a batch of 512): the
+/// GEMM splits the batch over accumulating dispatches. In one dispatch the sums came back
+/// short.
+#[test]
+fn gemm_reduced_batch_past_the_loop_limit_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let gemm = Gemm::with_variant(&ctx, KernelVariant::RegisterBlocked).unwrap();
+    for (seed, accumulate) in [(7001, false), (7002, true)] {
+        let (m, n, k, batch) = (8, 9, 784, 400);
+        let shape = GemmShape::new(m, n, k)
+            .transpose(false, true)
+            .batched(batch, m * k, n * k, 0)
+            .reduce_batch(true)
+            .accumulate(accumulate);
+        check(&ctx, &gemm, &shape, seed);
+    }
+}

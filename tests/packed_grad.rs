@@ -29,6 +29,10 @@ fn shapes() -> Vec<ConvShape> {
         // Stride 2 with an odd width of 9: the input gradient's last slot of a row starts past
         // the row's end (four pixels x + 2k per invocation, 9 = 8 + 1).
         ConvShape::new(2, 33, 6, 9, 9, 3, 2, 1),
+        // 128 frames of 28 x 28: 100,352 rows x columns, past the 65,535 loop iterations
+        // lavapipe runs per invocation (the weight gradient splits its rows over dispatches;
+        // in one pass the sums came back short).
+        ConvShape::new(128, 16, 16, 28, 28, 3, 1, 1),
     ];
     // A non-square kernel.
     out.push(ConvShape {
@@ -72,7 +76,11 @@ fn packed_conv_weight_grad_matches_cpu_reference() {
         // The mathematical gradient (f64) and the float im2col + GEMM path it replaces.
         let mut exact = vec![0.0; shape.weight_len()];
         cpu::conv::conv2d_backward_weight(&shape, &input, &grad_out, &mut exact);
-        assert_close(&format!("{tag} vs f64 reference"), &got, &exact, 1e-4, 1e-4);
+        // f32 sums of N * OH * OW terms of magnitude <= 1: their rounding grows with the
+        // count (1.3e-3 at 100,352 terms), so the absolute tolerance does too.
+        let terms = (shape.batch * shape.out_h() * shape.out_w()) as f32;
+        let atol = (2e-8 * terms).max(1e-4);
+        assert_close(&format!("{tag} vs f64 reference"), &got, &exact, 1e-4, atol);
         let (x, cols, gemm_out) = (
             upload(&ctx, &input),
             zeros(&ctx, Conv2d::cols_scratch_len(&shape).unwrap()),
@@ -86,7 +94,7 @@ fn packed_conv_weight_grad_matches_cpu_reference() {
             &got,
             &read(&ctx, &gemm_out),
             1e-4,
-            1e-4,
+            2.0 * atol,
         );
     }
 }

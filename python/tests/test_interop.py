@@ -138,8 +138,12 @@ class SameNumbers(unittest.TestCase):
                               "--batch", BATCH, "--limit-train", BATCH, "--limit-test", 16,
                               "--seed", 1]
                     rust, torch_ = both_trainers(common, trained.parent.parent / "sgd")
+                    # The update itself, not only the tensors (a step moves weights by
+                    # ~1e-5 of their size, so a wrong gradient hides within RTOL of them):
+                    # lavapipe's loop limit once cut a weight gradient short, 2.5x off.
                     self.compare(f"one SGD step {model:>12} agmm {mode:<8}", ckpt.read(trained),
-                                 ckpt.read(rust), ckpt.read(torch_), optimizer=False)
+                                 ckpt.read(rust), ckpt.read(torch_), optimizer=False,
+                                 update_tolerance=0.1)
 
     def test_bitspike_continues_a_checkpoint_pytorch_wrote(self):
         start = self.dir / "torch-start"

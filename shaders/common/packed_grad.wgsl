@@ -18,7 +18,14 @@ struct PackedConvGradParams {
                       // input grad: batch * words * height * pixel_slots(width, stride)
     out_pad: u32,     // out_channels rounded up to 16 (packed weights)
     kind: u32,        // 1 = weight grad, 2 = input grad (host-side check only)
-    _pad2: u32,
+    // Weight grad: the rows r = n * out_height + oy this dispatch sums, row_start..row_end;
+    // with row_start > 0 the sums continue from what grad_weight holds (the host splits the
+    // rows over dispatches: see packed_conv_weight_grad.wgsl). Input grad: unused.
+    row_start: u32,
+    row_end: u32,
+    _pad3: u32,
+    _pad4: u32,
+    _pad5: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: PackedConvGradParams;

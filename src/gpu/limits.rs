@@ -27,6 +27,13 @@ pub const MAX_INVOCATIONS_PER_WORKGROUP: u32 = 256;
 pub const MAX_WORKGROUP_STORAGE_BYTES: u32 = 16 << 10;
 /// Storage buffers visible to one shader stage (WebGPU `maxStorageBuffersPerShaderStage`).
 pub const MAX_STORAGE_BUFFERS_PER_STAGE: u32 = 8;
+/// Loop iterations one invocation may run, all its loops together: Mesa's llvmpipe/lavapipe
+/// (`LP_MAX_TGSI_LOOP_ITERATIONS`, "shared between every loop in a shader") ends every loop of
+/// an invocation once that many iterations have run, without an error, so a longer reduction
+/// silently comes back short. Kernels whose loops grow with the data split them over
+/// dispatches or invocations to stay under it (on every adapter: the split sets the order of
+/// float sums, which must not depend on the adapter).
+pub const MAX_LOOP_ITERATIONS: u64 = 65_535;
 
 /// The WebGPU defaults of the limits our kernels depend on (what the page asks for).
 pub fn required_limits() -> wgpu::Limits {

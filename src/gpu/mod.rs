@@ -16,4 +16,5 @@ pub use context::{GpuContext, KernelVariant, PackedBackward};
 pub use dispatch::Workgroups;
 pub use error::GpuError;
 pub use kernel::{check_lens, KernelSource, Specialised};
+pub use limits::MAX_LOOP_ITERATIONS;
 pub use pending::{Pending, ReadbackSet, Slot};

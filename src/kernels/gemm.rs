@@ -237,6 +237,66 @@ impl Gemm {
                 ));
             }
         }
+        // One invocation loops over K for each batch item it sums, and lavapipe ends all of an
+        // invocation's loops after MAX_LOOP_ITERATIONS passes in all (gpu::limits): a summed
+        // batch is split over dispatches that accumulate, each within that budget.
+        let per_item = self.loop_passes_per_item(shape.k);
+        let budget = crate::gpu::MAX_LOOP_ITERATIONS as usize - 512;
+        if per_item > budget && self.variant == KernelVariant::RegisterBlocked {
+            return Err(GpuError::shape(
+                "gemm",
+                format!(
+                    "K = {} is past what one invocation can loop over on a CPU rasteriser \
+                     ({} passes at most)",
+                    shape.k,
+                    crate::gpu::MAX_LOOP_ITERATIONS
+                ),
+            ));
+        }
+        let items = if shape.reduce_batch {
+            (budget / per_item.max(1)).max(1)
+        } else {
+            shape.batch
+        };
+        let mut first = 0;
+        while first < shape.batch {
+            let count = items.min(shape.batch - first);
+            let part = if count == shape.batch {
+                *shape
+            } else {
+                GemmShape {
+                    batch: count,
+                    offset_a: shape.offset_a + first * shape.stride_a,
+                    offset_b: shape.offset_b + first * shape.stride_b,
+                    accumulate: shape.accumulate || first > 0,
+                    ..*shape
+                }
+            };
+            self.record(ctx, encoder, &part, a, b, c)?;
+            first += count;
+        }
+        Ok(())
+    }
+
+    /// Loop passes one invocation spends per batch item (see [`Gemm::dispatch`]): the
+    /// register-blocked kernel steps K by 4, then the remainder one by one; the tiled one runs
+    /// 16-wide slabs, each with its own inner loop (a generous bound).
+    fn loop_passes_per_item(&self, k: usize) -> usize {
+        match self.variant {
+            KernelVariant::RegisterBlocked => k / 4 + k % 4 + 3,
+            KernelVariant::SharedTiled => 2 * k + 8,
+        }
+    }
+
+    fn record(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        shape: &GemmShape,
+        a: &GpuBuffer<f32>,
+        b: &GpuBuffer<f32>,
+        c: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
         let params = shape.params()?;
         let groups = |len: usize| u32::try_from(len.div_ceil(BLOCK)).unwrap_or(u32::MAX);
         let z = u32::try_from(shape.c_matrices()).unwrap_or(u32::MAX);

@@ -48,9 +48,16 @@ pub struct PackedConvGradParams {
     /// invocation counts of the two can coincide, so a dispatch tells foreign params by this.
     /// Not read by the shaders.
     pub kind: u32,
-    pub _pad2: u32,
+    /// Weight gradient: the rows `n * out_height + oy` one dispatch sums (set by
+    /// [`PackedConvWeightGrad::dispatch`], which splits them; the params made by
+    /// [`PackedConvGradParams::weight_grad`] cover all rows). Input gradient: 0.
+    pub row_start: u32,
+    pub row_end: u32,
+    pub _pad3: u32,
+    pub _pad4: u32,
+    pub _pad5: u32,
 }
-const _: () = assert!(std::mem::size_of::<PackedConvGradParams>() == 64);
+const _: () = assert!(std::mem::size_of::<PackedConvGradParams>() == 80);
 
 /// [`PackedConvGradParams::kind`] of [`PackedConvGradParams::weight_grad`].
 pub const WEIGHT_GRAD: u32 = 1;
@@ -74,6 +81,7 @@ impl PackedConvGradParams {
             invocations: (shape.out_channels.div_ceil(4) * words * shape.kernel_h * shape.kernel_w)
                 as u32,
             kind: WEIGHT_GRAD,
+            row_end: (shape.batch * shape.out_h()) as u32,
             ..Self::common(shape)
         }
     }
@@ -107,7 +115,11 @@ impl PackedConvGradParams {
             invocations: 0,
             out_pad: padded_out_channels(shape.out_channels) as u32,
             kind: 0,
-            _pad2: 0,
+            row_start: 0,
+            row_end: 0,
+            _pad3: 0,
+            _pad4: 0,
+            _pad5: 0,
         }
     }
 
@@ -153,12 +165,38 @@ kernel! {
     /// `[N, C_out, OH, OW]` -> dL/dW `[C_out, C_in, kH, kW]` (written), the float im2col +
     /// GEMM weight gradient's sums without the columns.
     pub struct PackedConvWeightGrad("packed_conv_weight_grad", PackedConvGradParams);
+}
 
-    /// Records the dispatch: one invocation per (4 output channels, 32 input channels, tap).
-    fn dispatch(params, packed: u32, grad_output: f32, grad_weight: f32) -> Workgroups {
+impl PackedConvWeightGrad {
+    /// Output rows (`n * OH + oy`) one dispatch may sum. Lavapipe ends all of an invocation's
+    /// loops after [`crate::gpu::MAX_LOOP_ITERATIONS`] passes in all (Mesa's
+    /// `LP_MAX_TGSI_LOOP_ITERATIONS`), silently: the sums were short from about 64 frames of
+    /// 28 x 28 (`mnist` at batch 128, `vgg11` at any batch). A row costs one pass of the row
+    /// loop and `OW + 1` of the column loop (measured: the pass that ends a loop counts too);
+    /// 512 are kept for reloading and storing the sums.
+    pub fn rows_per_dispatch(shape: &ConvShape) -> usize {
+        let budget = crate::gpu::MAX_LOOP_ITERATIONS as usize - 512;
+        (budget / (shape.out_w() + 2)).max(1)
+    }
+
+    /// Records the weight gradient: one invocation per (4 output channels, 32 input channels,
+    /// tap), the rows split over dispatches of [`Self::rows_per_dispatch`], each continuing the
+    /// previous one's sums in `grad_weight` (the same additions in the same order as one pass).
+    pub fn dispatch(
+        &self,
+        ctx: &crate::gpu::GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &PackedConvGradParams,
+        packed: &crate::gpu::GpuBuffer<u32>,
+        grad_output: &crate::gpu::GpuBuffer<f32>,
+        grad_weight: &crate::gpu::GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
         params.check(Self::NAME)?;
         if *params != PackedConvGradParams::weight_grad(&params.shape()) {
-            return Err(GpuError::shape(Self::NAME, "params not made by `weight_grad`"));
+            return Err(GpuError::shape(
+                Self::NAME,
+                "params not made by `weight_grad`",
+            ));
         }
         let shape = params.shape();
         packed.expect_len(
@@ -168,7 +206,20 @@ kernel! {
         )?;
         grad_output.expect_len(Self::NAME, "grad_output", shape.output_len())?;
         grad_weight.expect_len(Self::NAME, "grad_weight", shape.weight_len())?;
-        Workgroups::for_items(params.invocations as u64, WEIGHT_GRAD_WORKGROUP)
+        let workgroups = Workgroups::for_items(params.invocations as u64, WEIGHT_GRAD_WORKGROUP);
+        let (rows, step) = (params.row_end, Self::rows_per_dispatch(&shape) as u32);
+        let mut start = 0;
+        while start < rows {
+            let chunk = PackedConvGradParams {
+                row_start: start,
+                row_end: rows.min(start.saturating_add(step)),
+                ..*params
+            };
+            let storage = [packed.raw(), grad_output.raw(), grad_weight.raw()];
+            self.record(ctx, encoder, &chunk, &storage, workgroups)?;
+            start = chunk.row_end;
+        }
+        Ok(())
     }
 }
 
