@@ -8,7 +8,7 @@
 //
 // Bindings:
 //   0 uniform params : PackedConvGradParams (common/packed_grad.wgsl)
-//   1 storage read   : packed      [N, H, W, words] u32  pack_spikes of the conv input (N = T*B)
+//   1 storage read   : packed      [N, H, W, planes, words] u32  pack_spikes of the conv input (N = T*B)
 //   2 storage read   : grad_output [N, C_out, H_out, W_out] f32  dL/d(conv output)
 //   3 storage rw     : grad_weight [C_out, C_in, kH, kW] f32  (written, not accumulated)
 // Dispatch: one invocation per (output channels co..co+3, word, kh, kw), i.e. 32 input channels
@@ -21,6 +21,11 @@
 // C_out read the first channel's gradient again (summed, never stored).
 //
 // Each of the 32 sums runs over n, then oy, then ox, in that order (the CPU mirror's order).
+//
+// Means of spikes (an average pool of spikes before the conv: inputs k / area): `packed` holds
+// the bit planes of the counts k, [N, H, W, planes, words]; one dispatch reads one plane and
+// adds g * 2^plane (exact) where its bit is set, planes in order, and the last dispatch divides
+// the sums by the area. Spikes are plane 0 of 1, area 1: g itself, no division.
 //
 // One dispatch sums the output rows r = n * OH + oy in params.row_start..row_end, and one after
 // the first starts from the sums grad_weight holds: the host splits the rows over dispatches
@@ -109,7 +114,7 @@ fn stored4(co: u32, ci: u32, tap: u32) -> vec4<f32> {
     var d6 = vec4<f32>(0.0);
     var d7 = vec4<f32>(0.0);
     let tap = kh * params.kernel_w + kw;
-    if (params.row_start > 0u) {
+    if (params.row_start > 0u || params.plane > 0u) {
         let ci = word * 32u;
         a0 = stored4(co, ci, tap);
         a1 = stored4(co, ci + 4u, tap);
@@ -147,6 +152,8 @@ fn stored4(co: u32, ci: u32, tap: u32) -> vec4<f32> {
     let o1 = select(0u, out_plane, co + 1u < params.out_channels);
     let o2 = select(0u, 2u * out_plane, co + 2u < params.out_channels);
     let o3 = select(0u, 3u * out_plane, co + 3u < params.out_channels);
+    // A plane's terms count 2^plane times: g * 2^plane is exact (and g itself for spikes).
+    let scale = f32(1u << params.plane);
     // Rows r = n * OH + oy, with (n, oy) stepped along (no division per row).
     var n = params.row_start / params.out_height;
     var oy = params.row_start % params.out_height;
@@ -160,15 +167,15 @@ fn stored4(co: u32, ci: u32, tap: u32) -> vec4<f32> {
                 if (ix < 0 || ix >= i32(params.width)) {
                     continue;
                 }
-                let w = packed[(row + u32(ix)) * params.words + word];
+                let w = packed[((row + u32(ix)) * params.planes + params.plane) * params.words + word];
                 if (w == 0u) {
                     continue;
                 }
                 let at = g_base + oy * params.out_width + ox;
-                let gv0 = grad_output[at];
-                let gv1 = grad_output[at + o1];
-                let gv2 = grad_output[at + o2];
-                let gv3 = grad_output[at + o3];
+                let gv0 = grad_output[at] * scale;
+                let gv1 = grad_output[at + o1] * scale;
+                let gv2 = grad_output[at + o2] * scale;
+                let gv3 = grad_output[at + o3] * scale;
                 a0 += masked4(gv0, w, 0u);
                 a1 += masked4(gv0, w, 4u);
                 a2 += masked4(gv0, w, 8u);
@@ -208,6 +215,15 @@ fn stored4(co: u32, ci: u32, tap: u32) -> vec4<f32> {
             oy = 0u;
             n += 1u;
         }
+    }
+    // The last dispatch of means of spikes divides the sums by the area, once.
+    if (params.area > 1u && params.plane + 1u == params.planes
+        && params.row_end == params.batch * params.out_height) {
+        let d = f32(params.area);
+        a0 /= d; a1 /= d; a2 /= d; a3 /= d; a4 /= d; a5 /= d; a6 /= d; a7 /= d;
+        b0 /= d; b1 /= d; b2 /= d; b3 /= d; b4 /= d; b5 /= d; b6 /= d; b7 /= d;
+        c0 /= d; c1 /= d; c2 /= d; c3 /= d; c4 /= d; c5 /= d; c6 /= d; c7 /= d;
+        d0 /= d; d1 /= d; d2 /= d; d3 /= d; d4 /= d; d5 /= d; d6 /= d; d7 /= d;
     }
     let s0 = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
     let s1 = array<vec4<f32>, 8>(b0, b1, b2, b3, b4, b5, b6, b7);

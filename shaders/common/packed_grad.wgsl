@@ -23,9 +23,12 @@ struct PackedConvGradParams {
     // rows over dispatches: see packed_conv_weight_grad.wgsl). Input grad: unused.
     row_start: u32,
     row_end: u32,
-    _pad3: u32,
-    _pad4: u32,
-    _pad5: u32,
+    // Weight grad on means of spikes: the bit plane this dispatch reads (its terms count
+    // 2^plane times) of `planes`; the last dispatch divides the sums by `area`. Spikes: plane
+    // 0 of 1, area 1. Input grad: unused.
+    plane: u32,
+    planes: u32,
+    area: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: PackedConvGradParams;

@@ -18,33 +18,44 @@ pub fn packed_conv_weight_grad(
             for kh in 0..s.kernel_h {
                 for kw in 0..s.kernel_w {
                     let mut acc = [0.0f32; 32];
-                    for n in 0..s.batch {
-                        for oy in 0..oh {
-                            let iy = (oy * s.stride + kh) as isize - s.padding as isize;
-                            if iy < 0 || iy >= s.height as isize {
-                                continue;
-                            }
-                            for ox in 0..ow {
-                                let ix = (ox * s.stride + kw) as isize - s.padding as isize;
-                                if ix < 0 || ix >= s.width as isize {
+                    let planes = params.planes as usize;
+                    for plane in 0..planes {
+                        // A plane's terms count 2^plane times (exact); spikes are plane 0 of 1.
+                        let scale = (1u32 << plane) as f32;
+                        for n in 0..s.batch {
+                            for oy in 0..oh {
+                                let iy = (oy * s.stride + kh) as isize - s.padding as isize;
+                                if iy < 0 || iy >= s.height as isize {
                                     continue;
                                 }
-                                let pos = (n * s.height + iy as usize) * s.width + ix as usize;
-                                let w = packed[pos * words + word];
-                                if w == 0 {
-                                    continue;
-                                }
-                                let g =
-                                    grad_output[((n * s.out_channels + co) * oh + oy) * ow + ox];
-                                // The shader adds g where the bit is set and +0.0 elsewhere
-                                // (a mask of g's bits); a sum never becomes -0.0, so that is
-                                // skipping, and a non-finite g reaches only the set channels.
-                                for (j, a) in acc.iter_mut().enumerate() {
-                                    if (w >> j) & 1 == 1 {
-                                        *a += g;
+                                for ox in 0..ow {
+                                    let ix = (ox * s.stride + kw) as isize - s.padding as isize;
+                                    if ix < 0 || ix >= s.width as isize {
+                                        continue;
+                                    }
+                                    let pos = (n * s.height + iy as usize) * s.width + ix as usize;
+                                    let w = packed[(pos * planes + plane) * words + word];
+                                    if w == 0 {
+                                        continue;
+                                    }
+                                    let g = grad_output
+                                        [((n * s.out_channels + co) * oh + oy) * ow + ox]
+                                        * scale;
+                                    // The shader adds g where the bit is set and +0.0 elsewhere
+                                    // (a mask of g's bits); a sum never becomes -0.0, so that is
+                                    // skipping, and a non-finite g reaches only the set channels.
+                                    for (j, a) in acc.iter_mut().enumerate() {
+                                        if (w >> j) & 1 == 1 {
+                                            *a += g;
+                                        }
                                     }
                                 }
                             }
+                        }
+                    }
+                    if params.area > 1 {
+                        for a in acc.iter_mut() {
+                            *a /= params.area as f32;
                         }
                     }
                     for (j, a) in acc.iter().enumerate() {

@@ -13,7 +13,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::conv::ConvShape;
 use super::popcount::{
-    channel_words, check_u32, padded_out_channels, PackSpikesParams, PackWeightsParams,
+    channel_words, check_u32, padded_out_channels, PackSpikesParams, PackWeightsParams, SpikeArea,
 };
 use crate::gpu::{GpuError, Workgroups};
 
@@ -53,9 +53,12 @@ pub struct PackedConvGradParams {
     /// [`PackedConvGradParams::weight_grad`] cover all rows). Input gradient: 0.
     pub row_start: u32,
     pub row_end: u32,
-    pub _pad3: u32,
-    pub _pad4: u32,
-    pub _pad5: u32,
+    /// Weight gradient on means of spikes ([`SpikeArea`]): the bit plane this dispatch reads
+    /// (its terms count `2^plane` times), of `planes`; the sums are divided by `area` once,
+    /// by the last dispatch. Spikes: plane 0 of 1, area 1. Input gradient: unused.
+    pub plane: u32,
+    pub planes: u32,
+    pub area: u32,
 }
 const _: () = assert!(std::mem::size_of::<PackedConvGradParams>() == 80);
 
@@ -83,6 +86,16 @@ impl PackedConvGradParams {
             kind: WEIGHT_GRAD,
             row_end: (shape.batch * shape.out_h()) as u32,
             ..Self::common(shape)
+        }
+    }
+
+    /// The weight gradient's params for an input of means of `area` spikes, packed as bit
+    /// planes (`pack_spikes` with that area).
+    pub fn with_area(self, area: SpikeArea) -> Self {
+        Self {
+            planes: area.planes(),
+            area: area.get(),
+            ..self
         }
     }
 
@@ -117,9 +130,9 @@ impl PackedConvGradParams {
             kind: 0,
             row_start: 0,
             row_end: 0,
-            _pad3: 0,
-            _pad4: 0,
-            _pad5: 0,
+            plane: 0,
+            planes: 1,
+            area: 1,
         }
     }
 
@@ -160,14 +173,26 @@ impl PackedConvGradParams {
     }
 }
 
-kernel! {
-    /// `packed_conv_weight_grad`: packed input spikes `[N, H, W, words]`, dL/d(output)
-    /// `[N, C_out, OH, OW]` -> dL/dW `[C_out, C_in, kH, kW]` (written), the float im2col +
-    /// GEMM weight gradient's sums without the columns.
-    pub struct PackedConvWeightGrad("packed_conv_weight_grad", PackedConvGradParams);
+/// `packed_conv_weight_grad`: packed input spikes `[N, H, W, words]` (or the bit planes of
+/// counts of spikes, `[N, H, W, planes, words]`), dL/d(output) `[N, C_out, OH, OW]` -> dL/dW
+/// `[C_out, C_in, kH, kW]` (written), the float im2col + GEMM weight gradient's sums without
+/// the columns.
+pub struct PackedConvWeightGrad {
+    pipeline: std::sync::Arc<wgpu::ComputePipeline>,
 }
 
 impl PackedConvWeightGrad {
+    pub const NAME: &'static str = "packed_conv_weight_grad";
+    pub const SOURCE: crate::gpu::KernelSource =
+        kernel_source!("packed_conv_weight_grad", PackedConvGradParams);
+
+    /// Compiles (or fetches from the cache) the pipeline.
+    pub fn new(ctx: &crate::gpu::GpuContext) -> Result<Self, GpuError> {
+        Ok(Self {
+            pipeline: ctx.kernel(&Self::SOURCE)?,
+        })
+    }
+
     /// Output rows (`n * OH + oy`) one dispatch may sum. Lavapipe ends all of an invocation's
     /// loops after [`crate::gpu::MAX_LOOP_ITERATIONS`] passes in all (Mesa's
     /// `LP_MAX_TGSI_LOOP_ITERATIONS`), silently: the sums were short from about 64 frames of
@@ -180,8 +205,9 @@ impl PackedConvWeightGrad {
     }
 
     /// Records the weight gradient: one invocation per (4 output channels, 32 input channels,
-    /// tap), the rows split over dispatches of [`Self::rows_per_dispatch`], each continuing the
-    /// previous one's sums in `grad_weight` (the same additions in the same order as one pass).
+    /// tap); one dispatch per bit plane (one for spikes) and range of
+    /// [`Self::rows_per_dispatch`] rows, each continuing the previous one's sums in
+    /// `grad_weight` (the same additions in the same order as one pass over planes, then rows).
     pub fn dispatch(
         &self,
         ctx: &crate::gpu::GpuContext,
@@ -192,32 +218,45 @@ impl PackedConvWeightGrad {
         grad_weight: &crate::gpu::GpuBuffer<f32>,
     ) -> Result<(), GpuError> {
         params.check(Self::NAME)?;
-        if *params != PackedConvGradParams::weight_grad(&params.shape()) {
+        let shape = params.shape();
+        let area = SpikeArea::new(params.area as usize)
+            .ok_or_else(|| GpuError::shape(Self::NAME, format!("area {}", params.area)))?;
+        if *params != PackedConvGradParams::weight_grad(&shape).with_area(area) {
             return Err(GpuError::shape(
                 Self::NAME,
                 "params not made by `weight_grad`",
             ));
         }
-        let shape = params.shape();
         packed.expect_len(
             Self::NAME,
             "packed",
-            PackSpikesParams::for_conv(&shape).total_words as usize,
+            PackSpikesParams::for_conv(&shape)
+                .with_area(area)
+                .packed_len(),
         )?;
         grad_output.expect_len(Self::NAME, "grad_output", shape.output_len())?;
         grad_weight.expect_len(Self::NAME, "grad_weight", shape.weight_len())?;
         let workgroups = Workgroups::for_items(params.invocations as u64, WEIGHT_GRAD_WORKGROUP);
         let (rows, step) = (params.row_end, Self::rows_per_dispatch(&shape) as u32);
-        let mut start = 0;
-        while start < rows {
-            let chunk = PackedConvGradParams {
-                row_start: start,
-                row_end: rows.min(start.saturating_add(step)),
-                ..*params
-            };
-            let storage = [packed.raw(), grad_output.raw(), grad_weight.raw()];
-            self.record(ctx, encoder, &chunk, &storage, workgroups)?;
-            start = chunk.row_end;
+        for plane in 0..params.planes {
+            let mut start = 0;
+            while start < rows {
+                let chunk = PackedConvGradParams {
+                    plane,
+                    row_start: start,
+                    row_end: rows.min(start.saturating_add(step)),
+                    ..*params
+                };
+                ctx.dispatch(
+                    encoder,
+                    &self.pipeline,
+                    Self::NAME,
+                    bytemuck::bytes_of(&chunk),
+                    &[packed.raw(), grad_output.raw(), grad_weight.raw()],
+                    workgroups,
+                )?;
+                start = chunk.row_end;
+            }
         }
         Ok(())
     }

@@ -716,11 +716,7 @@ impl ConvUnit {
             conv_out: &ws.conv_out,
             mean: &ws.mean,
             invstd: &ws.invstd,
-            // The packed weight gradient reads spike bits; bit planes of means take the GEMM.
-            packed_input: ws
-                .packed_input
-                .as_ref()
-                .filter(|_| self.input_area == SpikeArea::SPIKES),
+            packed_input: ws.packed_input.as_ref().map(|p| (p, self.input_area)),
             packed_weights: match (&self.popcount, &self.weight.binary) {
                 (Some(packed), Some(b)) => Some((packed, &b.gamma)),
                 _ => None,
@@ -817,8 +813,9 @@ struct ConvBn<'a> {
     conv_out: &'a GpuBuffer<f32>,
     mean: &'a GpuBuffer<f32>,
     invstd: &'a GpuBuffer<f32>,
-    /// The conv input as the popcount forward packed it (spike input, binary weights).
-    packed_input: Option<&'a GpuBuffer<u32>>,
+    /// The conv input as the popcount forward packed it (spikes, or the bit planes of means of
+    /// `area` spikes; binary weights).
+    packed_input: Option<(&'a GpuBuffer<u32>, SpikeArea)>,
     /// The weight signs as the popcount forward packed them, and gamma.
     packed_weights: Option<(&'a GpuBuffer<u32>, &'a GpuBuffer<f32>)>,
 }
@@ -862,10 +859,10 @@ impl ConvBn<'_> {
         // `gpu::PackedBackward`.
         let packed = rec.ctx.packed_backward;
         match self.packed_input.filter(|_| packed.weight_grad) {
-            Some(packed) => rec.k.packed_weight_grad.dispatch(
+            Some((packed, area)) => rec.k.packed_weight_grad.dispatch(
                 rec.ctx,
                 rec.enc,
-                &PackedConvGradParams::weight_grad(self.shape),
+                &PackedConvGradParams::weight_grad(self.shape).with_area(area),
                 packed,
                 g_conv_out,
                 weight.grad_target(),
