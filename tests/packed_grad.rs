@@ -11,6 +11,7 @@
 mod common;
 
 use bitspike::cpu;
+use bitspike::gpu::GpuContext;
 use bitspike::kernels::conv::{Conv2d, ConvShape};
 use bitspike::kernels::packed_grad::{
     PackedConvGradParams, PackedConvInputGrad, PackedConvWeightGrad,
@@ -45,70 +46,78 @@ fn shapes() -> Vec<ConvShape> {
     out
 }
 
+/// One weight-gradient check: the kernel on `input` (spikes, or means of `area` spikes) packed
+/// as the forward packs it, against its CPU mirror (the same terms in the same order: bit for
+/// bit), the f64 gradient and the float im2col + GEMM path it replaces.
+fn check_weight_grad(
+    ctx: &GpuContext,
+    shape: &ConvShape,
+    input: &[f32],
+    area: SpikeArea,
+    seed: u64,
+) {
+    let (kernel, float) = (
+        PackedConvWeightGrad::new(ctx).unwrap(),
+        Conv2d::new(ctx).unwrap(),
+    );
+    let grad_out = uniform(&mut rng(seed), shape.output_len(), -1.0, 1.0);
+    let pack = PackSpikesParams::for_conv(shape).with_area(area);
+    let mut packed = vec![0u32; pack.packed_len()];
+    cpu::popcount::pack_spikes(&pack, input, &mut packed);
+    let params = PackedConvGradParams::weight_grad(shape).with_area(area);
+    let mut want = vec![0.0; shape.weight_len()];
+    cpu::packed_grad::packed_conv_weight_grad(&params, &packed, &grad_out, &mut want);
+    let (p, g, out) = (
+        upload(ctx, &packed),
+        upload(ctx, &grad_out),
+        filled(ctx, shape.weight_len(), f32::NAN),
+    );
+    record(ctx, |enc| kernel.dispatch(ctx, enc, &params, &p, &g, &out));
+    let got = read(ctx, &out);
+    let tag = format!("{shape:?}, means of {area:?}");
+    assert_exact(&format!("{tag} vs mirror"), &got, &want);
+
+    let mut exact = vec![0.0; shape.weight_len()];
+    cpu::conv::conv2d_backward_weight(shape, input, &grad_out, &mut exact);
+    // f32 sums of N * OH * OW terms of magnitude <= 1: their rounding grows with the count
+    // (1.3e-3 at 100,352 terms), so the absolute tolerance does too.
+    let terms = (shape.batch * shape.out_h() * shape.out_w()) as f32;
+    let atol = (2e-8 * terms).max(1e-4);
+    assert_close(&format!("{tag} vs f64 reference"), &got, &exact, 1e-4, atol);
+    let (x, cols, gemm_out) = (
+        upload(ctx, input),
+        zeros(ctx, Conv2d::cols_scratch_len(shape).unwrap()),
+        zeros(ctx, shape.weight_len()),
+    );
+    record(ctx, |enc| {
+        float.backward_weight(ctx, enc, shape, &x, &g, &cols, &gemm_out)
+    });
+    let gemm = read(ctx, &gemm_out);
+    assert_close(
+        &format!("{tag} vs float path"),
+        &got,
+        &gemm,
+        1e-4,
+        2.0 * atol,
+    );
+}
+
 #[test]
 fn packed_conv_weight_grad_matches_cpu_reference() {
     let Some(ctx) = gpu() else { return };
-    let kernel = PackedConvWeightGrad::new(&ctx).unwrap();
-    let float = Conv2d::new(&ctx).unwrap();
     let mut r = rng(3);
-    for shape in shapes() {
+    for (i, shape) in shapes().into_iter().enumerate() {
         let input = spikes(&mut r, shape.input_len(), 0.2);
-        let grad_out = uniform(&mut r, shape.output_len(), -1.0, 1.0);
-        let pack = PackSpikesParams::for_conv(&shape);
-        let mut packed = vec![0u32; pack.total_words as usize];
-        cpu::popcount::pack_spikes(&pack, &input, &mut packed);
-        let params = PackedConvGradParams::weight_grad(&shape);
-
-        let mut want = vec![0.0; shape.weight_len()];
-        cpu::packed_grad::packed_conv_weight_grad(&params, &packed, &grad_out, &mut want);
-        let (p, g, out) = (
-            upload(&ctx, &packed),
-            upload(&ctx, &grad_out),
-            filled(&ctx, shape.weight_len(), f32::NAN),
-        );
-        record(&ctx, |enc| {
-            kernel.dispatch(&ctx, enc, &params, &p, &g, &out)
-        });
-        let got = read(&ctx, &out);
-        let tag = format!("{shape:?}");
-        // The same terms in the same order: bit for bit.
-        assert_exact(&format!("{tag} vs mirror"), &got, &want);
-
-        // The mathematical gradient (f64) and the float im2col + GEMM path it replaces.
-        let mut exact = vec![0.0; shape.weight_len()];
-        cpu::conv::conv2d_backward_weight(&shape, &input, &grad_out, &mut exact);
-        // f32 sums of N * OH * OW terms of magnitude <= 1: their rounding grows with the
-        // count (1.3e-3 at 100,352 terms), so the absolute tolerance does too.
-        let terms = (shape.batch * shape.out_h() * shape.out_w()) as f32;
-        let atol = (2e-8 * terms).max(1e-4);
-        assert_close(&format!("{tag} vs f64 reference"), &got, &exact, 1e-4, atol);
-        let (x, cols, gemm_out) = (
-            upload(&ctx, &input),
-            zeros(&ctx, Conv2d::cols_scratch_len(&shape).unwrap()),
-            zeros(&ctx, shape.weight_len()),
-        );
-        record(&ctx, |enc| {
-            float.backward_weight(&ctx, enc, &shape, &x, &g, &cols, &gemm_out)
-        });
-        assert_close(
-            &format!("{tag} vs float path"),
-            &got,
-            &read(&ctx, &gemm_out),
-            1e-4,
-            2.0 * atol,
-        );
+        check_weight_grad(&ctx, &shape, &input, SpikeArea::SPIKES, 300 + i as u64);
     }
 }
 
 /// Means of `area` spikes (an average pool's output): the weight gradient reads the bit planes
-/// of the counts, plane by plane, and divides by the area once: equal to its CPU mirror
-/// exactly, to the f64 gradient and the float GEMM path within rounding. The last shape runs
-/// past lavapipe's loop limit in every plane.
+/// of the counts, plane by plane, and divides by the area once. The last shape runs past
+/// lavapipe's loop limit in every plane.
 #[test]
 fn packed_conv_weight_grad_on_means_of_spikes_matches_cpu_reference() {
     let Some(ctx) = gpu() else { return };
-    let kernel = PackedConvWeightGrad::new(&ctx).unwrap();
-    let float = Conv2d::new(&ctx).unwrap();
     let mut r = rng(5);
     let cases = [
         (4, ConvShape::new(2, 31, 3, 5, 7, 3, 1, 1)),
@@ -117,51 +126,13 @@ fn packed_conv_weight_grad_on_means_of_spikes_matches_cpu_reference() {
         (4, ConvShape::new(2, 40, 6, 8, 8, 1, 2, 0)),
         (4, ConvShape::new(96, 16, 8, 28, 28, 3, 1, 1)),
     ];
-    for (area, shape) in cases {
+    for (i, (area, shape)) in cases.into_iter().enumerate() {
         let area = SpikeArea::new(area).unwrap();
         let input: Vec<f32> = spikes(&mut r, shape.input_len() * area.get() as usize, 0.2)
             .chunks(area.get() as usize)
             .map(|w| w.iter().sum::<f32>() / area.get() as f32)
             .collect();
-        let grad_out = uniform(&mut r, shape.output_len(), -1.0, 1.0);
-        let pack = PackSpikesParams::for_conv(&shape).with_area(area);
-        let mut packed = vec![0u32; pack.packed_len()];
-        cpu::popcount::pack_spikes(&pack, &input, &mut packed);
-        let params = PackedConvGradParams::weight_grad(&shape).with_area(area);
-        let mut want = vec![0.0; shape.weight_len()];
-        cpu::packed_grad::packed_conv_weight_grad(&params, &packed, &grad_out, &mut want);
-        let (p, g, out) = (
-            upload(&ctx, &packed),
-            upload(&ctx, &grad_out),
-            filled(&ctx, shape.weight_len(), f32::NAN),
-        );
-        record(&ctx, |enc| {
-            kernel.dispatch(&ctx, enc, &params, &p, &g, &out)
-        });
-        let got = read(&ctx, &out);
-        let tag = format!("{shape:?}, means of {area:?}");
-        assert_exact(&format!("{tag} vs mirror"), &got, &want);
-        let mut exact = vec![0.0; shape.weight_len()];
-        cpu::conv::conv2d_backward_weight(&shape, &input, &grad_out, &mut exact);
-        let terms = (shape.batch * shape.out_h() * shape.out_w()) as f32;
-        let atol = (2e-8 * terms).max(1e-4);
-        assert_close(&format!("{tag} vs f64 reference"), &got, &exact, 1e-4, atol);
-        let (x, cols, gemm_out) = (
-            upload(&ctx, &input),
-            zeros(&ctx, Conv2d::cols_scratch_len(&shape).unwrap()),
-            zeros(&ctx, shape.weight_len()),
-        );
-        record(&ctx, |enc| {
-            float.backward_weight(&ctx, enc, &shape, &x, &g, &cols, &gemm_out)
-        });
-        let gemm = read(&ctx, &gemm_out);
-        assert_close(
-            &format!("{tag} vs float path"),
-            &got,
-            &gemm,
-            1e-4,
-            2.0 * atol,
-        );
+        check_weight_grad(&ctx, &shape, &input, area, 500 + i as u64);
     }
 }
 
