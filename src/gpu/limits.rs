@@ -1,10 +1,10 @@
 //! Device limits.
 //!
-//! The browser opens its device with the WebGPU defaults (what every browser guarantees);
-//! natively we ask for the same, except the two buffer sizes, which we take from the adapter
-//! (a real GPU's Vulkan driver gives GiBs per binding, so `resnet19` at batch 128 keeps each
-//! activation in one buffer). Set `BITSPIKE_LIMITS=webgpu` to open a native device with the
-//! browser's limits exactly. Buffer sizes are checked against the device's limits before
+//! The device is opened with the WebGPU defaults (what every browser guarantees), except the
+//! two buffer sizes, which we take from the adapter where it offers more, natively and in the
+//! browser alike (a real GPU gives GiBs per binding, so `resnet19` at batch 128 keeps each
+//! activation in one buffer; a browser on such a GPU passes that on when asked). Set
+//! `BITSPIKE_LIMITS=webgpu` to open a native device with the WebGPU defaults exactly. Buffer sizes are checked against the device's limits before
 //! anything is created ([`check_buffer`]); an excess is a [`GpuError::LimitExceeded`] naming
 //! the buffer and the limit.
 //!
@@ -49,12 +49,12 @@ pub fn required_limits() -> wgpu::Limits {
 }
 
 /// The limits to open a device on an adapter offering `adapter` with: [`required_limits`],
-/// and natively (unless `BITSPIKE_LIMITS=webgpu`) the adapter's buffer sizes where larger.
+/// and (natively unless `BITSPIKE_LIMITS=webgpu`) the adapter's buffer sizes where larger.
 pub fn device_limits(adapter: &wgpu::Limits) -> wgpu::Limits {
     let webgpu = required_limits();
-    let browser_limits = cfg!(target_arch = "wasm32")
-        || std::env::var("BITSPIKE_LIMITS").is_ok_and(|v| v.eq_ignore_ascii_case("webgpu"));
-    if browser_limits {
+    let defaults_only = !cfg!(target_arch = "wasm32")
+        && std::env::var("BITSPIKE_LIMITS").is_ok_and(|v| v.eq_ignore_ascii_case("webgpu"));
+    if defaults_only {
         return webgpu;
     }
     wgpu::Limits {
