@@ -27,7 +27,7 @@
 // Averaged spikes (AREA > 1, an average pool of spikes before the conv: inputs k / AREA): the
 // input is the PLANES bit planes of the counts k ([N, H, W, PLANES, words], pack_spikes), each
 // plane's counts enter shifted left by its index p, so the sums are exactly sum of k * sign(W)
-// over the taps, and out = gamma[co] * (that sum / AREA). A plane that is zero for all four
+// over the taps, and out = gamma[co] * (that sum * (1 / AREA)). A plane that is zero for all four
 // pixels is skipped like a silent tap (high planes mostly are). PLANES and AREA are override
 // constants: with AREA = 1 the plane loop runs once at p = 0 and the kernel is the spikes' one.
 
@@ -56,6 +56,10 @@ struct PopcountConvParams {
 override PIXELS: u32 = 4u;
 // Each input value is the mean of AREA spikes, packed as PLANES bit planes (1 and 1: spikes).
 override AREA: u32 = 1u;
+// 1 / AREA, rounded once by the pipeline's constant evaluation on the host: a multiply is
+// correctly rounded everywhere, a division only within 2.5 ulp on some GPUs (the CPU mirror
+// multiplies by the same f32 reciprocal).
+override INV_AREA: f32 = 1.0 / f32(AREA);
 override PLANES: u32 = 1u;
 @group(0) @binding(1) var<storage, read> spikes: array<u32>;
 @group(0) @binding(2) var<storage, read> weights: array<vec4<u32>>;
@@ -70,7 +74,7 @@ fn store4(co: u32, out_base: u32, plane: u32, acc: vec4<u32>, ones: u32) {
             if (AREA == 1u) {
                 output[out_base + c * plane] = gamma[c] * f32(counts[j]);
             } else {
-                output[out_base + c * plane] = gamma[c] * (f32(counts[j]) / f32(AREA));
+                output[out_base + c * plane] = gamma[c] * (f32(counts[j]) * INV_AREA);
             }
         }
     }

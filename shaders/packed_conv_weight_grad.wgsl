@@ -25,7 +25,7 @@
 // Means of spikes (an average pool of spikes before the conv: inputs k / area): `packed` holds
 // the bit planes of the counts k, [N, H, W, planes, words]; one dispatch reads one plane and
 // adds g * 2^plane (exact) where its bit is set, planes in order, and the last dispatch divides
-// the sums by the area. Spikes are plane 0 of 1, area 1: g itself, no division.
+// the sums by the area (multiplies by 1 / area, rounded once on the host). Spikes are plane 0 of 1, area 1: g itself, no division.
 //
 // One dispatch sums the output rows r = n * OH + oy in params.row_start..row_end, and one after
 // the first starts from the sums grad_weight holds: the host splits the rows over dispatches
@@ -216,14 +216,14 @@ fn stored4(co: u32, ci: u32, tap: u32) -> vec4<f32> {
             n += 1u;
         }
     }
-    // The last dispatch of means of spikes divides the sums by the area, once.
+    // The last dispatch of means of spikes divides the sums by the area, once (times 1 / area).
     if (params.area > 1u && params.plane + 1u == params.planes
         && params.row_end == params.batch * params.out_height) {
-        let d = f32(params.area);
-        a0 /= d; a1 /= d; a2 /= d; a3 /= d; a4 /= d; a5 /= d; a6 /= d; a7 /= d;
-        b0 /= d; b1 /= d; b2 /= d; b3 /= d; b4 /= d; b5 /= d; b6 /= d; b7 /= d;
-        c0 /= d; c1 /= d; c2 /= d; c3 /= d; c4 /= d; c5 /= d; c6 /= d; c7 /= d;
-        d0 /= d; d1 /= d; d2 /= d; d3 /= d; d4 /= d; d5 /= d; d6 /= d; d7 /= d;
+        let q = bitcast<f32>(params.inv_area_bits);
+        a0 *= q; a1 *= q; a2 *= q; a3 *= q; a4 *= q; a5 *= q; a6 *= q; a7 *= q;
+        b0 *= q; b1 *= q; b2 *= q; b3 *= q; b4 *= q; b5 *= q; b6 *= q; b7 *= q;
+        c0 *= q; c1 *= q; c2 *= q; c3 *= q; c4 *= q; c5 *= q; c6 *= q; c7 *= q;
+        d0 *= q; d1 *= q; d2 *= q; d3 *= q; d4 *= q; d5 *= q; d6 *= q; d7 *= q;
     }
     let s0 = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
     let s1 = array<vec4<f32>, 8>(b0, b1, b2, b3, b4, b5, b6, b7);

@@ -29,6 +29,11 @@ struct PackedConvGradParams {
     plane: u32,
     planes: u32,
     area: u32,
+    inv_area_bits: u32, // bitcast<f32>: 1 / area rounded once on the host (a multiply is
+                        // correctly rounded everywhere, a division not on every GPU)
+    _pad3: u32,
+    _pad4: u32,
+    _pad5: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: PackedConvGradParams;

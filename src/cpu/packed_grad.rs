@@ -54,8 +54,10 @@ pub fn packed_conv_weight_grad(
                         }
                     }
                     if params.area > 1 {
+                        // The shader's multiply by the f32 reciprocal.
+                        let q = f32::from_bits(params.inv_area_bits);
                         for a in acc.iter_mut() {
-                            *a /= params.area as f32;
+                            *a *= q;
                         }
                     }
                     for (j, a) in acc.iter().enumerate() {

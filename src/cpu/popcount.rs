@@ -107,7 +107,8 @@ pub fn binary_conv_popcount(
                     output[at] = if params.area == 1 {
                         gamma[co] * count as f32
                     } else {
-                        gamma[co] * (count as f32 / params.area as f32)
+                        // The shader's INV_AREA: the f32 reciprocal, then a multiply.
+                        gamma[co] * (count as f32 * (1.0 / params.area as f32))
                     };
                 }
             }

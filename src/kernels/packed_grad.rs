@@ -59,8 +59,14 @@ pub struct PackedConvGradParams {
     pub plane: u32,
     pub planes: u32,
     pub area: u32,
+    /// `(1 / area as f32).to_bits()`: the shader multiplies by it (a multiply is correctly
+    /// rounded on every adapter, a division is not), as the CPU mirror does.
+    pub inv_area_bits: u32,
+    pub _pad3: u32,
+    pub _pad4: u32,
+    pub _pad5: u32,
 }
-const _: () = assert!(std::mem::size_of::<PackedConvGradParams>() == 80);
+const _: () = assert!(std::mem::size_of::<PackedConvGradParams>() == 96);
 
 /// [`PackedConvGradParams::kind`] of [`PackedConvGradParams::weight_grad`].
 pub const WEIGHT_GRAD: u32 = 1;
@@ -95,6 +101,7 @@ impl PackedConvGradParams {
         Self {
             planes: area.planes(),
             area: area.get(),
+            inv_area_bits: (1.0 / area.get() as f32).to_bits(),
             ..self
         }
     }
@@ -133,6 +140,10 @@ impl PackedConvGradParams {
             plane: 0,
             planes: 1,
             area: 1,
+            inv_area_bits: 1.0f32.to_bits(),
+            _pad3: 0,
+            _pad4: 0,
+            _pad5: 0,
         }
     }
 
