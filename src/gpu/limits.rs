@@ -32,7 +32,7 @@ pub const MAX_STORAGE_BUFFERS_PER_STAGE: u32 = 8;
 /// an invocation once that many iterations have run, without an error, so a longer reduction
 /// silently comes back short. Kernels whose loops grow with the data split them over
 /// dispatches or invocations to stay under it (on every adapter: the split sets the order of
-/// float sums, which must not depend on the adapter).
+/// float sums, so it follows the shape and the kernel variant only).
 pub const MAX_LOOP_ITERATIONS: u64 = 65_535;
 
 /// The WebGPU defaults of the limits our kernels depend on (what the page asks for).
