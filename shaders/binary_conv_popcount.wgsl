@@ -89,28 +89,7 @@ fn store16(co: u32, out_base: u32, c0: vec4<u32>, c1: vec4<u32>, c2: vec4<u32>, 
     store4(co + 12u, out_base, plane, c3, ones);
 }
 
-// Output pixel p as (n, oy, ox): the flat index of its first channel's value and its window's
-// top-left input position.
-struct Pixel {
-    out_base: u32,
-    n: u32,
-    y0: i32,
-    x0: i32,
-}
-
-fn pixel(p: u32) -> Pixel {
-    let ox = p % params.out_w;
-    let rest = p / params.out_w;
-    let oy = rest % params.out_h;
-    let n = rest / params.out_h;
-    let plane = params.out_h * params.out_w;
-    return Pixel(
-        n * params.out_channels * plane + oy * params.out_w + ox,
-        n,
-        i32(oy * params.stride) - i32(params.padding),
-        i32(ox * params.stride) - i32(params.padding),
-    );
-}
+//!include common/conv_pixel.wgsl
 
 // The spike word of tap (kh, kw), word wd (of plane wd / words) of pixel `px`, or 0 where the
 // tap is padding.

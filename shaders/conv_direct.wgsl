@@ -46,28 +46,7 @@ override PIXELS: u32 = 4u;
 @group(0) @binding(2) var<uniform> weight: array<vec4<f32>, 4096>;
 @group(0) @binding(3) var<storage, read_write> output: array<f32>;
 
-// Output pixel p as (n, oy, ox): the flat index of its channel-0 value and the top-left input
-// position of its window.
-struct Pixel {
-    out_base: u32,
-    n: u32,
-    y0: i32,
-    x0: i32,
-}
-
-fn pixel(p: u32) -> Pixel {
-    let ox = p % params.out_w;
-    let rest = p / params.out_w;
-    let oy = rest % params.out_h;
-    let n = rest / params.out_h;
-    let plane = params.out_h * params.out_w;
-    return Pixel(
-        n * params.out_channels * plane + oy * params.out_w + ox,
-        n,
-        i32(oy * params.stride) - i32(params.padding),
-        i32(ox * params.stride) - i32(params.padding),
-    );
-}
+//!include common/conv_pixel.wgsl
 
 // Input channel ci at tap (kh, kw) of pixel `px`, or 0 where the tap is padding.
 fn tap_value(px: Pixel, ci: u32, kh: u32, kw: u32) -> f32 {

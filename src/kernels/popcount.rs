@@ -175,8 +175,10 @@ impl PackSpikesParams {
 /// bits (bit set iff the spike is nonzero; bits past `C` zero). With an area above 1 the input
 /// values are means of `area` spikes, `k / area`, and the output holds the bit planes of the
 /// counts `k`: `[N, H, W, planes, words]`. One pipeline per area (the shader's `AREA` and
-/// `PLANES` overrides), compiled on first use.
-pub struct PackSpikes;
+/// `PLANES` overrides): the spikes' one held, the others compiled on first use.
+pub struct PackSpikes {
+    spikes: Arc<wgpu::ComputePipeline>,
+}
 
 impl PackSpikes {
     pub const NAME: &'static str = "pack_spikes";
@@ -186,8 +188,9 @@ impl PackSpikes {
     /// Compiles (or fetches from the cache) the spikes' pipeline (area 1), so a broken shader
     /// fails here.
     pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        Self::SPECIALISED.pipeline(ctx, &[1, 1])?;
-        Ok(Self)
+        Ok(Self {
+            spikes: Self::SPECIALISED.pipeline(ctx, &[1, 1])?,
+        })
     }
 
     /// Records the dispatch: one invocation per word of channel bits (all planes).
@@ -202,10 +205,16 @@ impl PackSpikes {
         params.check(Self::NAME)?;
         spikes.expect_len(Self::NAME, "spikes", params.spikes_len())?;
         packed.expect_len(Self::NAME, "packed", params.packed_len())?;
-        let pipeline = Self::SPECIALISED.pipeline(ctx, &[params.area, params.planes])?;
+        let averaged;
+        let pipeline = if params.area == 1 {
+            &self.spikes
+        } else {
+            averaged = Self::SPECIALISED.pipeline(ctx, &[params.area, params.planes])?;
+            &averaged
+        };
         ctx.dispatch(
             encoder,
-            &pipeline,
+            pipeline,
             Self::NAME,
             bytemuck::bytes_of(params),
             &[spikes.raw(), packed.raw()],
