@@ -8,12 +8,16 @@
 mod common;
 
 use bitspike::cpu;
-use bitspike::cpu::fused::BnEval;
+use bitspike::cpu::fused::{BnEval, BnTrain};
 use bitspike::gpu::{GpuBuffer, GpuContext, KernelVariant};
 use bitspike::kernels::agmm::{AgmmAlpha, AgmmConfig, AgmmForward, AgmmMode, AgmmParams};
-use bitspike::kernels::batchnorm::{BatchNorm, BatchNormConfig, BatchNormShape, BatchNormState};
+use bitspike::kernels::batchnorm::{
+    BatchNorm, BatchNormConfig, BatchNormSaved, BatchNormShape, BatchNormState,
+};
 use bitspike::kernels::elementwise::{ElementwiseParams, ResidualAdd};
-use bitspike::kernels::fused::{BnAgmmLifEval, BnAgmmLifEvalPacked, BnAgmmLifSpec};
+use bitspike::kernels::fused::{
+    BnAgmmLifEval, BnAgmmLifEvalPacked, BnAgmmLifSpec, BnAgmmLifTrain, TrainTailOut,
+};
 use bitspike::kernels::lif::{LifConfig, LifForward, LifParams, ResetMode};
 use bitspike::kernels::popcount::PackSpikesParams;
 use common::*;
@@ -505,4 +509,262 @@ fn network_eval_fused_equals_inspect_chain() {
             }
         }
     }
+}
+
+/// `bn_agmm_lif_train`'s outputs read back: spikes, membrane, BN output and `E` (empty
+/// without AGMM), and the firing-rate summary `[sum, sum_sq, count]`.
+struct TrainOut {
+    spikes: Vec<f32>,
+    membrane: Vec<f32>,
+    bn_out: Vec<f32>,
+    e: Vec<f32>,
+    summary: Vec<f32>,
+}
+
+/// The training tail on the GPU with the batch statistics `mean`/`invstd` (`c.mean` and
+/// `c.var` stand in for them in the mirror test), its counts reduced by `moments_final`.
+fn train_on_gpu(
+    ctx: &GpuContext,
+    kernel: &BnAgmmLifTrain,
+    c: &Case,
+    saved: &BatchNormSaved,
+) -> TrainOut {
+    use bitspike::kernels::stats::Moments;
+    let g = OnGpu::new(ctx, c);
+    let spec = c.spec;
+    let total = spec.timesteps * spec.elements();
+    let values = zeros(ctx, 4 * spec.channels);
+    let (membrane, spikes) = (filled(ctx, total, f32::NAN), filled(ctx, total, f32::NAN));
+    let (bn_out, e) = (filled(ctx, total, f32::NAN), filled(ctx, total, f32::NAN));
+    // Stale partials must not leak into the sum.
+    let partials = filled(
+        ctx,
+        BnAgmmLifTrain::partials_len(spec.elements()) + 6,
+        1e6f32,
+    );
+    let summary = filled(ctx, 6, 7.0f32);
+    let moments = Moments::new(ctx).unwrap();
+    record(ctx, |enc| {
+        BnAgmmLifTrain::gather_bn(enc, saved, &g.state(), &values)?;
+        let out = TrainTailOut {
+            agmm: spec.agmm.map(|_| (&bn_out, &e)),
+            membrane: &membrane,
+            spikes: &spikes,
+            partials: &partials,
+        };
+        let groups = kernel.dispatch(ctx, enc, &spec, &g.x, &values, g.residual.as_ref(), &out)?;
+        assert_eq!(groups, BnAgmmLifTrain::groups(ctx, &spec));
+        moments.finish(ctx, enc, &partials, groups, total, &summary, 1, false)
+    });
+    let agmm = spec.agmm.is_some();
+    TrainOut {
+        spikes: read(ctx, &spikes),
+        membrane: read(ctx, &membrane),
+        bn_out: if agmm { read(ctx, &bn_out) } else { vec![] },
+        e: if agmm { read(ctx, &e) } else { vec![] },
+        summary: read(ctx, &summary)[3..].to_vec(),
+    }
+}
+
+/// The training tail against its CPU mirror on every spec (all AGMM modes, shortcut,
+/// broadcast frame, reset rules, awkward shapes) and both run lengths: spikes and the spike
+/// count exact, the floats within 1e-5 relative (the gate's `exp` is the device's).
+#[test]
+fn bn_agmm_lif_train_matches_cpu_reference() {
+    let Some(mut ctx) = gpu() else { return };
+    let kernel = BnAgmmLifTrain::new(&ctx).unwrap();
+    for (i, spec, variant) in specs()
+        .into_iter()
+        .enumerate()
+        .flat_map(|(i, s)| VARIANTS.map(|v| (i, s, v)))
+    {
+        ctx.variant = variant;
+        let c = case(spec, 700 + i as u64);
+        // Batch statistics: a mean and an invstd per channel.
+        let invstd: Vec<f32> = c.var.iter().map(|v| 1.0 / v.sqrt()).collect();
+        let total = spec.timesteps * spec.elements();
+        let (mut spikes, mut membrane) = (vec![0.0; total], vec![0.0; total]);
+        let (mut bn_out, mut e) = (vec![0.0; total], vec![0.0; total]);
+        let bn = BnTrain {
+            mean: &c.mean,
+            invstd: &invstd,
+            weight: &c.weight,
+            bias: &c.bias,
+        };
+        let count = cpu::fused::bn_agmm_lif_train(
+            &spec,
+            &c.x,
+            &bn,
+            c.residual.as_deref(),
+            spec.agmm.map(|_| (bn_out.as_mut_slice(), e.as_mut_slice())),
+            &mut membrane,
+            &mut spikes,
+        );
+        let (mean_buf, invstd_buf) = (upload(&ctx, &c.mean), upload(&ctx, &invstd));
+        let saved = BatchNormSaved {
+            mean: &mean_buf,
+            invstd: &invstd_buf,
+        };
+        let got = train_on_gpu(&ctx, &kernel, &c, &saved);
+        let what = format!("bn_agmm_lif_train {spec:?} ({variant:?})");
+        assert!(
+            total < 64 || (count > 0.0 && (count as usize) < total),
+            "{what}: a degenerate case ({count} of {total} fire)"
+        );
+        assert_exact(&format!("{what} spikes"), &got.spikes, &spikes);
+        assert_close(
+            &format!("{what} membrane"),
+            &got.membrane,
+            &membrane,
+            1e-5,
+            1e-6,
+        );
+        assert_exact(
+            &format!("{what} firing-rate summary"),
+            &got.summary,
+            &[count, count, total as f32],
+        );
+        if spec.agmm.is_some() {
+            assert_close(&format!("{what} bn_out"), &got.bn_out, &bn_out, 1e-6, 1e-7);
+            assert_close(&format!("{what} E"), &got.e, &e, 1e-6, 1e-7);
+        }
+    }
+}
+
+/// The training tail against the chain it replaces in a training forward, on the GPU:
+/// `batchnorm_stats` + `batchnorm_apply` (the batch statistics; for a broadcast frame those of
+/// its T copies), `agmm_forward`, `residual_add`, `lif_forward` and `moments` of the spikes.
+/// Every output bit for bit, and the firing-rate summary.
+#[test]
+fn bn_agmm_lif_train_equals_the_unfused_chain() {
+    use bitspike::kernels::stats::Moments;
+    let Some(ctx) = gpu() else { return };
+    let fused = BnAgmmLifTrain::new(&ctx).unwrap();
+    let bn = BatchNorm::new(&ctx, BatchNormConfig::default()).unwrap();
+    let agmm = AgmmForward::new(&ctx).unwrap();
+    let add = ResidualAdd::new(&ctx).unwrap();
+    let lif = LifForward::new(&ctx).unwrap();
+    let moments = Moments::new(&ctx).unwrap();
+    for (i, spec) in specs().into_iter().enumerate() {
+        let (t, n) = (spec.timesteps, spec.elements());
+        let frames = if spec.broadcast { 1 } else { t };
+        if frames * spec.batch * spec.spatial < 2 {
+            continue; // batch statistics need two values per channel
+        }
+        let c = case(spec, 900 + i as u64);
+        let g = OnGpu::new(&ctx, &c);
+        let (mean, invstd) = (zeros(&ctx, spec.channels), zeros(&ctx, spec.channels));
+        let saved = BatchNormSaved {
+            mean: &mean,
+            invstd: &invstd,
+        };
+        let bn_out = zeros(&ctx, frames * n);
+        let (gated, e, pre) = (zeros(&ctx, t * n), zeros(&ctx, t * n), zeros(&ctx, t * n));
+        let (chain_spikes, membrane) = (zeros(&ctx, t * n), zeros(&ctx, t * n));
+        let partials = zeros(&ctx, Moments::partials_len(t * n));
+        let summary = filled(&ctx, 6, 7.0f32);
+        record(&ctx, |enc| {
+            let mut shape = BatchNormShape::new(frames * spec.batch, spec.channels, spec.spatial);
+            if spec.broadcast {
+                shape = shape.repeated(t);
+            }
+            bn.forward_train(&ctx, enc, shape, &g.x, &g.state(), &saved, &bn_out)?;
+            let mut current = &bn_out;
+            if let Some(config) = spec.agmm {
+                agmm.dispatch(
+                    &ctx,
+                    enc,
+                    &AgmmParams::new(&config, t, n),
+                    current,
+                    &gated,
+                    &e,
+                )?;
+                current = &gated;
+            }
+            if let Some(r) = &g.residual {
+                add.dispatch(&ctx, enc, &ElementwiseParams::new(t * n), current, r, &pre)?;
+                current = &pre;
+            }
+            let params = LifParams {
+                broadcast_input: spec.broadcast as u32,
+                ..LifParams::new(&spec.lif, t, n)
+            };
+            lif.dispatch(&ctx, enc, &params, current, &chain_spikes, &membrane)?;
+            moments.dispatch(&ctx, enc, &chain_spikes, &partials, &summary, 1, false)
+        });
+        let got = train_on_gpu(&ctx, &fused, &c, &saved);
+        let what = format!("fused training tail vs chain {spec:?}");
+        assert_exact(
+            &format!("{what} spikes"),
+            &got.spikes,
+            &read(&ctx, &chain_spikes),
+        );
+        assert_exact(
+            &format!("{what} membrane"),
+            &got.membrane,
+            &read(&ctx, &membrane),
+        );
+        assert_exact(
+            &format!("{what} summary"),
+            &got.summary,
+            &read(&ctx, &summary)[3..],
+        );
+        if spec.agmm.is_some() {
+            assert_exact(&format!("{what} bn_out"), &got.bn_out, &read(&ctx, &bn_out));
+            assert_exact(&format!("{what} E"), &got.e, &read(&ctx, &e));
+        }
+    }
+}
+
+#[test]
+fn bn_agmm_lif_train_refuses_wrong_buffers() {
+    let Some(ctx) = gpu() else { return };
+    let kernel = BnAgmmLifTrain::new(&ctx).unwrap();
+    let spec = specs()
+        .into_iter()
+        .find(|s| s.agmm.is_some() && s.elements() > 64)
+        .unwrap();
+    let c = case(spec, 11);
+    let g = OnGpu::new(&ctx, &c);
+    let total = spec.timesteps * spec.elements();
+    let (full, short) = (zeros::<f32>(&ctx, total), zeros::<f32>(&ctx, total - 1));
+    let values = zeros::<f32>(&ctx, 4 * spec.channels);
+    let partials = zeros::<f32>(&ctx, BnAgmmLifTrain::partials_len(spec.elements()));
+    let one = zeros::<f32>(&ctx, 1);
+    let mut enc = ctx.encoder("test");
+    let out = |agmm, membrane, partials| TrainTailOut {
+        agmm,
+        membrane,
+        spikes: &full,
+        partials,
+    };
+    let cases: [(TrainTailOut, &str); 3] = [
+        (
+            out(Some((&full, &full)), &short, &partials),
+            "`membrane` has",
+        ),
+        (
+            out(None, &full, &partials),
+            "exactly when the unit has AGMM",
+        ),
+        (out(Some((&full, &full)), &full, &one), "`partials` has"),
+    ];
+    for (o, needle) in cases {
+        assert_err_contains(
+            kernel.dispatch(&ctx, &mut enc, &spec, &g.x, &values, None, &o),
+            needle,
+        );
+    }
+    assert_err_contains(
+        kernel.dispatch(
+            &ctx,
+            &mut enc,
+            &spec,
+            &g.x,
+            &short,
+            None,
+            &out(Some((&full, &full)), &full, &partials),
+        ),
+        "`bn values` has",
+    );
 }

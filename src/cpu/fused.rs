@@ -69,3 +69,64 @@ pub fn bn_agmm_lif_eval_packed(
     let params = PackSpikesParams::new(spec.timesteps * spec.batch, spec.channels, spec.spatial, 1);
     super::popcount::pack_spikes(&params, &spikes, packed);
 }
+
+/// The batch statistics and affine parameters of a training BN, `[C]` each.
+pub struct BnTrain<'a> {
+    pub mean: &'a [f32],
+    pub invstd: &'a [f32],
+    pub weight: &'a [f32],
+    pub bias: &'a [f32],
+}
+
+/// Mirror of `shaders/bn_agmm_lif_train.wgsl`: writes the spikes, the membrane and, with
+/// `agmm` (exactly when `spec.agmm` is set), the BN output and `E`; returns the number of
+/// spikes (what the shader's partials sum to).
+pub fn bn_agmm_lif_train(
+    spec: &BnAgmmLifSpec,
+    x: &[f32],
+    bn: &BnTrain,
+    residual: Option<&[f32]>,
+    mut agmm: Option<(&mut [f32], &mut [f32])>,
+    membrane: &mut [f32],
+    spikes: &mut [f32],
+) -> f32 {
+    let params = spec.params();
+    let n_len = spec.elements();
+    let mut count = 0.0f32;
+    for n in 0..n_len {
+        let c = (n / spec.spatial) % spec.channels;
+        let k = bn.invstd[c] * bn.weight[c];
+        let normalise = |v: f32| (v - bn.mean[c]) * k + bn.bias[c];
+        let (mut run, mut u, mut s) = (0.0f32, 0.0f32, 0.0f32);
+        for t in 0..spec.timesteps {
+            let i = t * n_len + n;
+            let mut cur = normalise(x[if spec.broadcast { n } else { i }]);
+            if let Some((bn_out, e)) = agmm.as_mut() {
+                bn_out[i] = cur;
+                let a = if params.alpha_const > 0.0 {
+                    params.alpha_const
+                } else {
+                    1.0 / (t + 1) as f32
+                };
+                run = (1.0 - a) * run + a * cur;
+                e[i] = run;
+                if spec.gated() {
+                    cur /= 1.0 + (-run).exp();
+                }
+            }
+            if let Some(r) = residual {
+                cur += r[i];
+            }
+            let h = match spec.lif.reset {
+                ResetMode::Soft => spec.lif.decay * (u - spec.lif.v_th * s) + cur,
+                ResetMode::Hard => spec.lif.decay * u * (1.0 - s) + cur,
+            };
+            s = if h >= spec.lif.v_th { 1.0 } else { 0.0 };
+            u = h;
+            membrane[i] = h;
+            spikes[i] = s;
+            count += s;
+        }
+    }
+    count
+}

@@ -378,16 +378,7 @@ impl BatchNorm {
                 ("saved.invstd", saved.invstd.len()),
             ],
         )?;
-        self.stats.dispatch(
-            ctx,
-            encoder,
-            &params,
-            x,
-            saved.mean,
-            saved.invstd,
-            state.running_mean,
-            state.running_var,
-        )?;
+        self.record_statistics(ctx, encoder, &params, x, state, saved)?;
         self.apply.dispatch(
             ctx,
             encoder,
@@ -398,6 +389,55 @@ impl BatchNorm {
             state.weight,
             state.bias,
             y,
+        )
+    }
+
+    /// The training forward's first half: batch statistics into `saved`, running statistics
+    /// updated, nothing applied (a fused pass such as `bn_agmm_lif_train` applies them).
+    pub fn statistics(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        shape: BatchNormShape,
+        x: &GpuBuffer<f32>,
+        state: &BatchNormState,
+        saved: &BatchNormSaved,
+    ) -> Result<(), GpuError> {
+        let params = BatchNormParams {
+            run: ctx.variant.plane_run(),
+            ..BatchNormParams::new(&self.config, shape, false)
+        };
+        params.check(
+            "BatchNorm::statistics",
+            &[("x", x.len())],
+            &[
+                ("running_mean", state.running_mean.len()),
+                ("running_var", state.running_var.len()),
+                ("saved.mean", saved.mean.len()),
+                ("saved.invstd", saved.invstd.len()),
+            ],
+        )?;
+        self.record_statistics(ctx, encoder, &params, x, state, saved)
+    }
+
+    fn record_statistics(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &BatchNormParams,
+        x: &GpuBuffer<f32>,
+        state: &BatchNormState,
+        saved: &BatchNormSaved,
+    ) -> Result<(), GpuError> {
+        self.stats.dispatch(
+            ctx,
+            encoder,
+            params,
+            x,
+            saved.mean,
+            saved.invstd,
+            state.running_mean,
+            state.running_var,
         )
     }
 

@@ -8,7 +8,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::gpu::{check_lens, GpuBuffer, GpuContext, GpuError, Specialised, Workgroups};
 
 use super::agmm::{AgmmAlpha, AgmmConfig, AgmmMode};
-use super::batchnorm::{plane_runs, BatchNormState};
+use super::batchnorm::{plane_runs, BatchNormSaved, BatchNormState};
 use super::lif::{LifConfig, ResetMode};
 
 /// Mirrors `struct BnAgmmLifParams` in `shaders/common/bn_agmm_lif.wgsl`.
@@ -212,6 +212,193 @@ impl BnAgmmLifEvalPacked {
     }
 }
 
+/// What [`BnAgmmLifTrain`] writes: the spikes, the membrane and, for a unit with AGMM, the BN
+/// output and `E` (what its backward reads), and the per-workgroup spike counts.
+pub struct TrainTailOut<'a> {
+    /// BN output `X[t]` and AGMM `E[t]`, `[T, N]` each: given exactly when `spec.agmm` is set.
+    pub agmm: Option<(&'a GpuBuffer<f32>, &'a GpuBuffer<f32>)>,
+    pub membrane: &'a GpuBuffer<f32>,
+    pub spikes: &'a GpuBuffer<f32>,
+    /// At least [`BnAgmmLifTrain::partials_len`]: `[count, count]` per workgroup, for
+    /// [`crate::kernels::stats::Moments::finish`].
+    pub partials: &'a GpuBuffer<f32>,
+}
+
+/// `bn_agmm_lif_train`: conv output -> BN (batch statistics, computed before) -> [AGMM gate]
+/// -> [+ shortcut] -> LIF in one pass, writing what the backward reads and counting the spikes
+/// (the training forward's chain `batchnorm_apply`, `agmm_forward`, `residual_add`,
+/// `lif_forward`, `moments_partial`). One pipeline per combination of gate, AGMM, shortcut,
+/// broadcast frame and reset rule (override constants).
+pub struct BnAgmmLifTrain {
+    /// Bound where a unit without AGMM writes no BN output and no `E` (never written): two
+    /// buffers, so no two writable bindings of one dispatch share a buffer.
+    placeholders: [GpuBuffer<f32>; 2],
+}
+
+impl BnAgmmLifTrain {
+    pub const NAME: &'static str = "bn_agmm_lif_train";
+    pub const SOURCE: crate::gpu::KernelSource =
+        kernel_source!("bn_agmm_lif_train", BnAgmmLifParams);
+    const SPECIALISED: Specialised = Specialised::new(
+        Self::SOURCE,
+        &["GATE", "RESIDUAL", "BROADCAST", "SOFT_RESET", "AGMM"],
+    );
+    const WORKGROUP: u32 = 64;
+
+    /// Compiles one pipeline (a broken shader fails here); the others on first use.
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        Self::SPECIALISED.pipeline(ctx, &[1, 0, 0, 0, 1])?;
+        Ok(Self {
+            placeholders: [
+                GpuBuffer::zeros(ctx, 1, "unused bn out")?,
+                GpuBuffer::zeros(ctx, 1, "unused agmm E")?,
+            ],
+        })
+    }
+
+    /// Workgroups of a dispatch (each writes one `[count, count]` pair) for `spec` on `ctx`.
+    pub fn groups(ctx: &GpuContext, spec: &BnAgmmLifSpec) -> u64 {
+        Self::runs(spec, ctx.variant.plane_run()).div_ceil(u64::from(Self::WORKGROUP))
+    }
+
+    /// Partials a dispatch over `elements` neurons per timestep needs at most, on any adapter
+    /// (one run per neuron at worst).
+    pub fn partials_len(elements: usize) -> usize {
+        2 * elements.div_ceil(Self::WORKGROUP as usize)
+    }
+
+    fn runs(spec: &BnAgmmLifSpec, run: u32) -> u64 {
+        plane_runs(
+            (spec.elements() / spec.spatial.max(1)) as u64,
+            spec.spatial as u32,
+            run,
+        )
+    }
+
+    /// Fills `values` (`[4C]`) with the batch mean, invstd, gamma and beta, the layout of
+    /// binding 2 (copies: the statistics must have been recorded before).
+    pub fn gather_bn(
+        encoder: &mut wgpu::CommandEncoder,
+        saved: &BatchNormSaved,
+        state: &BatchNormState,
+        values: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        let c = saved.mean.len();
+        let parts = [saved.mean, saved.invstd, state.weight, state.bias];
+        check_lens(
+            Self::NAME,
+            "C",
+            c,
+            &[
+                ("mean", saved.mean.len()),
+                ("invstd", saved.invstd.len()),
+                ("weight", state.weight.len()),
+                ("bias", state.bias.len()),
+            ],
+        )?;
+        check_lens(Self::NAME, "4*C", 4 * c, &[("bn values", values.len())])?;
+        for (i, part) in parts.into_iter().enumerate() {
+            encoder.copy_buffer_to_buffer(
+                part.raw(),
+                0,
+                values.raw(),
+                i as u64 * part.bytes(),
+                part.bytes(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Records the pass; returns the workgroups whose counts `out.partials` holds.
+    /// `bn_values` as [`BnAgmmLifTrain::gather_bn`] fills it; `residual` exactly when
+    /// `spec.residual`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        spec: &BnAgmmLifSpec,
+        x: &GpuBuffer<f32>,
+        bn_values: &GpuBuffer<f32>,
+        residual: Option<&GpuBuffer<f32>>,
+        out: &TrainTailOut,
+    ) -> Result<u64, GpuError> {
+        let total = spec.checked_total(Self::NAME)?;
+        let residual = spec.check_residual(Self::NAME, x, residual)?;
+        check_lens(
+            Self::NAME,
+            "4*C",
+            4 * spec.channels,
+            &[("bn values", bn_values.len())],
+        )?;
+        check_lens(
+            Self::NAME,
+            "T*N",
+            total,
+            &[
+                ("membrane", out.membrane.len()),
+                ("spikes", out.spikes.len()),
+            ],
+        )?;
+        let [bn_out, e] = match (spec.agmm, out.agmm) {
+            (Some(_), Some((bn_out, e))) => {
+                check_lens(
+                    Self::NAME,
+                    "T*N",
+                    total,
+                    &[("bn_out", bn_out.len()), ("E", e.len())],
+                )?;
+                [bn_out, e]
+            }
+            (None, None) => [&self.placeholders[0], &self.placeholders[1]],
+            _ => {
+                return Err(GpuError::shape(
+                    Self::NAME,
+                    "the BN output and E are given exactly when the unit has AGMM",
+                ))
+            }
+        };
+        let params = BnAgmmLifParams {
+            run: ctx.variant.plane_run(),
+            ..spec.params()
+        };
+        let groups = Self::runs(spec, params.run).div_ceil(u64::from(Self::WORKGROUP));
+        let need = 2 * groups as usize;
+        if out.partials.len() < need {
+            return Err(GpuError::shape(
+                Self::NAME,
+                format!(
+                    "`partials` has {} elements, needs {need}",
+                    out.partials.len()
+                ),
+            ));
+        }
+        let [gate, res, broadcast, soft] = spec.overrides();
+        let pipeline = Self::SPECIALISED.pipeline(
+            ctx,
+            &[gate, res, broadcast, soft, spec.agmm.is_some() as u32],
+        )?;
+        ctx.dispatch(
+            encoder,
+            &pipeline,
+            Self::NAME,
+            bytemuck::bytes_of(&params),
+            &[
+                x.raw(),
+                bn_values.raw(),
+                residual.raw(),
+                bn_out.raw(),
+                e.raw(),
+                out.membrane.raw(),
+                out.spikes.raw(),
+                out.partials.raw(),
+            ],
+            Workgroups::for_items(Self::runs(spec, params.run), Self::WORKGROUP),
+        )?;
+        Ok(groups)
+    }
+}
+
 impl BnAgmmLifSpec {
     /// `T*N`, refused past `u32` (the shaders index in u32), and a non-empty shape.
     fn checked_total(&self, kernel: &'static str) -> Result<usize, GpuError> {
@@ -239,14 +426,6 @@ impl BnAgmmLifSpec {
         bn: &BatchNormState,
         residual: Option<&'a GpuBuffer<f32>>,
     ) -> Result<&'a GpuBuffer<f32>, GpuError> {
-        let n = self.elements();
-        let total = self.timesteps * n;
-        let (x_len, x_formula) = if self.broadcast {
-            (n, "N (broadcast)")
-        } else {
-            (total, "T*N")
-        };
-        check_lens(kernel, x_formula, x_len, &[("x", x.len())])?;
         check_lens(
             kernel,
             "C",
@@ -258,6 +437,25 @@ impl BnAgmmLifSpec {
                 ("bias", bn.bias.len()),
             ],
         )?;
+        self.check_residual(kernel, x, residual)
+    }
+
+    /// Checks `x` and the shortcut against the spec; returns what the shortcut's binding gets
+    /// (the shortcut, or `x` as a never-read placeholder).
+    fn check_residual<'a>(
+        &self,
+        kernel: &'static str,
+        x: &'a GpuBuffer<f32>,
+        residual: Option<&'a GpuBuffer<f32>>,
+    ) -> Result<&'a GpuBuffer<f32>, GpuError> {
+        let n = self.elements();
+        let total = self.timesteps * n;
+        let (x_len, x_formula) = if self.broadcast {
+            (n, "N (broadcast)")
+        } else {
+            (total, "T*N")
+        };
+        check_lens(kernel, x_formula, x_len, &[("x", x.len())])?;
         match (self.residual, residual) {
             (true, Some(r)) => {
                 check_lens(kernel, "T*N", total, &[("residual", r.len())])?;

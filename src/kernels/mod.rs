@@ -163,6 +163,7 @@ pub const KERNELS: &[KernelSource] = &[
     popcount::BinaryConvPopcount::SOURCE,
     fused::BnAgmmLifEval::SOURCE,
     fused::BnAgmmLifEvalPacked::SOURCE,
+    fused::BnAgmmLifTrain::SOURCE,
     conv::Col2im::SOURCE,
     conv_direct::ConvDirect::SOURCE,
     loss::CrossEntropy::SOURCE,

@@ -156,12 +156,59 @@ impl Moments {
             Workgroups::Linear(first.groups as u64),
         )?;
         let second = MomentsFinalParams::new(len, slot, accumulate);
+        self.record_final(ctx, encoder, &second, partials_scratch, summary)
+    }
+
+    /// The second pass alone, over `groups` `[sum, sum_sq]` pairs another kernel wrote into
+    /// `partials` (`bn_agmm_lif_train` counts its spikes so): `summary[3*slot ..] (+)= [sum,
+    /// sum_sq, len]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        partials: &GpuBuffer<f32>,
+        groups: u64,
+        len: usize,
+        summary: &GpuBuffer<f32>,
+        slot: usize,
+        accumulate: bool,
+    ) -> Result<(), GpuError> {
+        const KERNEL: &str = "moments_final";
+        if groups > u32::MAX as u64 || len > u32::MAX as usize {
+            return Err(GpuError::shape(KERNEL, "groups or length overflow u32"));
+        }
+        if partials.len() < 2 * groups as usize || 3 * slot + 3 > summary.len() {
+            return Err(GpuError::shape(
+                KERNEL,
+                format!(
+                    "{groups} pairs in `partials` of {} elements, slot {slot} in `summary` of {}",
+                    partials.len(),
+                    summary.len()
+                ),
+            ));
+        }
+        let params = MomentsFinalParams {
+            groups: groups as u32,
+            ..MomentsFinalParams::new(len, slot, accumulate)
+        };
+        self.record_final(ctx, encoder, &params, partials, summary)
+    }
+
+    fn record_final(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &MomentsFinalParams,
+        partials: &GpuBuffer<f32>,
+        summary: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
         ctx.dispatch(
             encoder,
             &self.last,
             "moments_final",
-            bytemuck::bytes_of(&second),
-            &[partials_scratch.raw(), summary.raw()],
+            bytemuck::bytes_of(params),
+            &[partials.raw(), summary.raw()],
             Workgroups::Linear(1),
         )
     }

@@ -10,7 +10,7 @@ use crate::kernels::conv::Conv2d;
 use crate::kernels::elementwise::{Accumulate, ResidualAdd};
 use crate::kernels::finite::CountNonFinite;
 use crate::kernels::flips::{PackSigns, SignFlipCount};
-use crate::kernels::fused::{BnAgmmLifEval, BnAgmmLifEvalPacked};
+use crate::kernels::fused::{BnAgmmLifEval, BnAgmmLifEvalPacked, BnAgmmLifTrain};
 use crate::kernels::lif::{LifBackward, LifForward};
 use crate::kernels::linear::Linear;
 use crate::kernels::loss::CrossEntropy;
@@ -33,6 +33,8 @@ pub struct Kernels {
     /// Eval without inspection: BN + AGMM + shortcut + LIF in one pass.
     pub bn_agmm_lif_eval: BnAgmmLifEval,
     pub bn_agmm_lif_eval_packed: BnAgmmLifEvalPacked,
+    /// Training: BN apply + AGMM + shortcut + LIF + the spike count in one pass.
+    pub bn_agmm_lif_train: BnAgmmLifTrain,
     pub add: ResidualAdd,
     pub accumulate: Accumulate,
     pub loss: CrossEntropy,
@@ -64,6 +66,7 @@ impl Kernels {
             agmm_backward: AgmmBackward::new(ctx)?,
             bn_agmm_lif_eval: BnAgmmLifEval::new(ctx)?,
             bn_agmm_lif_eval_packed: BnAgmmLifEvalPacked::new(ctx)?,
+            bn_agmm_lif_train: BnAgmmLifTrain::new(ctx)?,
             add: ResidualAdd::new(ctx)?,
             accumulate: Accumulate::new(ctx)?,
             loss: CrossEntropy::new(ctx)?,

@@ -4,6 +4,7 @@
 //! recording call.
 
 use crate::gpu::{GpuBuffer, GpuContext};
+use crate::kernels::fused::BnAgmmLifTrain;
 use crate::kernels::stats::Moments;
 
 use super::layers::{LayerWs, Scratch};
@@ -105,7 +106,9 @@ impl Workspace {
                 cols: GpuBuffer::zeros(ctx, cols_len, "im2col scratch")?,
                 moment_partials: GpuBuffer::zeros(
                     ctx,
-                    Moments::partials_len(moment_max),
+                    // The fused training tail writes a pair per workgroup of 64 neurons.
+                    Moments::partials_len(moment_max)
+                        .max(BnAgmmLifTrain::partials_len(moment_max)),
                     "moment partials",
                 )?,
                 transients,

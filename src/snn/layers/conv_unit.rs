@@ -11,7 +11,7 @@ use crate::kernels::agmm::{AgmmConfig, AgmmParams};
 use crate::kernels::batchnorm::{BatchNormSaved, BatchNormShape};
 use crate::kernels::conv::{Conv2d, ConvShape};
 use crate::kernels::elementwise::ElementwiseParams;
-use crate::kernels::fused::BnAgmmLifSpec;
+use crate::kernels::fused::{BnAgmmLifSpec, BnAgmmLifTrain, TrainTailOut};
 use crate::kernels::lif::{LifConfig, LifParams};
 use crate::kernels::packed_grad::PackedConvGradParams;
 use crate::kernels::pool::{AvgPool2d, PoolWindow};
@@ -77,6 +77,9 @@ pub struct ConvWs {
     down: Option<DownWs>,
     /// Input spikes packed 32 channels per word (popcount forward).
     packed_input: Option<GpuBuffer<u32>>,
+    /// Training: the batch mean and invstd, gamma and beta side by side (`[4C]`), as the fused
+    /// training tail reads them (`BnAgmmLifTrain::gather_bn`).
+    bn_values: Option<GpuBuffer<f32>>,
     /// The single-frame encoder path (eval mode, direct encoding, first layer).
     pub(crate) frame: Option<FrameWs>,
 }
@@ -224,9 +227,14 @@ impl ConvUnit {
             // Cannot be set already: the cell was made just above.
             let _ = chain.set(self.chain_ws(ctx, len)?);
         }
+        let bn_values = match training {
+            true => Some(GpuBuffer::zeros(ctx, 4 * c, "bn values")?),
+            false => None,
+        };
         let ws = ConvWs {
             shape,
             packed_input,
+            bn_values,
             conv_out: z("conv out")?,
             mean: GpuBuffer::zeros(ctx, c, "mean")?,
             invstd: GpuBuffer::zeros(ctx, c, "invstd")?,
@@ -376,6 +384,11 @@ impl ConvUnit {
         if !train && !io.inspect {
             return self.forward_fused_eval(rec, ws, scratch, io);
         }
+        if train {
+            let residual = self.shortcut_forward(rec, ws, scratch, io)?;
+            let spec = self.fused_spec(rec, t, batch, residual.is_some(), false);
+            return self.record_train_tail(rec, ws, scratch, &spec, &ws.conv_out, residual, io);
+        }
         let chain = self.chain(rec.ctx, ws)?;
         let saved = BatchNormSaved {
             mean: &ws.mean,
@@ -423,11 +436,7 @@ impl ConvUnit {
         let lif = LifParams::new(&self.lif, t, self.elements(batch));
         rec.k
             .lif_forward
-            .dispatch(rec.ctx, rec.enc, &lif, lif_in, spikes, &chain.membrane)?;
-        if train {
-            rec.moments(spikes, &scratch.moment_partials, self.rate_slot)?;
-        }
-        Ok(())
+            .dispatch(rec.ctx, rec.enc, &lif, lif_in, spikes, &chain.membrane)
     }
 
     /// The shortcut added before the LIF, if any: the unit's input (identity) or the
@@ -513,6 +522,67 @@ impl ConvUnit {
         }
     }
 
+    /// The training tail after the conv (`x`: its output, or the encoder's frame): the batch
+    /// statistics, then BN apply, AGMM, the shortcut, the LIF and the spike count in one pass
+    /// (`bn_agmm_lif_train`, exactly the chain's outputs), writing what the backward reads, and
+    /// the firing rate into the epoch summary.
+    #[allow(clippy::too_many_arguments)]
+    fn record_train_tail(
+        &self,
+        rec: &mut Recorder,
+        ws: &ConvWs,
+        scratch: &Scratch,
+        spec: &BnAgmmLifSpec,
+        x: &GpuBuffer<f32>,
+        residual: Option<&GpuBuffer<f32>>,
+        io: Forward,
+    ) -> Result<(), GpuError> {
+        let chain = self.trained_chain(ws)?;
+        let values = ws.bn_values.as_ref().ok_or_else(|| {
+            GpuError::shape(
+                "conv unit forward",
+                format!("{}: an inference workspace cannot train", self.name),
+            )
+        })?;
+        let saved = BatchNormSaved {
+            mean: &ws.mean,
+            invstd: &ws.invstd,
+        };
+        let state = self.bn.state();
+        // A broadcast frame's statistics are those of its T copies.
+        let shape = match spec.broadcast {
+            true => self.bn_shape(spec.batch).repeated(spec.timesteps),
+            false => self.bn_shape(spec.timesteps * spec.batch),
+        };
+        rec.k
+            .bn
+            .statistics(rec.ctx, rec.enc, shape, x, &state, &saved)?;
+        BnAgmmLifTrain::gather_bn(rec.enc, &saved, &state, values)?;
+        let partials = &scratch.moment_partials;
+        let out = TrainTailOut {
+            agmm: chain.expectation.as_ref().map(|e| (&chain.bn_out, e)),
+            membrane: &chain.membrane,
+            spikes: io.output,
+            partials,
+        };
+        let groups = rec
+            .k
+            .bn_agmm_lif_train
+            .dispatch(rec.ctx, rec.enc, spec, x, values, residual, &out)?;
+        let len = spec.timesteps * spec.elements();
+        let summary = &rec.summaries.moments;
+        rec.k.moments.finish(
+            rec.ctx,
+            rec.enc,
+            partials,
+            groups,
+            len,
+            summary,
+            self.rate_slot,
+            true,
+        )
+    }
+
     /// The fused eval pass of this unit for `batch` samples.
     fn fused_spec(
         &self,
@@ -559,8 +629,11 @@ impl ConvUnit {
             &scratch.cols,
             &frame.conv_out,
         )?;
-        if !io.train && !io.inspect {
-            let spec = self.fused_spec(rec, io.timesteps, batch, false, true);
+        let spec = self.fused_spec(rec, io.timesteps, batch, false, true);
+        if io.train {
+            return self.record_train_tail(rec, ws, scratch, &spec, &frame.conv_out, None, io);
+        }
+        if !io.inspect {
             return self.record_fused_eval(rec, &spec, &frame.conv_out, None, io);
         }
         let saved = BatchNormSaved {
@@ -586,11 +659,7 @@ impl ConvUnit {
             &frame.bn_out,
             io.output,
             &chain.membrane,
-        )?;
-        if io.train {
-            rec.moments(io.output, &scratch.moment_partials, self.rate_slot)?;
-        }
-        Ok(())
+        )
     }
 
     /// The LIF reading one `[B, ...]` frame at each of `timesteps` steps.

@@ -1,0 +1,128 @@
+// bn_agmm_lif_train: a conv unit's element-wise tail in training, fused into one pass
+// (docs/method.md §2, §4, §5, §7): BN with the batch statistics -> [AGMM gate] -> [+ shortcut]
+// -> LIF, plus the count of the spikes for the firing rate. It computes exactly what the chain
+// batchnorm_apply (from_variance = 0) -> agmm_forward -> residual_add -> lif_forward ->
+// moments_partial computes, operation for operation in f32, and writes what the backward reads
+// (the BN output and E where the unit has AGMM, the membrane) and the spikes: the chain reads 6-7
+// tensors and writes 5-6; this pass reads 1-2 and writes 2-4, in one dispatch instead of 4-5.
+// The batch statistics come from batchnorm_stats first (they need the whole batch).
+//
+// Bindings (8 storage buffers: the WebGPU limit, hence the BN values in one buffer):
+//   0 uniform params   : BnAgmmLifParams (common/bn_agmm_lif_params.wgsl)
+//   1 storage read     : x        [T, N] f32  conv output (N = B*C*H*W, time-major), or one
+//                                             [N] frame read at every t when BROADCAST = 1
+//   2 storage read     : bn       [4C] f32    batch mean | batch invstd | gamma | beta
+//   3 storage read     : residual [T, N] f32  the shortcut added before the LIF (RESIDUAL = 1);
+//                                             any buffer otherwise (not read)
+//   4 storage rw       : bn_out   [T, N] f32  BN output X[t] (AGMM = 1; not written otherwise)
+//   5 storage rw       : e        [T, N] f32  AGMM running expectation E[t] (AGMM = 1)
+//   6 storage rw       : membrane [T, N] f32  h[t], charged, before the reset
+//   7 storage rw       : spikes   [T, N] f32  s[t] in {0, 1}
+//   8 storage rw       : partials [2 * groups] f32  per workgroup g: [spikes, spikes] (the sum
+//                                             and sum of squares of 0/1 values), which
+//                                             moments_final reduces into the firing rate
+// Dispatch: one invocation per run of up to `params.run` consecutive neurons of one (sample,
+// channel) plane, workgroups of 64, folded 1-D (groups = ceil(B*C*ceil(HW/run) / 64)), as
+// bn_agmm_lif_eval. A workgroup sums its count with a barrier, so no invocation returns early;
+// folded groups past the last write zero counts (within the buffer) that nothing reads.
+//
+// Per element n of channel c = (n / HW) % C, for t = 1..T:
+//   X[t] = (x[t] - mean[c]) * (invstd[c] * weight[c]) + bias[c]
+//   AGMM = 1: E[t] = (1 - alpha[t]) E[t-1] + alpha[t] X[t]; GATE = 1: X[t] <- X[t] / (1 + exp(-E[t]))
+//   RESIDUAL = 1: X[t] <- X[t] + residual[t]
+//   LIF (hard / soft reset, as lif_forward): h[t] from u[t-1], s[t-1] and X[t]; s[t] = h >= v_th
+// GATE = 1 implies AGMM = 1 (mode `off` keeps E and the BN output for its backward, ungated).
+// The spike counts are integers: their sums are exact below 2^24, in any order.
+
+//!include common/group_index.wgsl
+//!include common/bn_agmm_lif_params.wgsl
+
+override AGMM: u32 = 0u;
+
+const WG: u32 = 64u;
+
+//!include common/workgroup_sum2.wgsl
+
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> bn: array<f32>;
+@group(0) @binding(3) var<storage, read> residual: array<f32>;
+@group(0) @binding(4) var<storage, read_write> bn_out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> e: array<f32>;
+@group(0) @binding(6) var<storage, read_write> membrane: array<f32>;
+@group(0) @binding(7) var<storage, read_write> spikes: array<f32>;
+@group(0) @binding(8) var<storage, read_write> partials: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let g = group_index(wid, nwg);
+    let span = neuron_run(g * WG + lid);
+    let c = span.c;
+    let channels = params.channels;
+    // An empty run (past the last plane) reads channel 0's values and loops zero times.
+    let k = bn[channels + c] * bn[2u * channels + c];
+    let m = bn[c];
+    let b = bn[3u * channels + c];
+    // One flat loop over (neuron of the run, t), as in bn_agmm_lif_eval (lavapipe 22.3 leaked
+    // host memory per dispatch with the time loop nested in a neuron loop).
+    let steps = span.len * params.timesteps;
+    var n = span.start;
+    var t = 0u;
+    var frame = 0.0;
+    var run = 0.0;
+    var u = 0.0;
+    var s = 0.0;
+    var count = 0.0;
+    for (var q = 0u; q < steps; q++) {
+        if (t == 0u) {
+            if (BROADCAST == 1u) {
+                // A broadcast frame is normalised once: the same value at every t.
+                frame = (x[n] - m) * k + b;
+            }
+            run = 0.0;
+            u = 0.0;
+            s = 0.0;
+        }
+        let i = t * params.elements + n;
+        var cur = frame;
+        if (BROADCAST == 0u) {
+            cur = (x[i] - m) * k + b;
+        }
+        if (AGMM == 1u) {
+            bn_out[i] = cur;
+            var a = 1.0 / f32(t + 1u);
+            if (params.alpha_const > 0.0) {
+                a = params.alpha_const;
+            }
+            run = (1.0 - a) * run + a * cur;
+            e[i] = run;
+            if (GATE == 1u) {
+                cur = cur / (1.0 + exp(-run));
+            }
+        }
+        if (RESIDUAL == 1u) {
+            cur = cur + residual[i];
+        }
+        var h: f32;
+        if (SOFT_RESET == 1u) {
+            h = params.decay * (u - params.v_th * s) + cur;
+        } else {
+            h = params.decay * u * (1.0 - s) + cur;
+        }
+        s = select(0.0, 1.0, h >= params.v_th);
+        u = h;
+        membrane[i] = h;
+        spikes[i] = s;
+        count += s;
+        t += 1u;
+        if (t == params.timesteps) {
+            t = 0u;
+            n += 1u;
+        }
+    }
+    let total = workgroup_sum2(lid, count, count);
+    if (lid == 0u && 2u * g + 1u < arrayLength(&partials)) {
+        partials[2u * g] = total.x;
+        partials[2u * g + 1u] = total.y;
+    }
+}
