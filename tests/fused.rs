@@ -16,7 +16,8 @@ use bitspike::kernels::batchnorm::{
 };
 use bitspike::kernels::elementwise::{ElementwiseParams, ResidualAdd};
 use bitspike::kernels::fused::{
-    BnAgmmLifEval, BnAgmmLifEvalPacked, BnAgmmLifSpec, BnAgmmLifTrain, TrainTailOut,
+    BnAgmmLifEval, BnAgmmLifEvalPacked, BnAgmmLifSpec, BnAgmmLifTrain, LifAgmmBackward,
+    LifAgmmParams, TrainTailOut,
 };
 use bitspike::kernels::lif::{LifConfig, LifForward, LifParams, ResetMode};
 use bitspike::kernels::popcount::PackSpikesParams;
@@ -766,5 +767,170 @@ fn bn_agmm_lif_train_refuses_wrong_buffers() {
             &out(Some((&full, &full)), &full, &partials),
         ),
         "`bn values` has",
+    );
+}
+
+/// Inputs of one `lif_agmm_backward` case: membrane values around the threshold (inside and
+/// outside the surrogate's window), gradients, the gate's input and E.
+struct BackwardCase {
+    params: LifAgmmParams,
+    membrane: Vec<f32>,
+    grad_spikes: Vec<f32>,
+    x: Vec<f32>,
+    e: Vec<f32>,
+}
+
+fn backward_cases() -> Vec<(BackwardCase, bool)> {
+    let mut out = Vec::new();
+    let modes = [AgmmMode::Full, AgmmMode::Detached, AgmmMode::Off];
+    let mut seed = 40;
+    for (m, mode) in modes.into_iter().enumerate() {
+        for reset in [ResetMode::Hard, ResetMode::Soft] {
+            for detach_reset in [false, true] {
+                for store in [false, true] {
+                    for (s, neurons) in [1usize, 63, 65, 200].into_iter().enumerate() {
+                        seed += 1;
+                        let timesteps = [1, 3, 5, 4][(m + s) % 4];
+                        let lif = LifConfig {
+                            reset,
+                            detach_reset,
+                            decay: 0.6,
+                            v_th: 0.9,
+                            surrogate_width: 0.8,
+                        };
+                        let agmm = AgmmConfig {
+                            mode,
+                            alpha: if s % 2 == 0 {
+                                AgmmAlpha::RunningMean
+                            } else {
+                                AgmmAlpha::Constant(0.4)
+                            },
+                        };
+                        let total = timesteps * neurons;
+                        let mut r = rng(seed);
+                        out.push((
+                            BackwardCase {
+                                params: LifAgmmParams::new(&lif, &agmm, timesteps, neurons),
+                                membrane: uniform(&mut r, total, -0.5, 2.2),
+                                grad_spikes: uniform(&mut r, total, -1.0, 1.0),
+                                x: uniform(&mut r, total, -2.0, 2.0),
+                                e: uniform(&mut r, total, -1.5, 1.5),
+                            },
+                            store,
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The fused pass on the GPU: `(grad_x, grad_pre)` (`grad_pre` empty without the store).
+fn lif_agmm_on_gpu(
+    ctx: &GpuContext,
+    kernel: &LifAgmmBackward,
+    c: &BackwardCase,
+    store: bool,
+) -> (Vec<f32>, Vec<f32>) {
+    let total = c.membrane.len();
+    let (grad_x, grad_pre) = (filled(ctx, total, f32::NAN), filled(ctx, total, f32::NAN));
+    let (membrane, grad_spikes) = (upload(ctx, &c.membrane), upload(ctx, &c.grad_spikes));
+    let (x, e) = (upload(ctx, &c.x), upload(ctx, &c.e));
+    record(ctx, |enc| {
+        kernel.dispatch(
+            ctx,
+            enc,
+            &c.params,
+            &membrane,
+            &grad_spikes,
+            &x,
+            &e,
+            &grad_x,
+            store.then_some(&grad_pre),
+        )
+    });
+    let pre = if store { read(ctx, &grad_pre) } else { vec![] };
+    (read(ctx, &grad_x), pre)
+}
+
+/// Against the composed CPU mirrors, every mode, reset rule, detach_reset and store, awkward
+/// sizes: within 1e-5 relative (the device's `exp`).
+#[test]
+fn lif_agmm_backward_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let kernel = LifAgmmBackward::new(&ctx).unwrap();
+    for (c, store) in backward_cases() {
+        let total = c.membrane.len();
+        let (mut want_x, mut want_pre) = (vec![0.0; total], vec![0.0; total]);
+        cpu::fused::lif_agmm_backward(
+            &c.params,
+            &c.membrane,
+            &c.grad_spikes,
+            &c.x,
+            &c.e,
+            &mut want_x,
+            Some(&mut want_pre),
+        );
+        let (got_x, got_pre) = lif_agmm_on_gpu(&ctx, &kernel, &c, store);
+        let what = format!("lif_agmm_backward {:?} store {store}", c.params);
+        assert!(
+            total < 64 || want_x.iter().filter(|&&v| v != 0.0).count() > total / 4,
+            "{what}: a degenerate case"
+        );
+        assert_close(&format!("{what} grad_x"), &got_x, &want_x, 1e-5, 1e-6);
+        if store {
+            assert_close(&format!("{what} grad_pre"), &got_pre, &want_pre, 1e-5, 1e-6);
+        }
+    }
+}
+
+/// Against `lif_backward` then `agmm_backward` on the GPU: bit for bit.
+#[test]
+fn lif_agmm_backward_equals_the_unfused_chain() {
+    use bitspike::kernels::agmm::AgmmBackward;
+    use bitspike::kernels::lif::LifBackward;
+    let Some(ctx) = gpu() else { return };
+    let kernel = LifAgmmBackward::new(&ctx).unwrap();
+    let (lif, agmm) = (
+        LifBackward::new(&ctx).unwrap(),
+        AgmmBackward::new(&ctx).unwrap(),
+    );
+    for (c, store) in backward_cases() {
+        let total = c.membrane.len();
+        let (membrane, grad_spikes) = (upload(&ctx, &c.membrane), upload(&ctx, &c.grad_spikes));
+        let (x, e) = (upload(&ctx, &c.x), upload(&ctx, &c.e));
+        let (pre, grad_x) = (zeros(&ctx, total), zeros(&ctx, total));
+        record(&ctx, |enc| {
+            lif.dispatch(&ctx, enc, &c.params.lif, &membrane, &grad_spikes, &pre)?;
+            agmm.dispatch(&ctx, enc, &c.params.agmm, &x, &e, &pre, &grad_x)
+        });
+        let (got_x, got_pre) = lif_agmm_on_gpu(&ctx, &kernel, &c, store);
+        let what = format!("fused backward vs chain {:?} store {store}", c.params);
+        assert_exact(&format!("{what} grad_x"), &got_x, &read(&ctx, &grad_x));
+        if store {
+            assert_exact(&format!("{what} grad_pre"), &got_pre, &read(&ctx, &pre));
+        }
+    }
+}
+
+#[test]
+fn lif_agmm_backward_refuses_mismatched_params() {
+    let Some(ctx) = gpu() else { return };
+    let kernel = LifAgmmBackward::new(&ctx).unwrap();
+    let (c, _) = backward_cases().into_iter().nth(3).unwrap();
+    let total = c.membrane.len();
+    let b = zeros::<f32>(&ctx, total);
+    let short = zeros::<f32>(&ctx, total - 1);
+    let mut enc = ctx.encoder("test");
+    let mut params = c.params;
+    params.agmm.timesteps += 1;
+    assert_err_contains(
+        kernel.dispatch(&ctx, &mut enc, &params, &b, &b, &b, &b, &b, None),
+        "disagree",
+    );
+    assert_err_contains(
+        kernel.dispatch(&ctx, &mut enc, &c.params, &b, &b, &b, &b, &b, Some(&short)),
+        "`grad_pre` has",
     );
 }

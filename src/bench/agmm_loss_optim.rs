@@ -1,12 +1,20 @@
-//! AGMM, the readout loss and the optimizers at the `mnist` preset (T = 4, B = 64): AGMM on the
+//! AGMM (alone, and its backward fused with the LIF's), the readout loss and the optimizers at the `mnist` preset (T = 4, B = 64): AGMM on the
 //! conv2 output (64 channels x 14x14), cross entropy on `[4, 64, 10]` logits, and one SGD and
 //! one Adam step on a tensor the size of the whole model (~105k parameters).
 
 use super::{time_gpu, BenchRow};
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};
 use crate::kernels::agmm::{AgmmBackward, AgmmConfig, AgmmForward, AgmmParams};
+use crate::kernels::batchnorm::{
+    BatchNorm, BatchNormConfig, BatchNormSaved, BatchNormShape, BatchNormState,
+};
+use crate::kernels::fused::{
+    BnAgmmLifSpec, BnAgmmLifTrain, LifAgmmBackward, LifAgmmParams, TrainTailOut,
+};
+use crate::kernels::lif::{LifBackward, LifConfig, LifForward, LifParams};
 use crate::kernels::loss::{CrossEntropy, LossKind, LossParams, LossSummary};
 use crate::kernels::optim::{AdamConfig, AdamParams, AdamStep, SgdConfig, SgdParams, SgdStep};
+use crate::kernels::stats::Moments;
 
 /// Deterministic pseudo-random values in `[-2, 2)`.
 fn values(len: usize, salt: usize) -> Vec<f32> {
@@ -46,6 +54,40 @@ pub fn rows(ctx: &GpuContext, reps: usize) -> Result<Vec<BenchRow>, GpuError> {
         flops: None,
         bytes: Some(tn * 4.0 * 4.0),
     });
+
+    // The conv2 unit's LIF + AGMM backward: the chain and the fused pass that replaced it.
+    let lif_agmm = LifAgmmParams::new(&LifConfig::default(), &AgmmConfig::default(), t, n);
+    let membrane = GpuBuffer::from_slice(ctx, &values(t * n, 5), "membrane")?;
+    let grad_pre = GpuBuffer::<f32>::zeros(ctx, t * n, "grad pre")?;
+    let (lif_bwd, fused_bwd) = (LifBackward::new(ctx)?, LifAgmmBackward::new(ctx)?);
+    let shape = format!("T={t} N={n}");
+    rows.push(
+        BenchRow::timed(
+            "lif_backward+agmm_backward (replaced)",
+            shape.clone(),
+            time_gpu(ctx, reps, |enc| {
+                lif_bwd.dispatch(ctx, enc, &lif_agmm.lif, &membrane, &grad_y, &grad_pre)?;
+                bwd.dispatch(ctx, enc, &params, &x, &e, &grad_pre, &grad_x)
+            })?,
+        )
+        .bytes(tn * 4.0 * 7.0),
+    );
+    rows.push(
+        BenchRow::timed(
+            "lif_agmm_backward",
+            shape,
+            time_gpu(ctx, reps, |enc| {
+                fused_bwd.dispatch(
+                    ctx, enc, &lif_agmm, &membrane, &grad_y, &x, &e, &grad_x, None,
+                )
+            })?,
+        )
+        .bytes(tn * 4.0 * 5.0),
+    );
+
+    // The conv2 unit's training tail after its conv: the chain (BN statistics and apply,
+    // AGMM, LIF, the firing rate's moments) and the fused pass that replaced it.
+    rows.extend(train_tail_rows(ctx, reps, t, &x)?);
 
     // Readout loss on [T, B, C] = [4, 64, 10].
     let (b, c) = (64usize, 10usize);
@@ -111,4 +153,95 @@ pub fn rows(ctx: &GpuContext, reps: usize) -> Result<Vec<BenchRow>, GpuError> {
         bytes: Some(len as f64 * 4.0 * 7.0),
     });
     Ok(rows)
+}
+
+/// The training tail at conv2's shape (`x` is its conv output, `[T, B, 64, 14, 14]`).
+fn train_tail_rows(
+    ctx: &GpuContext,
+    reps: usize,
+    t: usize,
+    x: &GpuBuffer<f32>,
+) -> Result<Vec<BenchRow>, GpuError> {
+    let (b, c, hw) = (64usize, 64usize, 196usize);
+    let total = t * b * c * hw;
+    let z = |label: &str| GpuBuffer::<f32>::zeros(ctx, total, label);
+    let zc = |label: &str| GpuBuffer::<f32>::zeros(ctx, c, label);
+    let ones = GpuBuffer::from_slice(ctx, &vec![1.0f32; c], "ones")?;
+    let (running_mean, running_var, bias) = (zc("running mean")?, zc("running var")?, zc("bias")?);
+    let state = BatchNormState {
+        weight: &ones,
+        bias: &bias,
+        running_mean: &running_mean,
+        running_var: &running_var,
+    };
+    let (mean, invstd) = (zc("mean")?, zc("invstd")?);
+    let saved = BatchNormSaved {
+        mean: &mean,
+        invstd: &invstd,
+    };
+    let (bn_out, gated, e, spikes, membrane) =
+        (z("bn out")?, z("gated")?, z("E")?, z("s")?, z("h")?);
+    let values = GpuBuffer::<f32>::zeros(ctx, 4 * c, "bn values")?;
+    let partials = GpuBuffer::<f32>::zeros(
+        ctx,
+        Moments::partials_len(total).max(BnAgmmLifTrain::partials_len(total)),
+        "partials",
+    )?;
+    let summary = GpuBuffer::<f32>::zeros(ctx, 3, "summary")?;
+    let bn = BatchNorm::new(ctx, BatchNormConfig::default())?;
+    let (agmm, lif, moments) = (
+        AgmmForward::new(ctx)?,
+        LifForward::new(ctx)?,
+        Moments::new(ctx)?,
+    );
+    let fused = BnAgmmLifTrain::new(ctx)?;
+    let config = AgmmConfig::default();
+    let n = total / t;
+    let shape = BatchNormShape::new(t * b, c, hw);
+    let spec = BnAgmmLifSpec {
+        timesteps: t,
+        batch: b,
+        channels: c,
+        spatial: hw,
+        eps: bn.config.eps,
+        agmm: Some(config),
+        residual: false,
+        broadcast: false,
+        lif: LifConfig::default(),
+    };
+    let label = format!("[{t}*{b}, {c}, 14, 14]");
+    let chain = time_gpu(ctx, reps, |enc| {
+        bn.forward_train(ctx, enc, shape, x, &state, &saved, &bn_out)?;
+        agmm.dispatch(
+            ctx,
+            enc,
+            &AgmmParams::new(&config, t, n),
+            &bn_out,
+            &gated,
+            &e,
+        )?;
+        let params = LifParams::new(&spec.lif, t, n);
+        lif.dispatch(ctx, enc, &params, &gated, &spikes, &membrane)?;
+        moments.dispatch(ctx, enc, &spikes, &partials, &summary, 0, true)
+    })?;
+    let one_pass = time_gpu(ctx, reps, |enc| {
+        bn.statistics(ctx, enc, shape, x, &state, &saved)?;
+        BnAgmmLifTrain::gather_bn(enc, &saved, &state, &values)?;
+        let out = TrainTailOut {
+            agmm: Some((&bn_out, &e)),
+            membrane: &membrane,
+            spikes: &spikes,
+            partials: &partials,
+        };
+        let groups = fused.dispatch(ctx, enc, &spec, x, &values, None, &out)?;
+        moments.finish(ctx, enc, &partials, groups, total, &summary, 0, true)
+    })?;
+    Ok(vec![
+        BenchRow::timed(
+            "batchnorm+agmm_forward+lif_forward+moments (replaced)",
+            label.clone(),
+            chain,
+        ),
+        BenchRow::timed("batchnorm_stats+bn_agmm_lif_train", label, one_pass),
+    ])
 }

@@ -130,3 +130,28 @@ pub fn bn_agmm_lif_train(
     }
     count
 }
+
+/// Mirror of `shaders/lif_agmm_backward.wgsl`: the LIF backward into `grad_pre` (given when the
+/// shader stores it; a scratch otherwise), then the AGMM backward into `grad_x`, exactly as the
+/// two mirrors compute them one after the other.
+#[allow(clippy::too_many_arguments)]
+pub fn lif_agmm_backward(
+    params: &crate::kernels::fused::LifAgmmParams,
+    membrane: &[f32],
+    grad_spikes: &[f32],
+    x: &[f32],
+    e: &[f32],
+    grad_x: &mut [f32],
+    grad_pre: Option<&mut [f32]>,
+) {
+    let mut scratch = Vec::new();
+    let pre = match grad_pre {
+        Some(g) => g,
+        None => {
+            scratch.resize(grad_x.len(), 0.0);
+            scratch.as_mut_slice()
+        }
+    };
+    super::lif::lif_backward(&params.lif, membrane, grad_spikes, pre);
+    super::agmm::agmm_backward(&params.agmm, x, e, pre, grad_x);
+}

@@ -7,9 +7,9 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::gpu::{check_lens, GpuBuffer, GpuContext, GpuError, Specialised, Workgroups};
 
-use super::agmm::{AgmmAlpha, AgmmConfig, AgmmMode};
+use super::agmm::{AgmmAlpha, AgmmConfig, AgmmMode, AgmmParams};
 use super::batchnorm::{plane_runs, BatchNormSaved, BatchNormState};
-use super::lif::{LifConfig, ResetMode};
+use super::lif::{LifConfig, LifParams, ResetMode};
 
 /// Mirrors `struct BnAgmmLifParams` in `shaders/common/bn_agmm_lif.wgsl`.
 #[repr(C)]
@@ -513,6 +513,114 @@ impl BnAgmmLifSpec {
                 ),
                 workgroup,
             ),
+        )
+    }
+}
+
+/// Mirrors `struct LifAgmmParams` in `shaders/lif_agmm_backward.wgsl`: the two kernels' params
+/// it fuses, side by side.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct LifAgmmParams {
+    pub lif: LifParams,
+    pub agmm: AgmmParams,
+}
+const _: () = assert!(std::mem::size_of::<LifAgmmParams>() == 48);
+
+impl LifAgmmParams {
+    /// The unit's LIF and AGMM settings for `timesteps` steps of `neurons` neurons.
+    pub fn new(lif: &LifConfig, agmm: &AgmmConfig, timesteps: usize, neurons: usize) -> Self {
+        Self {
+            lif: LifParams::new(lif, timesteps, neurons),
+            agmm: AgmmParams::new(agmm, timesteps, neurons),
+        }
+    }
+}
+
+/// `lif_agmm_backward`: `lif_backward` then `agmm_backward` in one reverse-time pass, writing
+/// the gate input's gradient and, for a unit whose shortcut reads it, the LIF input's. One
+/// pipeline per reset rule, detach_reset, AGMM mode and store (override constants).
+pub struct LifAgmmBackward {
+    /// Bound as `grad_pre` where nothing reads the LIF input's gradient (never written).
+    placeholder: GpuBuffer<f32>,
+}
+
+impl LifAgmmBackward {
+    pub const NAME: &'static str = "lif_agmm_backward";
+    pub const SOURCE: crate::gpu::KernelSource = kernel_source!("lif_agmm_backward", LifAgmmParams);
+    const SPECIALISED: Specialised = Specialised::new(
+        Self::SOURCE,
+        &["SOFT_RESET", "DETACH_RESET", "MODE", "STORE_PRE"],
+    );
+    const WORKGROUP: u32 = 64;
+
+    /// Compiles one pipeline (a broken shader fails here); the others on first use.
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        Self::SPECIALISED.pipeline(ctx, &[0, 0, 0, 0])?;
+        Ok(Self {
+            placeholder: GpuBuffer::zeros(ctx, 1, "unused lif input grad")?,
+        })
+    }
+
+    /// Records the pass: `grad_x` (and with `grad_pre` the LIF input's gradient), all `[T, N]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &LifAgmmParams,
+        membrane: &GpuBuffer<f32>,
+        grad_spikes: &GpuBuffer<f32>,
+        x: &GpuBuffer<f32>,
+        e: &GpuBuffer<f32>,
+        grad_x: &GpuBuffer<f32>,
+        grad_pre: Option<&GpuBuffer<f32>>,
+    ) -> Result<(), GpuError> {
+        let (lif, agmm) = (&params.lif, &params.agmm);
+        if lif.timesteps != agmm.timesteps
+            || lif.neurons != agmm.elements
+            || lif.broadcast_input != 0
+            || agmm.mode > 2
+        {
+            return Err(GpuError::shape(
+                Self::NAME,
+                format!("LIF and AGMM params disagree or are out of range: {params:?}"),
+            ));
+        }
+        let total = lif.timesteps as usize * lif.neurons as usize;
+        let mut buffers = vec![
+            ("membrane", membrane.len()),
+            ("grad_spikes", grad_spikes.len()),
+            ("x", x.len()),
+            ("e", e.len()),
+            ("grad_x", grad_x.len()),
+        ];
+        buffers.extend(grad_pre.map(|g| ("grad_pre", g.len())));
+        check_lens(Self::NAME, "T*N", total, &buffers)?;
+        let pipeline = Self::SPECIALISED.pipeline(
+            ctx,
+            &[
+                lif.soft_reset.min(1),
+                lif.detach_reset.min(1),
+                agmm.mode,
+                grad_pre.is_some() as u32,
+            ],
+        )?;
+        let pre = grad_pre.unwrap_or(&self.placeholder);
+        ctx.dispatch(
+            encoder,
+            &pipeline,
+            Self::NAME,
+            bytemuck::bytes_of(params),
+            &[
+                membrane.raw(),
+                grad_spikes.raw(),
+                x.raw(),
+                e.raw(),
+                grad_x.raw(),
+                pre.raw(),
+            ],
+            Workgroups::for_items(lif.neurons as u64, Self::WORKGROUP),
         )
     }
 }

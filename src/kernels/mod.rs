@@ -171,6 +171,7 @@ pub const KERNELS: &[KernelSource] = &[
     gemm::Gemm::TILED,
     conv::Im2col::SOURCE,
     lif::LifBackward::SOURCE,
+    fused::LifAgmmBackward::SOURCE,
     lif::LifForward::SOURCE,
     pool::MaxPoolBackward::SOURCE,
     pool::MaxPoolBackwardScatter::SOURCE,

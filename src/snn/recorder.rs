@@ -3,14 +3,14 @@
 //! forward and backward so a layer records its dispatches without reaching into the network.
 
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};
-use crate::kernels::agmm::{AgmmBackward, AgmmForward};
+use crate::kernels::agmm::AgmmForward;
 use crate::kernels::batchnorm::{BatchNorm, BatchNormConfig};
 use crate::kernels::binarize::{BinarizeBackward, BinarizeForward};
 use crate::kernels::conv::Conv2d;
 use crate::kernels::elementwise::{Accumulate, ResidualAdd};
 use crate::kernels::finite::CountNonFinite;
 use crate::kernels::flips::{PackSigns, SignFlipCount};
-use crate::kernels::fused::{BnAgmmLifEval, BnAgmmLifEvalPacked, BnAgmmLifTrain};
+use crate::kernels::fused::{BnAgmmLifEval, BnAgmmLifEvalPacked, BnAgmmLifTrain, LifAgmmBackward};
 use crate::kernels::lif::{LifBackward, LifForward};
 use crate::kernels::linear::Linear;
 use crate::kernels::loss::CrossEntropy;
@@ -29,12 +29,13 @@ pub struct Kernels {
     pub lif_forward: LifForward,
     pub lif_backward: LifBackward,
     pub agmm_forward: AgmmForward,
-    pub agmm_backward: AgmmBackward,
     /// Eval without inspection: BN + AGMM + shortcut + LIF in one pass.
     pub bn_agmm_lif_eval: BnAgmmLifEval,
     pub bn_agmm_lif_eval_packed: BnAgmmLifEvalPacked,
     /// Training: BN apply + AGMM + shortcut + LIF + the spike count in one pass.
     pub bn_agmm_lif_train: BnAgmmLifTrain,
+    /// Training backward of a unit with AGMM: LIF + AGMM backward in one pass.
+    pub lif_agmm_backward: LifAgmmBackward,
     pub add: ResidualAdd,
     pub accumulate: Accumulate,
     pub loss: CrossEntropy,
@@ -63,10 +64,10 @@ impl Kernels {
             lif_forward: LifForward::new(ctx)?,
             lif_backward: LifBackward::new(ctx)?,
             agmm_forward: AgmmForward::new(ctx)?,
-            agmm_backward: AgmmBackward::new(ctx)?,
             bn_agmm_lif_eval: BnAgmmLifEval::new(ctx)?,
             bn_agmm_lif_eval_packed: BnAgmmLifEvalPacked::new(ctx)?,
             bn_agmm_lif_train: BnAgmmLifTrain::new(ctx)?,
+            lif_agmm_backward: LifAgmmBackward::new(ctx)?,
             add: ResidualAdd::new(ctx)?,
             accumulate: Accumulate::new(ctx)?,
             loss: CrossEntropy::new(ctx)?,

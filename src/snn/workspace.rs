@@ -107,8 +107,7 @@ impl Workspace {
                 moment_partials: GpuBuffer::zeros(
                     ctx,
                     // The fused training tail writes a pair per workgroup of 64 neurons.
-                    Moments::partials_len(moment_max)
-                        .max(BnAgmmLifTrain::partials_len(moment_max)),
+                    Moments::partials_len(moment_max).max(BnAgmmLifTrain::partials_len(moment_max)),
                     "moment partials",
                 )?,
                 transients,

@@ -11,7 +11,7 @@ use crate::kernels::agmm::{AgmmConfig, AgmmParams};
 use crate::kernels::batchnorm::{BatchNormSaved, BatchNormShape};
 use crate::kernels::conv::{Conv2d, ConvShape};
 use crate::kernels::elementwise::ElementwiseParams;
-use crate::kernels::fused::{BnAgmmLifSpec, BnAgmmLifTrain, TrainTailOut};
+use crate::kernels::fused::{BnAgmmLifSpec, BnAgmmLifTrain, LifAgmmParams, TrainTailOut};
 use crate::kernels::lif::{LifConfig, LifParams};
 use crate::kernels::packed_grad::PackedConvGradParams;
 use crate::kernels::pool::{AvgPool2d, PoolWindow};
@@ -756,27 +756,38 @@ impl ConvUnit {
         let len = self.elements(n);
         let transients = &scratch.transients;
         let g_pre = transients.get(rec.ctx, Transient::PreGrad, len)?;
-        let lif = LifParams::new(&self.lif, t, self.elements(batch));
         let chain = self.trained_chain(ws)?;
-        rec.k
-            .lif_backward
-            .dispatch(rec.ctx, rec.enc, &lif, &chain.membrane, g_spikes, &g_pre)?;
         let g_bn_out;
         let g_gated = match (&self.agmm, &chain.expectation) {
+            // LIF and AGMM backward in one pass; the LIF input's gradient is written only for
+            // a shortcut, its one other reader.
             (Some(a), Some(e)) => {
                 g_bn_out = transients.get(rec.ctx, Transient::BnOutGrad, len)?;
-                rec.k.agmm_backward.dispatch(
+                rec.k.lif_agmm_backward.dispatch(
                     rec.ctx,
                     rec.enc,
-                    &AgmmParams::new(a, t, self.elements(batch)),
+                    &LifAgmmParams::new(&self.lif, a, t, self.elements(batch)),
+                    &chain.membrane,
+                    g_spikes,
                     &chain.bn_out,
                     e,
-                    &g_pre,
                     &g_bn_out,
+                    (self.shortcut != Shortcut::None).then_some(&g_pre),
                 )?;
                 &g_bn_out
             }
-            _ => &g_pre,
+            _ => {
+                let lif = LifParams::new(&self.lif, t, self.elements(batch));
+                rec.k.lif_backward.dispatch(
+                    rec.ctx,
+                    rec.enc,
+                    &lif,
+                    &chain.membrane,
+                    g_spikes,
+                    &g_pre,
+                )?;
+                &g_pre
+            }
         };
         let main = ConvBn {
             shape: &ws.shape,

@@ -1,0 +1,115 @@
+// lif_agmm_backward: the LIF's BPTT and the AGMM gate's backward in one reverse-time pass
+// (docs/method.md §2, §4): what lif_backward -> agmm_backward compute, operation for operation
+// in f32, without writing dL/dI[t] and reading it back, except where the unit's shortcut reads
+// it (STORE_PRE = 1). A unit with AGMM runs it in training; one without keeps lif_backward.
+//
+// Bindings:
+//   0 uniform params    : LifAgmmParams (below: LifParams, then AgmmParams)
+//   1 storage read      : membrane    [T, N] f32  h[t] saved by the forward
+//   2 storage read      : grad_spikes [T, N] f32  dL/ds[t] from the layer above
+//   3 storage read      : x           [T, N] f32  X[t], the BN output (the gate's input)
+//   4 storage read      : e           [T, N] f32  E[t] saved by the forward
+//   5 storage rw        : grad_x      [T, N] f32  dL/dX[t] (written)
+//   6 storage rw        : grad_pre    [T, N] f32  dL/dI[t], the LIF input's gradient (written
+//                                                when STORE_PRE = 1; any buffer otherwise)
+// Dispatch: one invocation per neuron, workgroups of 64, folded 1-D (ceil(N / 64) groups).
+//
+// LIF (lif_backward): with gh = dL/dh[t+1] carried backwards and sg(h) = max(0, g - |h - v_th|) / g^2
+//   hard: gs = dL/ds[t] - lambda * h[t] * gh (unless detached); gh' = gs * sg(h) + lambda * (1 - s[t]) * gh
+//   soft: gs = dL/ds[t] - lambda * v_th * gh (unless detached); gh' = gs * sg(h) + lambda * gh
+//   G[t] = dL/dI[t] = gh'
+// AGMM (agmm_backward), q[t] = sigmoid(E[t]), gE[T+1] = 0, alpha[T+1] = 0:
+//   full (MODE 0): gE[t] = G[t] X[t] q[t] (1 - q[t]) + (1 - alpha[t+1]) gE[t+1];
+//                  dL/dX[t] = q[t] G[t] + alpha[t] gE[t]
+//   detached (1): dL/dX[t] = q[t] G[t];  off (2): dL/dX[t] = G[t]
+// The reset rule, detach_reset, the AGMM mode and STORE_PRE are override constants (one
+// pipeline per combination, `crate::gpu::Specialised`).
+
+//!include common/flat_index.wgsl
+
+struct LifAgmmParams {
+    // LifParams (common/lif.wgsl)
+    timesteps: u32,
+    neurons: u32,
+    soft_reset: u32,       // unused here: SOFT_RESET
+    detach_reset: u32,     // unused here: DETACH_RESET
+    decay: f32,
+    v_th: f32,
+    surrogate_width: f32,
+    broadcast_input: u32,  // must be 0
+    // AgmmParams (common/agmm.wgsl)
+    agmm_timesteps: u32,
+    elements: u32,
+    mode: u32,             // unused here: MODE
+    alpha_const: f32,      // 0 = running mean (alpha[t] = 1/t)
+}
+
+@group(0) @binding(0) var<uniform> params: LifAgmmParams;
+
+override SOFT_RESET: u32 = 0u;
+override DETACH_RESET: u32 = 0u;
+override MODE: u32 = 0u;
+override STORE_PRE: u32 = 0u;
+
+@group(0) @binding(1) var<storage, read> membrane: array<f32>;
+@group(0) @binding(2) var<storage, read> grad_spikes: array<f32>;
+@group(0) @binding(3) var<storage, read> x: array<f32>;
+@group(0) @binding(4) var<storage, read> e: array<f32>;
+@group(0) @binding(5) var<storage, read_write> grad_x: array<f32>;
+@group(0) @binding(6) var<storage, read_write> grad_pre: array<f32>;
+
+fn alpha_at(t: u32) -> f32 {
+    // t is 1-based; alpha[T+1] = 0 ends the recursion.
+    if (t > params.timesteps) {
+        return 0.0;
+    }
+    if (params.alpha_const > 0.0) {
+        return params.alpha_const;
+    }
+    return 1.0 / f32(t);
+}
+
+@compute @workgroup_size(64) fn main(inv: FlatInvocation) {
+    let n = flat_index(inv, 64u);
+    if (n >= params.neurons) {
+        return;
+    }
+    let g = params.surrogate_width;
+    var gh = 0.0; // dL/dh[t+1]
+    var ge = 0.0; // gE[t+1]
+    for (var k = 0u; k < params.timesteps; k++) {
+        let t = params.timesteps - 1u - k;
+        let i = t * params.neurons + n;
+        let h = membrane[i];
+        let s = select(0.0, 1.0, h >= params.v_th);
+        var gs = grad_spikes[i];
+        var carry: f32;
+        if (SOFT_RESET == 1u) {
+            if (DETACH_RESET == 0u) {
+                gs -= params.decay * params.v_th * gh;
+            }
+            carry = params.decay * gh;
+        } else {
+            if (DETACH_RESET == 0u) {
+                gs -= params.decay * h * gh;
+            }
+            carry = params.decay * (1.0 - s) * gh;
+        }
+        let surrogate = max(0.0, g - abs(h - params.v_th)) / (g * g);
+        gh = gs * surrogate + carry;
+        if (STORE_PRE == 1u) {
+            grad_pre[i] = gh;
+        }
+        if (MODE == 2u) {
+            grad_x[i] = gh;
+        } else {
+            let q = 1.0 / (1.0 + exp(-e[i]));
+            if (MODE == 1u) {
+                grad_x[i] = q * gh;
+            } else {
+                ge = gh * x[i] * q * (1.0 - q) + (1.0 - alpha_at(t + 2u)) * ge;
+                grad_x[i] = q * gh + alpha_at(t + 1u) * ge;
+            }
+        }
+    }
+}
