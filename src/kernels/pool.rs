@@ -8,7 +8,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{check_lens, GpuBuffer, GpuContext, GpuError, Workgroups};
+use crate::gpu::{check_lens, GpuBuffer, GpuContext, GpuError, Specialised, Workgroups};
 
 /// A pooling window: kernel and stride per axis, no padding, floor output size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,19 +172,47 @@ impl PoolParams {
 /// Invocations per workgroup of every pooling kernel.
 const WORKGROUP: u32 = 256;
 
-kernel! {
-    /// `maxpool_forward`: input `[P, H, W]` -> output `[P, oH, oW]` and argmax `[P, oH, oW]` (u32
-    /// index `ih * W + iw` within the input plane, as PyTorch's `indices`).
-    pub struct MaxPoolForward("maxpool_forward", PoolParams);
+/// `maxpool_forward`: input `[P, H, W]` -> output `[P, oH, oW]` and argmax `[P, oH, oW]` (u32
+/// index `ih * W + iw` within the input plane, as PyTorch's `indices`). Two pipelines: 2x2
+/// windows unrolled, any other window in loops (override constant `WINDOW2`).
+pub struct MaxPoolForward;
+
+impl MaxPoolForward {
+    pub const NAME: &'static str = "maxpool_forward";
+    pub const SOURCE: crate::gpu::KernelSource = kernel_source!("maxpool_forward", PoolParams);
+    const SPECIALISED: Specialised = Specialised::new(Self::SOURCE, &["WINDOW2"]);
+
+    /// Compiles (or fetches) the 2x2 pipeline; the other on first use.
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        Self::SPECIALISED.pipeline(ctx, &[1])?;
+        Ok(Self)
+    }
 
     /// Records the dispatch.
-    fn dispatch(params, input: f32, output: f32, argmax: u32) -> Workgroups {
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &PoolParams,
+        input: &GpuBuffer<f32>,
+        output: &GpuBuffer<f32>,
+        argmax: &GpuBuffer<u32>,
+    ) -> Result<(), GpuError> {
         params.check(
             Self::NAME,
             &[("input", input.len())],
             &[("output", output.len()), ("argmax", argmax.len())],
         )?;
-        Workgroups::for_items(params.output_len() as u64, WORKGROUP)
+        let window2 = (params.kernel_h, params.kernel_w) == (2, 2);
+        let pipeline = Self::SPECIALISED.pipeline(ctx, &[window2 as u32])?;
+        ctx.dispatch(
+            encoder,
+            &pipeline,
+            Self::NAME,
+            bytemuck::bytes_of(params),
+            &[input.raw(), output.raw(), argmax.raw()],
+            Workgroups::for_items(params.output_len() as u64, WORKGROUP),
+        )
     }
 }
 
