@@ -56,15 +56,18 @@
     let steps = len * params.timesteps;
     var n = start;
     var t = 0u;
-    var word0 = 0u;
+    // The run lies in one (sample, channel) plane, so its neurons' words at t = 0 are `words`
+    // apart from the first one's: two divisions per invocation, none per neuron (a vector
+    // integer division is scalarised on lavapipe; per neuron it cost more than the neuron).
+    let sample = start / per_sample;
+    let pixel = start - (start / params.spatial) * params.spatial;
+    var word0 = (sample * params.spatial + pixel) * words + c / 32u;
     var frame = 0.0;
     var run = 0.0;
     var u = 0.0;
     var s = 0.0;
     for (var q = 0u; q < steps; q++) {
         if (t == 0u) {
-            // Word of (b, y, x) at t = 0.
-            word0 = ((n / per_sample) * params.spatial + n % params.spatial) * words + c / 32u;
             if (BROADCAST == 1u) {
                 // A broadcast frame is normalised once: the same value at every t.
                 frame = (x[n] - m) * k + b;
@@ -104,6 +107,7 @@
         if (t == params.timesteps) {
             t = 0u;
             n += 1u;
+            word0 += words;
         }
     }
 }
