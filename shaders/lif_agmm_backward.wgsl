@@ -22,8 +22,8 @@
 //   full (MODE 0): gE[t] = G[t] X[t] q[t] (1 - q[t]) + (1 - alpha[t+1]) gE[t+1];
 //                  dL/dX[t] = q[t] G[t] + alpha[t] gE[t]
 //   detached (1): dL/dX[t] = q[t] G[t];  off (2): dL/dX[t] = G[t]
-// The reset rule, detach_reset, the AGMM mode and STORE_PRE are override constants (one
-// pipeline per combination, `crate::gpu::Specialised`).
+// The reset rule, detach_reset, the AGMM mode, STORE_PRE and CONST_ALPHA are override
+// constants (one pipeline per combination, `crate::gpu::Specialised`).
 
 //!include common/flat_index.wgsl
 
@@ -50,6 +50,7 @@ override SOFT_RESET: u32 = 0u;
 override DETACH_RESET: u32 = 0u;
 override MODE: u32 = 0u;
 override STORE_PRE: u32 = 0u;
+override CONST_ALPHA: u32 = 0u;
 
 @group(0) @binding(1) var<storage, read> membrane: array<f32>;
 @group(0) @binding(2) var<storage, read> grad_spikes: array<f32>;
@@ -58,12 +59,11 @@ override STORE_PRE: u32 = 0u;
 @group(0) @binding(5) var<storage, read_write> grad_x: array<f32>;
 @group(0) @binding(6) var<storage, read_write> grad_pre: array<f32>;
 
+// alpha[t] (t 1-based): the constant (CONST_ALPHA = 1) or 1/t. An override, not a comparison
+// of the uniform: lavapipe 22.3 leaked host memory on every dispatch of this kernel while
+// alpha came from a branch (or a select) on `params.alpha_const` (tests/soak.rs).
 fn alpha_at(t: u32) -> f32 {
-    // t is 1-based; alpha[T+1] = 0 ends the recursion.
-    if (t > params.timesteps) {
-        return 0.0;
-    }
-    if (params.alpha_const > 0.0) {
+    if (CONST_ALPHA == 1u) {
         return params.alpha_const;
     }
     return 1.0 / f32(t);
@@ -107,7 +107,9 @@ fn alpha_at(t: u32) -> f32 {
             if (MODE == 1u) {
                 grad_x[i] = q * gh;
             } else {
-                ge = gh * x[i] * q * (1.0 - q) + (1.0 - alpha_at(t + 2u)) * ge;
+                // alpha[T+1] = 0 ends the recursion (k = 0 is t = T-1, 0-based).
+                let next = select(alpha_at(t + 2u), 0.0, k == 0u);
+                ge = gh * x[i] * q * (1.0 - q) + (1.0 - next) * ge;
                 grad_x[i] = q * gh + alpha_at(t + 1u) * ge;
             }
         }

@@ -539,7 +539,7 @@ impl LifAgmmParams {
 
 /// `lif_agmm_backward`: `lif_backward` then `agmm_backward` in one reverse-time pass, writing
 /// the gate input's gradient and, for a unit whose shortcut reads it, the LIF input's. One
-/// pipeline per reset rule, detach_reset, AGMM mode and store (override constants).
+/// pipeline per reset rule, detach_reset, AGMM mode, store and alpha rule (override constants).
 pub struct LifAgmmBackward {
     /// Bound as `grad_pre` where nothing reads the LIF input's gradient (never written).
     placeholder: GpuBuffer<f32>,
@@ -550,13 +550,13 @@ impl LifAgmmBackward {
     pub const SOURCE: crate::gpu::KernelSource = kernel_source!("lif_agmm_backward", LifAgmmParams);
     const SPECIALISED: Specialised = Specialised::new(
         Self::SOURCE,
-        &["SOFT_RESET", "DETACH_RESET", "MODE", "STORE_PRE"],
+        &["SOFT_RESET", "DETACH_RESET", "MODE", "STORE_PRE", "CONST_ALPHA"],
     );
     const WORKGROUP: u32 = 64;
 
     /// Compiles one pipeline (a broken shader fails here); the others on first use.
     pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        Self::SPECIALISED.pipeline(ctx, &[0, 0, 0, 0])?;
+        Self::SPECIALISED.pipeline(ctx, &[0, 0, 0, 0, 0])?;
         Ok(Self {
             placeholder: GpuBuffer::zeros(ctx, 1, "unused lif input grad")?,
         })
@@ -604,6 +604,7 @@ impl LifAgmmBackward {
                 lif.detach_reset.min(1),
                 agmm.mode,
                 grad_pre.is_some() as u32,
+                (agmm.alpha_const > 0.0) as u32,
             ],
         )?;
         let pre = grad_pre.unwrap_or(&self.placeholder);
