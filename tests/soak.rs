@@ -18,10 +18,21 @@ fn rss_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
+/// The default model, then the other pipelines of the fused kernels (override constants): a
+/// constant AGMM alpha and the soft reset (lavapipe 22.3 leaked per dispatch when a shader
+/// compared a uniform such as `alpha_const`). One after the other in one test: the resident set
+/// and the live-buffer total are the whole process's.
 #[test]
 fn training_evaluating_and_probing_in_a_loop_keep_memory_flat() {
+    soak(common::tiny_model(false));
+    let mut model = common::tiny_model(false);
+    model.agmm.alpha = bitspike::kernels::agmm::AgmmAlpha::Constant(0.5);
+    model.neuron.reset = bitspike::kernels::lif::ResetMode::Soft;
+    soak(model);
+}
+
+fn soak(model: bitspike::model::ModelConfig) {
     let Some(ctx) = gpu() else { return };
-    let model = common::tiny_model(false);
     let train = embedded_mnist10k(EmbeddedSplit::Train)
         .unwrap()
         .truncated(32);

@@ -550,7 +550,13 @@ impl LifAgmmBackward {
     pub const SOURCE: crate::gpu::KernelSource = kernel_source!("lif_agmm_backward", LifAgmmParams);
     const SPECIALISED: Specialised = Specialised::new(
         Self::SOURCE,
-        &["SOFT_RESET", "DETACH_RESET", "MODE", "STORE_PRE", "CONST_ALPHA"],
+        &[
+            "SOFT_RESET",
+            "DETACH_RESET",
+            "MODE",
+            "STORE_PRE",
+            "CONST_ALPHA",
+        ],
     );
     const WORKGROUP: u32 = 64;
 
