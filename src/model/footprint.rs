@@ -104,6 +104,11 @@ pub fn estimate(
                 }
                 if downsample {
                     per_sample += MAPS_PER_SHORTCUT * out + (ci * hi * wi) as u64 / 4;
+                    // Its conv's input as bit planes of means of 4 spikes (popcount shortcut).
+                    if let Some(area) = spike_input.and_then(|a| a.pooled(4)) {
+                        let pooled = ci.div_ceil(32) * (hi / 2) * (wi / 2);
+                        per_sample += (area.planes() as usize * pooled) as u64;
+                    }
                 }
                 per_sample += if training {
                     max_unit = max_unit.max(out);

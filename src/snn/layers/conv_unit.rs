@@ -34,6 +34,10 @@ pub struct Downsample {
     pub pool: AvgPool2d,
     pub weight: Weight,
     pub bn: BnParams,
+    /// When the unit reads spikes (or means of spikes), its shortcut conv reads means of 4 of
+    /// them: the popcount over their bit planes, as the main path (the packed weights, and the
+    /// area of the means).
+    pub popcount: Option<(GpuBuffer<u32>, SpikeArea)>,
 }
 
 /// A conv unit's parameters and settings.
@@ -96,6 +100,8 @@ struct ChainWs {
 struct DownWs {
     shape: ConvShape,
     pooled: GpuBuffer<f32>,
+    /// The pooled means as bit planes of their counts (popcount shortcuts).
+    packed_input: Option<GpuBuffer<u32>>,
     conv_out: GpuBuffer<f32>,
     bn_out: GpuBuffer<f32>,
     mean: GpuBuffer<f32>,
@@ -181,9 +187,20 @@ impl ConvUnit {
                 let dshape = ConvShape::new(n, ci, c, hi / 2, wi / 2, 1, 1, 0);
                 cols_len = cols_len.max(Conv2d::cols_scratch_len(&dshape)?);
                 let pooled = n * ci * (hi / 2) * (wi / 2);
+                let packed_input = match self.downsample.as_ref().and_then(|d| d.popcount.as_ref()) {
+                    Some((_, area)) => Some(GpuBuffer::zeros(
+                        ctx,
+                        PopcountConvParams::new(&dshape)
+                            .with_area(*area)
+                            .packed_spikes_len(),
+                        "shortcut packed means",
+                    )?),
+                    None => None,
+                };
                 Some(DownWs {
                     shape: dshape,
                     pooled: GpuBuffer::zeros(ctx, pooled, "shortcut pooled")?,
+                    packed_input,
                     conv_out: z("shortcut conv")?,
                     bn_out: z("shortcut bn")?,
                     mean: GpuBuffer::zeros(ctx, c, "mean")?,
@@ -456,15 +473,42 @@ impl ConvUnit {
                 d.pool
                     .forward(rec.ctx, rec.enc, [n, ci, hi, wi], io.input, &dw.pooled)?;
                 d.weight.binarize(rec)?;
-                rec.k.conv.forward(
-                    rec.ctx,
-                    rec.enc,
-                    &dw.shape,
-                    &dw.pooled,
-                    d.weight.effective(),
-                    &scratch.cols,
-                    &dw.conv_out,
-                )?;
+                match (&d.popcount, &dw.packed_input, &d.weight.binary) {
+                    (Some((packed_w, area)), Some(packed_s), Some(b)) => {
+                        rec.k.pack_weights.dispatch(
+                            rec.ctx,
+                            rec.enc,
+                            &PackWeightsParams::for_conv(&dw.shape),
+                            &d.weight.param.value,
+                            packed_w,
+                        )?;
+                        rec.k.pack_spikes.dispatch(
+                            rec.ctx,
+                            rec.enc,
+                            &PackSpikesParams::for_conv(&dw.shape).with_area(*area),
+                            &dw.pooled,
+                            packed_s,
+                        )?;
+                        rec.k.popcount.dispatch(
+                            rec.ctx,
+                            rec.enc,
+                            &PopcountConvParams::new(&dw.shape).with_area(*area),
+                            packed_s,
+                            packed_w,
+                            &b.gamma,
+                            &dw.conv_out,
+                        )?;
+                    }
+                    _ => rec.k.conv.forward(
+                        rec.ctx,
+                        rec.enc,
+                        &dw.shape,
+                        &dw.pooled,
+                        d.weight.effective(),
+                        &scratch.cols,
+                        &dw.conv_out,
+                    )?,
+                }
                 let saved = BatchNormSaved {
                     mean: &dw.mean,
                     invstd: &dw.invstd,
@@ -821,8 +865,14 @@ impl ConvUnit {
                     conv_out: &dw.conv_out,
                     mean: &dw.mean,
                     invstd: &dw.invstd,
-                    packed_input: None,
-                    packed_weights: None,
+                    packed_input: match (&dw.packed_input, &d.popcount) {
+                        (Some(p), Some((_, area))) => Some((p, *area)),
+                        _ => None,
+                    },
+                    packed_weights: match (&d.popcount, &d.weight.binary) {
+                        (Some((packed, _)), Some(b)) => Some((packed, &b.gamma)),
+                        _ => None,
+                    },
                 };
                 let g_conv = transients.get(rec.ctx, Transient::ShortcutConvGrad, len)?;
                 let g_pooled =
@@ -1057,7 +1107,15 @@ impl ConvUnit {
         let downsample = if spec.shortcut == Shortcut::Downsample {
             let name = format!("{}.shortcut", spec.name);
             let init = Init::KaimingNormalFanOut { fan_out: co };
+            let popcount = match spec.spike_area.and_then(|a| a.pooled(4)) {
+                Some(area) => {
+                    let len = PackWeightsParams::new(co, ci, 1, 1).total_words as usize;
+                    Some((GpuBuffer::zeros(ctx, len, "shortcut packed weights")?, area))
+                }
+                None => None,
+            };
             Some(Downsample {
+                popcount,
                 pool: AvgPool2d::new(ctx, PoolWindow::square(2, 2))?,
                 weight: Weight::new(ctx, &name, vec![co, ci, 1, 1], init, true, rng, slots)?,
                 bn: BnParams::new(ctx, &format!("{name}.bn"), co)?,
