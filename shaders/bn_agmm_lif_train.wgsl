@@ -3,7 +3,7 @@
 // -> LIF, plus the count of the spikes for the firing rate. It computes exactly what the chain
 // batchnorm_apply (from_variance = 0) -> agmm_forward -> residual_add -> lif_forward ->
 // moments_partial computes, operation for operation in f32, and writes what the backward reads
-// (the BN output and E where the unit has AGMM, the membrane) and the spikes: the chain reads 6-7
+// (the BN output and E where the AGMM gates, the membrane) and the spikes: the chain reads 6-7
 // tensors and writes 5-6; this pass reads 1-2 and writes 2-4, in one dispatch instead of 4-5.
 // The batch statistics come from batchnorm_stats first (they need the whole batch).
 //
@@ -14,8 +14,8 @@
 //   2 storage read     : bn       [4C] f32    batch mean | batch invstd | gamma | beta
 //   3 storage read     : residual [T, N] f32  the shortcut added before the LIF (RESIDUAL = 1);
 //                                             any buffer otherwise (not read)
-//   4 storage rw       : bn_out   [T, N] f32  BN output X[t] (AGMM = 1; not written otherwise)
-//   5 storage rw       : e        [T, N] f32  AGMM running expectation E[t] (AGMM = 1)
+//   4 storage rw       : bn_out   [T, N] f32  BN output X[t] (GATE = 1; not written otherwise)
+//   5 storage rw       : e        [T, N] f32  AGMM running expectation E[t] (GATE = 1)
 //   6 storage rw       : membrane [T, N] f32  h[t], charged, before the reset
 //   7 storage rw       : spikes   [T, N] f32  s[t] in {0, 1}
 //   8 storage rw       : partials [2 * groups] f32  per workgroup g: [spikes, spikes] (the sum
@@ -28,16 +28,14 @@
 //
 // Per element n of channel c = (n / HW) % C, for t = 1..T:
 //   X[t] = (x[t] - mean[c]) * (invstd[c] * weight[c]) + bias[c]
-//   AGMM = 1: E[t] = (1 - alpha[t]) E[t-1] + alpha[t] X[t]; GATE = 1: X[t] <- X[t] / (1 + exp(-E[t]))
+//   GATE = 1: E[t] = (1 - alpha[t]) E[t-1] + alpha[t] X[t],  X[t] <- X[t] / (1 + exp(-E[t]))
 //   RESIDUAL = 1: X[t] <- X[t] + residual[t]
 //   LIF (hard / soft reset, as lif_forward): h[t] from u[t-1], s[t-1] and X[t]; s[t] = h >= v_th
-// GATE = 1 implies AGMM = 1 (mode `off` keeps E and the BN output for its backward, ungated).
+// AGMM mode `off` is the identity (GATE = 0): its backward is the LIF's alone, reading neither.
 // The spike counts are integers: their sums are exact below 2^24, in any order.
 
 //!include common/group_index.wgsl
 //!include common/bn_agmm_lif_params.wgsl
-
-override AGMM: u32 = 0u;
 
 const WG: u32 = 64u;
 
@@ -88,7 +86,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         if (BROADCAST == 0u) {
             cur = (x[i] - m) * k + b;
         }
-        if (AGMM == 1u) {
+        if (GATE == 1u) {
             bn_out[i] = cur;
             var a = 1.0 / f32(t + 1u);
             if (params.alpha_const > 0.0) {
@@ -96,9 +94,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
             run = (1.0 - a) * run + a * cur;
             e[i] = run;
-            if (GATE == 1u) {
-                cur = cur / (1.0 + exp(-run));
-            }
+            cur = cur / (1.0 + exp(-run));
         }
         if (RESIDUAL == 1u) {
             cur = cur + residual[i];

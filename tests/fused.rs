@@ -548,16 +548,24 @@ fn train_on_gpu(
     record(ctx, |enc| {
         BnAgmmLifTrain::gather_bn(enc, saved, &g.state(), &values)?;
         let out = TrainTailOut {
-            agmm: spec.agmm.map(|_| (&bn_out, &e)),
+            agmm: spec.gated().then_some((&bn_out, &e)),
             membrane: &membrane,
             spikes: &spikes,
             partials: &partials,
         };
         let groups = kernel.dispatch(ctx, enc, &spec, &g.x, &values, g.residual.as_ref(), &out)?;
+        // One pair per 64 runs of `run` neurons of a (sample, channel) plane: 16 neurons on
+        // CPU rasterisers, 1 on GPUs.
+        let run = match ctx.variant {
+            KernelVariant::RegisterBlocked => 16,
+            KernelVariant::SharedTiled => 1,
+        };
+        let runs = spec.batch * spec.channels * spec.spatial.div_ceil(run);
+        assert_eq!(groups, runs.div_ceil(64) as u64, "{spec:?}: workgroups");
         assert_eq!(groups, BnAgmmLifTrain::groups(ctx, &spec));
         moments.finish(ctx, enc, &partials, groups, total, &summary, 1, false)
     });
-    let agmm = spec.agmm.is_some();
+    let agmm = spec.gated();
     TrainOut {
         spikes: read(ctx, &spikes),
         membrane: read(ctx, &membrane),
@@ -597,7 +605,8 @@ fn bn_agmm_lif_train_matches_cpu_reference() {
             &c.x,
             &bn,
             c.residual.as_deref(),
-            spec.agmm.map(|_| (bn_out.as_mut_slice(), e.as_mut_slice())),
+            spec.gated()
+                .then_some((bn_out.as_mut_slice(), e.as_mut_slice())),
             &mut membrane,
             &mut spikes,
         );
@@ -609,7 +618,7 @@ fn bn_agmm_lif_train_matches_cpu_reference() {
         let got = train_on_gpu(&ctx, &kernel, &c, &saved);
         let what = format!("bn_agmm_lif_train {spec:?} ({variant:?})");
         assert!(
-            total < 64 || (count > 0.0 && (count as usize) < total),
+            total < 64 || (count > 0 && (count as usize) < total),
             "{what}: a degenerate case ({count} of {total} fire)"
         );
         assert_exact(&format!("{what} spikes"), &got.spikes, &spikes);
@@ -623,9 +632,9 @@ fn bn_agmm_lif_train_matches_cpu_reference() {
         assert_exact(
             &format!("{what} firing-rate summary"),
             &got.summary,
-            &[count, count, total as f32],
+            &[count as f32, count as f32, total as f32],
         );
-        if spec.agmm.is_some() {
+        if spec.gated() {
             assert_close(&format!("{what} bn_out"), &got.bn_out, &bn_out, 1e-6, 1e-7);
             assert_close(&format!("{what} E"), &got.e, &e, 1e-6, 1e-7);
         }
@@ -710,7 +719,7 @@ fn bn_agmm_lif_train_equals_the_unfused_chain() {
             &got.summary,
             &read(&ctx, &summary)[3..],
         );
-        if spec.agmm.is_some() {
+        if spec.gated() {
             assert_exact(&format!("{what} bn_out"), &got.bn_out, &read(&ctx, &bn_out));
             assert_exact(&format!("{what} E"), &got.e, &read(&ctx, &e));
         }
@@ -723,7 +732,7 @@ fn bn_agmm_lif_train_refuses_wrong_buffers() {
     let kernel = BnAgmmLifTrain::new(&ctx).unwrap();
     let spec = specs()
         .into_iter()
-        .find(|s| s.agmm.is_some() && s.elements() > 64)
+        .find(|s| s.gated() && s.elements() > 64)
         .unwrap();
     let c = case(spec, 11);
     let g = OnGpu::new(&ctx, &c);
@@ -744,10 +753,7 @@ fn bn_agmm_lif_train_refuses_wrong_buffers() {
             out(Some((&full, &full)), &short, &partials),
             "`membrane` has",
         ),
-        (
-            out(None, &full, &partials),
-            "exactly when the unit has AGMM",
-        ),
+        (out(None, &full, &partials), "exactly when the AGMM gates"),
         (out(Some((&full, &full)), &full, &one), "`partials` has"),
     ];
     for (o, needle) in cases {
@@ -767,6 +773,24 @@ fn bn_agmm_lif_train_refuses_wrong_buffers() {
             &out(Some((&full, &full)), &full, &partials),
         ),
         "`bn values` has",
+    );
+    // The encoder's broadcast frame takes no gate (the network never asks for one).
+    let frame = BnAgmmLifSpec {
+        broadcast: true,
+        ..spec
+    };
+    let x = zeros::<f32>(&ctx, spec.elements());
+    assert_err_contains(
+        kernel.dispatch(
+            &ctx,
+            &mut enc,
+            &frame,
+            &x,
+            &values,
+            None,
+            &out(Some((&full, &full)), &full, &partials),
+        ),
+        "neither an AGMM gate",
     );
 }
 
@@ -932,5 +956,51 @@ fn lif_agmm_backward_refuses_mismatched_params() {
     assert_err_contains(
         kernel.dispatch(&ctx, &mut enc, &c.params, &b, &b, &b, &b, &b, Some(&short)),
         "`grad_pre` has",
+    );
+}
+
+/// More than 65,535 workgroups fold into y (`Workgroups::for_items`): every workgroup's count
+/// lands once (the folded grid's spare groups write only zeros, past the pairs read).
+#[test]
+fn bn_agmm_lif_train_counts_over_a_folded_grid() {
+    let Some(mut ctx) = gpu() else { return };
+    ctx.variant = KernelVariant::SharedTiled; // one neuron per invocation: the most groups
+    let kernel = BnAgmmLifTrain::new(&ctx).unwrap();
+    let spec = BnAgmmLifSpec {
+        timesteps: 1,
+        batch: 1,
+        channels: 3,
+        spatial: 1_400_003,
+        eps: BatchNormConfig::default().eps,
+        agmm: None,
+        residual: false,
+        broadcast: false,
+        lif: LifConfig::default(),
+    };
+    assert!(BnAgmmLifTrain::groups(&ctx, &spec) > 65_535);
+    let c = case(spec, 4);
+    let invstd: Vec<f32> = c.var.iter().map(|v| 1.0 / v.sqrt()).collect();
+    let total = spec.elements();
+    let (mut spikes, mut membrane) = (vec![0.0; total], vec![0.0; total]);
+    let bn = BnTrain {
+        mean: &c.mean,
+        invstd: &invstd,
+        weight: &c.weight,
+        bias: &c.bias,
+    };
+    let count =
+        cpu::fused::bn_agmm_lif_train(&spec, &c.x, &bn, None, None, &mut membrane, &mut spikes);
+    let (mean_buf, invstd_buf) = (upload(&ctx, &c.mean), upload(&ctx, &invstd));
+    let saved = BatchNormSaved {
+        mean: &mean_buf,
+        invstd: &invstd_buf,
+    };
+    let got = train_on_gpu(&ctx, &kernel, &c, &saved);
+    assert!(count > 100_000, "{count} spikes");
+    assert_exact("spikes", &got.spikes, &spikes);
+    assert_exact(
+        "firing-rate summary",
+        &got.summary,
+        &[count as f32, count as f32, total as f32],
     );
 }

@@ -1,5 +1,5 @@
 // plane_run: the run of values one invocation takes in the kernels that read per-channel values
-// beside every element (batchnorm_apply, batchnorm_backward_input, bn_agmm_lif_eval(_packed)):
+// beside every element (batchnorm_apply, batchnorm_backward_input, the fused tails bn_agmm_lif_*):
 // up to `run` consecutive values of one (sample, channel) plane of `spatial` values, so the
 // channel's values are loaded once per run. Invocation `g` takes run g % R of plane g / R,
 // R = ceil(spatial / run); `len` is 0 past the last of `planes` planes. The host picks `run`

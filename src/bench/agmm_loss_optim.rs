@@ -1,6 +1,7 @@
-//! AGMM (alone, and its backward fused with the LIF's), the readout loss and the optimizers at the `mnist` preset (T = 4, B = 64): AGMM on the
-//! conv2 output (64 channels x 14x14), cross entropy on `[4, 64, 10]` logits, and one SGD and
-//! one Adam step on a tensor the size of the whole model (~105k parameters).
+//! AGMM at the `mnist` preset (T = 4, B = 64) on the conv2 output (64 channels x 14x14): alone,
+//! its backward fused with the LIF's, and the training tail (BN, AGMM, LIF, firing rate) as the
+//! chain and fused, each against what it replaced; cross entropy on `[4, 64, 10]` logits; one
+//! SGD and one Adam step on a tensor the size of the whole model (~105k parameters).
 
 use super::{time_gpu, BenchRow};
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};

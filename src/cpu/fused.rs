@@ -78,9 +78,9 @@ pub struct BnTrain<'a> {
     pub bias: &'a [f32],
 }
 
-/// Mirror of `shaders/bn_agmm_lif_train.wgsl`: writes the spikes, the membrane and, with
-/// `agmm` (exactly when `spec.agmm` is set), the BN output and `E`; returns the number of
-/// spikes (what the shader's partials sum to).
+/// Mirror of `shaders/bn_agmm_lif_train.wgsl`: writes the spikes, the membrane and, where the
+/// AGMM gates (`spec.gated()`; `agmm` must then be given), the BN output and `E`; returns the
+/// number of spikes (what the shader's partials sum to).
 pub fn bn_agmm_lif_train(
     spec: &BnAgmmLifSpec,
     x: &[f32],
@@ -89,10 +89,15 @@ pub fn bn_agmm_lif_train(
     mut agmm: Option<(&mut [f32], &mut [f32])>,
     membrane: &mut [f32],
     spikes: &mut [f32],
-) -> f32 {
+) -> u64 {
+    assert_eq!(
+        spec.gated(),
+        agmm.is_some(),
+        "the BN output and E are given exactly when the AGMM gates"
+    );
     let params = spec.params();
     let n_len = spec.elements();
-    let mut count = 0.0f32;
+    let mut count = 0u64;
     for n in 0..n_len {
         let c = (n / spec.spatial) % spec.channels;
         let k = bn.invstd[c] * bn.weight[c];
@@ -110,9 +115,7 @@ pub fn bn_agmm_lif_train(
                 };
                 run = (1.0 - a) * run + a * cur;
                 e[i] = run;
-                if spec.gated() {
-                    cur /= 1.0 + (-run).exp();
-                }
+                cur /= 1.0 + (-run).exp();
             }
             if let Some(r) = residual {
                 cur += r[i];
@@ -125,7 +128,7 @@ pub fn bn_agmm_lif_train(
             u = h;
             membrane[i] = h;
             spikes[i] = s;
-            count += s;
+            count += s as u64;
         }
     }
     count

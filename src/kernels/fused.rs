@@ -11,7 +11,7 @@ use super::agmm::{AgmmAlpha, AgmmConfig, AgmmMode, AgmmParams};
 use super::batchnorm::{plane_runs, BatchNormSaved, BatchNormState};
 use super::lif::{LifConfig, LifParams, ResetMode};
 
-/// Mirrors `struct BnAgmmLifParams` in `shaders/common/bn_agmm_lif.wgsl`.
+/// Mirrors `struct BnAgmmLifParams` in `shaders/common/bn_agmm_lif_params.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct BnAgmmLifParams {
@@ -37,8 +37,8 @@ pub struct BnAgmmLifParams {
 }
 const _: () = assert!(std::mem::size_of::<BnAgmmLifParams>() == 48);
 
-/// What one dispatch of [`BnAgmmLifEval`] computes: the shape, the stages present and their
-/// settings.
+/// What one dispatch of a fused tail (eval or training) computes: the shape, the stages present
+/// and their settings.
 #[derive(Clone, Copy, Debug)]
 pub struct BnAgmmLifSpec {
     pub timesteps: usize,
@@ -215,7 +215,8 @@ impl BnAgmmLifEvalPacked {
 /// What [`BnAgmmLifTrain`] writes: the spikes, the membrane and, for a unit with AGMM, the BN
 /// output and `E` (what its backward reads), and the per-workgroup spike counts.
 pub struct TrainTailOut<'a> {
-    /// BN output `X[t]` and AGMM `E[t]`, `[T, N]` each: given exactly when `spec.agmm` is set.
+    /// BN output `X[t]` and AGMM `E[t]`, `[T, N]` each: given exactly when the AGMM gates
+    /// (`spec.gated()`; mode `off` is the identity and its backward reads neither).
     pub agmm: Option<(&'a GpuBuffer<f32>, &'a GpuBuffer<f32>)>,
     pub membrane: &'a GpuBuffer<f32>,
     pub spikes: &'a GpuBuffer<f32>,
@@ -227,10 +228,10 @@ pub struct TrainTailOut<'a> {
 /// `bn_agmm_lif_train`: conv output -> BN (batch statistics, computed before) -> [AGMM gate]
 /// -> [+ shortcut] -> LIF in one pass, writing what the backward reads and counting the spikes
 /// (the training forward's chain `batchnorm_apply`, `agmm_forward`, `residual_add`,
-/// `lif_forward`, `moments_partial`). One pipeline per combination of gate, AGMM, shortcut,
+/// `lif_forward`, `moments_partial`). One pipeline per combination of gate, shortcut,
 /// broadcast frame and reset rule (override constants).
 pub struct BnAgmmLifTrain {
-    /// Bound where a unit without AGMM writes no BN output and no `E` (never written): two
+    /// Bound where an ungated unit writes no BN output and no `E` (never written): two
     /// buffers, so no two writable bindings of one dispatch share a buffer.
     placeholders: [GpuBuffer<f32>; 2],
 }
@@ -241,13 +242,13 @@ impl BnAgmmLifTrain {
         kernel_source!("bn_agmm_lif_train", BnAgmmLifParams);
     const SPECIALISED: Specialised = Specialised::new(
         Self::SOURCE,
-        &["GATE", "RESIDUAL", "BROADCAST", "SOFT_RESET", "AGMM"],
+        &["GATE", "RESIDUAL", "BROADCAST", "SOFT_RESET"],
     );
     const WORKGROUP: u32 = 64;
 
     /// Compiles one pipeline (a broken shader fails here); the others on first use.
     pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        Self::SPECIALISED.pipeline(ctx, &[1, 0, 0, 0, 1])?;
+        Self::SPECIALISED.pipeline(ctx, &[1, 0, 0, 0])?;
         Ok(Self {
             placeholders: [
                 GpuBuffer::zeros(ctx, 1, "unused bn out")?,
@@ -258,21 +259,14 @@ impl BnAgmmLifTrain {
 
     /// Workgroups of a dispatch (each writes one `[count, count]` pair) for `spec` on `ctx`.
     pub fn groups(ctx: &GpuContext, spec: &BnAgmmLifSpec) -> u64 {
-        Self::runs(spec, ctx.variant.plane_run()).div_ceil(u64::from(Self::WORKGROUP))
+        spec.runs(ctx.variant.plane_run())
+            .div_ceil(u64::from(Self::WORKGROUP))
     }
 
     /// Partials a dispatch over `elements` neurons per timestep needs at most, on any adapter
     /// (one run per neuron at worst).
     pub fn partials_len(elements: usize) -> usize {
         2 * elements.div_ceil(Self::WORKGROUP as usize)
-    }
-
-    fn runs(spec: &BnAgmmLifSpec, run: u32) -> u64 {
-        plane_runs(
-            (spec.elements() / spec.spatial.max(1)) as u64,
-            spec.spatial as u32,
-            run,
-        )
     }
 
     /// Fills `values` (`[4C]`) with the batch mean, invstd, gamma and beta, the layout of
@@ -340,8 +334,15 @@ impl BnAgmmLifTrain {
                 ("spikes", out.spikes.len()),
             ],
         )?;
-        let [bn_out, e] = match (spec.agmm, out.agmm) {
-            (Some(_), Some((bn_out, e))) => {
+        if spec.broadcast && (spec.gated() || spec.residual) {
+            // The encoder's frame: nothing between its conv and its LIF depends on t.
+            return Err(GpuError::shape(
+                Self::NAME,
+                "a broadcast frame takes neither an AGMM gate nor a shortcut",
+            ));
+        }
+        let [bn_out, e] = match (spec.gated(), out.agmm) {
+            (true, Some((bn_out, e))) => {
                 check_lens(
                     Self::NAME,
                     "T*N",
@@ -350,19 +351,16 @@ impl BnAgmmLifTrain {
                 )?;
                 [bn_out, e]
             }
-            (None, None) => [&self.placeholders[0], &self.placeholders[1]],
+            (false, None) => [&self.placeholders[0], &self.placeholders[1]],
             _ => {
                 return Err(GpuError::shape(
                     Self::NAME,
-                    "the BN output and E are given exactly when the unit has AGMM",
+                    "the BN output and E are given exactly when the AGMM gates",
                 ))
             }
         };
-        let params = BnAgmmLifParams {
-            run: ctx.variant.plane_run(),
-            ..spec.params()
-        };
-        let groups = Self::runs(spec, params.run).div_ceil(u64::from(Self::WORKGROUP));
+        let params = spec.params_on(ctx);
+        let groups = spec.runs(params.run).div_ceil(u64::from(Self::WORKGROUP));
         let need = 2 * groups as usize;
         if out.partials.len() < need {
             return Err(GpuError::shape(
@@ -373,11 +371,7 @@ impl BnAgmmLifTrain {
                 ),
             ));
         }
-        let [gate, res, broadcast, soft] = spec.overrides();
-        let pipeline = Self::SPECIALISED.pipeline(
-            ctx,
-            &[gate, res, broadcast, soft, spec.agmm.is_some() as u32],
-        )?;
+        let pipeline = Self::SPECIALISED.pipeline(ctx, &spec.overrides())?;
         ctx.dispatch(
             encoder,
             &pipeline,
@@ -393,7 +387,7 @@ impl BnAgmmLifTrain {
                 out.spikes.raw(),
                 out.partials.raw(),
             ],
-            Workgroups::for_items(Self::runs(spec, params.run), Self::WORKGROUP),
+            Workgroups::for_items(spec.runs(params.run), Self::WORKGROUP),
         )?;
         Ok(groups)
     }
@@ -473,7 +467,7 @@ impl BnAgmmLifSpec {
         }
     }
 
-    /// Records one dispatch of either fused kernel over the `N` elements of a timestep.
+    /// Records one dispatch of either eval tail over the `N` elements of a timestep.
     #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
@@ -486,10 +480,7 @@ impl BnAgmmLifSpec {
         residual: &GpuBuffer<f32>,
         (out, workgroup): (&wgpu::Buffer, u32),
     ) -> Result<(), GpuError> {
-        let params = BnAgmmLifParams {
-            run: ctx.variant.plane_run(),
-            ..self.params()
-        };
+        let params = self.params_on(ctx);
         ctx.dispatch(
             encoder,
             pipeline,
@@ -504,15 +495,25 @@ impl BnAgmmLifSpec {
                 residual.raw(),
                 out,
             ],
-            // One invocation per run of neurons in a (sample, channel) plane.
-            Workgroups::for_items(
-                plane_runs(
-                    (self.elements() / self.spatial) as u64,
-                    params.spatial,
-                    params.run,
-                ),
-                workgroup,
-            ),
+            Workgroups::for_items(self.runs(params.run), workgroup),
+        )
+    }
+
+    /// The uniform on `ctx`: its adapter's run of neurons per invocation.
+    fn params_on(&self, ctx: &GpuContext) -> BnAgmmLifParams {
+        BnAgmmLifParams {
+            run: ctx.variant.plane_run(),
+            ..self.params()
+        }
+    }
+
+    /// Invocations of a fused tail: one per run of up to `run` neurons of a (sample, channel)
+    /// plane.
+    fn runs(&self, run: u32) -> u64 {
+        plane_runs(
+            (self.elements() / self.spatial.max(1)) as u64,
+            self.spatial as u32,
+            run,
         )
     }
 }

@@ -4,12 +4,12 @@
 //! allocator aborts the process when it runs out).
 //!
 //! The estimate counts what the layers keep per sample and timestep and what they share
-//! (`snn::transients`). A training conv unit keeps five feature maps of its output size (spikes,
-//! conv out, BN out, AGMM `E`, membrane; a downsampling shortcut two more and a quarter of its
-//! input); a pooling layer two (output, argmax); the readout one. Shared by all layers: two
-//! gradient maps of the largest layer, the largest unit's gradient chain and forward
-//! intermediates (five maps; a shortcut's three more, one of its input size) and the im2col
-//! scratch. An eval-mode conv unit keeps two maps (conv out, spikes). Packed spikes (a popcount
+//! (`snn::transients`). A training conv unit keeps at most five feature maps of its output size
+//! (spikes, conv out, BN out and AGMM `E` where the AGMM gates, membrane; a downsampling
+//! shortcut two more and a quarter of its input); a pooling layer two (output, argmax); the
+//! readout one. Shared by all layers: two gradient maps of the largest layer, the largest
+//! unit's gradient chain (three maps; a shortcut's three more, one of its input size) and the
+//! im2col scratch. An eval-mode conv unit keeps two maps (conv out, spikes). Packed spikes (a popcount
 //! unit's input, a max pool's for the packed eval hand-over) are a word per 32 channels. Every
 //! parameter tensor
 //! has about five copies (latent, binarised, gradient, two optimizer moments).
@@ -29,9 +29,9 @@ const MAPS_PER_SHORTCUT: u64 = 2;
 const EVAL_MAPS_PER_CONV: u64 = 2;
 /// Feature maps a pooling layer keeps per output value (output, argmax).
 const MAPS_PER_POOL: u64 = 2;
-/// Shared gradient chain and forward intermediates of the largest training unit (pre-LIF
-/// grad, BN-out grad, conv-out grad, AGMM out, pre-LIF sum).
-const SHARED_UNIT_MAPS: u64 = 5;
+/// Shared gradient chain of the largest training unit (pre-LIF grad, BN-out grad, conv-out
+/// grad; the fused training tail needs no shared forward intermediates).
+const SHARED_UNIT_MAPS: u64 = 3;
 /// Copies of every parameter (latent, effective, gradient, optimizer state).
 const PARAM_COPIES: u64 = 5;
 

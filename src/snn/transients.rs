@@ -5,16 +5,16 @@
 //! reads them, so a unit's gradient chain (dL/d pre-LIF sum, dL/d BN output, dL/d conv output,
 //! the shortcut's) is dead once the unit's input gradient is written, and layer `i`'s output
 //! gradient is dead once layer `i` has run: two buffers serve every layer's output gradient
-//! (layer `i` reads slot `i % 2` and writes slot `(i - 1) % 2`). In a training or inspection
-//! forward the AGMM output and the pre-LIF sum are read only by the next kernel of the same
-//! unit. Holding each of these once per workspace, sized for the largest layer, instead of once
+//! (layer `i` reads slot `i % 2` and writes slot `(i - 1) % 2`). In an inspection forward (the
+//! unfused chain) the AGMM output and the pre-LIF sum are read only by the next kernel of the
+//! same unit; a training forward runs the fused tail and needs neither. Holding each of these once per workspace, sized for the largest layer, instead of once
 //! per layer is most of what training memory was (`resnet19`: eleven feature maps per conv unit
 //! before, five now).
 //!
 //! Each slot is one buffer of its largest use; a layer gets a [`GpuBuffer::alias`] of the
-//! elements it uses (the kernels check lengths exactly). Training workspaces allocate every
-//! slot when built, so recording a step never allocates; inference workspaces allocate the
-//! forward slots on their first inspection (the app's probes), as they do the chain buffers.
+//! elements it uses (the kernels check lengths exactly). Training workspaces allocate the
+//! backward slots when built, so recording a step never allocates; every workspace allocates
+//! the forward slots on its first inspection (the app's probes), as it does the chain buffers.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -36,7 +36,7 @@ pub enum Transient {
     ShortcutConvGrad,
     ShortcutPooledGrad,
     ShortcutInputGrad,
-    /// The AGMM output in a training or inspection forward (the LIF or the add reads it).
+    /// The AGMM output in an inspection forward (the LIF or the add reads it).
     AgmmOut,
     /// BN (or AGMM) output plus the shortcut, before the LIF.
     PreSum,
@@ -57,7 +57,7 @@ impl Transient {
         }
     }
 
-    /// Slots a forward uses (the rest only a backward).
+    /// Slots an inspection forward uses (the rest only a backward).
     fn forward(self) -> bool {
         matches!(self, Transient::AgmmOut | Transient::PreSum)
     }
@@ -78,10 +78,10 @@ impl Transients {
         *size = (*size).max(len);
     }
 
-    /// Allocates every declared slot (`forward_only`: just the forward ones).
-    pub fn allocate(&self, ctx: &GpuContext, forward_only: bool) -> Result<(), GpuError> {
+    /// Allocates the declared slots of an inspection forward (`forward`) or of a backward.
+    pub fn allocate(&self, ctx: &GpuContext, forward: bool) -> Result<(), GpuError> {
         for (&slot, &size) in &self.sizes {
-            if (slot.forward() || !forward_only) && !self.buffers.borrow().contains_key(&slot) {
+            if slot.forward() == forward && !self.buffers.borrow().contains_key(&slot) {
                 let buffer = GpuBuffer::zeros(ctx, size, slot.label())?;
                 self.buffers.borrow_mut().insert(slot, buffer);
             }

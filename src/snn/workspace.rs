@@ -76,9 +76,9 @@ impl Workspace {
             cols_len = cols_len.max(cols);
             layers.push(ws);
         }
-        // Training allocates every shared buffer now (recording a step never allocates);
-        // inference allocates the forward ones on a first inspection (plain eval runs the
-        // fused pass and needs none).
+        // Training allocates the backward's shared buffers now (recording a step never
+        // allocates); the forward ones wait for a first inspection (training and plain eval
+        // run fused passes and need none).
         if training {
             transients.allocate(ctx, false)?;
         }

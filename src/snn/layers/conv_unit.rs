@@ -7,7 +7,7 @@
 //! (`kernels::packed_grad`, chosen by `gpu::PackedBackward`); everything else is im2col + GEMM.
 
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};
-use crate::kernels::agmm::{AgmmConfig, AgmmParams};
+use crate::kernels::agmm::{AgmmConfig, AgmmMode, AgmmParams};
 use crate::kernels::batchnorm::{BatchNormSaved, BatchNormShape};
 use crate::kernels::conv::{Conv2d, ConvShape};
 use crate::kernels::elementwise::ElementwiseParams;
@@ -88,13 +88,31 @@ pub struct ConvWs {
     pub(crate) frame: Option<FrameWs>,
 }
 
-/// What the backward (or a probe) reads of the unfused chain; the AGMM output and the
-/// pre-LIF sum, which only the next kernel reads, are shared transients.
+/// What the backward (or a probe) reads of the unit's tail; the AGMM output and the pre-LIF
+/// sum, which only the next kernel of an inspection reads, are shared transients.
 struct ChainWs {
-    bn_out: GpuBuffer<f32>,
+    /// The BN output: the gated AGMM's backward reads it (training allocates it then), an
+    /// inspection writes it (allocated on its first use otherwise).
+    bn_out: std::cell::OnceCell<GpuBuffer<f32>>,
+    len: usize,
     /// AGMM running expectation `E[t]`.
     expectation: Option<GpuBuffer<f32>>,
     membrane: GpuBuffer<f32>,
+}
+
+impl ChainWs {
+    /// The BN output, allocated on first use.
+    fn bn_out(&self, ctx: &GpuContext) -> Result<&GpuBuffer<f32>, GpuError> {
+        if self.bn_out.get().is_none() {
+            let buffer = ctx.allocating("the inspection buffers", || {
+                GpuBuffer::zeros(ctx, self.len, "bn out")
+            })?;
+            let _ = self.bn_out.set(buffer);
+        }
+        self.bn_out
+            .get()
+            .ok_or_else(|| GpuError::shape("conv unit", "BN output buffer missing"))
+    }
 }
 
 struct DownWs {
@@ -117,7 +135,6 @@ struct DownWs {
 pub(crate) struct FrameWs {
     pub(crate) input: GpuBuffer<f32>,
     conv_out: GpuBuffer<f32>,
-    bn_out: GpuBuffer<f32>,
     /// Training workspaces: dL/d(frame BN output) and dL/d(frame conv output).
     grads: Option<(GpuBuffer<f32>, GpuBuffer<f32>)>,
     /// True when the uploaded batch really repeats one frame over time.
@@ -187,7 +204,8 @@ impl ConvUnit {
                 let dshape = ConvShape::new(n, ci, c, hi / 2, wi / 2, 1, 1, 0);
                 cols_len = cols_len.max(Conv2d::cols_scratch_len(&dshape)?);
                 let pooled = n * ci * (hi / 2) * (wi / 2);
-                let packed_input = match self.downsample.as_ref().and_then(|d| d.popcount.as_ref()) {
+                let packed_input = match self.downsample.as_ref().and_then(|d| d.popcount.as_ref())
+                {
                     Some((_, area)) => Some(GpuBuffer::zeros(
                         ctx,
                         PopcountConvParams::new(&dshape)
@@ -224,7 +242,6 @@ impl ConvUnit {
             Some(FrameWs {
                 input: GpuBuffer::zeros(ctx, batch * ci * hi * wi, "frame input")?,
                 conv_out: GpuBuffer::zeros(ctx, out, "frame conv out")?,
-                bn_out: GpuBuffer::zeros(ctx, out, "frame bn out")?,
                 grads: if training {
                     Some((
                         GpuBuffer::zeros(ctx, out, "frame bn out grad")?,
@@ -242,7 +259,7 @@ impl ConvUnit {
         let chain = std::cell::OnceCell::new();
         if training {
             // Cannot be set already: the cell was made just above.
-            let _ = chain.set(self.chain_ws(ctx, len)?);
+            let _ = chain.set(self.chain_ws(ctx, len, true)?);
         }
         let bn_values = match training {
             true => Some(GpuBuffer::zeros(ctx, 4 * c, "bn values")?),
@@ -263,11 +280,17 @@ impl ConvUnit {
         Ok((ws, cols_len))
     }
 
-    /// The unfused chain's buffers for `len = T*N` elements.
-    fn chain_ws(&self, ctx: &GpuContext, len: usize) -> Result<ChainWs, GpuError> {
+    /// The tail's buffers for `len = T*N` elements (`training`: what a backward reads; the BN
+    /// output only where the gated AGMM's backward reads it).
+    fn chain_ws(&self, ctx: &GpuContext, len: usize, training: bool) -> Result<ChainWs, GpuError> {
         let z = |label: &str| GpuBuffer::<f32>::zeros(ctx, len, label);
+        let bn_out = std::cell::OnceCell::new();
+        if training && self.gated() {
+            let _ = bn_out.set(z("bn out")?);
+        }
         Ok(ChainWs {
-            bn_out: z("bn out")?,
+            bn_out,
+            len,
             expectation: match self.agmm {
                 Some(_) => Some(z("agmm E")?),
                 None => None,
@@ -309,12 +332,17 @@ impl ConvUnit {
         }
         let len = ws.shape.batch * self.output.iter().product::<usize>();
         let chain = ctx.allocating(&format!("{}: the inspection buffers", self.name), || {
-            self.chain_ws(ctx, len)
+            self.chain_ws(ctx, len, false)
         })?;
         let _ = ws.chain.set(chain);
         ws.chain.get().ok_or_else(|| {
             GpuError::shape("conv unit", format!("{}: chain buffers missing", self.name))
         })
+    }
+
+    /// True when the unit's AGMM gates (modes `full` and `detached`; `off` is the identity).
+    fn gated(&self) -> bool {
+        self.agmm.is_some_and(|a| a.mode != AgmmMode::Off)
     }
 
     fn bn_shape(&self, n: usize) -> BatchNormShape {
@@ -406,19 +434,16 @@ impl ConvUnit {
             let spec = self.fused_spec(rec, t, batch, residual.is_some(), false);
             return self.record_train_tail(rec, ws, scratch, &spec, &ws.conv_out, residual, io);
         }
+        // Inspection (eval): the chain, keeping what a probe reads.
         let chain = self.chain(rec.ctx, ws)?;
-        let saved = BatchNormSaved {
-            mean: &ws.mean,
-            invstd: &ws.invstd,
-        };
-        batch_norm(
-            rec,
-            train,
+        let bn_out = chain.bn_out(rec.ctx)?;
+        rec.k.bn.forward_eval(
+            rec.ctx,
+            rec.enc,
             bn_shape,
             &ws.conv_out,
-            &self.bn,
-            &saved,
-            &chain.bn_out,
+            &self.bn.state(),
+            bn_out,
         )?;
         let len = self.elements(n);
         let transients = &scratch.transients;
@@ -430,13 +455,13 @@ impl ConvUnit {
                     rec.ctx,
                     rec.enc,
                     &AgmmParams::new(a, t, self.elements(batch)),
-                    &chain.bn_out,
+                    bn_out,
                     &agmm_out,
                     e,
                 )?;
                 &agmm_out
             }
-            _ => &chain.bn_out,
+            _ => bn_out,
         };
         let elements = ElementwiseParams::new(len);
         let pre;
@@ -581,13 +606,13 @@ impl ConvUnit {
         residual: Option<&GpuBuffer<f32>>,
         io: Forward,
     ) -> Result<(), GpuError> {
-        let chain = self.trained_chain(ws)?;
         let values = ws.bn_values.as_ref().ok_or_else(|| {
             GpuError::shape(
                 "conv unit forward",
                 format!("{}: an inference workspace cannot train", self.name),
             )
         })?;
+        let chain = self.trained_chain(ws)?;
         let saved = BatchNormSaved {
             mean: &ws.mean,
             invstd: &ws.invstd,
@@ -604,7 +629,10 @@ impl ConvUnit {
         BnAgmmLifTrain::gather_bn(rec.enc, &saved, &state, values)?;
         let partials = &scratch.moment_partials;
         let out = TrainTailOut {
-            agmm: chain.expectation.as_ref().map(|e| (&chain.bn_out, e)),
+            agmm: match (spec.gated(), chain.bn_out.get(), &chain.expectation) {
+                (true, Some(bn_out), Some(e)) => Some((bn_out, e)),
+                _ => None,
+            },
             membrane: &chain.membrane,
             spikes: io.output,
             partials,
@@ -680,27 +708,24 @@ impl ConvUnit {
         if !io.inspect {
             return self.record_fused_eval(rec, &spec, &frame.conv_out, None, io);
         }
-        let saved = BatchNormSaved {
-            mean: &ws.mean,
-            invstd: &ws.invstd,
-        };
-        let bn_shape = self.bn_shape(batch).repeated(io.timesteps);
-        batch_norm(
-            rec,
-            io.train,
-            bn_shape,
+        // Inspection (eval): BN with the running statistics into the first N values of the
+        // chain's BN output, then the LIF reading that frame at every t.
+        let chain = self.chain(rec.ctx, ws)?;
+        let frame_bn = chain.bn_out(rec.ctx)?.alias(frame.conv_out.len())?;
+        rec.k.bn.forward_eval(
+            rec.ctx,
+            rec.enc,
+            self.bn_shape(batch),
             &frame.conv_out,
-            &self.bn,
-            &saved,
-            &frame.bn_out,
+            &self.bn.state(),
+            &frame_bn,
         )?;
         let lif = self.frame_lif(io.timesteps, batch);
-        let chain = self.chain(rec.ctx, ws)?;
         rec.k.lif_forward.dispatch(
             rec.ctx,
             rec.enc,
             &lif,
-            &frame.bn_out,
+            &frame_bn,
             io.output,
             &chain.membrane,
         )
@@ -802,18 +827,22 @@ impl ConvUnit {
         let g_pre = transients.get(rec.ctx, Transient::PreGrad, len)?;
         let chain = self.trained_chain(ws)?;
         let g_bn_out;
-        let g_gated = match (&self.agmm, &chain.expectation) {
+        let g_gated = match (
+            self.agmm.filter(|_| self.gated()),
+            chain.bn_out.get(),
+            &chain.expectation,
+        ) {
             // LIF and AGMM backward in one pass; the LIF input's gradient is written only for
-            // a shortcut, its one other reader.
-            (Some(a), Some(e)) => {
+            // a shortcut, its one other reader. (AGMM `off` is the identity: the LIF's alone.)
+            (Some(a), Some(bn_out), Some(e)) => {
                 g_bn_out = transients.get(rec.ctx, Transient::BnOutGrad, len)?;
                 rec.k.lif_agmm_backward.dispatch(
                     rec.ctx,
                     rec.enc,
-                    &LifAgmmParams::new(&self.lif, a, t, self.elements(batch)),
+                    &LifAgmmParams::new(&self.lif, &a, t, self.elements(batch)),
                     &chain.membrane,
                     g_spikes,
-                    &chain.bn_out,
+                    bn_out,
                     e,
                     &g_bn_out,
                     (self.shortcut != Shortcut::None).then_some(&g_pre),
