@@ -165,6 +165,76 @@ fn fused_on_gpu(ctx: &GpuContext, kernel: &BnAgmmLifEval, c: &Case) -> Vec<f32> 
     read(ctx, &out)
 }
 
+/// The single kernels a fused tail replaces after BN: AGMM gate, shortcut add, LIF.
+struct ChainKernels {
+    agmm: AgmmForward,
+    add: ResidualAdd,
+    lif: LifForward,
+}
+
+/// What [`ChainKernels::record`] writes, `[T, N]` each.
+struct ChainBuffers {
+    gated: GpuBuffer<f32>,
+    e: GpuBuffer<f32>,
+    pre: GpuBuffer<f32>,
+    spikes: GpuBuffer<f32>,
+    membrane: GpuBuffer<f32>,
+}
+
+impl ChainBuffers {
+    fn new(ctx: &GpuContext, len: usize) -> Self {
+        Self {
+            gated: zeros(ctx, len),
+            e: zeros(ctx, len),
+            pre: zeros(ctx, len),
+            spikes: zeros(ctx, len),
+            membrane: zeros(ctx, len),
+        }
+    }
+}
+
+impl ChainKernels {
+    fn new(ctx: &GpuContext) -> Self {
+        Self {
+            agmm: AgmmForward::new(ctx).unwrap(),
+            add: ResidualAdd::new(ctx).unwrap(),
+            lif: LifForward::new(ctx).unwrap(),
+        }
+    }
+
+    /// Records the chain from the BN output `bn_out` (`[N]` for a broadcast frame): the gate
+    /// where it is on (mode `off` is the identity), the shortcut, the LIF.
+    fn record(
+        &self,
+        ctx: &GpuContext,
+        enc: &mut wgpu::CommandEncoder,
+        spec: &BnAgmmLifSpec,
+        bn_out: &GpuBuffer<f32>,
+        residual: Option<&GpuBuffer<f32>>,
+        out: &ChainBuffers,
+    ) -> Result<(), bitspike::gpu::GpuError> {
+        let (t, n) = (spec.timesteps, spec.elements());
+        let mut current = bn_out;
+        if let Some(config) = spec.agmm.filter(|_| spec.gated()) {
+            let params = AgmmParams::new(&config, t, n);
+            self.agmm
+                .dispatch(ctx, enc, &params, current, &out.gated, &out.e)?;
+            current = &out.gated;
+        }
+        if let Some(r) = residual {
+            let params = ElementwiseParams::new(t * n);
+            self.add.dispatch(ctx, enc, &params, current, r, &out.pre)?;
+            current = &out.pre;
+        }
+        let params = LifParams {
+            broadcast_input: spec.broadcast as u32,
+            ..LifParams::new(&spec.lif, t, n)
+        };
+        self.lif
+            .dispatch(ctx, enc, &params, current, &out.spikes, &out.membrane)
+    }
+}
+
 /// Both kernel variants' run lengths (`KernelVariant::plane_run`: 16 neurons per invocation on
 /// CPU rasterisers, 1 on GPUs): the spikes must not depend on it.
 const VARIANTS: [KernelVariant; 2] = [KernelVariant::RegisterBlocked, KernelVariant::SharedTiled];
@@ -288,43 +358,20 @@ fn bn_agmm_lif_eval_equals_the_unfused_chain() {
     let Some(ctx) = gpu() else { return };
     let fused = BnAgmmLifEval::new(&ctx).unwrap();
     let bn = BatchNorm::new(&ctx, BatchNormConfig::default()).unwrap();
-    let agmm = AgmmForward::new(&ctx).unwrap();
-    let add = ResidualAdd::new(&ctx).unwrap();
-    let lif = LifForward::new(&ctx).unwrap();
+    let chain = ChainKernels::new(&ctx);
     for (i, spec) in specs().into_iter().enumerate() {
         let c = case(spec, 500 + i as u64);
         let g = OnGpu::new(&ctx, &c);
         let (t, n) = (spec.timesteps, spec.elements());
         let frames = if spec.broadcast { 1 } else { t };
         let bn_out = zeros(&ctx, frames * n);
-        let (gated, e, pre) = (zeros(&ctx, t * n), zeros(&ctx, t * n), zeros(&ctx, t * n));
-        let (chain_spikes, membrane) = (zeros(&ctx, t * n), zeros(&ctx, t * n));
+        let out = ChainBuffers::new(&ctx, t * n);
         record(&ctx, |enc| {
             let shape = BatchNormShape::new(frames * spec.batch, spec.channels, spec.spatial);
             bn.forward_eval(&ctx, enc, shape, &g.x, &g.state(), &bn_out)?;
-            let mut current = &bn_out;
-            if let Some(config) = spec.agmm.filter(|_| spec.gated()) {
-                agmm.dispatch(
-                    &ctx,
-                    enc,
-                    &AgmmParams::new(&config, t, n),
-                    current,
-                    &gated,
-                    &e,
-                )?;
-                current = &gated;
-            }
-            if let Some(r) = &g.residual {
-                add.dispatch(&ctx, enc, &ElementwiseParams::new(t * n), current, r, &pre)?;
-                current = &pre;
-            }
-            let params = LifParams {
-                broadcast_input: spec.broadcast as u32,
-                ..LifParams::new(&spec.lif, t, n)
-            };
-            lif.dispatch(&ctx, enc, &params, current, &chain_spikes, &membrane)
+            chain.record(&ctx, enc, &spec, &bn_out, g.residual.as_ref(), &out)
         });
-        let want = read(&ctx, &chain_spikes);
+        let want = read(&ctx, &out.spikes);
         let got = fused_on_gpu(&ctx, &fused, &c);
         assert_exact(&format!("fused vs chain {spec:?} spikes"), &got, &want);
     }
@@ -651,9 +698,7 @@ fn bn_agmm_lif_train_equals_the_unfused_chain() {
     let Some(ctx) = gpu() else { return };
     let fused = BnAgmmLifTrain::new(&ctx).unwrap();
     let bn = BatchNorm::new(&ctx, BatchNormConfig::default()).unwrap();
-    let agmm = AgmmForward::new(&ctx).unwrap();
-    let add = ResidualAdd::new(&ctx).unwrap();
-    let lif = LifForward::new(&ctx).unwrap();
+    let chain = ChainKernels::new(&ctx);
     let moments = Moments::new(&ctx).unwrap();
     for (i, spec) in specs().into_iter().enumerate() {
         let (t, n) = (spec.timesteps, spec.elements());
@@ -669,8 +714,7 @@ fn bn_agmm_lif_train_equals_the_unfused_chain() {
             invstd: &invstd,
         };
         let bn_out = zeros(&ctx, frames * n);
-        let (gated, e, pre) = (zeros(&ctx, t * n), zeros(&ctx, t * n), zeros(&ctx, t * n));
-        let (chain_spikes, membrane) = (zeros(&ctx, t * n), zeros(&ctx, t * n));
+        let out = ChainBuffers::new(&ctx, t * n);
         let partials = zeros(&ctx, Moments::partials_len(t * n));
         let summary = filled(&ctx, 6, 7.0f32);
         record(&ctx, |enc| {
@@ -679,40 +723,20 @@ fn bn_agmm_lif_train_equals_the_unfused_chain() {
                 shape = shape.repeated(t);
             }
             bn.forward_train(&ctx, enc, shape, &g.x, &g.state(), &saved, &bn_out)?;
-            let mut current = &bn_out;
-            if let Some(config) = spec.agmm {
-                agmm.dispatch(
-                    &ctx,
-                    enc,
-                    &AgmmParams::new(&config, t, n),
-                    current,
-                    &gated,
-                    &e,
-                )?;
-                current = &gated;
-            }
-            if let Some(r) = &g.residual {
-                add.dispatch(&ctx, enc, &ElementwiseParams::new(t * n), current, r, &pre)?;
-                current = &pre;
-            }
-            let params = LifParams {
-                broadcast_input: spec.broadcast as u32,
-                ..LifParams::new(&spec.lif, t, n)
-            };
-            lif.dispatch(&ctx, enc, &params, current, &chain_spikes, &membrane)?;
-            moments.dispatch(&ctx, enc, &chain_spikes, &partials, &summary, 1, false)
+            chain.record(&ctx, enc, &spec, &bn_out, g.residual.as_ref(), &out)?;
+            moments.dispatch(&ctx, enc, &out.spikes, &partials, &summary, 1, false)
         });
         let got = train_on_gpu(&ctx, &fused, &c, &saved);
         let what = format!("fused training tail vs chain {spec:?}");
         assert_exact(
             &format!("{what} spikes"),
             &got.spikes,
-            &read(&ctx, &chain_spikes),
+            &read(&ctx, &out.spikes),
         );
         assert_exact(
             &format!("{what} membrane"),
             &got.membrane,
-            &read(&ctx, &membrane),
+            &read(&ctx, &out.membrane),
         );
         assert_exact(
             &format!("{what} summary"),
@@ -721,7 +745,7 @@ fn bn_agmm_lif_train_equals_the_unfused_chain() {
         );
         if spec.gated() {
             assert_exact(&format!("{what} bn_out"), &got.bn_out, &read(&ctx, &bn_out));
-            assert_exact(&format!("{what} E"), &got.e, &read(&ctx, &e));
+            assert_exact(&format!("{what} E"), &got.e, &read(&ctx, &out.e));
         }
     }
 }

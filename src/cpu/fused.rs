@@ -21,17 +21,44 @@ pub fn bn_agmm_lif_eval(
     residual: Option<&[f32]>,
     spikes: &mut [f32],
 ) {
+    let coefficients = |c: usize| {
+        let invstd = 1.0 / (bn.running_var[c] + spec.eps).sqrt();
+        (bn.running_mean[c], invstd * bn.weight[c], bn.bias[c])
+    };
+    tail(spec, x, coefficients, residual, |step| {
+        spikes[step.i] = step.s
+    });
+}
+
+/// One neuron and timestep of a fused tail: its index in `[T, N]`, the BN output `X[t]`, the
+/// AGMM expectation `E[t]` (0 when the gate is off), the membrane `h[t]` and the spike.
+struct TailStep {
+    i: usize,
+    x: f32,
+    e: f32,
+    h: f32,
+    s: f32,
+}
+
+/// The neuron arithmetic the fused tails share, in the shaders' order: BN as
+/// `(x - mean) * k + bias` with `coefficients(c) = (mean, k, bias)`, the gate where it is on,
+/// the shortcut, the LIF; `visit` sees every (neuron, t).
+fn tail(
+    spec: &BnAgmmLifSpec,
+    x: &[f32],
+    coefficients: impl Fn(usize) -> (f32, f32, f32),
+    residual: Option<&[f32]>,
+    mut visit: impl FnMut(TailStep),
+) {
     let params = spec.params();
     let n_len = spec.elements();
     for n in 0..n_len {
-        let c = (n / spec.spatial) % spec.channels;
-        let invstd = 1.0 / (bn.running_var[c] + spec.eps).sqrt();
-        let k = invstd * bn.weight[c];
-        let normalise = |v: f32| (v - bn.running_mean[c]) * k + bn.bias[c];
+        let (mean, k, bias) = coefficients((n / spec.spatial) % spec.channels);
         let (mut run, mut u, mut s) = (0.0f32, 0.0f32, 0.0f32);
         for t in 0..spec.timesteps {
             let i = t * n_len + n;
-            let mut cur = normalise(x[if spec.broadcast { n } else { i }]);
+            let normalised = (x[if spec.broadcast { n } else { i }] - mean) * k + bias;
+            let mut cur = normalised;
             if spec.gated() {
                 let a = if params.alpha_const > 0.0 {
                     params.alpha_const
@@ -50,7 +77,13 @@ pub fn bn_agmm_lif_eval(
             };
             s = if h >= spec.lif.v_th { 1.0 } else { 0.0 };
             u = h;
-            spikes[i] = s;
+            visit(TailStep {
+                i,
+                x: normalised,
+                e: run,
+                h,
+                s,
+            });
         }
     }
 }
@@ -95,42 +128,17 @@ pub fn bn_agmm_lif_train(
         agmm.is_some(),
         "the BN output and E are given exactly when the AGMM gates"
     );
-    let params = spec.params();
-    let n_len = spec.elements();
+    let coefficients = |c: usize| (bn.mean[c], bn.invstd[c] * bn.weight[c], bn.bias[c]);
     let mut count = 0u64;
-    for n in 0..n_len {
-        let c = (n / spec.spatial) % spec.channels;
-        let k = bn.invstd[c] * bn.weight[c];
-        let normalise = |v: f32| (v - bn.mean[c]) * k + bn.bias[c];
-        let (mut run, mut u, mut s) = (0.0f32, 0.0f32, 0.0f32);
-        for t in 0..spec.timesteps {
-            let i = t * n_len + n;
-            let mut cur = normalise(x[if spec.broadcast { n } else { i }]);
-            if let Some((bn_out, e)) = agmm.as_mut() {
-                bn_out[i] = cur;
-                let a = if params.alpha_const > 0.0 {
-                    params.alpha_const
-                } else {
-                    1.0 / (t + 1) as f32
-                };
-                run = (1.0 - a) * run + a * cur;
-                e[i] = run;
-                cur /= 1.0 + (-run).exp();
-            }
-            if let Some(r) = residual {
-                cur += r[i];
-            }
-            let h = match spec.lif.reset {
-                ResetMode::Soft => spec.lif.decay * (u - spec.lif.v_th * s) + cur,
-                ResetMode::Hard => spec.lif.decay * u * (1.0 - s) + cur,
-            };
-            s = if h >= spec.lif.v_th { 1.0 } else { 0.0 };
-            u = h;
-            membrane[i] = h;
-            spikes[i] = s;
-            count += s as u64;
+    tail(spec, x, coefficients, residual, |step| {
+        if let Some((bn_out, e)) = agmm.as_mut() {
+            bn_out[step.i] = step.x;
+            e[step.i] = step.e;
         }
-    }
+        membrane[step.i] = step.h;
+        spikes[step.i] = step.s;
+        count += step.s as u64;
+    });
     count
 }
 
