@@ -361,24 +361,15 @@ impl BatchNorm {
         saved: &BatchNormSaved,
         y: &GpuBuffer<f32>,
     ) -> Result<(), GpuError> {
-        let params = BatchNormParams {
-            run: ctx.variant.plane_run(),
-            ..BatchNormParams::new(&self.config, shape, false)
-        };
-        // Validate both dispatches before recording either, so an error leaves the encoder clean.
+        let params = self.train_params(ctx, shape);
+        // What the apply reads beyond the statistics' buffers, checked before either dispatch
+        // is recorded (the statistics check theirs), so an error leaves the encoder clean.
         params.check(
             "BatchNorm::forward_train",
-            &[("x", x.len()), ("y", y.len())],
-            &[
-                ("weight", state.weight.len()),
-                ("bias", state.bias.len()),
-                ("running_mean", state.running_mean.len()),
-                ("running_var", state.running_var.len()),
-                ("saved.mean", saved.mean.len()),
-                ("saved.invstd", saved.invstd.len()),
-            ],
+            &[("y", y.len())],
+            &[("weight", state.weight.len()), ("bias", state.bias.len())],
         )?;
-        self.record_statistics(ctx, encoder, &params, x, state, saved)?;
+        self.statistics(ctx, encoder, shape, x, state, saved)?;
         self.apply.dispatch(
             ctx,
             encoder,
@@ -403,10 +394,7 @@ impl BatchNorm {
         state: &BatchNormState,
         saved: &BatchNormSaved,
     ) -> Result<(), GpuError> {
-        let params = BatchNormParams {
-            run: ctx.variant.plane_run(),
-            ..BatchNormParams::new(&self.config, shape, false)
-        };
+        let params = self.train_params(ctx, shape);
         params.check(
             "BatchNorm::statistics",
             &[("x", x.len())],
@@ -417,28 +405,24 @@ impl BatchNorm {
                 ("saved.invstd", saved.invstd.len()),
             ],
         )?;
-        self.record_statistics(ctx, encoder, &params, x, state, saved)
-    }
-
-    fn record_statistics(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &BatchNormParams,
-        x: &GpuBuffer<f32>,
-        state: &BatchNormState,
-        saved: &BatchNormSaved,
-    ) -> Result<(), GpuError> {
         self.stats.dispatch(
             ctx,
             encoder,
-            params,
+            &params,
             x,
             saved.mean,
             saved.invstd,
             state.running_mean,
             state.running_var,
         )
+    }
+
+    /// Params of the training passes (batch statistics) on `ctx`.
+    fn train_params(&self, ctx: &GpuContext, shape: BatchNormShape) -> BatchNormParams {
+        BatchNormParams {
+            run: ctx.variant.plane_run(),
+            ..BatchNormParams::new(&self.config, shape, false)
+        }
     }
 
     /// Eval forward with the running statistics.
