@@ -816,6 +816,25 @@ fn bn_agmm_lif_train_refuses_wrong_buffers() {
         ),
         "neither an AGMM gate",
     );
+    // ... nor a shortcut.
+    let frame = BnAgmmLifSpec {
+        broadcast: true,
+        residual: true,
+        agmm: None,
+        ..spec
+    };
+    assert_err_contains(
+        kernel.dispatch(
+            &ctx,
+            &mut enc,
+            &frame,
+            &x,
+            &values,
+            Some(&full),
+            &out(None, &full, &partials),
+        ),
+        "neither an AGMM gate nor a shortcut",
+    );
 }
 
 /// Inputs of one `lif_agmm_backward` case: membrane values around the threshold (inside and

@@ -114,6 +114,9 @@ pub struct BnTrain<'a> {
 /// Mirror of `shaders/bn_agmm_lif_train.wgsl`: writes the spikes, the membrane and, where the
 /// AGMM gates (`spec.gated()`; `agmm` must then be given), the BN output and `E`; returns the
 /// number of spikes (what the shader's partials sum to).
+///
+/// # Panics
+/// A test oracle: when `agmm` is given though the gate is off, or missing though it is on.
 pub fn bn_agmm_lif_train(
     spec: &BnAgmmLifSpec,
     x: &[f32],

@@ -70,10 +70,11 @@ pub struct ConvWs {
     conv_out: GpuBuffer<f32>,
     mean: GpuBuffer<f32>,
     invstd: GpuBuffer<f32>,
-    /// The unfused chain's intermediates (BN output, AGMM output and `E`, the pre-LIF sum,
-    /// the membrane): training workspaces allocate them up front (the backward reads them),
-    /// inference workspaces on their first [`super::Pass::Inspect`] forward, so plain eval,
-    /// which runs the fused pass, never holds them.
+    /// The tail's intermediates the backward or a probe reads (membrane, AGMM `E`, BN output):
+    /// training workspaces allocate the membrane, `E` and, where the AGMM gates, the BN output
+    /// up front (the backward reads them); the rest come on the first
+    /// [`super::Pass::Inspect`] forward, so plain eval, which runs the fused pass, never holds
+    /// them.
     chain: std::cell::OnceCell<ChainWs>,
     /// Built for training: a backward can run (its gradients are the workspace's shared
     /// transients, `snn::transients`).
@@ -200,9 +201,12 @@ impl ConvUnit {
         let z = |label: &str| GpuBuffer::<f32>::zeros(ctx, len, label);
         self.declare_transients(transients, n, training);
         let down = match &self.downsample {
-            Some(_) => {
+            Some(d) => {
                 let dshape = ConvShape::new(n, ci, c, hi / 2, wi / 2, 1, 1, 0);
-                cols_len = cols_len.max(Conv2d::cols_scratch_len(&dshape)?);
+                // As the main path: a popcount shortcut runs no im2col in eval.
+                if training || d.popcount.is_none() {
+                    cols_len = cols_len.max(Conv2d::cols_scratch_len(&dshape)?);
+                }
                 let pooled = n * ci * (hi / 2) * (wi / 2);
                 let packed_input = match self.downsample.as_ref().and_then(|d| d.popcount.as_ref())
                 {
@@ -834,7 +838,16 @@ impl ConvUnit {
         ) {
             // LIF and AGMM backward in one pass; the LIF input's gradient is written only for
             // a shortcut, its one other reader. (AGMM `off` is the identity: the LIF's alone.)
-            (Some(a), Some(bn_out), Some(e)) => {
+            (Some(a), bn_out, e) => {
+                let (Some(bn_out), Some(e)) = (bn_out, e) else {
+                    return Err(GpuError::shape(
+                        "conv unit backward",
+                        format!(
+                            "{}: the forward left no BN output or E to go back through",
+                            self.name
+                        ),
+                    ));
+                };
                 g_bn_out = transients.get(rec.ctx, Transient::BnOutGrad, len)?;
                 rec.k.lif_agmm_backward.dispatch(
                     rec.ctx,
@@ -849,7 +862,7 @@ impl ConvUnit {
                 )?;
                 &g_bn_out
             }
-            _ => {
+            (None, _, _) => {
                 let lif = LifParams::new(&self.lif, t, self.elements(batch));
                 rec.k.lif_backward.dispatch(
                     rec.ctx,
