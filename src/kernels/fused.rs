@@ -88,7 +88,7 @@ impl BnAgmmLifSpec {
         self.agmm.is_some_and(|a| a.mode != AgmmMode::Off)
     }
 
-    /// The override values `[GATE, RESIDUAL, BROADCAST, SOFT_RESET]`.
+    /// The values of [`TAIL_OVERRIDES`], in its order.
     fn overrides(&self) -> [u32; 4] {
         [
             self.gated() as u32,
@@ -98,6 +98,10 @@ impl BnAgmmLifSpec {
         ]
     }
 }
+
+/// The override constants every fused tail is specialised on (one pipeline per combination);
+/// [`BnAgmmLifSpec`] gives their values.
+const TAIL_OVERRIDES: [&str; 4] = ["GATE", "RESIDUAL", "BROADCAST", "SOFT_RESET"];
 
 /// `bn_agmm_lif_eval`: conv output -> BN (running statistics) -> [AGMM gate] -> [+ shortcut]
 /// -> LIF spikes, in one pass writing only the spikes (eval without inspection). One pipeline
@@ -109,10 +113,7 @@ impl BnAgmmLifEval {
     pub const NAME: &'static str = "bn_agmm_lif_eval";
     pub const SOURCE: crate::gpu::KernelSource =
         kernel_source!("bn_agmm_lif_eval", BnAgmmLifParams);
-    const SPECIALISED: Specialised = Specialised::new(
-        Self::SOURCE,
-        &["GATE", "RESIDUAL", "BROADCAST", "SOFT_RESET"],
-    );
+    const SPECIALISED: Specialised = Specialised::new(Self::SOURCE, &TAIL_OVERRIDES);
     const WORKGROUP: u32 = 64;
 
     /// Compiles (or fetches from the cache) the pipeline of a gated unit without shortcut
@@ -160,10 +161,7 @@ impl BnAgmmLifEvalPacked {
     pub const NAME: &'static str = "bn_agmm_lif_eval_packed";
     pub const SOURCE: crate::gpu::KernelSource =
         kernel_source!("bn_agmm_lif_eval_packed", BnAgmmLifParams);
-    const SPECIALISED: Specialised = Specialised::new(
-        Self::SOURCE,
-        &["GATE", "RESIDUAL", "BROADCAST", "SOFT_RESET"],
-    );
+    const SPECIALISED: Specialised = Specialised::new(Self::SOURCE, &TAIL_OVERRIDES);
     const WORKGROUP: u32 = 64;
 
     /// Compiles one pipeline (a broken shader fails here); the others on first use.
@@ -240,10 +238,7 @@ impl BnAgmmLifTrain {
     pub const NAME: &'static str = "bn_agmm_lif_train";
     pub const SOURCE: crate::gpu::KernelSource =
         kernel_source!("bn_agmm_lif_train", BnAgmmLifParams);
-    const SPECIALISED: Specialised = Specialised::new(
-        Self::SOURCE,
-        &["GATE", "RESIDUAL", "BROADCAST", "SOFT_RESET"],
-    );
+    const SPECIALISED: Specialised = Specialised::new(Self::SOURCE, &TAIL_OVERRIDES);
     const WORKGROUP: u32 = 64;
 
     /// Compiles one pipeline (a broken shader fails here); the others on first use.
