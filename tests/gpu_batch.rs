@@ -19,7 +19,7 @@ fn batched_copies_and_readbacks_arrive_in_order() {
             // states before and after the copy, so the batch keeps submission order.
             let before = dst.read_back(&ctx);
             let mut enc = ctx.encoder("copy");
-            enc.copy_buffer_to_buffer(src.raw(), 0, dst.raw(), 0, (len * 4) as u64);
+            src.copy_to(&mut enc, &dst, 0).unwrap();
             ctx.submit(enc);
             (before, dst.read_back(&ctx))
         });

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use wgpu::util::DeviceExt;
 
-use super::memory;
+use super::{memory, Binding};
 
 /// Entries kept at most.
 const CAPACITY: usize = 4096;
@@ -26,7 +26,8 @@ const CAPACITY: usize = 4096;
 struct Key {
     pipeline: wgpu::ComputePipeline,
     params: Vec<u8>,
-    storage: Vec<wgpu::Buffer>,
+    /// Each binding's buffer, offset and size.
+    storage: Vec<(wgpu::Buffer, u64, u64)>,
 }
 
 struct Entry {
@@ -70,7 +71,7 @@ impl BindGroupCache {
         pipeline: &wgpu::ComputePipeline,
         label: &str,
         params: &[u8],
-        storage: &[&wgpu::Buffer],
+        storage: &[Binding],
     ) -> wgpu::BindGroup {
         if !self.enabled {
             self.misses += 1;
@@ -81,7 +82,10 @@ impl BindGroupCache {
         let key = Key {
             pipeline: pipeline.clone(),
             params: params.to_vec(),
-            storage: storage.iter().map(|b| (*b).clone()).collect(),
+            storage: storage
+                .iter()
+                .map(|b| (b.buffer.clone(), b.offset, b.size))
+                .collect(),
         };
         if let Some(entry) = self.entries.get_mut(&key) {
             entry.last_used = self.clock;
@@ -126,7 +130,7 @@ fn create(
     pipeline: &wgpu::ComputePipeline,
     label: &str,
     params: &[u8],
-    storage: &[&wgpu::Buffer],
+    storage: &[Binding],
 ) -> wgpu::BindGroup {
     let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some(label),
@@ -141,7 +145,7 @@ fn create(
     for (i, buffer) in storage.iter().enumerate() {
         entries.push(wgpu::BindGroupEntry {
             binding: i as u32 + 1,
-            resource: buffer.as_entire_binding(),
+            resource: buffer.resource(),
         });
     }
     device.create_bind_group(&wgpu::BindGroupDescriptor {

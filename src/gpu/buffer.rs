@@ -13,10 +13,15 @@ use wgpu::util::DeviceExt;
 
 use super::{limits, memory, GpuContext, GpuError};
 
-/// A storage buffer of `len` elements of `T` (a 4-byte-multiple plain type).
+/// A storage buffer of `len` elements of `T` (a 4-byte-multiple plain type), or a window on
+/// part of one ([`GpuBuffer::window`]).
 pub struct GpuBuffer<T: Pod> {
     buffer: wgpu::Buffer,
+    /// First element of this handle within `buffer` (0 but for windows).
+    offset: usize,
     len: usize,
+    /// The name it was created with (errors name it).
+    label: std::sync::Arc<str>,
     /// False for an [`GpuBuffer::alias`]: the memory totals count the owner only.
     owner: bool,
     _element: PhantomData<T>,
@@ -43,7 +48,10 @@ impl<T: Pod> GpuBuffer<T> {
                 requested: u64::MAX,
                 max: ctx.limits.max_buffer_size,
             })?;
-        limits::check_buffer(bytes, &ctx.limits, || format!("buffer '{label}'"))?;
+        // Only the buffer size: a buffer larger than one binding is bound in windows
+        // (`gpu::split`); each dispatch checks its bindings ([`GpuContext::dispatch`]).
+        limits::check("max_buffer_size", bytes, ctx.limits.max_buffer_size)
+            .map_err(|e| e.named(format!("buffer '{label}'")))?;
         // Zero-sized bindings are invalid; keep a 4-element minimum.
         Ok(bytes.max(16))
     }
@@ -63,7 +71,9 @@ impl<T: Pod> GpuBuffer<T> {
         memory::allocated(size);
         Ok(Self {
             buffer,
+            offset: 0,
             len,
+            label: label.into(),
             owner: true,
             _element: PhantomData,
         })
@@ -88,7 +98,9 @@ impl<T: Pod> GpuBuffer<T> {
         memory::allocated(buffer.size());
         Ok(Self {
             buffer,
+            offset: 0,
             len: data.len(),
+            label: label.into(),
             owner: true,
             _element: PhantomData,
         })
@@ -96,15 +108,28 @@ impl<T: Pod> GpuBuffer<T> {
 
     /// Overwrites the start of the buffer with `data` (queued; visible to later submissions).
     pub fn write(&self, ctx: &GpuContext, data: &[T]) -> Result<(), GpuError> {
-        if data.len() > self.len {
+        self.write_at(ctx, 0, data)
+    }
+
+    /// Overwrites elements `start ..` with `data` (queued).
+    pub fn write_at(&self, ctx: &GpuContext, start: usize, data: &[T]) -> Result<(), GpuError> {
+        if start
+            .checked_add(data.len())
+            .is_none_or(|end| end > self.len)
+        {
             return Err(GpuError::shape(
                 "GpuBuffer::write",
-                format!("{} elements into a buffer of {}", data.len(), self.len),
+                format!(
+                    "{} elements at {start} into a buffer of {}",
+                    data.len(),
+                    self.len
+                ),
             ));
         }
         if !data.is_empty() {
+            let at = self.byte_offset() + (start * std::mem::size_of::<T>()) as u64;
             ctx.queue
-                .write_buffer(&self.buffer, 0, bytemuck::cast_slice(data));
+                .write_buffer(&self.buffer, at, bytemuck::cast_slice(data));
         }
         Ok(())
     }
@@ -121,10 +146,99 @@ impl<T: Pod> GpuBuffer<T> {
         }
         Ok(Self {
             buffer: self.buffer.clone(),
+            offset: self.offset,
             len,
+            label: self.label.clone(),
             owner: false,
             _element: PhantomData,
         })
+    }
+
+    /// A handle on elements `start .. start + len` of this handle (same memory), bound as
+    /// that range alone: how a tensor larger than one binding is processed in parts
+    /// (`gpu::split`). The start must fall on the binding offset alignment (256 bytes in
+    /// WebGPU); not counted in the memory totals.
+    pub fn window(&self, start: usize, len: usize) -> Result<Self, GpuError> {
+        let elem = std::mem::size_of::<T>();
+        let bad = |why: String| GpuError::shape("GpuBuffer::window", why);
+        if start.checked_add(len).is_none_or(|end| end > self.len) {
+            return Err(bad(format!(
+                "elements {start}..+{len} of a buffer of {}",
+                self.len
+            )));
+        }
+        let offset = self.offset + start;
+        if !((offset * elem) as u64).is_multiple_of(limits::BINDING_OFFSET_ALIGNMENT) {
+            return Err(bad(format!(
+                "element {offset} starts at byte {}, not a multiple of {}",
+                offset * elem,
+                limits::BINDING_OFFSET_ALIGNMENT
+            )));
+        }
+        Ok(Self {
+            buffer: self.buffer.clone(),
+            offset,
+            len,
+            label: self.label.clone(),
+            owner: false,
+            _element: PhantomData,
+        })
+    }
+
+    /// Records a copy of all of this handle's elements into `dst` from its element
+    /// `dst_start` on.
+    pub fn copy_to(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        dst: &GpuBuffer<T>,
+        dst_start: usize,
+    ) -> Result<(), GpuError> {
+        self.copy_range_to(encoder, 0, self.len, dst, dst_start)
+    }
+
+    /// Records a copy of elements `start .. start + len` into `dst` from its element
+    /// `dst_start` on.
+    pub fn copy_range_to(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        start: usize,
+        len: usize,
+        dst: &GpuBuffer<T>,
+        dst_start: usize,
+    ) -> Result<(), GpuError> {
+        let fits = |at: usize, of: usize| at.checked_add(len).is_some_and(|end| end <= of);
+        if !fits(start, self.len) || !fits(dst_start, dst.len) {
+            return Err(GpuError::shape(
+                "GpuBuffer::copy_to",
+                format!(
+                    "elements {start}..+{len} of {} to element {dst_start} of {}",
+                    self.len, dst.len
+                ),
+            ));
+        }
+        if len > 0 {
+            let elem = std::mem::size_of::<T>();
+            encoder.copy_buffer_to_buffer(
+                &self.buffer,
+                self.byte_offset() + (start * elem) as u64,
+                &dst.buffer,
+                dst.byte_offset() + (dst_start * elem) as u64,
+                (len * elem) as u64,
+            );
+        }
+        Ok(())
+    }
+
+    /// Records zeroing this handle's elements (only these: it may be a window or an alias).
+    pub fn clear(&self, encoder: &mut wgpu::CommandEncoder) {
+        if self.len > 0 {
+            encoder.clear_buffer(&self.buffer, self.byte_offset(), Some(self.bytes()));
+        }
+    }
+
+    /// Byte offset of this handle's first element in the underlying buffer.
+    fn byte_offset(&self) -> u64 {
+        (self.offset * std::mem::size_of::<T>()) as u64
     }
 
     /// Bytes this handle's elements cover (an alias may cover less than the buffer).
@@ -142,9 +256,19 @@ impl<T: Pod> GpuBuffer<T> {
         self.len == 0
     }
 
-    /// The underlying wgpu buffer (for binding).
-    pub fn raw(&self) -> &wgpu::Buffer {
-        &self.buffer
+    /// What a dispatch binds, or a copy reads or writes: the buffer range of this handle
+    /// (a whole owning buffer binds whole).
+    pub fn binding(&self) -> Binding<'_> {
+        let whole = self.owner || (self.offset == 0 && self.bytes() == self.buffer.size());
+        Binding {
+            buffer: &self.buffer,
+            label: &self.label,
+            offset: self.byte_offset(),
+            size: match whole {
+                true => self.buffer.size(),
+                false => self.bytes(),
+            },
+        }
     }
 
     /// Fails with a shape error unless the buffer holds exactly `expected` elements.
@@ -170,7 +294,7 @@ impl<T: Pod> GpuBuffer<T> {
         });
         let mut encoder = ctx.encoder("readback");
         if bytes > 0 {
-            encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, bytes);
+            encoder.copy_buffer_to_buffer(&self.buffer, self.byte_offset(), &staging, 0, bytes);
         }
         ctx.submit(encoder);
         let (sender, receiver) = oneshot::channel();
@@ -191,6 +315,46 @@ impl<T: Pod> GpuBuffer<T> {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn read_blocking(&self, ctx: &GpuContext) -> Result<Vec<T>, GpuError> {
         self.read_back(ctx).block(ctx)
+    }
+}
+
+/// A buffer range as bound to a kernel or named in a copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Binding<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    /// The buffer's name (for errors).
+    pub label: &'a str,
+    /// Bytes from the buffer's start.
+    pub offset: u64,
+    /// Bytes bound.
+    pub size: u64,
+}
+
+impl<'a> Binding<'a> {
+    /// All of `buffer`.
+    pub fn whole(buffer: &'a wgpu::Buffer, label: &'a str) -> Self {
+        Binding {
+            buffer,
+            label,
+            offset: 0,
+            size: buffer.size(),
+        }
+    }
+
+    /// True when the two ranges share a byte of the same buffer.
+    pub fn overlaps(&self, other: &Binding) -> bool {
+        self.buffer == other.buffer
+            && self.offset < other.offset + other.size
+            && other.offset < self.offset + self.size
+    }
+
+    /// The range as a bind-group resource.
+    pub fn resource(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: self.buffer,
+            offset: self.offset,
+            size: std::num::NonZeroU64::new(self.size),
+        })
     }
 }
 

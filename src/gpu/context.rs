@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use super::bind_cache::BindGroupCache;
 use super::dispatch::Workgroups;
-use super::{limits, GpuError, KernelSource};
+use super::{limits, Binding, GpuError, KernelSource};
 
 /// Which GEMM-like kernel family suits this adapter (the README's kernel benchmark table has the numbers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,6 +139,9 @@ pub struct GpuContext {
     pub conv_direct: bool,
     /// Limits the device was opened with (at least the WebGPU defaults).
     pub limits: wgpu::Limits,
+    /// Bytes one binding may hold: the device's limit, or less for tests
+    /// ([`GpuContext::limit_bindings`]).
+    binding_limit: std::sync::atomic::AtomicU64,
     pub features: wgpu::Features,
     /// GEMM-like kernel family chosen for this adapter.
     pub variant: KernelVariant,
@@ -237,6 +240,9 @@ impl GpuContext {
             }
         });
         Self {
+            binding_limit: std::sync::atomic::AtomicU64::new(
+                device.limits().max_storage_buffer_binding_size,
+            ),
             limits: device.limits(),
             features: device.features(),
             device,
@@ -432,7 +438,7 @@ impl GpuContext {
         pipeline: &wgpu::ComputePipeline,
         label: &str,
         params: &[u8],
-        storage: &[&wgpu::Buffer],
+        storage: &[Binding],
         workgroups: Workgroups,
     ) -> Result<(), GpuError> {
         let [x, y, z] = workgroups.counts()?;
@@ -444,9 +450,20 @@ impl GpuContext {
             storage.len() as u64,
             limits::MAX_STORAGE_BUFFERS_PER_STAGE as u64,
         )?;
-        for buffer in storage {
-            limits::check_buffer(buffer.size(), &self.limits, || {
-                format!("a buffer bound to {label}")
+        for (i, binding) in storage.iter().enumerate() {
+            // A tensor larger than this is bound in windows (`gpu::split`); a caller that
+            // does not split it gets this error instead of a validation failure.
+            limits::check(
+                "max_storage_buffer_binding_size",
+                binding.size,
+                self.binding_limit(),
+            )
+            .map_err(|e| {
+                e.named(format!(
+                    "{label}: binding {} (buffer '{}')",
+                    i + 1,
+                    binding.label
+                ))
             })?;
         }
         let bind_group = match self.bind_groups.lock() {
@@ -461,6 +478,26 @@ impl GpuContext {
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(x, y, z);
         Ok(())
+    }
+
+    /// Bytes one storage binding may hold on this context (see
+    /// [`GpuContext::limit_bindings`]).
+    pub fn binding_limit(&self) -> u64 {
+        self.binding_limit.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of one window of a tensor split across bindings (`gpu::split`): the WebGPU
+    /// binding size on every adapter (the split sets the order of some float sums, so results
+    /// depend on the shape alone), or the context's lower test limit.
+    pub fn split_bytes(&self) -> u64 {
+        limits::MAX_STORAGE_BINDING_BYTES.min(self.binding_limit())
+    }
+
+    /// Binds at most `bytes` per binding from now on (at most the device's limit): tests run
+    /// small models through the splits that large ones take under the real limit.
+    pub fn limit_bindings(&self, bytes: u64) {
+        let bytes = bytes.min(self.limits.max_storage_buffer_binding_size);
+        self.binding_limit.store(bytes, Ordering::Relaxed);
     }
 
     /// Drops the cached bind groups if a buffer they may hold was dropped (see `bind_cache`).

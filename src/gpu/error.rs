@@ -63,6 +63,24 @@ impl GpuError {
             message: message.into(),
         }
     }
+
+    /// A [`GpuError::LimitExceeded`] given the name `what`; other errors unchanged.
+    pub fn named(self, what: impl Into<String>) -> Self {
+        match self {
+            GpuError::LimitExceeded {
+                limit,
+                requested,
+                max,
+                ..
+            } => GpuError::LimitExceeded {
+                what: what.into(),
+                limit,
+                requested,
+                max,
+            },
+            other => other,
+        }
+    }
 }
 
 fn limit_message(what: &str, limit: &str, requested: u64, max: u64) -> String {

@@ -21,6 +21,9 @@ pub const MAX_WORKGROUPS_PER_DIMENSION: u32 = 65_535;
 pub const MAX_STORAGE_BINDING_BYTES: u64 = 128 << 20;
 /// Bytes in one buffer (WebGPU `maxBufferSize`, 256 MiB).
 pub const MAX_BUFFER_BYTES: u64 = 256 << 20;
+/// Byte alignment of a binding's offset into its buffer (WebGPU
+/// `minStorageBufferOffsetAlignment`, the default every device is opened with).
+pub const BINDING_OFFSET_ALIGNMENT: u64 = 256;
 /// Invocations per workgroup (WebGPU `maxComputeInvocationsPerWorkgroup`).
 pub const MAX_INVOCATIONS_PER_WORKGROUP: u32 = 256;
 /// Workgroup shared memory (WebGPU `maxComputeWorkgroupStorageSize`, 16 KiB).
@@ -87,27 +90,13 @@ pub fn check_buffer(
     limits: &wgpu::Limits,
     what: impl Fn() -> String,
 ) -> Result<(), GpuError> {
-    let named = |e: GpuError| match e {
-        GpuError::LimitExceeded {
-            limit,
-            requested,
-            max,
-            ..
-        } => GpuError::LimitExceeded {
-            what: what(),
-            limit,
-            requested,
-            max,
-        },
-        other => other,
-    };
-    check("max_buffer_size", bytes, limits.max_buffer_size).map_err(named)?;
+    check("max_buffer_size", bytes, limits.max_buffer_size).map_err(|e| e.named(what()))?;
     check(
         "max_storage_buffer_binding_size",
         bytes,
         limits.max_storage_buffer_binding_size,
     )
-    .map_err(named)
+    .map_err(|e| e.named(what()))
 }
 
 #[cfg(test)]

@@ -10,8 +10,9 @@ mod kernel;
 pub mod limits;
 pub mod memory;
 mod pending;
+pub mod split;
 
-pub use buffer::{GpuBuffer, Readback};
+pub use buffer::{Binding, GpuBuffer, Readback};
 pub use context::{GpuContext, KernelVariant, PackedBackward};
 pub use dispatch::Workgroups;
 pub use error::GpuError;

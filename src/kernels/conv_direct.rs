@@ -8,7 +8,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::conv::ConvShape;
 use super::popcount::check_u32;
-use crate::gpu::{GpuBuffer, GpuContext, GpuError, KernelSource, Specialised, Workgroups};
+use crate::gpu::{Binding, GpuBuffer, GpuContext, GpuError, KernelSource, Specialised, Workgroups};
 
 /// Taps per output (`C_in * kH * kW`) up to which the direct conv replaces im2col + GEMM. At
 /// K = 9 (mnist's encoder) the GEMM's tiles are mostly padding and the columns 9x the input;
@@ -139,7 +139,8 @@ impl ConvDirect {
             ));
         }
         let bytes = (shape.weight_len() * 4) as u64;
-        encoder.copy_buffer_to_buffer(weight.raw(), 0, &self.weights, 0, bytes);
+        let w = weight.binding();
+        encoder.copy_buffer_to_buffer(w.buffer, w.offset, &self.weights, 0, bytes);
         // Pixel groups fold into x and z; y indexes the block of 16 output channels.
         let invocations = u64::from(params.pixels).div_ceil(u64::from(self.pixels));
         let [x, z, _] = Workgroups::for_items(invocations, WORKGROUP).counts()?;
@@ -149,7 +150,11 @@ impl ConvDirect {
             &self.pipeline,
             Self::NAME,
             bytemuck::bytes_of(&params),
-            &[input.raw(), &self.weights, output.raw()],
+            &[
+                input.binding(),
+                Binding::whole(&self.weights, "conv_direct weights"),
+                output.binding(),
+            ],
             Workgroups::Grid([x, blocks, z]),
         )
     }

@@ -147,19 +147,13 @@ impl SignFlipCount {
             ));
         }
         if !current.is_empty() {
-            encoder.copy_buffer_to_buffer(
-                current.raw(),
-                0,
-                snapshot.raw(),
-                0,
-                (current.len() * 4) as u64,
-            );
+            current.copy_to(encoder, snapshot, 0)?;
         }
         Ok(())
     }
 
     /// Records zeroing of every slot of `counts` (after the per-epoch readback).
     pub fn reset_counts(&self, encoder: &mut wgpu::CommandEncoder, counts: &GpuBuffer<u32>) {
-        encoder.clear_buffer(counts.raw(), 0, None);
+        counts.clear(encoder);
     }
 }

@@ -147,7 +147,7 @@ impl BnAgmmLifEval {
             x,
             bn,
             residual,
-            (spikes.raw(), Self::WORKGROUP),
+            (spikes.binding(), Self::WORKGROUP),
         )
     }
 }
@@ -196,7 +196,7 @@ impl BnAgmmLifEvalPacked {
             &[("packed", packed.len())],
         )?;
         let pipeline = Self::SPECIALISED.pipeline(ctx, &spec.overrides())?;
-        encoder.clear_buffer(packed.raw(), 0, Some(packed.bytes()));
+        packed.clear(encoder);
         spec.record(
             ctx,
             encoder,
@@ -205,7 +205,7 @@ impl BnAgmmLifEvalPacked {
             x,
             bn,
             residual,
-            (packed.raw(), Self::WORKGROUP),
+            (packed.binding(), Self::WORKGROUP),
         )
     }
 }
@@ -287,13 +287,7 @@ impl BnAgmmLifTrain {
         )?;
         check_lens(Self::NAME, "4*C", 4 * c, &[("bn values", values.len())])?;
         for (i, part) in parts.into_iter().enumerate() {
-            encoder.copy_buffer_to_buffer(
-                part.raw(),
-                0,
-                values.raw(),
-                i as u64 * part.bytes(),
-                part.bytes(),
-            );
+            part.copy_to(encoder, values, i * c)?;
         }
         Ok(())
     }
@@ -373,14 +367,14 @@ impl BnAgmmLifTrain {
             Self::NAME,
             bytemuck::bytes_of(&params),
             &[
-                x.raw(),
-                bn_values.raw(),
-                residual.raw(),
-                bn_out.raw(),
-                e.raw(),
-                out.membrane.raw(),
-                out.spikes.raw(),
-                out.partials.raw(),
+                x.binding(),
+                bn_values.binding(),
+                residual.binding(),
+                bn_out.binding(),
+                e.binding(),
+                out.membrane.binding(),
+                out.spikes.binding(),
+                out.partials.binding(),
             ],
             Workgroups::for_items(spec.runs(params.run), Self::WORKGROUP),
         )?;
@@ -473,7 +467,7 @@ impl BnAgmmLifSpec {
         x: &GpuBuffer<f32>,
         bn: &BatchNormState,
         residual: &GpuBuffer<f32>,
-        (out, workgroup): (&wgpu::Buffer, u32),
+        (out, workgroup): (crate::gpu::Binding, u32),
     ) -> Result<(), GpuError> {
         let params = self.params_on(ctx);
         ctx.dispatch(
@@ -482,12 +476,12 @@ impl BnAgmmLifSpec {
             kernel,
             bytemuck::bytes_of(&params),
             &[
-                x.raw(),
-                bn.running_mean.raw(),
-                bn.running_var.raw(),
-                bn.weight.raw(),
-                bn.bias.raw(),
-                residual.raw(),
+                x.binding(),
+                bn.running_mean.binding(),
+                bn.running_var.binding(),
+                bn.weight.binding(),
+                bn.bias.binding(),
+                residual.binding(),
                 out,
             ],
             Workgroups::for_items(self.runs(params.run), workgroup),
@@ -616,12 +610,12 @@ impl LifAgmmBackward {
             Self::NAME,
             bytemuck::bytes_of(params),
             &[
-                membrane.raw(),
-                grad_spikes.raw(),
-                x.raw(),
-                e.raw(),
-                grad_x.raw(),
-                pre.raw(),
+                membrane.binding(),
+                grad_spikes.binding(),
+                x.binding(),
+                e.binding(),
+                grad_x.binding(),
+                pre.binding(),
             ],
             Workgroups::for_items(lif.neurons as u64, Self::WORKGROUP),
         )

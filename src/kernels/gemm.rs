@@ -305,7 +305,7 @@ impl Gemm {
             &self.pipeline,
             "gemm",
             bytemuck::bytes_of(&params),
-            &[a.raw(), b.raw(), c.raw()],
+            &[a.binding(), b.binding(), c.binding()],
             Workgroups::Grid([groups(shape.n), groups(shape.m), z]),
         )
     }

@@ -163,7 +163,11 @@ impl LifBackward {
             &pipeline,
             Self::NAME,
             bytemuck::bytes_of(params),
-            &[membrane.raw(), grad_spikes.raw(), grad_current.raw()],
+            &[
+                membrane.binding(),
+                grad_spikes.binding(),
+                grad_current.binding(),
+            ],
             Workgroups::for_items(params.neurons as u64, WORKGROUP),
         )
     }

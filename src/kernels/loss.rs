@@ -200,11 +200,11 @@ impl CrossEntropy {
             Self::NAME,
             bytemuck::bytes_of(params),
             &[
-                logits.raw(),
-                labels.raw(),
-                grad.raw(),
-                sample_loss.raw(),
-                summary.raw(),
+                logits.binding(),
+                labels.binding(),
+                grad.binding(),
+                sample_loss.binding(),
+                summary.binding(),
             ],
             Workgroups::Linear(1),
         )

@@ -80,7 +80,7 @@ macro_rules! kernel {
                 $($arg: &$crate::gpu::GpuBuffer<$elem>),*
             ) -> Result<(), $crate::gpu::GpuError> {
                 let workgroups: $crate::gpu::Workgroups = $body;
-                self.record(ctx, encoder, $p, &[$($arg.raw()),*], workgroups)
+                self.record(ctx, encoder, $p, &[$($arg.binding()),*], workgroups)
             }
         }
     };
@@ -109,7 +109,7 @@ macro_rules! kernel {
                 ctx: &$crate::gpu::GpuContext,
                 encoder: &mut wgpu::CommandEncoder,
                 params: &$params,
-                storage: &[&wgpu::Buffer],
+                storage: &[$crate::gpu::Binding],
                 workgroups: $crate::gpu::Workgroups,
             ) -> Result<(), $crate::gpu::GpuError> {
                 ctx.dispatch(

@@ -263,7 +263,11 @@ impl PackedConvWeightGrad {
                     &self.pipeline,
                     Self::NAME,
                     bytemuck::bytes_of(&chunk),
-                    &[packed.raw(), grad_output.raw(), grad_weight.raw()],
+                    &[
+                        packed.binding(),
+                        grad_output.binding(),
+                        grad_weight.binding(),
+                    ],
                     workgroups,
                 )?;
                 start = chunk.row_end;

@@ -210,7 +210,7 @@ impl MaxPoolForward {
             &pipeline,
             Self::NAME,
             bytemuck::bytes_of(params),
-            &[input.raw(), output.raw(), argmax.raw()],
+            &[input.binding(), output.binding(), argmax.binding()],
             Workgroups::for_items(params.output_len() as u64, WORKGROUP),
         )
     }
@@ -458,7 +458,7 @@ impl MaxPool2d {
                 params.input_len(),
             )?;
             // Only this handle's elements: the buffer may be a larger shared scratch.
-            encoder.clear_buffer(grad_input.raw(), 0, Some(grad_input.bytes()));
+            grad_input.clear(encoder);
             self.scatter
                 .dispatch(ctx, encoder, &params, argmax, grad_output, grad_input)
         } else {

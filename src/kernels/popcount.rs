@@ -217,7 +217,7 @@ impl PackSpikes {
             pipeline,
             Self::NAME,
             bytemuck::bytes_of(params),
-            &[spikes.raw(), packed.raw()],
+            &[spikes.binding(), packed.binding()],
             Workgroups::for_items(params.total_words as u64, WORKGROUP),
         )
     }
@@ -487,7 +487,12 @@ impl BinaryConvPopcount {
             pipeline,
             Self::NAME,
             bytemuck::bytes_of(params),
-            &[spikes.raw(), weights.raw(), gamma.raw(), output.raw()],
+            &[
+                spikes.binding(),
+                weights.binding(),
+                gamma.binding(),
+                output.binding(),
+            ],
             Workgroups::Grid([x, blocks, z]),
         )
     }

@@ -152,7 +152,7 @@ impl Moments {
             &self.partial,
             "moments_partial",
             bytemuck::bytes_of(&first),
-            &[input.raw(), partials_scratch.raw()],
+            &[input.binding(), partials_scratch.binding()],
             Workgroups::Linear(first.groups as u64),
         )?;
         let second = MomentsFinalParams::new(len, slot, accumulate);
@@ -208,7 +208,7 @@ impl Moments {
             &self.last,
             "moments_final",
             bytemuck::bytes_of(params),
-            &[partials.raw(), summary.raw()],
+            &[partials.binding(), summary.binding()],
             Workgroups::Linear(1),
         )
     }

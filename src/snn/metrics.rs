@@ -81,12 +81,10 @@ impl Summaries {
 
     /// Zeroes only the eval loss slot.
     pub fn reset_eval(&self, ctx: &GpuContext) {
-        let offset = (EVAL_SLOT * std::mem::size_of::<LossSummary>()) as u64;
-        ctx.queue.write_buffer(
-            self.loss.raw(),
-            offset,
-            bytemuck::bytes_of(&LossSummary::default()),
-        );
+        // In range: the buffer holds both slots.
+        let _ = self
+            .loss
+            .write_at(ctx, EVAL_SLOT, &[LossSummary::default()]);
     }
 
     /// Starts reading all three buffers back.

@@ -115,6 +115,10 @@ impl Transients {
 
     /// Bytes allocated so far.
     pub fn bytes(&self) -> u64 {
-        self.buffers.borrow().values().map(|b| b.raw().size()).sum()
+        self.buffers
+            .borrow()
+            .values()
+            .map(|b| b.binding().size)
+            .sum()
     }
 }

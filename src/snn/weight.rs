@@ -167,13 +167,7 @@ impl Weight {
             &b.current,
             &rec.summaries.flips,
         )?;
-        rec.enc.copy_buffer_to_buffer(
-            b.current.raw(),
-            0,
-            b.snapshot.raw(),
-            0,
-            b.current.raw().size(),
-        );
+        b.current.copy_to(rec.enc, &b.snapshot, 0)?;
         Ok(())
     }
 }

@@ -7,6 +7,7 @@ use crate::gpu::{GpuBuffer, GpuContext};
 use crate::kernels::fused::BnAgmmLifTrain;
 use crate::kernels::stats::Moments;
 
+use super::layers::gather::GatherScratch;
 use super::layers::{LayerWs, Scratch};
 use super::network::{Network, NetworkError};
 use super::transients::{Transient, Transients};
@@ -60,7 +61,22 @@ impl Workspace {
         let last = net.layers().len().saturating_sub(1);
         let grad_slot = |i: usize| Transient::LayerGrad((i % 2) as u8);
         let mut lens = Vec::new();
-        let packed_flow = super::layers::packed_flow(net.layers());
+        // Conv units whose tensors exceed one binding run their tails on gathered copies
+        // (`layers::gather`), which hand spikes over as floats.
+        let gather_len = net
+            .layers()
+            .iter()
+            .filter(|l| matches!(l, super::layers::Layer::Conv(_)))
+            .map(|l| {
+                let per_sample = t * l.output_shape().iter().product::<usize>();
+                GatherScratch::len_for(ctx, batch, per_sample)
+            })
+            .max()
+            .unwrap_or(0);
+        let mut packed_flow = super::layers::packed_flow(net.layers());
+        if gather_len > 0 {
+            packed_flow.iter_mut().for_each(|f| *f = false);
+        }
         for (i, layer) in net.layers().iter().enumerate() {
             let len = n * layer.output_shape().iter().product::<usize>();
             outputs.push(GpuBuffer::zeros(ctx, len, "layer output")?);
@@ -111,6 +127,7 @@ impl Workspace {
                     "moment partials",
                 )?,
                 transients,
+                gather: GatherScratch::new(ctx, gather_len)?,
             },
             sample_loss: GpuBuffer::zeros(ctx, batch, "sample loss")?,
         })

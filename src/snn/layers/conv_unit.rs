@@ -27,7 +27,9 @@ use super::super::param::{Init, Param};
 use super::super::recorder::Recorder;
 use super::super::transients::{Transient, Transients};
 use super::super::weight::{BnParams, Weight};
+use super::gather::{gathered, Layout};
 use super::{Backward, Forward, Scratch};
+use crate::gpu::split::{samples, SampleRanges};
 
 /// The downsampling shortcut: AvgPool 2 + binary 1x1 conv + BN.
 pub struct Downsample {
@@ -391,7 +393,7 @@ impl ConvUnit {
         let n = t * batch;
         let bn_shape = self.bn_shape(n);
         self.weight.binarize(rec)?;
-        match (&self.popcount, &ws.packed_input, &self.weight.binary) {
+        let popcount = match (&self.popcount, &ws.packed_input, &self.weight.binary) {
             (Some(packed_w), Some(packed_s), Some(b)) => {
                 rec.k.pack_weights.dispatch(
                     rec.ctx,
@@ -400,36 +402,26 @@ impl ConvUnit {
                     &self.weight.param.value,
                     packed_w,
                 )?;
-                // In eval the previous layer may have written them packed already.
-                if !io.packed_input {
-                    rec.k.pack_spikes.dispatch(
-                        rec.ctx,
-                        rec.enc,
-                        &PackSpikesParams::for_conv(&ws.shape).with_area(self.input_area),
-                        input,
-                        packed_s,
-                    )?;
-                }
-                rec.k.popcount.dispatch(
-                    rec.ctx,
-                    rec.enc,
-                    &PopcountConvParams::new(&ws.shape).with_area(self.input_area),
-                    packed_s,
-                    packed_w,
-                    &b.gamma,
-                    &ws.conv_out,
-                )?;
+                Some(Popcount {
+                    weights: packed_w,
+                    gamma: &b.gamma,
+                    spikes: packed_s,
+                    area: self.input_area,
+                    // In eval the previous layer may have written them packed already.
+                    prepacked: io.packed_input,
+                })
             }
-            _ => rec.k.conv.forward(
-                rec.ctx,
-                rec.enc,
-                &ws.shape,
-                input,
-                self.weight.effective(),
-                &scratch.cols,
-                &ws.conv_out,
-            )?,
-        }
+            _ => None,
+        };
+        conv_forward(
+            rec,
+            scratch,
+            &ws.shape,
+            input,
+            self.weight.effective(),
+            popcount,
+            &ws.conv_out,
+        )?;
         if !train && !io.inspect {
             return self.forward_fused_eval(rec, ws, scratch, io);
         }
@@ -499,10 +491,25 @@ impl ConvUnit {
             (Shortcut::Identity, _, _) => Ok(Some(io.input)),
             (Shortcut::Downsample, Some(d), Some(dw)) => {
                 let [ci, hi, wi] = self.input;
-                d.pool
-                    .forward(rec.ctx, rec.enc, [n, ci, hi, wi], io.input, &dw.pooled)?;
+                let per_in = ci * hi * wi;
+                let per_pooled = ci * (hi / 2) * (wi / 2);
+                let ranges = SampleRanges::new(
+                    rec.ctx,
+                    "shortcut pool",
+                    n,
+                    &[per_in as u64 * 4, per_pooled as u64 * 4],
+                )?;
+                for r in ranges.iter() {
+                    d.pool.forward(
+                        rec.ctx,
+                        rec.enc,
+                        [r.1, ci, hi, wi],
+                        &samples(io.input, r, per_in)?,
+                        &samples(&dw.pooled, r, per_pooled)?,
+                    )?;
+                }
                 d.weight.binarize(rec)?;
-                match (&d.popcount, &dw.packed_input, &d.weight.binary) {
+                let popcount = match (&d.popcount, &dw.packed_input, &d.weight.binary) {
                     (Some((packed_w, area)), Some(packed_s), Some(b)) => {
                         rec.k.pack_weights.dispatch(
                             rec.ctx,
@@ -511,33 +518,25 @@ impl ConvUnit {
                             &d.weight.param.value,
                             packed_w,
                         )?;
-                        rec.k.pack_spikes.dispatch(
-                            rec.ctx,
-                            rec.enc,
-                            &PackSpikesParams::for_conv(&dw.shape).with_area(*area),
-                            &dw.pooled,
-                            packed_s,
-                        )?;
-                        rec.k.popcount.dispatch(
-                            rec.ctx,
-                            rec.enc,
-                            &PopcountConvParams::new(&dw.shape).with_area(*area),
-                            packed_s,
-                            packed_w,
-                            &b.gamma,
-                            &dw.conv_out,
-                        )?;
+                        Some(Popcount {
+                            weights: packed_w,
+                            gamma: &b.gamma,
+                            spikes: packed_s,
+                            area: *area,
+                            prepacked: false,
+                        })
                     }
-                    _ => rec.k.conv.forward(
-                        rec.ctx,
-                        rec.enc,
-                        &dw.shape,
-                        &dw.pooled,
-                        d.weight.effective(),
-                        &scratch.cols,
-                        &dw.conv_out,
-                    )?,
-                }
+                    _ => None,
+                };
+                conv_forward(
+                    rec,
+                    scratch,
+                    &dw.shape,
+                    &dw.pooled,
+                    d.weight.effective(),
+                    popcount,
+                    &dw.conv_out,
+                )?;
                 let saved = BatchNormSaved {
                     mean: &dw.mean,
                     invstd: &dw.invstd,
@@ -569,7 +568,7 @@ impl ConvUnit {
     ) -> Result<(), GpuError> {
         let residual = self.shortcut_forward(rec, ws, scratch, io)?;
         let spec = self.fused_spec(rec, io.timesteps, io.batch, residual.is_some(), false);
-        self.record_fused_eval(rec, &spec, &ws.conv_out, residual, io)
+        self.record_fused_eval(rec, scratch, &spec, &ws.conv_out, residual, io)
     }
 
     /// The fused eval pass, its spikes written as floats or, for a next layer that reads them
@@ -577,22 +576,44 @@ impl ConvUnit {
     fn record_fused_eval(
         &self,
         rec: &mut Recorder,
+        scratch: &Scratch,
         spec: &BnAgmmLifSpec,
         x: &GpuBuffer<f32>,
         residual: Option<&GpuBuffer<f32>>,
         io: Forward,
     ) -> Result<(), GpuError> {
         let bn = self.bn.state();
-        match io.packed_output {
-            Some(packed) => rec
+        if let Some(packed) = io.packed_output {
+            // Never split: a workspace whose tails are gathered hands spikes over as floats.
+            return rec
                 .k
                 .bn_agmm_lif_eval_packed
-                .dispatch(rec.ctx, rec.enc, spec, x, &bn, residual, packed),
-            None => rec
-                .k
-                .bn_agmm_lif_eval
-                .dispatch(rec.ctx, rec.enc, spec, x, &bn, residual, io.output),
+                .dispatch(rec.ctx, rec.enc, spec, x, &bn, residual, packed);
         }
+        let e = spec.channels * spec.spatial;
+        let mut inputs = vec![(x, x_layout(spec))];
+        inputs.extend(residual.map(|r| (r, Layout::TimeMajor(e))));
+        let outputs = [(io.output, Layout::TimeMajor(e))];
+        let shortcut = residual.is_some();
+        gathered(
+            rec,
+            &scratch.gather,
+            spec.timesteps,
+            spec.batch,
+            &inputs,
+            &outputs,
+            |rec, columns, v| {
+                let spec = BnAgmmLifSpec {
+                    batch: columns,
+                    ..*spec
+                };
+                let residual = shortcut.then(|| &v[1]);
+                let spikes = &v[v.len() - 1];
+                rec.k
+                    .bn_agmm_lif_eval
+                    .dispatch(rec.ctx, rec.enc, &spec, &v[0], &bn, residual, spikes)
+            },
+        )
     }
 
     /// The training tail after the conv (`x`: its output, or the encoder's frame): the batch
@@ -696,13 +717,13 @@ impl ConvUnit {
         let batch = io.batch;
         self.weight.binarize(rec)?;
         let shape = ConvShape { batch, ..ws.shape };
-        rec.k.conv.forward(
-            rec.ctx,
-            rec.enc,
+        conv_forward(
+            rec,
+            scratch,
             &shape,
             &frame.input,
             self.weight.effective(),
-            &scratch.cols,
+            None,
             &frame.conv_out,
         )?;
         let spec = self.fused_spec(rec, io.timesteps, batch, false, true);
@@ -710,7 +731,7 @@ impl ConvUnit {
             return self.record_train_tail(rec, ws, scratch, &spec, &frame.conv_out, None, io);
         }
         if !io.inspect {
-            return self.record_fused_eval(rec, &spec, &frame.conv_out, None, io);
+            return self.record_fused_eval(rec, scratch, &spec, &frame.conv_out, None, io);
         }
         // Inspection (eval): BN with the running statistics into the first N values of the
         // chain's BN output, then the LIF reading that frame at every t.
@@ -1089,14 +1110,25 @@ fn batch_norm(
     output: &GpuBuffer<f32>,
 ) -> Result<(), GpuError> {
     if train {
-        rec.k
+        return rec
+            .k
             .bn
-            .forward_train(rec.ctx, rec.enc, shape, input, &bn.state(), saved, output)
-    } else {
-        rec.k
-            .bn
-            .forward_eval(rec.ctx, rec.enc, shape, input, &bn.state(), output)
+            .forward_train(rec.ctx, rec.enc, shape, input, &bn.state(), saved, output);
     }
+    let per = shape.channels * shape.spatial;
+    let ranges = SampleRanges::new(rec.ctx, "batch norm", shape.samples, &[per as u64 * 4])?;
+    for r in ranges.iter() {
+        let part = BatchNormShape::new(r.1, shape.channels, shape.spatial);
+        rec.k.bn.forward_eval(
+            rec.ctx,
+            rec.enc,
+            part,
+            &samples(input, r, per)?,
+            &bn.state(),
+            &samples(output, r, per)?,
+        )?;
+    }
+    Ok(())
 }
 
 /// What a conv unit is built from.
@@ -1183,4 +1215,96 @@ impl ConvUnit {
             rate_slot: slots.take_moment(spec.name, MomentKind::FiringRate),
         })
     }
+}
+
+/// Where a fused tail's input `x` has its values: one per neuron and timestep, or one frame
+/// read at every timestep.
+fn x_layout(spec: &BnAgmmLifSpec) -> Layout {
+    let e = spec.channels * spec.spatial;
+    match spec.broadcast {
+        true => Layout::Frame(e),
+        false => Layout::TimeMajor(e),
+    }
+}
+
+/// A binary conv's popcount forward operands.
+struct Popcount<'a> {
+    /// Packed weight signs and gamma.
+    weights: &'a GpuBuffer<u32>,
+    gamma: &'a GpuBuffer<f32>,
+    /// Where the input goes packed (spikes, or bit planes of means of `area` spikes).
+    spikes: &'a GpuBuffer<u32>,
+    area: SpikeArea,
+    /// The previous layer wrote `spikes` already (eval's packed hand-over).
+    prepacked: bool,
+}
+
+/// A conv's forward from `input` to `output`: the popcount (packing the input first unless
+/// it came packed) or im2col + GEMM with `weight`, once per range of samples where a tensor is
+/// larger than one binding (`gpu::split`).
+fn conv_forward(
+    rec: &mut Recorder,
+    scratch: &Scratch,
+    shape: &ConvShape,
+    input: &GpuBuffer<f32>,
+    weight: &GpuBuffer<f32>,
+    popcount: Option<Popcount>,
+    output: &GpuBuffer<f32>,
+) -> Result<(), GpuError> {
+    let n = shape.batch.max(1);
+    let per_in = input.len() / n;
+    let per_out = output.len() / n;
+    let per_packed = popcount.as_ref().map_or(0, |p| p.spikes.len() / n);
+    let ranges = SampleRanges::new(
+        rec.ctx,
+        "conv",
+        shape.batch,
+        &[per_in as u64 * 4, per_out as u64 * 4, per_packed as u64 * 4],
+    )?;
+    for r in ranges.iter() {
+        let part = ConvShape {
+            batch: r.1,
+            ..*shape
+        };
+        let (input, output) = match ranges.whole() {
+            true => (input.alias(input.len())?, output.alias(output.len())?),
+            false => (samples(input, r, per_in)?, samples(output, r, per_out)?),
+        };
+        match &popcount {
+            Some(p) => {
+                let spikes = match ranges.whole() {
+                    true => p.spikes.alias(p.spikes.len())?,
+                    false => samples(p.spikes, r, per_packed)?,
+                };
+                if !p.prepacked {
+                    rec.k.pack_spikes.dispatch(
+                        rec.ctx,
+                        rec.enc,
+                        &PackSpikesParams::for_conv(&part).with_area(p.area),
+                        &input,
+                        &spikes,
+                    )?;
+                }
+                rec.k.popcount.dispatch(
+                    rec.ctx,
+                    rec.enc,
+                    &PopcountConvParams::new(&part).with_area(p.area),
+                    &spikes,
+                    p.weights,
+                    p.gamma,
+                    &output,
+                )?;
+            }
+            None => rec.k.conv.forward(
+                rec.ctx,
+                rec.enc,
+                &part,
+                &input,
+                weight,
+                &scratch.cols,
+                &output,
+            )?,
+        }
+    }
+    Ok(())
 }

@@ -4,6 +4,7 @@
 //! backward; [`Layer`] only dispatches to them.
 
 pub mod conv_unit;
+pub mod gather;
 pub mod linear;
 pub mod pool;
 
@@ -48,6 +49,8 @@ pub struct Scratch {
     pub moment_partials: GpuBuffer<f32>,
     /// Gradients and forward intermediates live only within one layer's pass.
     pub transients: super::transients::Transients,
+    /// Copies for time-looped passes over tensors larger than one binding ([`gather`]).
+    pub gather: gather::GatherScratch,
 }
 
 /// What a forward pass records.

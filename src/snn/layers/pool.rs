@@ -1,6 +1,7 @@
 //! Pooling layers: max pooling (a logical OR on spikes, so binary layers after it still see
 //! spikes), average pooling and global average pooling (docs/method.md §7).
 
+use crate::gpu::split::{samples, SampleRanges};
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};
 use crate::kernels::pool::{AvgPool2d, MaxPool2d};
 
@@ -79,17 +80,43 @@ impl PoolLayer {
         ) {
             return max.forward_packed(rec.ctx, rec.enc, dims, input, output);
         }
-        match (&self.pooling, &ws.argmax) {
-            (Pooling::Max(max), Some(argmax)) => {
-                max.forward(rec.ctx, rec.enc, dims, io.input, io.output, argmax)?
+        let (per_in, per_out) = self.per_sample();
+        for r in self.ranges(rec, dims[0])?.iter() {
+            let input = samples(io.input, r, per_in)?;
+            let output = samples(io.output, r, per_out)?;
+            let dims = self.input_dims(r.1);
+            match (&self.pooling, &ws.argmax) {
+                (Pooling::Max(max), Some(argmax)) => {
+                    let argmax = samples(argmax, r, per_out)?;
+                    max.forward(rec.ctx, rec.enc, dims, &input, &output, &argmax)?
+                }
+                (Pooling::Avg(avg), _) => avg.forward(rec.ctx, rec.enc, dims, &input, &output)?,
+                (Pooling::Max(_), None) => return Err(missing_argmax(&self.name)),
             }
-            (Pooling::Avg(avg), _) => avg.forward(rec.ctx, rec.enc, dims, io.input, io.output)?,
-            (Pooling::Max(_), None) => return Err(missing_argmax(&self.name)),
-        }
-        if io.train {
-            rec.moments(io.output, &scratch.moment_partials, self.rate_slot)?;
+            if io.train {
+                rec.moments(&output, &scratch.moment_partials, self.rate_slot)?;
+            }
         }
         Ok(())
+    }
+
+    /// Elements per sample of the input and the output.
+    fn per_sample(&self) -> (usize, usize) {
+        (
+            self.input.iter().product::<usize>(),
+            self.output.iter().product::<usize>(),
+        )
+    }
+
+    /// The ranges of samples to pool at once (`gpu::split`).
+    fn ranges(&self, rec: &Recorder, samples: usize) -> Result<SampleRanges, GpuError> {
+        let (per_in, per_out) = self.per_sample();
+        SampleRanges::new(
+            rec.ctx,
+            &self.name,
+            samples,
+            &[per_in as u64 * 4, per_out as u64 * 4],
+        )
     }
 
     /// Records the gradient into the input (scatter through the argmax, or spread evenly).
@@ -97,14 +124,21 @@ impl PoolLayer {
         let Some(g_in) = io.g_input else {
             return Ok(());
         };
-        let dims = self.input_dims(io.timesteps * io.batch);
-        match (&self.pooling, &ws.argmax) {
-            (Pooling::Max(max), Some(argmax)) => {
-                max.backward(rec.ctx, rec.enc, dims, argmax, io.g_output, g_in)
+        let (per_in, per_out) = self.per_sample();
+        for r in self.ranges(rec, io.timesteps * io.batch)?.iter() {
+            let g_out = samples(io.g_output, r, per_out)?;
+            let g_in = samples(g_in, r, per_in)?;
+            let dims = self.input_dims(r.1);
+            match (&self.pooling, &ws.argmax) {
+                (Pooling::Max(max), Some(argmax)) => {
+                    let argmax = samples(argmax, r, per_out)?;
+                    max.backward(rec.ctx, rec.enc, dims, &argmax, &g_out, &g_in)?
+                }
+                (Pooling::Avg(avg), _) => avg.backward(rec.ctx, rec.enc, dims, &g_out, &g_in)?,
+                (Pooling::Max(_), None) => return Err(missing_argmax(&self.name)),
             }
-            (Pooling::Avg(avg), _) => avg.backward(rec.ctx, rec.enc, dims, io.g_output, g_in),
-            (Pooling::Max(_), None) => Err(missing_argmax(&self.name)),
         }
+        Ok(())
     }
 }
 

@@ -1,0 +1,102 @@
+//! Tensors larger than one storage binding (`gpu::split`, `snn::layers::gather`): a small
+//! model run on a context that binds at most a few hundred KiB goes through the same windows
+//! and gathered passes that `resnet19` at batch 128 takes under WebGPU's 128 MiB, and must give
+//! what one binding per tensor gives.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use bitspike::gpu::GpuContext;
+use bitspike::model::{Encoding, ModelConfig};
+use bitspike::snn::{Network, Pass, Workspace};
+use common::*;
+
+const T: usize = 4;
+const B: usize = 20;
+/// Bytes per binding in the split runs: every conv unit's `[T*B, C, H, W]` (about 2 MB) and
+/// the pooled tensors are split, the weights and the readout's input are not.
+const SMALL_BINDING: u64 = 256 << 10;
+
+fn model(encoding: Encoding) -> ModelConfig {
+    ModelConfig {
+        timesteps: T,
+        encoding,
+        ..residual_model()
+    }
+}
+
+/// Every layer's output and the logits after an eval forward of `input`.
+fn eval_outputs(ctx: &GpuContext, net: &Network, input: &[f32], labels: &[u32]) -> Vec<Vec<f32>> {
+    let ws = net.inference_workspace(ctx, B).unwrap();
+    net.upload(ctx, &ws, input, labels).unwrap();
+    let mut enc = ctx.encoder("eval");
+    net.record_forward(ctx, &mut enc, &ws, Pass::Eval).unwrap();
+    ctx.submit(enc);
+    outputs(ctx, net, &ws)
+}
+
+fn outputs(ctx: &GpuContext, net: &Network, ws: &Workspace) -> Vec<Vec<f32>> {
+    (0..net.layers().len())
+        .map(|i| read(ctx, net.layer_output(ws, i).unwrap()))
+        .collect()
+}
+
+fn inputs(repeated: bool) -> (Vec<f32>, Vec<u32>) {
+    let mut r = rng(41);
+    let per = 28 * 28;
+    let input = match repeated {
+        // Direct encoding: one frame at every timestep (the single-frame encoder).
+        true => {
+            let frame = uniform(&mut r, B * per, -0.5, 2.5);
+            (0..T).flat_map(|_| frame.clone()).collect()
+        }
+        false => spikes(&mut r, T * B * per, 0.3),
+    };
+    let labels = (0..B as u32).map(|i| i % 10).collect();
+    (input, labels)
+}
+
+/// Eval through split bindings equals eval in one binding per tensor, bit for bit (no sum
+/// changes order: the windows and gathered copies only move where each neuron's values sit).
+#[test]
+fn eval_split_across_bindings_matches_one_binding() {
+    let Some(ctx) = gpu() else { return };
+    for (encoding, repeated) in [(Encoding::Direct, true), (Encoding::Poisson, false)] {
+        let net = Network::new(&ctx, &model(encoding), 3).unwrap();
+        let (input, labels) = inputs(repeated);
+        ctx.limit_bindings(u64::MAX);
+        let whole = eval_outputs(&ctx, &net, &input, &labels);
+        ctx.limit_bindings(SMALL_BINDING);
+        let split = eval_outputs(&ctx, &net, &input, &labels);
+        ctx.limit_bindings(u64::MAX);
+        for (i, (w, s)) in whole.iter().zip(&split).enumerate() {
+            assert_exact(&format!("{encoding:?} layer {i} output"), s, w);
+        }
+        let fired = whole[1].iter().filter(|&&v| v != 0.0).count();
+        assert!(fired > 0 && fired < whole[1].len(), "unit 1 fired {fired}");
+    }
+}
+
+/// A tensor that even one aligned sample of cannot fit a binding: a typed error naming the
+/// limit, not a validation failure or a panic.
+#[test]
+fn a_sample_over_the_binding_limit_is_a_typed_error() {
+    let Some(ctx) = gpu() else { return };
+    let net = Network::new(&ctx, &model(Encoding::Poisson), 3).unwrap();
+    let (input, labels) = inputs(false);
+    ctx.limit_bindings(4 << 10);
+    let result = (|| -> Result<(), Box<dyn std::error::Error>> {
+        let ws = net.inference_workspace(&ctx, B)?;
+        net.upload(&ctx, &ws, &input, &labels)?;
+        let mut enc = ctx.encoder("eval");
+        net.record_forward(&ctx, &mut enc, &ws, Pass::Eval)?;
+        ctx.submit(enc);
+        Ok(())
+    })();
+    ctx.limit_bindings(u64::MAX);
+    let err = result.expect_err("a 25 KB sample in 4 KiB bindings");
+    let text = err.to_string();
+    println!("{text}");
+    assert!(text.contains("max_storage_buffer_binding_size"), "{text}");
+}
