@@ -35,7 +35,8 @@
     if (run.len == 0u) {
         return;
     }
-    let inv_m = 1.0 / f32(params.samples * params.spatial);
+    let m = select(params.samples * params.spatial, params.per_channel, params.per_channel != 0u);
+    let inv_m = 1.0 / f32(m);
     let c = run.c;
     let invstd = save_invstd[c];
     let mean = save_mean[c];

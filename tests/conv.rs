@@ -63,7 +63,7 @@ fn run_gpu(
     record(ctx, |enc| {
         conv.forward(ctx, enc, shape, &x, &w, &cols, &y)?;
         conv.backward_input(ctx, enc, shape, &gy, &w, &cols, &gx)?;
-        conv.backward_weight(ctx, enc, shape, &x, &gy, &cols, &gw)
+        conv.backward_weight(ctx, enc, shape, &x, &gy, &cols, &gw, false)
     });
     (read(ctx, &y), read(ctx, &gx), read(ctx, &gw))
 }

@@ -90,7 +90,7 @@ fn check_weight_grad(
         zeros(ctx, shape.weight_len()),
     );
     record(ctx, |enc| {
-        float.backward_weight(ctx, enc, shape, &x, &g, &cols, &gemm_out)
+        float.backward_weight(ctx, enc, shape, &x, &g, &cols, &gemm_out, false)
     });
     let gemm = read(ctx, &gemm_out);
     assert_close(

@@ -100,3 +100,59 @@ fn a_sample_over_the_binding_limit_is_a_typed_error() {
     println!("{text}");
     assert!(text.contains("max_storage_buffer_binding_size"), "{text}");
 }
+
+/// One training step's forward and backward: every layer's output (spikes exactly as the
+/// single-binding run where its batch statistics agree) and every parameter's gradient.
+fn train_step(
+    ctx: &GpuContext,
+    net: &Network,
+    input: &[f32],
+    labels: &[u32],
+) -> (Vec<Vec<f32>>, Vec<(String, Vec<f32>)>) {
+    let ws = net.workspace(ctx, B).unwrap();
+    net.upload(ctx, &ws, input, labels).unwrap();
+    let mut enc = ctx.encoder("step");
+    net.record_forward(ctx, &mut enc, &ws, Pass::Train).unwrap();
+    net.record_backward(ctx, &mut enc, &ws).unwrap();
+    ctx.submit(enc);
+    let grads = net
+        .params()
+        .iter()
+        .map(|p| (p.name.clone(), read(ctx, &p.grad)))
+        .collect();
+    (outputs(ctx, net, &ws), grads)
+}
+
+/// A training step through split bindings: the batch-norm statistics and gradient sums add
+/// up per range of samples (another order of the same float sums), everything else is moved
+/// around bit for bit; spikes match but for values within rounding of the threshold, and the
+/// gradients to float tolerance.
+#[test]
+fn training_split_across_bindings_matches_one_binding() {
+    let Some(ctx) = gpu() else { return };
+    for (encoding, repeated) in [(Encoding::Direct, true), (Encoding::Poisson, false)] {
+        let (input, labels) = inputs(repeated);
+        // Two networks from one seed: each step moves the running statistics.
+        let whole_net = Network::new(&ctx, &model(encoding), 3).unwrap();
+        let split_net = Network::new(&ctx, &model(encoding), 3).unwrap();
+        ctx.limit_bindings(u64::MAX);
+        let (whole_out, whole_grads) = train_step(&ctx, &whole_net, &input, &labels);
+        ctx.limit_bindings(SMALL_BINDING);
+        let (split_out, split_grads) = train_step(&ctx, &split_net, &input, &labels);
+        ctx.limit_bindings(u64::MAX);
+        for (i, (w, s)) in whole_out.iter().zip(&split_out).enumerate() {
+            let differ = w.iter().zip(s).filter(|(a, b)| a != b).count();
+            println!(
+                "{encoding:?} layer {i}: {differ} of {} outputs differ",
+                w.len()
+            );
+            assert!(
+                differ * 1000 <= w.len(),
+                "{encoding:?} layer {i}: {differ} differ"
+            );
+        }
+        for ((name, w), (_, s)) in whole_grads.iter().zip(&split_grads) {
+            assert_close(&format!("{encoding:?} {name} grad"), s, w, 1e-4, 1e-6);
+        }
+    }
+}

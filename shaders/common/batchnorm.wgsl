@@ -11,6 +11,11 @@ struct BatchNormParams {
     momentum: f32,
     repeats: u32,        // batchnorm_stats only: the batch stands for this many copies (0 = 1)
     run: u32,            // apply / backward_input: values per invocation (0 = 1), see plane_run
+    per_channel: u32,    // backward_input: M, the values per channel of the whole batch when
+                         // this dispatch covers a range of its samples (0 = samples * spatial)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: BatchNormParams;

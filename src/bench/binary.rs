@@ -167,7 +167,7 @@ fn layer_rows(
             kernel: format!("float conv backward_weight (im2col+GEMM) {name}"),
             shape: desc.clone(),
             seconds: time_gpu(ctx, reps, |e| {
-                float_conv.backward_weight(ctx, e, &shape, &x, &y, &cols, &wb)
+                float_conv.backward_weight(ctx, e, &shape, &x, &y, &cols, &wb, false)
             })?,
             flops,
             bytes: None,

@@ -87,7 +87,7 @@ fn conv_rows(
             conv.backward_input(ctx, e, &shape, &gy, &w, &cols, &gx)
         })?,
         time_gpu(ctx, reps, |e| {
-            conv.backward_weight(ctx, e, &shape, &x, &gy, &cols, &gw)
+            conv.backward_weight(ctx, e, &shape, &x, &gy, &cols, &gw, false)
         })?,
     ];
     rows.extend(pass_rows(name, &desc, shape.flops(), seconds));

@@ -10,7 +10,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{check_lens, GpuBuffer, GpuContext, GpuError, Workgroups};
+use super::elementwise::{Accumulate, ElementwiseParams};
+use crate::gpu::split::{samples, SampleRanges};
+use crate::gpu::{check_lens, GpuBuffer, GpuContext, GpuError, Specialised, Workgroups};
 
 /// Batch-norm hyper-parameters (docs/method.md §5 defaults).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -27,6 +29,86 @@ impl Default for BatchNormConfig {
             momentum: 0.1,
             eps: 1e-5,
         }
+    }
+}
+
+kernel! {
+    /// `batchnorm_stats_final`: the shifted sums of every range of samples -> what
+    /// `batchnorm_stats` writes (statistics of a tensor split across bindings).
+    pub struct BatchNormStatsFinal("batchnorm_stats_final", BatchNormParams);
+
+    /// Records the dispatch: one invocation per channel.
+    fn dispatch(
+        params,
+        shift: f32,
+        sums: f32,
+        save_mean: f32,
+        save_invstd: f32,
+        running_mean: f32,
+        running_var: f32,
+    ) -> Workgroups {
+        params.check(
+            Self::NAME,
+            &[],
+            &[
+                ("shift", shift.len()),
+                ("save_mean", save_mean.len()),
+                ("save_invstd", save_invstd.len()),
+                ("running_mean", running_mean.len()),
+                ("running_var", running_var.len()),
+            ],
+        )?;
+        check_lens(Self::NAME, "2C", 2 * params.channels as usize, &[("sums", sums.len())])?;
+        params.check_trainable(Self::NAME)?;
+        Workgroups::for_items(params.channels as u64, 64)
+    }
+}
+
+/// `batchnorm_stats_partial`: one range of samples' shifted sums (the first range writes
+/// them and the shift, the others add theirs). One pipeline per value of `FIRST`.
+pub struct BatchNormStatsPartial;
+
+impl BatchNormStatsPartial {
+    pub const NAME: &'static str = "batchnorm_stats_partial";
+    pub const SOURCE: crate::gpu::KernelSource =
+        kernel_source!("batchnorm_stats_partial", BatchNormParams);
+    const SPECIALISED: Specialised = Specialised::new(Self::SOURCE, &["FIRST"]);
+
+    /// Compiles (or fetches) both pipelines.
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        Self::SPECIALISED.pipeline(ctx, &[0])?;
+        Self::SPECIALISED.pipeline(ctx, &[1])?;
+        Ok(Self)
+    }
+
+    /// Records the sums of `x` (`params.samples` samples) into `sums`, `first` for the range
+    /// holding sample 0.
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &BatchNormParams,
+        first: bool,
+        x: &GpuBuffer<f32>,
+        shift: &GpuBuffer<f32>,
+        sums: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        params.check(Self::NAME, &[("x", x.len())], &[("shift", shift.len())])?;
+        check_lens(
+            Self::NAME,
+            "2C",
+            2 * params.channels as usize,
+            &[("sums", sums.len())],
+        )?;
+        let pipeline = Self::SPECIALISED.pipeline(ctx, &[first as u32])?;
+        ctx.dispatch(
+            encoder,
+            &pipeline,
+            Self::NAME,
+            bytemuck::bytes_of(params),
+            &[x.binding(), shift.binding(), sums.binding()],
+            Workgroups::Linear(params.channels as u64),
+        )
     }
 }
 
@@ -91,8 +173,15 @@ pub struct BatchNormParams {
     /// `batchnorm_apply` and `batchnorm_backward_input`: values per invocation, a run within
     /// one (sample, channel) plane (`KernelVariant::plane_run`; 0 counts as 1).
     pub run: u32,
+    /// `batchnorm_backward_input` over a range of the batch's samples (a tensor split across
+    /// bindings): `M`, the values per channel of the whole batch; 0 counts as `samples *
+    /// spatial`.
+    pub per_channel: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
 }
-const _: () = assert!(std::mem::size_of::<BatchNormParams>() == 32);
+const _: () = assert!(std::mem::size_of::<BatchNormParams>() == 48);
 
 impl BatchNormParams {
     /// Invocations of the per-run kernels.
@@ -115,6 +204,10 @@ impl BatchNormParams {
             momentum: config.momentum,
             repeats: shape.repeats as u32,
             run: 1,
+            per_channel: 0,
+            _pad0: 0,
+            _pad1: 0,
+            _pad2: 0,
         }
     }
 
@@ -331,6 +424,10 @@ pub struct BatchNormSaved<'a> {
 pub struct BatchNorm {
     pub config: BatchNormConfig,
     stats: BatchNormStats,
+    stats_partial: BatchNormStatsPartial,
+    stats_final: BatchNormStatsFinal,
+    /// Adds the gradient sums of each range after the first (split tensors).
+    accumulate: Accumulate,
     apply: BatchNormApply,
     reduce: BatchNormBackwardReduce,
     input: BatchNormBackwardInput,
@@ -342,6 +439,9 @@ impl BatchNorm {
         Ok(Self {
             config,
             stats: BatchNormStats::new(ctx)?,
+            stats_partial: BatchNormStatsPartial::new(ctx)?,
+            stats_final: BatchNormStatsFinal::new(ctx)?,
+            accumulate: Accumulate::new(ctx)?,
             apply: BatchNormApply::new(ctx)?,
             reduce: BatchNormBackwardReduce::new(ctx)?,
             input: BatchNormBackwardInput::new(ctx)?,
@@ -417,12 +517,93 @@ impl BatchNorm {
         )
     }
 
+    /// [`BatchNorm::statistics`] of an `x` larger than one binding: the shifted sums over each
+    /// range of `ranges` (bound as windows) into `parts` (`shift` `[C]` and `sums` `[2C]`),
+    /// then the statistics from them. The same formulas as one pass; the sums add up in
+    /// another order. With one range, exactly [`BatchNorm::statistics`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn statistics_split(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        shape: BatchNormShape,
+        ranges: &SampleRanges,
+        x: &GpuBuffer<f32>,
+        state: &BatchNormState,
+        saved: &BatchNormSaved,
+        (shift, sums): (&GpuBuffer<f32>, &GpuBuffer<f32>),
+    ) -> Result<(), GpuError> {
+        if ranges.whole() {
+            return self.statistics(ctx, encoder, shape, x, state, saved);
+        }
+        let params = self.train_params(ctx, shape);
+        params.check(
+            "BatchNorm::statistics_split",
+            &[("x", x.len())],
+            &[
+                ("running_mean", state.running_mean.len()),
+                ("running_var", state.running_var.len()),
+                ("saved.mean", saved.mean.len()),
+                ("saved.invstd", saved.invstd.len()),
+            ],
+        )?;
+        params.check_trainable("BatchNorm::statistics_split")?;
+        let per = shape.channels * shape.spatial;
+        for (i, r) in ranges.iter().enumerate() {
+            let part = BatchNormParams {
+                samples: r.1 as u32,
+                ..params
+            };
+            let window = samples(x, r, per)?;
+            self.stats_partial
+                .dispatch(ctx, encoder, &part, i == 0, &window, shift, sums)?;
+        }
+        self.stats_final.dispatch(
+            ctx,
+            encoder,
+            &params,
+            shift,
+            sums,
+            saved.mean,
+            saved.invstd,
+            state.running_mean,
+            state.running_var,
+        )
+    }
+
     /// Params of the training passes (batch statistics) on `ctx`.
     fn train_params(&self, ctx: &GpuContext, shape: BatchNormShape) -> BatchNormParams {
         BatchNormParams {
             run: ctx.variant.plane_run(),
             ..BatchNormParams::new(&self.config, shape, false)
         }
+    }
+
+    /// The training forward's second half: `y` from `x` with the batch statistics in `saved`
+    /// (after [`BatchNorm::statistics`]), for `shape`'s samples (a range of the batch).
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply_train(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        shape: BatchNormShape,
+        x: &GpuBuffer<f32>,
+        state: &BatchNormState,
+        saved: &BatchNormSaved,
+        y: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        let params = self.train_params(ctx, shape);
+        self.apply.dispatch(
+            ctx,
+            encoder,
+            &params,
+            x,
+            saved.mean,
+            saved.invstd,
+            state.weight,
+            state.bias,
+            y,
+        )
     }
 
     /// Eval forward with the running statistics.
@@ -450,6 +631,110 @@ impl BatchNorm {
             state.bias,
             y,
         )
+    }
+
+    /// [`BatchNorm::backward`] of tensors larger than one binding: per range of `ranges`
+    /// (windows), the gradient sums into `parts` (`[C]` each) added to those of the ranges
+    /// before (the first range's go straight to `grad_weight` and `grad_bias`), then `grad_x`
+    /// range by range with the whole batch's `M`. With one range, exactly
+    /// [`BatchNorm::backward`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_split(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        shape: BatchNormShape,
+        ranges: &SampleRanges,
+        x: &GpuBuffer<f32>,
+        grad_y: &GpuBuffer<f32>,
+        saved: &BatchNormSaved,
+        weight: &GpuBuffer<f32>,
+        (grad_weight, grad_bias): (&GpuBuffer<f32>, &GpuBuffer<f32>),
+        parts: (&GpuBuffer<f32>, &GpuBuffer<f32>),
+        grad_x: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        if ranges.whole() {
+            return self.backward(
+                ctx,
+                encoder,
+                shape,
+                x,
+                grad_y,
+                saved,
+                weight,
+                grad_weight,
+                grad_bias,
+                grad_x,
+            );
+        }
+        let whole = BatchNormParams::new(&self.config, shape, false);
+        whole.check(
+            "BatchNorm::backward_split",
+            &[
+                ("x", x.len()),
+                ("grad_y", grad_y.len()),
+                ("grad_x", grad_x.len()),
+            ],
+            &[
+                ("saved.mean", saved.mean.len()),
+                ("saved.invstd", saved.invstd.len()),
+                ("weight", weight.len()),
+                ("grad_weight", grad_weight.len()),
+                ("grad_bias", grad_bias.len()),
+                ("parts", parts.0.len()),
+                ("parts", parts.1.len()),
+            ],
+        )?;
+        let per = shape.channels * shape.spatial;
+        let params = |r: (usize, usize)| BatchNormParams {
+            run: ctx.variant.plane_run(),
+            per_channel: shape.per_channel() as u32,
+            ..BatchNormParams::new(
+                &self.config,
+                BatchNormShape::new(r.1, shape.channels, shape.spatial),
+                false,
+            )
+        };
+        let sum = ElementwiseParams::new(shape.channels);
+        for (i, r) in ranges.iter().enumerate() {
+            let (w, b) = match i {
+                0 => (grad_weight, grad_bias),
+                _ => parts,
+            };
+            self.reduce.dispatch(
+                ctx,
+                encoder,
+                &params(r),
+                &samples(x, r, per)?,
+                &samples(grad_y, r, per)?,
+                saved.mean,
+                saved.invstd,
+                w,
+                b,
+            )?;
+            if i > 0 {
+                self.accumulate
+                    .dispatch(ctx, encoder, &sum, parts.0, grad_weight)?;
+                self.accumulate
+                    .dispatch(ctx, encoder, &sum, parts.1, grad_bias)?;
+            }
+        }
+        for r in ranges.iter() {
+            self.input.dispatch(
+                ctx,
+                encoder,
+                &params(r),
+                &samples(x, r, per)?,
+                &samples(grad_y, r, per)?,
+                saved.mean,
+                saved.invstd,
+                weight,
+                grad_weight,
+                grad_bias,
+                &samples(grad_x, r, per)?,
+            )?;
+        }
+        Ok(())
     }
 
     /// Training-mode backward: writes (does not accumulate) `grad_weight`, `grad_bias` `[C]` and

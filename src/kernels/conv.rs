@@ -287,8 +287,15 @@ impl Conv2d {
         Ok(shape.batch.min(fit).max(1) * per)
     }
 
-    /// Samples per chunk for a scratch of `cols_len` elements.
-    fn chunk(kernel: &'static str, shape: &ConvShape, cols_len: usize) -> Result<usize, GpuError> {
+    /// Samples per chunk for a scratch of `cols_len` elements (at most a binding's worth on
+    /// `ctx`: a test's lower limit; the scratch itself is sized under the WebGPU binding).
+    fn chunk(
+        ctx: &GpuContext,
+        kernel: &'static str,
+        shape: &ConvShape,
+        cols_len: usize,
+    ) -> Result<usize, GpuError> {
+        let cols_len = cols_len.min((ctx.split_bytes() / 4) as usize);
         shape.validate(kernel)?;
         let per = shape.cols_per_sample();
         if cols_len < per {
@@ -337,7 +344,8 @@ impl Conv2d {
         output: &GpuBuffer<f32>,
     ) -> Result<(), GpuError> {
         const K: &str = "conv2d_forward";
-        let chunk = Self::chunk(K, shape, cols.len())?;
+        let chunk = Self::chunk(ctx, K, shape, cols.len())?;
+        let cols = &cols.alias(chunk * shape.cols_per_sample())?;
         input.expect_len(K, "input", shape.input_len())?;
         weight.expect_len(K, "weight", shape.weight_len())?;
         output.expect_len(K, "output", shape.output_len())?;
@@ -376,7 +384,8 @@ impl Conv2d {
         grad_input: &GpuBuffer<f32>,
     ) -> Result<(), GpuError> {
         const K: &str = "conv2d_backward_input";
-        let chunk = Self::chunk(K, shape, dcols.len())?;
+        let chunk = Self::chunk(ctx, K, shape, dcols.len())?;
+        let dcols = &dcols.alias(chunk * shape.cols_per_sample())?;
         grad_output.expect_len(K, "grad_output", shape.output_len())?;
         weight.expect_len(K, "weight", shape.weight_len())?;
         grad_input.expect_len(K, "grad_input", shape.input_len())?;
@@ -402,8 +411,9 @@ impl Conv2d {
         Ok(())
     }
 
-    /// `grad_weight [C_out, C_in, kH, kW]` (overwritten) = `sum_n grad_output[n] * cols[n]^T`,
-    /// recomputing the columns of `input` into the `cols` scratch.
+    /// `grad_weight [C_out, C_in, kH, kW]` (overwritten, or added to with `accumulate`) =
+    /// `sum_n grad_output[n] * cols[n]^T`, recomputing the columns of `input` into the `cols`
+    /// scratch.
     #[allow(clippy::too_many_arguments)]
     pub fn backward_weight(
         &self,
@@ -414,9 +424,11 @@ impl Conv2d {
         grad_output: &GpuBuffer<f32>,
         cols: &GpuBuffer<f32>,
         grad_weight: &GpuBuffer<f32>,
+        accumulate: bool,
     ) -> Result<(), GpuError> {
         const K: &str = "conv2d_backward_weight";
-        let chunk = Self::chunk(K, shape, cols.len())?;
+        let chunk = Self::chunk(ctx, K, shape, cols.len())?;
+        let cols = &cols.alias(chunk * shape.cols_per_sample())?;
         input.expect_len(K, "input", shape.input_len())?;
         grad_output.expect_len(K, "grad_output", shape.output_len())?;
         grad_weight.expect_len(K, "grad_weight", shape.weight_len())?;
@@ -437,7 +449,7 @@ impl Conv2d {
                 .batched(samples, out_per, rows * plane, 0)
                 .offsets(first * out_per, 0, 0)
                 .reduce_batch(true)
-                .accumulate(first > 0);
+                .accumulate(accumulate || first > 0);
             self.gemm
                 .dispatch(ctx, encoder, &gemm, grad_output, cols, grad_weight)?;
         }

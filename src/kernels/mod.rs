@@ -156,6 +156,8 @@ pub const KERNELS: &[KernelSource] = &[
     batchnorm::BatchNormBackwardInput::SOURCE,
     batchnorm::BatchNormBackwardReduce::SOURCE,
     batchnorm::BatchNormStats::SOURCE,
+    batchnorm::BatchNormStatsFinal::SOURCE,
+    batchnorm::BatchNormStatsPartial::SOURCE,
     linear::BiasAdd::SOURCE,
     linear::BiasGrad::SOURCE,
     binarize::BinarizeBackward::SOURCE,

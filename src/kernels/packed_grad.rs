@@ -11,6 +11,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use crate::gpu::split::{samples, SampleRanges};
+
 use super::conv::ConvShape;
 use super::popcount::{
     channel_words, check_u32, padded_out_channels, PackSpikesParams, PackWeightsParams, SpikeArea,
@@ -62,7 +64,9 @@ pub struct PackedConvGradParams {
     /// `(1 / area as f32).to_bits()`: the shader multiplies by it (a multiply is correctly
     /// rounded on every adapter, a division is not), as the CPU mirror does.
     pub inv_area_bits: u32,
-    pub _pad3: u32,
+    /// Weight grad: the first sample of the window of `grad_output` a dispatch binds (a tensor
+    /// split across bindings; `gpu::split`); set by the dispatch. Input grad: 0.
+    pub first_sample: u32,
     pub _pad4: u32,
     pub _pad5: u32,
 }
@@ -141,7 +145,7 @@ impl PackedConvGradParams {
             planes: 1,
             area: 1,
             inv_area_bits: 1.0f32.to_bits(),
-            _pad3: 0,
+            first_sample: 0,
             _pad4: 0,
             _pad5: 0,
         }
@@ -248,29 +252,32 @@ impl PackedConvWeightGrad {
         grad_output.expect_len(Self::NAME, "grad_output", shape.output_len())?;
         grad_weight.expect_len(Self::NAME, "grad_weight", shape.weight_len())?;
         let workgroups = Workgroups::for_items(params.invocations as u64, WEIGHT_GRAD_WORKGROUP);
-        let (rows, step) = (params.row_end, Self::rows_per_dispatch(&shape) as u32);
+        let step = Self::rows_per_dispatch(&shape) as u32;
+        let out_rows = shape.out_h() as u32;
+        let per_sample = shape.output_len() / shape.batch.max(1);
+        let ranges = SampleRanges::new(ctx, Self::NAME, shape.batch, &[per_sample as u64 * 4])?;
         for plane in 0..params.planes {
-            let mut start = 0;
-            while start < rows {
-                let chunk = PackedConvGradParams {
-                    plane,
-                    row_start: start,
-                    row_end: rows.min(start.saturating_add(step)),
-                    ..*params
-                };
-                ctx.dispatch(
-                    encoder,
-                    &self.pipeline,
-                    Self::NAME,
-                    bytemuck::bytes_of(&chunk),
-                    &[
-                        packed.binding(),
-                        grad_output.binding(),
-                        grad_weight.binding(),
-                    ],
-                    workgroups,
-                )?;
-                start = chunk.row_end;
+            for r in ranges.iter() {
+                let window = samples(grad_output, r, per_sample)?;
+                let (mut start, rows) = (r.0 as u32 * out_rows, (r.0 + r.1) as u32 * out_rows);
+                while start < rows {
+                    let chunk = PackedConvGradParams {
+                        plane,
+                        row_start: start,
+                        row_end: rows.min(start.saturating_add(step)),
+                        first_sample: r.0 as u32,
+                        ..*params
+                    };
+                    ctx.dispatch(
+                        encoder,
+                        &self.pipeline,
+                        Self::NAME,
+                        bytemuck::bytes_of(&chunk),
+                        &[packed.binding(), window.binding(), grad_weight.binding()],
+                        workgroups,
+                    )?;
+                    start = chunk.row_end;
+                }
             }
         }
         Ok(())

@@ -73,6 +73,12 @@ impl Workspace {
             })
             .max()
             .unwrap_or(0);
+        let max_channels = net
+            .layers()
+            .iter()
+            .map(|l| l.output_shape()[0])
+            .max()
+            .unwrap_or(1);
         let mut packed_flow = super::layers::packed_flow(net.layers());
         if gather_len > 0 {
             packed_flow.iter_mut().for_each(|f| *f = false);
@@ -128,6 +134,10 @@ impl Workspace {
                 )?,
                 transients,
                 gather: GatherScratch::new(ctx, gather_len)?,
+                bn_sums: (
+                    GpuBuffer::zeros(ctx, max_channels, "batch-norm partial sums")?,
+                    GpuBuffer::zeros(ctx, 2 * max_channels, "batch-norm partial sums")?,
+                ),
             },
             sample_loss: GpuBuffer::zeros(ctx, batch, "sample loss")?,
         })

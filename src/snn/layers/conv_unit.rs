@@ -543,6 +543,7 @@ impl ConvUnit {
                 };
                 batch_norm(
                     rec,
+                    scratch,
                     io.train,
                     self.bn_shape(n),
                     &dw.conv_out,
@@ -648,35 +649,83 @@ impl ConvUnit {
             true => self.bn_shape(spec.batch).repeated(spec.timesteps),
             false => self.bn_shape(spec.timesteps * spec.batch),
         };
-        rec.k
-            .bn
-            .statistics(rec.ctx, rec.enc, shape, x, &state, &saved)?;
-        BnAgmmLifTrain::gather_bn(rec.enc, &saved, &state, values)?;
-        let partials = &scratch.moment_partials;
-        let out = TrainTailOut {
-            agmm: match (spec.gated(), chain.bn_out.get(), &chain.expectation) {
-                (true, Some(bn_out), Some(e)) => Some((bn_out, e)),
-                _ => None,
-            },
-            membrane: &chain.membrane,
-            spikes: io.output,
-            partials,
-        };
-        let groups = rec
-            .k
-            .bn_agmm_lif_train
-            .dispatch(rec.ctx, rec.enc, spec, x, values, residual, &out)?;
-        let len = spec.timesteps * spec.elements();
-        let summary = &rec.summaries.moments;
-        rec.k.moments.finish(
+        let ranges = bn_ranges(rec, shape)?;
+        let parts = scratch.bn_parts(shape.channels)?;
+        rec.k.bn.statistics_split(
             rec.ctx,
             rec.enc,
-            partials,
-            groups,
-            len,
-            summary,
-            self.rate_slot,
-            true,
+            shape,
+            &ranges,
+            x,
+            &state,
+            &saved,
+            (&parts.0, &parts.1),
+        )?;
+        BnAgmmLifTrain::gather_bn(rec.enc, &saved, &state, values)?;
+        let e = spec.channels * spec.spatial;
+        let mut inputs = vec![(x, x_layout(spec))];
+        inputs.extend(residual.map(|r| (r, Layout::TimeMajor(e))));
+        let agmm = match (spec.gated(), chain.bn_out.get(), &chain.expectation) {
+            (true, Some(bn_out), Some(e)) => Some((bn_out, e)),
+            _ => None,
+        };
+        let mut outputs = Vec::new();
+        if let Some((bn_out, expectation)) = agmm {
+            outputs.extend([bn_out, expectation]);
+        }
+        outputs.extend([&chain.membrane, io.output]);
+        let outputs: Vec<_> = outputs
+            .into_iter()
+            .map(|b| (b, Layout::TimeMajor(e)))
+            .collect();
+        let (shortcut, gated) = (residual.is_some(), agmm.is_some());
+        gathered(
+            rec,
+            &scratch.gather,
+            spec.timesteps,
+            spec.batch,
+            &inputs,
+            &outputs,
+            |rec, columns, v| {
+                let spec = BnAgmmLifSpec {
+                    batch: columns,
+                    ..*spec
+                };
+                let (x, rest) = v.split_first().ok_or_else(|| {
+                    GpuError::shape("conv unit forward", "gathered pass without its input")
+                })?;
+                let (residual, rest) = match shortcut {
+                    true => (rest.first(), &rest[1..]),
+                    false => (None, rest),
+                };
+                let (agmm, rest) = match gated {
+                    true => (Some((&rest[0], &rest[1])), &rest[2..]),
+                    false => (None, rest),
+                };
+                let partials = &scratch.moment_partials;
+                let out = TrainTailOut {
+                    agmm,
+                    membrane: &rest[0],
+                    spikes: &rest[1],
+                    partials,
+                };
+                let groups = rec
+                    .k
+                    .bn_agmm_lif_train
+                    .dispatch(rec.ctx, rec.enc, &spec, x, values, residual, &out)?;
+                let len = spec.timesteps * spec.elements();
+                let summary = &rec.summaries.moments;
+                rec.k.moments.finish(
+                    rec.ctx,
+                    rec.enc,
+                    partials,
+                    groups,
+                    len,
+                    summary,
+                    self.rate_slot,
+                    true,
+                )
+            },
         )
     }
 
@@ -781,15 +830,24 @@ impl ConvUnit {
                 format!("{}: the single-frame encoder path needs a training workspace of the first layer", self.name),
             ));
         };
-        let lif = self.frame_lif(io.timesteps, io.batch);
         let chain = self.trained_chain(ws)?;
-        rec.k.lif_backward.dispatch(
-            rec.ctx,
-            rec.enc,
-            &lif,
-            &chain.membrane,
-            io.g_output,
-            g_bn_out,
+        let e = self.elements(1);
+        gathered(
+            rec,
+            &scratch.gather,
+            io.timesteps,
+            io.batch,
+            &[
+                (&chain.membrane, Layout::TimeMajor(e)),
+                (io.g_output, Layout::TimeMajor(e)),
+            ],
+            &[(g_bn_out, Layout::Frame(e))],
+            |rec, columns, v| {
+                let lif = self.frame_lif(io.timesteps, columns);
+                rec.k
+                    .lif_backward
+                    .dispatch(rec.ctx, rec.enc, &lif, &v[0], &v[1], &v[2])
+            },
         )?;
         let shape = ConvShape {
             batch: io.batch,
@@ -870,28 +928,53 @@ impl ConvUnit {
                     ));
                 };
                 g_bn_out = transients.get(rec.ctx, Transient::BnOutGrad, len)?;
-                rec.k.lif_agmm_backward.dispatch(
-                    rec.ctx,
-                    rec.enc,
-                    &LifAgmmParams::new(&self.lif, &a, t, self.elements(batch)),
-                    &chain.membrane,
-                    g_spikes,
-                    bn_out,
-                    e,
-                    &g_bn_out,
-                    (self.shortcut != Shortcut::None).then_some(&g_pre),
+                let e_len = self.elements(1);
+                let tm = |b| (b, Layout::TimeMajor(e_len));
+                let shortcut = self.shortcut != Shortcut::None;
+                let mut outputs = vec![tm(&g_bn_out)];
+                if shortcut {
+                    outputs.push(tm(&g_pre));
+                }
+                let inputs = [tm(&chain.membrane), tm(g_spikes), tm(bn_out), tm(e)];
+                gathered(
+                    rec,
+                    &scratch.gather,
+                    t,
+                    batch,
+                    &inputs,
+                    &outputs,
+                    |rec, columns, v| {
+                        rec.k.lif_agmm_backward.dispatch(
+                            rec.ctx,
+                            rec.enc,
+                            &LifAgmmParams::new(&self.lif, &a, t, columns * e_len),
+                            &v[0],
+                            &v[1],
+                            &v[2],
+                            &v[3],
+                            &v[4],
+                            v.get(5),
+                        )
+                    },
                 )?;
                 &g_bn_out
             }
             (None, _, _) => {
-                let lif = LifParams::new(&self.lif, t, self.elements(batch));
-                rec.k.lif_backward.dispatch(
-                    rec.ctx,
-                    rec.enc,
-                    &lif,
-                    &chain.membrane,
-                    g_spikes,
-                    &g_pre,
+                let e_len = self.elements(1);
+                let tm = |b| (b, Layout::TimeMajor(e_len));
+                gathered(
+                    rec,
+                    &scratch.gather,
+                    t,
+                    batch,
+                    &[tm(&chain.membrane), tm(g_spikes)],
+                    &[tm(&g_pre)],
+                    |rec, columns, v| {
+                        let lif = LifParams::new(&self.lif, t, columns * e_len);
+                        rec.k
+                            .lif_backward
+                            .dispatch(rec.ctx, rec.enc, &lif, &v[0], &v[1], &v[2])
+                    },
                 )?;
                 &g_pre
             }
@@ -913,13 +996,8 @@ impl ConvUnit {
         main.backward(rec, scratch, bn_shape, input, g_gated, &g_conv_out, g_input)?;
         let Some(g_in) = g_input else { return Ok(()) };
         let [ci, hi, wi] = self.input;
-        let in_elements = ElementwiseParams::new(n * ci * hi * wi);
         match (self.shortcut, &self.downsample, &ws.down) {
-            (Shortcut::Identity, _, _) => {
-                rec.k
-                    .accumulate
-                    .dispatch(rec.ctx, rec.enc, &in_elements, &g_pre, g_in)?
-            }
+            (Shortcut::Identity, _, _) => accumulate(rec, n, &g_pre, g_in)?,
             (Shortcut::Downsample, Some(d), Some(dw)) => {
                 let shortcut = ConvBn {
                     shape: &dw.shape,
@@ -951,11 +1029,23 @@ impl ConvUnit {
                     &g_conv,
                     Some(&g_pooled),
                 )?;
-                d.pool
-                    .backward(rec.ctx, rec.enc, [n, ci, hi, wi], &g_pooled, &g_shortcut_in)?;
-                rec.k
-                    .accumulate
-                    .dispatch(rec.ctx, rec.enc, &in_elements, &g_shortcut_in, g_in)?;
+                let (per_in, per_pooled) = (ci * hi * wi, ci * (hi / 2) * (wi / 2));
+                let ranges = SampleRanges::new(
+                    rec.ctx,
+                    "shortcut pool backward",
+                    n,
+                    &[per_in as u64 * 4, per_pooled as u64 * 4],
+                )?;
+                for r in ranges.iter() {
+                    d.pool.backward(
+                        rec.ctx,
+                        rec.enc,
+                        [r.1, ci, hi, wi],
+                        &samples(&g_pooled, r, per_pooled)?,
+                        &samples(&g_shortcut_in, r, per_in)?,
+                    )?;
+                }
+                accumulate(rec, n, &g_shortcut_in, g_in)?;
             }
             _ => {}
         }
@@ -1031,20 +1121,31 @@ impl ConvBn<'_> {
             mean: self.mean,
             invstd: self.invstd,
         };
-        rec.k.bn.backward(
+        let parts = scratch.bn_parts(bn_shape.channels)?;
+        let ranges = bn_ranges(rec, bn_shape)?;
+        rec.k.bn.backward_split(
             rec.ctx,
             rec.enc,
             bn_shape,
+            &ranges,
             self.conv_out,
             g_bn_out,
             &saved,
             &self.bn.weight.value,
-            &self.bn.weight.grad,
-            &self.bn.bias.grad,
+            (&self.bn.weight.grad, &self.bn.bias.grad),
+            (&parts.0, &parts.1.alias(bn_shape.channels)?),
             g_conv_out,
         )?;
-        let conv = &rec.k.conv;
         let (weight, cols) = (self.weight, &scratch.cols);
+        let shape = *self.shape;
+        let per_in = shape.input_len() / shape.batch.max(1);
+        let per_out = shape.output_len() / shape.batch.max(1);
+        let ranges = SampleRanges::new(
+            rec.ctx,
+            "conv backward",
+            shape.batch,
+            &[per_in as u64 * 4, per_out as u64 * 4],
+        )?;
         // On CPU rasterisers the gradients read the forward's packed spikes and signs (32
         // channels per load, no im2col columns); GPUs keep the GEMMs, which have the
         // parallelism they need (the packed weight gradient runs one invocation per weight tap,
@@ -1052,6 +1153,7 @@ impl ConvBn<'_> {
         // `gpu::PackedBackward`.
         let packed = rec.ctx.packed_backward;
         match self.packed_input.filter(|_| packed.weight_grad) {
+            // Splits its rows over windows of `g_conv_out` itself (the sums run in one order).
             Some((packed, area)) => rec.k.packed_weight_grad.dispatch(
                 rec.ctx,
                 rec.enc,
@@ -1060,48 +1162,67 @@ impl ConvBn<'_> {
                 g_conv_out,
                 weight.grad_target(),
             )?,
-            None => conv.backward_weight(
-                rec.ctx,
-                rec.enc,
-                self.shape,
-                input,
-                g_conv_out,
-                cols,
-                weight.grad_target(),
-            )?,
+            None => {
+                for (i, r) in ranges.iter().enumerate() {
+                    rec.k.conv.backward_weight(
+                        rec.ctx,
+                        rec.enc,
+                        &ConvShape {
+                            batch: r.1,
+                            ..shape
+                        },
+                        &samples(input, r, per_in)?,
+                        &samples(g_conv_out, r, per_out)?,
+                        cols,
+                        weight.grad_target(),
+                        i > 0,
+                    )?
+                }
+            }
         }
         weight.straight_through(rec, &scratch.moment_partials)?;
-        match (g_input, self.packed_weights.filter(|_| packed.input_grad)) {
-            (Some(g_in), Some((signs, gamma))) => rec.k.packed_input_grad.dispatch(
-                rec.ctx,
-                rec.enc,
-                &PackedConvGradParams::input_grad(self.shape),
-                g_conv_out,
-                signs,
-                gamma,
-                g_in,
-            ),
-            (Some(g_in), None) => {
-                let conv = &rec.k.conv;
-                conv.backward_input(
+        let Some(g_in) = g_input else {
+            return Ok(());
+        };
+        let packed_weights = self.packed_weights.filter(|_| packed.input_grad);
+        for r in ranges.iter() {
+            let part = ConvShape {
+                batch: r.1,
+                ..shape
+            };
+            let g_out = samples(g_conv_out, r, per_out)?;
+            let g_in = samples(g_in, r, per_in)?;
+            match packed_weights {
+                Some((signs, gamma)) => rec.k.packed_input_grad.dispatch(
                     rec.ctx,
                     rec.enc,
-                    self.shape,
-                    g_conv_out,
+                    &PackedConvGradParams::input_grad(&part),
+                    &g_out,
+                    signs,
+                    gamma,
+                    &g_in,
+                )?,
+                None => rec.k.conv.backward_input(
+                    rec.ctx,
+                    rec.enc,
+                    &part,
+                    &g_out,
                     weight.effective(),
                     cols,
-                    g_in,
-                )
+                    &g_in,
+                )?,
             }
-            (None, _) => Ok(()),
         }
+        Ok(())
     }
 }
 
 /// BN with batch statistics (training: saves mean/invstd, updates running stats) or running
 /// statistics (eval).
+#[allow(clippy::too_many_arguments)]
 fn batch_norm(
     rec: &mut Recorder,
+    scratch: &Scratch,
     train: bool,
     shape: BatchNormShape,
     input: &GpuBuffer<f32>,
@@ -1109,14 +1230,33 @@ fn batch_norm(
     saved: &BatchNormSaved,
     output: &GpuBuffer<f32>,
 ) -> Result<(), GpuError> {
-    if train {
-        return rec
-            .k
-            .bn
-            .forward_train(rec.ctx, rec.enc, shape, input, &bn.state(), saved, output);
-    }
     let per = shape.channels * shape.spatial;
-    let ranges = SampleRanges::new(rec.ctx, "batch norm", shape.samples, &[per as u64 * 4])?;
+    let ranges = bn_ranges(rec, shape)?;
+    if train {
+        let parts = scratch.bn_parts(shape.channels)?;
+        rec.k.bn.statistics_split(
+            rec.ctx,
+            rec.enc,
+            shape,
+            &ranges,
+            input,
+            &bn.state(),
+            saved,
+            (&parts.0, &parts.1),
+        )?;
+        for r in ranges.iter() {
+            rec.k.bn.apply_train(
+                rec.ctx,
+                rec.enc,
+                BatchNormShape::new(r.1, shape.channels, shape.spatial),
+                &samples(input, r, per)?,
+                &bn.state(),
+                saved,
+                &samples(output, r, per)?,
+            )?;
+        }
+        return Ok(());
+    }
     for r in ranges.iter() {
         let part = BatchNormShape::new(r.1, shape.channels, shape.spatial);
         rec.k.bn.forward_eval(
@@ -1305,6 +1445,33 @@ fn conv_forward(
                 &output,
             )?,
         }
+    }
+    Ok(())
+}
+
+/// The ranges of samples a batch norm over `shape` runs in (`gpu::split`).
+fn bn_ranges(rec: &Recorder, shape: BatchNormShape) -> Result<SampleRanges, GpuError> {
+    let per = (shape.channels * shape.spatial) as u64 * 4;
+    SampleRanges::new(rec.ctx, "batch norm", shape.samples, &[per])
+}
+
+/// `dst += src` over `samples` samples of the unit's input (`gpu::split`).
+fn accumulate(
+    rec: &mut Recorder,
+    samples_n: usize,
+    src: &GpuBuffer<f32>,
+    dst: &GpuBuffer<f32>,
+) -> Result<(), GpuError> {
+    let per = src.len() / samples_n.max(1);
+    let ranges = SampleRanges::new(rec.ctx, "accumulate", samples_n, &[per as u64 * 4])?;
+    for r in ranges.iter() {
+        rec.k.accumulate.dispatch(
+            rec.ctx,
+            rec.enc,
+            &ElementwiseParams::new(r.1 * per),
+            &samples(src, r, per)?,
+            &samples(dst, r, per)?,
+        )?;
     }
     Ok(())
 }

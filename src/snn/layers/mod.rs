@@ -51,6 +51,19 @@ pub struct Scratch {
     pub transients: super::transients::Transients,
     /// Copies for time-looped passes over tensors larger than one binding ([`gather`]).
     pub gather: gather::GatherScratch,
+    /// Per-channel partial sums of a batch norm split across bindings: `[C_max]` and
+    /// `[2 C_max]` (the statistics' shift and sums; the backward's two gradient sums).
+    pub bn_sums: (GpuBuffer<f32>, GpuBuffer<f32>),
+}
+
+impl Scratch {
+    /// [`Scratch::bn_sums`] for `channels` channels: `[C]` and `[2C]`.
+    pub fn bn_parts(&self, channels: usize) -> Result<(GpuBuffer<f32>, GpuBuffer<f32>), GpuError> {
+        Ok((
+            self.bn_sums.0.alias(channels)?,
+            self.bn_sums.1.alias(2 * channels)?,
+        ))
+    }
 }
 
 /// What a forward pass records.
