@@ -70,6 +70,10 @@ pub fn estimate(
     // the largest maps the shared buffers are sized for.
     let mut per_sample = 0u64;
     let mut cols = 0u64;
+    // Scratch of the passes over tensors larger than one binding (`snn::layers::gather`), and
+    // the batch norms' partial sums.
+    let mut gather = 0u64;
+    let mut channels = 1u64;
     let (mut max_layer, mut max_unit, mut max_shortcut) = (0u64, 0u64, 0u64);
     let [c0, h0, w0] = config.input;
     let input = (c0 * h0 * w0) as u64; // bounded by plan()
@@ -91,6 +95,12 @@ pub fn estimate(
                 ..
             } => {
                 parameters += (co * ci * kernel * kernel) as u64 + 4 * co as u64;
+                channels = channels.max(co as u64);
+                gather = gather.max(crate::snn::layers::gather::GatherScratch::len_under(
+                    crate::gpu::limits::MAX_STORAGE_BINDING_BYTES,
+                    batch,
+                    config.timesteps * co * ho * wo,
+                ) as u64);
                 let downsample = *shortcut == Shortcut::Downsample;
                 if downsample {
                     parameters += (co * ci) as u64 + 4 * co as u64;
@@ -140,7 +150,9 @@ pub fn estimate(
     } else {
         max_layer
     };
-    let workspace_values = mul("workspace", samples, per_sample + cols).map_err(model)?;
+    let workspace_values = mul("workspace", samples, per_sample + cols).map_err(model)?
+        + crate::snn::layers::gather::GATHER_BUFFERS as u64 * gather
+        + 3 * channels;
     Ok(Footprint {
         parameters,
         parameter_bytes: parameters * 4 * PARAM_COPIES,

@@ -92,18 +92,22 @@ impl GatherScratch {
     /// hold per tensor: what the scratch needs for `batch` samples under `ctx`'s split size,
     /// or 0 when one binding holds them all.
     pub fn len_for(ctx: &GpuContext, batch: usize, per_sample: usize) -> usize {
+        Self::len_under(ctx.split_bytes(), batch, per_sample)
+    }
+
+    /// [`GatherScratch::len_for`] with `split_bytes` per binding (the memory estimate's).
+    pub fn len_under(split_bytes: u64, batch: usize, per_sample: usize) -> usize {
         let bytes = (batch * per_sample * 4) as u64;
-        if bytes <= ctx.split_bytes() {
+        if bytes <= split_bytes {
             return 0;
         }
-        let columns = Self::columns(ctx, batch, per_sample);
-        columns * per_sample
+        Self::columns_under(split_bytes, batch, per_sample) * per_sample
     }
 
     /// Batch columns per gathered pass: a quarter of a binding's bytes per tensor (at least
     /// one column), so the scratch costs at most 1.5 bindings.
-    fn columns(ctx: &GpuContext, batch: usize, per_sample: usize) -> usize {
-        let budget = (ctx.split_bytes() / 4).max(per_sample as u64 * 4);
+    fn columns_under(split_bytes: u64, batch: usize, per_sample: usize) -> usize {
+        let budget = (split_bytes / 4).max(per_sample as u64 * 4);
         ((budget / (per_sample as u64 * 4)) as usize).clamp(1, batch.max(1))
     }
 }
@@ -147,7 +151,7 @@ pub fn gathered(
             ),
         ));
     }
-    let columns = GatherScratch::columns(rec.ctx, batch, widest);
+    let columns = GatherScratch::columns_under(rec.ctx.split_bytes(), batch, widest);
     if columns * widest > scratch.len {
         return Err(GpuError::shape(
             "gathered pass",
