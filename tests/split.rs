@@ -27,13 +27,37 @@ fn model(encoding: Encoding) -> ModelConfig {
 }
 
 /// Every layer's output and the logits after an eval forward of `input`.
-fn eval_outputs(ctx: &GpuContext, net: &Network, input: &[f32], labels: &[u32]) -> Vec<Vec<f32>> {
+fn eval_outputs(
+    ctx: &GpuContext,
+    net: &Network,
+    input: &[f32],
+    labels: &[u32],
+    pass: Pass,
+) -> Vec<Vec<f32>> {
     let ws = net.inference_workspace(ctx, B).unwrap();
     net.upload(ctx, &ws, input, labels).unwrap();
     let mut enc = ctx.encoder("eval");
-    net.record_forward(ctx, &mut enc, &ws, Pass::Eval).unwrap();
+    net.record_forward(ctx, &mut enc, &ws, pass).unwrap();
     ctx.submit(enc);
-    outputs(ctx, net, &ws)
+    let mut out = outputs(ctx, net, &ws);
+    if pass == Pass::Inspect {
+        // And what a probe reads: each spiking layer's membrane and AGMM expectation.
+        for mut layer in net.read_spiking_layers(ctx, &ws).unwrap() {
+            let mut polls = 0;
+            while !layer.poll().unwrap() {
+                ctx.wait_idle().unwrap();
+                polls += 1;
+                assert!(polls < 100, "readback never arrived");
+            }
+            for part in [&mut layer.membrane, &mut layer.expectation]
+                .into_iter()
+                .flatten()
+            {
+                out.push(part.take());
+            }
+        }
+    }
+    out
 }
 
 fn outputs(ctx: &GpuContext, net: &Network, ws: &Workspace) -> Vec<Vec<f32>> {
@@ -57,24 +81,28 @@ fn inputs(repeated: bool) -> (Vec<f32>, Vec<u32>) {
     (input, labels)
 }
 
-/// Eval through split bindings equals eval in one binding per tensor, bit for bit (no sum
-/// changes order: the windows and gathered copies only move where each neuron's values sit).
+/// Eval (fused, and the inspection chain with its membranes and AGMM expectations) through
+/// split bindings equals eval in one binding per tensor, bit for bit (no sum changes order:
+/// the windows and gathered copies only move where each neuron's values sit).
 #[test]
 fn eval_split_across_bindings_matches_one_binding() {
     let Some(ctx) = gpu() else { return };
     for (encoding, repeated) in [(Encoding::Direct, true), (Encoding::Poisson, false)] {
         let net = Network::new(&ctx, &model(encoding), 3).unwrap();
         let (input, labels) = inputs(repeated);
-        ctx.limit_bindings(u64::MAX);
-        let whole = eval_outputs(&ctx, &net, &input, &labels);
-        ctx.limit_bindings(SMALL_BINDING);
-        let split = eval_outputs(&ctx, &net, &input, &labels);
-        ctx.limit_bindings(u64::MAX);
-        for (i, (w, s)) in whole.iter().zip(&split).enumerate() {
-            assert_exact(&format!("{encoding:?} layer {i} output"), s, w);
+        for pass in [Pass::Eval, Pass::Inspect] {
+            ctx.limit_bindings(u64::MAX);
+            let whole = eval_outputs(&ctx, &net, &input, &labels, pass);
+            ctx.limit_bindings(SMALL_BINDING);
+            let split = eval_outputs(&ctx, &net, &input, &labels, pass);
+            ctx.limit_bindings(u64::MAX);
+            assert_eq!(whole.len(), split.len());
+            for (i, (w, s)) in whole.iter().zip(&split).enumerate() {
+                assert_exact(&format!("{encoding:?} {pass:?} tensor {i}"), s, w);
+            }
+            let fired = whole[1].iter().filter(|&&v| v != 0.0).count();
+            assert!(fired > 0 && fired < whole[1].len(), "unit 1 fired {fired}");
         }
-        let fired = whole[1].iter().filter(|&&v| v != 0.0).count();
-        assert!(fired > 0 && fired < whole[1].len(), "unit 1 fired {fired}");
     }
 }
 

@@ -4,14 +4,16 @@
 //! two buffer sizes, which we take from the adapter where it offers more, natively and in the
 //! browser alike (a real GPU gives GiBs per binding, so `resnet19` at batch 128 keeps each
 //! activation in one buffer; a browser on such a GPU passes that on when asked). Set
-//! `BITSPIKE_LIMITS=webgpu` to open a native device with the WebGPU defaults exactly. Buffer sizes are checked against the device's limits before
-//! anything is created ([`check_buffer`]); an excess is a [`GpuError::LimitExceeded`] naming
-//! the buffer and the limit.
+//! `BITSPIKE_LIMITS=webgpu` to open a native device with the WebGPU defaults exactly. A
+//! buffer's size is checked against `max_buffer_size` before it is created, and each binding
+//! against `max_storage_buffer_binding_size` when it is dispatched (a tensor larger than one
+//! binding is bound in windows: `gpu::split`); an excess is a [`GpuError::LimitExceeded`]
+//! naming the buffer and the limit.
 //!
 //! Sizes that shape a computation stay on the WebGPU constants below whatever the device
-//! allows: the im2col scratch is chunked to [`MAX_STORAGE_BINDING_BYTES`] everywhere, because
-//! the chunk size sets the order of the weight gradient's float sums, and the page must
-//! reproduce native results bit for bit.
+//! allows: the im2col scratch is chunked to [`MAX_STORAGE_BINDING_BYTES`] everywhere, and
+//! tensors are split across bindings of that size, because both set the order of float sums,
+//! and the page must reproduce native results bit for bit.
 
 use super::GpuError;
 
@@ -83,22 +85,6 @@ pub fn check(limit: &'static str, requested: u64, max: u64) -> Result<(), GpuErr
     }
 }
 
-/// Checks that a storage buffer of `bytes` fits one buffer and one binding of a device with
-/// `limits`; `what` names it in the error (made only then).
-pub fn check_buffer(
-    bytes: u64,
-    limits: &wgpu::Limits,
-    what: impl Fn() -> String,
-) -> Result<(), GpuError> {
-    check("max_buffer_size", bytes, limits.max_buffer_size).map_err(|e| e.named(what()))?;
-    check(
-        "max_storage_buffer_binding_size",
-        bytes,
-        limits.max_storage_buffer_binding_size,
-    )
-    .map_err(|e| e.named(what()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,16 +92,17 @@ mod tests {
     #[test]
     fn limit_error_names_the_buffer_the_limit_and_excess() {
         let limits = required_limits();
-        let name = || "buffer 'layer output'".to_string();
-        let err = check_buffer(MAX_STORAGE_BINDING_BYTES + 4, &limits, name).unwrap_err();
+        let max = limits.max_storage_buffer_binding_size;
+        let limit = "max_storage_buffer_binding_size";
+        let err = check(limit, MAX_STORAGE_BINDING_BYTES + 4, max)
+            .unwrap_err()
+            .named("buffer 'layer output'");
         let text = err.to_string();
         println!("{text}");
         assert!(text.contains("buffer 'layer output'"));
         assert!(text.contains("max_storage_buffer_binding_size"));
         assert!(text.contains("over by 4"));
-        assert!(check_buffer(MAX_STORAGE_BINDING_BYTES, &limits, name).is_ok());
-        let err = check_buffer(MAX_BUFFER_BYTES + 8, &limits, name).unwrap_err();
-        assert!(err.to_string().contains("max_buffer_size"), "{err}");
+        assert!(check(limit, MAX_STORAGE_BINDING_BYTES, max).is_ok());
     }
 
     #[test]

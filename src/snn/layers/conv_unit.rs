@@ -433,48 +433,95 @@ impl ConvUnit {
         // Inspection (eval): the chain, keeping what a probe reads.
         let chain = self.chain(rec.ctx, ws)?;
         let bn_out = chain.bn_out(rec.ctx)?;
-        rec.k.bn.forward_eval(
-            rec.ctx,
-            rec.enc,
-            bn_shape,
-            &ws.conv_out,
-            &self.bn.state(),
-            bn_out,
-        )?;
+        bn_eval(rec, bn_shape, &ws.conv_out, &self.bn, bn_out)?;
         let len = self.elements(n);
+        let e_len = self.elements(1);
+        let tm = |b| (b, Layout::TimeMajor(e_len));
         let transients = &scratch.transients;
         let agmm_out;
         let gated = match (&self.agmm, &chain.expectation) {
             (Some(a), Some(e)) => {
                 agmm_out = transients.get(rec.ctx, Transient::AgmmOut, len)?;
-                rec.k.agmm_forward.dispatch(
-                    rec.ctx,
-                    rec.enc,
-                    &AgmmParams::new(a, t, self.elements(batch)),
-                    bn_out,
-                    &agmm_out,
-                    e,
+                gathered(
+                    rec,
+                    &scratch.gather,
+                    t,
+                    batch,
+                    &[tm(bn_out)],
+                    &[tm(&agmm_out), tm(e)],
+                    |rec, columns, v| {
+                        let params = AgmmParams::new(a, t, columns * e_len);
+                        rec.k
+                            .agmm_forward
+                            .dispatch(rec.ctx, rec.enc, &params, &v[0], &v[1], &v[2])
+                    },
                 )?;
                 &agmm_out
             }
             _ => bn_out,
         };
-        let elements = ElementwiseParams::new(len);
         let pre;
         let lif_in = match self.shortcut_forward(rec, ws, scratch, io)? {
             Some(shortcut) => {
                 pre = transients.get(rec.ctx, Transient::PreSum, len)?;
-                rec.k
-                    .add
-                    .dispatch(rec.ctx, rec.enc, &elements, gated, shortcut, &pre)?;
+                let ranges = SampleRanges::new(rec.ctx, "add", n, &[e_len as u64 * 4])?;
+                for r in ranges.iter() {
+                    rec.k.add.dispatch(
+                        rec.ctx,
+                        rec.enc,
+                        &ElementwiseParams::new(r.1 * e_len),
+                        &samples(gated, r, e_len)?,
+                        &samples(shortcut, r, e_len)?,
+                        &samples(&pre, r, e_len)?,
+                    )?;
+                }
                 &pre
             }
             None => gated,
         };
-        let lif = LifParams::new(&self.lif, t, self.elements(batch));
-        rec.k
-            .lif_forward
-            .dispatch(rec.ctx, rec.enc, &lif, lif_in, spikes, &chain.membrane)
+        self.lif_forward(
+            rec,
+            scratch,
+            (t, batch),
+            tm(lif_in),
+            spikes,
+            &chain.membrane,
+        )
+    }
+
+    /// The LIF forward (inspection) from `current` (`[T, B, ...]`, or a frame) to `spikes` and
+    /// `membrane`, on gathered columns where they exceed a binding.
+    fn lif_forward(
+        &self,
+        rec: &mut Recorder,
+        scratch: &Scratch,
+        (t, batch): (usize, usize),
+        current: (&GpuBuffer<f32>, Layout),
+        spikes: &GpuBuffer<f32>,
+        membrane: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        let e_len = self.elements(1);
+        let frame = matches!(current.1, Layout::Frame(_));
+        gathered(
+            rec,
+            &scratch.gather,
+            t,
+            batch,
+            &[current],
+            &[
+                (spikes, Layout::TimeMajor(e_len)),
+                (membrane, Layout::TimeMajor(e_len)),
+            ],
+            |rec, columns, v| {
+                let lif = match frame {
+                    true => self.frame_lif(t, columns),
+                    false => LifParams::new(&self.lif, t, columns * e_len),
+                };
+                rec.k
+                    .lif_forward
+                    .dispatch(rec.ctx, rec.enc, &lif, &v[0], &v[1], &v[2])
+            },
+        )
     }
 
     /// The shortcut added before the LIF, if any: the unit's input (identity) or the
@@ -786,20 +833,19 @@ impl ConvUnit {
         // chain's BN output, then the LIF reading that frame at every t.
         let chain = self.chain(rec.ctx, ws)?;
         let frame_bn = chain.bn_out(rec.ctx)?.alias(frame.conv_out.len())?;
-        rec.k.bn.forward_eval(
-            rec.ctx,
-            rec.enc,
+        bn_eval(
+            rec,
             self.bn_shape(batch),
             &frame.conv_out,
-            &self.bn.state(),
+            &self.bn,
             &frame_bn,
         )?;
-        let lif = self.frame_lif(io.timesteps, batch);
-        rec.k.lif_forward.dispatch(
-            rec.ctx,
-            rec.enc,
-            &lif,
-            &frame_bn,
+        let current = (&frame_bn, Layout::Frame(self.elements(1)));
+        self.lif_forward(
+            rec,
+            scratch,
+            (io.timesteps, batch),
+            current,
             io.output,
             &chain.membrane,
         )
@@ -1230,34 +1276,46 @@ fn batch_norm(
     saved: &BatchNormSaved,
     output: &GpuBuffer<f32>,
 ) -> Result<(), GpuError> {
+    if !train {
+        return bn_eval(rec, shape, input, bn, output);
+    }
     let per = shape.channels * shape.spatial;
     let ranges = bn_ranges(rec, shape)?;
-    if train {
-        let parts = scratch.bn_parts(shape.channels)?;
-        rec.k.bn.statistics_split(
+    let parts = scratch.bn_parts(shape.channels)?;
+    rec.k.bn.statistics_split(
+        rec.ctx,
+        rec.enc,
+        shape,
+        &ranges,
+        input,
+        &bn.state(),
+        saved,
+        (&parts.0, &parts.1),
+    )?;
+    for r in ranges.iter() {
+        rec.k.bn.apply_train(
             rec.ctx,
             rec.enc,
-            shape,
-            &ranges,
-            input,
+            BatchNormShape::new(r.1, shape.channels, shape.spatial),
+            &samples(input, r, per)?,
             &bn.state(),
             saved,
-            (&parts.0, &parts.1),
+            &samples(output, r, per)?,
         )?;
-        for r in ranges.iter() {
-            rec.k.bn.apply_train(
-                rec.ctx,
-                rec.enc,
-                BatchNormShape::new(r.1, shape.channels, shape.spatial),
-                &samples(input, r, per)?,
-                &bn.state(),
-                saved,
-                &samples(output, r, per)?,
-            )?;
-        }
-        return Ok(());
     }
-    for r in ranges.iter() {
+    Ok(())
+}
+
+/// BN with the running statistics, in ranges of samples where the tensors exceed a binding.
+fn bn_eval(
+    rec: &mut Recorder,
+    shape: BatchNormShape,
+    input: &GpuBuffer<f32>,
+    bn: &BnParams,
+    output: &GpuBuffer<f32>,
+) -> Result<(), GpuError> {
+    let per = shape.channels * shape.spatial;
+    for r in bn_ranges(rec, shape)?.iter() {
         let part = BatchNormShape::new(r.1, shape.channels, shape.spatial);
         rec.k.bn.forward_eval(
             rec.ctx,
