@@ -27,9 +27,9 @@
 // adds g * 2^plane (exact) where its bit is set, planes in order, and the last dispatch divides
 // the sums by the area (multiplies by 1 / area, rounded once on the host). Spikes are plane 0 of 1, area 1: g itself, no division.
 //
-// grad_output may be a window of samples first_sample.. of a tensor larger than one binding
-// (crate::gpu::split): the rows stay the whole batch's, and every dispatch's rows lie in its
-// window, so the sums run in the same order whatever the split.
+// packed and grad_output may be windows of samples first_sample.. of tensors larger than one
+// binding (crate::gpu::split): the rows stay the whole batch's, and every dispatch's rows lie
+// in its windows, so the sums run in the same order whatever the split.
 //
 // One dispatch sums the output rows r = n * OH + oy in params.row_start..row_end, and one after
 // the first starts from the sums grad_weight holds: the host splits the rows over dispatches
@@ -165,7 +165,7 @@ fn stored4(co: u32, ci: u32, tap: u32) -> vec4<f32> {
         let g_base = ((n - params.first_sample) * params.out_channels + co) * out_plane;
         let iy = i32(oy * params.stride + kh) - i32(params.padding);
         if (iy >= 0 && iy < i32(params.height)) {
-            let row = (n * params.height + u32(iy)) * params.width;
+            let row = ((n - params.first_sample) * params.height + u32(iy)) * params.width;
             for (var ox = 0u; ox < params.out_width; ox++) {
                 let ix = i32(ox * params.stride + kw) - i32(params.padding);
                 if (ix < 0 || ix >= i32(params.width)) {

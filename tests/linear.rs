@@ -63,7 +63,7 @@ fn run_gpu(
         linear.forward(ctx, enc, s, &xb, &wb, Some(&bb), &y)?;
         linear.forward(ctx, enc, s, &xb, &wb, None, &y2)?;
         linear.backward_input(ctx, enc, s, &gyb, &wb, &gx)?;
-        linear.backward_weight(ctx, enc, s, &xb, &gyb, &gw, Some(&gb))
+        linear.backward_weight(ctx, enc, s, &xb, &gyb, &gw, Some(&gb), false)
     });
     Outputs {
         y: read(ctx, &y),

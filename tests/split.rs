@@ -13,9 +13,9 @@ use bitspike::snn::{Network, Pass, Workspace};
 use common::*;
 
 const T: usize = 4;
-const B: usize = 20;
-/// Bytes per binding in the split runs: every conv unit's `[T*B, C, H, W]` (about 2 MB) and
-/// the pooled tensors are split, the weights and the readout's input are not.
+const B: usize = 24;
+/// Bytes per binding in the split runs: every conv unit's `[T*B, C, H, W]` (about 2.4 MB), the
+/// pooled tensors and the readout's input (`[96, 784]`, 301 KB) are split, the weights not.
 const SMALL_BINDING: u64 = 256 << 10;
 
 fn model(encoding: Encoding) -> ModelConfig {
@@ -129,6 +129,9 @@ fn a_sample_over_the_binding_limit_is_a_typed_error() {
     assert!(text.contains("max_storage_buffer_binding_size"), "{text}");
 }
 
+/// A parameter's name and its gradient.
+type NamedGrad = (String, Vec<f32>);
+
 /// One training step's forward and backward: every layer's output (spikes exactly as the
 /// single-binding run where its batch statistics agree) and every parameter's gradient.
 fn train_step(
@@ -136,7 +139,7 @@ fn train_step(
     net: &Network,
     input: &[f32],
     labels: &[u32],
-) -> (Vec<Vec<f32>>, Vec<(String, Vec<f32>)>) {
+) -> (Vec<Vec<f32>>, Vec<NamedGrad>) {
     let ws = net.workspace(ctx, B).unwrap();
     net.upload(ctx, &ws, input, labels).unwrap();
     let mut enc = ctx.encoder("step");

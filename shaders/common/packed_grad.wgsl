@@ -31,8 +31,8 @@ struct PackedConvGradParams {
     area: u32,
     inv_area_bits: u32, // bitcast<f32>: 1 / area rounded once on the host (a multiply is
                         // correctly rounded everywhere, a division not on every GPU)
-    first_sample: u32,  // weight grad: the sample grad_output's binding starts at (a tensor
-                        // split across bindings binds a window of samples); input grad: 0
+    first_sample: u32,  // weight grad: the sample the packed and grad_output bindings start at
+                        // (tensors split across bindings bind windows of samples); input grad: 0
     _pad4: u32,
     _pad5: u32,
 }

@@ -120,7 +120,7 @@ fn linear_rows(
             linear.backward_input(ctx, e, &shape, &gy, &w, &gx)
         })?,
         time_gpu(ctx, reps, |e| {
-            linear.backward_weight(ctx, e, &shape, &x, &gy, &gw, Some(&gb))
+            linear.backward_weight(ctx, e, &shape, &x, &gy, &gw, Some(&gb), false)
         })?,
     ];
     Ok(pass_rows("linear", &desc, shape.flops(), seconds))

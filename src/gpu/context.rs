@@ -451,6 +451,17 @@ impl GpuContext {
             limits::MAX_STORAGE_BUFFERS_PER_STAGE as u64,
         )?;
         for (i, binding) in storage.iter().enumerate() {
+            // wgpu reads a size of 0 as "the rest of the buffer": never bind an empty range.
+            if binding.size == 0 {
+                return Err(GpuError::shape(
+                    "dispatch",
+                    format!(
+                        "{label}: binding {} (buffer '{}') is empty",
+                        i + 1,
+                        binding.label
+                    ),
+                ));
+            }
             // A tensor larger than this is bound in windows (`gpu::split`); a caller that
             // does not split it gets this error instead of a validation failure.
             limits::check(

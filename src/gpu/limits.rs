@@ -2,8 +2,8 @@
 //!
 //! The device is opened with the WebGPU defaults (what every browser guarantees), except the
 //! two buffer sizes, which we take from the adapter where it offers more, natively and in the
-//! browser alike (a real GPU gives GiBs per binding, so `resnet19` at batch 128 keeps each
-//! activation in one buffer; a browser on such a GPU passes that on when asked). Set
+//! browser alike (a real GPU gives GiBs per buffer; a browser on such a GPU passes that on when
+//! asked). Set
 //! `BITSPIKE_LIMITS=webgpu` to open a native device with the WebGPU defaults exactly. A
 //! buffer's size is checked against `max_buffer_size` before it is created, and each binding
 //! against `max_storage_buffer_binding_size` when it is dispatched (a tensor larger than one

@@ -83,6 +83,7 @@ impl BatchNormStatsPartial {
 
     /// Records the sums of `x` (`params.samples` samples) into `sums`, `first` for the range
     /// holding sample 0.
+    #[allow(clippy::too_many_arguments)]
     pub fn dispatch(
         &self,
         ctx: &GpuContext,

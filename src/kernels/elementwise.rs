@@ -48,7 +48,7 @@ kernel! {
             Self::NAME,
             &[("a", a.len()), ("b", b.len()), ("out", out.len())],
         )?;
-        if out.binding() == a.binding() || out.binding() == b.binding() {
+        if out.binding().overlaps(&a.binding()) || out.binding().overlaps(&b.binding()) {
             return Err(GpuError::shape(
                 Self::NAME,
                 "`out` aliases an input; use `Accumulate` for in-place adds",
@@ -65,7 +65,7 @@ kernel! {
     /// Records the dispatch.
     fn dispatch(params, src: f32, dst: f32) -> Workgroups {
         params.check(Self::NAME, &[("src", src.len()), ("dst", dst.len())])?;
-        if src.binding() == dst.binding() {
+        if src.binding().overlaps(&dst.binding()) {
             return Err(GpuError::shape(
                 Self::NAME,
                 "`src` and `dst` are the same buffer (scale by 2 instead)",

@@ -196,8 +196,9 @@ impl Linear {
             .dispatch(ctx, encoder, &gemm, grad_y, weight, grad_x)
     }
 
-    /// `grad_weight [out, in] = grad_y^T * x` and, when given, `grad_bias [out]` = column sums of
-    /// `grad_y` (both overwritten).
+    /// `grad_weight [out, in] = grad_y^T * x` (overwritten, or added to with `accumulate`: a
+    /// batch split across bindings) and, when given, `grad_bias [out]` = column sums of `grad_y`
+    /// (overwritten).
     #[allow(clippy::too_many_arguments)]
     pub fn backward_weight(
         &self,
@@ -208,6 +209,7 @@ impl Linear {
         grad_y: &GpuBuffer<f32>,
         grad_weight: &GpuBuffer<f32>,
         grad_bias: Option<&GpuBuffer<f32>>,
+        accumulate: bool,
     ) -> Result<(), GpuError> {
         Self::check(
             "linear_backward_weight",
@@ -219,7 +221,8 @@ impl Linear {
             ],
         )?;
         let gemm = GemmShape::new(shape.out_features, shape.in_features, shape.batch)
-            .transpose(true, false);
+            .transpose(true, false)
+            .accumulate(accumulate);
         self.gemm
             .dispatch(ctx, encoder, &gemm, grad_y, x, grad_weight)?;
         if let Some(grad_bias) = grad_bias {

@@ -64,8 +64,8 @@ pub struct PackedConvGradParams {
     /// `(1 / area as f32).to_bits()`: the shader multiplies by it (a multiply is correctly
     /// rounded on every adapter, a division is not), as the CPU mirror does.
     pub inv_area_bits: u32,
-    /// Weight grad: the first sample of the window of `grad_output` a dispatch binds (a tensor
-    /// split across bindings; `gpu::split`); set by the dispatch. Input grad: 0.
+    /// Weight grad: the first sample of the windows of `packed` and `grad_output` a dispatch
+    /// binds (tensors split across bindings; `gpu::split`); set by the dispatch. Input grad: 0.
     pub first_sample: u32,
     pub _pad4: u32,
     pub _pad5: u32,
@@ -255,10 +255,13 @@ impl PackedConvWeightGrad {
         let step = Self::rows_per_dispatch(&shape) as u32;
         let out_rows = shape.out_h() as u32;
         let per_sample = shape.output_len() / shape.batch.max(1);
-        let ranges = SampleRanges::new(ctx, Self::NAME, shape.batch, &[per_sample as u64 * 4])?;
+        let per_packed = packed.len() / shape.batch.max(1);
+        let bytes = [per_sample as u64 * 4, per_packed as u64 * 4];
+        let ranges = SampleRanges::new(ctx, Self::NAME, shape.batch, &bytes)?;
         for plane in 0..params.planes {
             for r in ranges.iter() {
                 let window = samples(grad_output, r, per_sample)?;
+                let packed = samples(packed, r, per_packed)?;
                 let (mut start, rows) = (r.0 as u32 * out_rows, (r.0 + r.1) as u32 * out_rows);
                 while start < rows {
                     let chunk = PackedConvGradParams {

@@ -87,6 +87,7 @@ pub fn estimate(
         let [co, ho, wo] = l.output;
         let out = (co * ho * wo) as u64;
         max_layer = max_layer.max(out);
+        channels = channels.max(co as u64);
         match &l.config {
             LayerConfig::Conv {
                 kernel,
@@ -95,7 +96,6 @@ pub fn estimate(
                 ..
             } => {
                 parameters += (co * ci * kernel * kernel) as u64 + 4 * co as u64;
-                channels = channels.max(co as u64);
                 gather = gather.max(crate::snn::layers::gather::GatherScratch::len_under(
                     crate::gpu::limits::MAX_STORAGE_BINDING_BYTES,
                     batch,

@@ -81,10 +81,13 @@ impl Summaries {
 
     /// Zeroes only the eval loss slot.
     pub fn reset_eval(&self, ctx: &GpuContext) {
-        // In range: the buffer holds both slots.
-        let _ = self
+        // In range (the buffer holds both slots); an error here would be a bug.
+        if let Err(e) = self
             .loss
-            .write_at(ctx, EVAL_SLOT, &[LossSummary::default()]);
+            .write_at(ctx, EVAL_SLOT, &[LossSummary::default()])
+        {
+            log::error!("resetting the eval loss: {e}");
+        }
     }
 
     /// Starts reading all three buffers back.

@@ -97,7 +97,7 @@ impl GatherScratch {
 
     /// [`GatherScratch::len_for`] with `split_bytes` per binding (the memory estimate's).
     pub fn len_under(split_bytes: u64, batch: usize, per_sample: usize) -> usize {
-        let bytes = (batch * per_sample * 4) as u64;
+        let bytes = batch as u64 * per_sample as u64 * 4;
         if bytes <= split_bytes {
             return 0;
         }
@@ -133,7 +133,7 @@ pub fn gathered(
         .map(|(_, l)| l.per_sample(timesteps))
         .max()
         .unwrap_or(0);
-    let fits = (batch * widest * 4) as u64 <= rec.ctx.split_bytes();
+    let fits = batch as u64 * widest as u64 * 4 <= rec.ctx.split_bytes();
     if fits {
         let whole: Vec<GpuBuffer<f32>> = parts()
             .map(|(b, _)| b.alias(b.len()))

@@ -1,7 +1,9 @@
 //! The linear readout (docs/method.md §6), applied at every timestep to the flattened input;
 //! full precision by default, binary when configured.
 
+use crate::gpu::split::{samples, SampleRanges};
 use crate::gpu::{GpuContext, GpuError};
+use crate::kernels::elementwise::ElementwiseParams;
 use crate::kernels::linear::LinearShape;
 use crate::rng::SeededRng;
 
@@ -70,17 +72,28 @@ impl LinearLayer {
         LinearShape::new(samples, self.in_features, self.out_features)
     }
 
+    /// The ranges of samples the layer runs in (`gpu::split`): its input and output of
+    /// `samples` rows.
+    fn ranges(&self, rec: &Recorder, samples: usize) -> Result<SampleRanges, GpuError> {
+        let bytes = [self.in_features as u64 * 4, self.out_features as u64 * 4];
+        SampleRanges::new(rec.ctx, &self.name, samples, &bytes)
+    }
+
     pub fn forward(&self, rec: &mut Recorder, io: Forward) -> Result<(), GpuError> {
         self.weight.binarize(rec)?;
-        rec.k.linear.forward(
-            rec.ctx,
-            rec.enc,
-            &self.shape(io.timesteps * io.batch),
-            io.input,
-            self.weight.effective(),
-            self.bias.as_ref().map(|b| &b.value),
-            io.output,
-        )
+        let n = io.timesteps * io.batch;
+        for r in self.ranges(rec, n)?.iter() {
+            rec.k.linear.forward(
+                rec.ctx,
+                rec.enc,
+                &self.shape(r.1),
+                &samples(io.input, r, self.in_features)?,
+                self.weight.effective(),
+                self.bias.as_ref().map(|b| &b.value),
+                &samples(io.output, r, self.out_features)?,
+            )?;
+        }
+        Ok(())
     }
 
     /// Weight (and bias) gradient with the STE, then the input gradient.
@@ -90,27 +103,47 @@ impl LinearLayer {
         scratch: &Scratch,
         io: Backward,
     ) -> Result<(), GpuError> {
-        let shape = self.shape(io.timesteps * io.batch);
-        rec.k.linear.backward_weight(
-            rec.ctx,
-            rec.enc,
-            &shape,
-            io.input,
-            io.g_output,
-            self.weight.grad_target(),
-            self.bias.as_ref().map(|b| &b.grad),
-        )?;
+        let (fi, fo) = (self.in_features, self.out_features);
+        let ranges = self.ranges(rec, io.timesteps * io.batch)?;
+        // A split batch: the weight gradient accumulates over the ranges, the bias gradient of
+        // each range after the first is summed apart and added.
+        let part_bias = scratch.bn_parts(fo)?.0;
+        for (i, r) in ranges.iter().enumerate() {
+            let g_out = samples(io.g_output, r, fo)?;
+            let bias = self.bias.as_ref().map(|b| match i {
+                0 => &b.grad,
+                _ => &part_bias,
+            });
+            rec.k.linear.backward_weight(
+                rec.ctx,
+                rec.enc,
+                &self.shape(r.1),
+                &samples(io.input, r, fi)?,
+                &g_out,
+                self.weight.grad_target(),
+                bias,
+                i > 0,
+            )?;
+            if let (Some(b), true) = (&self.bias, i > 0) {
+                let sum = ElementwiseParams::new(fo);
+                rec.k
+                    .accumulate
+                    .dispatch(rec.ctx, rec.enc, &sum, &part_bias, &b.grad)?;
+            }
+        }
         self.weight
             .straight_through(rec, &scratch.moment_partials)?;
         if let Some(g_in) = io.g_input {
-            rec.k.linear.backward_input(
-                rec.ctx,
-                rec.enc,
-                &shape,
-                io.g_output,
-                self.weight.effective(),
-                g_in,
-            )?;
+            for r in ranges.iter() {
+                rec.k.linear.backward_input(
+                    rec.ctx,
+                    rec.enc,
+                    &self.shape(r.1),
+                    &samples(io.g_output, r, fo)?,
+                    self.weight.effective(),
+                    &samples(g_in, r, fi)?,
+                )?;
+            }
         }
         Ok(())
     }
