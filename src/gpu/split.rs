@@ -34,7 +34,16 @@ impl SampleRanges {
         samples: usize,
         per_sample: &[u64],
     ) -> Result<Self, GpuError> {
-        let limit = ctx.split_bytes();
+        Self::under(ctx.split_bytes(), what, samples, per_sample)
+    }
+
+    /// [`SampleRanges::new`] with `limit` bytes per binding.
+    pub fn under(
+        limit: u64,
+        what: &str,
+        samples: usize,
+        per_sample: &[u64],
+    ) -> Result<Self, GpuError> {
         let widest = per_sample.iter().copied().max().unwrap_or(0);
         if widest == 0 || samples as u64 * widest <= limit {
             return Ok(Self {
@@ -108,12 +117,57 @@ fn gcd(a: u64, b: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::gcd;
+    use super::{gcd, SampleRanges};
+    use crate::gpu::limits::BINDING_OFFSET_ALIGNMENT;
 
     #[test]
     fn gcd_of_byte_counts() {
         assert_eq!(gcd(40, 256), 8);
         assert_eq!(gcd(512, 256), 256);
         assert_eq!(gcd(4, 256), 4);
+    }
+
+    /// The ranges cover every sample once, in order; each fits the limit in every tensor and
+    /// starts on the offset alignment in every tensor; nothing is split when all fits.
+    #[test]
+    fn ranges_cover_fit_and_align() {
+        let cases: &[(u64, usize, &[u64])] = &[
+            (1 << 20, 100, &[4 * 784, 40]),
+            (1 << 20, 7, &[4 * 784]),
+            (256 << 10, 96, &[3136, 40]),
+            (128 << 20, 512, &[4 * 128 * 1024, 4 * 4 * 1024]),
+            (1 << 16, 1000, &[12, 4]),
+            (1000, 1000, &[4]),
+        ];
+        for &(limit, samples, per) in cases {
+            let r = SampleRanges::under(limit, "test", samples, per).unwrap();
+            let mut next = 0;
+            for (start, len) in r.iter() {
+                assert_eq!(start, next, "{limit} {samples} {per:?}");
+                assert!(len > 0);
+                for &b in per {
+                    assert!(
+                        len as u64 * b <= limit || r.whole(),
+                        "{len} x {b} over {limit}"
+                    );
+                    assert_eq!(start as u64 * b % BINDING_OFFSET_ALIGNMENT, 0);
+                }
+                next = start + len;
+            }
+            assert_eq!(next, samples);
+            let fits = per.iter().all(|&b| samples as u64 * b <= limit);
+            assert_eq!(r.whole(), fits, "{limit} {samples} {per:?}");
+        }
+    }
+
+    /// A sample so large that no aligned run of samples fits: a limit error naming the step.
+    #[test]
+    fn a_sample_over_the_limit_is_refused() {
+        let err = SampleRanges::under(1 << 10, "conv", 8, &[4096]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("conv") && text.contains("max_storage_buffer_binding_size"));
+        // 40 bytes a sample align every 32 samples: 32 x 40 = 1280 > 1024.
+        assert!(SampleRanges::under(1 << 10, "fc", 64, &[40]).is_err());
+        assert!(SampleRanges::under(2048, "fc", 64, &[40]).is_ok());
     }
 }
