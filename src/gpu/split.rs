@@ -77,6 +77,13 @@ impl SampleRanges {
         Ok(Self { ranges })
     }
 
+    /// One range over all `samples` (nothing split).
+    pub fn one(samples: usize) -> Self {
+        Self {
+            ranges: vec![(0, samples)],
+        }
+    }
+
     /// The ranges, in order: `(first sample, samples)`.
     pub fn iter(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         self.ranges.iter().copied()

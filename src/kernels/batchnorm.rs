@@ -634,11 +634,10 @@ impl BatchNorm {
         )
     }
 
-    /// [`BatchNorm::backward`] of tensors larger than one binding: per range of `ranges`
-    /// (windows), the gradient sums into `parts` (`[C]` each) added to those of the ranges
-    /// before (the first range's go straight to `grad_weight` and `grad_bias`), then `grad_x`
-    /// range by range with the whole batch's `M`. With one range, exactly
-    /// [`BatchNorm::backward`].
+    /// [`BatchNorm::backward`] over `ranges` of the samples (windows: tensors larger than one
+    /// binding): the first range's gradient sums go to `grad_weight` and `grad_bias`, each
+    /// later range's into `parts` (`[C]` each, needed then) and are added to them; then
+    /// `grad_x` range by range with the whole batch's `M`.
     #[allow(clippy::too_many_arguments)]
     pub fn backward_split(
         &self,
@@ -651,23 +650,9 @@ impl BatchNorm {
         saved: &BatchNormSaved,
         weight: &GpuBuffer<f32>,
         (grad_weight, grad_bias): (&GpuBuffer<f32>, &GpuBuffer<f32>),
-        parts: (&GpuBuffer<f32>, &GpuBuffer<f32>),
+        parts: Option<(&GpuBuffer<f32>, &GpuBuffer<f32>)>,
         grad_x: &GpuBuffer<f32>,
     ) -> Result<(), GpuError> {
-        if ranges.whole() {
-            return self.backward(
-                ctx,
-                encoder,
-                shape,
-                x,
-                grad_y,
-                saved,
-                weight,
-                grad_weight,
-                grad_bias,
-                grad_x,
-            );
-        }
         let whole = BatchNormParams::new(&self.config, shape, false);
         whole.check(
             "BatchNorm::backward_split",
@@ -682,10 +667,18 @@ impl BatchNorm {
                 ("weight", weight.len()),
                 ("grad_weight", grad_weight.len()),
                 ("grad_bias", grad_bias.len()),
-                ("parts", parts.0.len()),
-                ("parts", parts.1.len()),
             ],
         )?;
+        let parts = match parts {
+            Some(p) if p.0.len() == shape.channels && p.1.len() == shape.channels => Some(p),
+            Some(_) => {
+                return Err(GpuError::shape(
+                    "BatchNorm::backward_split",
+                    "the partial sums must hold C values each",
+                ))
+            }
+            None => None,
+        };
         let per = shape.channels * shape.spatial;
         let params = |r: (usize, usize)| BatchNormParams {
             run: ctx.variant.plane_run(),
@@ -698,9 +691,15 @@ impl BatchNorm {
         };
         let sum = ElementwiseParams::new(shape.channels);
         for (i, r) in ranges.iter().enumerate() {
-            let (w, b) = match i {
-                0 => (grad_weight, grad_bias),
-                _ => parts,
+            let (w, b) = match (i, parts) {
+                (0, _) => (grad_weight, grad_bias),
+                (_, Some(p)) => p,
+                (_, None) => {
+                    return Err(GpuError::shape(
+                        "BatchNorm::backward_split",
+                        "several ranges need partial sums",
+                    ))
+                }
             };
             self.reduce.dispatch(
                 ctx,
@@ -715,9 +714,8 @@ impl BatchNorm {
             )?;
             if i > 0 {
                 self.accumulate
-                    .dispatch(ctx, encoder, &sum, parts.0, grad_weight)?;
-                self.accumulate
-                    .dispatch(ctx, encoder, &sum, parts.1, grad_bias)?;
+                    .dispatch(ctx, encoder, &sum, w, grad_weight)?;
+                self.accumulate.dispatch(ctx, encoder, &sum, b, grad_bias)?;
             }
         }
         for r in ranges.iter() {
@@ -754,47 +752,17 @@ impl BatchNorm {
         grad_bias: &GpuBuffer<f32>,
         grad_x: &GpuBuffer<f32>,
     ) -> Result<(), GpuError> {
-        let params = BatchNormParams {
-            run: ctx.variant.plane_run(),
-            ..BatchNormParams::new(&self.config, shape, false)
-        };
-        params.check(
-            "BatchNorm::backward",
-            &[
-                ("x", x.len()),
-                ("grad_y", grad_y.len()),
-                ("grad_x", grad_x.len()),
-            ],
-            &[
-                ("saved.mean", saved.mean.len()),
-                ("saved.invstd", saved.invstd.len()),
-                ("weight", weight.len()),
-                ("grad_weight", grad_weight.len()),
-                ("grad_bias", grad_bias.len()),
-            ],
-        )?;
-        self.reduce.dispatch(
+        self.backward_split(
             ctx,
             encoder,
-            &params,
+            shape,
+            &SampleRanges::one(shape.samples),
             x,
             grad_y,
-            saved.mean,
-            saved.invstd,
-            grad_weight,
-            grad_bias,
-        )?;
-        self.input.dispatch(
-            ctx,
-            encoder,
-            &params,
-            x,
-            grad_y,
-            saved.mean,
-            saved.invstd,
+            saved,
             weight,
-            grad_weight,
-            grad_bias,
+            (grad_weight, grad_bias),
+            None,
             grad_x,
         )
     }

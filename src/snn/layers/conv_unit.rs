@@ -538,14 +538,7 @@ impl ConvUnit {
             (Shortcut::Identity, _, _) => Ok(Some(io.input)),
             (Shortcut::Downsample, Some(d), Some(dw)) => {
                 let [ci, hi, wi] = self.input;
-                let per_in = ci * hi * wi;
-                let per_pooled = ci * (hi / 2) * (wi / 2);
-                let ranges = SampleRanges::new(
-                    rec.ctx,
-                    "shortcut pool",
-                    n,
-                    &[per_in as u64 * 4, per_pooled as u64 * 4],
-                )?;
+                let (ranges, per_in, per_pooled) = self.shortcut_pool_ranges(rec, n)?;
                 for r in ranges.iter() {
                     d.pool.forward(
                         rec.ctx,
@@ -774,6 +767,20 @@ impl ConvUnit {
                 )
             },
         )
+    }
+
+    /// The ranges of `n` samples the shortcut's average pool runs in (`gpu::split`), and the
+    /// elements per sample of its input and output.
+    fn shortcut_pool_ranges(
+        &self,
+        rec: &Recorder,
+        n: usize,
+    ) -> Result<(SampleRanges, usize, usize), GpuError> {
+        let [ci, hi, wi] = self.input;
+        let (per_in, per_pooled) = (ci * hi * wi, ci * (hi / 2) * (wi / 2));
+        let bytes = [per_in as u64 * 4, per_pooled as u64 * 4];
+        let ranges = SampleRanges::new(rec.ctx, "shortcut pool", n, &bytes)?;
+        Ok((ranges, per_in, per_pooled))
     }
 
     /// The fused eval pass of this unit for `batch` samples.
@@ -1075,13 +1082,7 @@ impl ConvUnit {
                     &g_conv,
                     Some(&g_pooled),
                 )?;
-                let (per_in, per_pooled) = (ci * hi * wi, ci * (hi / 2) * (wi / 2));
-                let ranges = SampleRanges::new(
-                    rec.ctx,
-                    "shortcut pool backward",
-                    n,
-                    &[per_in as u64 * 4, per_pooled as u64 * 4],
-                )?;
+                let (ranges, per_in, per_pooled) = self.shortcut_pool_ranges(rec, n)?;
                 for r in ranges.iter() {
                     d.pool.backward(
                         rec.ctx,
@@ -1179,7 +1180,7 @@ impl ConvBn<'_> {
             &saved,
             &self.bn.weight.value,
             (&self.bn.weight.grad, &self.bn.bias.grad),
-            (&parts.0, &parts.1.alias(bn_shape.channels)?),
+            Some((&parts.0, &parts.1.alias(bn_shape.channels)?)),
             g_conv_out,
         )?;
         let (weight, cols) = (self.weight, &scratch.cols);
