@@ -268,6 +268,26 @@ impl BatchNormParams {
     }
 }
 
+/// The buffers the batch statistics read and write, against `params`.
+fn check_statistics(
+    kernel: &'static str,
+    params: &BatchNormParams,
+    x: &GpuBuffer<f32>,
+    state: &BatchNormState,
+    saved: &BatchNormSaved,
+) -> Result<(), GpuError> {
+    params.check(
+        kernel,
+        &[("x", x.len())],
+        &[
+            ("running_mean", state.running_mean.len()),
+            ("running_var", state.running_var.len()),
+            ("saved.mean", saved.mean.len()),
+            ("saved.invstd", saved.invstd.len()),
+        ],
+    )
+}
+
 /// Invocations of a per-run kernel (`shaders/common/plane_run.wgsl`) over `planes` (sample,
 /// channel) planes of `spatial` values: `ceil(spatial / run)` runs per plane (`run` 0 counts
 /// as 1). Shared by BN apply / backward-input and the fused eval tails.
@@ -496,16 +516,7 @@ impl BatchNorm {
         saved: &BatchNormSaved,
     ) -> Result<(), GpuError> {
         let params = self.train_params(ctx, shape);
-        params.check(
-            "BatchNorm::statistics",
-            &[("x", x.len())],
-            &[
-                ("running_mean", state.running_mean.len()),
-                ("running_var", state.running_var.len()),
-                ("saved.mean", saved.mean.len()),
-                ("saved.invstd", saved.invstd.len()),
-            ],
-        )?;
+        check_statistics("BatchNorm::statistics", &params, x, state, saved)?;
         self.stats.dispatch(
             ctx,
             encoder,
@@ -538,16 +549,7 @@ impl BatchNorm {
             return self.statistics(ctx, encoder, shape, x, state, saved);
         }
         let params = self.train_params(ctx, shape);
-        params.check(
-            "BatchNorm::statistics_split",
-            &[("x", x.len())],
-            &[
-                ("running_mean", state.running_mean.len()),
-                ("running_var", state.running_var.len()),
-                ("saved.mean", saved.mean.len()),
-                ("saved.invstd", saved.invstd.len()),
-            ],
-        )?;
+        check_statistics("BatchNorm::statistics_split", &params, x, state, saved)?;
         params.check_trainable("BatchNorm::statistics_split")?;
         let per = shape.channels * shape.spatial;
         for (i, r) in ranges.iter().enumerate() {

@@ -632,8 +632,7 @@ impl ConvUnit {
                 .dispatch(rec.ctx, rec.enc, spec, x, &bn, residual, packed);
         }
         let e = spec.channels * spec.spatial;
-        let mut inputs = vec![(x, x_layout(spec))];
-        inputs.extend(residual.map(|r| (r, Layout::TimeMajor(e))));
+        let inputs = tail_inputs(spec, x, residual);
         let outputs = [(io.output, Layout::TimeMajor(e))];
         let shortcut = residual.is_some();
         gathered(
@@ -703,8 +702,7 @@ impl ConvUnit {
         )?;
         BnAgmmLifTrain::gather_bn(rec.enc, &saved, &state, values)?;
         let e = spec.channels * spec.spatial;
-        let mut inputs = vec![(x, x_layout(spec))];
-        inputs.extend(residual.map(|r| (r, Layout::TimeMajor(e))));
+        let inputs = tail_inputs(spec, x, residual);
         let agmm = match (spec.gated(), chain.bn_out.get(), &chain.expectation) {
             (true, Some(bn_out), Some(e)) => Some((bn_out, e)),
             _ => None,
@@ -1416,14 +1414,21 @@ impl ConvUnit {
     }
 }
 
-/// Where a fused tail's input `x` has its values: one per neuron and timestep, or one frame
-/// read at every timestep.
-fn x_layout(spec: &BnAgmmLifSpec) -> Layout {
+/// A fused tail's inputs for a gathered pass: `x` (one value per neuron and timestep, or one
+/// frame read at every timestep) and the shortcut, if any.
+fn tail_inputs<'a>(
+    spec: &BnAgmmLifSpec,
+    x: &'a GpuBuffer<f32>,
+    residual: Option<&'a GpuBuffer<f32>>,
+) -> Vec<(&'a GpuBuffer<f32>, Layout)> {
     let e = spec.channels * spec.spatial;
-    match spec.broadcast {
+    let x_layout = match spec.broadcast {
         true => Layout::Frame(e),
         false => Layout::TimeMajor(e),
-    }
+    };
+    let mut inputs = vec![(x, x_layout)];
+    inputs.extend(residual.map(|r| (r, Layout::TimeMajor(e))));
+    inputs
 }
 
 /// A binary conv's popcount forward operands.
