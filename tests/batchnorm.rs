@@ -10,6 +10,7 @@
 mod common;
 
 use bitspike::cpu;
+use bitspike::gpu::split::SampleRanges;
 use bitspike::gpu::{GpuBuffer, GpuContext, GpuError, KernelVariant};
 use bitspike::kernels::batchnorm::{
     BatchNorm, BatchNormConfig, BatchNormParams, BatchNormSaved, BatchNormShape, BatchNormState,
@@ -607,6 +608,163 @@ fn batchnorm_repeated_batch_equals_the_repeated_tensor() {
             &repeated.y[..x.len()],
             1e-5,
             1e-5,
+        );
+    }
+}
+
+/// Shapes whose samples split into several ranges under `limit` bytes per binding (as a
+/// tensor larger than one binding is, `gpu::split`): `(shape, limit)`, with last ranges shorter.
+fn split_shapes() -> Vec<(BatchNormShape, u64)> {
+    vec![
+        // 588 bytes a sample: ranges start every 64 samples (256-byte offsets): 64, 64, 2.
+        (BatchNormShape::new(130, 3, 49), 64 * 588),
+        // 256 bytes a sample: 10, ..., 10.
+        (BatchNormShape::new(70, 1, 64), 10 * 256),
+        // 65,792 bytes a sample: 2, 2, 2, 2, 1; a single frame standing for 4 copies.
+        (BatchNormShape::new(9, 64, 257).repeated(4), 2 * 65_792),
+    ]
+}
+
+/// The split statistics (`batchnorm_stats_partial` per range, `batchnorm_stats_final`) and
+/// the split backward (sums per range, added; the input gradient per range) against the f64
+/// CPU mirrors of the whole batch.
+#[test]
+fn batchnorm_split_matches_cpu_reference() {
+    let Some((ctx, config, bn, mut r)) = setup(29) else {
+        return;
+    };
+    for (shape, limit) in split_shapes() {
+        let per = (shape.channels * shape.spatial * 4) as u64;
+        let ranges = SampleRanges::under(limit, "test", shape.samples, &[per]).unwrap();
+        assert!(ranges.len() > 1, "{shape:?} not split");
+        let c = shape.channels;
+        let x = activations(&mut r, shape);
+        let layer = Layer::random(&mut r, c);
+        let want = cpu_train(&config, shape, &x, &layer);
+
+        let (xb, dev) = (upload(&ctx, &x), DeviceLayer::upload(&ctx, &layer));
+        let (mean, invstd) = (zeros(&ctx, c), zeros(&ctx, c));
+        let (shift, sums) = (filled(&ctx, c, 7.0f32), filled(&ctx, 2 * c, 7.0f32));
+        let saved = BatchNormSaved {
+            mean: &mean,
+            invstd: &invstd,
+        };
+        record(&ctx, |enc| {
+            let state = dev.state();
+            bn.statistics_split(
+                &ctx,
+                enc,
+                shape,
+                &ranges,
+                &xb,
+                &state,
+                &saved,
+                (&shift, &sums),
+            )
+        });
+        let tag = format!("batchnorm split {shape:?} in {} ranges", ranges.len());
+        let sum_abs = 2e-6 * (shape.per_channel() as f32).sqrt();
+        assert_close(
+            &format!("{tag} mean"),
+            &read(&ctx, &mean),
+            &want.mean,
+            1e-5,
+            sum_abs,
+        );
+        assert_close(
+            &format!("{tag} invstd"),
+            &read(&ctx, &invstd),
+            &want.invstd,
+            1e-4,
+            1e-6,
+        );
+        let rm = read(&ctx, &dev.running_mean);
+        let rv = read(&ctx, &dev.running_var);
+        assert_close(
+            &format!("{tag} running mean"),
+            &rm,
+            &want.running_mean,
+            1e-5,
+            sum_abs,
+        );
+        assert_close(
+            &format!("{tag} running var"),
+            &rv,
+            &want.running_var,
+            1e-4,
+            1e-6,
+        );
+
+        // The backward, from the CPU's statistics.
+        let grad_y = uniform(&mut r, shape.elements(), -1.0, 1.0);
+        let params = BatchNormParams::new(&config, shape, false);
+        let (mut want_gw, mut want_gb) = (vec![0.0; c], vec![0.0; c]);
+        let mut want_gx = vec![0.0; shape.elements()];
+        cpu::batchnorm::batchnorm_backward_reduce(
+            &params,
+            &x,
+            &grad_y,
+            &want.mean,
+            &want.invstd,
+            &mut want_gw,
+            &mut want_gb,
+        );
+        cpu::batchnorm::batchnorm_backward_input(
+            &params,
+            &x,
+            &grad_y,
+            &want.mean,
+            &want.invstd,
+            &layer.weight,
+            &want_gw,
+            &want_gb,
+            &mut want_gx,
+        );
+        let (gy, w) = (upload(&ctx, &grad_y), upload(&ctx, &layer.weight));
+        let (mb, ib) = (upload(&ctx, &want.mean), upload(&ctx, &want.invstd));
+        // Filled with garbage: the first range must overwrite.
+        let (gw, gb) = (filled(&ctx, c, 7.0f32), filled(&ctx, c, 7.0f32));
+        let (pw, pb) = (filled(&ctx, c, 7.0f32), filled(&ctx, c, 7.0f32));
+        let gx = filled(&ctx, shape.elements(), 7.0f32);
+        let saved = BatchNormSaved {
+            mean: &mb,
+            invstd: &ib,
+        };
+        record(&ctx, |enc| {
+            bn.backward_split(
+                &ctx,
+                enc,
+                shape,
+                &ranges,
+                &xb,
+                &gy,
+                &saved,
+                &w,
+                (&gw, &gb),
+                Some((&pw, &pb)),
+                &gx,
+            )
+        });
+        assert_close(
+            &format!("{tag} grad_bias"),
+            &read(&ctx, &gb),
+            &want_gb,
+            1e-5,
+            sum_abs,
+        );
+        assert_close(
+            &format!("{tag} grad_weight"),
+            &read(&ctx, &gw),
+            &want_gw,
+            1e-5,
+            sum_abs,
+        );
+        assert_close(
+            &format!("{tag} grad_x"),
+            &read(&ctx, &gx),
+            &want_gx,
+            1e-4,
+            2e-5,
         );
     }
 }

@@ -10,6 +10,8 @@
 
 mod common;
 
+use bitspike::gpu::split::SampleRanges;
+
 use bitspike::cpu;
 use bitspike::gpu::GpuContext;
 use bitspike::kernels::conv::{Conv2d, ConvShape};
@@ -76,6 +78,32 @@ fn check_weight_grad(
     let got = read(ctx, &out);
     let tag = format!("{shape:?}, means of {area:?}");
     assert_exact(&format!("{tag} vs mirror"), &got, &want);
+
+    // Bound in windows of samples (a tensor larger than one binding, `gpu::split`): the same
+    // sums in the same order, bit for bit. The smallest limit that splits the batch and still
+    // holds the weights.
+    let per = |len: usize| (len / shape.batch * 4) as u64;
+    let bytes = [per(shape.output_len()), per(packed.len())];
+    let weights = (shape.weight_len() * 4) as u64;
+    let limit = (1..=shape.batch as u64)
+        .map(|k| k * bytes[0].max(bytes[1]))
+        .find(|&l| {
+            l >= weights
+                && SampleRanges::under(l, "test", shape.batch, &bytes).is_ok_and(|r| r.len() > 1)
+        });
+    if let Some(limit) = limit {
+        let windowed = filled(ctx, shape.weight_len(), f32::NAN);
+        ctx.limit_bindings(limit);
+        record(ctx, |enc| {
+            kernel.dispatch(ctx, enc, &params, &p, &g, &windowed)
+        });
+        ctx.limit_bindings(u64::MAX);
+        assert_exact(
+            &format!("{tag} in windows of {limit} bytes"),
+            &read(ctx, &windowed),
+            &want,
+        );
+    }
 
     let mut exact = vec![0.0; shape.weight_len()];
     cpu::conv::conv2d_backward_weight(shape, input, &grad_out, &mut exact);
