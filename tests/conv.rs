@@ -12,7 +12,7 @@ mod common;
 use bitspike::cpu;
 use bitspike::gpu::{GpuContext, KernelVariant};
 use bitspike::kernels::conv::{Col2im, Conv2d, ConvShape, Im2col};
-use bitspike::kernels::conv_direct::ConvDirect;
+use bitspike::kernels::conv_direct::{ConvDirect, ConvDirectWeightGrad};
 use common::*;
 
 const VARIANTS: [KernelVariant; 2] = [KernelVariant::RegisterBlocked, KernelVariant::SharedTiled];
@@ -417,4 +417,57 @@ fn conv_direct_refuses_shapes_beyond_its_reach() {
         );
     }
     assert_err_contains(ConvDirect::with_pixels(&ctx, 3), "pixels per invocation");
+}
+
+/// The encoder's weight gradient without columns (`conv_direct_weight_grad`, then the sum
+/// over samples) against its f32 CPU mirror (same order), the f64 reference and the im2col +
+/// GEMM path it replaces, on the direct conv's 3x3 shapes; a 1x1 conv is refused.
+#[test]
+fn conv_direct_weight_grad_matches_cpu_reference() {
+    let Some(mut ctx) = gpu() else { return };
+    let conv = Conv2d::new(&ctx).unwrap();
+    for (i, shape) in direct_shapes().iter().enumerate() {
+        let applies = ConvDirectWeightGrad::applies(shape);
+        assert_eq!(applies, shape.kernel_h == 3, "{shape:?}");
+        let mut r = rng(500 + i as u64);
+        let input = uniform(&mut r, shape.input_len(), -1.0, 1.0);
+        let grad_out = uniform(&mut r, shape.output_len(), -1.0, 1.0);
+        let (x, g) = (upload(&ctx, &input), upload(&ctx, &grad_out));
+        let partials = filled(&ctx, ConvDirectWeightGrad::partials_len(shape), f32::NAN);
+        let gw = filled(&ctx, shape.weight_len(), f32::NAN);
+        let mut enc = ctx.encoder("test");
+        let result = conv.backward_weight_direct(&ctx, &mut enc, shape, &x, &g, &partials, &gw);
+        ctx.submit(enc);
+        if !applies {
+            assert!(result.is_err(), "{shape:?} accepted");
+            continue;
+        }
+        result.unwrap();
+        let got = read(&ctx, &gw);
+        let mut want = vec![0.0; shape.weight_len()];
+        cpu::conv::conv_direct_weight_grad(shape, &input, &grad_out, &mut want);
+        let tag = format!("conv_direct_weight_grad {shape:?}");
+        // f32 sums of N * OH * OW products in [-1, 1].
+        let terms = (shape.batch * shape.out_h() * shape.out_w()) as f32;
+        let atol = (2e-8 * terms).max(1e-5);
+        assert_close(&format!("{tag} vs mirror"), &got, &want, 1e-5, atol);
+        let mut exact = vec![0.0; shape.weight_len()];
+        cpu::conv::conv2d_backward_weight(shape, &input, &grad_out, &mut exact);
+        assert_close(&format!("{tag} vs f64"), &got, &exact, 1e-4, 2.0 * atol);
+        // What Conv2d::backward_weight runs with the direct conv off (the browser).
+        ctx.conv_direct = false;
+        let cols = zeros(&ctx, Conv2d::cols_scratch_len(shape).unwrap());
+        let gemm = zeros(&ctx, shape.weight_len());
+        record(&ctx, |enc| {
+            conv.backward_weight(&ctx, enc, shape, &x, &g, &cols, &gemm, false)
+        });
+        ctx.conv_direct = true;
+        assert_close(
+            &format!("{tag} vs GEMM"),
+            &got,
+            &read(&ctx, &gemm),
+            1e-4,
+            2.0 * atol,
+        );
+    }
 }

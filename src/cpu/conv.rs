@@ -157,3 +157,45 @@ pub fn conv2d_backward_weight(
         (w, grad_output[o] as f64 * input[i] as f64)
     });
 }
+
+/// Mirror of `conv_direct_weight_grad` and the sum over samples after it
+/// (`Conv2d::backward_weight_direct`): each sample's gradient of each weight summed over the
+/// output pixels in row-major order in f32 (padding taps add 0 times the gradient), then the
+/// samples' gradients summed in order in f32.
+pub fn conv_direct_weight_grad(
+    shape: &ConvShape,
+    input: &[f32],
+    grad_output: &[f32],
+    grad_weight: &mut [f32],
+) {
+    let (ci_n, co_n) = (shape.in_channels, shape.out_channels);
+    let (oh, ow) = (shape.out_h(), shape.out_w());
+    let (h, w) = (shape.height, shape.width);
+    grad_weight.fill(0.0);
+    let mut partial = vec![0.0f32; shape.weight_len()];
+    for n in 0..shape.batch {
+        for co in 0..co_n {
+            for ci in 0..ci_n {
+                for ky in 0..3 {
+                    for kx in 0..3 {
+                        let mut acc = 0.0f32;
+                        for oy in 0..oh {
+                            for ox in 0..ow {
+                                let g = grad_output[((n * co_n + co) * oh + oy) * ow + ox];
+                                let v = match source(shape, oy, ox, ky, kx) {
+                                    Some((iy, ix)) => input[((n * ci_n + ci) * h + iy) * w + ix],
+                                    None => 0.0,
+                                };
+                                acc += g * v;
+                            }
+                        }
+                        partial[(co * ci_n + ci) * 9 + ky * 3 + kx] = acc;
+                    }
+                }
+            }
+        }
+        for (total, p) in grad_weight.iter_mut().zip(&partial) {
+            *total += p;
+        }
+    }
+}

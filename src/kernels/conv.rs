@@ -5,8 +5,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::conv_direct::ConvDirect;
+use super::conv_direct::{ConvDirect, ConvDirectParams, ConvDirectWeightGrad};
 use super::gemm::{Gemm, GemmShape};
+use super::linear::{BiasGrad, BiasParams};
 use crate::gpu::{limits, GpuBuffer, GpuContext, GpuError, KernelVariant, Workgroups};
 
 /// Geometry of a conv layer over a batch of `batch` images (`batch = T*B`, time-major).
@@ -251,6 +252,9 @@ kernel! {
 pub struct Conv2d {
     /// The forward of convs with few taps per output (the encoder), without columns.
     direct: ConvDirect,
+    /// The weight gradient of the convs `direct` runs (3x3 ones), and the sum over samples.
+    direct_weight_grad: ConvDirectWeightGrad,
+    sum_samples: BiasGrad,
     im2col: Im2col,
     col2im: Col2im,
     gemm: Gemm,
@@ -266,6 +270,8 @@ impl Conv2d {
     pub fn with_variant(ctx: &GpuContext, variant: KernelVariant) -> Result<Self, GpuError> {
         Ok(Self {
             direct: ConvDirect::with_pixels(ctx, variant.popcount_pixels())?,
+            direct_weight_grad: ConvDirectWeightGrad::new(ctx)?,
+            sum_samples: BiasGrad::new(ctx)?,
             im2col: Im2col::new(ctx)?,
             col2im: Col2im::new(ctx)?,
             gemm: Gemm::with_variant(ctx, variant)?,
@@ -411,6 +417,35 @@ impl Conv2d {
         Ok(())
     }
 
+    /// [`Conv2d::backward_weight`] of a 3x3 conv with few input channels without columns:
+    /// `conv_direct_weight_grad` into `partials` (`[N, C_out * C_in * 9]`), then their sums
+    /// over `n`, in order (`bias_grad`), into `grad_weight` (overwritten).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_weight_direct(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        shape: &ConvShape,
+        input: &GpuBuffer<f32>,
+        grad_output: &GpuBuffer<f32>,
+        partials: &GpuBuffer<f32>,
+        grad_weight: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        const K: &str = "conv2d_backward_weight_direct";
+        grad_weight.expect_len(K, "grad_weight", shape.weight_len())?;
+        let params = ConvDirectParams::new(K, shape)?;
+        self.direct_weight_grad
+            .dispatch(ctx, encoder, &params, input, grad_output, partials)?;
+        let sum = BiasParams {
+            rows: shape.batch as u32,
+            cols: shape.weight_len() as u32,
+            _pad0: 0,
+            _pad1: 0,
+        };
+        self.sum_samples
+            .dispatch(ctx, encoder, &sum, partials, grad_weight)
+    }
+
     /// `grad_weight [C_out, C_in, kH, kW]` (overwritten, or added to with `accumulate`) =
     /// `sum_n grad_output[n] * cols[n]^T`, recomputing the columns of `input` into the `cols`
     /// scratch.
@@ -427,6 +462,24 @@ impl Conv2d {
         accumulate: bool,
     ) -> Result<(), GpuError> {
         const K: &str = "conv2d_backward_weight";
+        // The encoder (3x3, few input channels): per-sample gradients into the column scratch,
+        // summed over the samples in order, where the forward runs `conv_direct` too.
+        let partials = ConvDirectWeightGrad::partials_len(shape);
+        if ctx.conv_direct
+            && !accumulate
+            && ConvDirectWeightGrad::applies(shape)
+            && partials <= cols.len().min((ctx.split_bytes() / 4) as usize)
+        {
+            return self.backward_weight_direct(
+                ctx,
+                encoder,
+                shape,
+                input,
+                grad_output,
+                &cols.alias(partials)?,
+                grad_weight,
+            );
+        }
         let chunk = Self::chunk(ctx, K, shape, cols.len())?;
         let cols = &cols.alias(chunk * shape.cols_per_sample())?;
         input.expect_len(K, "input", shape.input_len())?;

@@ -159,3 +159,63 @@ impl ConvDirect {
         )
     }
 }
+
+kernel! {
+    /// `conv_direct_weight_grad`: input `[N, C_in, H, W]`, dL/d(output) `[N, C_out, OH, OW]` ->
+    /// per-sample weight gradients `[N, C_out, C_in, 3, 3]` (written), which `bias_grad` sums
+    /// over the samples: a 3x3 conv with few input channels (the encoder) without im2col
+    /// columns. See [`ConvDirectWeightGrad::applies`].
+    pub struct ConvDirectWeightGrad("conv_direct_weight_grad", ConvDirectParams);
+
+    /// Records the dispatch: one invocation per (sample, input channel, four output channels).
+    fn dispatch(params, input: f32, grad_output: f32, partials: f32) -> Workgroups {
+        let shape = params.shape();
+        if !Self::applies(&shape) {
+            return Err(GpuError::shape(
+                Self::NAME,
+                format!("{shape:?}: not a 3x3 conv with at most {CONV_DIRECT_MAX_TAPS} taps and rows within the loop budget"),
+            ));
+        }
+        input.expect_len(Self::NAME, "input", shape.input_len())?;
+        grad_output.expect_len(Self::NAME, "grad_output", shape.output_len())?;
+        partials.expect_len(Self::NAME, "partials", Self::partials_len(&shape))?;
+        let blocks = shape.out_channels.div_ceil(4) as u64;
+        Workgroups::for_items(shape.batch as u64 * shape.in_channels as u64 * blocks, WORKGROUP)
+    }
+}
+
+impl ConvDirectWeightGrad {
+    /// Whether `shape` is one it computes: a 3x3 kernel, at most [`CONV_DIRECT_MAX_TAPS`] taps
+    /// per output, and few enough output pixels per invocation for lavapipe's loop budget
+    /// ([`crate::gpu::MAX_LOOP_ITERATIONS`]: an invocation loops over every pixel, and a row
+    /// costs one more pass).
+    pub fn applies(shape: &ConvShape) -> bool {
+        let loops = shape.out_h() as u64 * (shape.out_w() as u64 + 1) + 64;
+        shape.kernel_h == 3
+            && shape.kernel_w == 3
+            && shape.in_channels * 9 <= CONV_DIRECT_MAX_TAPS
+            && loops <= crate::gpu::MAX_LOOP_ITERATIONS
+    }
+
+    /// Elements of the per-sample gradients, `N * C_out * C_in * 9`.
+    pub fn partials_len(shape: &ConvShape) -> usize {
+        shape.batch * shape.weight_len()
+    }
+}
+
+impl ConvDirectParams {
+    /// The conv shape these params describe.
+    pub fn shape(&self) -> ConvShape {
+        ConvShape {
+            batch: self.batch as usize,
+            in_channels: self.in_channels as usize,
+            out_channels: self.out_channels as usize,
+            height: self.height as usize,
+            width: self.width as usize,
+            kernel_h: self.kernel_h as usize,
+            kernel_w: self.kernel_w as usize,
+            stride: self.stride as usize,
+            padding: self.padding as usize,
+        }
+    }
+}

@@ -168,6 +168,7 @@ pub const KERNELS: &[KernelSource] = &[
     fused::BnAgmmLifTrain::SOURCE,
     conv::Col2im::SOURCE,
     conv_direct::ConvDirect::SOURCE,
+    conv_direct::ConvDirectWeightGrad::SOURCE,
     loss::CrossEntropy::SOURCE,
     gemm::Gemm::REGISTER,
     gemm::Gemm::TILED,
