@@ -24,20 +24,7 @@
 // uniform load at a workgroup-uniform offset into one scalar load broadcast to the lanes (mnist's
 // encoder: 23 -> 15 ms; GPUs serve it from the constant cache).
 
-struct ConvDirectParams {
-    batch: u32,
-    in_channels: u32,
-    height: u32,
-    width: u32,
-    out_channels: u32,
-    kernel_h: u32,
-    kernel_w: u32,
-    stride: u32,
-    padding: u32,
-    out_h: u32,
-    out_w: u32,
-    pixels: u32,         // batch * out_h * out_w
-}
+//!include common/conv_direct_params.wgsl
 
 @group(0) @binding(0) var<uniform> params: ConvDirectParams;
 

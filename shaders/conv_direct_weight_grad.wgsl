@@ -20,20 +20,7 @@
 
 //!include common/flat_index.wgsl
 
-struct ConvDirectParams {
-    batch: u32,
-    in_channels: u32,
-    height: u32,
-    width: u32,
-    out_channels: u32,
-    kernel_h: u32,
-    kernel_w: u32,
-    stride: u32,
-    padding: u32,
-    out_h: u32,
-    out_w: u32,
-    pixels: u32,
-}
+//!include common/conv_direct_params.wgsl
 
 @group(0) @binding(0) var<uniform> params: ConvDirectParams;
 @group(0) @binding(1) var<storage, read> input: array<f32>;

@@ -252,8 +252,10 @@ kernel! {
 pub struct Conv2d {
     /// The forward of convs with few taps per output (the encoder), without columns.
     direct: ConvDirect,
-    /// The weight gradient of the convs `direct` runs (3x3 ones), and the sum over samples.
-    direct_weight_grad: ConvDirectWeightGrad,
+    /// The weight gradient of the convs `direct` runs (3x3 ones), and the sum over samples:
+    /// compiled only where the context runs `conv_direct` (not in the browser, where Chromium's
+    /// SwiftShader took minutes over it while the first steps waited).
+    direct_weight_grad: Option<ConvDirectWeightGrad>,
     sum_samples: BiasGrad,
     im2col: Im2col,
     col2im: Col2im,
@@ -270,7 +272,10 @@ impl Conv2d {
     pub fn with_variant(ctx: &GpuContext, variant: KernelVariant) -> Result<Self, GpuError> {
         Ok(Self {
             direct: ConvDirect::with_pixels(ctx, variant.popcount_pixels())?,
-            direct_weight_grad: ConvDirectWeightGrad::new(ctx)?,
+            direct_weight_grad: match ctx.conv_direct {
+                true => Some(ConvDirectWeightGrad::new(ctx)?),
+                false => None,
+            },
             sum_samples: BiasGrad::new(ctx)?,
             im2col: Im2col::new(ctx)?,
             col2im: Col2im::new(ctx)?,
@@ -434,8 +439,10 @@ impl Conv2d {
         const K: &str = "conv2d_backward_weight_direct";
         grad_weight.expect_len(K, "grad_weight", shape.weight_len())?;
         let params = ConvDirectParams::new(K, shape)?;
-        self.direct_weight_grad
-            .dispatch(ctx, encoder, &params, input, grad_output, partials)?;
+        let kernel = self.direct_weight_grad.as_ref().ok_or_else(|| {
+            GpuError::shape(K, "not compiled: the context does not run conv_direct")
+        })?;
+        kernel.dispatch(ctx, encoder, &params, input, grad_output, partials)?;
         let sum = BiasParams {
             rows: shape.batch as u32,
             cols: shape.weight_len() as u32,
@@ -466,6 +473,7 @@ impl Conv2d {
         // summed over the samples in order, where the forward runs `conv_direct` too.
         let partials = ConvDirectWeightGrad::partials_len(shape);
         if ctx.conv_direct
+            && self.direct_weight_grad.is_some()
             && !accumulate
             && ConvDirectWeightGrad::applies(shape)
             && partials <= cols.len().min((ctx.split_bytes() / 4) as usize)
