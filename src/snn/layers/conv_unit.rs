@@ -393,26 +393,15 @@ impl ConvUnit {
         let n = t * batch;
         let bn_shape = self.bn_shape(n);
         self.weight.binarize(rec)?;
-        let popcount = match (&self.popcount, &ws.packed_input, &self.weight.binary) {
-            (Some(packed_w), Some(packed_s), Some(b)) => {
-                rec.k.pack_weights.dispatch(
-                    rec.ctx,
-                    rec.enc,
-                    &PackWeightsParams::for_conv(&ws.shape),
-                    &self.weight.param.value,
-                    packed_w,
-                )?;
-                Some(Popcount {
-                    weights: packed_w,
-                    gamma: &b.gamma,
-                    spikes: packed_s,
-                    area: self.input_area,
-                    // In eval the previous layer may have written them packed already.
-                    prepacked: io.packed_input,
-                })
-            }
-            _ => None,
-        };
+        // In eval the previous layer may have written the input packed already.
+        let popcount = popcount_operands(
+            rec,
+            &ws.shape,
+            &self.weight,
+            self.popcount.as_ref().map(|w| (w, self.input_area)),
+            ws.packed_input.as_ref(),
+            io.packed_input,
+        )?;
         conv_forward(
             rec,
             scratch,
@@ -549,25 +538,14 @@ impl ConvUnit {
                     )?;
                 }
                 d.weight.binarize(rec)?;
-                let popcount = match (&d.popcount, &dw.packed_input, &d.weight.binary) {
-                    (Some((packed_w, area)), Some(packed_s), Some(b)) => {
-                        rec.k.pack_weights.dispatch(
-                            rec.ctx,
-                            rec.enc,
-                            &PackWeightsParams::for_conv(&dw.shape),
-                            &d.weight.param.value,
-                            packed_w,
-                        )?;
-                        Some(Popcount {
-                            weights: packed_w,
-                            gamma: &b.gamma,
-                            spikes: packed_s,
-                            area: *area,
-                            prepacked: false,
-                        })
-                    }
-                    _ => None,
-                };
+                let popcount = popcount_operands(
+                    rec,
+                    &dw.shape,
+                    &d.weight,
+                    d.popcount.as_ref().map(|(w, area)| (w, *area)),
+                    dw.packed_input.as_ref(),
+                    false,
+                )?;
                 conv_forward(
                     rec,
                     scratch,
@@ -1441,6 +1419,38 @@ struct Popcount<'a> {
     area: SpikeArea,
     /// The previous layer wrote `spikes` already (eval's packed hand-over).
     prepacked: bool,
+}
+
+/// The popcount operands of a binary conv that has them (`packed_weights` with the area of
+/// its input's means, and the buffer its input is packed into), with the weight signs packed
+/// now; `None` for a conv that runs the GEMM.
+fn popcount_operands<'a>(
+    rec: &mut Recorder,
+    shape: &ConvShape,
+    weight: &'a Weight,
+    packed_weights: Option<(&'a GpuBuffer<u32>, SpikeArea)>,
+    packed_input: Option<&'a GpuBuffer<u32>>,
+    prepacked: bool,
+) -> Result<Option<Popcount<'a>>, GpuError> {
+    let (Some((weights, area)), Some(spikes), Some(b)) =
+        (packed_weights, packed_input, &weight.binary)
+    else {
+        return Ok(None);
+    };
+    rec.k.pack_weights.dispatch(
+        rec.ctx,
+        rec.enc,
+        &PackWeightsParams::for_conv(shape),
+        &weight.param.value,
+        weights,
+    )?;
+    Ok(Some(Popcount {
+        weights,
+        gamma: &b.gamma,
+        spikes,
+        area,
+        prepacked,
+    }))
 }
 
 /// A conv's forward from `input` to `output`: the popcount (packing the input first unless
