@@ -2,7 +2,8 @@
 # Real-GPU benchmark (issue #11): on a machine with an NVIDIA GPU, bitspike's end-to-end
 # benchmark on Vulkan against the same models in PyTorch eager on CUDA, interleaved, for the
 # `mnist` and `resnet19` presets at batch 64 and 128 (T = 4), then the table of medians and
-# ratios (scripts/compare_e2e.py). Needs: the NVIDIA Vulkan driver (`bitspike info` must name
+# ratios (scripts/compare_e2e.py), after each preset's GPU time by kernel (`bench e2e --kernels`:
+# where a step's time goes on the GPU). Needs: the NVIDIA Vulkan driver (`bitspike info` must name
 # the GPU, not llvmpipe), a Python with CUDA torch and numpy (PYTHON, default python3), and a
 # release build (built here if missing).
 #
@@ -26,6 +27,13 @@ fi
   exit 1
 }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+
+echo "== bitspike: GPU time by kernel of one training step and one inference batch (B = 64)"
+for preset in mnist resnet19; do
+  echo "-- $preset"
+  "$BIN" bench e2e --preset "$preset" -T 4 --batch 64 --infer-batch 64 --steps 3 --warmup 1 \
+    --kernels | sed -n '/GPU time by kernel/,$p' || echo "(kernel profile failed)"
+done
 
 echo "== bitspike (Vulkan) vs PyTorch eager (CUDA), interleaved"
 exec "$PYTHON" scripts/compare_e2e.py --bitspike "$BIN" --python "$PYTHON" --device cuda \

@@ -352,6 +352,10 @@ enum BenchWhat {
         /// Untimed steps first.
         #[arg(long, default_value_t = 3)]
         warmup: usize,
+        /// Also time every kernel of a training step and an inference batch on the GPU's own
+        /// clock (timestamp queries, medians of up to 5; adapters without them refuse).
+        #[arg(long)]
+        kernels: bool,
         /// One JSON object instead of tables.
         #[arg(long)]
         json: bool,
@@ -421,6 +425,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     infer_batch,
                     steps,
                     warmup,
+                    kernels,
                     json,
                 }),
             ..
@@ -433,6 +438,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 infer_batch: infer_batch.max(1),
                 steps: steps.max(1),
                 warmup,
+                kernels,
             };
             let report = bitspike::bench::e2e::run(&ctx, &options)?;
             if json {

@@ -13,6 +13,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::data::{embedded_mnist10k, make_batch, Dataset, EmbeddedSplit, InputSpec};
+use crate::gpu::profile::KernelTime;
 use crate::gpu::{memory, GpuContext, Pending};
 use crate::kernels::optim::AdamConfig;
 use crate::model::ModelConfig;
@@ -28,6 +29,9 @@ pub struct E2eOptions {
     /// Timed repetitions (after `warmup` untimed ones).
     pub steps: usize,
     pub warmup: usize,
+    /// Also time every kernel of training steps and inference batches on the GPU's clock
+    /// (`gpu::profile`; medians of `steps`, at most 5).
+    pub kernels: bool,
 }
 
 /// Median time and throughput of one kind of step.
@@ -88,6 +92,11 @@ pub struct E2eReport {
     /// Bind groups the whole run took from the cache / created (`gpu::bind_cache`).
     pub bind_group_hits: u64,
     pub bind_group_misses: u64,
+    /// GPU time per kernel of a training step (forward, loss, backward, optimizer) and of an
+    /// inference batch (medians of up to 5 profiled ones), longest first; empty unless asked
+    /// for (`E2eOptions::kernels`).
+    pub train_kernels: Vec<KernelTime>,
+    pub infer_kernels: Vec<KernelTime>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -229,6 +238,21 @@ pub fn run(ctx: &GpuContext, opts: &E2eOptions) -> Result<E2eReport, NetworkErro
         })
         .collect();
     let mut layers = layer_times(ctx, &net, &ws, opts.steps.clamp(1, 5))?;
+    let mut train_runs = Vec::new();
+    for _ in 0..if opts.kernels {
+        opts.steps.clamp(1, 5)
+    } else {
+        0
+    } {
+        let host = batches.host();
+        net.upload(ctx, &ws, &host.input, &host.labels)?;
+        train_runs.push(profiled(ctx, &mut |enc| {
+            net.record_forward(ctx, enc, &ws, Pass::Train)?;
+            net.record_backward(ctx, enc, &ws)?;
+            net.record_optimizer(ctx, enc, &optimizer, lr)
+        })?);
+    }
+    let train_kernels = median_profile(train_runs);
     let peak_train_bytes = memory::peak_bytes().saturating_sub(base);
     drop(ws);
 
@@ -274,6 +298,19 @@ pub fn run(ctx: &GpuContext, opts: &E2eOptions) -> Result<E2eReport, NetworkErro
     let unpacked = median(unpacked_ms);
     net.set_packed_spikes(true);
     infer_layer_times(ctx, &net, &ws, opts.steps.clamp(1, 5), &mut layers)?;
+    let mut infer_runs = Vec::new();
+    for _ in 0..if opts.kernels {
+        opts.steps.clamp(1, 5)
+    } else {
+        0
+    } {
+        let host = batches.host();
+        net.upload(ctx, &ws, &host.input, &host.labels)?;
+        infer_runs.push(profiled(ctx, &mut |enc| {
+            net.record_forward(ctx, enc, &ws, Pass::Eval)
+        })?);
+    }
+    let infer_kernels = median_profile(infer_runs);
     Ok(E2eReport {
         tool: "bitspike",
         adapter: ctx.describe(),
@@ -310,7 +347,50 @@ pub fn run(ctx: &GpuContext, opts: &E2eOptions) -> Result<E2eReport, NetworkErro
         record_ms,
         bind_group_hits: ctx.bind_group_stats().0,
         bind_group_misses: ctx.bind_group_stats().1,
+        train_kernels,
+        infer_kernels,
     })
+}
+
+/// Each kernel's median time over `runs` (profiles of the same work; a kernel missing from a
+/// run counts 0 there), longest first.
+fn median_profile(runs: Vec<Vec<KernelTime>>) -> Vec<KernelTime> {
+    let Some(first) = runs.first() else {
+        return Vec::new();
+    };
+    let mut rows: Vec<KernelTime> = first
+        .iter()
+        .map(|k| KernelTime {
+            ms: median(
+                runs.iter()
+                    .map(|run| {
+                        run.iter()
+                            .find(|r| r.kernel == k.kernel)
+                            .map_or(0.0, |r| r.ms)
+                    })
+                    .collect(),
+            ),
+            ..k.clone()
+        })
+        .collect();
+    rows.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+    rows
+}
+
+/// The GPU time of each kernel `record` dispatches, as one submission.
+fn profiled(
+    ctx: &GpuContext,
+    record: &mut dyn FnMut(&mut wgpu::CommandEncoder) -> Result<(), NetworkError>,
+) -> Result<Vec<KernelTime>, NetworkError> {
+    ctx.wait_idle()?;
+    ctx.start_profile()?;
+    let mut enc = ctx.encoder("bench kernels");
+    let recorded = record(&mut enc);
+    ctx.submit(enc);
+    // Close the profile whether or not recording failed.
+    let times = ctx.finish_profile();
+    recorded?;
+    Ok(times?)
 }
 
 /// Each layer's training forward and backward as separate submissions (median of `reps`).
@@ -430,5 +510,39 @@ pub fn format_report(r: &E2eReport) -> String {
         r.bind_group_hits,
         r.bind_group_misses
     ));
+    for (what, rows) in [
+        (
+            format!("a training step (B = {}), medians", r.train.batch),
+            &r.train_kernels,
+        ),
+        (
+            format!("an inference batch (B = {}), medians", r.infer.batch),
+            &r.infer_kernels,
+        ),
+    ] {
+        if !rows.is_empty() {
+            out.push_str(&kernel_table(&what, rows));
+        }
+    }
+    out
+}
+
+/// Kernels by GPU time over `what`, with their share of the dispatches' total.
+fn kernel_table(what: &str, rows: &[KernelTime]) -> String {
+    let total: f64 = rows.iter().map(|k| k.ms).sum();
+    let calls: usize = rows.iter().map(|k| k.calls).sum();
+    let mut out = format!(
+        "\nGPU time by kernel, {what}: {total:.2} ms in {calls} dispatches\n\n\
+         | kernel | dispatches | ms | share |\n|---|---:|---:|---:|\n"
+    );
+    for k in rows {
+        out.push_str(&format!(
+            "| {} | {} | {:.2} | {:.1} % |\n",
+            k.kernel,
+            k.calls,
+            k.ms,
+            100.0 * k.ms / total.max(1e-9)
+        ));
+    }
     out
 }

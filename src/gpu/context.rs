@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use super::bind_cache::BindGroupCache;
 use super::dispatch::Workgroups;
+use super::profile::Profiler;
 use super::{limits, Binding, GpuError, KernelSource};
 
 /// Which GEMM-like kernel family suits this adapter (the README's kernel benchmark table has the numbers).
@@ -147,6 +148,8 @@ pub struct GpuContext {
     pub variant: KernelVariant,
     pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
     bind_groups: Mutex<BindGroupCache>,
+    /// The open kernel profile ([`GpuContext::start_profile`]); `None` otherwise.
+    profiler: Mutex<Option<Profiler>>,
     /// Command buffers collected while batching ([`GpuContext::batch`]); `None` otherwise.
     batched: Mutex<Option<Vec<wgpu::CommandBuffer>>>,
     /// Submissions the GPU has not finished (decremented by `on_submitted_work_done`).
@@ -189,10 +192,17 @@ impl GpuContext {
                 info.name
             )));
         }
+        // Timestamp queries natively where offered, for `bench e2e --kernels` (they cost nothing
+        // unless a profile is open); the page asks for no features.
+        let features = if cfg!(target_arch = "wasm32") {
+            wgpu::Features::empty()
+        } else {
+            adapter.features() & wgpu::Features::TIMESTAMP_QUERY
+        };
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("bitspike"),
-                required_features: wgpu::Features::empty(),
+                required_features: features,
                 required_limits: wanted.clone(),
                 ..Default::default()
             })
@@ -253,6 +263,7 @@ impl GpuContext {
             conv_direct: conv_direct_default(),
             pipelines: Mutex::new(HashMap::new()),
             bind_groups: Mutex::new(BindGroupCache::default()),
+            profiler: Mutex::new(None),
             batched: Mutex::new(None),
             in_flight: Arc::new(AtomicUsize::new(0)),
             fault,
@@ -481,14 +492,78 @@ impl GpuContext {
             Ok(mut cache) => cache.get(&self.device, pipeline, label, params, storage),
             Err(_) => return Err(GpuError::Device("bind-group cache poisoned".into())),
         };
+        let profiled = match self.profiler.lock() {
+            Ok(mut p) => p.as_mut().map(|p| p.next_pass(&self.device, label)),
+            Err(_) => None,
+        };
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some(label),
-            timestamp_writes: None,
+            timestamp_writes: profiled.as_ref().map(|(set, first)| {
+                wgpu::ComputePassTimestampWrites {
+                    query_set: set,
+                    beginning_of_pass_write_index: Some(*first),
+                    end_of_pass_write_index: Some(first + 1),
+                }
+            }),
         });
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(x, y, z);
         Ok(())
+    }
+
+    /// Opens a kernel profile: from now on every dispatch records its GPU time, until
+    /// [`GpuContext::finish_profile`]. Refused where the device has no timestamp queries.
+    pub fn start_profile(&self) -> Result<(), GpuError> {
+        if !self.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Err(GpuError::Device(format!(
+                "'{}' offers no timestamp queries: kernel times cannot be measured on it",
+                self.adapter_info.name
+            )));
+        }
+        let mut profiler = self
+            .profiler
+            .lock()
+            .map_err(|_| GpuError::Device("kernel profiler poisoned".into()))?;
+        *profiler = Some(Profiler::new());
+        Ok(())
+    }
+
+    /// Closes the profile, waits for the device and returns each kernel's GPU time over the
+    /// dispatches recorded since [`GpuContext::start_profile`] (all must have been submitted),
+    /// longest first.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn finish_profile(&self) -> Result<Vec<super::profile::KernelTime>, GpuError> {
+        let profiler = self
+            .profiler
+            .lock()
+            .map_err(|_| GpuError::Device("kernel profiler poisoned".into()))?
+            .take()
+            .ok_or_else(|| GpuError::Device("no kernel profile is open".into()))?;
+        let mut encoder = self.encoder("kernel profile");
+        let (labels, staging) = profiler.resolve(&self.device, &mut encoder);
+        let Some(staging) = staging else {
+            return Ok(Vec::new());
+        };
+        self.queue_submit(vec![encoder.finish()]);
+        let (sender, receiver) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = sender.send(r);
+        });
+        self.wait_idle()?;
+        receiver
+            .recv()
+            .map_err(|e| GpuError::Readback(e.to_string()))?
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        let ticks: Vec<u64> = {
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| GpuError::Readback(e.to_string()))?;
+            bytemuck::pod_collect_to_vec(&view[..])
+        };
+        staging.unmap();
+        let period = self.queue.get_timestamp_period() as f64;
+        Ok(super::profile::per_kernel(&labels, &ticks, period))
     }
 
     /// Bytes one storage binding may hold on this context (see

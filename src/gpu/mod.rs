@@ -10,6 +10,7 @@ mod kernel;
 pub mod limits;
 pub mod memory;
 mod pending;
+pub mod profile;
 pub mod split;
 
 pub use buffer::{Binding, GpuBuffer, Readback};
