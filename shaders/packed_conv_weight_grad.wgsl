@@ -18,7 +18,11 @@
 // few, long invocations; small groups spread them over the CPU's threads), folded 1-D
 // (ceil(ceil(C_out / 4) * words * kH * kW / 8)). Taps vary fastest, so neighbouring
 // invocations share the channels and word and read the same gradient values. Channels past
-// C_out read the first channel's gradient again (summed, never stored).
+// C_out read the first channel's gradient again (summed, never stored). Stride 1 with three
+// kernel columns (SHARED = 1, the binary 3x3 convs of every preset) takes the sliding-window
+// form `shared_rows` instead: one invocation per (two output channels, word, kernel row),
+// ceil(C_out / 2) * words * kH of them, each spike word loaded once for three taps (conv2 of
+// mnist: 1.3x).
 //
 // Each of the 32 sums runs over n, then oy, then ox, in that order (the CPU mirror's order).
 //
@@ -40,6 +44,10 @@
 
 //!include common/flat_index.wgsl
 //!include common/packed_grad.wgsl
+
+// 1: stride 1 and kernel_w 3, one invocation per (two output channels, word, kernel row):
+// `shared_rows` below (`PackedConvWeightGrad::shared`).
+override SHARED: u32 = 0u;
 
 @group(0) @binding(1) var<storage, read> packed: array<u32>;
 @group(0) @binding(2) var<storage, read> grad_output: array<f32>;
@@ -72,9 +80,250 @@ fn stored4(co: u32, ci: u32, tap: u32) -> vec4<f32> {
     return v;
 }
 
+// The SHARED form (stride 1, three kernel columns): one invocation per (output channels co,
+// co + 1, word, kernel row kh) sums the three column taps of its row, 2 x 3 x 32 sums. Along a
+// row, the three taps of output column ox read input columns ox - pad .. ox - pad + 2, so each
+// spike word is loaded once and used by three taps (a sliding window), and each gradient once
+// for three: 3 loads for 192 terms instead of 5 for 128. Each sum still runs over n, oy, ox in
+// order: the same terms, the same order, bit for bit the other form's.
+fn shared_rows(g: u32) {
+    let taps = params.kernel_h * params.kernel_w;
+    let kh = g % params.kernel_h;
+    let word = (g / params.kernel_h) % params.words;
+    let co = 2u * (g / (params.kernel_h * params.words));
+    let out_plane = params.out_height * params.out_width;
+    var a00 = vec4<f32>(0.0);
+    var a01 = vec4<f32>(0.0);
+    var a02 = vec4<f32>(0.0);
+    var a03 = vec4<f32>(0.0);
+    var a04 = vec4<f32>(0.0);
+    var a05 = vec4<f32>(0.0);
+    var a06 = vec4<f32>(0.0);
+    var a07 = vec4<f32>(0.0);
+    var a10 = vec4<f32>(0.0);
+    var a11 = vec4<f32>(0.0);
+    var a12 = vec4<f32>(0.0);
+    var a13 = vec4<f32>(0.0);
+    var a14 = vec4<f32>(0.0);
+    var a15 = vec4<f32>(0.0);
+    var a16 = vec4<f32>(0.0);
+    var a17 = vec4<f32>(0.0);
+    var a20 = vec4<f32>(0.0);
+    var a21 = vec4<f32>(0.0);
+    var a22 = vec4<f32>(0.0);
+    var a23 = vec4<f32>(0.0);
+    var a24 = vec4<f32>(0.0);
+    var a25 = vec4<f32>(0.0);
+    var a26 = vec4<f32>(0.0);
+    var a27 = vec4<f32>(0.0);
+    var b00 = vec4<f32>(0.0);
+    var b01 = vec4<f32>(0.0);
+    var b02 = vec4<f32>(0.0);
+    var b03 = vec4<f32>(0.0);
+    var b04 = vec4<f32>(0.0);
+    var b05 = vec4<f32>(0.0);
+    var b06 = vec4<f32>(0.0);
+    var b07 = vec4<f32>(0.0);
+    var b10 = vec4<f32>(0.0);
+    var b11 = vec4<f32>(0.0);
+    var b12 = vec4<f32>(0.0);
+    var b13 = vec4<f32>(0.0);
+    var b14 = vec4<f32>(0.0);
+    var b15 = vec4<f32>(0.0);
+    var b16 = vec4<f32>(0.0);
+    var b17 = vec4<f32>(0.0);
+    var b20 = vec4<f32>(0.0);
+    var b21 = vec4<f32>(0.0);
+    var b22 = vec4<f32>(0.0);
+    var b23 = vec4<f32>(0.0);
+    var b24 = vec4<f32>(0.0);
+    var b25 = vec4<f32>(0.0);
+    var b26 = vec4<f32>(0.0);
+    var b27 = vec4<f32>(0.0);
+    if (params.row_start > 0u || params.plane > 0u) {
+        let ci = word * 32u;
+        a00 = stored4(co, ci, kh * 3u + 0u);
+        a01 = stored4(co, ci + 4u, kh * 3u + 0u);
+        a02 = stored4(co, ci + 8u, kh * 3u + 0u);
+        a03 = stored4(co, ci + 12u, kh * 3u + 0u);
+        a04 = stored4(co, ci + 16u, kh * 3u + 0u);
+        a05 = stored4(co, ci + 20u, kh * 3u + 0u);
+        a06 = stored4(co, ci + 24u, kh * 3u + 0u);
+        a07 = stored4(co, ci + 28u, kh * 3u + 0u);
+        a10 = stored4(co, ci, kh * 3u + 1u);
+        a11 = stored4(co, ci + 4u, kh * 3u + 1u);
+        a12 = stored4(co, ci + 8u, kh * 3u + 1u);
+        a13 = stored4(co, ci + 12u, kh * 3u + 1u);
+        a14 = stored4(co, ci + 16u, kh * 3u + 1u);
+        a15 = stored4(co, ci + 20u, kh * 3u + 1u);
+        a16 = stored4(co, ci + 24u, kh * 3u + 1u);
+        a17 = stored4(co, ci + 28u, kh * 3u + 1u);
+        a20 = stored4(co, ci, kh * 3u + 2u);
+        a21 = stored4(co, ci + 4u, kh * 3u + 2u);
+        a22 = stored4(co, ci + 8u, kh * 3u + 2u);
+        a23 = stored4(co, ci + 12u, kh * 3u + 2u);
+        a24 = stored4(co, ci + 16u, kh * 3u + 2u);
+        a25 = stored4(co, ci + 20u, kh * 3u + 2u);
+        a26 = stored4(co, ci + 24u, kh * 3u + 2u);
+        a27 = stored4(co, ci + 28u, kh * 3u + 2u);
+        b00 = stored4(co + 1u, ci, kh * 3u + 0u);
+        b01 = stored4(co + 1u, ci + 4u, kh * 3u + 0u);
+        b02 = stored4(co + 1u, ci + 8u, kh * 3u + 0u);
+        b03 = stored4(co + 1u, ci + 12u, kh * 3u + 0u);
+        b04 = stored4(co + 1u, ci + 16u, kh * 3u + 0u);
+        b05 = stored4(co + 1u, ci + 20u, kh * 3u + 0u);
+        b06 = stored4(co + 1u, ci + 24u, kh * 3u + 0u);
+        b07 = stored4(co + 1u, ci + 28u, kh * 3u + 0u);
+        b10 = stored4(co + 1u, ci, kh * 3u + 1u);
+        b11 = stored4(co + 1u, ci + 4u, kh * 3u + 1u);
+        b12 = stored4(co + 1u, ci + 8u, kh * 3u + 1u);
+        b13 = stored4(co + 1u, ci + 12u, kh * 3u + 1u);
+        b14 = stored4(co + 1u, ci + 16u, kh * 3u + 1u);
+        b15 = stored4(co + 1u, ci + 20u, kh * 3u + 1u);
+        b16 = stored4(co + 1u, ci + 24u, kh * 3u + 1u);
+        b17 = stored4(co + 1u, ci + 28u, kh * 3u + 1u);
+        b20 = stored4(co + 1u, ci, kh * 3u + 2u);
+        b21 = stored4(co + 1u, ci + 4u, kh * 3u + 2u);
+        b22 = stored4(co + 1u, ci + 8u, kh * 3u + 2u);
+        b23 = stored4(co + 1u, ci + 12u, kh * 3u + 2u);
+        b24 = stored4(co + 1u, ci + 16u, kh * 3u + 2u);
+        b25 = stored4(co + 1u, ci + 20u, kh * 3u + 2u);
+        b26 = stored4(co + 1u, ci + 24u, kh * 3u + 2u);
+        b27 = stored4(co + 1u, ci + 28u, kh * 3u + 2u);
+    }
+    let o1 = select(0u, out_plane, co + 1u < params.out_channels);
+    let scale = f32(1u << params.plane);
+    var n = params.row_start / params.out_height;
+    var oy = params.row_start % params.out_height;
+    for (var r = params.row_start; r < params.row_end; r++) {
+        let g_base = ((n - params.first_sample) * params.out_channels + co) * out_plane;
+        let iy = i32(oy + kh) - i32(params.padding);
+        if (iy >= 0 && iy < i32(params.height)) {
+            let row = (n - params.first_sample) * params.height + u32(iy);
+            // The window: input columns ox - pad + kw for kw = 0, 1, 2.
+            var w0 = spike_word(row, -i32(params.padding), word);
+            var w1 = spike_word(row, 1 - i32(params.padding), word);
+            for (var ox = 0u; ox < params.out_width; ox++) {
+                let w2 = spike_word(row, i32(ox) + 2 - i32(params.padding), word);
+                if ((w0 | w1 | w2) != 0u) {
+                    let at = g_base + oy * params.out_width + ox;
+                    let ga = grad_output[at] * scale;
+                    let gb = grad_output[at + o1] * scale;
+                    if (w0 != 0u) {
+                        a00 += masked4(ga, w0, 0u);
+                        a01 += masked4(ga, w0, 4u);
+                        a02 += masked4(ga, w0, 8u);
+                        a03 += masked4(ga, w0, 12u);
+                        a04 += masked4(ga, w0, 16u);
+                        a05 += masked4(ga, w0, 20u);
+                        a06 += masked4(ga, w0, 24u);
+                        a07 += masked4(ga, w0, 28u);
+                        b00 += masked4(gb, w0, 0u);
+                        b01 += masked4(gb, w0, 4u);
+                        b02 += masked4(gb, w0, 8u);
+                        b03 += masked4(gb, w0, 12u);
+                        b04 += masked4(gb, w0, 16u);
+                        b05 += masked4(gb, w0, 20u);
+                        b06 += masked4(gb, w0, 24u);
+                        b07 += masked4(gb, w0, 28u);
+                    }
+                    if (w1 != 0u) {
+                        a10 += masked4(ga, w1, 0u);
+                        a11 += masked4(ga, w1, 4u);
+                        a12 += masked4(ga, w1, 8u);
+                        a13 += masked4(ga, w1, 12u);
+                        a14 += masked4(ga, w1, 16u);
+                        a15 += masked4(ga, w1, 20u);
+                        a16 += masked4(ga, w1, 24u);
+                        a17 += masked4(ga, w1, 28u);
+                        b10 += masked4(gb, w1, 0u);
+                        b11 += masked4(gb, w1, 4u);
+                        b12 += masked4(gb, w1, 8u);
+                        b13 += masked4(gb, w1, 12u);
+                        b14 += masked4(gb, w1, 16u);
+                        b15 += masked4(gb, w1, 20u);
+                        b16 += masked4(gb, w1, 24u);
+                        b17 += masked4(gb, w1, 28u);
+                    }
+                    if (w2 != 0u) {
+                        a20 += masked4(ga, w2, 0u);
+                        a21 += masked4(ga, w2, 4u);
+                        a22 += masked4(ga, w2, 8u);
+                        a23 += masked4(ga, w2, 12u);
+                        a24 += masked4(ga, w2, 16u);
+                        a25 += masked4(ga, w2, 20u);
+                        a26 += masked4(ga, w2, 24u);
+                        a27 += masked4(ga, w2, 28u);
+                        b20 += masked4(gb, w2, 0u);
+                        b21 += masked4(gb, w2, 4u);
+                        b22 += masked4(gb, w2, 8u);
+                        b23 += masked4(gb, w2, 12u);
+                        b24 += masked4(gb, w2, 16u);
+                        b25 += masked4(gb, w2, 20u);
+                        b26 += masked4(gb, w2, 24u);
+                        b27 += masked4(gb, w2, 28u);
+                    }
+                }
+                w0 = w1;
+                w1 = w2;
+            }
+        }
+        oy += 1u;
+        if (oy == params.out_height) {
+            oy = 0u;
+            n += 1u;
+        }
+    }
+    if (params.area > 1u && params.plane + 1u == params.planes
+        && params.row_end == params.batch * params.out_height) {
+        let q = bitcast<f32>(params.inv_area_bits);
+        a00 *= q; a01 *= q; a02 *= q; a03 *= q; a04 *= q; a05 *= q; a06 *= q; a07 *= q;
+        a10 *= q; a11 *= q; a12 *= q; a13 *= q; a14 *= q; a15 *= q; a16 *= q; a17 *= q;
+        a20 *= q; a21 *= q; a22 *= q; a23 *= q; a24 *= q; a25 *= q; a26 *= q; a27 *= q;
+        b00 *= q; b01 *= q; b02 *= q; b03 *= q; b04 *= q; b05 *= q; b06 *= q; b07 *= q;
+        b10 *= q; b11 *= q; b12 *= q; b13 *= q; b14 *= q; b15 *= q; b16 *= q; b17 *= q;
+        b20 *= q; b21 *= q; b22 *= q; b23 *= q; b24 *= q; b25 *= q; b26 *= q; b27 *= q;
+    }
+    let sa0 = array<vec4<f32>, 8>(a00, a01, a02, a03, a04, a05, a06, a07);
+    let sa1 = array<vec4<f32>, 8>(a10, a11, a12, a13, a14, a15, a16, a17);
+    let sa2 = array<vec4<f32>, 8>(a20, a21, a22, a23, a24, a25, a26, a27);
+    let sb0 = array<vec4<f32>, 8>(b00, b01, b02, b03, b04, b05, b06, b07);
+    let sb1 = array<vec4<f32>, 8>(b10, b11, b12, b13, b14, b15, b16, b17);
+    let sb2 = array<vec4<f32>, 8>(b20, b21, b22, b23, b24, b25, b26, b27);
+    for (var j = 0u; j < 32u; j++) {
+        let ci = word * 32u + j;
+        if (ci < params.in_channels) {
+            let at = (co * params.in_channels + ci) * taps + kh * 3u;
+            let next = params.in_channels * taps;
+            grad_weight[at] = sa0[j / 4u][j % 4u];
+            grad_weight[at + 1u] = sa1[j / 4u][j % 4u];
+            grad_weight[at + 2u] = sa2[j / 4u][j % 4u];
+            if (co + 1u < params.out_channels) {
+                grad_weight[at + next] = sb0[j / 4u][j % 4u];
+                grad_weight[at + next + 1u] = sb1[j / 4u][j % 4u];
+                grad_weight[at + next + 2u] = sb2[j / 4u][j % 4u];
+            }
+        }
+    }
+}
+
+// The spike word of input row `row` (n * H + iy), column ix, word `word` of this dispatch's
+// plane; 0 outside the row (padding).
+fn spike_word(row: u32, ix: i32, word: u32) -> u32 {
+    if (ix < 0 || ix >= i32(params.width)) {
+        return 0u;
+    }
+    return packed[((row * params.width + u32(ix)) * params.planes + params.plane) * params.words + word];
+}
+
+
 @compute @workgroup_size(8) fn main(inv: FlatInvocation) {
     let g = flat_index(inv, 8u);
     if (g >= params.invocations) {
+        return;
+    }
+    if (SHARED == 1u) {
+        shared_rows(g);
         return;
     }
     let taps = params.kernel_h * params.kernel_w;

@@ -18,7 +18,9 @@ use bitspike::kernels::conv::{Conv2d, ConvShape};
 use bitspike::kernels::packed_grad::{
     PackedConvGradParams, PackedConvInputGrad, PackedConvWeightGrad,
 };
-use bitspike::kernels::popcount::{PackSpikesParams, PackWeightsParams, SpikeArea};
+use bitspike::kernels::popcount::{
+    padded_out_channels, PackSpikesParams, PackWeightsParams, SpikeArea,
+};
 use common::*;
 
 fn shapes() -> Vec<ConvShape> {
@@ -251,6 +253,97 @@ fn packed_conv_input_grad_matches_cpu_reference() {
             1e-4,
             1e-5,
         );
+    }
+}
+
+/// Shapes whose signs pass the 64 KiB uniform copy: split over words, over kernel rows
+/// (continuing the stored sums), and over output channels within a row. Bit for bit the
+/// mirror, which sums in one pass.
+#[test]
+fn packed_conv_input_grad_split_over_uniform_copies_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let kernel = PackedConvInputGrad::new(&ctx).unwrap();
+    let mut r = rng(5);
+    let cases = [
+        // 3 words x 9 taps x 1,024 channels: one word per dispatch.
+        (ConvShape::new(1, 70, 1024, 4, 5, 3, 1, 1), 3),
+        // 3 taps x 2,048 channels a row: rows 0-1, then row 2 continuing (2 words).
+        (ConvShape::new(1, 33, 2048, 3, 3, 3, 1, 1), 4),
+        // 6,000 channels x 3 taps > 16,384: channel ranges per row; stride 2 (general form).
+        (ConvShape::new(1, 20, 6000, 4, 3, 3, 2, 1), 6),
+    ];
+    for (shape, dispatches) in cases {
+        let parts = PackedConvInputGrad::parts(&shape);
+        assert_eq!(parts.len(), dispatches, "{shape:?}: {parts:?}");
+        let latent = uniform(&mut r, shape.weight_len(), -1.0, 1.0);
+        let gamma = uniform(&mut r, shape.out_channels, 0.05, 0.5);
+        let grad_out = uniform(&mut r, shape.output_len(), -1.0, 1.0);
+        let pack = PackWeightsParams::for_conv(&shape);
+        let mut signs = vec![0u32; pack.total_words as usize];
+        cpu::popcount::pack_weights(&pack, &latent, &mut signs);
+        let params = PackedConvGradParams::input_grad(&shape);
+        let mut want = vec![0.0; shape.input_len()];
+        cpu::packed_grad::packed_conv_input_grad(&params, &grad_out, &signs, &gamma, &mut want);
+        let (g, sg, gm, out) = (
+            upload(&ctx, &grad_out),
+            upload(&ctx, &signs),
+            upload(&ctx, &gamma),
+            filled(&ctx, shape.input_len(), f32::NAN),
+        );
+        record(&ctx, |enc| {
+            kernel.dispatch(&ctx, enc, &params, &g, &sg, &gm, &out)
+        });
+        assert_exact(
+            &format!("split input grad {shape:?}"),
+            &read(&ctx, &out),
+            &want,
+        );
+    }
+}
+
+/// Every (word, kernel row, output channel) is summed by exactly one part, rows and channels
+/// in order, and a part continues the sums exactly when an earlier one of its word wrote them.
+#[test]
+fn packed_conv_input_grad_parts_cover_every_sum_once_in_order() {
+    for shape in [
+        ConvShape::new(1, 31, 8, 3, 3, 3, 1, 1),
+        ConvShape::new(1, 300, 1000, 3, 3, 3, 1, 1),
+        ConvShape::new(1, 70, 2048, 3, 3, 3, 1, 1),
+        ConvShape::new(1, 40, 16_384, 2, 2, 3, 1, 1),
+        ConvShape::new(1, 64, 9000, 2, 2, 1, 1, 0),
+    ] {
+        let words = shape.in_channels.div_ceil(32);
+        let parts = PackedConvInputGrad::parts(&shape);
+        for word in 0..words {
+            let mine: Vec<_> = parts
+                .iter()
+                .filter(|p| (p.words.0..p.words.0 + p.words.1).contains(&word))
+                .collect();
+            let mut next = (0, 0); // (kh, co) the next part must start at
+            for (i, p) in mine.iter().enumerate() {
+                // What the part copies fits the 64 KiB uniform.
+                let stride = if p.co == (0, shape.out_channels) {
+                    padded_out_channels(shape.out_channels)
+                } else {
+                    p.co.1 - p.co.0
+                };
+                let copied = (p.kh.1 - p.kh.0) * shape.kernel_w * p.words.1 * stride;
+                assert!(copied <= 16_384, "{shape:?} {p:?}: {copied} words");
+                assert_eq!(p.resume, i > 0, "{shape:?} {p:?}");
+                assert_eq!((p.kh.0, p.co.0), next, "{shape:?} {p:?}");
+                next = if p.co.1 == shape.out_channels {
+                    (p.kh.1, 0)
+                } else {
+                    assert_eq!(p.kh.1, p.kh.0 + 1, "{shape:?} {p:?}");
+                    (p.kh.0, p.co.1)
+                };
+            }
+            assert_eq!(
+                next,
+                (shape.kernel_h, 0),
+                "{shape:?}: word {word} not covered"
+            );
+        }
     }
 }
 

@@ -15,7 +15,7 @@ struct PackedConvGradParams {
     padding: u32,
     words: u32,       // ceil(in_channels / 32)
     invocations: u32, // weight grad: ceil(out_channels / 4) * words * kernel_h * kernel_w;
-                      // input grad: batch * words * height * pixel_slots(width, stride)
+                      // input grad: batch * height * pixel_slots(width, stride) (per word)
     out_pad: u32,     // out_channels rounded up to 16 (packed weights)
     kind: u32,        // 1 = weight grad, 2 = input grad (host-side check only)
     // Weight grad: the rows r = n * out_height + oy this dispatch sums, row_start..row_end;
@@ -33,8 +33,22 @@ struct PackedConvGradParams {
                         // correctly rounded everywhere, a division not on every GPU)
     first_sample: u32,  // weight grad: the sample the packed and grad_output bindings start at
                         // (tensors split across bindings bind windows of samples); input grad: 0
-    _pad4: u32,
-    _pad5: u32,
+    // Input grad: what one dispatch sums (set by PackedConvInputGrad::dispatch, which splits
+    // the sums so that the signs it reads fit one uniform binding): kernel rows
+    // kh_start..kh_end, words word_start.. (word_count of them, one per workgroup row y),
+    // output channels co_start..co_end; the signs' copy holds [kh - kh_start][kw][word -
+    // word_start][co - co_start], co_stride apart per word. resume = 1: the sums continue
+    // from what grad_input holds. Weight grad: unused (0).
+    kh_start: u32,
+    kh_end: u32,
+    word_start: u32,
+    word_count: u32,
+    co_start: u32,
+    co_end: u32,
+    co_stride: u32,
+    resume: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: PackedConvGradParams;

@@ -73,7 +73,8 @@ pub fn packed_conv_weight_grad(
     }
 }
 
-/// Mirror of `shaders/packed_conv_input_grad.wgsl`.
+/// Mirror of `shaders/packed_conv_input_grad.wgsl`: each input channel's sum over kh, then
+/// co, then kw (the shader's order, whatever its split over dispatches).
 pub fn packed_conv_input_grad(
     params: &PackedConvGradParams,
     grad_output: &[f32],
@@ -93,11 +94,11 @@ pub fn packed_conv_input_grad(
                         let Some(oy) = tap_output(iy, kh, s.padding, s.stride, oh) else {
                             continue;
                         };
-                        for kw in 0..s.kernel_w {
-                            let Some(ox) = tap_output(ix, kw, s.padding, s.stride, ow) else {
-                                continue;
-                            };
-                            for (co, &scale) in gamma.iter().enumerate().take(s.out_channels) {
+                        for (co, &scale) in gamma.iter().enumerate().take(s.out_channels) {
+                            for kw in 0..s.kernel_w {
+                                let Some(ox) = tap_output(ix, kw, s.padding, s.stride, ow) else {
+                                    continue;
+                                };
                                 let g = grad_output
                                     [((n * s.out_channels + co) * oh + oy) * ow + ox]
                                     * scale;

@@ -41,8 +41,9 @@ pub struct PackedConvGradParams {
     pub padding: u32,
     /// `ceil(in_channels / 32)`.
     pub words: u32,
-    /// One per (four output channels, word, tap) in the weight gradient; one per (sample, word,
-    /// input row, four pixels (x + k * stride)) in the input gradient.
+    /// One per (four output channels, word, tap) in the weight gradient; one per (sample,
+    /// input row, four pixels (x + k * stride)) and word in the input gradient (the words are
+    /// the dispatch's y).
     pub invocations: u32,
     /// `out_channels` rounded up to 16: the fastest dimension of packed weights.
     pub out_pad: u32,
@@ -67,10 +68,24 @@ pub struct PackedConvGradParams {
     /// Weight grad: the first sample of the windows of `packed` and `grad_output` a dispatch
     /// binds (tensors split across bindings; `gpu::split`); set by the dispatch. Input grad: 0.
     pub first_sample: u32,
-    pub _pad4: u32,
-    pub _pad5: u32,
+    /// Input gradient: the sums one dispatch makes (set by [`PackedConvInputGrad::dispatch`],
+    /// which splits them so that the signs it reads fit one uniform binding): kernel rows
+    /// `kh_start..kh_end`, `word_count` words from `word_start`, output channels
+    /// `co_start..co_end`, the copied signs `co_stride` apart per word; `resume = 1` continues
+    /// the sums `grad_input` holds. The params made by [`PackedConvGradParams::input_grad`]
+    /// leave them 0. Weight gradient: unused.
+    pub kh_start: u32,
+    pub kh_end: u32,
+    pub word_start: u32,
+    pub word_count: u32,
+    pub co_start: u32,
+    pub co_end: u32,
+    pub co_stride: u32,
+    pub resume: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
 }
-const _: () = assert!(std::mem::size_of::<PackedConvGradParams>() == 96);
+const _: () = assert!(std::mem::size_of::<PackedConvGradParams>() == 128);
 
 /// [`PackedConvGradParams::kind`] of [`PackedConvGradParams::weight_grad`].
 pub const WEIGHT_GRAD: u32 = 1;
@@ -90,9 +105,13 @@ impl PackedConvGradParams {
     /// `pack_spikes`).
     pub fn weight_grad(shape: &ConvShape) -> Self {
         let words = channel_words(shape.in_channels);
+        let invocations = if PackedConvWeightGrad::shared(shape) {
+            shape.out_channels.div_ceil(2) * words * shape.kernel_h
+        } else {
+            shape.out_channels.div_ceil(4) * words * shape.kernel_h * shape.kernel_w
+        };
         Self {
-            invocations: (shape.out_channels.div_ceil(4) * words * shape.kernel_h * shape.kernel_w)
-                as u32,
+            invocations: invocations as u32,
             kind: WEIGHT_GRAD,
             row_end: (shape.batch * shape.out_h()) as u32,
             ..Self::common(shape)
@@ -113,9 +132,8 @@ impl PackedConvGradParams {
     /// Params of [`PackedConvInputGrad`] for the conv `shape` (its weights packed by
     /// `pack_weights`).
     pub fn input_grad(shape: &ConvShape) -> Self {
-        let words = channel_words(shape.in_channels);
         Self {
-            invocations: (shape.batch * words * shape.height * pixel_slots(shape)) as u32,
+            invocations: (shape.batch * shape.height * pixel_slots(shape)) as u32,
             kind: INPUT_GRAD,
             ..Self::common(shape)
         }
@@ -146,8 +164,16 @@ impl PackedConvGradParams {
             area: 1,
             inv_area_bits: 1.0f32.to_bits(),
             first_sample: 0,
-            _pad4: 0,
-            _pad5: 0,
+            kh_start: 0,
+            kh_end: 0,
+            word_start: 0,
+            word_count: 0,
+            co_start: 0,
+            co_end: 0,
+            co_stride: 0,
+            resume: 0,
+            _pad0: 0,
+            _pad1: 0,
         }
     }
 
@@ -193,19 +219,31 @@ impl PackedConvGradParams {
 /// `[C_out, C_in, kH, kW]` (written), the float im2col + GEMM weight gradient's sums without
 /// the columns.
 pub struct PackedConvWeightGrad {
-    pipeline: std::sync::Arc<wgpu::ComputePipeline>,
+    /// SHARED = 0 (any shape) and 1 (stride 1, three columns).
+    pipelines: [std::sync::Arc<wgpu::ComputePipeline>; 2],
 }
 
 impl PackedConvWeightGrad {
     pub const NAME: &'static str = "packed_conv_weight_grad";
     pub const SOURCE: crate::gpu::KernelSource =
         kernel_source!("packed_conv_weight_grad", PackedConvGradParams);
+    const SPECIALISED: crate::gpu::Specialised =
+        crate::gpu::Specialised::new(Self::SOURCE, &["SHARED"]);
 
-    /// Compiles (or fetches from the cache) the pipeline.
+    /// Compiles (or fetches from the cache) both pipelines.
     pub fn new(ctx: &crate::gpu::GpuContext) -> Result<Self, GpuError> {
         Ok(Self {
-            pipeline: ctx.kernel(&Self::SOURCE)?,
+            pipelines: [
+                Self::SPECIALISED.pipeline(ctx, &[0])?,
+                Self::SPECIALISED.pipeline(ctx, &[1])?,
+            ],
         })
+    }
+
+    /// Whether `shape` takes the sliding-window form (stride 1, three kernel columns: one
+    /// invocation per two output channels, word and kernel row).
+    pub fn shared(shape: &ConvShape) -> bool {
+        shape.stride == 1 && shape.kernel_w == 3
     }
 
     /// Output rows (`n * OH + oy`) one dispatch may sum. Lavapipe ends all of an invocation's
@@ -273,7 +311,7 @@ impl PackedConvWeightGrad {
                     };
                     ctx.dispatch(
                         encoder,
-                        &self.pipeline,
+                        &self.pipelines[Self::shared(&shape) as usize],
                         Self::NAME,
                         bytemuck::bytes_of(&chunk),
                         &[packed.binding(), window.binding(), grad_weight.binding()],
@@ -287,20 +325,135 @@ impl PackedConvWeightGrad {
     }
 }
 
-kernel! {
-    /// `packed_conv_input_grad`: dL/d(output) `[N, C_out, OH, OW]`, packed weight signs
-    /// `[kH, kW, words, C_out_pad]`, gamma `[C_out]` -> dL/d(input) `[N, C_in, H, W]`
-    /// (written): the float path's `W_b^T` GEMM and col2im with `W_b = gamma * sign(W)` read as
-    /// bits.
-    pub struct PackedConvInputGrad("packed_conv_input_grad", PackedConvGradParams);
+/// 32-bit words of one uniform binding (64 KiB, WebGPU's default
+/// `max_uniform_buffer_binding_size`): the signs' copy and gamma's of [`PackedConvInputGrad`].
+const UNIFORM_WORDS: usize = 16_384;
 
-    /// Records the dispatch: one invocation per (sample, 32 input channels, input row, four
-    /// pixels).
-    fn dispatch(params, grad_output: f32, weights: u32, gamma: f32, grad_input: f32) -> Workgroups {
+/// One dispatch of [`PackedConvInputGrad`]: which sums it makes (see the shader's header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InputGradPart {
+    pub kh: (usize, usize),
+    pub words: (usize, usize),
+    pub co: (usize, usize),
+    /// Whether it continues the sums an earlier part of the same words stored.
+    pub resume: bool,
+}
+
+/// `packed_conv_input_grad`: dL/d(output) `[N, C_out, OH, OW]`, packed weight signs
+/// `[kH, kW, words, C_out_pad]`, gamma `[C_out]` -> dL/d(input) `[N, C_in, H, W]` (written):
+/// the float path's `W_b^T` GEMM and col2im with `W_b = gamma * sign(W)` read as bits. The
+/// signs and gamma are read from uniform copies (64 KiB each) the dispatch records first;
+/// layers share them (each copy is recorded just before the dispatch that reads it).
+pub struct PackedConvInputGrad {
+    /// SHARED = 0 (any shape) and 1 (stride 1, three columns).
+    pipelines: [std::sync::Arc<wgpu::ComputePipeline>; 2],
+    signs: wgpu::Buffer,
+    gammas: wgpu::Buffer,
+}
+
+impl PackedConvInputGrad {
+    pub const NAME: &'static str = "packed_conv_input_grad";
+    pub const SOURCE: crate::gpu::KernelSource =
+        kernel_source!("packed_conv_input_grad", PackedConvGradParams);
+    const SPECIALISED: crate::gpu::Specialised =
+        crate::gpu::Specialised::new(Self::SOURCE, &["SHARED"]);
+
+    /// Compiles (or fetches from the cache) both pipelines and makes the uniform copies.
+    pub fn new(ctx: &crate::gpu::GpuContext) -> Result<Self, GpuError> {
+        let uniform = |label| {
+            ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: (UNIFORM_WORDS * 4) as u64,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        };
+        Ok(Self {
+            pipelines: [
+                Self::SPECIALISED.pipeline(ctx, &[0])?,
+                Self::SPECIALISED.pipeline(ctx, &[1])?,
+            ],
+            signs: uniform("packed_conv_input_grad signs (uniform)"),
+            gammas: uniform("packed_conv_input_grad gamma (uniform)"),
+        })
+    }
+
+    /// Whether `shape` takes the six-gradient form (stride 1, three kernel columns).
+    pub fn shared(shape: &ConvShape) -> bool {
+        shape.stride == 1 && shape.kernel_w == 3
+    }
+
+    /// The dispatches for `shape`, in order: as many words at once as the signs' copy holds
+    /// with every kernel row and output channel; else one word at a time, as many kernel rows
+    /// as fit; else one row at a time, the output channels in ranges that fit (each part
+    /// after the first of its words continues the stored sums, in the order kh, co, kw).
+    pub fn parts(shape: &ConvShape) -> Vec<InputGradPart> {
+        let words = channel_words(shape.in_channels);
+        let out_pad = padded_out_channels(shape.out_channels);
+        let (kh, kw, c_out) = (shape.kernel_h, shape.kernel_w, shape.out_channels);
+        let row = kw * out_pad; // one kernel row of one word
+        let mut parts = Vec::new();
+        if kh * row <= UNIFORM_WORDS {
+            let step = (UNIFORM_WORDS / (kh * row)).min(words);
+            for w in (0..words).step_by(step) {
+                parts.push(InputGradPart {
+                    kh: (0, kh),
+                    words: (w, step.min(words - w)),
+                    co: (0, c_out),
+                    resume: false,
+                });
+            }
+        } else if row <= UNIFORM_WORDS {
+            let rows = UNIFORM_WORDS / row;
+            for w in 0..words {
+                for r in (0..kh).step_by(rows) {
+                    parts.push(InputGradPart {
+                        kh: (r, (r + rows).min(kh)),
+                        words: (w, 1),
+                        co: (0, c_out),
+                        resume: r > 0,
+                    });
+                }
+            }
+        } else {
+            // C_out * kW above 16,384: channel ranges of one row of one word.
+            let channels = UNIFORM_WORDS / kw;
+            for w in 0..words {
+                for r in 0..kh {
+                    for c in (0..c_out).step_by(channels) {
+                        parts.push(InputGradPart {
+                            kh: (r, r + 1),
+                            words: (w, 1),
+                            co: (c, (c + channels).min(c_out)),
+                            resume: r > 0 || c > 0,
+                        });
+                    }
+                }
+            }
+        }
+        parts
+    }
+
+    /// Records the input gradient: for each of [`Self::parts`], the copies of the signs and
+    /// gamma it reads, then one invocation per (sample, input row, four pixels) and word.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dispatch(
+        &self,
+        ctx: &crate::gpu::GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &PackedConvGradParams,
+        grad_output: &crate::gpu::GpuBuffer<f32>,
+        weights: &crate::gpu::GpuBuffer<u32>,
+        gamma: &crate::gpu::GpuBuffer<f32>,
+        grad_input: &crate::gpu::GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
         params.check(Self::NAME)?;
         let shape = params.shape();
         if *params != PackedConvGradParams::input_grad(&shape) {
-            return Err(GpuError::shape(Self::NAME, "params not made by `input_grad`"));
+            return Err(GpuError::shape(
+                Self::NAME,
+                "params not made by `input_grad`",
+            ));
         }
         grad_output.expect_len(Self::NAME, "grad_output", shape.output_len())?;
         weights.expect_len(
@@ -310,6 +463,84 @@ kernel! {
         )?;
         gamma.expect_len(Self::NAME, "gamma", shape.out_channels)?;
         grad_input.expect_len(Self::NAME, "grad_input", shape.input_len())?;
-        Workgroups::for_items(params.invocations as u64, WORKGROUP)
+        if shape.out_channels > UNIFORM_WORDS {
+            return Err(GpuError::shape(
+                Self::NAME,
+                format!(
+                    "{} output channels: gamma's uniform copy holds {UNIFORM_WORDS}",
+                    shape.out_channels
+                ),
+            ));
+        }
+        let (words, out_pad, kw) = (
+            params.words as u64,
+            params.out_pad as u64,
+            shape.kernel_w as u64,
+        );
+        let [x, z, _] = Workgroups::for_items(params.invocations as u64, WORKGROUP).counts()?;
+        let pipeline = &self.pipelines[Self::shared(&shape) as usize];
+        let g = gamma.binding();
+        encoder.copy_buffer_to_buffer(g.buffer, g.offset, &self.gammas, 0, g.size);
+        let w = weights.binding();
+        for part in Self::parts(&shape) {
+            let (w0, wc) = (part.words.0 as u64, part.words.1 as u64);
+            let (c0, c1) = (part.co.0 as u64, part.co.1 as u64);
+            let full = c0 == 0 && c1 == shape.out_channels as u64;
+            let stride = if full { out_pad } else { c1 - c0 };
+            // Runs of `wc * stride` words per (kh, kw), from pack_weights' [kH, kW, words,
+            // C_out_pad]; the whole buffer at once where that is what the part reads.
+            let run = wc * stride;
+            let rows = (part.kh.1 - part.kh.0) as u64;
+            if full && wc == words {
+                let first = part.kh.0 as u64 * kw * words * out_pad;
+                encoder.copy_buffer_to_buffer(
+                    w.buffer,
+                    w.offset + first * 4,
+                    &self.signs,
+                    0,
+                    rows * kw * run * 4,
+                );
+            } else {
+                for r in 0..rows {
+                    for k in 0..kw {
+                        let tap = (part.kh.0 as u64 + r) * kw + k;
+                        let src = (tap * words + w0) * out_pad + c0;
+                        let dst = (r * kw + k) * run;
+                        encoder.copy_buffer_to_buffer(
+                            w.buffer,
+                            w.offset + src * 4,
+                            &self.signs,
+                            dst * 4,
+                            run * 4,
+                        );
+                    }
+                }
+            }
+            let chunk = PackedConvGradParams {
+                kh_start: part.kh.0 as u32,
+                kh_end: part.kh.1 as u32,
+                word_start: w0 as u32,
+                word_count: wc as u32,
+                co_start: c0 as u32,
+                co_end: c1 as u32,
+                co_stride: stride as u32,
+                resume: part.resume as u32,
+                ..*params
+            };
+            ctx.dispatch(
+                encoder,
+                pipeline,
+                Self::NAME,
+                bytemuck::bytes_of(&chunk),
+                &[
+                    grad_output.binding(),
+                    crate::gpu::Binding::whole(&self.signs, "packed_conv_input_grad signs"),
+                    crate::gpu::Binding::whole(&self.gammas, "packed_conv_input_grad gamma"),
+                    grad_input.binding(),
+                ],
+                Workgroups::Grid([x, wc as u32, z]),
+            )?;
+        }
+        Ok(())
     }
 }
