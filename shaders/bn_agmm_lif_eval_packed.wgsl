@@ -30,84 +30,43 @@
 
 //!include common/flat_index.wgsl
 //!include common/bn_agmm_lif.wgsl
+//!include common/neuron_tail.wgsl
 
 @group(0) @binding(7) var<storage, read_write> packed: array<atomic<u32>>;
+
+// This invocation's output: the word of its run's first neuron at t = 0, the words between
+// neurons of the run and between timesteps, and its channel's bit.
+var<private> first_word: u32;
+var<private> words: u32;
+var<private> step: u32;
+var<private> bit: u32;
+
+fn tail_step(j: u32, t: u32, i: u32, cur: f32, state: ptr<function, NeuronState>) -> f32 {
+    neuron_step(state, t, i, cur);
+    if ((*state).s > 0.0) {
+        atomicOr(&packed[first_word + j * words + t * step], bit);
+    }
+    return (*state).s;
+}
 
 @compute @workgroup_size(64) fn main(inv: FlatInvocation) {
     let span = neuron_run(flat_index(inv, 64u));
     if (span.len == 0u) {
         return;
     }
-    let start = span.start;
-    let len = span.len;
     let c = span.c;
     let invstd = 1.0 / sqrt(variance[c] + params.eps);
-    let k = invstd * weight[c];
-    let m = mean[c];
-    let b = bias[c];
     let per_sample = params.channels * params.spatial;
     let batch = params.elements / per_sample;
-    let words = (params.channels + 31u) / 32u;
+    words = (params.channels + 31u) / 32u;
     // Each timestep is batch * H * W * words words further on.
-    let step = batch * params.spatial * words;
-    let bit = 1u << (c % 32u);
-    // One flat loop over (neuron of the run, t), as in bn_agmm_lif_eval (lavapipe 22.3 leaked
-    // host memory per dispatch with the time loop nested in a neuron loop).
-    let steps = len * params.timesteps;
-    var n = start;
-    var t = 0u;
+    step = batch * params.spatial * words;
+    bit = 1u << (c % 32u);
     // The run lies in one (sample, channel) plane, so its neurons' words at t = 0 are `words`
     // apart from the first one's: two divisions per invocation, none per neuron (a vector
     // integer division is scalarised on lavapipe; per neuron it cost more than the neuron).
-    let sample = start / per_sample;
-    let pixel = start - (start / params.spatial) * params.spatial;
-    var word0 = (sample * params.spatial + pixel) * words + c / 32u;
-    var frame = 0.0;
-    var run = 0.0;
-    var u = 0.0;
-    var s = 0.0;
-    for (var q = 0u; q < steps; q++) {
-        if (t == 0u) {
-            if (BROADCAST == 1u) {
-                // A broadcast frame is normalised once: the same value at every t.
-                frame = (x[n] - m) * k + b;
-            }
-            run = 0.0;
-            u = 0.0;
-            s = 0.0;
-        }
-        let i = t * params.elements + n;
-        var cur = frame;
-        if (BROADCAST == 0u) {
-            cur = (x[i] - m) * k + b;
-        }
-        if (GATE == 1u) {
-            var a = 1.0 / f32(t + 1u);
-            if (params.alpha_const > 0.0) {
-                a = params.alpha_const;
-            }
-            run = (1.0 - a) * run + a * cur;
-            cur = cur / (1.0 + exp(-run));
-        }
-        if (RESIDUAL == 1u) {
-            cur = cur + residual[i];
-        }
-        var h: f32;
-        if (SOFT_RESET == 1u) {
-            h = params.decay * (u - params.v_th * s) + cur;
-        } else {
-            h = params.decay * u * (1.0 - s) + cur;
-        }
-        s = select(0.0, 1.0, h >= params.v_th);
-        u = h;
-        if (s > 0.0) {
-            atomicOr(&packed[word0 + t * step], bit);
-        }
-        t += 1u;
-        if (t == params.timesteps) {
-            t = 0u;
-            n += 1u;
-            word0 += words;
-        }
-    }
+    let sample = span.start / per_sample;
+    let pixel = span.start - (span.start / params.spatial) * params.spatial;
+    first_word = (sample * params.spatial + pixel) * words + c / 32u;
+    run_neurons(span, mean[c], invstd * weight[c], bias[c]);
 }

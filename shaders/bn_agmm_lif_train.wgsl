@@ -40,6 +40,7 @@
 const WG: u32 = 64u;
 
 //!include common/workgroup_sum2.wgsl
+//!include common/neuron_tail.wgsl
 
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> bn: array<f32>;
@@ -50,6 +51,19 @@ const WG: u32 = 64u;
 @group(0) @binding(7) var<storage, read_write> spikes: array<f32>;
 @group(0) @binding(8) var<storage, read_write> partials: array<f32>;
 
+fn tail_step(j: u32, t: u32, i: u32, cur: f32, state: ptr<function, NeuronState>) -> f32 {
+    if (GATE == 1u) {
+        bn_out[i] = cur;
+    }
+    let h = neuron_step(state, t, i, cur);
+    if (GATE == 1u) {
+        e[i] = (*state).run;
+    }
+    membrane[i] = h;
+    spikes[i] = (*state).s;
+    return (*state).s;
+}
+
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -57,65 +71,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let span = neuron_run(g * WG + lid);
     let c = span.c;
     let channels = params.channels;
-    // An empty run (past the last plane) reads channel 0's values and loops zero times.
     let k = bn[channels + c] * bn[2u * channels + c];
-    let m = bn[c];
-    let b = bn[3u * channels + c];
-    // One flat loop over (neuron of the run, t), as in bn_agmm_lif_eval (lavapipe 22.3 leaked
-    // host memory per dispatch with the time loop nested in a neuron loop).
-    let steps = span.len * params.timesteps;
-    var n = span.start;
-    var t = 0u;
-    var frame = 0.0;
-    var run = 0.0;
-    var u = 0.0;
-    var s = 0.0;
-    var count = 0.0;
-    for (var q = 0u; q < steps; q++) {
-        if (t == 0u) {
-            if (BROADCAST == 1u) {
-                // A broadcast frame is normalised once: the same value at every t.
-                frame = (x[n] - m) * k + b;
-            }
-            run = 0.0;
-            u = 0.0;
-            s = 0.0;
-        }
-        let i = t * params.elements + n;
-        var cur = frame;
-        if (BROADCAST == 0u) {
-            cur = (x[i] - m) * k + b;
-        }
-        if (GATE == 1u) {
-            bn_out[i] = cur;
-            var a = 1.0 / f32(t + 1u);
-            if (params.alpha_const > 0.0) {
-                a = params.alpha_const;
-            }
-            run = (1.0 - a) * run + a * cur;
-            e[i] = run;
-            cur = cur / (1.0 + exp(-run));
-        }
-        if (RESIDUAL == 1u) {
-            cur = cur + residual[i];
-        }
-        var h: f32;
-        if (SOFT_RESET == 1u) {
-            h = params.decay * (u - params.v_th * s) + cur;
-        } else {
-            h = params.decay * u * (1.0 - s) + cur;
-        }
-        s = select(0.0, 1.0, h >= params.v_th);
-        u = h;
-        membrane[i] = h;
-        spikes[i] = s;
-        count += s;
-        t += 1u;
-        if (t == params.timesteps) {
-            t = 0u;
-            n += 1u;
-        }
-    }
+    let count = run_neurons(span, bn[c], k, bn[3u * channels + c]);
     let total = workgroup_sum2(lid, count, count);
     if (lid == 0u && 2u * g + 1u < arrayLength(&partials)) {
         partials[2u * g] = total.x;

@@ -72,7 +72,8 @@ fn specs() -> Vec<BnAgmmLifSpec> {
                     continue; // the encoder: no gate, no shortcut
                 }
                 for (s, [batch, channels, spatial]) in shapes.into_iter().enumerate() {
-                    let timesteps = [1, 4, 7][(g + s) % 3];
+                    // 20: past MAX_UNROLLED_STEPS, the tails' flat (neuron, t) loop.
+                    let timesteps = [1, 4, 7, 20][(g + s) % 4];
                     let lif = if (g + s) % 2 == 0 {
                         LifConfig::default()
                     } else {
@@ -281,7 +282,9 @@ fn bn_agmm_lif_eval_packed_matches_cpu_reference() {
     let Some(mut ctx) = gpu() else { return };
     let kernel = BnAgmmLifEvalPacked::new(&ctx).unwrap();
     let mut all = specs();
-    for (channels, batch, spatial, timesteps) in [(32, 2, 9, 4), (33, 3, 7, 3), (70, 2, 5, 5)] {
+    for (channels, batch, spatial, timesteps) in
+        [(32, 2, 9, 4), (33, 3, 7, 3), (70, 2, 5, 5), (33, 2, 5, 17)]
+    {
         for broadcast in [false, true] {
             all.push(BnAgmmLifSpec {
                 timesteps,

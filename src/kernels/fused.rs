@@ -89,19 +89,29 @@ impl BnAgmmLifSpec {
     }
 
     /// The values of [`TAIL_OVERRIDES`], in its order.
-    fn overrides(&self) -> [u32; 4] {
+    fn overrides(&self) -> [u32; 5] {
         [
             self.gated() as u32,
             self.residual as u32,
             self.broadcast as u32,
             (self.lif.reset == ResetMode::Soft) as u32,
+            if self.timesteps <= MAX_UNROLLED_STEPS {
+                self.timesteps as u32
+            } else {
+                0
+            },
         ]
     }
 }
 
+/// The longest T the fused tails get as a pipeline constant (`STEPS`, a time loop of constant
+/// length that lavapipe unrolls: `shaders/common/neuron_tail.wgsl`); longer runs take the flat
+/// loop over (neuron, t). One pipeline per T used.
+pub const MAX_UNROLLED_STEPS: usize = 16;
+
 /// The override constants every fused tail is specialised on (one pipeline per combination);
 /// [`BnAgmmLifSpec`] gives their values.
-const TAIL_OVERRIDES: [&str; 4] = ["GATE", "RESIDUAL", "BROADCAST", "SOFT_RESET"];
+const TAIL_OVERRIDES: [&str; 5] = ["GATE", "RESIDUAL", "BROADCAST", "SOFT_RESET", "STEPS"];
 
 /// `bn_agmm_lif_eval`: conv output -> BN (running statistics) -> [AGMM gate] -> [+ shortcut]
 /// -> LIF spikes, in one pass writing only the spikes (eval without inspection). One pipeline
@@ -119,7 +129,7 @@ impl BnAgmmLifEval {
     /// Compiles (or fetches from the cache) the pipeline of a gated unit without shortcut
     /// (hard reset), so a broken shader fails here; the others on first use.
     pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        Self::SPECIALISED.pipeline(ctx, &[1, 0, 0, 0])?;
+        Self::SPECIALISED.pipeline(ctx, &[1, 0, 0, 0, 0])?;
         Ok(Self)
     }
 
@@ -166,7 +176,7 @@ impl BnAgmmLifEvalPacked {
 
     /// Compiles one pipeline (a broken shader fails here); the others on first use.
     pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        Self::SPECIALISED.pipeline(ctx, &[1, 0, 0, 0])?;
+        Self::SPECIALISED.pipeline(ctx, &[1, 0, 0, 0, 0])?;
         Ok(Self)
     }
 
@@ -243,7 +253,7 @@ impl BnAgmmLifTrain {
 
     /// Compiles one pipeline (a broken shader fails here); the others on first use.
     pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        Self::SPECIALISED.pipeline(ctx, &[1, 0, 0, 0])?;
+        Self::SPECIALISED.pipeline(ctx, &[1, 0, 0, 0, 0])?;
         Ok(Self {
             placeholders: [
                 GpuBuffer::zeros(ctx, 1, "unused bn out")?,
