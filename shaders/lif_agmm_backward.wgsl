@@ -22,7 +22,7 @@
 //   full (MODE 0): gE[t] = G[t] X[t] q[t] (1 - q[t]) + (1 - alpha[t+1]) gE[t+1];
 //                  dL/dX[t] = q[t] G[t] + alpha[t] gE[t]
 //   detached (1): dL/dX[t] = q[t] G[t];  off (2): dL/dX[t] = G[t]
-// The reset rule, detach_reset, the AGMM mode, STORE_PRE and CONST_ALPHA are override
+// The reset rule, detach_reset, the AGMM mode, STORE_PRE, CONST_ALPHA and STEPS are override
 // constants (one pipeline per combination, `crate::gpu::Specialised`).
 
 //!include common/flat_index.wgsl
@@ -51,6 +51,8 @@ override DETACH_RESET: u32 = 0u;
 override MODE: u32 = 0u;
 override STORE_PRE: u32 = 0u;
 override CONST_ALPHA: u32 = 0u;
+// T when it is at most lif::MAX_UNROLLED_STEPS (one pipeline per T), else 0.
+override STEPS: u32 = 0u;
 
 @group(0) @binding(1) var<storage, read> membrane: array<f32>;
 @group(0) @binding(2) var<storage, read> grad_spikes: array<f32>;
@@ -69,49 +71,69 @@ fn alpha_at(t: u32) -> f32 {
     return 1.0 / f32(t);
 }
 
+// What the reverse-time pass carries from t+1 to t: dL/dh[t+1] and gE[t+1].
+struct Carry {
+    gh: f32,
+    ge: f32,
+}
+
+// Step k of the reverse pass (t = steps - 1 - k) of neuron n.
+fn back_step(n: u32, k: u32, steps: u32, carry: ptr<function, Carry>) {
+    let g = params.surrogate_width;
+    let gh = (*carry).gh;
+    let t = steps - 1u - k;
+    let i = t * params.neurons + n;
+    let h = membrane[i];
+    let s = select(0.0, 1.0, h >= params.v_th);
+    var gs = grad_spikes[i];
+    var keep: f32;
+    if (SOFT_RESET == 1u) {
+        if (DETACH_RESET == 0u) {
+            gs -= params.decay * params.v_th * gh;
+        }
+        keep = params.decay * gh;
+    } else {
+        if (DETACH_RESET == 0u) {
+            gs -= params.decay * h * gh;
+        }
+        keep = params.decay * (1.0 - s) * gh;
+    }
+    let surrogate = max(0.0, g - abs(h - params.v_th)) / (g * g);
+    let gh_t = gs * surrogate + keep;
+    (*carry).gh = gh_t;
+    if (STORE_PRE == 1u) {
+        grad_pre[i] = gh_t;
+    }
+    if (MODE == 2u) {
+        grad_x[i] = gh_t;
+    } else {
+        let q = 1.0 / (1.0 + exp(-e[i]));
+        if (MODE == 1u) {
+            grad_x[i] = q * gh_t;
+        } else {
+            // alpha[T+1] = 0 ends the recursion (k = 0 is t = T-1, 0-based).
+            let next = select(alpha_at(t + 2u), 0.0, k == 0u);
+            (*carry).ge = gh_t * x[i] * q * (1.0 - q) + (1.0 - next) * (*carry).ge;
+            grad_x[i] = q * gh_t + alpha_at(t + 1u) * (*carry).ge;
+        }
+    }
+}
+
 @compute @workgroup_size(64) fn main(inv: FlatInvocation) {
     let n = flat_index(inv, 64u);
     if (n >= params.neurons) {
         return;
     }
-    let g = params.surrogate_width;
-    var gh = 0.0; // dL/dh[t+1]
-    var ge = 0.0; // gE[t+1]
-    for (var k = 0u; k < params.timesteps; k++) {
-        let t = params.timesteps - 1u - k;
-        let i = t * params.neurons + n;
-        let h = membrane[i];
-        let s = select(0.0, 1.0, h >= params.v_th);
-        var gs = grad_spikes[i];
-        var carry: f32;
-        if (SOFT_RESET == 1u) {
-            if (DETACH_RESET == 0u) {
-                gs -= params.decay * params.v_th * gh;
-            }
-            carry = params.decay * gh;
-        } else {
-            if (DETACH_RESET == 0u) {
-                gs -= params.decay * h * gh;
-            }
-            carry = params.decay * (1.0 - s) * gh;
+    var carry = Carry(0.0, 0.0);
+    // T as a pipeline constant (STEPS > 0): a loop of constant length, which lavapipe unrolls
+    // (1.2x at conv2's shape); the uniform bound otherwise.
+    if (STEPS > 0u) {
+        for (var k = 0u; k < STEPS; k++) {
+            back_step(n, k, STEPS, &carry);
         }
-        let surrogate = max(0.0, g - abs(h - params.v_th)) / (g * g);
-        gh = gs * surrogate + carry;
-        if (STORE_PRE == 1u) {
-            grad_pre[i] = gh;
-        }
-        if (MODE == 2u) {
-            grad_x[i] = gh;
-        } else {
-            let q = 1.0 / (1.0 + exp(-e[i]));
-            if (MODE == 1u) {
-                grad_x[i] = q * gh;
-            } else {
-                // alpha[T+1] = 0 ends the recursion (k = 0 is t = T-1, 0-based).
-                let next = select(alpha_at(t + 2u), 0.0, k == 0u);
-                ge = gh * x[i] * q * (1.0 - q) + (1.0 - next) * ge;
-                grad_x[i] = q * gh + alpha_at(t + 1u) * ge;
-            }
+    } else {
+        for (var k = 0u; k < params.timesteps; k++) {
+            back_step(n, k, params.timesteps, &carry);
         }
     }
 }

@@ -27,46 +27,69 @@
 override SOFT_RESET: u32 = 0u;
 override DETACH_RESET: u32 = 0u;
 override BROADCAST_INPUT: u32 = 0u;
+// T when it is at most lif::MAX_UNROLLED_STEPS (one pipeline per T), else 0.
+override STEPS: u32 = 0u;
 
 @group(0) @binding(1) var<storage, read> membrane: array<f32>;
 @group(0) @binding(2) var<storage, read> grad_spikes: array<f32>;
 @group(0) @binding(3) var<storage, read_write> grad_current: array<f32>;
+
+// What the reverse-time pass carries from t+1 to t: dL/dh[t+1], and the frame's gradient
+// summed so far (BROADCAST_INPUT = 1).
+struct Carry {
+    gh: f32,
+    frame: f32,
+}
+
+// Step k of the reverse pass (t = steps - 1 - k) of neuron n.
+fn back_step(n: u32, k: u32, steps: u32, carry: ptr<function, Carry>) {
+    let g = params.surrogate_width;
+    let gh = (*carry).gh;
+    let t = steps - 1u - k;
+    let i = t * params.neurons + n;
+    let h = membrane[i];
+    let s = select(0.0, 1.0, h >= params.v_th);
+    var gs = grad_spikes[i];
+    var keep: f32;
+    if (SOFT_RESET == 1u) {
+        if (DETACH_RESET == 0u) {
+            gs -= params.decay * params.v_th * gh;
+        }
+        keep = params.decay * gh;
+    } else {
+        if (DETACH_RESET == 0u) {
+            gs -= params.decay * h * gh;
+        }
+        keep = params.decay * (1.0 - s) * gh;
+    }
+    let surrogate = max(0.0, g - abs(h - params.v_th)) / (g * g);
+    let gh_t = gs * surrogate + keep;
+    (*carry).gh = gh_t;
+    if (BROADCAST_INPUT == 1u) {
+        (*carry).frame += gh_t;
+    } else {
+        grad_current[i] = gh_t;
+    }
+}
 
 @compute @workgroup_size(64) fn main(inv: FlatInvocation) {
     let n = flat_index(inv, 64u);
     if (n >= params.neurons) {
         return;
     }
-    let g = params.surrogate_width;
-    var gh = 0.0; // dL/dh[t+1]
-    var frame_grad = 0.0; // sum over t of dL/dI[t] (broadcast input)
-    for (var k = 0u; k < params.timesteps; k++) {
-        let t = params.timesteps - 1u - k;
-        let i = t * params.neurons + n;
-        let h = membrane[i];
-        let s = select(0.0, 1.0, h >= params.v_th);
-        var gs = grad_spikes[i];
-        var carry: f32;
-        if (SOFT_RESET == 1u) {
-            if (DETACH_RESET == 0u) {
-                gs -= params.decay * params.v_th * gh;
-            }
-            carry = params.decay * gh;
-        } else {
-            if (DETACH_RESET == 0u) {
-                gs -= params.decay * h * gh;
-            }
-            carry = params.decay * (1.0 - s) * gh;
+    var carry = Carry(0.0, 0.0);
+    // T as a pipeline constant (STEPS > 0): a loop of constant length, which lavapipe unrolls;
+    // the uniform bound otherwise.
+    if (STEPS > 0u) {
+        for (var k = 0u; k < STEPS; k++) {
+            back_step(n, k, STEPS, &carry);
         }
-        let surrogate = max(0.0, g - abs(h - params.v_th)) / (g * g);
-        gh = gs * surrogate + carry;
-        if (BROADCAST_INPUT == 1u) {
-            frame_grad += gh;
-        } else {
-            grad_current[i] = gh;
+    } else {
+        for (var k = 0u; k < params.timesteps; k++) {
+            back_step(n, k, params.timesteps, &carry);
         }
     }
     if (BROADCAST_INPUT == 1u) {
-        grad_current[n] = frame_grad;
+        grad_current[n] = carry.frame;
     }
 }

@@ -50,7 +50,8 @@ fn configs() -> Vec<LifConfig> {
 fn cases() -> Vec<(LifConfig, usize, usize)> {
     let mut out = Vec::new();
     for config in configs() {
-        for t in [1usize, 4, 7] {
+        // 18: past MAX_UNROLLED_STEPS, the backward's loop of uniform length.
+        for t in [1usize, 4, 7, 18] {
             for n in awkward_sizes(64, 10_007) {
                 out.push((config, t, n));
             }

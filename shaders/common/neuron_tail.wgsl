@@ -7,7 +7,7 @@
 // `cur`), normally through `neuron_step`, stores what the kernel writes and returns the spike.
 //
 // Two loop forms, the same steps in the same order: where the timesteps are a pipeline
-// constant (STEPS = T, for T <= MAX_UNROLLED_STEPS, `BnAgmmLifSpec::overrides`), a time loop of
+// constant (STEPS = T, for T <= lif::MAX_UNROLLED_STEPS, `BnAgmmLifSpec::overrides`), a time loop of
 // constant length nested in the neuron loop (lavapipe unrolls it: the packed eval tail 1.4x
 // faster at mnist's shapes); otherwise one flat loop over (neuron, t), t fastest, the state
 // reset at t = 0 (a nested loop of *uniform* length made lavapipe 22.3 leak host memory on

@@ -9,7 +9,7 @@ use crate::gpu::{check_lens, GpuBuffer, GpuContext, GpuError, Specialised, Workg
 
 use super::agmm::{AgmmAlpha, AgmmConfig, AgmmMode, AgmmParams};
 use super::batchnorm::{plane_runs, BatchNormSaved, BatchNormState};
-use super::lif::{LifConfig, LifParams, ResetMode};
+use super::lif::{unrolled_steps, LifConfig, LifParams, ResetMode};
 
 /// Mirrors `struct BnAgmmLifParams` in `shaders/common/bn_agmm_lif_params.wgsl`.
 #[repr(C)]
@@ -95,19 +95,10 @@ impl BnAgmmLifSpec {
             self.residual as u32,
             self.broadcast as u32,
             (self.lif.reset == ResetMode::Soft) as u32,
-            if self.timesteps <= MAX_UNROLLED_STEPS {
-                self.timesteps as u32
-            } else {
-                0
-            },
+            unrolled_steps(self.timesteps),
         ]
     }
 }
-
-/// The longest T the fused tails get as a pipeline constant (`STEPS`, a time loop of constant
-/// length that lavapipe unrolls: `shaders/common/neuron_tail.wgsl`); longer runs take the flat
-/// loop over (neuron, t). One pipeline per T used.
-pub const MAX_UNROLLED_STEPS: usize = 16;
 
 /// The override constants every fused tail is specialised on (one pipeline per combination);
 /// [`BnAgmmLifSpec`] gives their values.
@@ -539,7 +530,8 @@ impl LifAgmmParams {
 
 /// `lif_agmm_backward`: `lif_backward` then `agmm_backward` in one reverse-time pass, writing
 /// the gate input's gradient and, for a unit whose shortcut reads it, the LIF input's. One
-/// pipeline per reset rule, detach_reset, AGMM mode, store and alpha rule (override constants).
+/// pipeline per reset rule, detach_reset, AGMM mode, store, alpha rule and T up to
+/// [`super::lif::MAX_UNROLLED_STEPS`] (override constants).
 pub struct LifAgmmBackward {
     /// Bound as `grad_pre` where nothing reads the LIF input's gradient (never written).
     placeholder: GpuBuffer<f32>,
@@ -556,13 +548,14 @@ impl LifAgmmBackward {
             "MODE",
             "STORE_PRE",
             "CONST_ALPHA",
+            "STEPS",
         ],
     );
     const WORKGROUP: u32 = 64;
 
     /// Compiles one pipeline (a broken shader fails here); the others on first use.
     pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
-        Self::SPECIALISED.pipeline(ctx, &[0, 0, 0, 0, 0])?;
+        Self::SPECIALISED.pipeline(ctx, &[0, 0, 0, 0, 0, 0])?;
         Ok(Self {
             placeholder: GpuBuffer::zeros(ctx, 1, "unused lif input grad")?,
         })
@@ -611,6 +604,7 @@ impl LifAgmmBackward {
                 agmm.mode,
                 grad_pre.is_some() as u32,
                 (agmm.alpha_const > 0.0) as u32,
+                unrolled_steps(lif.timesteps as usize),
             ],
         )?;
         let pre = grad_pre.unwrap_or(&self.placeholder);

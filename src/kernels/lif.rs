@@ -117,18 +117,34 @@ kernel! {
 /// shader's override constants (see [`Specialised`] for why), compiled on first use.
 pub struct LifBackward;
 
+/// The longest T the time-looped kernels get as a pipeline constant (`STEPS`: the fused tails,
+/// `shaders/common/neuron_tail.wgsl`, and the LIF backward passes): a time loop of constant
+/// length, which lavapipe unrolls (1.2-1.4x); longer runs keep the uniform bound. One pipeline
+/// per T used.
+pub const MAX_UNROLLED_STEPS: usize = 16;
+
+/// The `STEPS` override for `timesteps`: T where at most [`MAX_UNROLLED_STEPS`], else 0 (the
+/// uniform bound).
+pub fn unrolled_steps(timesteps: usize) -> u32 {
+    if timesteps <= MAX_UNROLLED_STEPS {
+        timesteps as u32
+    } else {
+        0
+    }
+}
+
 impl LifBackward {
     pub const NAME: &'static str = "lif_backward";
     pub const SOURCE: crate::gpu::KernelSource = kernel_source!("lif_backward", LifParams);
     const SPECIALISED: Specialised = Specialised::new(
         Self::SOURCE,
-        &["SOFT_RESET", "DETACH_RESET", "BROADCAST_INPUT"],
+        &["SOFT_RESET", "DETACH_RESET", "BROADCAST_INPUT", "STEPS"],
     );
 
     /// Compiles (or fetches from the cache) the pipeline of the default mode (hard reset, no
     /// detach, per-timestep input), so a broken shader fails here; the others on first use.
     pub fn new(ctx: &crate::gpu::GpuContext) -> Result<Self, GpuError> {
-        Self::SPECIALISED.pipeline(ctx, &[0, 0, 0])?;
+        Self::SPECIALISED.pipeline(ctx, &[0, 0, 0, 0])?;
         Ok(Self)
     }
 
@@ -156,6 +172,7 @@ impl LifBackward {
                 params.soft_reset.min(1),
                 params.detach_reset.min(1),
                 params.broadcast_input.min(1),
+                unrolled_steps(params.timesteps as usize),
             ],
         )?;
         ctx.dispatch(
