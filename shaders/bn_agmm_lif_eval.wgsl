@@ -28,7 +28,8 @@
 //   RESIDUAL = 1: X[t] <- X[t] + residual[t]
 //   LIF (hard / soft reset, as lif_forward): h[t] from u[t-1], s[t-1] and X[t]; s[t] = h >= v_th
 //
-// The gate, the shortcut, the broadcast frame and the reset rule are override constants (one
+// The gate, the shortcut, the broadcast frame, the reset rule and T (STEPS, where at most 16:
+// common/neuron_tail.wgsl) are override constants (one
 // pipeline per combination, `crate::gpu::Specialised`): lavapipe leaks host memory per dispatch
 // of shaders with several modes behind uniform branches.
 

@@ -25,7 +25,8 @@
 // channel's BN values are loaded once per run (per-invocation loads are what costs on
 // lavapipe, which gets run = 16; GPUs get 1, neighbouring invocations on adjacent neurons).
 //
-// The gate, the shortcut, the broadcast frame and the reset rule are override constants, as in
+// The gate, the shortcut, the broadcast frame, the reset rule and T (STEPS) are override
+// constants, as in
 // bn_agmm_lif_eval (one pipeline per combination, `crate::gpu::Specialised`).
 
 //!include common/flat_index.wgsl
@@ -38,13 +39,13 @@
 // neurons of the run and between timesteps, and its channel's bit.
 var<private> first_word: u32;
 var<private> words: u32;
-var<private> step: u32;
+var<private> t_stride: u32;
 var<private> bit: u32;
 
 fn tail_step(j: u32, t: u32, i: u32, cur: f32, state: ptr<function, NeuronState>) -> f32 {
     neuron_step(state, t, i, cur);
     if ((*state).s > 0.0) {
-        atomicOr(&packed[first_word + j * words + t * step], bit);
+        atomicOr(&packed[first_word + j * words + t * t_stride], bit);
     }
     return (*state).s;
 }
@@ -60,7 +61,7 @@ fn tail_step(j: u32, t: u32, i: u32, cur: f32, state: ptr<function, NeuronState>
     let batch = params.elements / per_sample;
     words = (params.channels + 31u) / 32u;
     // Each timestep is batch * H * W * words words further on.
-    step = batch * params.spatial * words;
+    t_stride = batch * params.spatial * words;
     bit = 1u << (c % 32u);
     // The run lies in one (sample, channel) plane, so its neurons' words at t = 0 are `words`
     // apart from the first one's: two divisions per invocation, none per neuron (a vector

@@ -17,8 +17,9 @@
 //         gh'   = gs[t] * sg(h[t]) + lambda * gh
 //   dL/dI[t] = gh'
 //
-// The reset rule, detach_reset and broadcast_input come in as override constants (one pipeline
-// per combination, `crate::gpu::Specialised`), not from the uniform's fields of the same names:
+// The reset rule, detach_reset, broadcast_input and T (STEPS, below) come in as override
+// constants (one pipeline per combination, `crate::gpu::Specialised`), not from the uniform's
+// fields of the same names:
 // lavapipe leaked host memory on every dispatch while all modes' code sat behind uniform branches.
 
 //!include common/flat_index.wgsl

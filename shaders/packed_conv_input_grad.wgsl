@@ -158,7 +158,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var d6 = vec4<f32>(0.0);
     var d7 = vec4<f32>(0.0);
     if (params.resume == 1u) {
-        // Pixels past the row's end keep 0 (computed, never stored).
+        // Pixels past the row's end load pixel ix's sums instead (computed on, never stored).
         let pa = at;
         let pb = select(at, at + s, e1);
         let pc = select(at, at + 2u * s, e2);

@@ -74,7 +74,8 @@ fn specs() -> Vec<BnAgmmLifSpec> {
                 for (s, [batch, channels, spatial]) in shapes.into_iter().enumerate() {
                     // 20: past MAX_UNROLLED_STEPS, the tails' flat (neuron, t) loop.
                     let timesteps = [1, 4, 7, 20][(g + s) % 4];
-                    let lif = if (g + s) % 2 == 0 {
+                    // The reset rule by case count, so that every T meets both rules.
+                    let lif = if (out.len() / 4) % 2 == 0 {
                         LifConfig::default()
                     } else {
                         soft

@@ -271,6 +271,11 @@ fn packed_conv_input_grad_split_over_uniform_copies_matches_cpu_reference() {
         (ConvShape::new(1, 33, 2048, 3, 3, 3, 1, 1), 4),
         // 6,000 channels x 3 taps > 16,384: channel ranges per row; stride 2 (general form).
         (ConvShape::new(1, 20, 6000, 4, 3, 3, 2, 1), 6),
+        // 7 words, two per dispatch: copies per tap of runs of two words, words 1 of 2 read.
+        (ConvShape::new(1, 200, 700, 3, 3, 3, 1, 1), 4),
+        // 5,461 channels: 3 x 5,461 fits 16,384, 3 x 5,472 (padded) does not: one range of
+        // all channels per row, copied unpadded.
+        (ConvShape::new(1, 20, 5461, 3, 3, 3, 1, 1), 3),
     ];
     for (shape, dispatches) in cases {
         let parts = PackedConvInputGrad::parts(&shape);
@@ -311,24 +316,26 @@ fn packed_conv_input_grad_parts_cover_every_sum_once_in_order() {
         ConvShape::new(1, 70, 2048, 3, 3, 3, 1, 1),
         ConvShape::new(1, 40, 16_384, 2, 2, 3, 1, 1),
         ConvShape::new(1, 64, 9000, 2, 2, 1, 1, 0),
+        ConvShape::new(1, 20, 5461, 3, 3, 3, 1, 1),
+        ConvShape::new(1, 20, 3270, 3, 3, 5, 1, 2),
     ] {
         let words = shape.in_channels.div_ceil(32);
         let parts = PackedConvInputGrad::parts(&shape);
         for word in 0..words {
             let mine: Vec<_> = parts
                 .iter()
-                .filter(|p| (p.words.0..p.words.0 + p.words.1).contains(&word))
+                .filter(|p| (p.words.0..p.words.1).contains(&word))
                 .collect();
             let mut next = (0, 0); // (kh, co) the next part must start at
             for (i, p) in mine.iter().enumerate() {
-                // What the part copies fits the 64 KiB uniform.
-                let stride = if p.co == (0, shape.out_channels) {
-                    padded_out_channels(shape.out_channels)
-                } else {
-                    p.co.1 - p.co.0
-                };
-                let copied = (p.kh.1 - p.kh.0) * shape.kernel_w * p.words.1 * stride;
+                // What the part copies fits the 64 KiB uniform, and holds its channels.
+                let wc = p.words.1 - p.words.0;
+                let copied = (p.kh.1 - p.kh.0) * shape.kernel_w * wc * p.stride;
                 assert!(copied <= 16_384, "{shape:?} {p:?}: {copied} words");
+                assert!(p.stride >= p.co.1 - p.co.0, "{shape:?} {p:?}");
+                if p.stride != p.co.1 - p.co.0 {
+                    assert_eq!(p.stride, padded_out_channels(shape.out_channels));
+                }
                 assert_eq!(p.resume, i > 0, "{shape:?} {p:?}");
                 assert_eq!((p.kh.0, p.co.0), next, "{shape:?} {p:?}");
                 next = if p.co.1 == shape.out_channels {

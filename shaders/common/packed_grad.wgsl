@@ -14,7 +14,8 @@ struct PackedConvGradParams {
     stride: u32,
     padding: u32,
     words: u32,       // ceil(in_channels / 32)
-    invocations: u32, // weight grad: ceil(out_channels / 4) * words * kernel_h * kernel_w;
+    invocations: u32, // weight grad: ceil(out_channels / 4) * words * kernel_h * kernel_w, or
+                      // ceil(out_channels / 2) * words * kernel_h (SHARED: stride 1, kW 3);
                       // input grad: batch * height * pixel_slots(width, stride) (per word)
     out_pad: u32,     // out_channels rounded up to 16 (packed weights)
     kind: u32,        // 1 = weight grad, 2 = input grad (host-side check only)

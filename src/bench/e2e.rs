@@ -151,6 +151,10 @@ impl Batches<'_> {
 
 /// Runs the benchmark.
 pub fn run(ctx: &GpuContext, opts: &E2eOptions) -> Result<E2eReport, NetworkError> {
+    if opts.kernels {
+        // Refused now rather than after minutes of timing.
+        ctx.can_profile()?;
+    }
     let model = &opts.model;
     let spec = InputSpec::for_model(model, false);
     let train_data = bench_data(model, EmbeddedSplit::Train)?;

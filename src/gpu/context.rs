@@ -512,15 +512,22 @@ impl GpuContext {
         Ok(())
     }
 
+    /// Whether kernel profiles can be taken here: an error naming the adapter where the device
+    /// has no timestamp queries.
+    pub fn can_profile(&self) -> Result<(), GpuError> {
+        if self.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Ok(());
+        }
+        Err(GpuError::Device(format!(
+            "'{}' offers no timestamp queries: kernel times cannot be measured on it",
+            self.adapter_info.name
+        )))
+    }
+
     /// Opens a kernel profile: from now on every dispatch records its GPU time, until
     /// [`GpuContext::finish_profile`]. Refused where the device has no timestamp queries.
     pub fn start_profile(&self) -> Result<(), GpuError> {
-        if !self.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
-            return Err(GpuError::Device(format!(
-                "'{}' offers no timestamp queries: kernel times cannot be measured on it",
-                self.adapter_info.name
-            )));
-        }
+        self.can_profile()?;
         let mut profiler = self
             .profiler
             .lock()

@@ -106,8 +106,9 @@ const TAIL_OVERRIDES: [&str; 5] = ["GATE", "RESIDUAL", "BROADCAST", "SOFT_RESET"
 
 /// `bn_agmm_lif_eval`: conv output -> BN (running statistics) -> [AGMM gate] -> [+ shortcut]
 /// -> LIF spikes, in one pass writing only the spikes (eval without inspection). One pipeline
-/// per combination of gate, shortcut, broadcast frame and reset rule (override constants, see
-/// [`Specialised`] for why), compiled on first use.
+/// per combination of gate, shortcut, broadcast frame, reset rule and T up to
+/// [`super::lif::MAX_UNROLLED_STEPS`] (override constants, see [`Specialised`] for why),
+/// compiled on first use.
 pub struct BnAgmmLifEval;
 
 impl BnAgmmLifEval {
@@ -228,7 +229,8 @@ pub struct TrainTailOut<'a> {
 /// -> [+ shortcut] -> LIF in one pass, writing what the backward reads and counting the spikes
 /// (the training forward's chain `batchnorm_apply`, `agmm_forward`, `residual_add`,
 /// `lif_forward`, `moments_partial`). One pipeline per combination of gate, shortcut,
-/// broadcast frame and reset rule (override constants).
+/// broadcast frame, reset rule and T up to [`super::lif::MAX_UNROLLED_STEPS`] (override
+/// constants).
 pub struct BnAgmmLifTrain {
     /// Bound where an ungated unit writes no BN output and no `E` (never written): two
     /// buffers, so no two writable bindings of one dispatch share a buffer.

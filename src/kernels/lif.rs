@@ -113,8 +113,9 @@ kernel! {
 }
 
 /// `lif_backward`: membrane `[T, N]`, dL/ds `[T, N]` -> dL/dI `[T, N]` (or `[N]`, summed over t,
-/// with a broadcast input). One pipeline per (reset rule, detach_reset, broadcast_input), the
-/// shader's override constants (see [`Specialised`] for why), compiled on first use.
+/// with a broadcast input). One pipeline per (reset rule, detach_reset, broadcast_input, T up
+/// to [`MAX_UNROLLED_STEPS`]), the shader's override constants (see [`Specialised`] for why),
+/// compiled on first use.
 pub struct LifBackward;
 
 /// The longest T the time-looped kernels get as a pipeline constant (`STEPS`: the fused tails,

@@ -21,7 +21,8 @@ use crate::gpu::{GpuError, Workgroups};
 
 const WORKGROUP: u32 = 64;
 /// `packed_conv_weight_grad` has few, long invocations (one per four output channels, word and
-/// tap: 144 for a 32->64 3x3 conv); small workgroups spread them over the CPU's threads.
+/// tap: 144 for a 32->64 3x3 conv; 96 in the sliding-window form); small workgroups spread them
+/// over the CPU's threads.
 const WEIGHT_GRAD_WORKGROUP: u32 = 8;
 
 /// Mirrors `struct PackedConvGradParams` in `shaders/common/packed_grad.wgsl`.
@@ -41,7 +42,8 @@ pub struct PackedConvGradParams {
     pub padding: u32,
     /// `ceil(in_channels / 32)`.
     pub words: u32,
-    /// One per (four output channels, word, tap) in the weight gradient; one per (sample,
+    /// One per (four output channels, word, tap) in the weight gradient (per two output
+    /// channels, word and kernel row at stride 1 with three columns); one per (sample,
     /// input row, four pixels (x + k * stride)) and word in the input gradient (the words are
     /// the dispatch's y).
     pub invocations: u32,
@@ -207,7 +209,13 @@ impl PackedConvGradParams {
         for (what, len) in big {
             check_u32(kernel, what, len)?;
         }
-        if self.stride == 0 || self.invocations == 0 {
+        if self.stride == 0
+            || self.invocations == 0
+            || self.in_channels == 0
+            || self.out_channels == 0
+            || self.kernel_h == 0
+            || self.kernel_w == 0
+        {
             return Err(GpuError::shape(kernel, "zero stride or an empty weight"));
         }
         Ok(())
@@ -218,10 +226,7 @@ impl PackedConvGradParams {
 /// counts of spikes, `[N, H, W, planes, words]`), dL/d(output) `[N, C_out, OH, OW]` -> dL/dW
 /// `[C_out, C_in, kH, kW]` (written), the float im2col + GEMM weight gradient's sums without
 /// the columns.
-pub struct PackedConvWeightGrad {
-    /// SHARED = 0 (any shape) and 1 (stride 1, three columns).
-    pipelines: [std::sync::Arc<wgpu::ComputePipeline>; 2],
-}
+pub struct PackedConvWeightGrad;
 
 impl PackedConvWeightGrad {
     pub const NAME: &'static str = "packed_conv_weight_grad";
@@ -230,14 +235,11 @@ impl PackedConvWeightGrad {
     const SPECIALISED: crate::gpu::Specialised =
         crate::gpu::Specialised::new(Self::SOURCE, &["SHARED"]);
 
-    /// Compiles (or fetches from the cache) both pipelines.
+    /// Compiles (or fetches from the cache) the sliding-window pipeline, so a broken shader
+    /// fails here; the general one on first use (pipelines come from the context's cache).
     pub fn new(ctx: &crate::gpu::GpuContext) -> Result<Self, GpuError> {
-        Ok(Self {
-            pipelines: [
-                Self::SPECIALISED.pipeline(ctx, &[0])?,
-                Self::SPECIALISED.pipeline(ctx, &[1])?,
-            ],
-        })
+        Self::SPECIALISED.pipeline(ctx, &[1])?;
+        Ok(Self)
     }
 
     /// Whether `shape` takes the sliding-window form (stride 1, three kernel columns: one
@@ -258,7 +260,8 @@ impl PackedConvWeightGrad {
     }
 
     /// Records the weight gradient: one invocation per (4 output channels, 32 input channels,
-    /// tap); one dispatch per bit plane (one for spikes) and range of
+    /// tap), or per (2 output channels, 32 input channels, kernel row) in the sliding-window
+    /// form ([`Self::shared`]); one dispatch per bit plane (one for spikes) and range of
     /// [`Self::rows_per_dispatch`] rows, each continuing the previous one's sums in
     /// `grad_weight` (the same additions in the same order as one pass over planes, then rows).
     pub fn dispatch(
@@ -290,6 +293,7 @@ impl PackedConvWeightGrad {
         grad_output.expect_len(Self::NAME, "grad_output", shape.output_len())?;
         grad_weight.expect_len(Self::NAME, "grad_weight", shape.weight_len())?;
         let workgroups = Workgroups::for_items(params.invocations as u64, WEIGHT_GRAD_WORKGROUP);
+        let pipeline = Self::SPECIALISED.pipeline(ctx, &[Self::shared(&shape) as u32])?;
         let step = Self::rows_per_dispatch(&shape) as u32;
         let out_rows = shape.out_h() as u32;
         let per_sample = shape.output_len() / shape.batch.max(1);
@@ -311,7 +315,7 @@ impl PackedConvWeightGrad {
                     };
                     ctx.dispatch(
                         encoder,
-                        &self.pipelines[Self::shared(&shape) as usize],
+                        &pipeline,
                         Self::NAME,
                         bytemuck::bytes_of(&chunk),
                         &[packed.binding(), window.binding(), grad_weight.binding()],
@@ -330,11 +334,18 @@ impl PackedConvWeightGrad {
 const UNIFORM_WORDS: usize = 16_384;
 
 /// One dispatch of [`PackedConvInputGrad`]: which sums it makes (see the shader's header).
+/// Ranges are `(start, end)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InputGradPart {
+    /// Kernel rows.
     pub kh: (usize, usize),
+    /// Words of 32 input channels.
     pub words: (usize, usize),
+    /// Output channels.
     pub co: (usize, usize),
+    /// Words apart the signs of consecutive words lie in the copy: `C_out_pad` where the part
+    /// takes every output channel (runs of the packed layout), the range's length otherwise.
+    pub stride: usize,
     /// Whether it continues the sums an earlier part of the same words stored.
     pub resume: bool,
 }
@@ -345,8 +356,6 @@ pub struct InputGradPart {
 /// signs and gamma are read from uniform copies (64 KiB each) the dispatch records first;
 /// layers share them (each copy is recorded just before the dispatch that reads it).
 pub struct PackedConvInputGrad {
-    /// SHARED = 0 (any shape) and 1 (stride 1, three columns).
-    pipelines: [std::sync::Arc<wgpu::ComputePipeline>; 2],
     signs: wgpu::Buffer,
     gammas: wgpu::Buffer,
 }
@@ -358,8 +367,10 @@ impl PackedConvInputGrad {
     const SPECIALISED: crate::gpu::Specialised =
         crate::gpu::Specialised::new(Self::SOURCE, &["SHARED"]);
 
-    /// Compiles (or fetches from the cache) both pipelines and makes the uniform copies.
+    /// Compiles (or fetches from the cache) the six-gradient pipeline, so a broken shader fails
+    /// here (the general one on first use), and makes the uniform copies.
     pub fn new(ctx: &crate::gpu::GpuContext) -> Result<Self, GpuError> {
+        Self::SPECIALISED.pipeline(ctx, &[1])?;
         let uniform = |label| {
             ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -369,10 +380,6 @@ impl PackedConvInputGrad {
             })
         };
         Ok(Self {
-            pipelines: [
-                Self::SPECIALISED.pipeline(ctx, &[0])?,
-                Self::SPECIALISED.pipeline(ctx, &[1])?,
-            ],
             signs: uniform("packed_conv_input_grad signs (uniform)"),
             gammas: uniform("packed_conv_input_grad gamma (uniform)"),
         })
@@ -398,8 +405,9 @@ impl PackedConvInputGrad {
             for w in (0..words).step_by(step) {
                 parts.push(InputGradPart {
                     kh: (0, kh),
-                    words: (w, step.min(words - w)),
+                    words: (w, (w + step).min(words)),
                     co: (0, c_out),
+                    stride: out_pad,
                     resume: false,
                 });
             }
@@ -409,22 +417,27 @@ impl PackedConvInputGrad {
                 for r in (0..kh).step_by(rows) {
                     parts.push(InputGradPart {
                         kh: (r, (r + rows).min(kh)),
-                        words: (w, 1),
+                        words: (w, w + 1),
                         co: (0, c_out),
+                        stride: out_pad,
                         resume: r > 0,
                     });
                 }
             }
         } else {
-            // C_out * kW above 16,384: channel ranges of one row of one word.
+            // C_out_pad * kW above 16,384: channel ranges of one row of one word, each copied
+            // on its own (stride: the range's length; a range of all C_out channels too, as
+            // C_out_pad of them would not fit).
             let channels = UNIFORM_WORDS / kw;
             for w in 0..words {
                 for r in 0..kh {
                     for c in (0..c_out).step_by(channels) {
+                        let end = (c + channels).min(c_out);
                         parts.push(InputGradPart {
                             kh: (r, r + 1),
-                            words: (w, 1),
-                            co: (c, (c + channels).min(c_out)),
+                            words: (w, w + 1),
+                            co: (c, end),
+                            stride: end - c,
                             resume: r > 0 || c > 0,
                         });
                     }
@@ -478,20 +491,19 @@ impl PackedConvInputGrad {
             shape.kernel_w as u64,
         );
         let [x, z, _] = Workgroups::for_items(params.invocations as u64, WORKGROUP).counts()?;
-        let pipeline = &self.pipelines[Self::shared(&shape) as usize];
+        let pipeline = Self::SPECIALISED.pipeline(ctx, &[Self::shared(&shape) as u32])?;
         let g = gamma.binding();
         encoder.copy_buffer_to_buffer(g.buffer, g.offset, &self.gammas, 0, g.size);
         let w = weights.binding();
         for part in Self::parts(&shape) {
-            let (w0, wc) = (part.words.0 as u64, part.words.1 as u64);
+            let (w0, wc) = (part.words.0 as u64, (part.words.1 - part.words.0) as u64);
             let (c0, c1) = (part.co.0 as u64, part.co.1 as u64);
-            let full = c0 == 0 && c1 == shape.out_channels as u64;
-            let stride = if full { out_pad } else { c1 - c0 };
+            let stride = part.stride as u64;
             // Runs of `wc * stride` words per (kh, kw), from pack_weights' [kH, kW, words,
             // C_out_pad]; the whole buffer at once where that is what the part reads.
             let run = wc * stride;
             let rows = (part.kh.1 - part.kh.0) as u64;
-            if full && wc == words {
+            if part.co == (0, shape.out_channels) && stride == out_pad && wc == words {
                 let first = part.kh.0 as u64 * kw * words * out_pad;
                 encoder.copy_buffer_to_buffer(
                     w.buffer,
@@ -529,7 +541,7 @@ impl PackedConvInputGrad {
             };
             ctx.dispatch(
                 encoder,
-                pipeline,
+                &pipeline,
                 Self::NAME,
                 bytemuck::bytes_of(&chunk),
                 &[

@@ -51,7 +51,8 @@ pub struct Kernels {
     pub pack_weights: PackWeights,
     pub popcount: BinaryConvPopcount,
     pub packed_weight_grad: PackedConvWeightGrad,
-    pub packed_input_grad: PackedConvInputGrad,
+    /// Where the packed input gradient runs (`GpuContext::packed_backward`; not in the browser).
+    pub packed_input_grad: Option<PackedConvInputGrad>,
 }
 
 impl Kernels {
@@ -83,7 +84,11 @@ impl Kernels {
             pack_weights: PackWeights::new(ctx)?,
             popcount: BinaryConvPopcount::new(ctx)?,
             packed_weight_grad: PackedConvWeightGrad::new(ctx)?,
-            packed_input_grad: PackedConvInputGrad::new(ctx)?,
+            packed_input_grad: if ctx.packed_backward.input_grad {
+                Some(PackedConvInputGrad::new(ctx)?)
+            } else {
+                None
+            },
         })
     }
 }

@@ -1207,7 +1207,10 @@ impl ConvBn<'_> {
         let Some(g_in) = g_input else {
             return Ok(());
         };
-        let packed_weights = self.packed_weights.filter(|_| packed.input_grad);
+        let packed_weights = self
+            .packed_weights
+            .filter(|_| packed.input_grad)
+            .zip(rec.k.packed_input_grad.as_ref());
         for r in ranges.iter() {
             let part = ConvShape {
                 batch: r.1,
@@ -1216,7 +1219,7 @@ impl ConvBn<'_> {
             let g_out = samples(g_conv_out, r, per_out)?;
             let g_in = samples(g_in, r, per_in)?;
             match packed_weights {
-                Some((signs, gamma)) => rec.k.packed_input_grad.dispatch(
+                Some(((signs, gamma), kernel)) => kernel.dispatch(
                     rec.ctx,
                     rec.enc,
                     &PackedConvGradParams::input_grad(&part),
