@@ -24,6 +24,7 @@
 
 //!include common/flat_index.wgsl
 //!include common/lif.wgsl
+//!include common/lif_grad.wgsl
 
 override SOFT_RESET: u32 = 0u;
 override DETACH_RESET: u32 = 0u;
@@ -44,27 +45,9 @@ struct Carry {
 
 // Step k of the reverse pass (t = steps - 1 - k) of neuron n.
 fn back_step(n: u32, k: u32, steps: u32, carry: ptr<function, Carry>) {
-    let g = params.surrogate_width;
-    let gh = (*carry).gh;
     let t = steps - 1u - k;
     let i = t * params.neurons + n;
-    let h = membrane[i];
-    let s = select(0.0, 1.0, h >= params.v_th);
-    var gs = grad_spikes[i];
-    var keep: f32;
-    if (SOFT_RESET == 1u) {
-        if (DETACH_RESET == 0u) {
-            gs -= params.decay * params.v_th * gh;
-        }
-        keep = params.decay * gh;
-    } else {
-        if (DETACH_RESET == 0u) {
-            gs -= params.decay * h * gh;
-        }
-        keep = params.decay * (1.0 - s) * gh;
-    }
-    let surrogate = max(0.0, g - abs(h - params.v_th)) / (g * g);
-    let gh_t = gs * surrogate + keep;
+    let gh_t = lif_grad(membrane[i], grad_spikes[i], (*carry).gh);
     (*carry).gh = gh_t;
     if (BROADCAST_INPUT == 1u) {
         (*carry).frame += gh_t;
