@@ -242,21 +242,13 @@ pub fn run(ctx: &GpuContext, opts: &E2eOptions) -> Result<E2eReport, NetworkErro
         })
         .collect();
     let mut layers = layer_times(ctx, &net, &ws, opts.steps.clamp(1, 5))?;
-    let mut train_runs = Vec::new();
-    for _ in 0..if opts.kernels {
-        opts.steps.clamp(1, 5)
-    } else {
-        0
-    } {
+    let train_kernels = profile_runs(ctx, profile_reps(opts), &mut |enc| {
         let host = batches.host();
         net.upload(ctx, &ws, &host.input, &host.labels)?;
-        train_runs.push(profiled(ctx, &mut |enc| {
-            net.record_forward(ctx, enc, &ws, Pass::Train)?;
-            net.record_backward(ctx, enc, &ws)?;
-            net.record_optimizer(ctx, enc, &optimizer, lr)
-        })?);
-    }
-    let train_kernels = median_profile(train_runs);
+        net.record_forward(ctx, enc, &ws, Pass::Train)?;
+        net.record_backward(ctx, enc, &ws)?;
+        net.record_optimizer(ctx, enc, &optimizer, lr)
+    })?;
     let peak_train_bytes = memory::peak_bytes().saturating_sub(base);
     drop(ws);
 
@@ -302,19 +294,11 @@ pub fn run(ctx: &GpuContext, opts: &E2eOptions) -> Result<E2eReport, NetworkErro
     let unpacked = median(unpacked_ms);
     net.set_packed_spikes(true);
     infer_layer_times(ctx, &net, &ws, opts.steps.clamp(1, 5), &mut layers)?;
-    let mut infer_runs = Vec::new();
-    for _ in 0..if opts.kernels {
-        opts.steps.clamp(1, 5)
-    } else {
-        0
-    } {
+    let infer_kernels = profile_runs(ctx, profile_reps(opts), &mut |enc| {
         let host = batches.host();
         net.upload(ctx, &ws, &host.input, &host.labels)?;
-        infer_runs.push(profiled(ctx, &mut |enc| {
-            net.record_forward(ctx, enc, &ws, Pass::Eval)
-        })?);
-    }
-    let infer_kernels = median_profile(infer_runs);
+        net.record_forward(ctx, enc, &ws, Pass::Eval)
+    })?;
     Ok(E2eReport {
         tool: "bitspike",
         adapter: ctx.describe(),
@@ -354,6 +338,29 @@ pub fn run(ctx: &GpuContext, opts: &E2eOptions) -> Result<E2eReport, NetworkErro
         train_kernels,
         infer_kernels,
     })
+}
+
+/// Profiled runs per kind of work: up to 5 with `--kernels`, none without.
+fn profile_reps(opts: &E2eOptions) -> usize {
+    if opts.kernels {
+        opts.steps.clamp(1, 5)
+    } else {
+        0
+    }
+}
+
+/// Each kernel's median GPU time over `runs` profiled submissions of what `record` records
+/// (it may upload first: uploads are not dispatches).
+fn profile_runs(
+    ctx: &GpuContext,
+    runs: usize,
+    record: &mut dyn FnMut(&mut wgpu::CommandEncoder) -> Result<(), NetworkError>,
+) -> Result<Vec<KernelTime>, NetworkError> {
+    let mut all = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        all.push(profiled(ctx, record)?);
+    }
+    Ok(median_profile(all))
 }
 
 /// Each kernel's median time over `runs` (profiles of the same work; a kernel missing from a
