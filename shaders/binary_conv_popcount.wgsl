@@ -89,18 +89,7 @@ fn store16(co: u32, out_base: u32, c0: vec4<u32>, c1: vec4<u32>, c2: vec4<u32>, 
     store4(co + 12u, out_base, plane, c3, ones);
 }
 
-//!include common/conv_pixel.wgsl
-
-// The spike word of tap (kh, kw), word wd (of plane wd / words) of pixel `px`, or 0 where the
-// tap is padding.
-fn spike_word(px: Pixel, kh: u32, kw: u32, wd: u32) -> u32 {
-    let iy = px.y0 + i32(kh);
-    let ix = px.x0 + i32(kw);
-    if (iy < 0 || iy >= i32(params.height) || ix < 0 || ix >= i32(params.width)) {
-        return 0u;
-    }
-    return spikes[((px.n * params.height + u32(iy)) * params.width + u32(ix)) * PLANES * params.words + wd];
-}
+//!include common/popcount_block.wgsl
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -116,103 +105,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let px2 = pixel(select(p, p + 2u, p + 2u < params.pixels));
     let px3 = pixel(select(p, p + 3u, p + 3u < params.pixels));
 
-    let words = params.words;
     let co0 = wid.y * 16u;
-    // vec4 index of this block's first 4 channels at (tap, word) = 0; each further
-    // (tap, word) step moves out_pad / 4 vec4s.
-    let block = co0 / 4u;
-    let step = params.out_pad / 4u;
-
-    // Counts: acc* for pixel p, bcc* for p + 1, ccc* for p + 2, dcc* for p + 3 (4 channels per
-    // vec4), ones* the pixels' own spike counts. With PIXELS = 1 the last three are never used
-    // (the constant branches below compile away).
-    var acc0 = vec4<u32>(0u);
-    var acc1 = vec4<u32>(0u);
-    var acc2 = vec4<u32>(0u);
-    var acc3 = vec4<u32>(0u);
-    var bcc0 = vec4<u32>(0u);
-    var bcc1 = vec4<u32>(0u);
-    var bcc2 = vec4<u32>(0u);
-    var bcc3 = vec4<u32>(0u);
-    var ccc0 = vec4<u32>(0u);
-    var ccc1 = vec4<u32>(0u);
-    var ccc2 = vec4<u32>(0u);
-    var ccc3 = vec4<u32>(0u);
-    var dcc0 = vec4<u32>(0u);
-    var dcc1 = vec4<u32>(0u);
-    var dcc2 = vec4<u32>(0u);
-    var dcc3 = vec4<u32>(0u);
-    var ones0 = 0u;
-    var ones1 = 0u;
-    var ones2 = 0u;
-    var ones3 = 0u;
-    for (var kh = 0u; kh < params.kernel_h; kh++) {
-        for (var kw = 0u; kw < params.kernel_w; kw++) {
-            let tap = (kh * params.kernel_w + kw) * words;
-            for (var wd = 0u; wd < words * PLANES; wd++) {
-                // wd runs over the planes' words: weight word wq of plane sh.
-                var wq = wd;
-                var sh = 0u;
-                if (PLANES > 1u) {
-                    sh = wd / words;
-                    wq = wd - sh * words;
-                }
-                let s0 = spike_word(px0, kh, kw, wd);
-                var s1 = 0u;
-                var s2 = 0u;
-                var s3 = 0u;
-                if (PIXELS == 4u) {
-                    s1 = spike_word(px1, kh, kw, wd);
-                    s2 = spike_word(px2, kh, kw, wd);
-                    s3 = spike_word(px3, kh, kw, wd);
-                }
-                if ((s0 | s1 | s2 | s3) == 0u) {
-                    continue;
-                }
-                ones0 += countOneBits(s0) << sh;
-                let v0 = vec4<u32>(s0);
-                let o = (tap + wq) * step + block;
-                let w0 = weights[o];
-                let w1 = weights[o + 1u];
-                let w2 = weights[o + 2u];
-                let w3 = weights[o + 3u];
-                acc0 += countOneBits(v0 & w0) << vec4<u32>(sh);
-                acc1 += countOneBits(v0 & w1) << vec4<u32>(sh);
-                acc2 += countOneBits(v0 & w2) << vec4<u32>(sh);
-                acc3 += countOneBits(v0 & w3) << vec4<u32>(sh);
-                if (PIXELS == 4u) {
-                    ones1 += countOneBits(s1) << sh;
-                    ones2 += countOneBits(s2) << sh;
-                    ones3 += countOneBits(s3) << sh;
-                    let v1 = vec4<u32>(s1);
-                    let v2 = vec4<u32>(s2);
-                    let v3 = vec4<u32>(s3);
-                    bcc0 += countOneBits(v1 & w0) << vec4<u32>(sh);
-                    bcc1 += countOneBits(v1 & w1) << vec4<u32>(sh);
-                    bcc2 += countOneBits(v1 & w2) << vec4<u32>(sh);
-                    bcc3 += countOneBits(v1 & w3) << vec4<u32>(sh);
-                    ccc0 += countOneBits(v2 & w0) << vec4<u32>(sh);
-                    ccc1 += countOneBits(v2 & w1) << vec4<u32>(sh);
-                    ccc2 += countOneBits(v2 & w2) << vec4<u32>(sh);
-                    ccc3 += countOneBits(v2 & w3) << vec4<u32>(sh);
-                    dcc0 += countOneBits(v3 & w0) << vec4<u32>(sh);
-                    dcc1 += countOneBits(v3 & w1) << vec4<u32>(sh);
-                    dcc2 += countOneBits(v3 & w2) << vec4<u32>(sh);
-                    dcc3 += countOneBits(v3 & w3) << vec4<u32>(sh);
-                }
-            }
-        }
-    }
-    store16(co0, px0.out_base, acc0, acc1, acc2, acc3, ones0);
+    let r = popcount_block(px0, px1, px2, px3, co0);
+    store16(co0, px0.out_base, r.a0, r.a1, r.a2, r.a3, r.ones.x);
     if (PIXELS == 4u) {
         if (p + 1u < params.pixels) {
-            store16(co0, px1.out_base, bcc0, bcc1, bcc2, bcc3, ones1);
+            store16(co0, px1.out_base, r.b0, r.b1, r.b2, r.b3, r.ones.y);
         }
         if (p + 2u < params.pixels) {
-            store16(co0, px2.out_base, ccc0, ccc1, ccc2, ccc3, ones2);
+            store16(co0, px2.out_base, r.c0, r.c1, r.c2, r.c3, r.ones.z);
         }
         if (p + 3u < params.pixels) {
-            store16(co0, px3.out_base, dcc0, dcc1, dcc2, dcc3, ones3);
+            store16(co0, px3.out_base, r.d0, r.d1, r.d2, r.d3, r.ones.w);
         }
     }
 }

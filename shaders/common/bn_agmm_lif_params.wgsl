@@ -21,10 +21,8 @@ struct BnAgmmLifParams {
 
 @group(0) @binding(0) var<uniform> params: BnAgmmLifParams;
 
-override GATE: u32 = 0u;
-override RESIDUAL: u32 = 0u;
+// GATE, RESIDUAL and SOFT_RESET: common/neuron_step.wgsl.
 override BROADCAST: u32 = 0u;
-override SOFT_RESET: u32 = 0u;
 
 // The neurons of invocation `g`: a run of one (sample, channel) plane (plane_run.wgsl).
 fn neuron_run(g: u32) -> PlaneRun {

@@ -13,42 +13,9 @@
 // reset at t = 0 (a nested loop of *uniform* length made lavapipe 22.3 leak host memory on
 // every dispatch, and was slower).
 
+//!include common/neuron_step.wgsl
+
 override STEPS: u32 = 0u;
-
-// What a neuron carries from t to t + 1: the AGMM gate's running mean E, the membrane u after
-// the charge and the spike s.
-struct NeuronState {
-    run: f32,
-    u: f32,
-    s: f32,
-}
-
-// One timestep of a neuron on its BN output `cur` at flat index i: the gate (GATE = 1: E[t] =
-// (1 - alpha[t]) E[t-1] + alpha[t] X[t], X[t] / (1 + exp(-E[t]))), the shortcut (RESIDUAL =
-// 1: + residual[i]) and the LIF (hard or soft reset). Updates the state; returns h[t].
-fn neuron_step(state: ptr<function, NeuronState>, t: u32, i: u32, cur_in: f32) -> f32 {
-    var cur = cur_in;
-    if (GATE == 1u) {
-        var a = 1.0 / f32(t + 1u);
-        if (params.alpha_const > 0.0) {
-            a = params.alpha_const;
-        }
-        (*state).run = (1.0 - a) * (*state).run + a * cur;
-        cur = cur / (1.0 + exp(-(*state).run));
-    }
-    if (RESIDUAL == 1u) {
-        cur = cur + residual[i];
-    }
-    var h: f32;
-    if (SOFT_RESET == 1u) {
-        h = params.decay * ((*state).u - params.v_th * (*state).s) + cur;
-    } else {
-        h = params.decay * (*state).u * (1.0 - (*state).s) + cur;
-    }
-    (*state).s = select(0.0, 1.0, h >= params.v_th);
-    (*state).u = h;
-    return h;
-}
 
 // Runs tail_step for every neuron of the run and every timestep, BN applied with
 // (x - m) * k + b (a broadcast frame, BROADCAST = 1, normalised once per neuron); returns the

@@ -3,7 +3,7 @@
 
 use crate::kernels::fused::BnAgmmLifSpec;
 use crate::kernels::lif::ResetMode;
-use crate::kernels::popcount::PackSpikesParams;
+use crate::kernels::popcount::{PackSpikesParams, PopcountConvParams};
 
 /// The BN running statistics and affine parameters, `[C]` each.
 pub struct BnEval<'a> {
@@ -168,4 +168,36 @@ pub fn lif_agmm_backward(
     };
     super::lif::lif_backward(&params.lif, membrane, grad_spikes, pre);
     super::agmm::agmm_backward(&params.agmm, x, e, pre, grad_x);
+}
+
+/// Mirror of `shaders/binary_conv_lif_eval.wgsl`: [`super::popcount::binary_conv_popcount`]
+/// over the `T * B` images of `conv` (`spikes`, `weights`: packed), then [`bn_agmm_lif_eval`].
+#[allow(clippy::too_many_arguments)]
+pub fn binary_conv_lif_eval(
+    conv: &PopcountConvParams,
+    spec: &BnAgmmLifSpec,
+    (spikes, weights, gamma): (&[u32], &[u32], &[f32]),
+    bn: &BnEval,
+    residual: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let mut x = vec![0.0; conv.output_len()];
+    super::popcount::binary_conv_popcount(conv, spikes, weights, gamma, &mut x);
+    bn_agmm_lif_eval(spec, &x, bn, residual, out);
+}
+
+/// Mirror of `shaders/binary_conv_lif_eval_packed.wgsl`: [`binary_conv_lif_eval`]'s spikes
+/// packed as [`bn_agmm_lif_eval_packed`] packs them.
+pub fn binary_conv_lif_eval_packed(
+    conv: &PopcountConvParams,
+    spec: &BnAgmmLifSpec,
+    operands: (&[u32], &[u32], &[f32]),
+    bn: &BnEval,
+    residual: Option<&[f32]>,
+    packed: &mut [u32],
+) {
+    let mut spikes = vec![0.0; spec.timesteps * spec.elements()];
+    binary_conv_lif_eval(conv, spec, operands, bn, residual, &mut spikes);
+    let params = PackSpikesParams::new(spec.timesteps * spec.batch, spec.channels, spec.spatial, 1);
+    super::popcount::pack_spikes(&params, &spikes, packed);
 }

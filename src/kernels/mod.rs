@@ -142,6 +142,7 @@ pub mod optim;
 pub mod packed_grad;
 pub mod pool;
 pub mod popcount;
+pub mod popcount_lif;
 pub mod stats;
 
 /// Every kernel the library compiles, in `shaders/` file order.
@@ -162,6 +163,8 @@ pub const KERNELS: &[KernelSource] = &[
     linear::BiasGrad::SOURCE,
     binarize::BinarizeBackward::SOURCE,
     binarize::BinarizeForward::SOURCE,
+    popcount_lif::BinaryConvLif::SOURCE,
+    popcount_lif::BinaryConvLif::SOURCE_PACKED,
     popcount::BinaryConvPopcount::SOURCE,
     fused::BnAgmmLifEval::SOURCE,
     fused::BnAgmmLifEvalPacked::SOURCE,

@@ -404,7 +404,7 @@ impl PopcountConvParams {
         self.pixels as usize * self.out_channels as usize
     }
 
-    fn check(&self, kernel: &'static str) -> Result<(), GpuError> {
+    pub(crate) fn check(&self, kernel: &'static str) -> Result<(), GpuError> {
         let shape = self.shape();
         shape.validate(kernel)?;
         let area = SpikeArea::new(self.area as usize).ok_or_else(|| {

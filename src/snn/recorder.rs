@@ -17,6 +17,7 @@ use crate::kernels::loss::CrossEntropy;
 use crate::kernels::optim::{AdamStep, SgdStep};
 use crate::kernels::packed_grad::{PackedConvInputGrad, PackedConvWeightGrad};
 use crate::kernels::popcount::{BinaryConvPopcount, PackSpikes, PackWeights};
+use crate::kernels::popcount_lif::BinaryConvLif;
 use crate::kernels::stats::Moments;
 
 use super::metrics::Summaries;
@@ -50,6 +51,8 @@ pub struct Kernels {
     pub pack_spikes: PackSpikes,
     pub pack_weights: PackWeights,
     pub popcount: BinaryConvPopcount,
+    /// Eval without inspection of a popcount conv unit: the conv and its tail in one pass.
+    pub popcount_lif: BinaryConvLif,
     pub packed_weight_grad: PackedConvWeightGrad,
     /// Where the packed input gradient runs (`GpuContext::packed_backward`; not in the browser).
     pub packed_input_grad: Option<PackedConvInputGrad>,
@@ -83,6 +86,7 @@ impl Kernels {
             pack_spikes: PackSpikes::new(ctx)?,
             pack_weights: PackWeights::new(ctx)?,
             popcount: BinaryConvPopcount::new(ctx)?,
+            popcount_lif: BinaryConvLif::new(ctx)?,
             packed_weight_grad: PackedConvWeightGrad::new(ctx)?,
             packed_input_grad: if ctx.packed_backward.input_grad {
                 Some(PackedConvInputGrad::new(ctx)?)

@@ -18,6 +18,7 @@ use crate::kernels::pool::{AvgPool2d, PoolWindow};
 use crate::kernels::popcount::{
     PackSpikesParams, PackWeightsParams, PopcountConvParams, SpikeArea,
 };
+use crate::kernels::popcount_lif::{BinaryConvLif, SpikesOut};
 use crate::model::Shortcut;
 
 use crate::rng::SeededRng;
@@ -402,6 +403,11 @@ impl ConvUnit {
             ws.packed_input.as_ref(),
             io.packed_input,
         )?;
+        if let (false, false, Some(p)) = (train, io.inspect, &popcount) {
+            if self.record_conv_eval(rec, ws, scratch, p, io)? {
+                return Ok(());
+            }
+        }
         conv_forward(
             rec,
             scratch,
@@ -588,6 +594,57 @@ impl ConvUnit {
         let residual = self.shortcut_forward(rec, ws, scratch, io)?;
         let spec = self.fused_spec(rec, io.timesteps, io.batch, residual.is_some(), false);
         self.record_fused_eval(rec, scratch, &spec, &ws.conv_out, residual, io)
+    }
+
+    /// Eval without inspection of a popcount conv: the conv, BN, AGMM, the shortcut and the LIF
+    /// in one pass from the packed input to the spikes (`binary_conv_lif_eval[_packed]`), the
+    /// conv output never written. Returns false, having recorded nothing, where the pass does
+    /// not take the shapes or a tensor is larger than one binding (the caller records the conv,
+    /// then the fused tail).
+    fn record_conv_eval(
+        &self,
+        rec: &mut Recorder,
+        ws: &ConvWs,
+        scratch: &Scratch,
+        p: &Popcount,
+        io: Forward,
+    ) -> Result<bool, GpuError> {
+        let shortcut = self.shortcut != Shortcut::None;
+        let spec = self.fused_spec(rec, io.timesteps, io.batch, shortcut, false);
+        let conv = PopcountConvParams::new(&ws.shape).with_area(p.area);
+        let n = ws.shape.batch.max(1);
+        let per_out = (self.elements(1) * 4) as u64;
+        let per_packed = (p.spikes.len() / n * 4) as u64;
+        let per_in = (io.input.len() / n * 4) as u64;
+        let whole = SampleRanges::new(rec.ctx, "conv", n, &[per_in, per_out, per_packed])?.whole();
+        if !whole || !BinaryConvLif::takes(&conv, &spec) {
+            return Ok(false);
+        }
+        if !p.prepacked {
+            rec.k.pack_spikes.dispatch(
+                rec.ctx,
+                rec.enc,
+                &PackSpikesParams::for_conv(&ws.shape).with_area(p.area),
+                io.input,
+                p.spikes,
+            )?;
+        }
+        let residual = self.shortcut_forward(rec, ws, scratch, io)?;
+        let out = match io.packed_output {
+            Some(packed) => SpikesOut::Packed(packed),
+            None => SpikesOut::Floats(io.output),
+        };
+        rec.k.popcount_lif.dispatch(
+            rec.ctx,
+            rec.enc,
+            &conv,
+            &spec,
+            (p.spikes, p.weights, p.gamma),
+            &self.bn.state(),
+            residual,
+            out,
+        )?;
+        Ok(true)
     }
 
     /// The fused eval pass, its spikes written as floats or, for a next layer that reads them

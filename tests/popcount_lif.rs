@@ -1,0 +1,295 @@
+//! `binary_conv_lif_eval` and `binary_conv_lif_eval_packed` (the popcount conv and the eval
+//! tail in one pass, docs/method.md §3-§5) against the composed CPU mirrors and against the GPU
+//! pair they replace (`binary_conv_popcount` then `bn_agmm_lif_eval`), spikes exact: awkward
+//! channel counts (16-channel blocks, 32-bit words), strides, T in and across chunks of four,
+//! averaged inputs, every gate, shortcut and reset rule; and the refusals.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use bitspike::cpu;
+use bitspike::cpu::fused::BnEval;
+use bitspike::gpu::{GpuBuffer, GpuContext};
+use bitspike::kernels::agmm::{AgmmAlpha, AgmmConfig, AgmmMode};
+use bitspike::kernels::batchnorm::BatchNormState;
+use bitspike::kernels::conv::ConvShape;
+use bitspike::kernels::fused::{BnAgmmLifEval, BnAgmmLifSpec};
+use bitspike::kernels::lif::{LifConfig, ResetMode};
+use bitspike::kernels::popcount::{
+    BinaryConvPopcount, PackSpikesParams, PackWeightsParams, PopcountConvParams, SpikeArea,
+};
+use bitspike::kernels::popcount_lif::{BinaryConvLif, SpikesOut};
+use common::*;
+
+/// One case on the host: the conv over `T * B` images, the tail, and the packed operands.
+struct Case {
+    conv: PopcountConvParams,
+    spec: BnAgmmLifSpec,
+    spikes: Vec<u32>,
+    weights: Vec<u32>,
+    gamma: Vec<f32>,
+    bn: [Vec<f32>; 4],
+    residual: Option<Vec<f32>>,
+}
+
+impl Case {
+    fn bn(&self) -> BnEval<'_> {
+        BnEval {
+            running_mean: &self.bn[0],
+            running_var: &self.bn[1],
+            weight: &self.bn[2],
+            bias: &self.bn[3],
+        }
+    }
+}
+
+/// (C_in, C_out, H, W, k, stride, pad, B): C_out below, at and past 16- and 32-channel edges.
+const SHAPES: [(usize, usize, usize, usize, usize, usize, usize, usize); 6] = [
+    (33, 17, 5, 6, 3, 1, 1, 2),
+    (31, 5, 7, 7, 3, 2, 1, 1),
+    (64, 40, 4, 4, 1, 1, 0, 3),
+    (1, 1, 1, 1, 1, 1, 0, 1),
+    (32, 64, 9, 9, 3, 1, 1, 1),
+    (65, 33, 3, 5, 3, 1, 0, 2),
+];
+
+const TIMESTEPS: [usize; 6] = [4, 1, 3, 5, 9, 16];
+
+fn gates() -> [Option<AgmmConfig>; 4] {
+    [
+        Some(AgmmConfig::default()),
+        None,
+        Some(AgmmConfig {
+            mode: AgmmMode::Detached,
+            alpha: AgmmAlpha::Constant(0.3),
+        }),
+        Some(AgmmConfig {
+            mode: AgmmMode::Off,
+            alpha: AgmmAlpha::RunningMean,
+        }),
+    ]
+}
+
+fn case(i: usize, area: SpikeArea) -> Case {
+    let (ci, co, h, w, k, stride, pad, batch) = SHAPES[i % SHAPES.len()];
+    let t = TIMESTEPS[i % TIMESTEPS.len()];
+    let shape = ConvShape::new(t * batch, ci, co, h, w, k, stride, pad);
+    let conv = PopcountConvParams::new(&shape).with_area(area);
+    let mut r = rng(90 + i as u64);
+    let lif = LifConfig {
+        reset: if i % 2 == 1 {
+            ResetMode::Soft
+        } else {
+            ResetMode::Hard
+        },
+        ..LifConfig::default()
+    };
+    let spec = BnAgmmLifSpec {
+        timesteps: t,
+        batch,
+        channels: co,
+        spatial: shape.out_h() * shape.out_w(),
+        eps: 1e-5,
+        agmm: gates()[i % 4],
+        residual: i % 3 == 1,
+        broadcast: false,
+        lif,
+    };
+    let sp = PackSpikesParams::for_conv(&shape).with_area(area);
+    let x: Vec<f32> = spikes(&mut r, sp.spikes_len() * area.get() as usize, 0.3)
+        .chunks(area.get() as usize)
+        .map(|window| window.iter().sum::<f32>() / area.get() as f32)
+        .collect();
+    let mut packed_spikes = vec![0; sp.packed_len()];
+    cpu::popcount::pack_spikes(&sp, &x, &mut packed_spikes);
+    let wp = PackWeightsParams::for_conv(&shape);
+    let latent = uniform(&mut r, wp.weights_len(), -1.0, 1.0);
+    let mut weights = vec![0; wp.total_words as usize];
+    cpu::popcount::pack_weights(&wp, &latent, &mut weights);
+    // BN statistics on the conv's scale (gamma * counts of up to C_in * k * k), so that about
+    // a fifth of the neurons fire and many sit near the threshold.
+    let fan = (ci * k * k) as f32;
+    let total = t * spec.elements();
+    Case {
+        conv,
+        spec,
+        spikes: packed_spikes,
+        weights,
+        gamma: uniform(&mut r, co, 0.05, 0.3),
+        bn: [
+            uniform(&mut r, co, -0.1 * fan.sqrt(), 0.1 * fan.sqrt()),
+            uniform(&mut r, co, 0.002 * fan, 0.03 * fan),
+            uniform(&mut r, co, 0.5, 1.5),
+            uniform(&mut r, co, -0.3, 0.6),
+        ],
+        residual: spec.residual.then(|| uniform(&mut r, total, -0.5, 1.0)),
+    }
+}
+
+struct OnGpu {
+    spikes: GpuBuffer<u32>,
+    weights: GpuBuffer<u32>,
+    gamma: GpuBuffer<f32>,
+    bn: [GpuBuffer<f32>; 4],
+    residual: Option<GpuBuffer<f32>>,
+}
+
+impl OnGpu {
+    fn new(ctx: &GpuContext, c: &Case) -> Self {
+        Self {
+            spikes: upload(ctx, &c.spikes),
+            weights: upload(ctx, &c.weights),
+            gamma: upload(ctx, &c.gamma),
+            bn: [0, 1, 2, 3].map(|i| upload(ctx, &c.bn[i])),
+            residual: c.residual.as_ref().map(|r| upload(ctx, r)),
+        }
+    }
+
+    fn state(&self) -> BatchNormState<'_> {
+        BatchNormState {
+            running_mean: &self.bn[0],
+            running_var: &self.bn[1],
+            weight: &self.bn[2],
+            bias: &self.bn[3],
+        }
+    }
+}
+
+/// The fused pass's float and packed spikes.
+fn fused(ctx: &GpuContext, kernel: &BinaryConvLif, c: &Case) -> (Vec<f32>, Vec<u32>) {
+    let g = OnGpu::new(ctx, c);
+    let total = c.spec.timesteps * c.spec.elements();
+    // NaN and all-ones: a value the kernel fails to write cannot pass.
+    let floats = filled(ctx, total, f32::NAN);
+    let words = c.spec.timesteps * c.spec.batch * c.spec.spatial * c.spec.channels.div_ceil(32);
+    let packed = filled(ctx, words, u32::MAX);
+    for out in [SpikesOut::Floats(&floats), SpikesOut::Packed(&packed)] {
+        record(ctx, |enc| {
+            kernel.dispatch(
+                ctx,
+                enc,
+                &c.conv,
+                &c.spec,
+                (&g.spikes, &g.weights, &g.gamma),
+                &g.state(),
+                g.residual.as_ref(),
+                out,
+            )
+        });
+    }
+    (read(ctx, &floats), read(ctx, &packed))
+}
+
+/// The pair the fused pass replaces, on the GPU: the popcount conv, then the eval tail.
+fn chain(ctx: &GpuContext, c: &Case) -> Vec<f32> {
+    let g = OnGpu::new(ctx, c);
+    let (popcount, tail) = (
+        BinaryConvPopcount::new(ctx).unwrap(),
+        BnAgmmLifEval::new(ctx).unwrap(),
+    );
+    let x = zeros(ctx, c.conv.output_len());
+    let out = zeros(ctx, c.spec.timesteps * c.spec.elements());
+    record(ctx, |enc| {
+        popcount.dispatch(ctx, enc, &c.conv, &g.spikes, &g.weights, &g.gamma, &x)?;
+        tail.dispatch(ctx, enc, &c.spec, &x, &g.state(), g.residual.as_ref(), &out)
+    });
+    read(ctx, &out)
+}
+
+#[test]
+fn binary_conv_lif_eval_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let kernel = BinaryConvLif::new(&ctx).unwrap();
+    let areas = [SpikeArea::SPIKES, SpikeArea::new(4).unwrap()];
+    let mut fired = 0.0;
+    let mut neurons = 0usize;
+    for i in 0..12 {
+        let c = case(i, areas[usize::from(i >= 9)]);
+        let tag = format!("case {i}: {:?} {:?}", c.conv.shape(), c.spec);
+        assert!(BinaryConvLif::takes(&c.conv, &c.spec), "{tag}");
+        let mut want = vec![0.0; c.spec.timesteps * c.spec.elements()];
+        let operands = (&c.spikes[..], &c.weights[..], &c.gamma[..]);
+        let residual = c.residual.as_deref();
+        cpu::fused::binary_conv_lif_eval(&c.conv, &c.spec, operands, &c.bn(), residual, &mut want);
+        let mut want_packed =
+            vec![
+                0;
+                c.spec.timesteps * c.spec.batch * c.spec.spatial * c.spec.channels.div_ceil(32)
+            ];
+        cpu::fused::binary_conv_lif_eval_packed(
+            &c.conv,
+            &c.spec,
+            operands,
+            &c.bn(),
+            residual,
+            &mut want_packed,
+        );
+        let (got, got_packed) = fused(&ctx, &kernel, &c);
+        assert_exact(&format!("{tag}: spikes"), &got, &want);
+        assert_exact(&format!("{tag}: packed spikes"), &got_packed, &want_packed);
+        assert_exact(
+            &format!("{tag}: against the GPU pair"),
+            &got,
+            &chain(&ctx, &c),
+        );
+        fired += want.iter().sum::<f32>();
+        neurons += want.len();
+    }
+    // The cases test something: neither silent nor saturated.
+    let rate = fired / neurons as f32;
+    assert!((0.05..0.6).contains(&rate), "firing rate {rate}");
+}
+
+#[test]
+fn binary_conv_lif_eval_refuses_what_it_does_not_take() {
+    let Some(ctx) = gpu() else { return };
+    let kernel = BinaryConvLif::new(&ctx).unwrap();
+    let c = case(0, SpikeArea::SPIKES);
+    let g = OnGpu::new(&ctx, &c);
+    let total = c.spec.timesteps * c.spec.elements();
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    let mut run = |spec: &BnAgmmLifSpec, conv: &PopcountConvParams, residual, out| {
+        kernel.dispatch(
+            &ctx,
+            &mut enc,
+            conv,
+            spec,
+            (&g.spikes, &g.weights, &g.gamma),
+            &g.state(),
+            residual,
+            out,
+        )
+    };
+    let short = zeros::<f32>(&ctx, total - 1);
+    assert_err_contains(
+        run(&c.spec, &c.conv, None, SpikesOut::Floats(&short)),
+        "output",
+    );
+    let short_packed = zeros::<u32>(&ctx, 1);
+    assert_err_contains(
+        run(&c.spec, &c.conv, None, SpikesOut::Packed(&short_packed)),
+        "packed",
+    );
+    let out = zeros::<f32>(&ctx, total);
+    // A shortcut the spec does not add.
+    assert_err_contains(
+        run(&c.spec, &c.conv, Some(&out), SpikesOut::Floats(&out)),
+        "shortcut",
+    );
+    // T past the chunk loop's bound, and a tail whose shape is not the conv's.
+    let long = BnAgmmLifSpec {
+        timesteps: 17,
+        ..c.spec
+    };
+    assert!(!BinaryConvLif::takes(&c.conv, &long));
+    assert_err_contains(
+        run(&long, &c.conv, None, SpikesOut::Floats(&out)),
+        "fused pass",
+    );
+    let other = BnAgmmLifSpec {
+        channels: c.spec.channels + 1,
+        ..c.spec
+    };
+    assert!(!BinaryConvLif::takes(&c.conv, &other));
+}
