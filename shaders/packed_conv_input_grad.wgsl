@@ -92,6 +92,33 @@ fn stored4(at: u32, plane: u32, first_ci: u32, j: u32) -> vec4<f32> {
                      stored(at, plane, first_ci, j + 2u), stored(at, plane, first_ci, j + 3u));
 }
 
+// Stores channels first_ci + j .. + 3 of the pixel at `at` (channel first_ci's index; each
+// channel a plane further), those below C_in.
+fn store4(at: u32, plane: u32, first_ci: u32, j: u32, v: vec4<f32>) {
+    for (var k = 0u; k < 4u; k++) {
+        if (first_ci + j + k < params.in_channels) {
+            grad_input[at + (j + k) * plane] = v[k];
+        }
+    }
+}
+
+// Stores a pixel's 32 sums (where `valid`: a pixel past the row's end is not stored).
+fn store_pixel(at: u32, plane: u32, first_ci: u32, valid: bool, v0: vec4<f32>, v1: vec4<f32>,
+               v2: vec4<f32>, v3: vec4<f32>, v4: vec4<f32>, v5: vec4<f32>, v6: vec4<f32>,
+               v7: vec4<f32>) {
+    if (!valid) {
+        return;
+    }
+    store4(at, plane, first_ci, 0u, v0);
+    store4(at, plane, first_ci, 4u, v1);
+    store4(at, plane, first_ci, 8u, v2);
+    store4(at, plane, first_ci, 12u, v3);
+    store4(at, plane, first_ci, 16u, v4);
+    store4(at, plane, first_ci, 20u, v5);
+    store4(at, plane, first_ci, 24u, v6);
+    store4(at, plane, first_ci, 28u, v7);
+}
+
 // Whether input column x (rx = x + pad - kw) reaches a whole, in-range output column.
 fn reaches(rx: i32) -> bool {
     let s = params.stride;
@@ -322,23 +349,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
         }
     }
-    let s0 = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
-    let s1 = array<vec4<f32>, 8>(b0, b1, b2, b3, b4, b5, b6, b7);
-    let s2 = array<vec4<f32>, 8>(c0, c1, c2, c3, c4, c5, c6, c7);
-    let s3 = array<vec4<f32>, 8>(d0, d1, d2, d3, d4, d5, d6, d7);
-    for (var j = 0u; j < 32u; j++) {
-        if (first_ci + j < params.in_channels) {
-            let o = at + j * in_plane;
-            grad_input[o] = s0[j / 4u][j % 4u];
-            if (e1) {
-                grad_input[o + 1u * s] = s1[j / 4u][j % 4u];
-            }
-            if (e2) {
-                grad_input[o + 2u * s] = s2[j / 4u][j % 4u];
-            }
-            if (e3) {
-                grad_input[o + 3u * s] = s3[j / 4u][j % 4u];
-            }
-        }
-    }
+    // Written without a loop over the channels: lavapipe keeps a loop's dynamically indexed
+    // arrays in per-lane memory.
+    store_pixel(at, in_plane, first_ci, true, a0, a1, a2, a3, a4, a5, a6, a7);
+    store_pixel(at + 1u * s, in_plane, first_ci, e1, b0, b1, b2, b3, b4, b5, b6, b7);
+    store_pixel(at + 2u * s, in_plane, first_ci, e2, c0, c1, c2, c3, c4, c5, c6, c7);
+    store_pixel(at + 3u * s, in_plane, first_ci, e3, d0, d1, d2, d3, d4, d5, d6, d7);
 }
