@@ -12,13 +12,11 @@
 
 // Writes timestep t's spikes of the site q's channels co0.. (bit j: channel co0 + j).
 fn store_spikes(t: u32, q: u32, co0: u32, bits: u32) {
+    let at = site_at(t, q, co0);
     let plane = params.out_h * params.out_w;
-    let b = q / plane;
-    let at = t * params.elements + b * params.out_channels * plane + (q - b * plane);
     for (var j = 0u; j < 16u; j++) {
-        let c = co0 + j;
-        if (c < params.out_channels) {
-            output[at + c * plane] = f32((bits >> j) & 1u);
+        if (co0 + j < params.out_channels) {
+            output[at + j * plane] = f32((bits >> j) & 1u);
         }
     }
 }

@@ -1,6 +1,7 @@
 //! CPU mirrors of the fused kernels in [`crate::kernels::fused`] (same names, same argument
 //! order), written as the shader computes, in f32.
 
+use crate::kernels::conv::ConvShape;
 use crate::kernels::fused::BnAgmmLifSpec;
 use crate::kernels::lif::ResetMode;
 use crate::kernels::popcount::{PackSpikesParams, PopcountConvParams};
@@ -200,4 +201,19 @@ pub fn binary_conv_lif_eval_packed(
     binary_conv_lif_eval(conv, spec, operands, bn, residual, &mut spikes);
     let params = PackSpikesParams::new(spec.timesteps * spec.batch, spec.channels, spec.spatial, 1);
     super::popcount::pack_spikes(&params, &spikes, packed);
+}
+
+/// Mirror of `shaders/conv_direct_lif_eval_packed.wgsl`: the conv of the `B` frames
+/// ([`super::conv::conv2d_forward`], the same (ci, kh, kw) order as `conv_direct`), then
+/// [`bn_agmm_lif_eval_packed`] on the broadcast frame (`spec.broadcast`).
+pub fn conv_direct_lif_eval_packed(
+    shape: &ConvShape,
+    spec: &BnAgmmLifSpec,
+    (input, weight): (&[f32], &[f32]),
+    bn: &BnEval,
+    packed: &mut [u32],
+) {
+    let mut frame = vec![0.0; shape.output_len()];
+    super::conv::conv2d_forward(shape, input, weight, &mut frame);
+    bn_agmm_lif_eval_packed(spec, &frame, bn, None, packed);
 }

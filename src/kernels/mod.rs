@@ -130,6 +130,7 @@ pub mod batchnorm;
 pub mod binarize;
 pub mod conv;
 pub mod conv_direct;
+pub mod conv_lif;
 pub mod elementwise;
 pub mod finite;
 pub mod flips;
@@ -142,7 +143,6 @@ pub mod optim;
 pub mod packed_grad;
 pub mod pool;
 pub mod popcount;
-pub mod popcount_lif;
 pub mod stats;
 
 /// Every kernel the library compiles, in `shaders/` file order.
@@ -163,14 +163,15 @@ pub const KERNELS: &[KernelSource] = &[
     linear::BiasGrad::SOURCE,
     binarize::BinarizeBackward::SOURCE,
     binarize::BinarizeForward::SOURCE,
-    popcount_lif::BinaryConvLif::SOURCE,
-    popcount_lif::BinaryConvLif::SOURCE_PACKED,
+    conv_lif::BinaryConvLif::SOURCE,
+    conv_lif::BinaryConvLif::SOURCE_PACKED,
     popcount::BinaryConvPopcount::SOURCE,
     fused::BnAgmmLifEval::SOURCE,
     fused::BnAgmmLifEvalPacked::SOURCE,
     fused::BnAgmmLifTrain::SOURCE,
     conv::Col2im::SOURCE,
     conv_direct::ConvDirect::SOURCE,
+    conv_lif::ConvDirectLif::SOURCE,
     conv_direct::ConvDirectWeightGrad::SOURCE,
     loss::CrossEntropy::SOURCE,
     gemm::Gemm::REGISTER,

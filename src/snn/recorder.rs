@@ -7,6 +7,7 @@ use crate::kernels::agmm::AgmmForward;
 use crate::kernels::batchnorm::{BatchNorm, BatchNormConfig};
 use crate::kernels::binarize::{BinarizeBackward, BinarizeForward};
 use crate::kernels::conv::Conv2d;
+use crate::kernels::conv_lif::{BinaryConvLif, ConvDirectLif};
 use crate::kernels::elementwise::{Accumulate, ResidualAdd};
 use crate::kernels::finite::CountNonFinite;
 use crate::kernels::flips::{PackSigns, SignFlipCount};
@@ -17,7 +18,6 @@ use crate::kernels::loss::CrossEntropy;
 use crate::kernels::optim::{AdamStep, SgdStep};
 use crate::kernels::packed_grad::{PackedConvInputGrad, PackedConvWeightGrad};
 use crate::kernels::popcount::{BinaryConvPopcount, PackSpikes, PackWeights};
-use crate::kernels::popcount_lif::BinaryConvLif;
 use crate::kernels::stats::Moments;
 
 use super::metrics::Summaries;
@@ -52,7 +52,9 @@ pub struct Kernels {
     pub pack_weights: PackWeights,
     pub popcount: BinaryConvPopcount,
     /// Eval without inspection of a popcount conv unit: the conv and its tail in one pass.
-    pub popcount_lif: BinaryConvLif,
+    pub conv_lif: BinaryConvLif,
+    /// Eval without inspection of the encoder: its direct conv and tail in one pass.
+    pub conv_direct_lif: ConvDirectLif,
     pub packed_weight_grad: PackedConvWeightGrad,
     /// Where the packed input gradient runs (`GpuContext::packed_backward`; not in the browser).
     pub packed_input_grad: Option<PackedConvInputGrad>,
@@ -86,7 +88,8 @@ impl Kernels {
             pack_spikes: PackSpikes::new(ctx)?,
             pack_weights: PackWeights::new(ctx)?,
             popcount: BinaryConvPopcount::new(ctx)?,
-            popcount_lif: BinaryConvLif::new(ctx)?,
+            conv_lif: BinaryConvLif::new(ctx)?,
+            conv_direct_lif: ConvDirectLif::new(ctx)?,
             packed_weight_grad: PackedConvWeightGrad::new(ctx)?,
             packed_input_grad: if ctx.packed_backward.input_grad {
                 Some(PackedConvInputGrad::new(ctx)?)

@@ -10,6 +10,7 @@ use crate::gpu::{GpuBuffer, GpuContext, GpuError};
 use crate::kernels::agmm::{AgmmConfig, AgmmMode, AgmmParams};
 use crate::kernels::batchnorm::{BatchNormSaved, BatchNormShape};
 use crate::kernels::conv::{Conv2d, ConvShape};
+use crate::kernels::conv_lif::{BinaryConvLif, ConvDirectLif, SpikesOut};
 use crate::kernels::elementwise::ElementwiseParams;
 use crate::kernels::fused::{BnAgmmLifSpec, BnAgmmLifTrain, LifAgmmParams, TrainTailOut};
 use crate::kernels::lif::{LifConfig, LifParams};
@@ -18,7 +19,6 @@ use crate::kernels::pool::{AvgPool2d, PoolWindow};
 use crate::kernels::popcount::{
     PackSpikesParams, PackWeightsParams, PopcountConvParams, SpikeArea,
 };
-use crate::kernels::popcount_lif::{BinaryConvLif, SpikesOut};
 use crate::model::Shortcut;
 
 use crate::rng::SeededRng;
@@ -634,7 +634,7 @@ impl ConvUnit {
             Some(packed) => SpikesOut::Packed(packed),
             None => SpikesOut::Floats(io.output),
         };
-        rec.k.popcount_lif.dispatch(
+        rec.k.conv_lif.dispatch(
             rec.ctx,
             rec.enc,
             &conv,
@@ -853,6 +853,26 @@ impl ConvUnit {
         let batch = io.batch;
         self.weight.binarize(rec)?;
         let shape = ConvShape { batch, ..ws.shape };
+        let spec = self.fused_spec(rec, io.timesteps, batch, false, true);
+        if let (false, false, Some(packed)) = (io.train, io.inspect, io.packed_output) {
+            // Eval without inspection, spikes handed over packed: conv and tail in one pass
+            // (`conv_direct_lif_eval_packed`) where the context runs the direct conv (the
+            // unfused path's numbers), the pass takes the shapes and the frames fit one binding.
+            let per_in = (shape.input_len() / batch.max(1) * 4) as u64;
+            let whole = SampleRanges::new(rec.ctx, "conv", batch, &[per_in])?.whole();
+            if rec.ctx.conv_direct && whole && ConvDirectLif::takes(&shape, &spec) {
+                return rec.k.conv_direct_lif.dispatch(
+                    rec.ctx,
+                    rec.enc,
+                    &shape,
+                    &spec,
+                    &frame.input,
+                    self.weight.effective(),
+                    &self.bn.state(),
+                    packed,
+                );
+            }
+        }
         conv_forward(
             rec,
             scratch,
@@ -862,7 +882,6 @@ impl ConvUnit {
             None,
             &frame.conv_out,
         )?;
-        let spec = self.fused_spec(rec, io.timesteps, batch, false, true);
         if io.train {
             return self.record_train_tail(rec, ws, scratch, &spec, &frame.conv_out, None, io);
         }

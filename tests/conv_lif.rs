@@ -1,8 +1,10 @@
-//! `binary_conv_lif_eval` and `binary_conv_lif_eval_packed` (the popcount conv and the eval
-//! tail in one pass, docs/method.md §3-§5) against the composed CPU mirrors and against the GPU
-//! pair they replace (`binary_conv_popcount` then `bn_agmm_lif_eval`), spikes exact: awkward
-//! channel counts (16-channel blocks, 32-bit words), strides, T in and across chunks of four,
-//! averaged inputs, every gate, shortcut and reset rule; and the refusals.
+//! The convs that end in their unit's eval tail, in one pass (docs/method.md §3-§5), against
+//! the composed CPU mirrors and against the GPU pairs they replace, spikes exact:
+//! `binary_conv_lif_eval` and `binary_conv_lif_eval_packed` (after `binary_conv_popcount` then
+//! `bn_agmm_lif_eval`) on awkward channel counts (16-channel blocks, 32-bit words), strides, T
+//! in and across chunks of four, averaged inputs, every gate, shortcut and reset rule; and
+//! `conv_direct_lif_eval_packed` (the encoder: `conv_direct` then `bn_agmm_lif_eval_packed` on
+//! the broadcast frame). And the refusals.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -14,12 +16,13 @@ use bitspike::gpu::{GpuBuffer, GpuContext};
 use bitspike::kernels::agmm::{AgmmAlpha, AgmmConfig, AgmmMode};
 use bitspike::kernels::batchnorm::BatchNormState;
 use bitspike::kernels::conv::ConvShape;
-use bitspike::kernels::fused::{BnAgmmLifEval, BnAgmmLifSpec};
+use bitspike::kernels::conv_direct::ConvDirect;
+use bitspike::kernels::conv_lif::{BinaryConvLif, ConvDirectLif, SpikesOut};
+use bitspike::kernels::fused::{BnAgmmLifEval, BnAgmmLifEvalPacked, BnAgmmLifSpec};
 use bitspike::kernels::lif::{LifConfig, ResetMode};
 use bitspike::kernels::popcount::{
     BinaryConvPopcount, PackSpikesParams, PackWeightsParams, PopcountConvParams, SpikeArea,
 };
-use bitspike::kernels::popcount_lif::{BinaryConvLif, SpikesOut};
 use common::*;
 
 /// One case on the host: the conv over `T * B` images, the tail, and the packed operands.
@@ -292,4 +295,160 @@ fn binary_conv_lif_eval_refuses_what_it_does_not_take() {
         ..c.spec
     };
     assert!(!BinaryConvLif::takes(&c.conv, &other));
+}
+
+/// Encoders (C_in, C_out, H, W, k, stride, pad, B): C_out at and around the 16- and 32-channel
+/// edges, 1 and 3 input channels, mnist's shape.
+const ENCODERS: [(usize, usize, usize, usize, usize, usize, usize, usize); 5] = [
+    (1, 32, 28, 28, 3, 1, 1, 2),
+    (3, 17, 9, 7, 3, 1, 1, 3),
+    (1, 5, 6, 6, 3, 2, 1, 1),
+    (3, 40, 5, 5, 3, 1, 0, 2),
+    (1, 1, 1, 1, 1, 1, 0, 1),
+];
+
+#[test]
+fn conv_direct_lif_eval_packed_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let kernel = ConvDirectLif::new(&ctx).unwrap();
+    let (direct, tail) = (
+        ConvDirect::new(&ctx).unwrap(),
+        BnAgmmLifEvalPacked::new(&ctx).unwrap(),
+    );
+    let mut fired = 0u32;
+    let mut neurons = 0usize;
+    for (i, &(ci, co, h, w, k, stride, pad, batch)) in ENCODERS.iter().enumerate() {
+        for (j, t) in [4, 1, 5, 16].into_iter().enumerate() {
+            let shape = ConvShape::new(batch, ci, co, h, w, k, stride, pad);
+            let spec = BnAgmmLifSpec {
+                timesteps: t,
+                batch,
+                channels: co,
+                spatial: shape.out_h() * shape.out_w(),
+                eps: 1e-5,
+                agmm: gates()[(i + j) % 4],
+                residual: false,
+                broadcast: true,
+                lif: LifConfig {
+                    reset: if (i + j) % 2 == 1 {
+                        ResetMode::Soft
+                    } else {
+                        ResetMode::Hard
+                    },
+                    ..LifConfig::default()
+                },
+            };
+            let tag = format!("{shape:?} {spec:?}");
+            assert!(ConvDirectLif::takes(&shape, &spec), "{tag}");
+            let mut r = rng(300 + 10 * i as u64 + j as u64);
+            let input = uniform(&mut r, shape.input_len(), 0.0, 1.0);
+            let weight = uniform(&mut r, shape.weight_len(), -0.6, 0.6);
+            let c = co;
+            let bn_host = [
+                uniform(&mut r, c, -0.2, 0.2),
+                uniform(&mut r, c, 0.05, 0.6),
+                uniform(&mut r, c, 0.5, 1.5),
+                uniform(&mut r, c, -0.3, 0.6),
+            ];
+            let bn = BnEval {
+                running_mean: &bn_host[0],
+                running_var: &bn_host[1],
+                weight: &bn_host[2],
+                bias: &bn_host[3],
+            };
+            let words = t * batch * spec.spatial * c.div_ceil(32);
+            let mut want = vec![0u32; words];
+            cpu::fused::conv_direct_lif_eval_packed(
+                &shape,
+                &spec,
+                (&input, &weight),
+                &bn,
+                &mut want,
+            );
+            let (x, wt) = (upload(&ctx, &input), upload(&ctx, &weight));
+            let bn_gpu = bn_host.each_ref().map(|v| upload(&ctx, v));
+            let state = BatchNormState {
+                running_mean: &bn_gpu[0],
+                running_var: &bn_gpu[1],
+                weight: &bn_gpu[2],
+                bias: &bn_gpu[3],
+            };
+            let (got, pair) = (filled(&ctx, words, u32::MAX), filled(&ctx, words, u32::MAX));
+            let frame = zeros(&ctx, shape.output_len());
+            record(&ctx, |enc| {
+                kernel.dispatch(&ctx, enc, &shape, &spec, &x, &wt, &state, &got)?;
+                direct.dispatch(&ctx, enc, &shape, &x, &wt, &frame)?;
+                tail.dispatch(&ctx, enc, &spec, &frame, &state, None, &pair)
+            });
+            let got = read(&ctx, &got);
+            assert_exact(
+                &format!("{tag}: against the GPU pair"),
+                &got,
+                &read(&ctx, &pair),
+            );
+            assert_exact(&format!("{tag}: against the CPU mirror"), &got, &want);
+            fired += want.iter().map(|w| w.count_ones()).sum::<u32>();
+            neurons += t * spec.elements();
+        }
+    }
+    let rate = fired as f32 / neurons as f32;
+    assert!((0.05..0.6).contains(&rate), "firing rate {rate}");
+}
+
+#[test]
+fn conv_direct_lif_eval_packed_refuses_what_it_does_not_take() {
+    let Some(ctx) = gpu() else { return };
+    let kernel = ConvDirectLif::new(&ctx).unwrap();
+    let shape = ConvShape::new(2, 1, 20, 6, 6, 3, 1, 1);
+    let spec = BnAgmmLifSpec {
+        timesteps: 4,
+        batch: 2,
+        channels: 20,
+        spatial: 36,
+        eps: 1e-5,
+        agmm: None,
+        residual: false,
+        broadcast: true,
+        lif: LifConfig::default(),
+    };
+    assert!(ConvDirectLif::takes(&shape, &spec));
+    let (x, wt) = (
+        zeros::<f32>(&ctx, shape.input_len()),
+        zeros::<f32>(&ctx, shape.weight_len()),
+    );
+    let bn: [GpuBuffer<f32>; 4] = [0, 1, 2, 3].map(|_| zeros(&ctx, 20));
+    let state = BatchNormState {
+        running_mean: &bn[0],
+        running_var: &bn[1],
+        weight: &bn[2],
+        bias: &bn[3],
+    };
+    let words = 4 * 2 * 36;
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    let mut run = |spec: &BnAgmmLifSpec, shape: &ConvShape, packed: &GpuBuffer<u32>| {
+        kernel.dispatch(&ctx, &mut enc, shape, spec, &x, &wt, &state, packed)
+    };
+    let packed = zeros::<u32>(&ctx, words);
+    assert_err_contains(run(&spec, &shape, &zeros::<u32>(&ctx, words - 1)), "packed");
+    for other in [
+        BnAgmmLifSpec {
+            timesteps: 17,
+            ..spec
+        },
+        BnAgmmLifSpec {
+            broadcast: false,
+            ..spec
+        },
+        BnAgmmLifSpec {
+            residual: true,
+            ..spec
+        },
+        BnAgmmLifSpec { batch: 3, ..spec },
+    ] {
+        assert!(!ConvDirectLif::takes(&shape, &other), "{other:?}");
+        assert_err_contains(run(&other, &shape, &packed), "fused pass");
+    }
+    // A conv the direct form does not run (too many taps per output).
+    let wide = ConvShape::new(2, 64, 20, 6, 6, 3, 1, 1);
+    assert!(!ConvDirectLif::takes(&wide, &spec));
 }
