@@ -229,3 +229,80 @@ fn linear_backward_matches_finite_differences() {
         }
     }
 }
+
+/// The readout form of the forward (`linear_readout`, at most 16 outputs, where the GEMM is the
+/// register-blocked one) against `gemm_register` itself: bit for bit on spike inputs (every
+/// product exact, the same summation order), including K split over several uniform parts and
+/// K not a multiple of 4; and against the CPU mirror on float inputs (within rounding).
+#[test]
+fn linear_readout_equals_the_gemm_on_spikes() {
+    use bitspike::kernels::gemm::{Gemm, GemmShape};
+    use bitspike::kernels::linear::LinearReadout;
+    let Some(ctx) = gpu() else { return };
+    let readout = LinearReadout::new(&ctx).unwrap();
+    let gemm = Gemm::with_variant(&ctx, KernelVariant::RegisterBlocked).unwrap();
+    let mut r = rng(71);
+    // (rows, in, out): 4000 x 10 and 3,000 x 16 split into 3 and 4 parts; 3137 with a last
+    // part of one column.
+    for (n, k, o) in [
+        (1, 1, 1),
+        (67, 5, 3),
+        (300, 3136, 10),
+        (70, 3137, 10),
+        (65, 4000, 10),
+        (9, 3000, 16),
+    ] {
+        let shape = LinearShape::new(n, k, o);
+        assert!(LinearReadout::takes(&shape));
+        let parts = LinearReadout::parts(&shape);
+        assert_eq!(parts.first().map(|p| p.0), Some(0));
+        assert_eq!(parts.last().map(|p| p.1), Some(k));
+        assert!(parts
+            .windows(2)
+            .all(|w| w[0].1 == w[1].0 && w[0].1 % 4 == 0));
+        let x = spikes(&mut r, n * k, 0.2);
+        let w = uniform(&mut r, o * k, -1.0, 1.0);
+        let (xb, wb) = (upload(&ctx, &x), upload(&ctx, &w));
+        let (got, want) = (filled(&ctx, n * o, f32::NAN), filled(&ctx, n * o, f32::NAN));
+        record(&ctx, |enc| {
+            readout.dispatch(&ctx, enc, &shape, &xb, &wb, &got)?;
+            let g = GemmShape::new(n, o, k).transpose(false, true);
+            gemm.dispatch(&ctx, enc, &g, &xb, &wb, &want)
+        });
+        let got = read(&ctx, &got);
+        assert_exact(
+            &format!("readout vs gemm_register {shape:?} ({} parts)", parts.len()),
+            &got,
+            &read(&ctx, &want),
+        );
+        // Float inputs: the CPU mirror's sums, within rounding.
+        let xf = uniform(&mut r, n * k, -1.0, 1.0);
+        let xb = upload(&ctx, &xf);
+        let out = zeros(&ctx, n * o);
+        record(&ctx, |enc| {
+            readout.dispatch(&ctx, enc, &shape, &xb, &wb, &out)
+        });
+        let mut cpu_y = vec![0.0; n * o];
+        cpu::linear::linear_forward(&shape, &xf, &w, None, &mut cpu_y);
+        assert_close(
+            &format!("readout vs CPU {shape:?}"),
+            &read(&ctx, &out),
+            &cpu_y,
+            1e-4,
+            1e-4,
+        );
+    }
+    // More outputs than one invocation keeps: refused (the layer takes the GEMM).
+    let wide = LinearShape::new(2, 8, 17);
+    assert!(!LinearReadout::takes(&wide));
+    let (x, w, y) = (
+        zeros::<f32>(&ctx, 16),
+        zeros::<f32>(&ctx, 136),
+        zeros::<f32>(&ctx, 34),
+    );
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    assert_err_contains(
+        readout.dispatch(&ctx, &mut enc, &wide, &x, &w, &y),
+        "at most 16",
+    );
+}

@@ -103,9 +103,147 @@ kernel! {
     }
 }
 
+/// Mirrors `struct ReadoutParams` in `shaders/linear_readout.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct ReadoutParams {
+    pub rows: u32,
+    pub in_features: u32,
+    /// The columns of the weight this dispatch reads: k_start..k_end.
+    pub k_start: u32,
+    pub k_end: u32,
+    /// 1: continue the sums `y` holds (every part after the first).
+    pub resume: u32,
+    pub _pad: [u32; 3],
+}
+const _: () = assert!(std::mem::size_of::<ReadoutParams>() == 32);
+
+/// `linear_readout`: `y [N, out] = x [N, in] * weight^T` for at most
+/// [`LinearReadout::MAX_OUTPUTS`] outputs, in `gemm_register`'s summation order (bit for bit its
+/// result on spike inputs) without its 64x64 tiles; the weights from a 64 KiB uniform copy,
+/// `in` split into parts whose columns fit it. One pipeline per output count, on first use.
+pub struct LinearReadout {
+    weights: wgpu::Buffer,
+}
+
+impl LinearReadout {
+    pub const NAME: &'static str = "linear_readout";
+    pub const SOURCE: crate::gpu::KernelSource = kernel_source!("linear_readout", ReadoutParams);
+    const SPECIALISED: crate::gpu::Specialised =
+        crate::gpu::Specialised::new(Self::SOURCE, &["OUTS"]);
+    /// The most outputs one invocation keeps (its sums in registers).
+    pub const MAX_OUTPUTS: usize = 16;
+    /// f32 values of the weights' uniform copy (64 KiB).
+    const WORDS: usize = 16_384;
+
+    pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
+        Ok(Self {
+            weights: ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("linear_readout weights (uniform)"),
+                size: (Self::WORDS * 4) as u64,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+        })
+    }
+
+    /// Whether the readout takes `shape` (at most [`Self::MAX_OUTPUTS`] outputs).
+    pub fn takes(shape: &LinearShape) -> bool {
+        (1..=Self::MAX_OUTPUTS).contains(&shape.out_features)
+    }
+
+    /// The column ranges of the parts: as many columns as fit the uniform, a multiple of 4
+    /// (so every part but the last holds whole groups of four, as the GEMM sums them).
+    pub fn parts(shape: &LinearShape) -> Vec<(usize, usize)> {
+        let per = (Self::WORDS / shape.out_features.max(1)) & !3;
+        (0..shape.in_features)
+            .step_by(per.max(4))
+            .map(|k| (k, (k + per).min(shape.in_features)))
+            .collect()
+    }
+
+    /// Records `y = x * weight^T` (overwritten): per part, the copy of its weight columns and
+    /// the dispatch.
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        shape: &LinearShape,
+        x: &GpuBuffer<f32>,
+        weight: &GpuBuffer<f32>,
+        y: &GpuBuffer<f32>,
+    ) -> Result<(), GpuError> {
+        Linear::check(
+            Self::NAME,
+            shape,
+            &[
+                ("x", x, shape.input_len()),
+                ("weight", weight, shape.weight_len()),
+                ("y", y, shape.output_len()),
+            ],
+        )?;
+        if !Self::takes(shape) {
+            return Err(GpuError::shape(
+                Self::NAME,
+                format!(
+                    "{} outputs: the readout keeps at most {}",
+                    shape.out_features,
+                    Self::MAX_OUTPUTS
+                ),
+            ));
+        }
+        crate::kernels::popcount::check_u32(Self::NAME, "x", shape.input_len())?;
+        let pipeline = Self::SPECIALISED.pipeline(ctx, &[shape.out_features as u32])?;
+        let w = weight.binding();
+        let groups = Workgroups::for_items(shape.batch as u64, 64);
+        for (i, (k0, k1)) in Self::parts(shape).into_iter().enumerate() {
+            let len = k1 - k0;
+            if len == shape.in_features {
+                encoder.copy_buffer_to_buffer(w.buffer, w.offset, &self.weights, 0, w.size);
+            } else {
+                for o in 0..shape.out_features {
+                    let src = (o * shape.in_features + k0) as u64 * 4;
+                    let dst = (o * len) as u64 * 4;
+                    encoder.copy_buffer_to_buffer(
+                        w.buffer,
+                        w.offset + src,
+                        &self.weights,
+                        dst,
+                        len as u64 * 4,
+                    );
+                }
+            }
+            let params = ReadoutParams {
+                rows: shape.batch as u32,
+                in_features: shape.in_features as u32,
+                k_start: k0 as u32,
+                k_end: k1 as u32,
+                resume: (i > 0) as u32,
+                _pad: [0; 3],
+            };
+            ctx.dispatch(
+                encoder,
+                &pipeline,
+                Self::NAME,
+                bytemuck::bytes_of(&params),
+                &[
+                    x.binding(),
+                    crate::gpu::Binding::whole(&self.weights, "linear_readout weights"),
+                    y.binding(),
+                ],
+                groups,
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Linear layer passes (GEMM plus the bias kernels).
 pub struct Linear {
     gemm: Gemm,
+    /// The forward of readouts (few outputs) where the GEMM is `gemm_register`, whose sums it
+    /// reproduces.
+    readout: Option<LinearReadout>,
     bias_add: BiasAdd,
     bias_grad: BiasGrad,
 }
@@ -120,6 +258,10 @@ impl Linear {
     pub fn with_variant(ctx: &GpuContext, variant: KernelVariant) -> Result<Self, GpuError> {
         Ok(Self {
             gemm: Gemm::with_variant(ctx, variant)?,
+            readout: match variant {
+                KernelVariant::RegisterBlocked => Some(LinearReadout::new(ctx)?),
+                _ => None,
+            },
             bias_add: BiasAdd::new(ctx)?,
             bias_grad: BiasGrad::new(ctx)?,
         })
@@ -162,9 +304,16 @@ impl Linear {
                 ("y", y, shape.output_len()),
             ],
         )?;
-        let gemm = GemmShape::new(shape.batch, shape.out_features, shape.in_features)
-            .transpose(false, true);
-        self.gemm.dispatch(ctx, encoder, &gemm, x, weight, y)?;
+        match &self.readout {
+            Some(readout) if LinearReadout::takes(shape) => {
+                readout.dispatch(ctx, encoder, shape, x, weight, y)?
+            }
+            _ => {
+                let gemm = GemmShape::new(shape.batch, shape.out_features, shape.in_features)
+                    .transpose(false, true);
+                self.gemm.dispatch(ctx, encoder, &gemm, x, weight, y)?;
+            }
+        }
         if let Some(bias) = bias {
             self.bias_add
                 .dispatch(ctx, encoder, &shape.bias_params(), bias, y)?;

@@ -180,6 +180,7 @@ pub const KERNELS: &[KernelSource] = &[
     lif::LifBackward::SOURCE,
     fused::LifAgmmBackward::SOURCE,
     lif::LifForward::SOURCE,
+    linear::LinearReadout::SOURCE,
     pool::MaxPoolBackward::SOURCE,
     pool::MaxPoolBackwardScatter::SOURCE,
     pool::MaxPoolForward::SOURCE,
