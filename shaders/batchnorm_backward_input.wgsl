@@ -16,36 +16,27 @@
 // Dispatch: one invocation per run of up to `params.run` consecutive values of one (sample,
 // channel) plane (common/plane_run.wgsl), workgroups of 64, folded 1-D
 // (ceil(N*C*ceil(HW/run) / 64) groups): the channel's five values are loaded once per run (as
-// in batchnorm_apply).
+// in batchnorm_apply). batchnorm_backward_input_vec4 is the same with four values per load and
+// store, where the planes allow.
 
 //!include common/flat_index.wgsl
 //!include common/batchnorm.wgsl
 
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> grad_y: array<f32>;
-@group(0) @binding(3) var<storage, read> save_mean: array<f32>;
-@group(0) @binding(4) var<storage, read> save_invstd: array<f32>;
-@group(0) @binding(5) var<storage, read> weight: array<f32>;
-@group(0) @binding(6) var<storage, read> grad_weight: array<f32>;
-@group(0) @binding(7) var<storage, read> grad_bias: array<f32>;
 @group(0) @binding(8) var<storage, read_write> grad_x: array<f32>;
 
-@compute @workgroup_size(64) fn main(inv: FlatInvocation) {
+//!include common/bn_grad_input.wgsl
+
+@compute @workgroup_size(64)
+fn main(inv: FlatInvocation) {
     let run = plane_run(flat_index(inv, 64u));
     if (run.len == 0u) {
         return;
     }
-    let m = select(params.samples * params.spatial, params.per_channel, params.per_channel != 0u);
-    let inv_m = 1.0 / f32(m);
-    let c = run.c;
-    let invstd = save_invstd[c];
-    let mean = save_mean[c];
-    let scale = weight[c] * invstd;
-    let gb = grad_bias[c];
-    let gw = grad_weight[c];
-    for (var k = 0u; k < run.len; k++) {
-        let i = run.start + k;
-        let xhat = (x[i] - mean) * invstd;
-        grad_x[i] = scale * (grad_y[i] - inv_m * (gb + xhat * gw));
+    let k = bn_grad_coefficients(run.c);
+    for (var j = 0u; j < run.len; j++) {
+        let i = run.start + j;
+        grad_x[i] = bn_grad_input(k, vec4<f32>(x[i]), vec4<f32>(grad_y[i])).x;
     }
 }

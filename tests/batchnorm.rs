@@ -768,3 +768,38 @@ fn batchnorm_split_matches_cpu_reference() {
         );
     }
 }
+
+/// `batchnorm_backward_input_vec4` (planes of a multiple of 4 values, runs of 16 on CPU
+/// rasterisers) against the scalar kernel (runs of 1, `KernelVariant::SharedTiled`): the same
+/// gradient bit for bit.
+#[test]
+fn batchnorm_backward_input_vec4_equals_the_scalar_pass() {
+    let Some((mut ctx, config, bn, mut r)) = setup(17) else {
+        return;
+    };
+    let mut tested = 0;
+    for shape in shapes()
+        .into_iter()
+        .chain([BatchNormShape::new(3, 5, 4), BatchNormShape::new(2, 3, 196)])
+    {
+        if shape.spatial % 4 != 0 || shape.per_channel() < 2 {
+            continue;
+        }
+        let x = activations(&mut r, shape);
+        let grad_y = uniform(&mut r, shape.elements(), -1.0, 1.0);
+        let layer = Layer::random(&mut r, shape.channels);
+        let fwd = cpu_train(&config, shape, &x, &layer);
+        let mut out = Vec::new();
+        for variant in [KernelVariant::RegisterBlocked, KernelVariant::SharedTiled] {
+            ctx.variant = variant;
+            out.push(gpu_backward(&ctx, &bn, shape, &x, &grad_y, &fwd, &layer.weight).0);
+        }
+        assert_exact(
+            &format!("grad_x, vec4 vs scalar, {shape:?}"),
+            &out[0],
+            &out[1],
+        );
+        tested += 1;
+    }
+    assert!(tested >= 3, "only {tested} shapes took the vec4 pass");
+}

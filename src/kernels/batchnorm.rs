@@ -422,6 +422,43 @@ kernel! {
     }
 }
 
+kernel! {
+    /// `batchnorm_backward_input_vec4`: [`BatchNormBackwardInput`] four values per load and
+    /// store, for planes of a multiple of 4 values and runs of a multiple of 4
+    /// ([`BatchNorm::backward_split`] picks it).
+    pub struct BatchNormBackwardInputVec4("batchnorm_backward_input_vec4", BatchNormParams);
+
+    /// Records the dispatch (`grad_weight`/`grad_bias` from [`BatchNormBackwardReduce`]).
+    fn dispatch(
+        params,
+        x: f32,
+        grad_y: f32,
+        save_mean: f32,
+        save_invstd: f32,
+        weight: f32,
+        grad_weight: f32,
+        grad_bias: f32,
+        grad_x: f32,
+    ) -> Workgroups {
+        params.check(
+            Self::NAME,
+            &[
+                ("x", x.len()),
+                ("grad_y", grad_y.len()),
+                ("grad_x", grad_x.len()),
+            ],
+            &[
+                ("save_mean", save_mean.len()),
+                ("save_invstd", save_invstd.len()),
+                ("weight", weight.len()),
+                ("grad_weight", grad_weight.len()),
+                ("grad_bias", grad_bias.len()),
+            ],
+        )?;
+        Workgroups::for_items(params.plane_runs(), RUN_WORKGROUP)
+    }
+}
+
 /// The learned and running state of one batch-norm layer, all `[C]`.
 pub struct BatchNormState<'a> {
     /// Affine gamma.
@@ -452,6 +489,7 @@ pub struct BatchNorm {
     apply: BatchNormApply,
     reduce: BatchNormBackwardReduce,
     input: BatchNormBackwardInput,
+    input_vec4: BatchNormBackwardInputVec4,
 }
 
 impl BatchNorm {
@@ -466,6 +504,7 @@ impl BatchNorm {
             apply: BatchNormApply::new(ctx)?,
             reduce: BatchNormBackwardReduce::new(ctx)?,
             input: BatchNormBackwardInput::new(ctx)?,
+            input_vec4: BatchNormBackwardInputVec4::new(ctx)?,
         })
     }
 
@@ -720,20 +759,26 @@ impl BatchNorm {
                 self.accumulate.dispatch(ctx, encoder, &sum, b, grad_bias)?;
             }
         }
+        // Four values per access where every run starts on one (planes and runs multiples of
+        // 4; the binding windows start on whole samples).
+        let vec4 = shape.spatial % 4 == 0 && ctx.variant.plane_run() % 4 == 0;
         for r in ranges.iter() {
-            self.input.dispatch(
-                ctx,
-                encoder,
-                &params(r),
-                &samples(x, r, per)?,
-                &samples(grad_y, r, per)?,
-                saved.mean,
-                saved.invstd,
-                weight,
-                grad_weight,
-                grad_bias,
-                &samples(grad_x, r, per)?,
-            )?;
+            let (p, xs, gy, gx) = (
+                params(r),
+                samples(x, r, per)?,
+                samples(grad_y, r, per)?,
+                samples(grad_x, r, per)?,
+            );
+            let sums = (saved.mean, saved.invstd, weight, grad_weight, grad_bias);
+            if vec4 {
+                self.input_vec4.dispatch(
+                    ctx, encoder, &p, &xs, &gy, sums.0, sums.1, sums.2, sums.3, sums.4, &gx,
+                )?;
+            } else {
+                self.input.dispatch(
+                    ctx, encoder, &p, &xs, &gy, sums.0, sums.1, sums.2, sums.3, sums.4, &gx,
+                )?;
+            }
         }
         Ok(())
     }

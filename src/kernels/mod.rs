@@ -155,6 +155,7 @@ pub const KERNELS: &[KernelSource] = &[
     pool::AvgPoolForward::SOURCE,
     batchnorm::BatchNormApply::SOURCE,
     batchnorm::BatchNormBackwardInput::SOURCE,
+    batchnorm::BatchNormBackwardInputVec4::SOURCE,
     batchnorm::BatchNormBackwardReduce::SOURCE,
     batchnorm::BatchNormStats::SOURCE,
     batchnorm::BatchNormStatsFinal::SOURCE,
