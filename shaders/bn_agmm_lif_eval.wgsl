@@ -40,7 +40,7 @@
 @group(0) @binding(7) var<storage, read_write> spikes: array<f32>;
 
 fn tail_step(j: u32, t: u32, i: u32, cur: f32, state: ptr<function, NeuronState>) -> f32 {
-    neuron_step(state, t, i, cur);
+    neuron_step(state, t, cur, shortcut_at(i));
     spikes[i] = (*state).s;
     return (*state).s;
 }

@@ -43,7 +43,7 @@ var<private> t_stride: u32;
 var<private> bit: u32;
 
 fn tail_step(j: u32, t: u32, i: u32, cur: f32, state: ptr<function, NeuronState>) -> f32 {
-    neuron_step(state, t, i, cur);
+    neuron_step(state, t, cur, shortcut_at(i));
     if ((*state).s > 0.0) {
         atomicOr(&packed[first_word + j * words + t * t_stride], bit);
     }

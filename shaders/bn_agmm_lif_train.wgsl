@@ -55,7 +55,7 @@ fn tail_step(j: u32, t: u32, i: u32, cur: f32, state: ptr<function, NeuronState>
     if (GATE == 1u) {
         bn_out[i] = cur;
     }
-    let h = neuron_step(state, t, i, cur);
+    let h = neuron_step(state, t, cur, shortcut_at(i));
     if (GATE == 1u) {
         e[i] = (*state).run;
     }

@@ -74,7 +74,7 @@ fn frame_channel(j: u32, at: u32, co0: u32, conv: f32, ch: ptr<function, BlockCh
     let i = at + j * params.out_h * params.out_w;
     var neuron = NeuronState(0.0, 0.0, 0.0);
     for (var t = 0u; t < STEPS; t++) {
-        neuron_step(&neuron, t, i + t * params.elements, cur);
+        neuron_step(&neuron, t, cur, shortcut_at(i + t * params.elements));
         if (neuron.s > 0.0) {
             (*bits)[t] |= 1u << j;
         }

@@ -1052,3 +1052,54 @@ fn bn_agmm_lif_train_counts_over_a_folded_grid() {
         &[count as f32, count as f32, total as f32],
     );
 }
+
+/// `bn_agmm_lif_train_vec4` (planes of a multiple of 4 neurons, runs of 16 on CPU rasterisers,
+/// T <= 16) against the scalar pass (runs of 1, `KernelVariant::SharedTiled`): every output bit
+/// for bit, on every gate, shortcut, broadcast frame and reset rule.
+#[test]
+fn bn_agmm_lif_train_vec4_equals_the_scalar_pass() {
+    let Some(mut ctx) = gpu() else { return };
+    let kernel = BnAgmmLifTrain::new(&ctx).unwrap();
+    let mut vec4_cases = 0;
+    for (i, base) in specs().into_iter().enumerate() {
+        for (batch, channels, spatial) in [(2, 3, 16), (1, 5, 196), (3, 2, 4)] {
+            let spec = BnAgmmLifSpec {
+                batch,
+                channels,
+                spatial,
+                timesteps: [4, 1, 5, 16][i % 4],
+                ..base
+            };
+            let c = case(spec, 1300 + i as u64);
+            let invstd: Vec<f32> = c.var.iter().map(|v| 1.0 / v.sqrt()).collect();
+            let (mean, invstd) = (upload(&ctx, &c.mean), upload(&ctx, &invstd));
+            let saved = BatchNormSaved {
+                mean: &mean,
+                invstd: &invstd,
+            };
+            let mut outs = Vec::new();
+            for variant in VARIANTS {
+                ctx.variant = variant;
+                outs.push(train_on_gpu(&ctx, &kernel, &c, &saved));
+            }
+            ctx.variant = VARIANTS[0];
+            assert!(BnAgmmLifTrain::vec4(&ctx, &spec), "{spec:?}");
+            vec4_cases += 1;
+            let what = format!("training tail, vec4 vs scalar, {spec:?}");
+            assert_exact(&format!("{what} spikes"), &outs[0].spikes, &outs[1].spikes);
+            assert_exact(
+                &format!("{what} membrane"),
+                &outs[0].membrane,
+                &outs[1].membrane,
+            );
+            assert_exact(
+                &format!("{what} summary"),
+                &outs[0].summary,
+                &outs[1].summary,
+            );
+            assert_exact(&format!("{what} bn_out"), &outs[0].bn_out, &outs[1].bn_out);
+            assert_exact(&format!("{what} E"), &outs[0].e, &outs[1].e);
+        }
+    }
+    assert!(vec4_cases > 20);
+}

@@ -15,6 +15,7 @@
 // dynamically indexed arrays made the fused pass 1.5x slower on lavapipe).
 
 //!include common/neuron_step.wgsl
+//!include common/shortcut_at.wgsl
 
 // Row r (0 mean, 1 variance, 2 weight, 3 bias) of channel c.
 fn channel_value(r: u32, c: u32) -> f32 {
@@ -57,7 +58,7 @@ fn channel_step(j: u32, t: u32, at: u32, co0: u32, conv: f32, ch: ptr<function, 
     }
     let cur = bn_value(j, conv, ch);
     var neuron = (*state)[j];
-    neuron_step(&neuron, t, at + j * params.out_h * params.out_w, cur);
+    neuron_step(&neuron, t, cur, shortcut_at(at + j * params.out_h * params.out_w));
     (*state)[j] = neuron;
     return select(0u, 1u << j, neuron.s > 0.0);
 }

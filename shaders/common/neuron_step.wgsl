@@ -1,8 +1,8 @@
 // neuron_step: one timestep of a conv unit's neuron after BN (docs/method.md §2, §4, §5): the
 // AGMM gate, the shortcut, the LIF. One home for the arithmetic of the fused tails
 // (common/neuron_tail.wgsl) and of the popcount convs that end in the tail
-// (common/binary_conv_lif.wgsl). The including kernel's uniform `params` has alpha_const, decay
-// and v_th, and it declares `residual` (read where RESIDUAL = 1).
+// (common/conv_lif_block.wgsl). The including kernel's uniform `params` has alpha_const, decay
+// and v_th; the caller reads the shortcut's value (only where RESIDUAL = 1).
 
 // The stages present: one pipeline per combination (`crate::gpu::Specialised`).
 override GATE: u32 = 0u;
@@ -17,10 +17,11 @@ struct NeuronState {
     s: f32,
 }
 
-// One timestep of a neuron on its BN output `cur` at flat index i: the gate (GATE = 1: E[t] =
-// (1 - alpha[t]) E[t-1] + alpha[t] X[t], X[t] / (1 + exp(-E[t]))), the shortcut (RESIDUAL =
-// 1: + residual[i]) and the LIF (hard or soft reset). Updates the state; returns h[t].
-fn neuron_step(state: ptr<function, NeuronState>, t: u32, i: u32, cur_in: f32) -> f32 {
+// One timestep of a neuron on its BN output `cur`: the gate (GATE = 1: E[t] = (1 - alpha[t])
+// E[t-1] + alpha[t] X[t], X[t] / (1 + exp(-E[t]))), the shortcut (RESIDUAL = 1: + shortcut,
+// its value at this neuron and t) and the LIF (hard or soft reset). Updates the state; returns
+// h[t].
+fn neuron_step(state: ptr<function, NeuronState>, t: u32, cur_in: f32, shortcut: f32) -> f32 {
     var cur = cur_in;
     if (GATE == 1u) {
         var a = 1.0 / f32(t + 1u);
@@ -31,7 +32,7 @@ fn neuron_step(state: ptr<function, NeuronState>, t: u32, i: u32, cur_in: f32) -
         cur = cur / (1.0 + exp(-(*state).run));
     }
     if (RESIDUAL == 1u) {
-        cur = cur + residual[i];
+        cur = cur + shortcut;
     }
     var h: f32;
     if (SOFT_RESET == 1u) {
@@ -43,3 +44,4 @@ fn neuron_step(state: ptr<function, NeuronState>, t: u32, i: u32, cur_in: f32) -
     (*state).u = h;
     return h;
 }
+

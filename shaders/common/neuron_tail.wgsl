@@ -14,6 +14,7 @@
 // every dispatch, and was slower).
 
 //!include common/neuron_step.wgsl
+//!include common/shortcut_at.wgsl
 
 override STEPS: u32 = 0u;
 

@@ -242,7 +242,21 @@ impl BnAgmmLifTrain {
     pub const SOURCE: crate::gpu::KernelSource =
         kernel_source!("bn_agmm_lif_train", BnAgmmLifParams);
     const SPECIALISED: Specialised = Specialised::new(Self::SOURCE, &TAIL_OVERRIDES);
+    /// `bn_agmm_lif_train_vec4`: the same pass four neurons at a time, every tensor accessed as
+    /// vec4s ([`BnAgmmLifTrain::vec4`] says where).
+    pub const SOURCE_VEC4: crate::gpu::KernelSource =
+        kernel_source!("bn_agmm_lif_train_vec4", BnAgmmLifParams);
+    const VEC4: Specialised = Specialised::new(Self::SOURCE_VEC4, &TAIL_OVERRIDES);
     const WORKGROUP: u32 = 64;
+
+    /// Whether a dispatch of `spec` on `ctx` takes the vec4 form: planes of a multiple of 4
+    /// neurons and runs of a multiple of 4 (every run then starts on a vec4), T a pipeline
+    /// constant.
+    pub fn vec4(ctx: &GpuContext, spec: &BnAgmmLifSpec) -> bool {
+        spec.spatial % 4 == 0
+            && ctx.variant.plane_run() % 4 == 0
+            && unrolled_steps(spec.timesteps) > 0
+    }
 
     /// The kernel and its placeholders; its pipelines compile on first use (see
     /// [`BnAgmmLifEval::new`]).
@@ -363,7 +377,10 @@ impl BnAgmmLifTrain {
                 ),
             ));
         }
-        let pipeline = Self::SPECIALISED.pipeline(ctx, &spec.overrides())?;
+        let pipeline = match Self::vec4(ctx, spec) {
+            true => Self::VEC4.pipeline(ctx, &spec.overrides())?,
+            false => Self::SPECIALISED.pipeline(ctx, &spec.overrides())?,
+        };
         ctx.dispatch(
             encoder,
             &pipeline,

@@ -170,6 +170,7 @@ pub const KERNELS: &[KernelSource] = &[
     fused::BnAgmmLifEval::SOURCE,
     fused::BnAgmmLifEvalPacked::SOURCE,
     fused::BnAgmmLifTrain::SOURCE,
+    fused::BnAgmmLifTrain::SOURCE_VEC4,
     conv::Col2im::SOURCE,
     conv_direct::ConvDirect::SOURCE,
     conv_lif::ConvDirectLif::SOURCE,
