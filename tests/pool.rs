@@ -49,6 +49,10 @@ fn cases() -> Vec<([usize; 4], PoolWindow)> {
         ([4, 8, 8, 8], PoolWindow::global(8, 8)),
         ([1, 1, 5, 3], PoolWindow::global(5, 3)),
         ([16, 32, 28, 28], s2),
+        // Rows of a multiple of 4 take maxpool_forward_pairs (two outputs per invocation):
+        // with an odd last row, and a single pair per row.
+        ([2, 3, 7, 8], s2),
+        ([3, 1, 2, 4], s2),
     ]
 }
 

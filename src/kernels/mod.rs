@@ -186,6 +186,7 @@ pub const KERNELS: &[KernelSource] = &[
     pool::MaxPoolBackward::SOURCE,
     pool::MaxPoolBackwardScatter::SOURCE,
     pool::MaxPoolForward::SOURCE,
+    pool::MaxPoolForwardPairs::SOURCE,
     pool::MaxPoolPacked::SOURCE,
     stats::Moments::FINAL,
     stats::Moments::PARTIAL,

@@ -217,6 +217,44 @@ impl MaxPoolForward {
 }
 
 kernel! {
+    /// `maxpool_forward_pairs`: [`MaxPoolForward`] for 2x2 windows of stride 2 on rows of a
+    /// multiple of 4 values ([`MaxPoolForwardPairs::takes`]), two outputs per invocation with
+    /// vec4 loads and vec2 stores; the same outputs and argmax.
+    pub struct MaxPoolForwardPairs("maxpool_forward_pairs", PoolParams);
+
+    /// Records the dispatch: one invocation per pair of outputs.
+    fn dispatch(params, input: f32, output: f32, argmax: u32) -> Workgroups {
+        params.check(
+            Self::NAME,
+            &[("input", input.len())],
+            &[("output", output.len()), ("argmax", argmax.len())],
+        )?;
+        if !Self::takes(params) {
+            return Err(GpuError::shape(
+                Self::NAME,
+                format!("{params:?}: not 2x2 windows of stride 2 on rows of a multiple of 4"),
+            ));
+        }
+        Workgroups::for_items(params.output_len() as u64 / 2, WORKGROUP)
+    }
+}
+
+impl MaxPoolForwardPairs {
+    /// 2x2 windows of stride 2 on rows of a multiple of 4 values: every output pair's eight
+    /// inputs are two aligned vec4s, and the outputs come in aligned pairs.
+    pub fn takes(params: &PoolParams) -> bool {
+        (
+            params.kernel_h,
+            params.kernel_w,
+            params.stride_h,
+            params.stride_w,
+        ) == (2, 2, 2, 2)
+            && params.in_w % 4 == 0
+            && params.in_w > 0
+    }
+}
+
+kernel! {
     /// `maxpool_backward`: argmax and dL/doutput `[P, oH, oW]` -> dL/dinput `[P, H, W]` (gather).
     pub struct MaxPoolBackward("maxpool_backward", PoolParams);
 
@@ -380,6 +418,7 @@ kernel! {
 pub struct MaxPool2d {
     pub window: PoolWindow,
     forward: MaxPoolForward,
+    pairs: MaxPoolForwardPairs,
     backward: MaxPoolBackward,
     scatter: MaxPoolBackwardScatter,
     packed: MaxPoolPacked,
@@ -391,6 +430,7 @@ impl MaxPool2d {
         Ok(Self {
             window,
             forward: MaxPoolForward::new(ctx)?,
+            pairs: MaxPoolForwardPairs::new(ctx)?,
             backward: MaxPoolBackward::new(ctx)?,
             scatter: MaxPoolBackwardScatter::new(ctx)?,
             packed: MaxPoolPacked::new(ctx)?,
@@ -428,14 +468,15 @@ impl MaxPool2d {
         argmax: &GpuBuffer<u32>,
     ) -> Result<(), GpuError> {
         let [n, c, h, w] = shape;
-        self.forward.dispatch(
-            ctx,
-            encoder,
-            &self.params(n, c, h, w)?,
-            input,
-            output,
-            argmax,
-        )
+        let params = self.params(n, c, h, w)?;
+        match MaxPoolForwardPairs::takes(&params) {
+            true => self
+                .pairs
+                .dispatch(ctx, encoder, &params, input, output, argmax),
+            false => self
+                .forward
+                .dispatch(ctx, encoder, &params, input, output, argmax),
+        }
     }
 
     /// Gradient w.r.t. the `[n, c, h, w]` input (overwritten): cleared and scattered for
