@@ -36,6 +36,15 @@ impl KernelVariant {
         }
     }
 
+    /// Whether the element-wise kernels that have a vec4 form take it where the shapes allow
+    /// (four neighbouring values per invocation, each tensor read and written as vec4s): on CPU
+    /// rasterisers a storage access is a loop over the SIMD lanes whatever its width, so a vec4
+    /// access moves four values for the price of one; GPUs keep one value per invocation.
+    /// Results do not depend on it.
+    pub fn vec4_accesses(self) -> bool {
+        matches!(self, KernelVariant::RegisterBlocked)
+    }
+
     /// Output pixels per invocation of `binary_conv_popcount`: 4 on CPU rasterisers, where each
     /// weight load shared by four pixels pays (1.7x at the mnist shapes on lavapipe); 1 on GPUs,
     /// which want many light threads. Results do not depend on it (integer counts).

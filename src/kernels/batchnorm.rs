@@ -761,7 +761,9 @@ impl BatchNorm {
         }
         // Four values per access where every run starts on one (planes and runs multiples of
         // 4; the binding windows start on whole samples).
-        let vec4 = shape.spatial % 4 == 0 && ctx.variant.plane_run() % 4 == 0;
+        let vec4 = ctx.variant.vec4_accesses()
+            && shape.spatial % 4 == 0
+            && ctx.variant.plane_run() % 4 == 0;
         for r in ranges.iter() {
             let (p, xs, gy, gx) = (
                 params(r),

@@ -253,7 +253,8 @@ impl BnAgmmLifTrain {
     /// neurons and runs of a multiple of 4 (every run then starts on a vec4), T a pipeline
     /// constant.
     pub fn vec4(ctx: &GpuContext, spec: &BnAgmmLifSpec) -> bool {
-        spec.spatial % 4 == 0
+        ctx.variant.vec4_accesses()
+            && spec.spatial % 4 == 0
             && ctx.variant.plane_run() % 4 == 0
             && unrolled_steps(spec.timesteps) > 0
     }

@@ -141,6 +141,22 @@ impl LifBackward {
         Self::SOURCE,
         &["SOFT_RESET", "DETACH_RESET", "BROADCAST_INPUT", "STEPS"],
     );
+    /// `lif_backward_vec4`: the same pass four neurons at a time with vec4 accesses
+    /// ([`LifBackward::vec4`] says where).
+    pub const SOURCE_VEC4: crate::gpu::KernelSource =
+        kernel_source!("lif_backward_vec4", LifParams);
+    const VEC4: Specialised = Specialised::new(
+        Self::SOURCE_VEC4,
+        &["SOFT_RESET", "DETACH_RESET", "BROADCAST_INPUT", "STEPS"],
+    );
+
+    /// Whether a dispatch of `params` on `ctx` takes the vec4 form: a multiple of 4 neurons
+    /// per timestep (every vec4 then lies within one timestep) and T a pipeline constant.
+    pub fn vec4(ctx: &crate::gpu::GpuContext, params: &LifParams) -> bool {
+        ctx.variant.vec4_accesses()
+            && params.neurons % 4 == 0
+            && unrolled_steps(params.timesteps as usize) > 0
+    }
 
     /// The kernel; its pipelines compile on first use, one per combination a model needs (T
     /// among the overrides: compiling one up front would compile one the run may never use).
@@ -166,15 +182,17 @@ impl LifBackward {
             ],
         )?;
         params.check_current(Self::NAME, "grad_current", grad_current.len())?;
-        let pipeline = Self::SPECIALISED.pipeline(
-            ctx,
-            &[
-                params.soft_reset.min(1),
-                params.detach_reset.min(1),
-                params.broadcast_input.min(1),
-                unrolled_steps(params.timesteps as usize),
-            ],
-        )?;
+        let overrides = [
+            params.soft_reset.min(1),
+            params.detach_reset.min(1),
+            params.broadcast_input.min(1),
+            unrolled_steps(params.timesteps as usize),
+        ];
+        let vec4 = Self::vec4(ctx, params);
+        let pipeline = match vec4 {
+            true => Self::VEC4.pipeline(ctx, &overrides)?,
+            false => Self::SPECIALISED.pipeline(ctx, &overrides)?,
+        };
         ctx.dispatch(
             encoder,
             &pipeline,
@@ -185,7 +203,8 @@ impl LifBackward {
                 grad_spikes.binding(),
                 grad_current.binding(),
             ],
-            Workgroups::for_items(params.neurons as u64, WORKGROUP),
+            // Four neurons per invocation in the vec4 form.
+            Workgroups::for_items(params.neurons as u64 / if vec4 { 4 } else { 1 }, WORKGROUP),
         )
     }
 }

@@ -180,6 +180,7 @@ pub const KERNELS: &[KernelSource] = &[
     gemm::Gemm::TILED,
     conv::Im2col::SOURCE,
     lif::LifBackward::SOURCE,
+    lif::LifBackward::SOURCE_VEC4,
     fused::LifAgmmBackward::SOURCE,
     lif::LifForward::SOURCE,
     linear::LinearReadout::SOURCE,
