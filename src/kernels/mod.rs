@@ -185,6 +185,7 @@ pub const KERNELS: &[KernelSource] = &[
     lif::LifForward::SOURCE,
     linear::LinearReadout::SOURCE,
     pool::MaxPoolBackward::SOURCE,
+    pool::MaxPoolBackwardPairs::SOURCE,
     pool::MaxPoolBackwardScatter::SOURCE,
     pool::MaxPoolForward::SOURCE,
     pool::MaxPoolForwardPairs::SOURCE,

@@ -255,6 +255,37 @@ impl MaxPoolForwardPairs {
 }
 
 kernel! {
+    /// `maxpool_backward_pairs`: the gradient of [`MaxPoolForwardPairs`]' shapes with an even
+    /// number of rows ([`MaxPoolBackwardPairs::takes`]), two outputs' windows written whole per
+    /// invocation (vec4 stores, no clear first); the scatter form's gradient.
+    pub struct MaxPoolBackwardPairs("maxpool_backward_pairs", PoolParams);
+
+    /// Records the dispatch; `grad_input` is overwritten whole.
+    fn dispatch(params, argmax: u32, grad_output: f32, grad_input: f32) -> Workgroups {
+        params.check(
+            Self::NAME,
+            &[("grad_input", grad_input.len())],
+            &[("argmax", argmax.len()), ("grad_output", grad_output.len())],
+        )?;
+        if !Self::takes(params) {
+            return Err(GpuError::shape(
+                Self::NAME,
+                format!("{params:?}: not 2x2/2 windows covering rows of a multiple of 4"),
+            ));
+        }
+        Workgroups::for_items(params.output_len() as u64 / 2, WORKGROUP)
+    }
+}
+
+impl MaxPoolBackwardPairs {
+    /// [`MaxPoolForwardPairs::takes`] with an even number of rows: the windows cover every
+    /// input element.
+    pub fn takes(params: &PoolParams) -> bool {
+        MaxPoolForwardPairs::takes(params) && params.in_h % 2 == 0
+    }
+}
+
+kernel! {
     /// `maxpool_backward`: argmax and dL/doutput `[P, oH, oW]` -> dL/dinput `[P, H, W]` (gather).
     pub struct MaxPoolBackward("maxpool_backward", PoolParams);
 
@@ -421,6 +452,7 @@ pub struct MaxPool2d {
     pairs: MaxPoolForwardPairs,
     backward: MaxPoolBackward,
     scatter: MaxPoolBackwardScatter,
+    backward_pairs: MaxPoolBackwardPairs,
     packed: MaxPoolPacked,
 }
 
@@ -433,6 +465,7 @@ impl MaxPool2d {
             pairs: MaxPoolForwardPairs::new(ctx)?,
             backward: MaxPoolBackward::new(ctx)?,
             scatter: MaxPoolBackwardScatter::new(ctx)?,
+            backward_pairs: MaxPoolBackwardPairs::new(ctx)?,
             packed: MaxPoolPacked::new(ctx)?,
         })
     }
@@ -492,6 +525,16 @@ impl MaxPool2d {
     ) -> Result<(), GpuError> {
         let [n, c, h, w] = shape;
         let params = self.params(n, c, h, w)?;
+        if MaxPoolBackwardPairs::takes(&params) {
+            return self.backward_pairs.dispatch(
+                ctx,
+                encoder,
+                &params,
+                argmax,
+                grad_output,
+                grad_input,
+            );
+        }
         if params.non_overlapping() {
             grad_input.expect_len(
                 MaxPoolBackwardScatter::NAME,
