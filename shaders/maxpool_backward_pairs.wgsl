@@ -40,6 +40,12 @@ fn main(inv: FlatInvocation) {
     let g = grad_output[pair];
     let top = window.origin;
     let bottom = top + params.in_w;
-    grad_input[(window.base + top) / 4u] = place(g.x, winner.x, top) + place(g.y, winner.y, top);
-    grad_input[(window.base + bottom) / 4u] = place(g.x, winner.x, bottom) + place(g.y, winner.y, bottom);
+    // The left window owns columns 0-1 of the four, the right one 2-3: each value comes from
+    // one window alone (no add, so a gradient of -0.0 stays -0.0, as the scatter form writes it).
+    let tl = place(g.x, winner.x, top);
+    let tr = place(g.y, winner.y, top);
+    let bl = place(g.x, winner.x, bottom);
+    let br = place(g.y, winner.y, bottom);
+    grad_input[(window.base + top) / 4u] = vec4<f32>(tl.x, tl.y, tr.z, tr.w);
+    grad_input[(window.base + bottom) / 4u] = vec4<f32>(bl.x, bl.y, br.z, br.w);
 }

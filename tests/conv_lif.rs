@@ -47,9 +47,15 @@ impl Case {
     }
 }
 
-/// (C_in, C_out, H, W, k, stride, pad, B): C_out below, at and past 16- and 32-channel edges.
-const SHAPES: [(usize, usize, usize, usize, usize, usize, usize, usize); 6] = [
+/// (C_in, C_out, H, W, k, stride, pad, B).
+type ConvCase = (usize, usize, usize, usize, usize, usize, usize, usize);
+
+/// C_out below, at and past 16- and 32-channel edges, and below 4 (rows shorter than a
+/// buffer's 16 bytes).
+const SHAPES: [ConvCase; 8] = [
     (33, 17, 5, 6, 3, 1, 1, 2),
+    (33, 3, 6, 6, 3, 1, 1, 2),
+    (20, 2, 5, 5, 3, 1, 1, 3),
     (31, 5, 7, 7, 3, 2, 1, 1),
     (64, 40, 4, 4, 1, 1, 0, 3),
     (1, 1, 1, 1, 1, 1, 0, 1),
@@ -236,6 +242,10 @@ fn binary_conv_lif_eval_matches_cpu_reference() {
             &got,
             &chain(&ctx, &c),
         );
+        // Every case with room for it fires (a unit silenced by a wrong BN row would not).
+        if want.len() >= 64 {
+            assert!(want.iter().any(|&v| v > 0.0), "{tag}: no spike");
+        }
         fired += want.iter().sum::<f32>();
         neurons += want.len();
     }
@@ -298,9 +308,11 @@ fn binary_conv_lif_eval_refuses_what_it_does_not_take() {
 }
 
 /// Encoders (C_in, C_out, H, W, k, stride, pad, B): C_out at and around the 16- and 32-channel
-/// edges, 1 and 3 input channels, mnist's shape.
-const ENCODERS: [(usize, usize, usize, usize, usize, usize, usize, usize); 5] = [
+/// edges and below 4 (rows shorter than a buffer's 16 bytes), 1 and 3 input channels, mnist's
+/// shape.
+const ENCODERS: [ConvCase; 6] = [
     (1, 32, 28, 28, 3, 1, 1, 2),
+    (1, 3, 8, 8, 3, 1, 1, 2),
     (3, 17, 9, 7, 3, 1, 1, 3),
     (1, 5, 6, 6, 3, 2, 1, 1),
     (3, 40, 5, 5, 3, 1, 0, 2),
@@ -387,6 +399,9 @@ fn conv_direct_lif_eval_packed_matches_cpu_reference() {
                 &read(&ctx, &pair),
             );
             assert_exact(&format!("{tag}: against the CPU mirror"), &got, &want);
+            if t * spec.elements() >= 64 {
+                assert!(want.iter().any(|&w| w != 0), "{tag}: no spike");
+            }
             fired += want.iter().map(|w| w.count_ones()).sum::<u32>();
             neurons += t * spec.elements();
         }
@@ -451,4 +466,52 @@ fn conv_direct_lif_eval_packed_refuses_what_it_does_not_take() {
     // A conv the direct form does not run (too many taps per output).
     let wide = ConvShape::new(2, 64, 20, 6, 6, 3, 1, 1);
     assert!(!ConvDirectLif::takes(&wide, &spec));
+}
+
+/// Two fused passes recorded in one encoder, each copying its own per-channel values into the
+/// kernel's one uniform just before its dispatch: each gets its own (a 2-channel layer, whose
+/// rows are shorter than a buffer's 16-byte minimum, then a 17-channel one).
+#[test]
+fn binary_conv_lif_dispatches_in_one_encoder_keep_their_own_channels() {
+    let Some(ctx) = gpu() else { return };
+    let kernel = BinaryConvLif::new(&ctx).unwrap();
+    let cases = [case(2, SpikeArea::SPIKES), case(0, SpikeArea::SPIKES)];
+    let on_gpu: Vec<OnGpu> = cases.iter().map(|c| OnGpu::new(&ctx, c)).collect();
+    let outs: Vec<GpuBuffer<f32>> = cases
+        .iter()
+        .map(|c| filled(&ctx, c.spec.timesteps * c.spec.elements(), f32::NAN))
+        .collect();
+    record(&ctx, |enc| {
+        for ((c, g), out) in cases.iter().zip(&on_gpu).zip(&outs) {
+            kernel.dispatch(
+                &ctx,
+                enc,
+                &c.conv,
+                &c.spec,
+                (&g.spikes, &g.weights, &g.gamma),
+                &g.state(),
+                g.residual.as_ref(),
+                SpikesOut::Floats(out),
+            )?;
+        }
+        Ok::<(), bitspike::gpu::GpuError>(())
+    });
+    for (c, out) in cases.iter().zip(&outs) {
+        let mut want = vec![0.0; c.spec.timesteps * c.spec.elements()];
+        let operands = (&c.spikes[..], &c.weights[..], &c.gamma[..]);
+        cpu::fused::binary_conv_lif_eval(
+            &c.conv,
+            &c.spec,
+            operands,
+            &c.bn(),
+            c.residual.as_deref(),
+            &mut want,
+        );
+        assert!(want.iter().any(|&v| v > 0.0));
+        assert_exact(
+            &format!("{:?} in a shared encoder", c.spec),
+            &read(&ctx, out),
+            &want,
+        );
+    }
 }

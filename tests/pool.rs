@@ -83,10 +83,11 @@ fn gpu_maxpool(
 ) -> (Vec<f32>, Vec<u32>) {
     let p = params(shape, window);
     let pool = MaxPool2d::new(ctx, window).unwrap();
+    // Garbage-filled: an output the kernel fails to write cannot pass for a zero.
     let (xb, out, arg) = (
         upload(ctx, x),
-        zeros::<f32>(ctx, p.output_len()),
-        zeros::<u32>(ctx, p.output_len()),
+        filled(ctx, p.output_len(), f32::NAN),
+        filled(ctx, p.output_len(), u32::MAX),
     );
     record(ctx, |enc| pool.forward(ctx, enc, shape, &xb, &out, &arg));
     (read(ctx, &out), read(ctx, &arg))

@@ -127,6 +127,45 @@ fn sum_taps(
     out.iter_mut().zip(&acc).for_each(|(y, &a)| *y = a as f32);
 }
 
+/// Mirror of `shaders/conv_direct.wgsl` as it sums: per output, f32 `acc += x * w` over the
+/// taps in (ci, kh, kw) order, padding skipped (what `conv_direct_lif_eval_packed`'s mirror
+/// needs to compare spikes exactly; [`conv2d_forward`] rounds once from f64).
+pub fn conv_direct(shape: &ConvShape, input: &[f32], weight: &[f32], output: &mut [f32]) {
+    let (oh, ow) = (shape.out_h(), shape.out_w());
+    let (kh, kw) = (shape.kernel_h, shape.kernel_w);
+    for n in 0..shape.batch {
+        for co in 0..shape.out_channels {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = 0.0f32;
+                    for ci in 0..shape.in_channels {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let iy = (oy * shape.stride + ky) as isize - shape.padding as isize;
+                                let ix = (ox * shape.stride + kx) as isize - shape.padding as isize;
+                                if iy < 0
+                                    || ix < 0
+                                    || iy >= shape.height as isize
+                                    || ix >= shape.width as isize
+                                {
+                                    continue;
+                                }
+                                let x = input[((n * shape.in_channels + ci) * shape.height
+                                    + iy as usize)
+                                    * shape.width
+                                    + ix as usize];
+                                let w = weight[((co * shape.in_channels + ci) * kh + ky) * kw + kx];
+                                acc += x * w;
+                            }
+                        }
+                    }
+                    output[((n * shape.out_channels + co) * oh + oy) * ow + ox] = acc;
+                }
+            }
+        }
+    }
+}
+
 /// Mirror of `Conv2d::forward` (direct loops, f64 accumulation; no scratch needed).
 pub fn conv2d_forward(shape: &ConvShape, input: &[f32], weight: &[f32], output: &mut [f32]) {
     sum_taps(shape, shape.output_len(), output, |o, i, w| {

@@ -203,9 +203,9 @@ pub fn binary_conv_lif_eval_packed(
     super::popcount::pack_spikes(&params, &spikes, packed);
 }
 
-/// Mirror of `shaders/conv_direct_lif_eval_packed.wgsl`: the conv of the `B` frames
-/// ([`super::conv::conv2d_forward`], the same (ci, kh, kw) order as `conv_direct`), then
-/// [`bn_agmm_lif_eval_packed`] on the broadcast frame (`spec.broadcast`).
+/// Mirror of `shaders/conv_direct_lif_eval_packed.wgsl`: the conv of the `B` frames as
+/// `conv_direct` sums it ([`super::conv::conv_direct`]), then [`bn_agmm_lif_eval_packed`] on
+/// the broadcast frame (`spec.broadcast`).
 pub fn conv_direct_lif_eval_packed(
     shape: &ConvShape,
     spec: &BnAgmmLifSpec,
@@ -214,6 +214,6 @@ pub fn conv_direct_lif_eval_packed(
     packed: &mut [u32],
 ) {
     let mut frame = vec![0.0; shape.output_len()];
-    super::conv::conv2d_forward(shape, input, weight, &mut frame);
+    super::conv::conv_direct(shape, input, weight, &mut frame);
     bn_agmm_lif_eval_packed(spec, &frame, bn, None, packed);
 }

@@ -40,9 +40,18 @@ impl KernelVariant {
     /// (four neighbouring values per invocation, each tensor read and written as vec4s): on CPU
     /// rasterisers a storage access is a loop over the SIMD lanes whatever its width, so a vec4
     /// access moves four values for the price of one; GPUs keep one value per invocation.
-    /// Results do not depend on it.
+    /// Each vec4 form runs its scalar kernel's operations per value (bit for bit on lavapipe,
+    /// tested; a broadcast frame's LIF gradient summed over T > 4 may differ in the last bits,
+    /// where the compiler contracts the two loops' multiply-adds differently).
     pub fn vec4_accesses(self) -> bool {
         matches!(self, KernelVariant::RegisterBlocked)
+    }
+
+    /// Whether the run kernels (a run of `plane_run` values of one plane per invocation) take
+    /// their vec4 form for planes of `spatial` values: [`Self::vec4_accesses`], and planes and
+    /// runs multiples of 4, so that every run starts on a vec4.
+    pub fn vec4_runs(self, spatial: usize) -> bool {
+        self.vec4_accesses() && spatial.is_multiple_of(4) && self.plane_run().is_multiple_of(4)
     }
 
     /// Output pixels per invocation of `binary_conv_popcount`: 4 on CPU rasterisers, where each

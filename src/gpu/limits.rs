@@ -26,6 +26,24 @@ pub const MAX_BUFFER_BYTES: u64 = 256 << 20;
 /// Byte alignment of a binding's offset into its buffer (WebGPU
 /// `minStorageBufferOffsetAlignment`, the default every device is opened with).
 pub const BINDING_OFFSET_ALIGNMENT: u64 = 256;
+/// Bytes in one uniform-buffer binding (WebGPU `maxUniformBufferBindingSize`, 64 KiB): the
+/// kernels that read small operands at workgroup-uniform offsets copy them into a uniform of
+/// this size ([`uniform_copy`]), which lavapipe reads with one broadcast load.
+pub const MAX_UNIFORM_BINDING_BYTES: u64 = 64 << 10;
+/// f32 (or u32) values in one uniform binding.
+pub const UNIFORM_WORDS: usize = (MAX_UNIFORM_BINDING_BYTES / 4) as usize;
+
+/// A uniform buffer of [`MAX_UNIFORM_BINDING_BYTES`] that copies fill just before the dispatch
+/// that reads it (recorded back to back in one encoder, so kernels can share one).
+pub fn uniform_copy(device: &wgpu::Device, label: &str) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: MAX_UNIFORM_BINDING_BYTES,
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
 /// Invocations per workgroup (WebGPU `maxComputeInvocationsPerWorkgroup`).
 pub const MAX_INVOCATIONS_PER_WORKGROUP: u32 = 256;
 /// Workgroup shared memory (WebGPU `maxComputeWorkgroupStorageSize`, 16 KiB).

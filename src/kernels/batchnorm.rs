@@ -455,6 +455,12 @@ kernel! {
                 ("grad_bias", grad_bias.len()),
             ],
         )?;
+        if !params.spatial.is_multiple_of(4) || !params.run.is_multiple_of(4) {
+            return Err(GpuError::shape(
+                Self::NAME,
+                format!("{params:?}: planes and runs must be multiples of 4 (the scalar pass takes the others)"),
+            ));
+        }
         Workgroups::for_items(params.plane_runs(), RUN_WORKGROUP)
     }
 }
@@ -761,9 +767,7 @@ impl BatchNorm {
         }
         // Four values per access where every run starts on one (planes and runs multiples of
         // 4; the binding windows start on whole samples).
-        let vec4 = ctx.variant.vec4_accesses()
-            && shape.spatial % 4 == 0
-            && ctx.variant.plane_run() % 4 == 0;
+        let vec4 = ctx.variant.vec4_runs(shape.spatial);
         for r in ranges.iter() {
             let (p, xs, gy, gx) = (
                 params(r),

@@ -18,7 +18,7 @@ pub const CONV_DIRECT_MAX_TAPS: usize = 27;
 
 /// Bytes of the uniform copy of the weights (`shaders/conv_direct.wgsl`: `array<vec4<f32>,
 /// 4096>`, WebGPU's default `max_uniform_buffer_binding_size`).
-pub const CONV_DIRECT_WEIGHT_BYTES: usize = 65536;
+pub const CONV_DIRECT_WEIGHT_BYTES: usize = crate::gpu::limits::MAX_UNIFORM_BINDING_BYTES as usize;
 
 /// Output channels per invocation (`shaders/conv_direct.wgsl`: four vec4 accumulators).
 const CHANNEL_BLOCK: usize = 16;
@@ -97,12 +97,8 @@ impl ConvDirect {
                 format!("{pixels} pixels per invocation (1 or 4)"),
             ));
         }
-        let weights = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("conv_direct weights (uniform)"),
-            size: CONV_DIRECT_WEIGHT_BYTES as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let weights =
+            crate::gpu::limits::uniform_copy(&ctx.device, "conv_direct weights (uniform)");
         Ok(Self {
             pipeline: Self::SPECIALISED.pipeline(ctx, &[pixels])?,
             pixels,

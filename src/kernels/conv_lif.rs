@@ -7,25 +7,28 @@
 //! - [`ConvDirectLif`]: `conv_direct_lif_eval_packed`, the encoder's direct conv of one frame
 //!   per sample ([`super::conv_direct::ConvDirect`]) and the tail reading it at every timestep.
 //!
-//! Exactly the pairs' spikes (tested against the pairs on the GPU and the composed CPU
-//! mirrors).
+//! Exactly the pairs' spikes on lavapipe (tested against the pairs on the GPU and the composed
+//! CPU mirrors). A GPU compiler may contract `gamma * count - mean` into one multiply-add,
+//! which the pairs round in between (the conv output is stored): there a neuron whose BN output
+//! lies within an ulp of the threshold could spike differently; `tests/conv_lif.rs` on that
+//! GPU would show it (not measured on a GPU yet).
 
 use bytemuck::{Pod, Zeroable};
 
 use super::batchnorm::BatchNormState;
 use super::conv::ConvShape;
-use super::conv_direct::{ConvDirect, ConvDirectParams, CONV_DIRECT_WEIGHT_BYTES};
+use super::conv_direct::{ConvDirect, ConvDirectParams};
 use super::fused::BnAgmmLifSpec;
 use super::lif::{ResetMode, MAX_UNROLLED_STEPS};
 use super::popcount::{PopcountConvParams, POPCOUNT_CHANNEL_BLOCK};
+use crate::gpu::limits::uniform_copy;
 use crate::gpu::{
     check_lens, Binding, GpuBuffer, GpuContext, GpuError, KernelSource, Specialised, Workgroups,
 };
 
 const WORKGROUP: u32 = 64;
-/// 32-bit words of the per-channel uniform (64 KiB, WebGPU's default uniform binding size):
-/// five rows of `C_out` values.
-const CHANNEL_WORDS: usize = 16_384;
+/// 32-bit words of the per-channel uniform: rows of `C_out` values.
+const CHANNEL_WORDS: usize = crate::gpu::limits::UNIFORM_WORDS;
 /// Rows of the per-channel uniform: BN running mean, running variance, weight, bias (and gamma,
 /// for the popcount conv).
 const BN_ROWS: usize = 4;
@@ -79,7 +82,7 @@ impl BinaryConvLif {
     /// The kernels (pipelines on first use) and their 64 KiB uniform.
     pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
         Ok(Self {
-            channels: uniform(ctx, "binary_conv_lif channels (uniform)", CHANNEL_WORDS * 4),
+            channels: uniform_copy(&ctx.device, "binary_conv_lif channels (uniform)"),
         })
     }
 
@@ -206,24 +209,15 @@ impl BinaryConvLif {
     }
 }
 
-/// A uniform buffer of `bytes` that copies fill.
-fn uniform(ctx: &GpuContext, label: &str, bytes: usize) -> wgpu::Buffer {
-    ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some(label),
-        size: bytes as u64,
-        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    })
-}
-
 /// Records copies of `rows` (equal lengths, checked by the caller) one after another into
-/// `dst`, from its start.
+/// `dst`, from its start: exactly their elements (a small buffer's binding is larger: buffers
+/// hold at least 16 bytes).
 fn copy_rows(encoder: &mut wgpu::CommandEncoder, rows: &[&GpuBuffer<f32>], dst: &wgpu::Buffer) {
     let mut at = 0;
     for row in rows {
         let b = row.binding();
-        encoder.copy_buffer_to_buffer(b.buffer, b.offset, dst, at, b.size);
-        at += b.size;
+        encoder.copy_buffer_to_buffer(b.buffer, b.offset, dst, at, row.bytes());
+        at += row.bytes();
     }
 }
 
@@ -290,12 +284,8 @@ impl ConvDirectLif {
     /// The kernel (pipelines on first use) and its two 64 KiB uniforms.
     pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
         Ok(Self {
-            weights: uniform(
-                ctx,
-                "conv_direct_lif weights (uniform)",
-                CONV_DIRECT_WEIGHT_BYTES,
-            ),
-            channels: uniform(ctx, "conv_direct_lif channels (uniform)", CHANNEL_WORDS * 4),
+            weights: uniform_copy(&ctx.device, "conv_direct_lif weights (uniform)"),
+            channels: uniform_copy(&ctx.device, "conv_direct_lif channels (uniform)"),
         })
     }
 

@@ -253,10 +253,7 @@ impl BnAgmmLifTrain {
     /// neurons and runs of a multiple of 4 (every run then starts on a vec4), T a pipeline
     /// constant.
     pub fn vec4(ctx: &GpuContext, spec: &BnAgmmLifSpec) -> bool {
-        ctx.variant.vec4_accesses()
-            && spec.spatial % 4 == 0
-            && ctx.variant.plane_run() % 4 == 0
-            && unrolled_steps(spec.timesteps) > 0
+        ctx.variant.vec4_runs(spec.spatial) && unrolled_steps(spec.timesteps) > 0
     }
 
     /// The kernel and its placeholders; its pipelines compile on first use (see

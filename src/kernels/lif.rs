@@ -154,7 +154,7 @@ impl LifBackward {
     /// per timestep (every vec4 then lies within one timestep) and T a pipeline constant.
     pub fn vec4(ctx: &crate::gpu::GpuContext, params: &LifParams) -> bool {
         ctx.variant.vec4_accesses()
-            && params.neurons % 4 == 0
+            && params.neurons.is_multiple_of(4)
             && unrolled_steps(params.timesteps as usize) > 0
     }
 

@@ -133,17 +133,15 @@ impl LinearReadout {
         crate::gpu::Specialised::new(Self::SOURCE, &["OUTS"]);
     /// The most outputs one invocation keeps (its sums in registers).
     pub const MAX_OUTPUTS: usize = 16;
-    /// f32 values of the weights' uniform copy (64 KiB).
-    const WORDS: usize = 16_384;
+    /// f32 values of the weights' uniform copy.
+    const WORDS: usize = crate::gpu::limits::UNIFORM_WORDS;
 
     pub fn new(ctx: &GpuContext) -> Result<Self, GpuError> {
         Ok(Self {
-            weights: ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("linear_readout weights (uniform)"),
-                size: (Self::WORDS * 4) as u64,
-                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }),
+            weights: crate::gpu::limits::uniform_copy(
+                &ctx.device,
+                "linear_readout weights (uniform)",
+            ),
         })
     }
 
@@ -199,7 +197,7 @@ impl LinearReadout {
         for (i, (k0, k1)) in Self::parts(shape).into_iter().enumerate() {
             let len = k1 - k0;
             if len == shape.in_features {
-                encoder.copy_buffer_to_buffer(w.buffer, w.offset, &self.weights, 0, w.size);
+                encoder.copy_buffer_to_buffer(w.buffer, w.offset, &self.weights, 0, weight.bytes());
             } else {
                 for o in 0..shape.out_features {
                     let src = (o * shape.in_features + k0) as u64 * 4;

@@ -329,9 +329,8 @@ impl PackedConvWeightGrad {
     }
 }
 
-/// 32-bit words of one uniform binding (64 KiB, WebGPU's default
-/// `max_uniform_buffer_binding_size`): the signs' copy and gamma's of [`PackedConvInputGrad`].
-const UNIFORM_WORDS: usize = 16_384;
+/// 32-bit words of one uniform binding: the signs' copy and gamma's of [`PackedConvInputGrad`].
+use crate::gpu::limits::UNIFORM_WORDS;
 
 /// One dispatch of [`PackedConvInputGrad`]: which sums it makes (see the shader's header).
 /// Ranges are `(start, end)`.
@@ -371,14 +370,7 @@ impl PackedConvInputGrad {
     /// here (the general one on first use), and makes the uniform copies.
     pub fn new(ctx: &crate::gpu::GpuContext) -> Result<Self, GpuError> {
         Self::SPECIALISED.pipeline(ctx, &[1])?;
-        let uniform = |label| {
-            ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: (UNIFORM_WORDS * 4) as u64,
-                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            })
-        };
+        let uniform = |label| crate::gpu::limits::uniform_copy(&ctx.device, label);
         Ok(Self {
             signs: uniform("packed_conv_input_grad signs (uniform)"),
             gammas: uniform("packed_conv_input_grad gamma (uniform)"),

@@ -249,7 +249,7 @@ impl MaxPoolForwardPairs {
             params.stride_h,
             params.stride_w,
         ) == (2, 2, 2, 2)
-            && params.in_w % 4 == 0
+            && params.in_w.is_multiple_of(4)
             && params.in_w > 0
     }
 }
@@ -281,7 +281,7 @@ impl MaxPoolBackwardPairs {
     /// [`MaxPoolForwardPairs::takes`] with an even number of rows: the windows cover every
     /// input element.
     pub fn takes(params: &PoolParams) -> bool {
-        MaxPoolForwardPairs::takes(params) && params.in_h % 2 == 0
+        MaxPoolForwardPairs::takes(params) && params.in_h.is_multiple_of(2)
     }
 }
 
