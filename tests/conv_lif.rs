@@ -305,6 +305,21 @@ fn binary_conv_lif_eval_refuses_what_it_does_not_take() {
         ..c.spec
     };
     assert!(!BinaryConvLif::takes(&c.conv, &other));
+    // The layers take it only where no counted timestep is thrown away (T a multiple of 4).
+    for (t, pays) in [
+        (4, true),
+        (8, true),
+        (16, true),
+        (1, false),
+        (2, false),
+        (10, false),
+    ] {
+        let spec = BnAgmmLifSpec {
+            timesteps: t,
+            ..c.spec
+        };
+        assert_eq!(BinaryConvLif::pays(&spec), pays, "T = {t}");
+    }
 }
 
 /// Encoders (C_in, C_out, H, W, k, stride, pad, B): C_out at and around the 16- and 32-channel

@@ -599,8 +599,8 @@ impl ConvUnit {
     /// Eval without inspection of a popcount conv: the conv, BN, AGMM, the shortcut and the LIF
     /// in one pass from the packed input to the spikes (`binary_conv_lif_eval[_packed]`), the
     /// conv output never written. Returns false, having recorded nothing, where the pass does
-    /// not take the shapes or a tensor is larger than one binding (the caller records the conv,
-    /// then the fused tail).
+    /// not take the shapes, would count timesteps it throws away (T not a multiple of 4) or a
+    /// tensor is larger than one binding (the caller records the conv, then the fused tail).
     fn record_conv_eval(
         &self,
         rec: &mut Recorder,
@@ -617,7 +617,7 @@ impl ConvUnit {
         let per_packed = (p.spikes.len() / n * 4) as u64;
         let per_in = (io.input.len() / n * 4) as u64;
         let whole = SampleRanges::new(rec.ctx, "conv", n, &[per_in, per_out, per_packed])?.whole();
-        if !whole || !BinaryConvLif::takes(&conv, &spec) {
+        if !whole || !BinaryConvLif::takes(&conv, &spec) || !BinaryConvLif::pays(&spec) {
             return Ok(false);
         }
         if !p.prepacked {
