@@ -167,6 +167,7 @@ pub const KERNELS: &[KernelSource] = &[
     conv_lif::BinaryConvLif::SOURCE,
     conv_lif::BinaryConvLif::SOURCE_PACKED,
     popcount::BinaryConvPopcount::SOURCE,
+    popcount::BinaryConvPopcount::SOURCE_VEC4,
     fused::BnAgmmLifEval::SOURCE,
     fused::BnAgmmLifEvalPacked::SOURCE,
     fused::BnAgmmLifTrain::SOURCE,

@@ -441,6 +441,21 @@ impl BinaryConvPopcount {
     pub const NAME: &'static str = "binary_conv_popcount";
     pub const SOURCE: KernelSource = kernel_source!("binary_conv_popcount", PopcountConvParams);
     const SPECIALISED: Specialised = Specialised::new(Self::SOURCE, &["PIXELS", "PLANES", "AREA"]);
+    /// `binary_conv_popcount_vec4`: the four-pixel form storing each channel's four pixels as
+    /// one vec4 ([`BinaryConvPopcount::vec4`] says where).
+    pub const SOURCE_VEC4: KernelSource =
+        kernel_source!("binary_conv_popcount_vec4", PopcountConvParams);
+    const VEC4: Specialised = Specialised::new(Self::SOURCE_VEC4, &["PLANES", "AREA"]);
+
+    /// Whether a dispatch of `params` on `ctx` takes the vec4-store form: four pixels per
+    /// invocation, vec4 accesses ([`crate::gpu::KernelVariant::vec4_accesses`]) and output
+    /// planes of a multiple of 4 pixels (an invocation's pixels then lie in one plane, on a
+    /// vec4).
+    pub fn vec4(&self, ctx: &GpuContext, params: &PopcountConvParams) -> bool {
+        self.pixels == 4
+            && ctx.variant.vec4_accesses()
+            && (params.out_h * params.out_w).is_multiple_of(4)
+    }
 
     /// Compiles (or fetches from the cache) the spikes' pipeline (area 1) for `ctx`'s kernel
     /// variant; those for averaged spikes compile on first use.
@@ -474,13 +489,15 @@ impl BinaryConvPopcount {
         let invocations = u64::from(params.pixels).div_ceil(u64::from(self.pixels));
         let [x, z, _] = Workgroups::for_items(invocations, WORKGROUP).counts()?;
         let blocks = (params.out_channels as usize).div_ceil(POPCOUNT_CHANNEL_BLOCK) as u32;
-        let averaged;
-        let pipeline = if params.area == 1 {
+        let other;
+        let pipeline = if self.vec4(ctx, params) {
+            other = Self::VEC4.pipeline(ctx, &[params.planes, params.area])?;
+            &other
+        } else if params.area == 1 {
             &self.pipeline
         } else {
-            averaged =
-                Self::SPECIALISED.pipeline(ctx, &[self.pixels, params.planes, params.area])?;
-            &averaged
+            other = Self::SPECIALISED.pipeline(ctx, &[self.pixels, params.planes, params.area])?;
+            &other
         };
         ctx.dispatch(
             encoder,
