@@ -40,16 +40,15 @@
 const WG: u32 = 64u;
 
 //!include common/workgroup_sum2.wgsl
+//!include common/train_tail.wgsl
 //!include common/neuron_tail.wgsl
 
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> bn: array<f32>;
 @group(0) @binding(3) var<storage, read> residual: array<f32>;
 @group(0) @binding(4) var<storage, read_write> bn_out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> e: array<f32>;
 @group(0) @binding(6) var<storage, read_write> membrane: array<f32>;
 @group(0) @binding(7) var<storage, read_write> spikes: array<f32>;
-@group(0) @binding(8) var<storage, read_write> partials: array<f32>;
 
 fn tail_step(j: u32, t: u32, i: u32, cur: f32, state: ptr<function, NeuronState>) -> f32 {
     if (GATE == 1u) {
@@ -69,13 +68,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         @builtin(local_invocation_index) lid: u32) {
     let g = group_index(wid, nwg);
     let span = neuron_run(g * WG + lid);
-    let c = span.c;
-    let channels = params.channels;
-    let k = bn[channels + c] * bn[2u * channels + c];
-    let count = run_neurons(span, bn[c], k, bn[3u * channels + c]);
-    let total = workgroup_sum2(lid, count, count);
-    if (lid == 0u && 2u * g + 1u < arrayLength(&partials)) {
-        partials[2u * g] = total.x;
-        partials[2u * g + 1u] = total.y;
-    }
+    let t = tail_bn(span.c);
+    store_count(g, lid, run_neurons(span, t.m, t.k, t.b));
 }

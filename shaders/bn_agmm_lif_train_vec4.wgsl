@@ -18,19 +18,18 @@
 const WG: u32 = 64u;
 
 //!include common/workgroup_sum2.wgsl
+//!include common/train_tail.wgsl
 //!include common/neuron_step.wgsl
 
 // T (at most lif::MAX_UNROLLED_STEPS): the time loop has a constant bound.
 override STEPS: u32 = 1u;
 
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> bn: array<f32>;
 @group(0) @binding(3) var<storage, read> residual: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> bn_out: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> e: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> membrane: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> spikes: array<vec4<f32>>;
-@group(0) @binding(8) var<storage, read_write> partials: array<f32>;
 
 // The run's neurons four at a time, BN applied as (x - m) * k + b; returns the spike count.
 fn run_neurons4(span: PlaneRun, m: f32, k: f32, b: f32) -> f32 {
@@ -76,13 +75,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         @builtin(local_invocation_index) lid: u32) {
     let g = group_index(wid, nwg);
     let span = neuron_run(g * WG + lid);
-    let c = span.c;
-    let channels = params.channels;
-    let k = bn[channels + c] * bn[2u * channels + c];
-    let count = run_neurons4(span, bn[c], k, bn[3u * channels + c]);
-    let total = workgroup_sum2(lid, count, count);
-    if (lid == 0u && 2u * g + 1u < arrayLength(&partials)) {
-        partials[2u * g] = total.x;
-        partials[2u * g + 1u] = total.y;
-    }
+    let t = tail_bn(span.c);
+    store_count(g, lid, run_neurons4(span, t.m, t.k, t.b));
 }

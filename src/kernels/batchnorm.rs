@@ -386,6 +386,29 @@ kernel! {
     }
 }
 
+impl BatchNormParams {
+    /// The lengths `batchnorm_backward_input` and its vec4 form check: x, grad_y and grad_x
+    /// (`[N, C, HW]`), then save_mean, save_invstd, weight, grad_weight and grad_bias (`[C]`).
+    fn check_backward_input(
+        &self,
+        kernel: &'static str,
+        [x, grad_y, grad_x]: [usize; 3],
+        [mean, invstd, weight, grad_weight, grad_bias]: [usize; 5],
+    ) -> Result<(), GpuError> {
+        self.check(
+            kernel,
+            &[("x", x), ("grad_y", grad_y), ("grad_x", grad_x)],
+            &[
+                ("save_mean", mean),
+                ("save_invstd", invstd),
+                ("weight", weight),
+                ("grad_weight", grad_weight),
+                ("grad_bias", grad_bias),
+            ],
+        )
+    }
+}
+
 kernel! {
     /// `batchnorm_backward_input`:
     /// `dx = weight * invstd / M * (M * dy - grad_bias - xhat * grad_weight)`.
@@ -403,19 +426,15 @@ kernel! {
         grad_bias: f32,
         grad_x: f32,
     ) -> Workgroups {
-        params.check(
+        params.check_backward_input(
             Self::NAME,
-            &[
-                ("x", x.len()),
-                ("grad_y", grad_y.len()),
-                ("grad_x", grad_x.len()),
-            ],
-            &[
-                ("save_mean", save_mean.len()),
-                ("save_invstd", save_invstd.len()),
-                ("weight", weight.len()),
-                ("grad_weight", grad_weight.len()),
-                ("grad_bias", grad_bias.len()),
+            [x.len(), grad_y.len(), grad_x.len()],
+            [
+                save_mean.len(),
+                save_invstd.len(),
+                weight.len(),
+                grad_weight.len(),
+                grad_bias.len(),
             ],
         )?;
         Workgroups::for_items(params.plane_runs(), RUN_WORKGROUP)
@@ -440,19 +459,15 @@ kernel! {
         grad_bias: f32,
         grad_x: f32,
     ) -> Workgroups {
-        params.check(
+        params.check_backward_input(
             Self::NAME,
-            &[
-                ("x", x.len()),
-                ("grad_y", grad_y.len()),
-                ("grad_x", grad_x.len()),
-            ],
-            &[
-                ("save_mean", save_mean.len()),
-                ("save_invstd", save_invstd.len()),
-                ("weight", weight.len()),
-                ("grad_weight", grad_weight.len()),
-                ("grad_bias", grad_bias.len()),
+            [x.len(), grad_y.len(), grad_x.len()],
+            [
+                save_mean.len(),
+                save_invstd.len(),
+                weight.len(),
+                grad_weight.len(),
+                grad_bias.len(),
             ],
         )?;
         if !params.spatial.is_multiple_of(4) || !params.run.is_multiple_of(4) {

@@ -69,6 +69,15 @@ pub struct PoolParams {
 const _: () = assert!(std::mem::size_of::<PoolParams>() == 48);
 
 impl PoolParams {
+    /// A shape error naming the kernel and these params unless `ok` (a form that takes only
+    /// some shapes refusing the others: `what` says what it needs).
+    fn require(&self, kernel: &'static str, ok: bool, what: &str) -> Result<(), GpuError> {
+        match ok {
+            true => Ok(()),
+            false => Err(GpuError::shape(kernel, format!("{self:?}: {what}"))),
+        }
+    }
+
     /// Params for pooling `planes` planes of `in_h x in_w` with `window`; the output size is
     /// `(in - kernel) / stride + 1` (floor). Fails when the window does not fit or a kernel or
     /// stride is zero.
@@ -229,12 +238,7 @@ kernel! {
             &[("input", input.len())],
             &[("output", output.len()), ("argmax", argmax.len())],
         )?;
-        if !Self::takes(params) {
-            return Err(GpuError::shape(
-                Self::NAME,
-                format!("{params:?}: not 2x2 windows of stride 2 on rows of a multiple of 4"),
-            ));
-        }
+        params.require(Self::NAME, Self::takes(params), "not 2x2 windows of stride 2 on rows of a multiple of 4")?;
         Workgroups::for_items(params.output_len() as u64 / 2, WORKGROUP)
     }
 }
@@ -267,12 +271,7 @@ kernel! {
             &[("grad_input", grad_input.len())],
             &[("argmax", argmax.len()), ("grad_output", grad_output.len())],
         )?;
-        if !Self::takes(params) {
-            return Err(GpuError::shape(
-                Self::NAME,
-                format!("{params:?}: not 2x2/2 windows covering rows of a multiple of 4"),
-            ));
-        }
+        params.require(Self::NAME, Self::takes(params), "not 2x2/2 windows covering rows of a multiple of 4")?;
         Workgroups::for_items(params.output_len() as u64 / 2, WORKGROUP)
     }
 }
